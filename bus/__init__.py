@@ -1,0 +1,38 @@
+"""jetjobs bus: the only package that talks to NATS.
+
+Services see small typed pieces: `Bus` (connection + publisher), `PullConsumer`
+with `decode`/`settle`, `TemplateBoard`, and `ApiServer`/`ApiClient`.
+"""
+
+from .api import ApiClient, ApiServer
+from .connection import BusUnavailable
+from .consume import Ack, Action, Delivery, Invalid, Nak, PullConsumer, Term, decode, settle
+from .infra import InfrastructureDrift, Layout
+from .publish import Publisher, PublishFailed, encode
+from .session import Bus
+from .templates import Loaded, Removed, TemplateBoard, TemplateChange
+
+__all__ = [
+    "Ack",
+    "Action",
+    "ApiClient",
+    "ApiServer",
+    "Bus",
+    "BusUnavailable",
+    "Delivery",
+    "InfrastructureDrift",
+    "Invalid",
+    "Layout",
+    "Loaded",
+    "Nak",
+    "PublishFailed",
+    "Publisher",
+    "PullConsumer",
+    "Removed",
+    "TemplateBoard",
+    "TemplateChange",
+    "Term",
+    "decode",
+    "encode",
+    "settle",
+]

@@ -1,0 +1,122 @@
+"""The store's API as a NATS micro service, and the client every caller uses."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
+
+import structlog
+from nats import micro
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.micro.request import Request
+from nats.micro.service import Service
+from pydantic import BaseModel, ValidationError
+
+from contracts import subjects as s
+from contracts.api import OPERATIONS, ApiError, ApiFailure, Operation
+from contracts.errors import describe
+
+log = structlog.get_logger("jetjobs.bus")
+
+R = TypeVar("R", bound=BaseModel)
+Handler = Callable[[BaseModel], Awaitable[BaseModel]]
+
+ERROR_HEADER = "Nats-Service-Error"
+ERROR_CODE_HEADER = "Nats-Service-Error-Code"
+
+
+async def _reply_error(request: Request, code: int, message: str) -> None:
+    body = ApiError(error=message, code=code).model_dump_json().encode()
+    await request.respond_error(str(code), message.replace("\n", " ")[:1000], data=body)
+
+
+async def _answer(request: Request, op: str, spec: Operation, handler: Handler) -> None:
+    try:
+        parsed = spec.request.model_validate_json(request.data or b"{}")
+    except ValidationError as error:
+        await _reply_error(request, 400, f"{op}: {describe(error)}")
+        return
+    try:
+        reply = await handler(parsed)
+    except ApiFailure as failure:
+        await _reply_error(request, failure.code, failure.message)
+        return
+    except Exception:
+        log.exception("api.failed", operation=op)
+        await _reply_error(request, 500, f"{op}: internal error in the store; its log has the details")
+        return
+    await request.respond(reply.model_dump_json().encode())
+
+
+class ApiServer:
+    """Serves every operation in `contracts.api.OPERATIONS`, each request in its
+    own task (nats-py runs one handler at a time per endpoint)."""
+
+    def __init__(self, handlers: Mapping[str, Handler]) -> None:
+        missing = set(OPERATIONS) - set(handlers)
+        if missing:
+            raise ValueError(f"no handler for API operations: {', '.join(sorted(missing))}")
+        self._handlers = handlers
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._service: Service | None = None
+
+    def _endpoint(self, op: str) -> Callable[[Request], Awaitable[None]]:
+        spec, handler = OPERATIONS[op], self._handlers[op]
+
+        async def receive(request: Request) -> None:
+            task = asyncio.create_task(_answer(request, op, spec, handler))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        return receive
+
+    async def start(self, nc: Client, version: str) -> None:
+        """Register the service; it answers `$SRV.PING`, `$SRV.INFO` and `$SRV.STATS`."""
+        self._service = await micro.add_service(
+            nc,
+            name=s.API_SERVICE,
+            version=version,
+            description="jetjobs store: companies, applications, templates and jobs",
+            queue_group="jetjobs-store",
+        )
+        for op, spec in OPERATIONS.items():
+            await self._service.add_endpoint(
+                name=op.replace(".", "-"),
+                subject=s.api_subject(op),
+                handler=self._endpoint(op),
+                metadata={"description": spec.description},
+            )
+
+    async def stop(self) -> None:
+        """Stop answering and let the requests in flight finish."""
+        if self._service is not None:
+            await self._service.stop()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class ApiClient:
+    """Calls `jetjobs.api.<op>`; every failure becomes an `ApiFailure` with a clear message."""
+
+    def __init__(self, nc: Client, timeout: float = 10.0) -> None:
+        self._nc = nc
+        self._timeout = timeout
+
+    async def call(self, op: str, request: BaseModel, reply: type[R]) -> R:
+        """Send one request and decode its reply."""
+        subject = s.api_subject(op)
+        try:
+            msg = await self._nc.request(subject, request.model_dump_json().encode(), timeout=self._timeout)
+        except NoRespondersError:
+            raise ApiFailure(
+                503, "no jetjobs store is answering: start `jetjobs store` or `jetjobs up`"
+            ) from None
+        except (NatsTimeout, TimeoutError):
+            raise ApiFailure(504, f"the store did not answer {op} within {self._timeout:g} s") from None
+        headers = msg.headers or {}
+        if ERROR_CODE_HEADER in headers:
+            raise ApiFailure(int(headers[ERROR_CODE_HEADER]), headers.get(ERROR_HEADER, "error"))
+        return reply.model_validate_json(msg.data)

@@ -1,0 +1,185 @@
+"""Every stream, consumer and KV bucket jetjobs needs, declared in one place
+and reconciled with the server at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+from contracts import subjects as s
+
+log = structlog.get_logger("jetjobs.bus")
+
+DAY = 86400.0
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+class InfrastructureDrift(Exception):
+    """A stream or consumer on the server differs from what jetjobs declares
+    in a way the server will not update in place."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The knobs an operator may turn; everything else is fixed by the contract."""
+
+    replicas: int = 1
+    dedup_window: float = 600.0
+    events_max_age: float = 30 * DAY
+    logs_max_age: float = DAY
+    logs_max_bytes: int = 1024**3
+    ack_wait: float = 30.0
+    lease_ttl: float = 10.0
+
+    def streams(self) -> list[StreamConfig]:
+        """The four streams of the public subject contract."""
+        return [
+            self._stream(
+                name=s.DISPATCH_STREAM,
+                description="job messages waiting for an executor",
+                subjects=[s.DISPATCH_ALL],
+                retention=RetentionPolicy.INTEREST,
+                duplicate_window=self.dedup_window,
+                allow_msg_ttl=True,
+            ),
+            self._stream(
+                name=s.EVENTS_STREAM,
+                description="job lifecycle events",
+                subjects=[s.EVENTS_ALL],
+                retention=RetentionPolicy.LIMITS,
+                max_age=self.events_max_age,
+                duplicate_window=120.0,
+            ),
+            self._stream(
+                name=s.LOGS_STREAM,
+                description="job stdout/stderr chunks",
+                subjects=[s.LOGS_ALL],
+                retention=RetentionPolicy.LIMITS,
+                max_age=self.logs_max_age,
+                max_bytes=self.logs_max_bytes,
+            ),
+            self._stream(
+                name=s.DEAD_STREAM,
+                description="messages no executor could run, with the reason",
+                subjects=[s.DEAD_ALL],
+                retention=RetentionPolicy.LIMITS,
+                duplicate_window=120.0,
+            ),
+        ]
+
+    def _stream(self, **fields: Any) -> StreamConfig:
+        return StreamConfig(
+            storage=StorageType.FILE,
+            num_replicas=self.replicas,
+            max_msg_size=MAX_MESSAGE_BYTES,
+            discard=DiscardPolicy.OLD,
+            **fields,
+        )
+
+    def store_consumers(self) -> list[tuple[str, ConsumerConfig]]:
+        """The store's durable consumers: one per stream it projects."""
+        return [
+            (stream, self._durable(name, subject, "store: project into Postgres"))
+            for stream, name, subject in (
+                (s.DISPATCH_STREAM, s.STORE_DISPATCH_CONSUMER, s.DISPATCH_ALL),
+                (s.EVENTS_STREAM, s.STORE_EVENTS_CONSUMER, s.EVENTS_ALL),
+                (s.DEAD_STREAM, s.STORE_DEAD_CONSUMER, s.DEAD_ALL),
+            )
+        ]
+
+    def pool_consumer(self, pool: str) -> ConsumerConfig:
+        """The durable consumer every executor of `pool` pulls from."""
+        return self._durable(s.pool_consumer(pool), s.pool_filter(pool), f"executors of pool {pool}")
+
+    def _durable(self, name: str, subject: str, description: str) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=name,
+            description=description,
+            filter_subject=subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait,
+            max_deliver=-1,
+            max_ack_pending=20000,
+            max_waiting=512,
+            num_replicas=self.replicas,
+        )
+
+    def buckets(self) -> list[KeyValueConfig]:
+        """Templates (watched by schedulers) and leader leases (with a TTL)."""
+        return [
+            KeyValueConfig(
+                bucket=s.TEMPLATES_BUCKET,
+                description="active run templates, projected by the store",
+                history=1,
+                storage=StorageType.FILE,
+                replicas=self.replicas,
+            ),
+            KeyValueConfig(
+                bucket=s.LEASES_BUCKET,
+                description="scheduler leader lease",
+                history=1,
+                ttl=self.lease_ttl,
+                storage=StorageType.FILE,
+                replicas=self.replicas,
+            ),
+        ]
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    """Create the stream, or update it in place when its settings changed."""
+    try:
+        await js.add_stream(config)
+    except BadRequestError as error:
+        if error.err_code != 10058:  # name in use with a different configuration
+            raise
+        try:
+            await js.update_stream(config)
+        except BadRequestError as update_error:
+            raise InfrastructureDrift(
+                f"stream {config.name} exists with settings jetjobs cannot change in place "
+                f"({update_error.description}); back it up and delete it, or restore its settings"
+            ) from None
+        log.info("bus.stream_updated", stream=config.name)
+
+
+async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
+    """Create the durable consumer, or update what the server allows to change."""
+    try:
+        await js.add_consumer(stream, config)
+    except BadRequestError as error:
+        raise InfrastructureDrift(
+            f"consumer {config.durable_name} on {stream} cannot be reconciled "
+            f"({error.description}); delete it with `nats consumer rm {stream} {config.durable_name}`"
+        ) from None
+
+
+async def ensure_bucket(js: JetStreamContext, config: KeyValueConfig) -> None:
+    """Create the KV bucket when missing; an existing one is left as it is."""
+    try:
+        await js.key_value(config.bucket)
+    except (NotFoundError, BadRequestError):
+        await js.create_key_value(config)
+
+
+async def provision(js: JetStreamContext, layout: Layout, *, store: bool = False) -> None:
+    """Make the server match the declared layout (idempotent, safe to race)."""
+    for stream in layout.streams():
+        await ensure_stream(js, stream)
+    for bucket in layout.buckets():
+        await ensure_bucket(js, bucket)
+    if store:
+        for stream_name, consumer in layout.store_consumers():
+            await ensure_consumer(js, stream_name, consumer)

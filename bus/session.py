@@ -1,0 +1,49 @@
+"""One connected, provisioned bus: what every service starts with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from .connection import connect
+from .infra import Layout, provision
+from .publish import Publisher
+
+
+@dataclass
+class Bus:
+    """A NATS connection with its JetStream context and publisher."""
+
+    nc: Client
+    js: JetStreamContext
+    layout: Layout
+    publisher: Publisher
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        name: str,
+        layout: Layout | None = None,
+        *,
+        store: bool = False,
+        persistent: bool = True,
+    ) -> Bus:
+        """Connect and make sure the streams and buckets exist (the store also
+        declares its own consumers)."""
+        nc = await connect(url, name, persistent=persistent)
+        js = nc.jetstream(timeout=10)
+        layout = layout or Layout()
+        try:
+            await provision(js, layout, store=store)
+        except BaseException:
+            await nc.close()
+            raise
+        return cls(nc, js, layout, Publisher(js, layout))
+
+    async def close(self) -> None:
+        """Flush what is buffered and disconnect."""
+        if not self.nc.is_closed:
+            await self.nc.drain()

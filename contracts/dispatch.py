@@ -1,0 +1,83 @@
+"""Turning a template into a job message: pure functions shared by every dispatcher."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from .messages import JobMessage
+from .models import ActiveTemplate, Application, Timeouts
+
+_NAMESPACE = uuid.UUID("6f1f4f2e-7a54-4d0e-9a5f-1c2b8e0d9a11")
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def scheduled_job_id(template_id: int, slot: datetime) -> str:
+    """The job id of a template's slot: the same slot always gives the same id,
+    so a second scheduler or a restart is dropped as a duplicate."""
+    instant = slot.astimezone(UTC).isoformat(timespec="microseconds")
+    return str(uuid.uuid5(_NAMESPACE, f"template:{template_id}:{instant}"))
+
+
+def adhoc_job_id() -> str:
+    """A fresh id for a run nobody scheduled (run-now, replay)."""
+    return str(uuid.uuid4())
+
+
+def expand_argv(executable: str, cmdparams: str, env: Mapping[str, str]) -> list[str]:
+    """Split `cmdparams` like a shell would, then fill `${VAR}` / `{VAR}` from env
+    inside each word. No shell ever sees the result. A word that was a lone
+    placeholder with an empty value is dropped rather than passed as ''."""
+    argv = [executable]
+    for word in shlex.split(cmdparams):
+        filled = _PLACEHOLDER.sub(lambda m: env.get(m.group(1) or m.group(2), ""), word)
+        if filled or not _PLACEHOLDER.fullmatch(word):
+            argv.append(filled)
+    return argv
+
+
+def application_env(app: Application) -> dict[str, str]:
+    """The defaults an application declares for its environment."""
+    return {k: f.default for k, f in app.environment.items() if f.default is not None}
+
+
+def merged_env(*layers: Mapping[str, str]) -> dict[str, str]:
+    """Later layers win: app defaults < credentials < template < run overrides."""
+    env: dict[str, str] = {}
+    for layer in layers:
+        env.update(layer)
+    return env
+
+
+def job_message(
+    template: ActiveTemplate,
+    *,
+    job_id: str,
+    slot: datetime,
+    now: datetime,
+    launched_by: str = "scheduler",
+    env_overrides: Mapping[str, str] | None = None,
+    timeouts: Timeouts | None = None,
+) -> JobMessage:
+    """The message that runs `template` for `slot`."""
+    env = merged_env(template.env, env_overrides or {})
+    limits = timeouts or template.timeouts
+    return JobMessage(
+        job_id=job_id,
+        company=template.company,
+        pool=template.pool,
+        template_id=template.id,
+        app_id=template.app_id,
+        argv=expand_argv(template.executable, template.cmdparams, env),
+        env=env,
+        scheduled_at=slot,
+        dispatched_at=now,
+        timeout=limits.timeout,
+        timeout_ack=limits.timeout_ack,
+        timeout_result=limits.timeout_result,
+        retries=template.retries,
+        launched_by=launched_by,
+    )

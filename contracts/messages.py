@@ -1,0 +1,61 @@
+"""The messages on the bus: job messages, lifecycle events, dead letters."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .base import AwareDatetime, Code, Frozen, JobId
+from .enums import ErrorKind, Status
+
+
+class JobMessage(Frozen):
+    """A job due to run, published to `jetjobs.dispatch.<company>.<pool>`."""
+
+    job_id: JobId
+    company: Code
+    pool: Code = "default"
+    template_id: int | None = None
+    app_id: int | None = None
+    argv: list[str] = Field(min_length=1, description="executable and arguments; never a shell string")
+    env: dict[str, str] = {}
+    scheduled_at: AwareDatetime
+    dispatched_at: AwareDatetime
+    timeout: float = Field(gt=0, description="seconds from dispatch within which an executor must take it")
+    timeout_ack: float = Field(gt=0, description="seconds from receipt to acknowledgement")
+    timeout_result: float = Field(gt=0, description="seconds from acknowledgement to the result")
+    retries: int = Field(default=0, ge=0, description="automatic re-runs after an error")
+    attempt: int = Field(default=1, ge=1, description="attempt number of this message's first delivery")
+    launched_by: str = "scheduler"
+
+
+class JobEvent(Frozen):
+    """One step of one attempt, published to `jetjobs.events.<company>.<job_id>`."""
+
+    job_id: JobId
+    company: Code
+    attempt: int = Field(ge=1, description="the fencing token: later attempts supersede earlier")
+    status: Status
+    at: AwareDatetime
+    runner: str | None = None
+    pid: int | None = None
+    exit_code: int | None = None
+    kind: ErrorKind | None = None
+    reason: str | None = None
+    begin: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    final: bool = Field(default=False, description="no further attempt will follow this one")
+    retry_in: float | None = Field(default=None, description="seconds until the next attempt")
+
+
+class DeadLetter(Frozen):
+    """A message no executor could run, published to `jetjobs.dead.<company>`."""
+
+    company: str
+    job_id: str | None = None
+    reason: str
+    subject: str
+    payload: str = Field(description="the original bytes, decoded as UTF-8 with replacement")
+    headers: dict[str, str] = {}
+    at: AwareDatetime

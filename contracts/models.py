@@ -1,0 +1,141 @@
+"""The domain entities: applications, companies and run templates."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from pydantic import Field, field_validator, model_validator
+
+from .base import Code, Frozen
+from .enums import INTERVAL_CRON, Interval
+
+
+class EnvField(Frozen):
+    """An environment variable an application declares."""
+
+    type: str = "string"
+    description: str = ""
+    default: str | None = None
+    required: bool = False
+    secret: bool = False
+
+
+class Application(Frozen):
+    """A packaged executable, as imported from a MultiFlexi app file."""
+
+    id: int | None = None
+    uuid: str
+    name: str = Field(min_length=1)
+    description: str = ""
+    executable: str = Field(min_length=1)
+    cmdparams: str = ""
+    environment: dict[str, EnvField] = {}
+    ociimage: str = ""
+    homepage: str = ""
+    tags: list[str] = []
+
+
+class Company(Frozen):
+    """A tenant; its code names it in subjects, logs and the CLI."""
+
+    id: int | None = None
+    code: Code
+    name: str = Field(min_length=1)
+    enabled: bool = True
+
+
+class Timeouts(Frozen):
+    """The three lifecycle timeouts of a job message, in seconds."""
+
+    timeout: float = Field(default=3600.0, gt=0, description="dispatch → taken by an executor")
+    timeout_ack: float = Field(default=30.0, gt=0, description="received → acknowledged")
+    timeout_result: float = Field(default=3600.0, gt=0, description="acknowledged → result")
+
+
+def cron_for(interv: Interval, cron: str | None) -> str | None:
+    """The cron expression a template fires on; None for `n` (manual only)."""
+    if interv is Interval.NONE:
+        return None
+    if interv is Interval.CUSTOM:
+        return cron
+    return INTERVAL_CRON[interv]
+
+
+def check_cron(expression: str) -> str:
+    """Validate 5-field cron, or 6 fields with seconds first."""
+    fields = expression.split()
+    if len(fields) not in (5, 6) or not croniter.is_valid(expression, second_at_beginning=len(fields) == 6):
+        raise ValueError(
+            f"invalid cron expression {expression!r}: use 5 fields "
+            "(minute hour day month weekday) or 6 with seconds first"
+        )
+    return expression
+
+
+def check_timezone(name: str) -> str:
+    """Validate an IANA timezone name."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {name!r}: use an IANA name such as Europe/Prague") from None
+    return name
+
+
+class TemplateSpec(Frozen):
+    """What a user says to create or replace a run template."""
+
+    name: str = Field(min_length=1)
+    app: str = Field(min_length=1, description="application id or uuid")
+    company: Code
+    interv: Interval = Interval.NONE
+    cron: str | None = None
+    timezone: str = "UTC"
+    env: dict[str, str] = {}
+    pool: Code = "default"
+    timeouts: Timeouts = Timeouts()
+    retries: int = Field(default=0, ge=0, le=100)
+    active: bool = True
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return None if value is None else check_cron(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return check_timezone(value)
+
+    @model_validator(mode="after")
+    def _cron_matches_interval(self) -> TemplateSpec:
+        if self.interv is Interval.CUSTOM and not self.cron:
+            raise ValueError("interval 'c' (custom) needs a cron expression")
+        if self.interv is not Interval.CUSTOM and self.cron:
+            raise ValueError(f"a cron expression needs interval 'c', not {self.interv.value!r}")
+        return self
+
+
+class RunTemplate(TemplateSpec):
+    """A stored template: the spec with its identity and resolved application."""
+
+    id: int
+    app_id: int
+
+
+class ActiveTemplate(Frozen):
+    """The scheduler's view of a template, as projected into the templates KV."""
+
+    id: int
+    revision: str = Field(description="changes whenever the template or its app changes")
+    name: str
+    company: Code
+    pool: Code
+    app_id: int
+    executable: str
+    cmdparams: str = ""
+    env: dict[str, str] = {}
+    cron: str
+    timezone: str = "UTC"
+    timeouts: Timeouts = Timeouts()
+    retries: int = 0

@@ -1,0 +1,132 @@
+"""Reading MultiFlexi app JSON in all its real variants (old and v3)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from .models import Application, EnvField
+
+_NAMESPACE = uuid.UUID("0b5e3c1a-2f6d-4c8e-9b7a-5d4e3f2a1b0c")
+
+KNOWN_KEYS = frozenset(
+    {
+        "$schema",
+        "schemaVersion",
+        "multiflexi",
+        "uuid",
+        "name",
+        "description",
+        "executable",
+        "cmdparams",
+        "cmdparamsTemplate",
+        "environment",
+        "ociimage",
+        "homepage",
+        "topics",
+        "tags",
+        "image",
+        "setup",
+        "deploy",
+        "requirements",
+    }
+)
+UNUSED_KEYS = ("image", "setup", "deploy", "requirements")
+"""Keys jetjobs reads but does not act on: said in a warning when they hold something."""
+ENV_KEYS = frozenset({"type", "description", "defval", "required", "hint", "options", "category", "name"})
+
+
+class AppFileError(ValueError):
+    """An app definition jetjobs cannot run; the message names the field."""
+
+
+def localized(value: Any) -> str:
+    """MultiFlexi v3 localizes texts as {"en": ..., "cs": ...}: prefer English."""
+    if isinstance(value, dict):
+        text = value.get("en", next(iter(value.values()), ""))
+        return str(text) if text is not None else ""
+    return "" if value is None else str(value)
+
+
+def _text_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _env_field(name: str, spec: Any, warnings: list[str]) -> EnvField:
+    if not isinstance(spec, dict):
+        raise AppFileError(f"environment.{name}: expected an object with type/defval/required")
+    unknown = sorted(set(spec) - ENV_KEYS)
+    if unknown:
+        warnings.append(f"environment.{name}: ignoring {', '.join(unknown)}")
+    kind = str(spec.get("type", "string"))
+    return EnvField(
+        type=kind,
+        description=localized(spec.get("description")),
+        default=_text_value(spec.get("defval")),
+        required=bool(spec.get("required", False)),
+        secret=kind == "password",
+    )
+
+
+def _environment(raw: Any, warnings: list[str]) -> dict[str, EnvField]:
+    if raw in (None, [], ""):
+        return {}
+    if not isinstance(raw, dict):
+        raise AppFileError("environment: expected an object mapping variable names to fields")
+    return {str(name): _env_field(str(name), spec, warnings) for name, spec in raw.items()}
+
+
+def _tags(raw: dict[str, Any]) -> list[str]:
+    tags = raw.get("tags")
+    if isinstance(tags, list):
+        return [str(t) for t in tags]
+    topics = raw.get("topics")
+    if isinstance(topics, str):
+        return [t.strip() for t in topics.split(",") if t.strip()]
+    return []
+
+
+def _app_uuid(raw: dict[str, Any], name: str, executable: str, warnings: list[str]) -> str:
+    value = raw.get("uuid")
+    if value:
+        try:
+            return str(uuid.UUID(str(value)))
+        except ValueError:
+            raise AppFileError(f"uuid: {value!r} is not a UUID") from None
+    warnings.append("uuid: missing, derived from name and executable (re-imports stay stable)")
+    return str(uuid.uuid5(_NAMESPACE, f"{name}\0{executable}"))
+
+
+def parse_app(raw: Any) -> tuple[Application, list[str]]:
+    """An Application from a MultiFlexi app document, plus what was ignored.
+    Refuses only what cannot run: a document without an executable."""
+    if not isinstance(raw, dict):
+        raise AppFileError("expected a JSON object at the top level")
+    executable = str(raw.get("executable") or "").strip()
+    if not executable:
+        raise AppFileError("executable: missing; an application needs the program to run")
+    warnings: list[str] = []
+    unknown = sorted(set(raw) - KNOWN_KEYS)
+    if unknown:
+        warnings.append(f"ignoring unknown fields: {', '.join(unknown)}")
+    unused = [key for key in UNUSED_KEYS if raw.get(key)]
+    if unused:
+        warnings.append(f"not used by jetjobs: {', '.join(unused)}")
+    name = localized(raw.get("name")) or executable
+    cmdparams = raw.get("cmdparamsTemplate") or raw.get("cmdparams") or ""
+    app = Application(
+        uuid=_app_uuid(raw, name, executable, warnings),
+        name=name,
+        description=localized(raw.get("description")),
+        executable=executable,
+        cmdparams=str(cmdparams),
+        environment=_environment(raw.get("environment"), warnings),
+        ociimage=str(raw.get("ociimage") or ""),
+        homepage=str(raw.get("homepage") or ""),
+        tags=_tags(raw),
+    )
+    return app, warnings
