@@ -11,6 +11,7 @@ from .infra import InfrastructureDrift, Layout
 from .publish import Publisher, PublishFailed, encode
 from .session import Bus
 from .templates import Loaded, Removed, TemplateBoard, TemplateChange
+from .watch import job_events, live_events
 
 __all__ = [
     "Ack",
@@ -34,5 +35,7 @@ __all__ = [
     "Term",
     "decode",
     "encode",
+    "job_events",
+    "live_events",
     "settle",
 ]

@@ -81,7 +81,8 @@ class Publisher:
             await self._js.publish_async(subject, payload, headers={"Nats-Msg-Id": msg_id})
             for subject, payload, msg_id in items
         ]
-        results = await asyncio.gather(*futures, return_exceptions=True)
+        # An ack future has no deadline of its own: one lost across a reconnect would wait forever.
+        results = await asyncio.gather(*(asyncio.wait_for(f, 5) for f in futures), return_exceptions=True)
         acks: list[PubAck] = []
         for item, result in zip(items, results, strict=True):
             acks.append(result if isinstance(result, PubAck) else await self.publish(*item))

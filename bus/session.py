@@ -43,6 +43,14 @@ class Bus:
             raise
         return cls(nc, js, layout, Publisher(js, layout))
 
+    @classmethod
+    async def attach(cls, url: str, name: str, layout: Layout | None = None) -> Bus:
+        """Connect without provisioning, giving up quickly: for one-shot commands."""
+        nc = await connect(url, name, persistent=False)
+        layout = layout or Layout()
+        js = nc.jetstream(timeout=10)
+        return cls(nc, js, layout, Publisher(js, layout))
+
     async def close(self) -> None:
         """Flush what is buffered and disconnect."""
         if not self.nc.is_closed:

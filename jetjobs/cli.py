@@ -1,0 +1,313 @@
+"""The `jetjobs` command: services, the embedded stack, and one-shot commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from bus import BusUnavailable, InfrastructureDrift, PublishFailed
+from contracts import schema
+from contracts.api import ApiFailure, JobQuery, RunNow
+from contracts.enums import Interval, Status
+from contracts.models import Timeouts
+
+from . import commands, logs, services, settings, up
+from .commands import CommandError
+from .embedded import EmbeddedError
+
+Handler = Callable[[argparse.Namespace, settings.Settings], Coroutine[Any, Any, int | None]]
+
+EXPECTED_ERRORS = (
+    ApiFailure,
+    BusUnavailable,
+    CommandError,
+    EmbeddedError,
+    InfrastructureDrift,
+    PublishFailed,
+    settings.SettingsError,
+)
+
+
+def _env_pairs(values: Sequence[str] | None) -> dict[str, str]:
+    pairs = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CommandError(f"--env expects KEY=VALUE, got {item!r}")
+        pairs[key] = value
+    return pairs
+
+
+def _bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered not in ("true", "false", "yes", "no", "1", "0"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return lowered in ("true", "yes", "1")
+
+
+async def _api(
+    args: argparse.Namespace, conf: settings.Settings, action: Callable[[commands.Session], Awaitable[Any]]
+) -> int | None:
+    async with commands.session(conf.require_nats(), args.json) as ses:
+        result = await action(ses)
+    return result if isinstance(result, int) else None
+
+
+def _timeouts(args: argparse.Namespace) -> dict[str, float]:
+    return {
+        name: value
+        for name in ("timeout", "timeout_ack", "timeout_result")
+        if (value := getattr(args, name, None)) is not None
+    }
+
+
+def _template_values(args: argparse.Namespace, *, partial: bool) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "name": args.name,
+        "app": getattr(args, "app", None),
+        "company": getattr(args, "company", None),
+        "interv": args.interval or (Interval.CUSTOM.value if args.cron else None),
+        "cron": args.cron,
+        "timezone": args.timezone,
+        "pool": args.pool_name,
+        "retries": args.retries,
+        "active": args.active,
+        "env": _env_pairs(args.env) if args.env else None,
+    }
+    if timeouts := _timeouts(args):
+        values["timeouts"] = timeouts if partial else Timeouts(**timeouts)
+    values = {k: v for k, v in values.items() if v is not None}
+    if partial and "interv" in values and values["interv"] != Interval.CUSTOM.value:
+        values.setdefault("cron", None)
+    return values
+
+
+async def cmd_store(args: argparse.Namespace, conf: settings.Settings) -> None:
+    await services.run([services.store(conf)])
+
+
+async def cmd_scheduler(args: argparse.Namespace, conf: settings.Settings) -> None:
+    await services.run([services.scheduler(conf)])
+
+
+async def cmd_executor(args: argparse.Namespace, conf: settings.Settings) -> None:
+    await services.run([services.executor(conf)])
+
+
+async def cmd_up(args: argparse.Namespace, conf: settings.Settings) -> None:
+    await up.up(conf, with_demo=args.demo)
+
+
+async def cmd_schema_export(args: argparse.Namespace, conf: settings.Settings) -> None:
+    written = schema.export(Path(args.directory))
+    print(f"wrote {len(written)} JSON Schemas to {args.directory}")
+
+
+async def cmd_company_create(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+    return await _api(args, conf, lambda s: commands.company_create(s, args.code, args.name))
+
+
+async def cmd_company_list(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+    return await _api(args, conf, commands.company_list)
+
+
+async def cmd_app_import(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+    return await _api(args, conf, lambda s: commands.app_import(s, [Path(f) for f in args.files]))
+
+
+async def cmd_app_list(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+    return await _api(args, conf, commands.app_list)
+
+
+async def cmd_template_create(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+    values = _template_values(args, partial=False)
+    return await _api(args, conf, lambda s: commands.template_create(s, values))
+
+
+async def cmd_template_update(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+    changes = _template_values(args, partial=True)
+    return await _api(args, conf, lambda s: commands.template_update(s, args.id, changes))
+
+
+async def cmd_template_list(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+    return await _api(args, conf, lambda s: commands.template_list(s, args.company))
+
+
+async def cmd_template_show(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+    return await _api(args, conf, lambda s: commands.template_show(s, args.id))
+
+
+async def cmd_job_run(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+    timeouts = _timeouts(args)
+    request = RunNow(
+        id=args.template,
+        env=_env_pairs(args.env),
+        timeouts=Timeouts(**timeouts) if timeouts else None,
+        launched_by="cli",
+    )
+    wait = args.wait_timeout if args.wait else None
+    return await _api(args, conf, lambda s: commands.job_run(s, request, wait))
+
+
+async def cmd_job_show(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+    return await _api(args, conf, lambda s: commands.job_show(s, args.id))
+
+
+async def cmd_job_list(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+    query = JobQuery(company=args.company, template_id=args.template, status=args.status, limit=args.limit)
+    return await _api(args, conf, lambda s: commands.job_list(s, query))
+
+
+def _global_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nats-url", help="NATS server URL [env JETJOBS_NATS_URL]")
+    parser.add_argument("--database-url", help="PostgreSQL URL, for the store [env JETJOBS_DATABASE_URL]")
+    parser.add_argument("--home", help="folder of `jetjobs up` data (default .jetjobs) [env JETJOBS_HOME]")
+    parser.add_argument("--config", help="TOML file with any of these settings [env JETJOBS_CONFIG]")
+    parser.add_argument("--log-level", help="debug, info, warning or error [env JETJOBS_LOG_LEVEL]")
+    parser.add_argument(
+        "--replicas", type=int, help="stream replicas (3 on a cluster) [env JETJOBS_REPLICAS]"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts instead of tables")
+
+
+def _timeout_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=float, help="seconds from dispatch for an executor to take the job")
+    parser.add_argument(
+        "--timeout-ack", dest="timeout_ack", type=float, help="seconds to acknowledge once received"
+    )
+    parser.add_argument(
+        "--timeout-result",
+        dest="timeout_result",
+        type=float,
+        help="seconds from acknowledgement to the result",
+    )
+
+
+def _template_options(parser: argparse.ArgumentParser, *, create: bool) -> None:
+    codes = ", ".join(f"{i.value}" for i in Interval)
+    parser.add_argument("--name", required=create, help="template name, unique within the company")
+    if create:
+        parser.add_argument("--app", required=True, help="application id or uuid")
+        parser.add_argument("--company", required=True, help="company code")
+    parser.add_argument(
+        "--interval",
+        choices=[i.value for i in Interval],
+        metavar="CODE",
+        help=f"one of {codes} (n: manual only, c: custom cron)",
+    )
+    parser.add_argument(
+        "--cron", help="cron expression: 5 fields, or 6 with seconds first (implies --interval c)"
+    )
+    parser.add_argument("--timezone", help="IANA timezone the cron is read in (default UTC)")
+    parser.add_argument(
+        "--env", action="append", metavar="KEY=VALUE", help="environment override (repeatable)"
+    )
+    parser.add_argument("--pool", dest="pool_name", help="executor pool (default 'default')")
+    parser.add_argument("--retries", type=int, help="automatic re-runs after an error")
+    parser.add_argument("--active", type=_bool, help="true or false: whether the template is scheduled")
+    _timeout_options(parser)
+
+
+def _add(sub: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _service_commands(sub: Any) -> None:
+    up_parser = _add(
+        sub, "up", cmd_up, "run NATS, PostgreSQL and all services here (embedded servers unless URLs are set)"
+    )
+    up_parser.add_argument(
+        "--demo", action="store_true", help="also create a demo company with jobs every few seconds"
+    )
+    _add(sub, "store", cmd_store, "run the store service (Postgres projection and API)")
+    _add(sub, "scheduler", cmd_scheduler, "run a scheduler")
+    ex = _add(sub, "executor", cmd_executor, "run an executor for one pool")
+    ex.add_argument("--pool", help="pool to serve (default 'default') [env JETJOBS_POOL]")
+    ex.add_argument("--slots", type=int, help="jobs run at once (default 8) [env JETJOBS_SLOTS]")
+    schema_parser = sub.add_parser("schema", help="JSON Schemas of every message").add_subparsers(
+        dest="action", required=True
+    )
+    _add(schema_parser, "export", cmd_schema_export, "write one JSON Schema per message").add_argument(
+        "directory"
+    )
+
+
+def _entity_commands(sub: Any) -> None:
+    company = sub.add_parser("company", help="companies (tenants)").add_subparsers(
+        dest="action", required=True
+    )
+    create = _add(company, "create", cmd_company_create, "create a company")
+    create.add_argument("code", help="short lowercase code used in subjects, e.g. acme")
+    create.add_argument("--name", help="display name (default: the code)")
+    _add(company, "list", cmd_company_list, "list companies")
+
+    app = sub.add_parser("app", help="applications").add_subparsers(dest="action", required=True)
+    _add(app, "import", cmd_app_import, "import MultiFlexi app JSON files").add_argument("files", nargs="+")
+    _add(app, "list", cmd_app_list, "list applications")
+
+    template = sub.add_parser("template", help="run templates").add_subparsers(dest="action", required=True)
+    _template_options(_add(template, "create", cmd_template_create, "create a run template"), create=True)
+    update = _add(template, "update", cmd_template_update, "change a run template")
+    update.add_argument("id", type=int)
+    _template_options(update, create=False)
+    _add(template, "list", cmd_template_list, "list run templates").add_argument("--company")
+    _add(template, "show", cmd_template_show, "show one template").add_argument("id", type=int)
+
+
+def _job_commands(sub: Any) -> None:
+    job = sub.add_parser("job", help="jobs").add_subparsers(dest="action", required=True)
+    run = _add(job, "run", cmd_job_run, "run a template now")
+    run.add_argument("template", type=int, help="template id")
+    run.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment override for this run")
+    run.add_argument("--wait", action="store_true", help="wait for the outcome; exit 1 if the job failed")
+    run.add_argument(
+        "--wait-timeout", type=float, default=3600.0, help="give up waiting after this many seconds"
+    )
+    _timeout_options(run)
+    _add(job, "show", cmd_job_show, "show a job with its attempts and output").add_argument("id")
+    listing = _add(job, "list", cmd_job_list, "list jobs, newest first")
+    listing.add_argument("--company")
+    listing.add_argument("--template", type=int)
+    listing.add_argument("--status", choices=[s.value for s in Status])
+    listing.add_argument("--limit", type=int, default=50)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree; every setting also has a JETJOBS_* variable."""
+    parser = argparse.ArgumentParser(
+        prog="jetjobs", description="Jobs for many tenants over NATS JetStream, recorded in PostgreSQL."
+    )
+    _global_options(parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _service_commands(sub)
+    _entity_commands(sub)
+    _job_commands(sub)
+    return parser
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    keys = ("nats_url", "database_url", "home", "config", "log_level", "replicas", "slots")
+    flags = {k: getattr(args, k, None) for k in keys}
+    flags["pool"] = getattr(args, "pool", None)
+    return flags
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: a user's mistake is one line on stderr and a non-zero exit."""
+    args = build_parser().parse_args(argv)
+    try:
+        conf = settings.load(_flags(args))
+        logs.configure(conf.log_level)
+        handler: Handler = args.handler
+        return asyncio.run(handler(args, conf)) or 0
+    except EXPECTED_ERRORS as error:
+        print(f"jetjobs: error: {getattr(error, 'message', None) or error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

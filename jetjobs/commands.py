@@ -1,0 +1,192 @@
+"""The one-shot commands: each talks to the store's API over NATS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from bus import ApiClient, Bus, job_events
+from contracts import api
+from contracts import subjects as s
+from contracts.errors import describe
+from contracts.models import Company, RunTemplate, TemplateSpec
+from contracts.multiflexi import AppFileError, parse_app
+from contracts.records import JobRecord
+
+from . import render
+
+
+class CommandError(Exception):
+    """A command cannot do what was asked; the message says why and what to do."""
+
+
+@dataclass
+class Session:
+    """An API client plus JetStream access, for one command."""
+
+    api: ApiClient
+    bus: Bus
+    as_json: bool
+
+    def show(self, value: Any, human: str) -> None:
+        print(render.as_json(value) if self.as_json else human)
+
+
+@asynccontextmanager
+async def session(nats_url: str, as_json: bool) -> AsyncIterator[Session]:
+    """Connect for the length of one command."""
+    bus = await Bus.attach(nats_url, "jetjobs-cli")
+    try:
+        yield Session(ApiClient(bus.nc), bus, as_json)
+    finally:
+        await bus.nc.close()
+
+
+def spec_from(values: dict[str, Any]) -> TemplateSpec:
+    """Validate a template locally so a typo is reported before any call."""
+    try:
+        return TemplateSpec.model_validate(values)
+    except ValidationError as error:
+        raise CommandError(describe(error)) from None
+
+
+async def company_create(ses: Session, code: str, name: str | None) -> None:
+    try:
+        company = Company(code=code, name=name or code)
+    except ValidationError as error:
+        raise CommandError(
+            f"{describe(error)} (company codes are lowercase letters, digits, - and _)"
+        ) from None
+    created = await ses.api.call("company.create", company, Company)
+    ses.show(created, f"created company {created.code} ({created.name})")
+
+
+async def company_list(ses: Session) -> None:
+    reply = await ses.api.call("company.list", api.CompanyFilter(), api.CompanyList)
+    rows = [(c.code, c.name, c.enabled) for c in reply.companies]
+    ses.show(reply.companies, render.table(rows, ["code", "name", "enabled"]))
+
+
+def read_app_file(path: Path) -> dict[str, Any]:
+    """The JSON document in `path`, checked locally so errors name the file."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise CommandError(f"{path}: cannot read: {error.strerror}") from None
+    except ValueError as error:
+        raise CommandError(f"{path}: not valid JSON: {error}") from None
+    try:
+        parse_app(document)
+    except (AppFileError, ValidationError) as error:
+        detail = describe(error) if isinstance(error, ValidationError) else str(error)
+        raise CommandError(f"{path}: {detail}") from None
+    return document  # type: ignore[no-any-return]
+
+
+async def app_import(ses: Session, files: Sequence[Path]) -> None:
+    documents = [(path, read_app_file(path)) for path in files]
+    for path, document in documents:
+        reply = await ses.api.call(
+            "app.import", api.AppImport(document=document, source=str(path)), api.AppImported
+        )
+        verb = "imported" if reply.created else "updated"
+        human = "\n".join(
+            [f"{verb} {reply.app.name} as app {reply.app.id} ({reply.app.uuid})"]
+            + [f"  warning: {w}" for w in reply.warnings]
+        )
+        ses.show(reply, human)
+
+
+async def app_list(ses: Session) -> None:
+    reply = await ses.api.call("app.list", api.CompanyFilter(), api.AppList)
+    rows = [(a.id, a.name, a.executable, a.uuid) for a in reply.apps]
+    ses.show(reply.apps, render.table(rows, ["id", "name", "executable", "uuid"]))
+
+
+def _template_rows(templates: Sequence[RunTemplate]) -> str:
+    rows = [
+        (t.id, t.name, t.company, t.app, t.cron or t.interv.value, t.timezone, t.pool, t.active)
+        for t in templates
+    ]
+    return render.table(rows, ["id", "name", "company", "app", "schedule", "timezone", "pool", "active"])
+
+
+async def template_create(ses: Session, values: dict[str, Any]) -> None:
+    created = await ses.api.call("template.create", spec_from(values), RunTemplate)
+    ses.show(created, f"created template {created.id} ({created.name})\n" + _template_rows([created]))
+
+
+async def template_update(ses: Session, template_id: int, changes: dict[str, Any]) -> None:
+    if not changes:
+        raise CommandError("nothing to change: pass at least one option, e.g. --active false")
+    request = api.TemplateUpdate(id=template_id, changes=changes)
+    updated = await ses.api.call("template.update", request, RunTemplate)
+    ses.show(updated, f"updated template {updated.id}\n" + _template_rows([updated]))
+
+
+async def template_list(ses: Session, company: str | None) -> None:
+    reply = await ses.api.call("template.list", api.CompanyFilter(company=company), api.TemplateList)
+    ses.show(reply.templates, _template_rows(reply.templates))
+
+
+async def template_show(ses: Session, template_id: int) -> None:
+    template = await ses.api.call("template.get", api.TemplateRef(id=template_id), RunTemplate)
+    ses.show(template, _template_rows([template]))
+
+
+async def job_show(ses: Session, job_id: str) -> None:
+    job = await ses.api.call("job.get", api.JobRef(id=job_id), JobRecord)
+    ses.show(job, render.job_detail(job))
+
+
+async def job_list(ses: Session, query: api.JobQuery) -> None:
+    reply = await ses.api.call("job.list", query, api.JobList)
+    rows = [
+        (j.id, j.company, j.template_id, render.outcome(j), j.attempt, j.scheduled_at, render.duration(j))
+        for j in reply.jobs
+    ]
+    ses.show(
+        reply.jobs,
+        render.table(rows, ["job", "company", "template", "status", "attempt", "scheduled", "took"]),
+    )
+
+
+async def _final_event_of(ses: Session, queued: api.JobQueued) -> None:
+    async for event in job_events(ses.bus.js, s.events_subject(queued.company, queued.job_id)):
+        if event.final:
+            return
+
+
+async def _recorded(ses: Session, job_id: str, patience: float = 15.0) -> JobRecord:
+    """The job once the store has recorded its final outcome (it may lag the bus)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    while True:
+        job = await ses.api.call("job.get", api.JobRef(id=job_id), JobRecord)
+        if job.final or loop.time() > deadline:
+            return job
+        await asyncio.sleep(0.1)
+
+
+async def job_run(ses: Session, request: api.RunNow, wait: float | None) -> int:
+    """Queue a run; with `wait`, follow it to its outcome (exit 1 if it failed)."""
+    queued = await ses.api.call("template.run", request, api.JobQueued)
+    if wait is None:
+        ses.show(queued, f"queued job {queued.job_id} for company {queued.company}")
+        return 0
+    try:
+        await asyncio.wait_for(_final_event_of(ses, queued), timeout=wait)
+    except TimeoutError:
+        raise CommandError(
+            f"job {queued.job_id} has no outcome after {wait:g} s; follow it with `jetjobs job show {queued.job_id}`"
+        ) from None
+    job = await _recorded(ses, queued.job_id)
+    ses.show(job, render.job_detail(job))
+    return 0 if job.status.value == "processed" else 1

@@ -1,0 +1,78 @@
+"""The demo `jetjobs up --demo` installs: a company, an app, two templates,
+and a printer that shows each job's outcome as it happens."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+
+from bus import ApiClient, Bus, live_events
+from contracts import api
+from contracts import subjects as s
+from contracts.api import ApiFailure
+from contracts.enums import Interval
+from contracts.messages import JobEvent
+from contracts.models import Company, RunTemplate, TemplateSpec
+
+COMPANY = "demo"
+
+APP = {
+    "uuid": "5b7f3c9e-2d41-4a8e-9c1f-6e0a7d3b2c15",
+    "name": "jetjobs greeter",
+    "description": "Prints a greeting; exits with DEMO_EXIT",
+    "executable": "sh",
+    "cmdparams": "-c 'echo \"$GREETING from jetjobs (job $JETJOBS_JOB_ID)\"; exit ${DEMO_EXIT:-0}'",
+    "environment": {
+        "GREETING": {"type": "string", "description": "what to say", "defval": "Hello", "required": True},
+        "DEMO_EXIT": {"type": "string", "description": "exit code to end with", "defval": "0"},
+    },
+}
+
+
+def templates(app_uuid: str) -> list[TemplateSpec]:
+    """Every 5 s a greeting that succeeds, every 20 s one that fails with exit 3."""
+    return [
+        TemplateSpec(
+            name="hello", app=app_uuid, company=COMPANY, interv=Interval.CUSTOM, cron="*/5 * * * * *"
+        ),
+        TemplateSpec(
+            name="grumpy",
+            app=app_uuid,
+            company=COMPANY,
+            interv=Interval.CUSTOM,
+            cron="*/20 * * * * *",
+            env={"GREETING": "Grumble", "DEMO_EXIT": "3"},
+        ),
+    ]
+
+
+async def install(client: ApiClient) -> None:
+    """Create what the demo needs, leaving what a previous run created."""
+    try:
+        await client.call("company.create", Company(code=COMPANY, name="Demo Company"), Company)
+    except ApiFailure as failure:
+        if failure.code != 409:
+            raise
+    imported = await client.call("app.import", api.AppImport(document=APP, source="demo"), api.AppImported)
+    existing = await client.call("template.list", api.CompanyFilter(company=COMPANY), api.TemplateList)
+    names = {t.name for t in existing.templates}
+    for spec in templates(imported.app.uuid):
+        if spec.name not in names:
+            await client.call("template.create", spec, RunTemplate)
+
+
+def describe_outcome(event: JobEvent) -> str:
+    """One line per finished job."""
+    took = f"{(event.end - event.begin).total_seconds():.3f}s" if event.begin and event.end else "-"
+    first_line = (event.stdout or event.stderr or "").strip().splitlines()[:1]
+    detail = f"exit {event.exit_code}" if event.exit_code is not None else (event.reason or "")
+    kind = f" {event.kind.value}" if event.kind else ""
+    at = datetime.now().strftime("%H:%M:%S")
+    return f"[{at}] job {event.job_id[:8]} {event.status.value}{kind} ({detail}) in {took}: {''.join(first_line)}"
+
+
+async def print_outcomes(bus: Bus) -> None:
+    """Print every final outcome in the demo company until cancelled."""
+    async for event in live_events(bus.nc, s.events_filter(COMPANY)):
+        if event.final:
+            print(describe_outcome(event), file=sys.stdout, flush=True)

@@ -1,0 +1,80 @@
+"""Printing records for people (tables) and for scripts (`--json`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from contracts.records import JobRecord
+
+
+def as_json(value: BaseModel | Sequence[BaseModel]) -> str:
+    """Machine output: the contract models' own JSON."""
+    if isinstance(value, BaseModel):
+        return value.model_dump_json(indent=2)
+    return json.dumps([item.model_dump(mode="json") for item in value], indent=2)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    """A plain aligned table; empty input says so instead of printing nothing."""
+    if not rows:
+        return "(none)"
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def duration(job: JobRecord) -> str:
+    """Run time of the latest attempt, when it has both ends."""
+    if job.begin and job.end:
+        return f"{(job.end - job.begin).total_seconds():.3f}s"
+    return "-"
+
+
+def outcome(job: JobRecord) -> str:
+    """`processed`, or `error (exit, code 3)`-style summary."""
+    if job.kind is None:
+        return job.status.value
+    detail = f", exit code {job.exit_code}" if job.exit_code is not None else ""
+    return f"{job.status.value} ({job.kind.value}{detail})"
+
+
+def job_detail(job: JobRecord) -> str:
+    """Everything about one job, attempts included."""
+    lines = [
+        f"job        {job.id}",
+        f"company    {job.company}   pool {_cell(job.pool)}   template {_cell(job.template_id)}",
+        f"status     {outcome(job)}{'' if job.final else '  (not final)'}",
+        f"attempt    {job.attempt}",
+        f"argv       {' '.join(job.argv) if job.argv else '-'}",
+        f"scheduled  {_cell(job.scheduled_at)}   began {_cell(job.begin)}   ended {_cell(job.end)}"
+        f"   ({duration(job)})",
+        f"runner     {_cell(job.runner)}   pid {_cell(job.pid)}   launched by {_cell(job.launched_by)}",
+    ]
+    if job.reason:
+        lines.append(f"reason     {job.reason}")
+    for name, text in (("stdout", job.stdout), ("stderr", job.stderr)):
+        if text:
+            lines.append(f"--- {name}\n{text.rstrip()}")
+    if len(job.attempts) > 1:
+        rows = [
+            (a.attempt, a.status.value, a.kind, a.exit_code, a.runner, a.begin, a.end) for a in job.attempts
+        ]
+        lines.append(table(rows, ["attempt", "status", "kind", "exit", "runner", "begin", "end"]))
+    return "\n".join(lines)

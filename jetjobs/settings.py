@@ -1,0 +1,119 @@
+"""One frozen settings object, from flags, environment and an optional config file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_HOME = Path(".jetjobs")
+ENDPOINTS_FILE = "endpoints.json"
+
+
+class SettingsError(Exception):
+    """A configuration value is wrong; the message names it and the fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a jetjobs process is configured with.
+
+    Each field `x` is read from the flag `--x`, else `JETJOBS_X`, else the
+    config file (`--config` / `JETJOBS_CONFIG`, TOML), else the default."""
+
+    nats_url: str | None = None
+    database_url: str | None = None
+    home: Path = DEFAULT_HOME
+    pool: str = "default"
+    slots: int = 8
+    log_level: str = "info"
+    replicas: int = 1
+
+    def require_nats(self) -> str:
+        """The NATS URL, or the one a running `jetjobs up` in `home` announced."""
+        return self.nats_url or _announced(self.home, "nats_url") or "nats://127.0.0.1:4222"
+
+    def require_database(self) -> str:
+        """The PostgreSQL URL; services that need it cannot guess it."""
+        url = self.database_url or _announced(self.home, "database_url")
+        if not url:
+            raise SettingsError(
+                "no database configured: set JETJOBS_DATABASE_URL (postgresql://user@host:port/db) "
+                "or pass --database-url"
+            )
+        return url
+
+
+def _announced(home: Path, key: str) -> str | None:
+    try:
+        value = json.loads((home / ENDPOINTS_FILE).read_text()).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(value) if value else None
+
+
+def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise SettingsError(f"{name}={value!r} is not a valid URL: expected {schemes[0]}://host:port")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} has an invalid port") from None
+    return value
+
+
+def _coerce(name: str, raw: Any, default: Any) -> Any:
+    if isinstance(default, bool):
+        return str(raw).lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        try:
+            number = int(raw)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{name}={raw!r} must be a whole number") from None
+        if number < 1:
+            raise SettingsError(f"{name}={raw!r} must be at least 1")
+        return number
+    if isinstance(default, Path):
+        return Path(str(raw))
+    return str(raw)
+
+
+def _file_values(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as error:
+        raise SettingsError(f"cannot read config file {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"config file {path} is not valid TOML: {error}") from None
+
+
+def load(flags: dict[str, Any], environ: dict[str, str] | None = None) -> Settings:
+    """Settings with flags over environment over config file over defaults."""
+    env = os.environ if environ is None else environ
+    from_file = _file_values(flags.get("config") or env.get("JETJOBS_CONFIG"))
+    unknown = sorted(set(from_file) - {f.name for f in fields(Settings)})
+    if unknown:
+        raise SettingsError(f"unknown setting(s) in config file: {', '.join(unknown)}")
+    values: dict[str, Any] = {}
+    for field in fields(Settings):
+        raw = flags.get(field.name)
+        if raw is None:
+            raw = env.get(f"JETJOBS_{field.name.upper()}") or from_file.get(field.name)
+        if raw is not None and raw != "":
+            values[field.name] = _coerce(f"JETJOBS_{field.name.upper()}", raw, field.default)
+    settings = Settings(**values)
+    if settings.nats_url:
+        _check_url("JETJOBS_NATS_URL", settings.nats_url, ("nats", "tls", "ws", "wss"))
+    if settings.database_url:
+        _check_url("JETJOBS_DATABASE_URL", settings.database_url, ("postgresql", "postgres"))
+    if settings.log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise SettingsError(f"JETJOBS_LOG_LEVEL={settings.log_level!r}: use debug, info, warning or error")
+    return settings

@@ -1,0 +1,148 @@
+"""`jetjobs up`: real servers from the wheels, the three services, optionally a demo."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bus import ApiClient, Bus
+
+from . import demo, services
+from .embedded import NatsServer, PostgresServer
+from .settings import ENDPOINTS_FILE, Settings, SettingsError
+
+PREFERRED_NATS_PORT = 14222
+PREFERRED_PG_PORT = 15432
+DATABASE = "jetjobs"
+
+
+@dataclass
+class Servers:
+    """The embedded servers this `up` started (None where a URL was configured)."""
+
+    nats: NatsServer | None = None
+    postgres: PostgresServer | None = None
+
+    def stop(self) -> None:
+        for server in (self.nats, self.postgres):
+            if server is not None:
+                server.stop()
+
+
+def _port_or_none(port: int) -> int | None:
+    """The preferred port when it is free, so `nats sub` commands stay the same
+    from run to run; otherwise let the server take any free one."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return None
+    return port
+
+
+def _ensure_database(postgres: PostgresServer) -> None:
+    exists = postgres.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'").strip()
+    if not exists:
+        postgres.create_database(DATABASE)
+
+
+def start_servers(settings: Settings, home: Path) -> tuple[Servers, Settings]:
+    """Start what is not configured; return the servers and the settings pointing at them."""
+    servers = Servers()
+    try:
+        if not settings.nats_url:
+            servers.nats = NatsServer.start(home / "nats", port=_port_or_none(PREFERRED_NATS_PORT))
+            settings = replace(settings, nats_url=servers.nats.url)
+        if not settings.database_url:
+            servers.postgres = PostgresServer.start(home / "postgres", port=_port_or_none(PREFERRED_PG_PORT))
+            _ensure_database(servers.postgres)
+            settings = replace(settings, database_url=servers.postgres.dsn(DATABASE))
+    except BaseException:
+        servers.stop()
+        raise
+    return servers, settings
+
+
+def _check_not_running(home: Path) -> None:
+    try:
+        pid = int(json.loads((home / ENDPOINTS_FILE).read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, 0)
+        raise SettingsError(f"jetjobs up is already running for {home} (pid {pid}); stop it or use --home")
+
+
+@contextlib.asynccontextmanager
+async def embedded(settings: Settings) -> AsyncIterator[Settings]:
+    """Servers up and announced in `home/endpoints.json` for the length of the block."""
+    home = settings.home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    _check_not_running(home)
+    servers, settings = await asyncio.to_thread(start_servers, settings, home)
+    endpoints = home / ENDPOINTS_FILE
+    try:
+        endpoints.write_text(
+            json.dumps(
+                {"nats_url": settings.nats_url, "database_url": settings.database_url, "pid": os.getpid()}
+            )
+        )
+        yield settings
+    finally:
+        endpoints.unlink(missing_ok=True)
+        await asyncio.to_thread(servers.stop)
+
+
+def banner(settings: Settings) -> str:
+    """What a new user needs to know to look around."""
+    return "\n".join(
+        [
+            "jetjobs is up",
+            f"  NATS        {settings.nats_url}",
+            f"  PostgreSQL  {settings.database_url}",
+            f"  data        {settings.home.resolve()}",
+            "  try         jetjobs job list    ·    nats --server "
+            f"{settings.nats_url} sub 'jetjobs.events.>'",
+            "  stop        Ctrl-C",
+        ]
+    )
+
+
+async def _with_demo(settings: Settings) -> None:
+    bus = await Bus.attach(settings.require_nats(), "jetjobs-demo")
+    printer: asyncio.Task[None] | None = None
+    try:
+        await demo.install(ApiClient(bus.nc))
+        printer = asyncio.create_task(demo.print_outcomes(bus))
+        print(
+            "demo: company 'demo', templates 'hello' (every 5 s) and 'grumpy' (every 20 s, fails)", flush=True
+        )
+        await services.until_signalled()
+    finally:
+        if printer is not None:
+            printer.cancel()
+            await asyncio.gather(printer, return_exceptions=True)
+        await bus.close()
+
+
+async def up(settings: Settings, *, with_demo: bool) -> None:
+    """Run the whole system in this process until Ctrl-C."""
+    async with embedded(settings) as settings:
+        running = await services.start_all(
+            [services.store(settings), services.scheduler(settings), services.executor(settings)]
+        )
+        try:
+            print(banner(settings), flush=True)
+            if with_demo:
+                await _with_demo(settings)
+            else:
+                await services.until_signalled()
+        finally:
+            await services.stop_all(running)
+    print("jetjobs stopped", flush=True)
