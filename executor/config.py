@@ -1,0 +1,50 @@
+"""The executor's settings: one frozen object, checked when it is built."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+
+from pydantic import TypeAdapter, ValidationError
+
+from contracts.base import Code
+
+
+class ExecutorConfigError(ValueError):
+    """An executor setting is out of range; the message says which and how to fix it."""
+
+
+def default_runner_id() -> str:
+    """Host and pid: unique per live executor and readable in job history."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """What one executor process needs: where NATS is and how much it may run."""
+
+    nats_url: str
+    pool: str = "default"
+    slots: int = 8
+    runner_id: str = field(default_factory=default_runner_id)
+    grace: float = 5.0
+    output_limit: int = 256 * 1024
+    drain_timeout: float = 30.0
+    name: str = "jetjobs-executor"
+
+    def __post_init__(self) -> None:
+        try:
+            TypeAdapter(Code).validate_python(self.pool)
+        except ValidationError:
+            raise ExecutorConfigError(
+                f"pool {self.pool!r} is not a valid pool name: use lowercase letters, digits, '_' or '-'"
+            ) from None
+        if self.slots < 1:
+            raise ExecutorConfigError(f"slots must be at least 1 (got {self.slots})")
+        if self.grace < 0 or self.drain_timeout < 0:
+            raise ExecutorConfigError("grace and drain_timeout are seconds and cannot be negative")
+        if self.output_limit < 1:
+            raise ExecutorConfigError(f"output_limit must be at least 1 byte (got {self.output_limit})")
+        if not self.runner_id:
+            raise ExecutorConfigError("runner_id cannot be empty: leave it unset for host-pid")

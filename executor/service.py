@@ -1,0 +1,142 @@
+"""The executor service: pulls a pool's job messages, never more than it has
+free slots, and runs each in its own task."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import structlog
+
+from bus import Bus, Invalid, Layout, Nak, PullConsumer, decode, settle
+from bus.infra import ensure_consumer
+from contracts import subjects as s
+from contracts.messages import JobMessage
+
+from .config import ExecutorConfig
+from .job import Received, Runtime, admitted, reject_invalid, run_delivery
+
+log = structlog.get_logger("jetjobs.executor")
+
+FETCH_WAIT = 1.0
+STOP_MARGIN = 10.0
+"""Seconds beyond the kill grace to wait for killed jobs to report before cancelling them."""
+
+
+class ExecutorService:
+    """Runs the jobs of one pool with at most `config.slots` processes at a time."""
+
+    def __init__(self, config: ExecutorConfig, layout: Layout | None = None) -> None:
+        self._config = config
+        self._layout = layout or Layout()
+        self._bus: Bus | None = None
+        self._consumer: PullConsumer | None = None
+        self._puller: asyncio.Task[None] | None = None
+        self._jobs: dict[asyncio.Task[None], asyncio.Event] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    @property
+    def running(self) -> int:
+        """Jobs in progress right now."""
+        return len(self._jobs)
+
+    async def start(self) -> None:
+        """Connect, make sure the pool's consumer exists, and start pulling."""
+        if self._bus is not None:
+            return
+        pool = self._config.pool
+        bus = await Bus.open(self._config.nats_url, self._config.name, self._layout)
+        try:
+            await ensure_consumer(bus.js, s.DISPATCH_STREAM, self._layout.pool_consumer(pool))
+        except BaseException:
+            await bus.close()
+            raise
+        self._bus = bus
+        self._stopping = False
+        self._consumer = PullConsumer(bus.js, s.DISPATCH_STREAM, s.pool_consumer(pool))
+        self._puller = asyncio.create_task(self._pull(self._consumer, self._runtime(bus)))
+        log.info("executor.started", pool=pool, slots=self._config.slots, runner=self._config.runner_id)
+
+    def _runtime(self, bus: Bus) -> Runtime:
+        return Runtime(
+            publisher=bus.publisher,
+            runner=self._config.runner_id,
+            grace=self._config.grace,
+            output_limit=self._config.output_limit,
+            heartbeat=self._layout.ack_wait / 3,
+            base_env=dict(os.environ),
+        )
+
+    async def stop(self) -> None:
+        """Stop pulling, let running jobs finish within `drain_timeout`, hand the
+        rest back to the pool, and disconnect. Safe to call more than once."""
+        bus, self._bus = self._bus, None
+        if bus is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        if self._puller is not None:
+            await self._puller
+            self._puller = None
+        if self._consumer is not None:
+            await self._consumer.close()
+            self._consumer = None
+        await self._drain()
+        await bus.close()
+        log.info("executor.stopped", pool=self._config.pool, runner=self._config.runner_id)
+
+    async def _drain(self) -> None:
+        """Wait for running jobs, then abort (kill and hand back) those still running."""
+        if not self._jobs:
+            return
+        log.info("executor.draining", running=len(self._jobs), timeout=self._config.drain_timeout)
+        _, late = await asyncio.wait(set(self._jobs), timeout=self._config.drain_timeout)
+        for task in late:
+            self._jobs[task].set()
+        if not late:
+            return
+        _, stuck = await asyncio.wait(late, timeout=self._config.grace + STOP_MARGIN)
+        for task in stuck:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+
+    async def _pull(self, consumer: PullConsumer, runtime: Runtime) -> None:
+        """Fetch as many messages as there are free slots; wait for a slot when full."""
+        while not self._stopping:
+            free = self._config.slots - len(self._jobs)
+            if free <= 0:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            try:
+                for msg in await consumer.fetch(free, timeout=FETCH_WAIT):
+                    await self._accept(admitted(decode(JobMessage, msg)), runtime)
+            except Exception:
+                log.exception("executor.fetch_failed", pool=self._config.pool)
+                await asyncio.sleep(FETCH_WAIT)
+
+    async def _accept(self, received: Received, runtime: Runtime) -> None:
+        """Start a job task, or hand the message straight back when stopping."""
+        if self._stopping:
+            await settle(received.msg, Nak())
+            return
+        abort = asyncio.Event()
+        task = asyncio.create_task(self._handle(received, runtime, abort))
+        self._jobs[task] = abort
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._jobs.pop(task, None)
+        self._wake.set()
+
+    async def _handle(self, received: Received, runtime: Runtime, abort: asyncio.Event) -> None:
+        """One message; whatever goes wrong is logged and never stops the service.
+        A message left unsettled is redelivered once its ack wait runs out."""
+        try:
+            if isinstance(received, Invalid):
+                await reject_invalid(received, runtime.publisher)
+            else:
+                await run_delivery(received, runtime, abort)
+        except Exception:
+            log.exception("job.unsettled", subject=received.msg.subject)
