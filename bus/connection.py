@@ -8,43 +8,57 @@ from nats.errors import NoServersError
 
 log = structlog.get_logger("jetjobs.bus")
 
+SERVICE_START_ATTEMPTS = 30
+"""About 30 s of trying at start before a service gives up with a clear error."""
+
 
 class BusUnavailable(Exception):
     """NATS could not be reached; the message names the URL and how to fix it."""
 
 
-async def _on_error(error: Exception) -> None:
-    log.warning("nats.error", error=str(error) or type(error).__name__)
+class _Reporter:
+    """Logs connection trouble, but not the disconnect of our own close, and
+    nothing at all for a command (its one error line says it all)."""
 
+    def __init__(self, client: Client, url: str, *, quiet: bool) -> None:
+        self._client, self._url, self._quiet = client, url, quiet
 
-async def _on_disconnect() -> None:
-    log.warning("nats.disconnected")
+    async def error(self, error: Exception) -> None:
+        if not self._quiet:
+            log.warning("nats.error", url=self._url, error=str(error) or type(error).__name__)
 
+    async def disconnected(self) -> None:
+        if not (self._quiet or self._client.is_closed or self._client.is_draining):
+            log.warning("nats.disconnected", url=self._url)
 
-async def _on_reconnect() -> None:
-    log.info("nats.reconnected")
+    async def reconnected(self) -> None:
+        log.info("nats.reconnected", url=self._url)
 
 
 async def connect(url: str, name: str, *, persistent: bool = True) -> Client:
-    """A connection that, for services (`persistent`), never gives up reconnecting;
-    a command gives up quickly with a clear error instead."""
+    """A connection that, for services (`persistent`), never gives up once it is
+    up; at start a service tries for a while, a command gives up at once."""
     client = Client()
+    reporter = _Reporter(client, url, quiet=not persistent)
     try:
         await client.connect(
             servers=[url],
             name=name,
-            max_reconnect_attempts=-1 if persistent else 2,
+            max_reconnect_attempts=SERVICE_START_ATTEMPTS if persistent else 1,
             reconnect_time_wait=1,
             connect_timeout=2,
             allow_reconnect=True,
-            error_cb=_on_error,
-            disconnected_cb=_on_disconnect,
-            reconnected_cb=_on_reconnect,
             pending_size=64 * 1024 * 1024,
+            error_cb=reporter.error,
+            disconnected_cb=reporter.disconnected,
+            reconnected_cb=reporter.reconnected,
         )
     except (NoServersError, OSError, TimeoutError) as error:
+        await client.close()
         raise BusUnavailable(
             f"cannot reach NATS at {url} ({error or type(error).__name__}): "
             "start it (`jetjobs up`) or set JETJOBS_NATS_URL"
         ) from None
+    if persistent:
+        client.options["max_reconnect_attempts"] = -1
     return client

@@ -108,4 +108,3 @@ def shutdown(server: NatsServer | PostgresServer) -> None:
     except BaseException:
         _force_kill(server)
         raise
-

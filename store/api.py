@@ -1,0 +1,210 @@
+"""The store's API: one handler per operation of `contracts.api.OPERATIONS`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import asyncpg
+import structlog
+from pydantic import BaseModel
+
+from bus import Publisher, PublishFailed
+from contracts import api
+from contracts.api import ApiFailure
+from contracts.dispatch import adhoc_job_id, job_message
+from contracts.models import Company, RunTemplate, TemplateSpec, cron_for
+from contracts.multiflexi import AppFileError, parse_app
+from contracts.records import JobRecord
+
+from . import resolve
+from .board import BoardKeeper, active_template
+from .db import BAD_DATA, UNAVAILABLE
+from .queries import Queries
+from .rows import TemplateRow
+from .writers import write_dispatches
+
+log = structlog.get_logger("jetjobs.store")
+
+Q = TypeVar("Q", bound=BaseModel)
+Handler = Callable[[BaseModel], Awaitable[BaseModel]]
+
+
+def _typed(op: str, request_type: type[Q], handler: Callable[[Q], Awaitable[BaseModel]]) -> Handler:
+    """Adapt a handler of one request model to the bus's generic signature, and turn
+    database trouble into an answer the caller can act on."""
+
+    async def handle(request: BaseModel) -> BaseModel:
+        if not isinstance(request, request_type):
+            raise TypeError(f"{op}: expected {request_type.__name__}, got {type(request).__name__}")
+        try:
+            return await handler(request)
+        except BAD_DATA as error:
+            raise ApiFailure(400, f"{op}: a value is out of range or cannot be stored ({error})") from None
+        except UNAVAILABLE as error:
+            log.warning("store.db_unavailable", operation=op, error=str(error) or type(error).__name__)
+            raise ApiFailure(
+                503, f"{op}: the store cannot reach PostgreSQL right now; try again shortly"
+            ) from None
+
+    return handle
+
+
+def _conflict(spec: TemplateSpec, existing: int | None) -> ApiFailure:
+    hint = (
+        ""
+        if existing is None
+        else f" (template {existing}): change that one with `jetjobs template update {existing}`"
+    )
+    return ApiFailure(409, f"template '{spec.name}' already exists in company '{spec.company}'{hint}")
+
+
+class StoreApi:
+    """Companies, applications, templates and jobs, read from and written to Postgres."""
+
+    def __init__(self, pool: Any, publisher: Publisher, board: BoardKeeper) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._board = board
+
+    def handlers(self) -> dict[str, Handler]:
+        """The handler of every operation, for `bus.ApiServer`."""
+        return {
+            "company.create": _typed("company.create", Company, self.company_create),
+            "company.list": _typed("company.list", api.CompanyFilter, self.company_list),
+            "app.import": _typed("app.import", api.AppImport, self.app_import),
+            "app.list": _typed("app.list", api.CompanyFilter, self.app_list),
+            "template.create": _typed("template.create", TemplateSpec, self.template_create),
+            "template.update": _typed("template.update", api.TemplateUpdate, self.template_update),
+            "template.get": _typed("template.get", api.TemplateRef, self.template_get),
+            "template.list": _typed("template.list", api.CompanyFilter, self.template_list),
+            "template.run": _typed("template.run", api.RunNow, self.template_run),
+            "job.get": _typed("job.get", api.JobRef, self.job_get),
+            "job.list": _typed("job.list", api.JobQuery, self.job_list),
+        }
+
+    async def company_create(self, request: Company) -> Company:
+        created = await Queries(self._pool).insert_company(request)
+        if created is None:
+            raise ApiFailure(409, f"company '{request.code}' already exists")
+        log.info("company.created", company=created.code)
+        return created
+
+    async def company_list(self, request: api.CompanyFilter) -> api.CompanyList:
+        companies = await Queries(self._pool).list_companies(request.company)
+        if request.company is not None and not companies:
+            raise resolve.unknown_company(request.company)
+        return api.CompanyList(companies=companies)
+
+    async def app_import(self, request: api.AppImport) -> api.AppImported:
+        try:
+            app, warnings = parse_app(request.document)
+        except AppFileError as error:
+            raise ApiFailure(400, f"{request.source or 'app document'}: {error}") from None
+        async with self._pool.acquire() as conn, conn.transaction():
+            queries = Queries(conn)
+            stored, created = await queries.upsert_app(app, request.document)
+            assert stored.id is not None
+            using = [] if created else await queries.templates(app_id=stored.id)
+        if using:
+            await self._board.refresh([row.template.id for row in using])
+        log.info("app.imported", app=stored.uuid, created=created, warnings=len(warnings))
+        return api.AppImported(app=stored, created=created, warnings=warnings)
+
+    async def app_list(self, request: api.CompanyFilter) -> api.AppList:
+        queries = Queries(self._pool)
+        company_id = await resolve.company_id(queries, request.company)
+        return api.AppList(apps=await queries.list_apps(company_id))
+
+    async def template_create(self, spec: TemplateSpec) -> RunTemplate:
+        async with self._pool.acquire() as conn, conn.transaction():
+            queries = Queries(conn)
+            company = await resolve.company(queries, spec.company)
+            app = await resolve.application(queries, spec.app)
+            assert company.id is not None and app.id is not None
+            template_id = await queries.insert_template(spec, app.id, company.id)
+            if template_id is None:
+                raise _conflict(spec, await queries.template_id_by_name(company.id, spec.name))
+            row = await resolve.template(queries, template_id)
+        await self._board.refresh([template_id])
+        log.info("template.created", template_id=template_id, company=spec.company)
+        return row.template
+
+    async def template_update(self, request: api.TemplateUpdate) -> RunTemplate:
+        try:
+            row = await self._update(request)
+        except asyncpg.UniqueViolationError:  # a concurrent change took the name first
+            raise ApiFailure(
+                409, f"template {request.id}: its company already has a template of that name"
+            ) from None
+        await self._board.refresh([request.id])
+        log.info("template.updated", template_id=request.id, company=row.template.company)
+        return row.template
+
+    async def _update(self, request: api.TemplateUpdate) -> TemplateRow:
+        async with self._pool.acquire() as conn, conn.transaction():
+            queries = Queries(conn)
+            if not await queries.lock_template(request.id):
+                raise resolve.unknown_template(request.id)
+            current = await resolve.template(queries, request.id)
+            spec = resolve.merged_spec(current.template, request.changes)
+            company = await resolve.company(queries, spec.company)
+            app = await resolve.application(queries, spec.app)
+            assert company.id is not None and app.id is not None
+            existing = await queries.template_id_by_name(company.id, spec.name)
+            if existing not in (None, request.id):
+                raise _conflict(spec, existing)
+            await queries.update_template(request.id, spec, app.id, company.id)
+            return await resolve.template(queries, request.id)
+
+    async def _template(self, template_id: int) -> TemplateRow:
+        return await resolve.template(Queries(self._pool), template_id)
+
+    async def template_get(self, request: api.TemplateRef) -> RunTemplate:
+        return (await self._template(request.id)).template
+
+    async def template_list(self, request: api.CompanyFilter) -> api.TemplateList:
+        queries = Queries(self._pool)
+        await resolve.company_id(queries, request.company)
+        rows = await queries.templates(company=request.company)
+        return api.TemplateList(templates=[row.template for row in rows])
+
+    async def template_run(self, request: api.RunNow) -> api.JobQueued:
+        row = await self._template(request.id)
+        if not row.company_enabled:
+            raise ApiFailure(409, f"company '{row.template.company}' is disabled: its templates cannot run")
+        now = datetime.now(UTC)
+        message = job_message(
+            active_template(row, cron_for(row.template.interv, row.template.cron) or ""),
+            job_id=adhoc_job_id(),
+            slot=now,
+            now=now,
+            launched_by=request.launched_by,
+            env_overrides=request.env,
+            timeouts=request.timeouts,
+        )
+        try:
+            await self._publisher.dispatch([message])
+        except (PublishFailed, TimeoutError) as error:
+            reason = str(error) or "NATS did not answer in time"
+            raise ApiFailure(503, f"could not queue template {request.id}: {reason}; try again") from None
+        async with self._pool.acquire() as conn, conn.transaction():
+            await write_dispatches(Queries(conn), [message])
+        log.info("job.queued", job_id=message.job_id, company=message.company, template_id=request.id)
+        return api.JobQueued(job_id=message.job_id, company=message.company)
+
+    async def job_get(self, request: api.JobRef) -> JobRecord:
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            queries = Queries(conn)
+            job = await queries.job_by_id(request.id)
+            if job is None:
+                raise ApiFailure(404, f"unknown job '{request.id}': see `jetjobs job list`")
+            attempts = await queries.job_attempts(request.id)
+        return job.model_copy(update={"attempts": attempts})
+
+    async def job_list(self, request: api.JobQuery) -> api.JobList:
+        jobs = await Queries(self._pool).list_jobs(
+            request.company, request.template_id, request.status, request.limit
+        )
+        return api.JobList(jobs=jobs)

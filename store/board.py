@@ -1,0 +1,102 @@
+"""Keeping the templates KV equal to what Postgres says should be scheduled."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection
+from typing import Any
+
+import structlog
+
+from bus import TemplateBoard
+from contracts.dispatch import application_env, merged_env
+from contracts.models import ActiveTemplate, cron_for
+
+from .queries import Queries
+from .rows import TemplateRow
+
+log = structlog.get_logger("jetjobs.store")
+
+
+def active_template(row: TemplateRow, cron: str) -> ActiveTemplate:
+    """The executable view of a template, with its application's defaults under its own env."""
+    spec = row.template
+    return ActiveTemplate(
+        id=spec.id,
+        revision=row.revision,
+        name=spec.name,
+        company=spec.company,
+        pool=spec.pool,
+        app_id=spec.app_id,
+        executable=row.app.executable,
+        cmdparams=row.app.cmdparams,
+        env=merged_env(application_env(row.app), spec.env),
+        cron=cron,
+        timezone=spec.timezone,
+        timeouts=spec.timeouts,
+        retries=spec.retries,
+    )
+
+
+def scheduled(row: TemplateRow) -> ActiveTemplate | None:
+    """What schedulers should fire: active, of an enabled company, with a schedule."""
+    cron = cron_for(row.template.interv, row.template.cron)
+    if not row.template.active or not row.company_enabled or cron is None:
+        return None
+    return active_template(row, cron)
+
+
+class BoardKeeper:
+    """Writes templates to the board after every change, and converges after a failure.
+
+    Writes are serialized and read the template afresh, so two quick changes can
+    never leave the older one on the board."""
+
+    def __init__(self, pool: Any, board: TemplateBoard, retry_every: float = 5.0) -> None:
+        self._pool = pool
+        self._board = board
+        self._retry_every = retry_every
+        self._lock = asyncio.Lock()
+        self._dirty = asyncio.Event()
+
+    async def resync(self) -> int:
+        """Make the whole board match Postgres; returns how many templates are scheduled."""
+        async with self._lock:
+            wanted = [t for t in map(scheduled, await Queries(self._pool).templates()) if t is not None]
+            for template in wanted:
+                await self._board.put(template)
+            for template_id in await self._board.ids() - {t.id for t in wanted}:
+                await self._board.remove(template_id)
+        log.info("store.board_synced", scheduled=len(wanted))
+        return len(wanted)
+
+    async def refresh(self, template_ids: Collection[int]) -> None:
+        """Put or remove these templates; on failure, a full resync follows in the background."""
+        try:
+            async with self._lock:
+                await self._refresh(template_ids)
+        except Exception as error:
+            log.warning("store.board_failed", templates=sorted(template_ids), error=repr(error))
+            self._dirty.set()
+
+    async def _refresh(self, template_ids: Collection[int]) -> None:
+        found = {row.template.id: row for row in await Queries(self._pool).templates(ids=list(template_ids))}
+        for template_id in template_ids:
+            row = found.get(template_id)
+            template = None if row is None else scheduled(row)
+            if template is None:
+                await self._board.remove(template_id)
+            else:
+                await self._board.put(template)
+
+    async def run(self) -> None:
+        """Retry a full resync after a failed write until it succeeds."""
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                await self.resync()
+            except Exception as error:
+                log.warning("store.board_failed", error=repr(error), retry_in=self._retry_every)
+                self._dirty.set()
+                await asyncio.sleep(self._retry_every)

@@ -1,0 +1,83 @@
+"""Connecting to PostgreSQL, and telling an outage from bad data."""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any, Protocol
+
+import asyncpg
+
+CONNECT_TIMEOUT = 5.0
+COMMAND_TIMEOUT = 60.0
+
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.TransactionRollbackError,
+)
+"""Postgres is down, restarting, full or busy: wait and write the same batch again."""
+
+BAD_DATA: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.exceptions.ProgramLimitExceededError,
+)
+"""The rows themselves cannot be stored: retrying would never succeed."""
+
+
+class StoreUnavailable(Exception):
+    """PostgreSQL could not be reached; the message names the URL and how to fix it."""
+
+
+class Db(Protocol):
+    """What the store needs of a connection or pool (asyncpg's API)."""
+
+    async def execute(self, query: str, *args: Any) -> str: ...
+    async def fetch(self, query: str, *args: Any) -> list[Any]: ...
+    async def fetchrow(self, query: str, *args: Any) -> Any: ...
+    async def fetchval(self, query: str, *args: Any) -> Any: ...
+
+
+def redact(url: str) -> str:
+    """The URL without its password, fit for logs and error messages."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def _unavailable(url: str, error: BaseException) -> StoreUnavailable:
+    reason = str(error) or type(error).__name__
+    return StoreUnavailable(
+        f"cannot use PostgreSQL at {redact(url)} ({reason}): start it (`jetjobs up` runs one) "
+        "or set JETJOBS_DATABASE_URL to a database you can reach"
+    )
+
+
+_CONNECT_ERRORS = (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+async def connect(url: str) -> Any:
+    """One connection, for one-shot work such as `migrate`."""
+    try:
+        return await asyncpg.connect(url, timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT)
+    except _CONNECT_ERRORS as error:
+        raise _unavailable(url, error) from None
+
+
+async def open_pool(url: str, size: int) -> Any:
+    """The service's connection pool; fails at once with a clear error if the database is unreachable."""
+    try:
+        return await asyncpg.create_pool(
+            url, min_size=1, max_size=size, timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT
+        )
+    except _CONNECT_ERRORS as error:
+        raise _unavailable(url, error) from None

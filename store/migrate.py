@@ -1,0 +1,53 @@
+"""Bringing a database to the current schema, safely when several stores start at once."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import structlog
+
+from .db import UNAVAILABLE, connect
+from .loader import Migration, migrations
+from .queries import Queries
+
+log = structlog.get_logger("jetjobs.store")
+
+MIGRATION_LOCK = 0x6A65746A6F6273
+"""The advisory lock key ("jetjobs" in ASCII) every store takes while migrating."""
+
+
+async def _apply(conn: Any, queries: Queries, migration: Migration) -> None:
+    async with conn.transaction():
+        await conn.execute(migration.sql)
+        await queries.record_migration(migration.version, migration.name)
+    log.info("store.migrated", version=migration.version, migration=migration.name)
+
+
+async def apply_migrations(conn: Any) -> list[int]:
+    """Apply the missing migrations in order, each in its own transaction, under
+    the advisory lock held on `conn`; returns the versions applied (none when current)."""
+    queries = Queries(conn)
+    await queries.lock_migrations(MIGRATION_LOCK)
+    try:
+        await queries.create_migrations_table()
+        applied = set(await queries.applied_migrations())
+        known = migrations()
+        if applied - {m.version for m in known}:
+            log.warning("store.schema_newer", applied=max(applied), known=len(known))
+        pending = [m for m in known if m.version not in applied]
+        for migration in pending:
+            await _apply(conn, queries, migration)
+        return [m.version for m in pending]
+    finally:
+        with contextlib.suppress(*UNAVAILABLE):  # a lost session has released its lock already
+            await queries.unlock_migrations(MIGRATION_LOCK)
+
+
+async def migrate(database_url: str) -> list[int]:
+    """Migrate the database at `database_url`; returns the versions applied."""
+    conn = await connect(database_url)
+    try:
+        return await apply_migrations(conn)
+    finally:
+        await conn.close()

@@ -1,0 +1,192 @@
+"""Projecting the bus into Postgres: one loop per durable consumer, one transaction
+per batch, acks only after COMMIT.
+
+If Postgres is away, the batch is kept (with in-progress acks, so JetStream does
+not hand it to anyone else meanwhile) and written again with capped backoff:
+nothing is lost and, since every write is idempotent, nothing is doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import structlog
+from pydantic import BaseModel
+
+from bus import Ack, Action, Delivery, Invalid, PullConsumer, Term, decode, settle
+from contracts import subjects as s
+from contracts.messages import DeadLetter, JobEvent, JobMessage
+
+from .db import BAD_DATA, UNAVAILABLE
+from .queries import Queries
+from .writers import project_dead_letters, project_dispatches, project_events
+
+log = structlog.get_logger("jetjobs.store")
+
+M = TypeVar("M", bound=BaseModel)
+Writer = Callable[[Queries, Sequence[Delivery[M]]], Awaitable[None]]
+Rejected = list[tuple[Delivery[M], str]]
+
+
+@dataclass(frozen=True)
+class Feed(Generic[M]):
+    """One stream the store projects, and how."""
+
+    stream: str
+    durable: str
+    model: type[M]
+    write: Writer[M]
+
+
+def feeds() -> list[Feed[Any]]:
+    """Dispatch, events and dead letters, on the store's own durable consumers."""
+    return [
+        Feed(s.DISPATCH_STREAM, s.STORE_DISPATCH_CONSUMER, JobMessage, project_dispatches),
+        Feed(s.EVENTS_STREAM, s.STORE_EVENTS_CONSUMER, JobEvent, project_events),
+        Feed(s.DEAD_STREAM, s.STORE_DEAD_CONSUMER, DeadLetter, project_dead_letters),
+    ]
+
+
+class Stopping(Exception):
+    """The service is stopping: the batch stays unacked and is redelivered later."""
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Batch size and patience of a projection loop."""
+
+    batch_size: int = 500
+    fetch_wait: float = 1.0
+    ack_wait: float = 30.0
+    first_backoff: float = 0.5
+    max_backoff: float = 10.0
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> bool:
+    """Whether `event` was set within `timeout` seconds."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)
+    return event.is_set()
+
+
+def _reason(error: BaseException) -> str:
+    return f"cannot be stored: {error}"
+
+
+class Projection(Generic[M]):
+    """Pulls one feed in batches and writes each batch in one transaction."""
+
+    def __init__(
+        self, feed: Feed[M], consumer: PullConsumer, pool: Any, stopping: asyncio.Event, tuning: Tuning
+    ) -> None:
+        self._feed = feed
+        self._consumer = consumer
+        self._pool = pool
+        self._stopping = stopping
+        self._tuning = tuning
+
+    async def run(self) -> None:
+        """Project until the service stops."""
+        log.info("store.projecting", consumer=self._feed.durable)
+        try:
+            while not self._stopping.is_set():
+                msgs = await self._consumer.fetch(self._tuning.batch_size, self._tuning.fetch_wait)
+                if msgs:
+                    await self.handle(msgs)
+        except Stopping:
+            log.info("store.batch_left_for_redelivery", consumer=self._feed.durable)
+        finally:
+            await self._consumer.close()
+
+    async def handle(self, msgs: Sequence[Any]) -> None:
+        """Decode, write, then settle every message of one fetched batch."""
+        batch: list[Delivery[M]] = []
+        for msg in msgs:
+            item = decode(self._feed.model, msg)
+            if isinstance(item, Invalid):
+                await self._reject(item.msg, item.reason)
+            else:
+                batch.append(item)
+        if not batch:
+            return
+        rejected = await self._commit(batch)
+        refused = {id(d) for d, _ in rejected}
+        for delivery, reason in rejected:
+            await self._reject(delivery.msg, reason)
+        for delivery in batch:
+            if id(delivery) not in refused:
+                await self._settle(delivery.msg, Ack())
+        log.debug("store.batch_committed", consumer=self._feed.durable, count=len(batch) - len(rejected))
+
+    async def _reject(self, msg: Any, reason: str) -> None:
+        """Bad input is logged and terminated here; the executor dead-letters it."""
+        log.error("store.invalid_message", consumer=self._feed.durable, subject=msg.subject, reason=reason)
+        await self._settle(msg, Term(reason))
+
+    async def _settle(self, msg: Any, action: Action) -> None:
+        try:
+            await settle(msg, action)
+        except Exception as error:  # a lost ack means a redelivery, which is harmless
+            log.warning("store.settle_failed", consumer=self._feed.durable, error=repr(error))
+
+    async def _commit(self, batch: Sequence[Delivery[M]]) -> Rejected[M]:
+        """Write until it sticks; returns the messages that can never be stored."""
+        delay = self._tuning.first_backoff
+        while True:
+            try:
+                return await self._write_all(batch)
+            except Exception as error:
+                self._log_retry(error, delay, len(batch))
+            await self._hold(batch, delay)
+            delay = min(delay * 2, self._tuning.max_backoff)
+
+    def _log_retry(self, error: Exception, delay: float, count: int) -> None:
+        fields = {"consumer": self._feed.durable, "retry_in": delay, "pending": count}
+        if isinstance(error, UNAVAILABLE):
+            log.warning("store.db_unavailable", error=str(error) or type(error).__name__, **fields)
+        else:
+            log.error("store.write_failed", exc_info=error, **fields)
+
+    async def _write_all(self, batch: Sequence[Delivery[M]]) -> Rejected[M]:
+        """The whole batch at once; if some row is unstorable, one message at a time."""
+        try:
+            await self._write(batch)
+            return []
+        except BAD_DATA as error:
+            if len(batch) == 1:
+                return [(batch[0], _reason(error))]
+        rejected: Rejected[M] = []
+        for delivery in batch:
+            try:
+                await self._write([delivery])
+            except BAD_DATA as error:
+                rejected.append((delivery, _reason(error)))
+        return rejected
+
+    async def _write(self, batch: Sequence[Delivery[M]]) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self._feed.write(Queries(conn), batch)
+
+    async def _hold(self, batch: Sequence[Delivery[M]], seconds: float) -> None:
+        """Wait `seconds`, telling JetStream every third of AckWait that the batch is still ours."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while True:
+            await self._progress(batch)
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            if await _wait(self._stopping, min(left, self._tuning.ack_wait / 3)):
+                raise Stopping
+
+    async def _progress(self, batch: Sequence[Delivery[M]]) -> None:
+        for delivery in batch:
+            try:
+                await delivery.progress()
+            except Exception as error:  # NATS away too: the redelivery is harmless
+                log.warning("store.progress_failed", consumer=self._feed.durable, error=repr(error))
+                return

@@ -1,0 +1,250 @@
+"""One typed method per query of `sql/queries.sql`: positional `$n` never leave this module."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from contracts.enums import Status
+from contracts.messages import DeadLetter, JobEvent, JobMessage
+from contracts.models import Application, Company, TemplateSpec
+from contracts.records import AttemptRecord, JobRecord
+
+from . import rows
+from .db import Db
+from .lifecycle import AttemptState, guard_pairs
+from .loader import queries
+from .rows import TemplateRow
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as the store recorded it."""
+
+    attempt: int
+    status: Status
+    at: datetime
+    stale: bool
+
+
+def _columns(records: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows to one list per column, for `unnest($1::type[], …)`."""
+    return [[record[i] for record in records] for i in range(width)]
+
+
+def _state_columns(state: AttemptState) -> tuple[Any, ...]:
+    kind = None if state.kind is None else state.kind.value
+    return (kind, state.runner, state.pid, state.exit_code, state.reason, state.begin, state.end)
+
+
+class Queries:
+    """The store's queries, bound to one connection (or the pool)."""
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+        self._sql = queries()
+
+    def _q(self, name: str) -> str:
+        return self._sql[name].sql
+
+    # migrations
+
+    async def lock_migrations(self, key: int) -> None:
+        await self._db.execute(self._q("lock_migrations"), key)
+
+    async def unlock_migrations(self, key: int) -> None:
+        await self._db.execute(self._q("unlock_migrations"), key)
+
+    async def create_migrations_table(self) -> None:
+        await self._db.execute(self._q("create_migrations_table"))
+
+    async def applied_migrations(self) -> list[int]:
+        return [r["version"] for r in await self._db.fetch(self._q("applied_migrations"))]
+
+    async def record_migration(self, version: int, name: str) -> None:
+        await self._db.execute(self._q("record_migration"), version, name)
+
+    async def enum_labels(self, type_name: str) -> list[str]:
+        return [r["enumlabel"] for r in await self._db.fetch(self._q("enum_labels"), type_name)]
+
+    # companies
+
+    async def insert_company(self, company: Company) -> Company | None:
+        row = await self._db.fetchrow(self._q("insert_company"), company.code, company.name, company.enabled)
+        return None if row is None else rows.company(row)
+
+    async def list_companies(self, code: str | None = None) -> list[Company]:
+        return [rows.company(r) for r in await self._db.fetch(self._q("list_companies"), code)]
+
+    async def company_by_code(self, code: str) -> Company | None:
+        row = await self._db.fetchrow(self._q("company_by_code"), code)
+        return None if row is None else rows.company(row)
+
+    # applications
+
+    async def upsert_app(self, app: Application, document: Mapping[str, Any]) -> tuple[Application, bool]:
+        """The stored application, and whether it was new."""
+        environment = json.dumps({k: v.model_dump() for k, v in app.environment.items()})
+        row = await self._db.fetchrow(
+            self._q("upsert_app"),
+            app.uuid,
+            app.name,
+            app.description,
+            app.executable,
+            app.cmdparams,
+            environment,
+            app.ociimage,
+            app.homepage,
+            app.tags,
+            json.dumps(document),
+        )
+        return rows.application(row), bool(row["created"])
+
+    async def list_apps(self, company_id: int | None = None) -> list[Application]:
+        return [rows.application(r) for r in await self._db.fetch(self._q("list_apps"), company_id)]
+
+    async def app_by_id(self, app_id: int) -> Application | None:
+        row = await self._db.fetchrow(self._q("app_by_id"), app_id)
+        return None if row is None else rows.application(row)
+
+    async def app_by_uuid(self, uuid: str) -> Application | None:
+        row = await self._db.fetchrow(self._q("app_by_uuid"), uuid)
+        return None if row is None else rows.application(row)
+
+    # templates
+
+    async def insert_template(self, spec: TemplateSpec, app_id: int, company_id: int) -> int | None:
+        """The new template's id; None when its company already has one of that name."""
+        params = rows.template_params(spec, app_id, company_id)
+        value = await self._db.fetchval(self._q("insert_template"), *params)
+        return None if value is None else int(value)
+
+    async def update_template(
+        self, template_id: int, spec: TemplateSpec, app_id: int, company_id: int
+    ) -> bool:
+        params = rows.template_params(spec, app_id, company_id)
+        return await self._db.fetchval(self._q("update_template"), template_id, *params) is not None
+
+    async def lock_template(self, template_id: int) -> bool:
+        """Lock the template until the transaction ends; False when it does not exist."""
+        return await self._db.fetchval(self._q("lock_template"), template_id) is not None
+
+    async def template_id_by_name(self, company_id: int, name: str) -> int | None:
+        value = await self._db.fetchval(self._q("template_id_by_name"), company_id, name)
+        return None if value is None else int(value)
+
+    async def templates(
+        self, ids: Sequence[int] | None = None, company: str | None = None, app_id: int | None = None
+    ) -> list[TemplateRow]:
+        found = await self._db.fetch(
+            self._q("templates"), None if ids is None else list(ids), company, app_id
+        )
+        return [rows.template(r) for r in found]
+
+    async def template(self, template_id: int) -> TemplateRow | None:
+        found = await self.templates(ids=[template_id])
+        return found[0] if found else None
+
+    # jobs: projection
+
+    async def record_dispatches(self, messages: Sequence[JobMessage]) -> None:
+        """Insert jobs (each job id at most once per call)."""
+        records = [
+            (
+                m.job_id,
+                m.company,
+                m.pool,
+                m.template_id,
+                m.app_id,
+                m.attempt,
+                json.dumps(m.argv),
+                m.scheduled_at,
+                m.dispatched_at,
+                m.launched_by,
+            )
+            for m in messages
+        ]
+        await self._db.execute(self._q("record_dispatches"), *_columns(records, 10))
+
+    async def record_dispatched_attempts(self, messages: Sequence[JobMessage]) -> None:
+        records = [(m.job_id, m.attempt) for m in messages]
+        await self._db.execute(self._q("record_dispatched_attempts"), *_columns(records, 2))
+
+    async def lock_job_ids(self, job_ids: Sequence[str]) -> None:
+        """Hold each job id until the transaction ends (another store writing its events waits)."""
+        await self._db.fetchval(self._q("lock_job_ids"), list(job_ids))
+
+    async def lock_jobs(self, job_ids: Sequence[str]) -> dict[str, AttemptState]:
+        found = await self._db.fetch(self._q("lock_jobs"), list(job_ids))
+        return {r["id"]: rows.attempt_state(r) for r in found}
+
+    async def apply_job_states(self, jobs: Mapping[str, tuple[str, AttemptState]]) -> None:
+        records = [
+            (job_id, company, s.attempt, s.status.value, s.final, *_state_columns(s), s.stdout, s.stderr)
+            for job_id, (company, s) in sorted(jobs.items())
+        ]
+        await self._db.execute(self._q("apply_job_states"), *_columns(records, 14), guard_pairs())
+
+    async def apply_attempt_states(self, attempts: Mapping[tuple[str, int], AttemptState]) -> None:
+        records = [
+            (job_id, attempt, s.status.value, *_state_columns(s), s.stdout, s.stderr)
+            for (job_id, attempt), s in sorted(attempts.items())
+        ]
+        await self._db.execute(self._q("apply_attempt_states"), *_columns(records, 12), guard_pairs())
+
+    async def record_events(self, events: Sequence[JobEvent], stale: Sequence[bool]) -> None:
+        records = [
+            (e.job_id, e.attempt, e.status.value, e.at, flag, e.model_dump_json(exclude_none=True))
+            for e, flag in zip(events, stale, strict=True)
+        ]
+        await self._db.execute(self._q("record_events"), *_columns(records, 6))
+
+    async def record_dead_letters(self, letters: Sequence[tuple[int, DeadLetter]]) -> None:
+        """Insert dead letters, each with its stream sequence."""
+        records = [
+            (seq, d.company, d.job_id, d.reason, d.subject, d.payload, json.dumps(d.headers), d.at)
+            for seq, d in letters
+        ]
+        await self._db.execute(self._q("record_dead_letters"), *_columns(records, 8))
+
+    # jobs: queries
+
+    async def job_by_id(self, job_id: str) -> JobRecord | None:
+        """The job row; its attempts come from `job_attempts`."""
+        row = await self._db.fetchrow(self._q("job_by_id"), job_id)
+        return None if row is None else rows.job_record(row)
+
+    async def job_attempts(self, job_id: str) -> list[AttemptRecord]:
+        return [rows.attempt_record(r) for r in await self._db.fetch(self._q("job_attempts"), job_id)]
+
+    async def job_events(self, job_id: str) -> list[RecordedEvent]:
+        found = await self._db.fetch(self._q("job_events"), job_id)
+        return [RecordedEvent(r["attempt"], Status(r["status"]), r["at"], r["stale"]) for r in found]
+
+    async def list_jobs(
+        self, company: str | None, template_id: int | None, status: Status | None, limit: int
+    ) -> list[JobRecord]:
+        label = None if status is None else status.value
+        found = await self._db.fetch(self._q("list_jobs"), company, template_id, label, limit)
+        return [rows.job_record(r) for r in found]
+
+    async def dead_letters(self, company: str | None, limit: int) -> list[tuple[int, DeadLetter]]:
+        found = await self._db.fetch(self._q("dead_letters"), company, limit)
+        return [
+            (
+                r["stream_seq"],
+                DeadLetter(
+                    company=r["company"],
+                    job_id=r["job_id"],
+                    reason=r["reason"],
+                    subject=r["subject"],
+                    payload=r["payload"],
+                    headers=json.loads(r["headers"]),
+                    at=r["at"],
+                ),
+            )
+            for r in found
+        ]

@@ -1,0 +1,86 @@
+"""Resolving what a user typed (a company code, an app id or uuid) to stored rows,
+with the error that says how to fix a miss."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from contracts.api import ApiFailure
+from contracts.enums import Interval
+from contracts.errors import describe
+from contracts.models import Application, Company, RunTemplate, TemplateSpec
+
+from .queries import Queries
+from .rows import TemplateRow
+
+_MAX_ID_DIGITS = 18  # anything longer cannot be a bigint id
+
+
+def unknown_company(code: str) -> ApiFailure:
+    return ApiFailure(404, f"unknown company '{code}': create it with `jetjobs company create {code}`")
+
+
+def unknown_template(template_id: int) -> ApiFailure:
+    return ApiFailure(404, f"unknown template {template_id}: see `jetjobs template list`")
+
+
+async def company(queries: Queries, code: str) -> Company:
+    found = await queries.company_by_code(code)
+    if found is None:
+        raise unknown_company(code)
+    return found
+
+
+async def company_id(queries: Queries, code: str | None) -> int | None:
+    """The id of an optional company filter; a code that names no company is an error."""
+    if code is None:
+        return None
+    found = await company(queries, code)
+    assert found.id is not None
+    return found.id
+
+
+def _uuid(text: str) -> str | None:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return None
+
+
+async def application(queries: Queries, ref: str) -> Application:
+    """An application by numeric id or by uuid."""
+    found = None
+    if ref.isdigit() and len(ref) <= _MAX_ID_DIGITS:
+        found = await queries.app_by_id(int(ref))
+    elif (normal := _uuid(ref)) is not None:
+        found = await queries.app_by_uuid(normal)
+    if found is None:
+        raise ApiFailure(404, f"unknown application '{ref}': import it with `jetjobs app import FILE`")
+    return found
+
+
+async def template(queries: Queries, template_id: int) -> TemplateRow:
+    found = await queries.template(template_id)
+    if found is None:
+        raise unknown_template(template_id)
+    return found
+
+
+def merged_spec(current: RunTemplate, changes: Mapping[str, Any]) -> TemplateSpec:
+    """The stored spec with `changes` applied and checked again.
+
+    `timeouts` may be given in part; moving away from interval `c` drops the cron."""
+    base = current.model_dump(mode="json", include=set(TemplateSpec.model_fields))
+    updates = dict(changes)
+    if isinstance(updates.get("timeouts"), dict):
+        updates["timeouts"] = {**base["timeouts"], **updates["timeouts"]}
+    if "interv" in updates and "cron" not in updates and updates["interv"] != Interval.CUSTOM.value:
+        updates["cron"] = None
+    try:
+        return TemplateSpec.model_validate({**base, **updates})
+    except ValidationError as error:
+        raise ApiFailure(400, f"template.update: {describe(error)}") from None

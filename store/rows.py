@@ -1,0 +1,166 @@
+"""Turning database rows into contract models (and back into parameters)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from contracts.enums import ErrorKind, Interval, Status
+from contracts.models import Application, Company, EnvField, RunTemplate, TemplateSpec, Timeouts
+from contracts.records import AttemptRecord, JobRecord
+
+from .lifecycle import AttemptState
+
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class TemplateRow:
+    """A stored template with what projecting or running it needs."""
+
+    template: RunTemplate
+    app: Application
+    company_enabled: bool
+    updated_at: datetime
+    app_updated_at: datetime
+
+    @property
+    def revision(self) -> str:
+        """Changes whenever the template or its application is saved."""
+        return f"{self.updated_at.timestamp():.6f}-{self.app_updated_at.timestamp():.6f}"
+
+
+def _json(value: str | None, default: Any) -> Any:
+    return default if value is None else json.loads(value)
+
+
+def company(row: Row) -> Company:
+    return Company(id=row["id"], code=row["code"], name=row["name"], enabled=row["enabled"])
+
+
+def application(row: Row, *, id_column: str = "id", name_column: str = "name") -> Application:
+    environment = _json(row["environment"], {})
+    return Application(
+        id=row[id_column],
+        uuid=str(row["uuid"]),
+        name=row[name_column],
+        description=row["description"],
+        executable=row["executable"],
+        cmdparams=row["cmdparams"],
+        environment={k: EnvField.model_validate(v) for k, v in environment.items()},
+        ociimage=row["ociimage"],
+        homepage=row["homepage"],
+        tags=list(row["tags"]),
+    )
+
+
+def template(row: Row) -> TemplateRow:
+    run = RunTemplate(
+        id=row["id"],
+        app_id=row["app_id"],
+        app=str(row["uuid"]),
+        name=row["name"],
+        company=row["company"],
+        interv=Interval(row["interv"]),
+        cron=row["cron"],
+        timezone=row["timezone"],
+        env=_json(row["env"], {}),
+        pool=row["pool"],
+        timeouts=Timeouts(
+            timeout=row["timeout"], timeout_ack=row["timeout_ack"], timeout_result=row["timeout_result"]
+        ),
+        retries=row["retries"],
+        active=row["active"],
+    )
+    return TemplateRow(
+        template=run,
+        app=application(row, id_column="app_id", name_column="app_name"),
+        company_enabled=row["company_enabled"],
+        updated_at=row["updated_at"],
+        app_updated_at=row["app_updated_at"],
+    )
+
+
+def template_params(spec: TemplateSpec, app_id: int, company_id: int) -> tuple[Any, ...]:
+    """The spec as `insert_template` / `update_template` columns, name first."""
+    limits = spec.timeouts
+    return (
+        spec.name,
+        app_id,
+        company_id,
+        spec.interv.value,
+        spec.cron,
+        spec.timezone,
+        json.dumps(spec.env),
+        spec.pool,
+        limits.timeout,
+        limits.timeout_ack,
+        limits.timeout_result,
+        spec.retries,
+        spec.active,
+    )
+
+
+def _kind(value: str | None) -> ErrorKind | None:
+    return None if value is None else ErrorKind(value)
+
+
+def attempt_state(row: Row) -> AttemptState:
+    return AttemptState(
+        attempt=row["attempt"],
+        status=Status(row["status"]),
+        final=row["final"],
+        kind=_kind(row["kind"]),
+        runner=row["runner"],
+        pid=row["pid"],
+        exit_code=row["exit_code"],
+        reason=row["reason"],
+        begin=row["begin_at"],
+        end=row["end_at"],
+        stdout=row["stdout"],
+        stderr=row["stderr"],
+    )
+
+
+def attempt_record(row: Row) -> AttemptRecord:
+    return AttemptRecord(
+        attempt=row["attempt"],
+        status=Status(row["status"]),
+        kind=_kind(row["kind"]),
+        runner=row["runner"],
+        pid=row["pid"],
+        exit_code=row["exit_code"],
+        reason=row["reason"],
+        begin=row["begin_at"],
+        end=row["end_at"],
+    )
+
+
+def job_record(row: Row, attempts: list[AttemptRecord] | None = None) -> JobRecord:
+    return JobRecord(
+        id=row["id"],
+        company=row["company"],
+        pool=row["pool"],
+        template_id=row["template_id"],
+        app_id=row["app_id"],
+        status=Status(row["status"]),
+        kind=_kind(row["kind"]),
+        attempt=row["attempt"],
+        final=row["final"],
+        argv=_json(row["argv"], []),
+        scheduled_at=row["scheduled_at"],
+        dispatched_at=row["dispatched_at"],
+        begin=row["begin_at"],
+        end=row["end_at"],
+        exit_code=row["exit_code"],
+        pid=row["pid"],
+        runner=row["runner"],
+        reason=row["reason"],
+        stdout=row["stdout"],
+        stderr=row["stderr"],
+        launched_by=row["launched_by"],
+        attempts=attempts or [],
+    )

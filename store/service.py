@@ -1,0 +1,128 @@
+"""The store service: migrations, projection loops, templates board and API, started and stopped as one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import structlog
+
+from bus import ApiServer, Bus, Layout, PullConsumer, TemplateBoard
+
+from .api import StoreApi
+from .board import BoardKeeper
+from .db import open_pool, redact
+from .migrate import apply_migrations
+from .projection import Projection, Tuning, feeds
+
+log = structlog.get_logger("jetjobs.store")
+
+STOP_GRACE = 10.0
+"""Seconds the projection loops get to finish the batch in hand when stopping."""
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where the store reads from and writes to, and how big its batches are."""
+
+    nats_url: str
+    database_url: str
+    batch_size: int = 500
+    name: str = "jetjobs-store"
+    pool_size: int = 10
+
+
+def _version() -> str:
+    try:
+        return metadata.version("jetjobs")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def _report(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("store.task_failed", task=task.get_name(), exc_info=task.exception())
+
+
+class StoreService:
+    """Projects the bus into Postgres and serves the API over NATS."""
+
+    def __init__(self, config: StoreConfig, layout: Layout | None = None) -> None:
+        self._config = config
+        self._layout = layout or Layout()
+        self._pool: Any = None
+        self._bus: Bus | None = None
+        self._server: ApiServer | None = None
+        self._loops: list[asyncio.Task[None]] = []
+        self._helpers: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        """Connect, migrate, provision, resync the board, start loops and API; return once ready."""
+        self._stopping = asyncio.Event()
+        self._pool = await open_pool(self._config.database_url, self._config.pool_size)
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("store.started", database=redact(self._config.database_url), nats=self._config.nats_url)
+
+    async def _start(self) -> None:
+        async with self._pool.acquire() as conn:
+            await apply_migrations(conn)
+        self._bus = bus = await Bus.open(self._config.nats_url, self._config.name, self._layout, store=True)
+        board = BoardKeeper(self._pool, await TemplateBoard.open(bus.js))
+        await board.resync()
+        self._helpers.append(self._spawn(board.run(), "board"))
+        tuning = Tuning(batch_size=self._config.batch_size, ack_wait=self._layout.ack_wait)
+        for feed in feeds():
+            consumer = PullConsumer(bus.js, feed.stream, feed.durable)
+            projection = Projection(feed, consumer, self._pool, self._stopping, tuning)
+            self._loops.append(self._spawn(projection.run(), feed.durable))
+        self._server = ApiServer(StoreApi(self._pool, bus.publisher, board).handlers())
+        await self._server.start(bus.nc, _version())
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(work, name=f"store.{name}")
+        task.add_done_callback(_report)
+        return task
+
+    async def stop(self) -> None:
+        """Stop answering, let the loops finish their batch, close everything; idempotent."""
+        self._stopping.set()
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
+        await _finish(self._helpers, grace=0)
+        await _finish(self._loops, grace=STOP_GRACE)
+        self._helpers, self._loops = [], []
+        if self._bus is not None:
+            await self._bus.close()
+            self._bus = None
+        if self._pool is not None:
+            await _close_pool(self._pool)
+            self._pool = None
+
+
+async def _finish(tasks: list[asyncio.Task[None]], grace: float) -> None:
+    """Give tasks `grace` seconds to end by themselves, then cancel them."""
+    if not tasks:
+        return
+    if grace > 0:
+        await asyncio.wait(tasks, timeout=grace)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _close_pool(pool: Any) -> None:
+    try:
+        await asyncio.wait_for(pool.close(), STOP_GRACE)
+    except TimeoutError:
+        with contextlib.suppress(Exception):
+            pool.terminate()

@@ -1,0 +1,246 @@
+-- Every query the store runs. Each block starts with `-- name: <name> --`
+-- and one line saying what it does; store/queries.py has one method per block.
+
+-- name: lock_migrations --
+-- Wait for the migration lock, so stores starting together migrate one after another.
+SELECT pg_advisory_lock($1);
+
+-- name: unlock_migrations --
+-- Let the next store migrate.
+SELECT pg_advisory_unlock($1);
+
+-- name: create_migrations_table --
+-- The ledger of applied migrations (created by the first store that starts).
+CREATE TABLE IF NOT EXISTS jetjobs_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: applied_migrations --
+-- Versions already applied, oldest first.
+SELECT version FROM jetjobs_migrations ORDER BY version;
+
+-- name: record_migration --
+-- Note that one migration has been applied.
+INSERT INTO jetjobs_migrations (version, name) VALUES ($1, $2);
+
+-- name: enum_labels --
+-- The labels of one Postgres enum type, in declaration order.
+SELECT e.enumlabel
+FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid
+WHERE t.typname = $1
+ORDER BY e.enumsortorder;
+
+-- name: insert_company --
+-- Create a company; returns nothing when the code is taken.
+INSERT INTO company (code, name, enabled) VALUES ($1, $2, $3)
+ON CONFLICT (code) DO NOTHING
+RETURNING id, code, name, enabled;
+
+-- name: list_companies --
+-- Companies by code, optionally just one.
+SELECT id, code, name, enabled FROM company
+WHERE $1::text IS NULL OR code = $1
+ORDER BY code;
+
+-- name: company_by_code --
+-- One company, to resolve a code a user typed.
+SELECT id, code, name, enabled FROM company WHERE code = $1;
+
+-- name: upsert_app --
+-- Import an application, or update the one with the same uuid in place.
+INSERT INTO application AS a
+    (uuid, name, description, executable, cmdparams, environment, ociimage, homepage, tags, document)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10::jsonb)
+ON CONFLICT (uuid) DO UPDATE SET
+    name = EXCLUDED.name,
+    description = EXCLUDED.description,
+    executable = EXCLUDED.executable,
+    cmdparams = EXCLUDED.cmdparams,
+    environment = EXCLUDED.environment,
+    ociimage = EXCLUDED.ociimage,
+    homepage = EXCLUDED.homepage,
+    tags = EXCLUDED.tags,
+    document = EXCLUDED.document,
+    updated_at = now()
+RETURNING id, uuid, name, description, executable, cmdparams, environment, ociimage, homepage, tags,
+    updated_at, (xmax = 0) AS created;
+
+-- name: list_apps --
+-- Applications by name; with a company id, only those its templates use.
+SELECT a.id, a.uuid, a.name, a.description, a.executable, a.cmdparams, a.environment, a.ociimage,
+    a.homepage, a.tags, a.updated_at
+FROM application a
+WHERE $1::bigint IS NULL
+    OR EXISTS (SELECT 1 FROM runtemplate t WHERE t.app_id = a.id AND t.company_id = $1)
+ORDER BY a.name, a.id;
+
+-- name: app_by_id --
+-- One application by its numeric id.
+SELECT id, uuid, name, description, executable, cmdparams, environment, ociimage, homepage, tags, updated_at
+FROM application WHERE id = $1;
+
+-- name: app_by_uuid --
+-- One application by its uuid.
+SELECT id, uuid, name, description, executable, cmdparams, environment, ociimage, homepage, tags, updated_at
+FROM application WHERE uuid = $1;
+
+-- name: insert_template --
+-- Create a run template; returns nothing when the company already has one of that name.
+INSERT INTO runtemplate
+    (name, app_id, company_id, interv, cron, timezone, env, pool,
+     timeout, timeout_ack, timeout_result, retries, active)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13)
+ON CONFLICT (company_id, name) DO NOTHING
+RETURNING id;
+
+-- name: update_template --
+-- Replace a run template's spec; returns nothing when the id is unknown.
+UPDATE runtemplate SET
+    name = $2, app_id = $3, company_id = $4, interv = $5, cron = $6, timezone = $7, env = $8::jsonb,
+    pool = $9, timeout = $10, timeout_ack = $11, timeout_result = $12, retries = $13, active = $14,
+    updated_at = now()
+WHERE id = $1
+RETURNING id;
+
+-- name: lock_template --
+-- Lock one template for a read-modify-write; returns nothing when the id is unknown.
+SELECT id FROM runtemplate WHERE id = $1 FOR UPDATE;
+
+-- name: template_id_by_name --
+-- The id of a company's template of a given name (to name it in a conflict).
+SELECT id FROM runtemplate WHERE company_id = $1 AND name = $2;
+
+-- name: templates --
+-- Templates with their company and application, filtered by ids, company code and application id.
+SELECT t.id, t.name, t.app_id, t.interv, t.cron, t.timezone, t.env, t.pool,
+    t.timeout, t.timeout_ack, t.timeout_result, t.retries, t.active, t.updated_at,
+    c.code AS company, c.enabled AS company_enabled,
+    a.uuid, a.name AS app_name, a.description, a.executable, a.cmdparams, a.environment,
+    a.ociimage, a.homepage, a.tags, a.updated_at AS app_updated_at
+FROM runtemplate t
+JOIN company c ON c.id = t.company_id
+JOIN application a ON a.id = t.app_id
+WHERE ($1::bigint[] IS NULL OR t.id = ANY($1))
+    AND ($2::text IS NULL OR c.code = $2)
+    AND ($3::bigint IS NULL OR t.app_id = $3)
+ORDER BY c.code, t.name, t.id;
+
+-- name: record_dispatches --
+-- Insert dispatched jobs; a job already known (from an early event) only gets its empty descriptive columns filled, never a new status.
+INSERT INTO job AS j
+    (id, company, pool, template_id, app_id, status, attempt, argv, scheduled_at, dispatched_at, launched_by)
+SELECT u.id, u.company, u.pool, u.template_id, u.app_id, 'dispatched', u.attempt, u.argv::jsonb,
+    u.scheduled_at, u.dispatched_at, u.launched_by
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::integer[], $7::text[],
+    $8::timestamptz[], $9::timestamptz[], $10::text[])
+    AS u(id, company, pool, template_id, app_id, attempt, argv, scheduled_at, dispatched_at, launched_by)
+ON CONFLICT (id) DO UPDATE SET
+    pool = coalesce(j.pool, EXCLUDED.pool),
+    template_id = coalesce(j.template_id, EXCLUDED.template_id),
+    app_id = coalesce(j.app_id, EXCLUDED.app_id),
+    argv = coalesce(j.argv, EXCLUDED.argv),
+    scheduled_at = coalesce(j.scheduled_at, EXCLUDED.scheduled_at),
+    dispatched_at = coalesce(j.dispatched_at, EXCLUDED.dispatched_at),
+    launched_by = coalesce(j.launched_by, EXCLUDED.launched_by),
+    updated_at = now()
+WHERE j.dispatched_at IS NULL;
+
+-- name: record_dispatched_attempts --
+-- Open the attempt a dispatch message starts, when that attempt is the job's current one.
+INSERT INTO job_attempt (job_id, attempt, status)
+SELECT u.id, u.attempt, 'dispatched'
+FROM unnest($1::text[], $2::integer[]) AS u(id, attempt)
+JOIN job ON job.id = u.id AND job.attempt = u.attempt
+ON CONFLICT (job_id, attempt) DO NOTHING;
+
+-- name: lock_job_ids --
+-- Serialize event writers per job id, even for jobs no row exists for yet (key space 74 is the store's).
+SELECT count(pg_advisory_xact_lock(74, hashtext(u.id)))
+FROM (SELECT DISTINCT id FROM unnest($1::text[]) AS t(id) ORDER BY id) AS u;
+
+-- name: lock_jobs --
+-- The current attempt of each job, locked until commit so concurrent writers apply events in turn.
+SELECT id, attempt, status, final, kind, runner, pid, exit_code, reason, begin_at, end_at, stdout, stderr
+FROM job WHERE id = ANY($1::text[])
+ORDER BY id
+FOR UPDATE;
+
+-- name: apply_job_states --
+-- Move jobs to their new state; the WHERE clause refuses an older attempt or a backward status.
+INSERT INTO job AS j
+    (id, company, attempt, status, final, kind, runner, pid, exit_code, reason, begin_at, end_at, stdout, stderr)
+SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::job_status[], $5::boolean[],
+    $6::error_kind[], $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::timestamptz[],
+    $12::timestamptz[], $13::text[], $14::text[])
+ON CONFLICT (id) DO UPDATE SET
+    attempt = EXCLUDED.attempt, status = EXCLUDED.status, final = EXCLUDED.final, kind = EXCLUDED.kind,
+    runner = EXCLUDED.runner, pid = EXCLUDED.pid, exit_code = EXCLUDED.exit_code, reason = EXCLUDED.reason,
+    begin_at = EXCLUDED.begin_at, end_at = EXCLUDED.end_at, stdout = EXCLUDED.stdout,
+    stderr = EXCLUDED.stderr, updated_at = now()
+WHERE j.attempt < EXCLUDED.attempt
+    OR (j.attempt = EXCLUDED.attempt AND (j.status::text || '>' || EXCLUDED.status::text) = ANY($15::text[]));
+
+-- name: apply_attempt_states --
+-- Record attempts' new states; the WHERE clause refuses a backward status.
+INSERT INTO job_attempt AS a
+    (job_id, attempt, status, kind, runner, pid, exit_code, reason, begin_at, end_at, stdout, stderr)
+SELECT * FROM unnest($1::text[], $2::integer[], $3::job_status[], $4::error_kind[], $5::text[],
+    $6::bigint[], $7::bigint[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[])
+ON CONFLICT (job_id, attempt) DO UPDATE SET
+    status = EXCLUDED.status, kind = EXCLUDED.kind, runner = EXCLUDED.runner, pid = EXCLUDED.pid,
+    exit_code = EXCLUDED.exit_code, reason = EXCLUDED.reason, begin_at = EXCLUDED.begin_at,
+    end_at = EXCLUDED.end_at, stdout = EXCLUDED.stdout, stderr = EXCLUDED.stderr, updated_at = now()
+WHERE (a.status::text || '>' || EXCLUDED.status::text) = ANY($13::text[]);
+
+-- name: record_events --
+-- Keep every lifecycle event as received; a redelivered one is recorded once.
+INSERT INTO job_event (job_id, attempt, status, at, stale, payload)
+SELECT u.job_id, u.attempt, u.status, u.at, u.stale, u.payload::jsonb
+FROM unnest($1::text[], $2::integer[], $3::job_status[], $4::timestamptz[], $5::boolean[], $6::text[])
+    AS u(job_id, attempt, status, at, stale, payload)
+ON CONFLICT (job_id, attempt, status) DO NOTHING;
+
+-- name: record_dead_letters --
+-- Keep dead letters; a redelivered one (same stream sequence and time) is recorded once.
+INSERT INTO dead_letter (stream_seq, company, job_id, reason, subject, payload, headers, at)
+SELECT u.seq, u.company, u.job_id, u.reason, u.subject, u.payload, u.headers::jsonb, u.at
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+    $8::timestamptz[]) AS u(seq, company, job_id, reason, subject, payload, headers, at)
+ON CONFLICT (stream_seq, at) DO NOTHING;
+
+-- name: job_by_id --
+-- One job's row.
+SELECT id, company, pool, template_id, app_id, status, kind, attempt, final, argv, scheduled_at,
+    dispatched_at, begin_at, end_at, exit_code, pid, runner, reason, stdout, stderr, launched_by
+FROM job WHERE id = $1;
+
+-- name: job_attempts --
+-- Every attempt of one job, first to last.
+SELECT attempt, status, kind, runner, pid, exit_code, reason, begin_at, end_at
+FROM job_attempt WHERE job_id = $1
+ORDER BY attempt;
+
+-- name: job_events --
+-- Every event recorded for one job, in the order it was received.
+SELECT attempt, status, at, stale FROM job_event WHERE job_id = $1 ORDER BY id;
+
+-- name: list_jobs --
+-- Jobs newest first, optionally of one company, template and status.
+SELECT id, company, pool, template_id, app_id, status, kind, attempt, final, argv, scheduled_at,
+    dispatched_at, begin_at, end_at, exit_code, pid, runner, reason, stdout, stderr, launched_by
+FROM job
+WHERE ($1::text IS NULL OR company = $1)
+    AND ($2::bigint IS NULL OR template_id = $2)
+    AND ($3::job_status IS NULL OR status = $3)
+ORDER BY created_at DESC, id DESC
+LIMIT $4;
+
+-- name: dead_letters --
+-- Dead letters newest first, optionally of one company.
+SELECT stream_seq, company, job_id, reason, subject, payload, headers, at
+FROM dead_letter
+WHERE $1::text IS NULL OR company = $1
+ORDER BY at DESC, id DESC
+LIMIT $2;

@@ -1,0 +1,117 @@
+"""Writing one batch of each stream into Postgres (inside the caller's transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import structlog
+
+from bus import Delivery
+from contracts.messages import DeadLetter, JobEvent, JobMessage
+
+from .lifecycle import plan
+from .queries import Queries
+
+log = structlog.get_logger("jetjobs.store")
+
+_TEXT_FIELDS = ("runner", "reason", "stdout", "stderr")
+
+
+def scrub(text: str) -> str:
+    """Postgres text (and jsonb) cannot hold NUL characters; a process may print them."""
+    return text.replace("\x00", "\ufffd")
+
+
+def _has_nul(*texts: str | None) -> bool:
+    return any(t is not None and "\x00" in t for t in texts)
+
+
+def clean_event(event: JobEvent) -> JobEvent:
+    """The event with NULs replaced in its free-text fields."""
+    values = {f: getattr(event, f) for f in _TEXT_FIELDS}
+    if not _has_nul(*values.values()):
+        return event
+    return event.model_copy(update={f: None if v is None else scrub(v) for f, v in values.items()})
+
+
+def clean_message(message: JobMessage) -> JobMessage:
+    """The message with NULs replaced in what the job table keeps of it."""
+    if not _has_nul(message.launched_by, *message.argv):
+        return message
+    return message.model_copy(
+        update={"argv": [scrub(a) for a in message.argv], "launched_by": scrub(message.launched_by)}
+    )
+
+
+def clean_letter(letter: DeadLetter) -> DeadLetter:
+    """The dead letter with NULs replaced in its texts."""
+    if not _has_nul(letter.payload, letter.reason, *letter.headers.values()):
+        return letter
+    return letter.model_copy(
+        update={
+            "payload": scrub(letter.payload),
+            "reason": scrub(letter.reason),
+            "headers": {k: scrub(v) for k, v in letter.headers.items()},
+        }
+    )
+
+
+def _unique_jobs(messages: Sequence[JobMessage]) -> list[JobMessage]:
+    """The first message of each job id (one statement may not touch a row twice),
+    in id order (so concurrent writers lock rows in the same order)."""
+    seen: dict[str, JobMessage] = {}
+    for message in messages:
+        seen.setdefault(message.job_id, message)
+    return [seen[job_id] for job_id in sorted(seen)]
+
+
+async def write_dispatches(queries: Queries, messages: Sequence[JobMessage]) -> None:
+    """Jobs enter the record as `dispatched` (or fill in a job an early event created)."""
+    unique = _unique_jobs([clean_message(m) for m in messages])
+    await queries.record_dispatches(unique)
+    await queries.record_dispatched_attempts(unique)
+
+
+async def write_events(queries: Queries, events: Sequence[JobEvent]) -> None:
+    """Move jobs and attempts as the fold allows, and keep every event with its stale flag.
+
+    Job ids are locked first, so another store writing events of the same jobs waits."""
+    events = [clean_event(e) for e in events]
+    job_ids = sorted({e.job_id for e in events})
+    await queries.lock_job_ids(job_ids)
+    current = await queries.lock_jobs(job_ids)
+    changes = plan(current, events)
+    if changes.jobs:
+        await queries.apply_job_states(changes.jobs)
+    if changes.attempts:
+        await queries.apply_attempt_states(changes.attempts)
+    await queries.record_events(events, changes.stale)
+    for event, stale in zip(events, changes.stale, strict=True):
+        if stale:
+            log.info(
+                "job.stale_event",
+                job_id=event.job_id,
+                company=event.company,
+                attempt=event.attempt,
+                status=event.status.value,
+            )
+
+
+async def write_dead_letters(queries: Queries, letters: Sequence[tuple[int, DeadLetter]]) -> None:
+    """Dead letters with their stream sequence (the dedup key of a redelivery)."""
+    await queries.record_dead_letters([(seq, clean_letter(letter)) for seq, letter in letters])
+
+
+async def project_dispatches(queries: Queries, batch: Sequence[Delivery[JobMessage]]) -> None:
+    """A batch from the store's dispatch consumer."""
+    await write_dispatches(queries, [d.payload for d in batch])
+
+
+async def project_events(queries: Queries, batch: Sequence[Delivery[JobEvent]]) -> None:
+    """A batch from the store's events consumer."""
+    await write_events(queries, [d.payload for d in batch])
+
+
+async def project_dead_letters(queries: Queries, batch: Sequence[Delivery[DeadLetter]]) -> None:
+    """A batch from the store's dead-letter consumer; the stream sequence is the dedup key."""
+    await write_dead_letters(queries, [(int(d.msg.metadata.sequence.stream), d.payload) for d in batch])

@@ -1,0 +1,42 @@
+"""Running the real `jetjobs` command in a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test's environment without any JETJOBS_* leaking in, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JETJOBS_")}
+    return env | extra
+
+
+async def jetjobs(*args: str, env: dict[str, str], timeout: float = 60.0) -> Result:
+    """Run `python -m jetjobs ARGS` to completion."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "jetjobs",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return Result(process.returncode, out.decode(), err.decode())

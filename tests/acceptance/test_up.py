@@ -1,0 +1,107 @@
+"""`jetjobs up --demo` on a fresh folder: jobs run within seconds, Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tests.acceptance.cli import clean_env, jetjobs
+
+
+def processes_using(folder: Path) -> list[int]:
+    """Pids whose command line mentions `folder` (the embedded servers do)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(folder) in cmdline and "pytest" not in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+async def read_until(stream: asyncio.StreamReader, needle: str, timeout: float) -> list[str]:
+    lines: list[str] = []
+
+    async def scan() -> None:
+        while True:
+            line = (await stream.readline()).decode()
+            if not line:
+                raise AssertionError("jetjobs up exited early:\n" + "".join(lines))
+            lines.append(line)
+            if needle in line:
+                return
+
+    try:
+        await asyncio.wait_for(scan(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"no {needle!r} within {timeout} s:\n" + "".join(lines)) from None
+    return lines
+
+
+async def start_up(home: Path, *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "jetjobs",
+        "--home",
+        str(home),
+        "up",
+        *args,
+        env=clean_env(JETJOBS_LOG_LEVEL="warning"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+async def interrupt(process: asyncio.subprocess.Process) -> int:
+    process.send_signal(signal.SIGINT)
+    try:
+        return await asyncio.wait_for(process.wait(), 30)
+    except TimeoutError:
+        os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+        raise AssertionError("jetjobs up did not stop within 30 s of SIGINT") from None
+
+
+async def test_up_demo_runs_jobs_and_stops_cleanly(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    process = await start_up(home, "--demo")
+    try:
+        assert process.stdout is not None
+        lines = await read_until(process.stdout, " processed ", timeout=60)
+        assert any("jetjobs is up" in line for line in lines)
+        assert any("Hello from jetjobs" in line for line in lines)
+        assert json.loads((home / "endpoints.json").read_text())["nats_url"].startswith("nats://")
+        listing = await jetjobs(
+            "--home", str(home), "--json", "job", "list", "--company", "demo", env=clean_env()
+        )
+        assert listing.code == 0, listing
+        assert any(job["status"] == "processed" for job in json.loads(listing.out))
+    finally:
+        code = await interrupt(process)
+    assert code == 0
+    assert not (home / "endpoints.json").exists()
+    assert processes_using(home) == [], "embedded servers left running"
+
+    again = await start_up(home)
+    try:
+        assert again.stdout is not None
+        await read_until(again.stdout, "jetjobs is up", timeout=60)
+        kept = await jetjobs(
+            "--home", str(home), "--json", "job", "list", "--company", "demo", env=clean_env()
+        )
+        assert any(job["status"] == "processed" for job in json.loads(kept.out)), (
+            "history lost across restart"
+        )
+    finally:
+        assert await interrupt(again) == 0
+    assert processes_using(home) == []

@@ -1,0 +1,370 @@
+"""Projecting dispatch messages, lifecycle events and dead letters into Postgres,
+through real NATS JetStream and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from bus import Bus, Layout, encode
+from contracts import api
+from contracts import subjects as s
+from contracts.enums import ErrorKind, Status
+from contracts.messages import DeadLetter, JobEvent, JobMessage
+from contracts.records import JobRecord
+from jetjobs.embedded import PostgresServer
+from store import StoreConfig, StoreService
+from store.queries import Queries
+from store.writers import write_dead_letters
+from tests.integration.test_store import Harness, eventually, harness, job_when
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def message(job_id: str, **fields: Any) -> JobMessage:
+    values = {
+        "job_id": job_id,
+        "company": "acme",
+        "argv": ["echo", "hi"],
+        "scheduled_at": T0,
+        "dispatched_at": T0,
+        "timeout": 60,
+        "timeout_ack": 5,
+        "timeout_result": 60,
+        **fields,
+    }
+    return JobMessage.model_validate(values)
+
+
+def event(job_id: str, status: Status, attempt: int = 1, **fields: Any) -> JobEvent:
+    values = {"job_id": job_id, "company": "acme", "attempt": attempt, "status": status, "at": T0, **fields}
+    return JobEvent.model_validate(values)
+
+
+def new_id() -> str:
+    return f"job-{secrets.token_hex(4)}"
+
+
+async def publish(h: Harness, *events: JobEvent) -> None:
+    for e in events:
+        await h.bus.publisher.event(e)
+
+
+async def drained(h: Harness, stream: str = s.EVENTS_STREAM, durable: str = s.STORE_EVENTS_CONSUMER) -> None:
+    """Wait until the store has settled everything on one of its consumers."""
+
+    async def check() -> bool:
+        info = await h.bus.js.consumer_info(stream, durable)
+        return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+
+    await eventually(check)
+
+
+async def get(h: Harness, job_id: str) -> JobRecord:
+    return await h.call("job.get", api.JobRef(id=job_id), JobRecord)
+
+
+@pytest.fixture
+async def h(nats_url: str, database_url: str) -> AsyncIterator[Harness]:
+    async with harness(nats_url, database_url) as running:
+        yield running
+
+
+async def test_dispatch_is_recorded(h: Harness) -> None:
+    job_id = new_id()
+    await h.bus.publisher.dispatch(
+        [message(job_id, pool="fast", template_id=7, app_id=3, launched_by="cron")]
+    )
+    job = await job_when(h, job_id, lambda j: True)
+    assert job.status is Status.DISPATCHED and job.attempt == 1 and not job.final
+    assert (job.company, job.pool, job.template_id, job.app_id) == ("acme", "fast", 7, 3)
+    assert job.argv == ["echo", "hi"] and job.launched_by == "cron"
+    assert job.scheduled_at == T0 and job.dispatched_at == T0
+    assert [(a.attempt, a.status) for a in job.attempts] == [(1, Status.DISPATCHED)]
+
+
+async def test_lifecycle_to_processed(h: Harness) -> None:
+    job_id = new_id()
+    await h.bus.publisher.dispatch([message(job_id)])
+    begin, end = T0 + timedelta(seconds=1), T0 + timedelta(seconds=3)
+    await publish(
+        h,
+        event(job_id, Status.ACKNOWLEDGED, runner="runner-1"),
+        event(job_id, Status.STARTED, pid=4242, begin=begin),
+        event(job_id, Status.PROCESSED, exit_code=0, stdout="hello\n", stderr="", end=end, final=True),
+    )
+    job = await job_when(h, job_id, lambda j: j.status is Status.PROCESSED)
+    assert job.final and job.exit_code == 0 and job.stdout == "hello\n" and job.stderr == ""
+    assert (job.runner, job.pid, job.begin, job.end) == ("runner-1", 4242, begin, end)
+    assert job.argv == ["echo", "hi"], "the dispatch's columns survive the events"
+    [attempt] = job.attempts
+    assert (attempt.status, attempt.exit_code, attempt.runner, attempt.pid) == (
+        Status.PROCESSED,
+        0,
+        "runner-1",
+        4242,
+    )
+    assert [e.status for e in await h.db.job_events(job_id)] == [
+        Status.ACKNOWLEDGED,
+        Status.STARTED,
+        Status.PROCESSED,
+    ]
+
+
+async def test_events_out_of_order_never_move_backwards(h: Harness) -> None:
+    job_id = new_id()
+    await h.bus.publisher.dispatch([message(job_id)])
+    await publish(h, event(job_id, Status.PROCESSED, exit_code=0, stdout="done", final=True))
+    await job_when(h, job_id, lambda j: j.status is Status.PROCESSED)
+    await publish(
+        h,
+        event(job_id, Status.STARTED, pid=1, stdout="partial"),
+        event(job_id, Status.ACKNOWLEDGED, runner="late"),
+        event(job_id, Status.ERROR, kind=ErrorKind.LOST, reason="too late"),
+    )
+    await drained(h)
+    job = await get(h, job_id)
+    assert (job.status, job.stdout, job.runner, job.kind, job.reason) == (
+        Status.PROCESSED,
+        "done",
+        None,
+        None,
+        None,
+    )
+    assert len(await h.db.job_events(job_id)) == 4, "every event is recorded, even the ignored ones"
+
+
+async def test_duplicate_event_is_recorded_once(h: Harness) -> None:
+    job_id = new_id()
+    await h.bus.publisher.dispatch([message(job_id)])
+    started = event(job_id, Status.STARTED, pid=7)
+    for copy in ("first", "second", "third"):  # distinct msg ids: JetStream keeps all three
+        await h.bus.publisher.publish(s.events_subject("acme", job_id), encode(started), f"{job_id}-{copy}")
+    await drained(h)
+    assert [(e.status, e.stale) for e in await h.db.job_events(job_id)] == [(Status.STARTED, False)]
+    assert (await get(h, job_id)).status is Status.STARTED
+
+
+async def test_stale_attempt_is_flagged_and_ignored(h: Harness) -> None:
+    job_id = new_id()
+    await h.bus.publisher.dispatch([message(job_id, retries=1)])
+    await publish(h, event(job_id, Status.STARTED, runner="r1", pid=1))
+    await job_when(h, job_id, lambda j: j.status is Status.STARTED)
+    await publish(
+        h,
+        event(job_id, Status.ACKNOWLEDGED, attempt=2, runner="r2"),
+        event(job_id, Status.PROCESSED, attempt=1, exit_code=0, final=True),
+        event(job_id, Status.ERROR, attempt=2, kind=ErrorKind.EXIT, exit_code=3, final=True),
+    )
+    await drained(h)
+    job = await get(h, job_id)
+    assert (job.attempt, job.status, job.kind, job.exit_code, job.runner, job.final) == (
+        2,
+        Status.ERROR,
+        ErrorKind.EXIT,
+        3,
+        "r2",
+        True,
+    )
+    first, second = job.attempts
+    assert (first.status, first.kind, first.reason) == (
+        Status.ERROR,
+        ErrorKind.LOST,
+        "superseded by attempt 2",
+    )
+    assert (second.status, second.exit_code) == (Status.ERROR, 3)
+    events = [(e.attempt, e.status, e.stale) for e in await h.db.job_events(job_id)]
+    assert events == [
+        (1, Status.STARTED, False),
+        (2, Status.ACKNOWLEDGED, False),
+        (1, Status.PROCESSED, True),
+        (2, Status.ERROR, False),
+    ]
+
+
+async def test_event_before_dispatch(h: Harness) -> None:
+    job_id = new_id()
+    await publish(h, event(job_id, Status.ACKNOWLEDGED), event(job_id, Status.PROCESSED, exit_code=0))
+    early = await job_when(h, job_id, lambda j: j.status is Status.PROCESSED)
+    assert early.argv == [] and early.dispatched_at is None and early.final
+    await h.bus.publisher.dispatch([message(job_id, template_id=5, launched_by="scheduler")])
+    await drained(h, s.DISPATCH_STREAM, s.STORE_DISPATCH_CONSUMER)
+    job = await get(h, job_id)
+    assert job.status is Status.PROCESSED and job.exit_code == 0
+    assert (job.argv, job.template_id, job.dispatched_at, job.launched_by) == (
+        ["echo", "hi"],
+        5,
+        T0,
+        "scheduler",
+    )
+    assert [(a.attempt, a.status) for a in job.attempts] == [(1, Status.PROCESSED)]
+
+
+async def test_redispatch_of_a_known_job_changes_nothing(h: Harness) -> None:
+    job_id = new_id()
+    await h.bus.publisher.dispatch([message(job_id)])
+    await publish(h, event(job_id, Status.PROCESSED, exit_code=0))
+    await job_when(h, job_id, lambda j: j.status is Status.PROCESSED)
+    again = message(job_id, argv=["other"], pool="elsewhere")
+    await h.bus.publisher.publish(s.dispatch_subject("acme", "elsewhere"), encode(again), f"{job_id}-again")
+    await drained(h, s.DISPATCH_STREAM, s.STORE_DISPATCH_CONSUMER)
+    job = await get(h, job_id)
+    assert (job.status, job.argv, job.pool) == (Status.PROCESSED, ["echo", "hi"], "default")
+
+
+async def test_invalid_messages_do_not_stop_the_projection(h: Harness) -> None:
+    job_id = new_id()
+    subject = s.events_subject("acme", job_id)
+    await h.bus.publisher.publish(subject, b"\xff not json", "bad-1")
+    await h.bus.publisher.publish(subject, b'{"job_id": "x"}', "bad-2")
+    await publish(h, event(job_id, Status.STARTED))
+    await job_when(h, job_id, lambda j: j.status is Status.STARTED)
+    await drained(h)
+    await h.bus.publisher.dispatch([message(job_id, attempt=1)])
+    await h.bus.publisher.publish(s.dispatch_subject("acme", "default"), b"[]", "bad-3")
+    await drained(h, s.DISPATCH_STREAM, s.STORE_DISPATCH_CONSUMER)
+    assert (await get(h, job_id)).argv == ["echo", "hi"]
+
+
+async def test_unstorable_event_is_terminated_and_the_rest_kept(h: Harness) -> None:
+    good, bad = new_id(), new_id()
+    await publish(
+        h,
+        event(good, Status.STARTED),
+        event(bad, Status.STARTED, pid=2**70),
+        event(good, Status.PROCESSED, exit_code=0),
+    )
+    await drained(h)
+    assert (await get(h, good)).status is Status.PROCESSED
+    assert await h.db.job_by_id(bad) is None
+
+
+async def test_nul_characters_are_stored_replaced(h: Harness) -> None:
+    job_id = new_id()
+    await publish(h, event(job_id, Status.PROCESSED, stdout="a\x00b", reason="r\x00"))
+    job = await job_when(h, job_id, lambda j: j.status is Status.PROCESSED)
+    assert job.stdout == "a\ufffdb" and job.reason == "r\ufffd"
+
+
+async def test_dead_letters_are_recorded_once(h: Harness) -> None:
+    letter = DeadLetter(
+        company="acme",
+        job_id="j1",
+        reason="no executor",
+        subject="jetjobs.dispatch.acme.default",
+        payload="{}",
+        at=T0,
+    )
+    await h.bus.publisher.dead(letter, "dead-1")
+    await drained(h, s.DEAD_STREAM, s.STORE_DEAD_CONSUMER)
+    [(seq, stored)] = await h.db.dead_letters("acme", 10)
+    assert stored == letter
+    async with h.conn.transaction():
+        await write_dead_letters(h.db, [(seq, letter)])
+    assert len(await h.db.dead_letters(None, 10)) == 1
+
+
+async def test_many_jobs_in_batches(h: Harness) -> None:
+    ids = [new_id() for _ in range(150)]
+    await h.bus.publisher.dispatch([message(i) for i in ids])
+    acks = []
+    for status in (Status.ACKNOWLEDGED, Status.STARTED, Status.PROCESSED):
+        for job_id in ids:
+            e = event(job_id, status, exit_code=0 if status is Status.PROCESSED else None)
+            subject, msg_id = s.events_subject("acme", job_id), f"{job_id}.1.{status.value}"
+            acks.append(await h.bus.js.publish_async(subject, encode(e), headers={"Nats-Msg-Id": msg_id}))
+    await asyncio.gather(*acks)
+
+    async def all_processed() -> bool:
+        done = await h.call("job.list", api.JobQuery(status=Status.PROCESSED, limit=1000), api.JobList)
+        return len(done.jobs) == len(ids)
+
+    await eventually(all_processed, timeout=30)
+    assert await h.conn.fetchval("SELECT count(*) FROM job_event") == 3 * len(ids)
+    assert await h.conn.fetchval("SELECT count(*) FROM job_attempt WHERE status = 'processed'") == len(ids)
+
+
+async def test_postgres_outage_loses_and_doubles_nothing(
+    nats_url: str, embedded_postgres: PostgresServer
+) -> None:
+    embedded_postgres.create_database("outage")
+    url = embedded_postgres.dsn("outage")
+    layout = Layout(ack_wait=2.0)  # shorter than the outage: only in-progress acks prevent redelivery
+    store = StoreService(StoreConfig(nats_url=nats_url, database_url=url), layout)
+    await store.start()
+    bus = await Bus.open(nats_url, "outage-test", layout)
+    try:
+        before, during = new_id(), new_id()
+        await bus.publisher.dispatch([message(before)])
+        await bus.publisher.event(event(before, Status.STARTED))
+        await asyncio.sleep(1)
+        await asyncio.to_thread(embedded_postgres.stop)
+        await bus.publisher.dispatch([message(during)])
+        for status in (Status.ACKNOWLEDGED, Status.STARTED, Status.PROCESSED):
+            await bus.publisher.event(event(during, status))
+        await bus.publisher.event(event(before, Status.PROCESSED, exit_code=0))
+        await asyncio.sleep(5)
+        await asyncio.to_thread(embedded_postgres.restart)
+        conn = await asyncpg.connect(url)
+        try:
+            db = Queries(conn)
+
+            async def caught_up() -> bool:
+                jobs = [await db.job_by_id(i) for i in (before, during)]
+                return all(j is not None and j.status is Status.PROCESSED for j in jobs)
+
+            await eventually(caught_up, timeout=60)
+            assert [e.status for e in await db.job_events(during)] == [
+                Status.ACKNOWLEDGED,
+                Status.STARTED,
+                Status.PROCESSED,
+            ]
+            assert len(await db.job_events(before)) == 2
+            assert await conn.fetchval("SELECT count(*) FROM job") == 2
+            info = await bus.js.consumer_info(s.EVENTS_STREAM, s.STORE_EVENTS_CONSUMER)
+            assert info.num_redelivered == 0
+        finally:
+            await conn.close()
+    finally:
+        await bus.close()
+        await store.stop()
+
+
+async def test_two_stores_share_the_work_consistently(nats_url: str, database_url: str) -> None:
+    async with (
+        harness(nats_url, database_url, batch_size=7) as h,
+        harness(nats_url, database_url, batch_size=5),
+    ):
+        ids = [new_id() for _ in range(60)]
+        await h.bus.publisher.dispatch([message(i) for i in ids])
+        for job_id in ids:
+            await publish(
+                h,
+                event(job_id, Status.STARTED, runner="r1"),
+                event(job_id, Status.STARTED, attempt=2, runner="r2"),
+                event(job_id, Status.PROCESSED, attempt=1, exit_code=0),
+                event(job_id, Status.PROCESSED, attempt=2, exit_code=0, stdout="ok"),
+            )
+
+        async def done() -> bool:
+            finished = await h.conn.fetchval(
+                "SELECT count(*) FROM job WHERE status = 'processed' AND attempt = 2"
+            )
+            return bool(finished == len(ids))
+
+        await eventually(done, timeout=30)
+        await drained(h)
+        # Batches of one job may commit in either store's order: whatever the
+        # interleaving, attempt 2 wins, attempt 1 ends final, nothing is doubled.
+        assert await h.conn.fetchval("SELECT count(*) FROM job_event") == 4 * len(ids)
+        assert await h.conn.fetchval("SELECT count(*) FROM job_event WHERE stale AND attempt = 2") == 0
+        assert await h.conn.fetchval("SELECT count(*) FROM job WHERE stdout = 'ok' AND final") == len(ids)
+        first = await h.conn.fetch("SELECT status, kind FROM job_attempt WHERE attempt = 1")
+        assert len(first) == len(ids)
+        assert {(r["status"], r["kind"]) for r in first} <= {("processed", None), ("error", "lost")}
