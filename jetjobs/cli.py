@@ -303,7 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         conf = settings.load(_flags(args))
-        logs.configure(conf.log_level)
+        # `up` keeps the terminal for job outcomes unless asked for more
+        logs.configure(conf.log_level or ("warning" if args.command == "up" else "info"))
         handler: Handler = args.handler
         return asyncio.run(handler(args, conf)) or 0
     except EXPECTED_ERRORS as error:

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import datetime
 
 import structlog
+
+
+def _isoformat(_: object, __: str, event: structlog.types.EventDict) -> structlog.types.EventDict:
+    """Timestamps as ISO 8601 rather than Python reprs."""
+    for key, value in event.items():
+        if isinstance(value, datetime):
+            event[key] = value.isoformat()
+    return event
 
 
 def configure(level: str = "info", *, json: bool | None = None) -> None:
@@ -20,6 +29,7 @@ def configure(level: str = "info", *, json: bool | None = None) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            _isoformat,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),

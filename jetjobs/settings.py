@@ -30,7 +30,7 @@ class Settings:
     home: Path = DEFAULT_HOME
     pool: str = "default"
     slots: int = 8
-    log_level: str = "info"
+    log_level: str | None = None
     replicas: int = 1
 
     def require_nats(self) -> str:
@@ -114,6 +114,6 @@ def load(flags: dict[str, Any], environ: dict[str, str] | None = None) -> Settin
         _check_url("JETJOBS_NATS_URL", settings.nats_url, ("nats", "tls", "ws", "wss"))
     if settings.database_url:
         _check_url("JETJOBS_DATABASE_URL", settings.database_url, ("postgresql", "postgres"))
-    if settings.log_level.lower() not in ("debug", "info", "warning", "error"):
+    if settings.log_level and settings.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise SettingsError(f"JETJOBS_LOG_LEVEL={settings.log_level!r}: use debug, info, warning or error")
     return settings
