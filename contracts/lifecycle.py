@@ -1,0 +1,87 @@
+"""Runners, exit-code classes, cancels and dead-letter requests: the lifecycle's own contracts."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from .base import AwareDatetime, Code, Frozen, JobId
+
+
+class ExitCodes(Frozen):
+    """Which exit codes mean what, per application (MultiFlexi `exitCodes`).
+
+    A code in `success` ends the job `processed`; one in `final` ends it in
+    `error` without retry; one in `retry` (or any other non-success code, when
+    `retry` is empty) is worth another attempt within the retry budget."""
+
+    success: list[int] = [0]
+    retry: list[int] = []
+    final: list[int] = []
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> ExitCodes:
+        success, retry, final = set(self.success), set(self.retry), set(self.final)
+        overlap = (success & retry) | (success & final) | (retry & final)
+        if overlap:
+            raise ValueError(f"exit codes {sorted(overlap)} are in more than one class: list each code once")
+        return self
+
+
+class RunnerInfo(Frozen):
+    """A live executor, as its heartbeat announces it in the runners bucket."""
+
+    id: str = Field(min_length=1)
+    host: str
+    pool: Code
+    pid: int
+    slots: int = Field(ge=1)
+    running: list[JobId] = []
+    started_at: AwareDatetime
+    at: AwareDatetime = Field(description="when this heartbeat was sent")
+
+
+class RunnerList(Frozen):
+    runners: list[RunnerInfo]
+
+
+class RunnerQuery(Frozen):
+    pool: Code | None = None
+
+
+class CancelReply(Frozen):
+    job_id: JobId
+    company: Code
+    state: str = Field(description="what the cancel found: queued, running, or already final")
+
+
+class DeadLetterQuery(Frozen):
+    company: Code | None = None
+    limit: int = Field(default=50, ge=1, le=1000)
+
+
+class DeadLetterRecord(Frozen):
+    """A dead letter as recorded in Postgres."""
+
+    id: int
+    company: str
+    job_id: str | None = None
+    reason: str
+    subject: str
+    payload: str
+    headers: dict[str, str] = {}
+    at: AwareDatetime
+    replayed_as: int | None = Field(default=None, description="the attempt a replay started")
+
+
+class DeadLetterList(Frozen):
+    dead_letters: list[DeadLetterRecord]
+
+
+class DeadLetterRef(Frozen):
+    id: int = Field(ge=1)
+
+
+class Replayed(Frozen):
+    job_id: JobId
+    company: Code
+    attempt: int

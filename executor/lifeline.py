@@ -1,0 +1,124 @@
+"""What keeps an executor visible and reachable: its runner heartbeat, the cancel
+watch, and the memory ceiling that makes it drain before the OOM killer comes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import resource
+import socket
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from bus import Bus, CancelBoard, Layout, RunnerBoard
+from contracts.lifecycle import RunnerInfo
+
+from .config import ExecutorConfig
+
+log = structlog.get_logger("jetjobs.executor")
+
+MEMORY_CHECK = 1.0
+"""Seconds between two looks at the executor's resident memory."""
+
+RETRY_WATCH = 1.0
+
+
+def resident_bytes() -> int:
+    """This process's resident set size now (peak size where /proc is missing)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class Lifeline:
+    """Background duties of one executor, started after it connects and stopped before it closes."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        config: ExecutorConfig,
+        layout: Layout,
+        running: Callable[[], list[str]],
+        on_cancel: Callable[[str, str], None],
+        on_memory: Callable[[int], None],
+    ) -> None:
+        self._bus = bus
+        self._config = config
+        self._layout = layout
+        self._running = running
+        self._on_cancel = on_cancel
+        self._on_memory = on_memory
+        self._started_at = datetime.now(UTC)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runners: RunnerBoard | None = None
+        self.cancelled: dict[str, str] = {}
+
+    def info(self) -> RunnerInfo:
+        """This executor as `jetjobs runners` shows it."""
+        return RunnerInfo(
+            id=self._config.runner_id,
+            host=socket.gethostname(),
+            pool=self._config.pool,
+            pid=os.getpid(),
+            slots=self._config.slots,
+            running=self._running(),
+            started_at=self._started_at,
+            at=datetime.now(UTC),
+        )
+
+    async def start(self) -> None:
+        """Announce this runner, then keep announcing, watching cancels and memory."""
+        self._runners = await RunnerBoard.open(self._bus.js)
+        await self._runners.beat(self.info())
+        cancels = await CancelBoard.open(self._bus.js)
+        self._spawn(self._beat(self._runners), "beat")
+        self._spawn(self._watch(cancels), "cancels")
+        if self._config.memory_limit_mb:
+            self._spawn(self._memory(self._config.memory_limit_mb * 1024 * 1024), "memory")
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(work, name=f"executor.{name}"))
+
+    async def stop(self) -> None:
+        """Stop the duties and take this runner off the board."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._runners is not None:
+            await self._runners.leave(self.info())
+
+    async def _beat(self, board: RunnerBoard) -> None:
+        while True:
+            await asyncio.sleep(self._layout.runner_beat)
+            try:
+                await board.beat(self.info())
+            except Exception as error:  # NATS away: the next beat tries again
+                log.warning("executor.heartbeat_failed", runner=self._config.runner_id, error=repr(error))
+
+    async def _watch(self, board: CancelBoard) -> None:
+        """Follow cancels for as long as the executor runs, re-watching after a failure."""
+        while True:
+            try:
+                async for job_id, reason in board.watch():
+                    self.cancelled[job_id] = reason
+                    self._on_cancel(job_id, reason)
+            except Exception as error:
+                log.warning("executor.cancel_watch_failed", error=repr(error))
+            await asyncio.sleep(RETRY_WATCH)
+
+    async def _memory(self, limit: int) -> None:
+        while True:
+            await asyncio.sleep(MEMORY_CHECK)
+            used = resident_bytes()
+            if used > limit:
+                log.warning("executor.memory_limit", rss_mb=used // 2**20, limit_mb=limit // 2**20)
+                with contextlib.suppress(Exception):
+                    self._on_memory(used)
+                return

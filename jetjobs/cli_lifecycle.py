@@ -1,0 +1,94 @@
+"""`jetjobs dlq …`, `jetjobs job cancel` and `jetjobs runners`: the lifecycle's commands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from contracts import api
+from contracts.lifecycle import (
+    CancelReply,
+    DeadLetterList,
+    DeadLetterQuery,
+    DeadLetterRef,
+    Replayed,
+    RunnerList,
+    RunnerQuery,
+)
+
+from . import commands, render, settings
+
+
+def _short(text: str, width: int = 80) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+async def _call(args: argparse.Namespace, conf: settings.Settings, action: Any) -> None:
+    async with commands.session(conf.require_nats(), args.json) as ses:
+        await action(ses)
+
+
+async def cmd_dlq_list(args: argparse.Namespace, conf: settings.Settings) -> None:
+    async def action(ses: commands.Session) -> None:
+        query = DeadLetterQuery(company=args.company, limit=args.limit)
+        reply = await ses.api.call("dlq.list", query, DeadLetterList)
+        rows = [
+            (d.id, d.company, d.job_id or "-", d.at, d.replayed_as or "", _short(d.reason))
+            for d in reply.dead_letters
+        ]
+        ses.show(reply.dead_letters, render.table(rows, ["id", "company", "job", "at", "replayed", "reason"]))
+
+    await _call(args, conf, action)
+
+
+async def cmd_dlq_replay(args: argparse.Namespace, conf: settings.Settings) -> None:
+    async def action(ses: commands.Session) -> None:
+        reply = await ses.api.call("dlq.replay", DeadLetterRef(id=args.id), Replayed)
+        ses.show(reply, f"replayed dead letter {args.id} as job {reply.job_id} attempt {reply.attempt}")
+
+    await _call(args, conf, action)
+
+
+async def cmd_job_cancel(args: argparse.Namespace, conf: settings.Settings) -> None:
+    async def action(ses: commands.Session) -> None:
+        reply = await ses.api.call("job.cancel", api.JobRef(id=args.id), CancelReply)
+        what = "its process is being killed" if reply.state == "running" else "it will never start"
+        ses.show(reply, f"cancelled job {reply.job_id} ({reply.state}): {what}")
+
+    await _call(args, conf, action)
+
+
+async def cmd_runners(args: argparse.Namespace, conf: settings.Settings) -> None:
+    async def action(ses: commands.Session) -> None:
+        reply = await ses.api.call("runner.list", RunnerQuery(pool=args.pool_name), RunnerList)
+        rows = [(r.id, r.host, r.pool, r.slots, len(r.running), r.at) for r in reply.runners]
+        ses.show(reply.runners, render.table(rows, ["runner", "host", "pool", "slots", "running", "seen"]))
+
+    await _call(args, conf, action)
+
+
+def _add(sub: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def register(sub: Any) -> None:
+    """`dlq list`, `dlq replay ID` and `runners`."""
+    dlq = sub.add_parser("dlq", help="dead letters: jobs that can never run as sent").add_subparsers(
+        dest="action", required=True
+    )
+    listing = _add(dlq, "list", cmd_dlq_list, "list dead letters, newest first")
+    listing.add_argument("--company")
+    listing.add_argument("--limit", type=int, default=50)
+    replay = _add(dlq, "replay", cmd_dlq_replay, "run a dead letter's job again, with a fresh retry budget")
+    replay.add_argument("id", type=int, help="dead letter id (from `jetjobs dlq list`)")
+    runners = _add(sub, "runners", cmd_runners, "list live executors")
+    runners.add_argument("--pool", dest="pool_name", help="only this pool")
+
+
+def register_job(job: Any) -> None:
+    """`job cancel ID`, under the `job` command group."""
+    _add(
+        job, "cancel", cmd_job_cancel, "cancel a job: a queued one never starts, a running one is killed"
+    ).add_argument("id")

@@ -1,0 +1,142 @@
+"""API operations over a job's lifecycle: cancel, dead letters and their replay, live runners."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from bus import Bus, CancelBoard, PublishFailed, RunnerBoard, delete_dispatch
+from contracts import api
+from contracts.api import ApiFailure
+from contracts.enums import ErrorKind, Status
+from contracts.errors import describe
+from contracts.lifecycle import (
+    CancelReply,
+    DeadLetterList,
+    DeadLetterQuery,
+    DeadLetterRecord,
+    DeadLetterRef,
+    Replayed,
+    RunnerList,
+    RunnerQuery,
+)
+from contracts.messages import JobEvent, JobMessage
+from contracts.records import JobRecord
+
+from .api import Handler, _typed
+from .queries import Queries
+
+log = structlog.get_logger("jetjobs.store")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def cancelled_event(job: JobRecord, reason: str) -> JobEvent:
+    """A queued job's end: the current attempt if it still waits, the next one if it
+    waits for a retry."""
+    attempt = job.attempt if job.status is Status.DISPATCHED else job.attempt + 1
+    return JobEvent(
+        job_id=job.id,
+        company=job.company,
+        attempt=attempt,
+        status=Status.ERROR,
+        at=_now(),
+        kind=ErrorKind.CANCELLED,
+        reason=f"cancelled before it started: {reason}",
+        final=True,
+    )
+
+
+def replay_message(letter: DeadLetterRecord, job: JobRecord | None) -> JobMessage:
+    """The dead letter's job as a new attempt, after every attempt so far, with a fresh
+    retry budget and a fresh dispatch time (so its `timeout` counts from now)."""
+    try:
+        original = JobMessage.model_validate_json(letter.payload)
+    except ValidationError as error:
+        raise ApiFailure(
+            409,
+            f"dead letter {letter.id} cannot be replayed: its message is not a valid job "
+            f"({describe(error)}); publish a corrected job instead",
+        ) from None
+    last = max(original.attempt, job.attempt if job is not None else 0, letter.replayed_as or 0)
+    return original.model_copy(update={"attempt": last + 1, "dispatched_at": _now()})
+
+
+class LifecycleApi:
+    """Handlers that change or show where jobs stand beyond plain queries."""
+
+    def __init__(self, pool: Any, bus: Bus) -> None:
+        self._pool = pool
+        self._bus = bus
+
+    def handlers(self) -> dict[str, Handler]:
+        """The handler of each lifecycle operation, to merge into the store's map."""
+        return {
+            "job.cancel": _typed("job.cancel", api.JobRef, self.job_cancel),
+            "dlq.list": _typed("dlq.list", DeadLetterQuery, self.dlq_list),
+            "dlq.replay": _typed("dlq.replay", DeadLetterRef, self.dlq_replay),
+            "runner.list": _typed("runner.list", RunnerQuery, self.runner_list),
+        }
+
+    async def job_cancel(self, request: api.JobRef) -> CancelReply:
+        queries = Queries(self._pool)
+        job = await queries.job_by_id(request.id)
+        if job is None:
+            raise ApiFailure(404, f"unknown job '{request.id}': see `jetjobs job list`")
+        if job.final:
+            raise ApiFailure(409, f"job {job.id} already ended ({job.status.value}): nothing to cancel")
+        await self._mark(job)
+        if job.status in (Status.ACKNOWLEDGED, Status.STARTED):
+            log.info("job.cancel_requested", job_id=job.id, company=job.company, attempt=job.attempt)
+            return CancelReply(job_id=job.id, company=job.company, state="running")
+        seq = await queries.dispatch_of(job.id)
+        if seq is not None and job.status is Status.DISPATCHED:
+            await delete_dispatch(self._bus.js, seq)
+        await self._publish(cancelled_event(job, "cancelled by request"))
+        log.info("job.cancelled", job_id=job.id, company=job.company, attempt=job.attempt)
+        return CancelReply(job_id=job.id, company=job.company, state="queued")
+
+    async def _mark(self, job: JobRecord) -> None:
+        try:
+            await (await CancelBoard.open(self._bus.js)).mark(job.id, "cancelled by request")
+        except Exception as error:
+            raise ApiFailure(
+                503, f"could not record the cancel of job {job.id} ({error!r}); try again"
+            ) from None
+
+    async def _publish(self, event: JobEvent) -> None:
+        try:
+            await self._bus.publisher.event(event)
+        except (PublishFailed, TimeoutError) as error:
+            raise ApiFailure(503, f"could not record job {event.job_id}'s end ({error}); try again") from None
+
+    async def dlq_list(self, request: DeadLetterQuery) -> DeadLetterList:
+        found = await Queries(self._pool).dead_letter_records(request.company, request.limit)
+        return DeadLetterList(dead_letters=found)
+
+    async def dlq_replay(self, request: DeadLetterRef) -> Replayed:
+        async with self._pool.acquire() as conn, conn.transaction():
+            queries = Queries(conn)
+            letter = await queries.dead_letter_by_id(request.id)
+            if letter is None:
+                raise ApiFailure(404, f"unknown dead letter {request.id}: see `jetjobs dlq list`")
+            job = await queries.job_by_id(letter.job_id) if letter.job_id else None
+            message = replay_message(letter, job)
+            try:
+                await self._bus.publisher.dispatch([message])
+            except (PublishFailed, TimeoutError) as error:
+                raise ApiFailure(503, f"could not queue the replay ({error}); try again") from None
+            await queries.mark_replayed(letter.id, message.attempt)
+            if job is not None:
+                await queries.reopen_job(job.id, message.attempt, message.dispatched_at)
+        log.info("job.replayed", job_id=message.job_id, company=message.company, attempt=message.attempt)
+        return Replayed(job_id=message.job_id, company=message.company, attempt=message.attempt)
+
+    async def runner_list(self, request: RunnerQuery) -> RunnerList:
+        live = await (await RunnerBoard.open(self._bus.js)).live()
+        return RunnerList(runners=[r for r in live if request.pool in (None, r.pool)])

@@ -1,0 +1,120 @@
+"""The store's safety net for jobs nobody will finish: a runner that vanished, or a
+message no executor took in time. It runs on a timer, apart from the hot path, and
+records what it finds as ordinary lifecycle events, so the same fenced projection
+applies them (and an executor's event for the same attempt is deduplicated)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from bus import Publisher, RunnerBoard, delete_dispatch, store_backlog
+from contracts.enums import ErrorKind, Status
+from contracts.messages import JobEvent
+
+from .db import UNAVAILABLE
+from .queries import Queries
+
+log = structlog.get_logger("jetjobs.store")
+
+BATCH = 500
+"""Most jobs reaped in one round; the next round takes the rest."""
+
+
+@dataclass(frozen=True)
+class ReaperTiming:
+    """How often the reaper looks, and how long a runner must be gone first."""
+
+    every: float
+    silent_for: float
+
+
+def lost_event(row: Any) -> JobEvent:
+    """The attempt's runner stopped heartbeating: `lost`, and not final, since
+    JetStream hands the unacknowledged message to another executor."""
+    runner = row["runner"] or "unknown"
+    return JobEvent(
+        job_id=row["id"],
+        company=row["company"],
+        attempt=row["attempt"],
+        status=Status.ERROR,
+        at=datetime.now(UTC),
+        runner=row["runner"],
+        kind=ErrorKind.LOST,
+        reason=f"runner {runner} stopped heartbeating while the job was {row['status']}: redelivered",
+        final=False,
+    )
+
+
+def undelivered_event(row: Any) -> JobEvent:
+    """No executor took the message before its deadline: it will never run."""
+    return JobEvent(
+        job_id=row["id"],
+        company=row["company"],
+        attempt=row["attempt"],
+        status=Status.ERROR,
+        at=datetime.now(UTC),
+        kind=ErrorKind.UNDELIVERED,
+        reason=(
+            f"no executor took the job before {row['deadline'].isoformat()}: removed without running "
+            "(start an executor for its pool, or raise `timeout`)"
+        ),
+        final=True,
+    )
+
+
+class Reaper:
+    """Finds orphaned and overdue jobs and ends their attempt."""
+
+    def __init__(self, pool: Any, js: Any, publisher: Publisher, timing: ReaperTiming) -> None:
+        self._pool = pool
+        self._js = js
+        self._publisher = publisher
+        self._timing = timing
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Reap every `timing.every` seconds until the service stops."""
+        runners = await RunnerBoard.open(self._js)
+        while not stopping.is_set():
+            try:
+                await self.reap_once(runners)
+            except UNAVAILABLE as error:
+                log.warning("store.reaper_waiting", error=str(error) or type(error).__name__)
+            except Exception:
+                log.exception("store.reaper_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self._timing.every)
+
+    async def reap_once(self, runners: RunnerBoard) -> int:
+        """One round; returns how many attempts it ended. Skipped while the projection
+        lags, since a job that looks stuck may already have reported."""
+        if await store_backlog(self._js) > 0:
+            return 0
+        live = {r.id for r in await runners.live()}
+        queries = Queries(self._pool)
+        orphans = await queries.orphaned_attempts(self._timing.silent_for, sorted(live), BATCH)
+        overdue = await queries.overdue_dispatches(BATCH)
+        for row in orphans:
+            await self._end(lost_event(row))
+        for row in overdue:
+            if row["stream_seq"] is not None:
+                await delete_dispatch(self._js, int(row["stream_seq"]))
+            await self._end(undelivered_event(row))
+        return len(orphans) + len(overdue)
+
+    async def _end(self, event: JobEvent) -> None:
+        await self._publisher.event(event)
+        assert event.kind is not None
+        log.warning(
+            "job.reaped",
+            job_id=event.job_id,
+            company=event.company,
+            attempt=event.attempt,
+            kind=event.kind.value,
+            final=event.final,
+        )

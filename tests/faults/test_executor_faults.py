@@ -1,0 +1,120 @@
+"""Executors killed, frozen and stopped for real, while their jobs run."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from contracts import subjects as s
+from tests.faults.harness import ACK_WAIT, Faults, faults
+from tests.stack import eventually
+
+pytestmark = pytest.mark.timeout(90)
+
+SLEEP = ["sh", "-c", "sleep 3"]
+
+
+@pytest.fixture
+async def f(nats_url: str, database_url: str, tmp_path: Path) -> AsyncIterator[Faults]:
+    async with faults(nats_url, database_url, tmp_path) as harness:
+        yield harness
+
+
+async def started_on(f: Faults, job_id: str) -> str:
+    async def probe() -> str | None:
+        row = (await f.jobs([job_id])).get(job_id)
+        return str(row["runner"]) if row is not None and row["status"] == "started" else None
+
+    return await eventually(probe, 20, f"job {job_id} to start")
+
+
+async def ack_pending(f: Faults) -> int:
+    info = await f.bus.js.consumer_info(s.DISPATCH_STREAM, s.pool_consumer("default"))
+    return int(info.num_ack_pending)
+
+
+async def test_sigkill_mid_job_is_redelivered_and_recorded_once(f: Faults) -> None:
+    doomed = f.executor(slots=1)
+    await f.ready(doomed)
+    [job_id] = await f.submit(1, SLEEP)
+    await started_on(f, job_id)
+    doomed.signal(signal.SIGKILL)
+    survivor = f.executor(slots=1)
+    await f.ready(survivor)
+    job = (await f.all_final([job_id], 30))[job_id]
+    assert job["status"] == "processed" and job["attempt"] == 2
+    attempts = await f.attempts(job_id)
+    assert [(a["status"], a["kind"]) for a in attempts] == [("error", "lost"), ("processed", None)]
+    assert attempts[0]["runner"] != attempts[1]["runner"]
+
+
+async def test_frozen_before_ack_loses_the_job_to_another_executor(f: Faults) -> None:
+    frozen = f.executor(slots=1)
+    await f.ready(frozen)
+    for _ in range(5):  # the frozen executor must hold an open pull request when the job arrives
+        frozen.signal(signal.SIGSTOP)
+        [job_id] = await f.submit(1, ["true"], timeout_ack=ACK_WAIT)
+        await asyncio.sleep(0.5)
+        if await ack_pending(f) == 1:
+            break
+        frozen.signal(signal.SIGCONT)
+        await f.all_final([job_id], 20)
+    else:
+        pytest.fail("the frozen executor never received a job")
+    taker = f.executor(slots=1)
+    await f.ready(taker)
+    job = (await f.all_final([job_id], 30))[job_id]
+    assert job["status"] == "processed" and job["attempt"] == 2
+    assert str(job["runner"]).endswith(f"-{taker.pid}")
+    frozen.signal(signal.SIGCONT)
+
+
+async def test_frozen_mid_run_reports_late_and_is_fenced(f: Faults) -> None:
+    sleeper = f.executor(slots=1)
+    await f.ready(sleeper)
+    [job_id] = await f.submit(1, SLEEP)
+    first_runner = await started_on(f, job_id)
+    sleeper.signal(signal.SIGSTOP)
+    other = f.executor(slots=1)
+    await f.ready(other)
+    job = (await f.all_final([job_id], 30))[job_id]
+    assert job["status"] == "processed" and job["attempt"] == 2
+    sleeper.signal(signal.SIGCONT)
+
+    async def late_result() -> bool:
+        events = await f.rows("SELECT attempt, status, stale FROM job_event WHERE job_id = $1", job_id)
+        return any(e["attempt"] == 1 and e["status"] == "processed" and e["stale"] for e in events)
+
+    await eventually(late_result, 20, "the late result of attempt 1 to be recorded stale")
+    after = (await f.jobs([job_id]))[job_id]
+    assert after["status"] == "processed" and after["attempt"] == 2 and after["runner"] != first_runner
+
+
+async def test_sigterm_drains_running_jobs_and_hands_on_the_queue(f: Faults) -> None:
+    busy = f.executor(slots=2)
+    await f.ready(busy)
+    ids = await f.submit(6, ["sh", "-c", "sleep 2"])
+    running = await eventually(lambda: _started(f, ids, 2), 20, "two jobs to start")
+    busy.signal(signal.SIGTERM)
+    other = f.executor(slots=2)
+    jobs = await f.all_final(ids, 40)
+    assert await asyncio.to_thread(busy.popen.wait, 20) == 0
+    assert all(j["status"] == "processed" for j in jobs.values())
+    for job_id in running:
+        assert jobs[job_id]["attempt"] == 1 and str(jobs[job_id]["runner"]).endswith(f"-{busy.pid}")
+    assert sum(str(j["runner"]).endswith(f"-{other.pid}") for j in jobs.values()) == 4
+
+
+async def _started(f: Faults, ids: list[str], count: int) -> list[str] | None:
+    found = [k for k, r in (await f.jobs(ids)).items() if r["status"] == "started"]
+    return found if len(found) >= count else None
+
+
+async def test_memory_ceiling_drains_and_exits_cleanly(f: Faults) -> None:
+    capped = f.executor(slots=1, JETJOBS_MEMORY_LIMIT_MB="16")
+    assert await asyncio.to_thread(capped.popen.wait, 30) == 0
+    assert "executor.memory_limit" in capped.tail(200)
