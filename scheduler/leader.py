@@ -1,0 +1,71 @@
+"""Holding the scheduler lease: take it when free, renew it well within its TTL,
+and stop counting as leader on our own as soon as a renewal is overdue, so two
+schedulers never both believe they lead for longer than a clock's drift."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import structlog
+
+from bus.lease import Lease
+
+log = structlog.get_logger("jetjobs.scheduler")
+
+SAFETY = 0.8
+"""Fraction of the TTL after the last confirmed renewal during which we still lead."""
+
+
+class Leadership:
+    """Runs the take/renew loop and answers whether this scheduler leads now."""
+
+    def __init__(self, lease: Lease, ttl: float, on_change: Callable[[], None]) -> None:
+        self._lease = lease
+        self._ttl = ttl
+        self._on_change = on_change
+        self._valid_until = 0.0
+        self._was = False
+
+    @property
+    def leading(self) -> bool:
+        """Whether the lease is ours and its last renewal is recent enough."""
+        return self._lease.held and asyncio.get_running_loop().time() < self._valid_until
+
+    @property
+    def every(self) -> float:
+        """How often the lease is renewed (or, by a standby, tried)."""
+        return self._ttl / 5
+
+    async def run(self, beat: Callable[[], None]) -> None:
+        """Take or renew the lease for ever; `beat` is called each round (liveness)."""
+        while True:
+            await self.step()
+            beat()
+            await asyncio.sleep(self.every)
+
+    async def step(self) -> None:
+        """One round: renew (or take) the lease and report a change of leadership."""
+        started = asyncio.get_running_loop().time()
+        try:
+            ok = await (self._lease.renew() if self._lease.held else self._lease.take())
+        except Exception as error:
+            log.warning("scheduler.lease_failed", error=repr(error))
+            ok = None
+        if ok:
+            self._valid_until = started + self._ttl * SAFETY
+        elif ok is False:
+            self._valid_until = 0.0
+        self._report()
+
+    def _report(self) -> None:
+        now = self.leading
+        if now != self._was:
+            self._was = now
+            log.info("scheduler.leading" if now else "scheduler.standing_by")
+            self._on_change()
+
+    async def release(self) -> None:
+        """Give the lease up (clean stop)."""
+        await self._lease.release()
+        self._valid_until = 0.0

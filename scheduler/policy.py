@@ -1,0 +1,90 @@
+"""The scheduling policies as pure functions of a template, its slots and the clock:
+misfire after downtime or a pause, jitter, and lateness."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from contracts.cron import fires_between
+from contracts.models import ActiveTemplate
+from contracts.schedule import Misfire, SlotReason, Trigger
+
+MAX_MISSED = 10_000
+"""Most missed slots looked at after an outage; older ones are not recorded one by one."""
+
+
+@dataclass(frozen=True)
+class Due:
+    """One slot of one template to act on: fire it, or record why it is skipped."""
+
+    template: ActiveTemplate
+    slot: datetime
+    trigger: Trigger = Trigger.SCHEDULE
+    skip: SlotReason | None = None
+    detail: str | None = None
+    from_timer: bool = True
+    """Whether the template's heap timer produced it (and must be advanced after)."""
+
+
+def jitter(template: ActiveTemplate, slot: datetime) -> timedelta:
+    """The start delay of one slot: random-looking but the same in every scheduler,
+    so a standby or a restart agrees on it; whole milliseconds."""
+    if template.jitter <= 0:
+        return timedelta(0)
+    digest = hashlib.sha256(f"{template.id}:{slot.isoformat()}".encode()).digest()
+    fraction = int.from_bytes(digest[:8], "big") / 2**64
+    return timedelta(milliseconds=int(fraction * template.jitter * 1000))
+
+
+def missed_slots(template: ActiveTemplate, anchor: datetime, until: datetime) -> list[datetime]:
+    """Slots in (anchor, until]. After a very long outage only the earliest and the
+    latest MAX_MISSED are returned, so memory stays bounded and `fire_once` /
+    `catch_up` still pick the latest slots."""
+    cron, zone = template.cron, template.timezone
+    first = fires_between(cron, zone, anchor, until, limit=MAX_MISSED)
+    if len(first) < MAX_MISSED:
+        return first
+    span = first[-1] - first[0]
+    latest = fires_between(cron, zone, max(first[-1], until - span), until, limit=MAX_MISSED)
+    return first + latest
+
+
+def misfire(template: ActiveTemplate, missed: list[datetime], *, recorded: bool) -> list[Due]:
+    """What the template's misfire policy makes of slots missed while the scheduler
+    was down (`recorded` False) or the template paused (`recorded` True: each slot
+    already has its `paused` record, so only runs are added)."""
+    if not missed:
+        return []
+    match template.misfire:
+        case Misfire.SKIP:
+            fired: list[datetime] = []
+            trigger = Trigger.SCHEDULE
+        case Misfire.FIRE_ONCE:
+            fired, trigger = missed[-1:], Trigger.FIRE_ONCE
+        case Misfire.CATCH_UP:
+            fired, trigger = missed[-template.catch_up_limit :], Trigger.CATCH_UP
+    chosen = set(fired)
+    dues = [Due(template, slot, trigger, from_timer=False) for slot in fired]
+    if not recorded:
+        detail = _skip_detail(template.misfire)
+        dues += [
+            Due(template, slot, Trigger.SCHEDULE, SlotReason.MISFIRE, detail, from_timer=False)
+            for slot in missed
+            if slot not in chosen
+        ]
+    return sorted(dues, key=lambda due: due.slot)
+
+
+def _skip_detail(policy: Misfire) -> str:
+    return {
+        Misfire.SKIP: "missed while the scheduler was down; misfire policy skip",
+        Misfire.FIRE_ONCE: "missed while the scheduler was down; a later missed slot ran (fire_once)",
+        Misfire.CATCH_UP: "missed while the scheduler was down; beyond the catch-up limit",
+    }[policy]
+
+
+def is_late(slot_due: datetime, published: datetime, tolerance: float) -> bool:
+    """Whether a slot published at `published` counts as late."""
+    return (published - slot_due).total_seconds() > tolerance

@@ -1,0 +1,30 @@
+"""Projecting slot records into `schedule_slot`: every scheduled slot of a
+template, fired or skipped, becomes a row."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bus import Delivery
+from contracts.schedule import SlotOutcome, SlotRecord
+
+from .queries import Queries
+
+
+def strongest(records: Sequence[SlotRecord]) -> list[SlotRecord]:
+    """One record per (template, slot), as the table keeps them: the first run
+    wins over any skip; otherwise the first record stays."""
+    kept: dict[tuple[int, object], SlotRecord] = {}
+    for record in records:
+        key = (record.template_id, record.slot)
+        known = kept.get(key)
+        if known is None or (
+            known.outcome is SlotOutcome.SKIPPED and record.outcome is not SlotOutcome.SKIPPED
+        ):
+            kept[key] = record
+    return list(kept.values())
+
+
+async def project_slots(queries: Queries, batch: Sequence[Delivery[SlotRecord]]) -> None:
+    """Write one batch of slot records."""
+    await queries.record_slots(strongest([delivery.payload for delivery in batch]))

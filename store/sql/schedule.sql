@@ -1,0 +1,35 @@
+-- Queries of pausing, backfilling and explaining schedules. Each block starts
+-- with `-- name: <name> --` and a one-line comment saying what it does.
+
+-- name: set_template_paused --
+-- Pause or resume one template; returns nothing when the id is unknown.
+UPDATE runtemplate SET paused = $2, updated_at = now() WHERE id = $1 RETURNING id;
+
+-- name: set_company_paused --
+-- Pause or resume a company; returns its id, nothing when the code is unknown.
+UPDATE company SET paused = $2 WHERE code = $1 RETURNING id;
+
+-- name: company_template_ids --
+-- Ids of every template of a company.
+SELECT id FROM runtemplate WHERE company_id = $1 ORDER BY id;
+
+-- name: company_paused --
+-- Whether a company (by code) is paused; nothing when the code is unknown.
+SELECT paused FROM company WHERE code = $1;
+
+-- name: ran_jobs --
+-- Which of these job ids the record already knows (as a job or as a fired slot).
+SELECT id FROM job WHERE id = ANY($1::text[])
+UNION
+SELECT job_id FROM schedule_slot WHERE job_id = ANY($1::text[]) AND outcome <> 'skipped';
+
+-- name: recent_slots --
+-- A template's latest recorded slots, newest first, with their job's outcome.
+SELECT s.template_id, s.slot, s.company, s.outcome, s.reason, s.detail, s.trigger, s.job_id,
+    s.scheduled_at, s.lateness, s.scheduler, s.recorded_at,
+    j.status::text AS job_status, j.kind::text AS job_kind, j.final AS job_final
+FROM schedule_slot s
+LEFT JOIN job j ON j.id = s.job_id
+WHERE s.template_id = $1
+ORDER BY s.slot DESC
+LIMIT $2;
