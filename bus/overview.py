@@ -1,0 +1,70 @@
+"""What `jetjobs status` reads straight from JetStream: queues, lag, leader, runners."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from nats.js.errors import APIError, NotFoundError
+
+from contracts import subjects as s
+from contracts.lifecycle import RunnerInfo
+
+from .boards import RunnerBoard
+
+STORE_CONSUMERS = (
+    (s.DISPATCH_STREAM, s.STORE_DISPATCH_CONSUMER),
+    (s.EVENTS_STREAM, s.STORE_EVENTS_CONSUMER),
+    (s.DEAD_STREAM, s.STORE_DEAD_CONSUMER),
+)
+
+
+@dataclass(frozen=True)
+class PoolDepth:
+    """A pool's queue: messages no executor has taken yet, and those being worked on."""
+
+    pool: str
+    waiting: int
+    in_flight: int
+
+
+async def pool_depths(js: JetStreamContext) -> list[PoolDepth]:
+    """Every executor pool's queue depth, from its shared consumer."""
+    prefix = s.pool_consumer("")
+    depths = [
+        PoolDepth(info.name[len(prefix) :], int(info.num_pending or 0), int(info.num_ack_pending or 0))
+        for info in await js.consumers_info(s.DISPATCH_STREAM)
+        if info.name.startswith(prefix)
+    ]
+    return sorted(depths, key=lambda d: d.pool)
+
+
+async def store_lag(js: JetStreamContext) -> dict[str, int]:
+    """Messages each store consumer has not been delivered yet (missing consumers left out)."""
+    lag: dict[str, int] = {}
+    for stream, durable in STORE_CONSUMERS:
+        try:
+            info = await js.consumer_info(stream, durable)
+        except NotFoundError:
+            continue
+        lag[durable] = int(info.num_pending or 0)
+    return lag
+
+
+async def scheduler_leader(js: JetStreamContext) -> str | None:
+    """The holder of the scheduler lease, None when no scheduler leads."""
+    try:
+        kv = await js.key_value(s.LEASES_BUCKET)
+        entry = await kv.get(s.SCHEDULER_LEASE_KEY)
+    except (NotFoundError, APIError):
+        return None
+    return entry.value.decode(errors="replace") if entry.value else None
+
+
+async def live_runners(js: JetStreamContext) -> list[RunnerInfo]:
+    """Executors whose heartbeat is current."""
+    try:
+        board = await RunnerBoard.open(js)
+    except (NotFoundError, APIError):
+        return []
+    return await board.live()

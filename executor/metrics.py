@@ -1,0 +1,121 @@
+"""The executor's Prometheus metrics: what it took, ran and how it ended.
+
+Labels are bounded: pool, status and error kind; the company only when the
+operator turned company labels on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from bus import Bus
+from bus.telemetry import Telemetry
+from contracts.messages import JobEvent, JobMessage
+
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+RUN_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400)
+
+
+class ExecutorMetrics:
+    """Counters and histograms of one executor, registered in its telemetry."""
+
+    def __init__(self, telemetry: Telemetry, pool: str) -> None:
+        self._t = telemetry
+        self._pool = pool
+        registry, company = telemetry.registry, telemetry.company
+        self._acknowledged = Counter(
+            "jetjobs_executor_jobs_acknowledged",
+            "job attempts this executor took",
+            company(["pool"]),
+            registry=registry,
+        )
+        self._started = Counter(
+            "jetjobs_executor_jobs_started",
+            "job processes started",
+            company(["pool"]),
+            registry=registry,
+        )
+        self._finished = Counter(
+            "jetjobs_executor_jobs_finished",
+            "job attempts ended, by status (processed, error) and error kind",
+            company(["pool", "status", "kind"]),
+            registry=registry,
+        )
+        self._retries = Counter(
+            "jetjobs_executor_job_retries",
+            "failed attempts that will be retried",
+            company(["pool"]),
+            registry=registry,
+        )
+        self._lag = Histogram(
+            "jetjobs_executor_dispatch_lag_seconds",
+            "from the time a job was due to its acknowledgement by an executor",
+            ["pool"],
+            buckets=LAG_BUCKETS,
+            registry=registry,
+        )
+        self._run = Histogram(
+            "jetjobs_executor_job_run_seconds",
+            "run time of job processes",
+            ["pool"],
+            buckets=RUN_BUCKETS,
+            registry=registry,
+        )
+        self._gauges = {
+            name: Gauge(name, text, ["pool"], registry=registry)
+            for name, text in (
+                ("jetjobs_executor_running_jobs", "jobs running on this executor now"),
+                ("jetjobs_executor_slots", "jobs this executor may run at once"),
+                ("jetjobs_executor_free_slots", "slots free for more jobs"),
+            )
+        }
+
+    def occupancy(self, slots: int, running: Callable[[], int]) -> None:
+        """Report running jobs and free slots from `running()` at scrape time."""
+        self._gauges["jetjobs_executor_slots"].labels(self._pool).set(slots)
+        self._gauges["jetjobs_executor_running_jobs"].labels(self._pool).set_function(lambda: running())
+        self._gauges["jetjobs_executor_free_slots"].labels(self._pool).set_function(
+            lambda: max(slots - running(), 0)
+        )
+
+    def acknowledged(self, message: JobMessage, at: datetime) -> None:
+        """An attempt was taken; its dispatch lag is measured from when it was due."""
+        self._t.labelled(self._acknowledged, message.company, pool=self._pool).inc()
+        self._lag.labels(self._pool).observe(max((at - message.scheduled_at).total_seconds(), 0.0))
+
+    def started(self, message: JobMessage) -> None:
+        """A process started."""
+        self._t.labelled(self._started, message.company, pool=self._pool).inc()
+
+    def finished(self, event: JobEvent) -> None:
+        """An attempt ended: count its outcome, run time and any retry to come."""
+        kind = event.kind.value if event.kind else ""
+        self._t.labelled(
+            self._finished, event.company, pool=self._pool, status=event.status.value, kind=kind
+        ).inc()
+        if event.begin is not None and event.end is not None:
+            self._run.labels(self._pool).observe(max((event.end - event.begin).total_seconds(), 0.0))
+        if event.retry_in is not None and not event.final:
+            self._t.labelled(self._retries, event.company, pool=self._pool).inc()
+
+
+def unobserved() -> ExecutorMetrics:
+    """Metrics nobody scrapes, for a runtime built without telemetry."""
+    return ExecutorMetrics(Telemetry(), "default")
+
+
+def instrument(
+    telemetry: Telemetry | None,
+    pool: str,
+    slots: int,
+    bus: Callable[[], Bus | None],
+    running: Callable[[], int],
+) -> ExecutorMetrics:
+    """Register an executor's metrics, NATS connection and readiness (connected to NATS)."""
+    telemetry = telemetry or Telemetry()
+    metrics = ExecutorMetrics(telemetry, pool)
+    metrics.occupancy(slots, running)
+    telemetry.watch_bus(f"executor-{pool}", bus)
+    return metrics

@@ -1,0 +1,88 @@
+"""`jetjobs job logs` and `jetjobs events`: a job's output and lifecycle events, live."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TextIO
+
+from bus import job_events, live_events
+from bus.output import job_output
+from contracts import api
+from contracts import subjects as s
+from contracts.api import ApiFailure
+from contracts.messages import JobEvent
+from contracts.output import LogChunk
+from contracts.records import JobRecord
+
+from ..commands import CommandError, Session
+
+APPEAR_WAIT = 10.0
+"""Seconds `job logs -f` waits for a just-queued job to reach the store."""
+
+
+async def _job(ses: Session, job_id: str, *, wait: bool) -> JobRecord:
+    """The job's record; when following, a job the store has not recorded yet is waited for."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + (APPEAR_WAIT if wait else 0)
+    while True:
+        try:
+            return await ses.api.call("job.get", api.JobRef(id=job_id), JobRecord)
+        except ApiFailure as failure:
+            if failure.code != 404 or loop.time() >= deadline:
+                raise CommandError(f"no job {job_id}: check the id with `jetjobs job list`") from None
+        await asyncio.sleep(0.2)
+
+
+async def _until_final(ses: Session, company: str, job_id: str) -> None:
+    async for event in job_events(ses.bus.js, s.events_subject(company, job_id)):
+        if event.final:
+            return
+
+
+def _print_chunk(chunk: LogChunk, as_json: bool, last_attempt: list[int]) -> None:
+    if as_json:
+        print(chunk.model_dump_json(), flush=True)
+        return
+    if last_attempt and last_attempt[0] != chunk.attempt:
+        print(f"--- attempt {chunk.attempt} ---", file=sys.stderr, flush=True)
+    last_attempt[:] = [chunk.attempt]
+    out: TextIO = sys.stdout if chunk.stream == "stdout" else sys.stderr
+    out.write(chunk.data)
+    out.flush()
+
+
+async def job_logs(ses: Session, job_id: str, follow: bool) -> None:
+    """Print the job's output so far; with `follow`, keep printing until the job ends."""
+    job = await _job(ses, job_id, wait=follow)
+    ended: asyncio.Task[None] | None = None
+    if follow and not job.final:
+        ended = asyncio.create_task(_until_final(ses, job.company, job.id))
+    try:
+        last: list[int] = []
+        async for chunk in job_output(ses.bus.js, job.company, job.id, ended):
+            _print_chunk(chunk, ses.as_json, last)
+    finally:
+        if ended is not None:
+            ended.cancel()
+            await asyncio.gather(ended, return_exceptions=True)
+
+
+def event_line(event: JobEvent) -> str:
+    """One readable line per lifecycle event."""
+    parts = [event.at.strftime("%H:%M:%S.%f")[:-3], event.company, event.job_id, f"#{event.attempt}"]
+    parts.append(event.status.value + (f"/{event.kind.value}" if event.kind else ""))
+    if event.exit_code is not None:
+        parts.append(f"exit={event.exit_code}")
+    if event.runner:
+        parts.append(f"on {event.runner}")
+    if event.reason:
+        parts.append(f"- {event.reason}")
+    return " ".join(parts)
+
+
+async def tail_events(ses: Session, company: str | None) -> None:
+    """Print lifecycle events as they happen, until interrupted."""
+    print(f"following {s.events_filter(company or '*')} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    async for event in live_events(ses.bus.nc, s.events_filter(company or "*")):
+        print(event.model_dump_json() if ses.as_json else event_line(event), flush=True)

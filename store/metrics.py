@@ -1,0 +1,111 @@
+"""The store's Prometheus metrics: what it projected, how fast, and how far behind it is.
+
+Lag is the pending count of the store's own durable consumers, asked from
+JetStream just before each scrape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from bus import Bus, Delivery
+from bus.output import consumer_pending
+from bus.telemetry import Telemetry
+from contracts.messages import DeadLetter, JobEvent, JobMessage
+
+from .projection import Feed
+
+BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
+
+
+class StoreMetrics:
+    """Counters of projected messages and gauges of consumer lag."""
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self._t = telemetry
+        registry = telemetry.registry
+        self._ingested = Counter(
+            "jetjobs_store_messages_ingested",
+            "messages written to Postgres, by feed (consumer)",
+            ["feed"],
+            registry=registry,
+        )
+        self._batch = Histogram(
+            "jetjobs_store_batch_seconds",
+            "time to write and commit one batch",
+            ["feed"],
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self._pending = Gauge(
+            "jetjobs_store_pending_messages",
+            "messages waiting for the store on its consumer: its lag",
+            ["feed"],
+            registry=registry,
+        )
+        self._dispatched = Counter(
+            "jetjobs_store_jobs_dispatched",
+            "job messages recorded (scheduled, run now, retried)",
+            telemetry.company([]),
+            registry=registry,
+        )
+        self._outcomes = Counter(
+            "jetjobs_store_job_outcomes",
+            "final outcomes recorded, by status and error kind",
+            telemetry.company(["status", "kind"]),
+            registry=registry,
+        )
+        self._dead = Counter(
+            "jetjobs_store_dead_letters",
+            "dead letters recorded",
+            telemetry.company([]),
+            registry=registry,
+        )
+
+    def committed(self, feed: str, batch: Sequence[Delivery[Any]], seconds: float) -> None:
+        """One batch is in Postgres."""
+        self._ingested.labels(feed).inc(len(batch))
+        self._batch.labels(feed).observe(seconds)
+        for delivery in batch:
+            self._count(delivery.payload)
+
+    def _count(self, payload: Any) -> None:
+        match payload:
+            case JobMessage(company=company):
+                self._t.labelled(self._dispatched, company).inc()
+            case JobEvent(final=True, company=company) as event:
+                kind = event.kind.value if event.kind else ""
+                self._t.labelled(self._outcomes, company, status=event.status.value, kind=kind).inc()
+            case DeadLetter(company=company):
+                self._t.labelled(self._dead, company).inc()
+
+    async def lag(self, bus: Bus | None, feeds: Sequence[Feed[Any]]) -> None:
+        """Ask JetStream how many messages each of the store's consumers has not yet seen."""
+        if bus is None:
+            return
+        for feed in feeds:
+            self._pending.labels(feed.durable).set(await consumer_pending(bus.js, feed.stream, feed.durable))
+
+
+def instrument(
+    telemetry: Telemetry | None,
+    bus: Callable[[], Bus | None],
+    database: Callable[[], Any],
+    feeds: Sequence[Feed[Any]],
+) -> StoreMetrics:
+    """Register the store's metrics, NATS connection and readiness (NATS and Postgres)."""
+    telemetry = telemetry or Telemetry()
+    metrics = StoreMetrics(telemetry)
+    telemetry.watch_bus("store", bus)
+    telemetry.readiness("store.postgres", lambda: _database_ok(database()))
+    telemetry.before_scrape(lambda: metrics.lag(bus(), feeds))
+    return metrics
+
+
+async def _database_ok(pool: Any) -> bool:
+    if pool is None:
+        return False
+    async with pool.acquire(timeout=1.0) as conn:
+        return bool(await conn.fetchval("SELECT 1") == 1)
