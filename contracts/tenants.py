@@ -1,0 +1,184 @@
+"""Requests and replies of the tenant API: credentials, layered environments,
+secrets fetched just in time, artifacts, application export, actors and audit."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from .base import AwareDatetime, Code, Frozen, JobId
+
+Role = Literal["admin", "reader", "executor"]
+
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def tenant_consumer(company: str, pool: str) -> str:
+    """The durable consumer one company's executors of a pool pull from, when
+    NATS permissions confine them to their company (deploy/nats/isolation.conf)."""
+    return f"exec_{pool}__{company}"
+
+
+class CredentialSet(Frozen):
+    """A company's credential values: sent once, stored encrypted, never shown again."""
+
+    company: Code
+    name: str = Field(min_length=1, max_length=100)
+    kind: str = Field(default="", description="credential type, e.g. abraflexi or csas")
+    values: dict[str, str] = Field(min_length=1)
+
+    @field_validator("values")
+    @classmethod
+    def _names(cls, values: dict[str, str]) -> dict[str, str]:
+        bad = [name for name in values if not re.fullmatch(_ENV_NAME, name)]
+        if bad:
+            raise ValueError(
+                f"{', '.join(bad)}: credential fields are environment variable names (A-Z, 0-9, _)"
+            )
+        return values
+
+
+class CredentialInfo(Frozen):
+    """A credential set as anyone may see it: its field names, never its values."""
+
+    company: Code
+    name: str
+    kind: str = ""
+    fields: list[str]
+    updated_at: AwareDatetime | None = None
+
+
+class CredentialList(Frozen):
+    credentials: list[CredentialInfo]
+
+
+class CredentialFilter(Frozen):
+    company: Code
+
+
+class CredentialAssign(Frozen):
+    template_id: int
+    name: str = Field(min_length=1, description="credential set of the template's company")
+
+
+class Assigned(Frozen):
+    template_id: int
+    credentials: list[str]
+
+
+class SecretsRequest(Frozen):
+    """An executor asking for the values a job message only names."""
+
+    job_id: JobId
+    company: Code
+    template_id: int
+    names: list[str] = Field(min_length=1)
+
+
+class SecretsReply(Frozen):
+    values: dict[str, str]
+
+
+class EnvEntry(Frozen):
+    """One variable of a template's merged environment, with where its value came from."""
+
+    name: str
+    value: str | None = Field(description="masked when secret; None when unset")
+    source: str = Field(description="app default, credential <name>, template, or unset")
+    secret: bool = False
+    required: bool = False
+
+
+class TemplateEnv(Frozen):
+    template_id: int
+    entries: list[EnvEntry]
+    missing: list[str] = Field(default=[], description="required variables without a value")
+
+
+class ArtifactUpload(Frozen):
+    """One collected file (or the record that it was over a limit)."""
+
+    job_id: JobId
+    company: Code
+    attempt: int = Field(ge=1)
+    name: str = Field(min_length=1, max_length=255)
+    path: str = ""
+    content_type: str = "application/octet-stream"
+    size: int = Field(ge=0)
+    sha256: str = ""
+    content: str | None = Field(default=None, description="base64; None when over a limit")
+    over_limit: bool = False
+    note: str | None = None
+
+
+class ArtifactInfo(Frozen):
+    job_id: str
+    attempt: int
+    name: str
+    path: str = ""
+    content_type: str
+    size: int
+    sha256: str
+    over_limit: bool = False
+    note: str | None = None
+
+
+class ArtifactList(Frozen):
+    artifacts: list[ArtifactInfo]
+
+
+class ArtifactRef(Frozen):
+    job_id: JobId
+    name: str
+
+
+class ArtifactContent(Frozen):
+    info: ArtifactInfo
+    content: str | None = Field(description="base64")
+
+
+class AppRef(Frozen):
+    id: str = Field(min_length=1, description="application id or uuid")
+
+
+class AppDocument(Frozen):
+    document: dict[str, Any]
+
+
+class ActorGrant(Frozen):
+    company: Code
+    actor: str = Field(min_length=1, max_length=200)
+    role: Role
+
+
+class ActorEntry(Frozen):
+    actor: str
+    role: Role
+
+
+class ActorList(Frozen):
+    company: Code
+    actors: list[ActorEntry]
+
+
+class AuditQuery(Frozen):
+    company: Code | None = None
+    limit: int = Field(default=50, ge=1, le=1000)
+
+
+class AuditEntry(Frozen):
+    at: AwareDatetime
+    actor: str
+    action: str
+    company: str | None = None
+    detail: dict[str, Any] = {}
+
+
+class AuditList(Frozen):
+    entries: list[AuditEntry]
+
+
+class Done(Frozen):
+    ok: bool = True

@@ -1,0 +1,227 @@
+"""`jetjobs credentials …`, `actor …`, `audit`, `template env`, `job artifacts`, `app export`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from contracts import api
+from contracts import tenants as t
+from store.credentials import Keyring, SecretKeyError, new_key
+from store.rotation import RotationError, rotate_key
+
+from . import commands, render, settings
+from .commands import CommandError
+
+
+def _pairs(values: list[str]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CommandError(f"expected KEY=VALUE, got {item!r} (values may also come from --from-env KEY)")
+        pairs[key] = value
+    return pairs
+
+
+async def _call(args: argparse.Namespace, conf: settings.Settings, action: Any) -> None:
+    async with commands.session(conf.require_nats(), args.json, conf.actor) as ses:
+        await action(ses)
+
+
+async def cmd_credentials_set(args: argparse.Namespace, conf: settings.Settings) -> None:
+    values = _pairs(args.values)
+    for name in args.from_env or []:
+        if name not in os.environ:
+            raise CommandError(f"--from-env {name}: the variable is not set in this shell")
+        values[name] = os.environ[name]
+    request = t.CredentialSet(company=args.company, name=args.name, kind=args.kind or "", values=values)
+
+    async def action(ses: commands.Session) -> None:
+        info = await ses.api.call("credential.set", request, t.CredentialInfo)
+        ses.show(info, f"stored credential set {info.company}/{info.name}: {', '.join(info.fields)}")
+
+    await _call(args, conf, action)
+
+
+async def cmd_credentials_list(args: argparse.Namespace, conf: settings.Settings) -> None:
+    async def action(ses: commands.Session) -> None:
+        reply = await ses.api.call(
+            "credential.list", t.CredentialFilter(company=args.company), t.CredentialList
+        )
+        rows = [(c.name, c.kind, ", ".join(c.fields), c.updated_at) for c in reply.credentials]
+        ses.show(reply.credentials, render.table(rows, ["name", "kind", "fields", "updated"]))
+
+    await _call(args, conf, action)
+
+
+async def cmd_credentials_assign(args: argparse.Namespace, conf: settings.Settings) -> None:
+    async def action(ses: commands.Session) -> None:
+        request = t.CredentialAssign(template_id=args.template, name=args.name)
+        reply = await ses.api.call("credential.assign", request, t.Assigned)
+        ses.show(reply, f"template {reply.template_id} uses credentials: {', '.join(reply.credentials)}")
+
+    await _call(args, conf, action)
+
+
+async def cmd_credentials_new_key(args: argparse.Namespace, conf: settings.Settings) -> None:
+    print(new_key())
+
+
+async def cmd_credentials_rotate(args: argparse.Namespace, conf: settings.Settings) -> None:
+    """Re-encrypt under the first configured key; the others must open what is stored."""
+    try:
+        ring = Keyring.load(conf.secret_key, conf.secret_key_file)
+    except SecretKeyError as error:
+        raise CommandError(str(error)) from None
+    if ring is None:
+        raise CommandError(
+            "no keys given: set JETJOBS_SECRET_KEY_FILE to a file with the new key first, then the old key(s)"
+        )
+    try:
+        changed = await rotate_key(conf.require_database(), ring)
+    except RotationError as error:
+        raise CommandError(str(error)) from None
+    print(f"re-encrypted {changed} credential set(s) under key {ring.primary}")
+
+
+async def cmd_template_env(args: argparse.Namespace, conf: settings.Settings) -> None:
+    async def action(ses: commands.Session) -> None:
+        reply = await ses.api.call("template.env", api.TemplateRef(id=args.id), t.TemplateEnv)
+        rows = [
+            (e.name, "" if e.value is None else e.value, e.source, "yes" if e.required else "")
+            for e in reply.entries
+        ]
+        human = render.table(rows, ["variable", "value", "source", "required"])
+        if reply.missing:
+            human += f"\nmissing required: {', '.join(reply.missing)} (runs will fail as invalid)"
+        ses.show(reply, human)
+
+    await _call(args, conf, action)
+
+
+def _save(out: Path, info: t.ArtifactInfo, content: str | None) -> str:
+    if content is None:
+        return f"skipped {info.name}: {info.note or 'not stored'}"
+    target = (out / info.name).resolve()
+    if not target.is_relative_to(out.resolve()):
+        return f"skipped {info.name}: its name points outside {out}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(base64.b64decode(content))
+    return f"wrote {target} ({info.size} bytes)"
+
+
+async def cmd_job_artifacts(args: argparse.Namespace, conf: settings.Settings) -> None:
+    async def action(ses: commands.Session) -> None:
+        reply = await ses.api.call("artifact.list", api.JobRef(id=args.id), t.ArtifactList)
+        if args.out is None:
+            rows = [
+                (a.attempt, a.name, a.content_type, a.size, a.sha256[:12], a.note or "")
+                for a in reply.artifacts
+            ]
+            ses.show(
+                reply.artifacts, render.table(rows, ["attempt", "name", "type", "size", "sha256", "note"])
+            )
+            return
+        for info in reply.artifacts:
+            got = await ses.api.call(
+                "artifact.get", t.ArtifactRef(job_id=args.id, name=info.name), t.ArtifactContent
+            )
+            print(await asyncio.to_thread(_save, Path(args.out), got.info, got.content))
+
+    await _call(args, conf, action)
+
+
+async def cmd_app_export(args: argparse.Namespace, conf: settings.Settings) -> None:
+    async def action(ses: commands.Session) -> None:
+        reply = await ses.api.call("app.export", t.AppRef(id=args.id), t.AppDocument)
+        print(json.dumps(reply.document, indent=2, ensure_ascii=False))
+
+    await _call(args, conf, action)
+
+
+async def cmd_actor_grant(args: argparse.Namespace, conf: settings.Settings) -> None:
+    async def action(ses: commands.Session) -> None:
+        grant = t.ActorGrant(company=args.company, actor=args.actor, role=args.role)
+        reply = await ses.api.call("actor.grant", grant, t.ActorList)
+        ses.show(reply, render.table([(a.actor, a.role) for a in reply.actors], ["actor", "role"]))
+
+    await _call(args, conf, action)
+
+
+async def cmd_actor_list(args: argparse.Namespace, conf: settings.Settings) -> None:
+    async def action(ses: commands.Session) -> None:
+        reply = await ses.api.call("actor.list", t.CredentialFilter(company=args.company), t.ActorList)
+        ses.show(reply, render.table([(a.actor, a.role) for a in reply.actors], ["actor", "role"]))
+
+    await _call(args, conf, action)
+
+
+async def cmd_audit(args: argparse.Namespace, conf: settings.Settings) -> None:
+    async def action(ses: commands.Session) -> None:
+        reply = await ses.api.call(
+            "audit.list", t.AuditQuery(company=args.company, limit=args.limit), t.AuditList
+        )
+        rows = [(e.at, e.actor, e.action, e.company or "", json.dumps(e.detail)[:80]) for e in reply.entries]
+        ses.show(reply.entries, render.table(rows, ["at", "actor", "action", "company", "detail"]))
+
+    await _call(args, conf, action)
+
+
+def _add(sub: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def register(sub: Any) -> None:
+    """`credentials`, `actor` and `audit`."""
+    creds = sub.add_parser("credentials", help="company credential sets").add_subparsers(
+        dest="action", required=True
+    )
+    put = _add(
+        creds, "set", cmd_credentials_set, "create or replace a credential set (values stored encrypted)"
+    )
+    put.add_argument("company")
+    put.add_argument("name")
+    put.add_argument("values", nargs="*", metavar="KEY=VALUE")
+    put.add_argument("--from-env", action="append", metavar="KEY", help="take KEY's value from this shell")
+    put.add_argument("--kind", help="credential type, e.g. abraflexi")
+    _add(creds, "list", cmd_credentials_list, "list a company's credential sets").add_argument("company")
+    assign = _add(creds, "assign", cmd_credentials_assign, "let a template use a credential set")
+    assign.add_argument("template", type=int)
+    assign.add_argument("name")
+    _add(creds, "new-key", cmd_credentials_new_key, "print a fresh secret key for a key file")
+    _add(creds, "rotate-key", cmd_credentials_rotate, "re-encrypt every credential under the first key")
+    actor = sub.add_parser("actor", help="who may do what in a company").add_subparsers(
+        dest="action", required=True
+    )
+    grant = _add(actor, "grant", cmd_actor_grant, "give an actor a role in a company")
+    grant.add_argument("company")
+    grant.add_argument("actor")
+    grant.add_argument("role", choices=["admin", "reader", "executor"])
+    _add(actor, "list", cmd_actor_list, "list a company's actors").add_argument("company")
+    audit = _add(sub, "audit", cmd_audit, "read the audit log, newest first")
+    audit.add_argument("--company")
+    audit.add_argument("--limit", type=int, default=50)
+
+
+def register_template(template: Any) -> None:
+    _add(
+        template, "env", cmd_template_env, "show a template's merged environment, secrets masked"
+    ).add_argument("id", type=int)
+
+
+def register_job(job: Any) -> None:
+    arts = _add(job, "artifacts", cmd_job_artifacts, "list a job's artifacts, or download them with --out")
+    arts.add_argument("id")
+    arts.add_argument("--out", help="folder to write the artifacts into")
+
+
+def register_app(app: Any) -> None:
+    _add(app, "export", cmd_app_export, "print an application as MultiFlexi app JSON").add_argument("id")

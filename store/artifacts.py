@@ -1,0 +1,98 @@
+"""Artifacts in Postgres: executors upload what a job left behind (or the record
+that it was over a limit), users list and download it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from pydantic import BaseModel
+
+from contracts import api
+from contracts import tenants as t
+from contracts.api import ApiFailure
+
+from .actors import require
+from .api import _typed
+from .tenant_queries import TenantQueries
+
+log = structlog.get_logger("jetjobs.store")
+
+Handler = Callable[[BaseModel], Awaitable[BaseModel]]
+
+
+def _content(upload: t.ArtifactUpload) -> bytes | None:
+    """The uploaded bytes, checked against the size and checksum the executor declared."""
+    if upload.content is None:
+        if not upload.over_limit:
+            raise ApiFailure(400, f"artifact {upload.name}: no content and not marked over its limit")
+        return None
+    try:
+        content = base64.b64decode(upload.content, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiFailure(400, f"artifact {upload.name}: content is not valid base64") from None
+    if len(content) != upload.size or hashlib.sha256(content).hexdigest() != upload.sha256:
+        raise ApiFailure(400, f"artifact {upload.name}: content does not match its size and sha256")
+    return content
+
+
+class ArtifactApi:
+    """artifact.put / artifact.list / artifact.get."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "artifact.put": _typed("artifact.put", t.ArtifactUpload, self.put),
+            "artifact.list": _typed("artifact.list", api.JobRef, self.list),
+            "artifact.get": _typed("artifact.get", t.ArtifactRef, self.get),
+        }
+
+    async def put(self, upload: t.ArtifactUpload) -> t.ArtifactInfo:
+        await require(self._pool, upload.company, "execute")
+        content = _content(upload)
+        async with self._pool.acquire() as conn, conn.transaction():
+            queries = TenantQueries(conn)
+            brief = await queries.job_brief(upload.job_id)
+            if brief is not None and brief[0] != upload.company:
+                raise ApiFailure(403, f"job {upload.job_id} is not a job of company '{upload.company}'")
+            await queries.ensure_job(upload.job_id, upload.company)
+            info = await queries.insert_artifact(upload, content)
+        log.info(
+            "artifact.stored",
+            job_id=upload.job_id,
+            company=upload.company,
+            attempt=upload.attempt,
+            artifact=upload.name,
+            size=upload.size,
+            over_limit=upload.over_limit,
+        )
+        return info
+
+    async def _job_company(self, job_id: str) -> str:
+        brief = await TenantQueries(self._pool).job_brief(job_id)
+        if brief is None:
+            raise ApiFailure(404, f"unknown job '{job_id}': see `jetjobs job list`")
+        await require(self._pool, brief[0], "read")
+        return brief[0]
+
+    async def list(self, request: api.JobRef) -> t.ArtifactList:
+        await self._job_company(request.id)
+        return t.ArtifactList(artifacts=await TenantQueries(self._pool).job_artifacts(request.id))
+
+    async def get(self, request: t.ArtifactRef) -> t.ArtifactContent:
+        await self._job_company(request.job_id)
+        found = await TenantQueries(self._pool).artifact_content(request.job_id, request.name)
+        if found is None:
+            raise ApiFailure(
+                404,
+                f"job {request.job_id} has no artifact '{request.name}': see `jetjobs job artifacts {request.job_id}`",
+            )
+        info, content = found
+        encoded = None if content is None else base64.b64encode(content).decode()
+        return t.ArtifactContent(info=info, content=encoded)

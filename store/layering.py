@@ -1,0 +1,62 @@
+"""Configuration layering, lowest first: application defaults < company
+credentials < template overrides < run-now overrides. Pure functions, so the
+board, run-now and `template env` agree on every value and its source."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from contracts.models import ActiveTemplate, Application
+from contracts.tenants import EnvEntry, TemplateEnv
+
+from .tenant_queries import TemplateExtras
+
+MASK = "********"
+
+
+def with_extras(
+    template: ActiveTemplate, app: Application, template_env: Mapping[str, str], extras: TemplateExtras | None
+) -> ActiveTemplate:
+    """The scheduled view with credentials as references: a credential field the
+    template does not override replaces the app default and travels by name only."""
+    fields = extras.credential_fields if extras else frozenset()
+    secrets = sorted(fields - set(template_env))
+    env = {k: v for k, v in template.env.items() if k not in secrets}
+    return template.model_copy(
+        update={
+            "env": env,
+            "secrets": secrets,
+            "required": sorted(name for name, spec in app.environment.items() if spec.required),
+            "artifacts": extras.artifacts if extras else [],
+            "exit_codes": extras.exit_codes if extras else None,
+        }
+    )
+
+
+def _entry(
+    name: str, app: Application, template_env: Mapping[str, str], credentials: Mapping[str, str]
+) -> EnvEntry:
+    declared = app.environment.get(name)
+    secret = bool(declared and declared.secret)
+    required = bool(declared and declared.required)
+    if name in template_env:
+        value, source = template_env[name], "template"
+    elif name in credentials:
+        value, source, secret = MASK, f"credential {credentials[name]}", True
+    elif declared is not None and declared.default is not None:
+        value, source = declared.default, "app default"
+    else:
+        return EnvEntry(name=name, value=None, source="unset", secret=secret, required=required)
+    shown = MASK if secret and value else value
+    return EnvEntry(name=name, value=shown, source=source, secret=secret, required=required)
+
+
+def template_env(
+    template_id: int, app: Application, template_env: Mapping[str, str], credentials: Mapping[str, str]
+) -> TemplateEnv:
+    """Every variable with its winning value (secrets masked) and where it came from.
+    `credentials` maps each credential-provided field to its set's name."""
+    names = sorted(set(app.environment) | set(credentials) | set(template_env))
+    entries = [_entry(name, app, template_env, credentials) for name in names]
+    missing = [e.name for e in entries if e.required and not e.value]
+    return TemplateEnv(template_id=template_id, entries=entries, missing=missing)

@@ -1,0 +1,121 @@
+-- The tenant queries: credentials, actors, audit, artifacts, application extras.
+-- Same format as queries.sql; store/tenant_queries.py has one method per block.
+
+-- name: set_app_extras --
+-- Record what an application declares beyond the basics (artifacts, exit codes).
+UPDATE application SET artifacts = $2::jsonb, exit_codes = $3::jsonb WHERE id = $1;
+
+-- name: app_extras --
+-- An application's declared artifacts and exit codes.
+SELECT artifacts, exit_codes FROM application WHERE id = $1;
+
+-- name: template_extras --
+-- Per template: its application's artifacts and exit codes, and the fields its credentials provide.
+SELECT t.id AS template_id, a.artifacts, a.exit_codes,
+    coalesce((SELECT array_agg(DISTINCT f ORDER BY f)
+        FROM template_credential tc
+        JOIN credential c ON c.id = tc.credential_id, unnest(c.fields) AS f
+        WHERE tc.template_id = t.id), '{}') AS credential_fields
+FROM runtemplate t JOIN application a ON a.id = t.app_id
+WHERE t.id = ANY($1::bigint[]);
+
+-- name: upsert_credential --
+-- Create or replace a company's credential set (values arrive already encrypted).
+INSERT INTO credential AS c (company_id, name, kind, fields, key_id, nonce, ciphertext)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (company_id, name) DO UPDATE SET
+    kind = EXCLUDED.kind, fields = EXCLUDED.fields, key_id = EXCLUDED.key_id,
+    nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext, updated_at = now()
+RETURNING id, updated_at;
+
+-- name: company_credentials --
+-- A company's credential sets by name, without their values.
+SELECT c.id, c.name, c.kind, c.fields, c.updated_at
+FROM credential c WHERE c.company_id = $1 ORDER BY c.name;
+
+-- name: credential_id --
+-- The id of one of a company's credential sets.
+SELECT id FROM credential WHERE company_id = $1 AND name = $2;
+
+-- name: sealed_credentials --
+-- Every credential, locked, for re-encryption under a new key.
+SELECT c.id, co.code AS company, c.name, c.key_id, c.nonce, c.ciphertext
+FROM credential c JOIN company co ON co.id = c.company_id
+ORDER BY c.id
+FOR UPDATE OF c;
+
+-- name: reseal_credential --
+-- Store a credential re-encrypted under another key.
+UPDATE credential SET key_id = $2, nonce = $3, ciphertext = $4, updated_at = now() WHERE id = $1;
+
+-- name: assign_credential --
+-- Let a template use a credential set (assigning twice changes nothing).
+INSERT INTO template_credential (template_id, credential_id) VALUES ($1, $2)
+ON CONFLICT DO NOTHING;
+
+-- name: template_credentials --
+-- The credential sets a template uses, sealed, in assignment order.
+SELECT c.id, c.name, c.fields, c.key_id, c.nonce, c.ciphertext, co.code AS company
+FROM template_credential tc
+JOIN credential c ON c.id = tc.credential_id
+JOIN company co ON co.id = c.company_id
+WHERE tc.template_id = $1
+ORDER BY c.name;
+
+-- name: template_company --
+-- The company code of a template.
+SELECT co.code FROM runtemplate t JOIN company co ON co.id = t.company_id WHERE t.id = $1;
+
+-- name: job_brief --
+-- A job's company, template and whether it has ended for good.
+SELECT company, template_id, final FROM job WHERE id = $1;
+
+-- name: ensure_job --
+-- Make sure a job row exists before an artifact refers to it; the projection fills the rest.
+INSERT INTO job (id, company, status, attempt) VALUES ($1, $2, 'dispatched', 1)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: insert_artifact --
+-- Keep one artifact of an attempt; uploading it again replaces it.
+INSERT INTO artifact (job_id, attempt, name, path, content_type, size, sha256, content, over_limit, note)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (job_id, attempt, name) DO UPDATE SET
+    path = EXCLUDED.path, content_type = EXCLUDED.content_type, size = EXCLUDED.size,
+    sha256 = EXCLUDED.sha256, content = EXCLUDED.content, over_limit = EXCLUDED.over_limit,
+    note = EXCLUDED.note
+RETURNING job_id, attempt, name, path, content_type, size, sha256, over_limit, note;
+
+-- name: job_artifacts --
+-- A job's artifacts, attempt by attempt.
+SELECT job_id, attempt, name, path, content_type, size, sha256, over_limit, note
+FROM artifact WHERE job_id = $1 ORDER BY attempt, name;
+
+-- name: artifact_content --
+-- One artifact with its bytes, from the latest attempt that left it.
+SELECT job_id, attempt, name, path, content_type, size, sha256, over_limit, note, content
+FROM artifact WHERE job_id = $1 AND name = $2 ORDER BY attempt DESC LIMIT 1;
+
+-- name: actor_roles --
+-- The roles an actor holds in a company, and whether the company lists any actor at all.
+SELECT coalesce(array_agg(role) FILTER (WHERE actor = $2), '{}') AS roles, count(*) > 0 AS closed
+FROM company_actor ca JOIN company co ON co.id = ca.company_id
+WHERE co.code = $1;
+
+-- name: grant_actor --
+-- Give an actor a role in a company (granting twice changes nothing).
+INSERT INTO company_actor (company_id, actor, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING;
+
+-- name: company_actors --
+-- A company's actors and their roles.
+SELECT actor, role FROM company_actor WHERE company_id = $1 ORDER BY actor, role;
+
+-- name: write_audit --
+-- Record who changed what.
+INSERT INTO audit_log (actor, action, company, detail) VALUES ($1, $2, $3, $4::jsonb);
+
+-- name: audit_entries --
+-- The audit log newest first, optionally of one company.
+SELECT at, actor, action, company, detail FROM audit_log
+WHERE $1::text IS NULL OR company = $1
+ORDER BY at DESC, id DESC
+LIMIT $2;

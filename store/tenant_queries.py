@@ -1,0 +1,201 @@
+"""One typed method per query of `sql/tenants.sql`."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+from contracts.lifecycle import ExitCodes
+from contracts.models import ArtifactSpec
+from contracts.tenants import ActorEntry, ArtifactInfo, ArtifactUpload, AuditEntry, CredentialInfo
+
+from .credentials import Sealed
+from .db import Db
+from .loader import Query, parse_queries
+
+
+@functools.cache
+def tenant_sql() -> dict[str, Query]:
+    """Every query of `store/sql/tenants.sql`, read once."""
+    text = resources.files("store").joinpath("sql", "tenants.sql").read_text(encoding="utf-8")
+    return parse_queries(text)
+
+
+@dataclass(frozen=True)
+class TemplateExtras:
+    """What a template's application and credentials add to its scheduled view."""
+
+    artifacts: list[ArtifactSpec]
+    exit_codes: ExitCodes | None
+    credential_fields: frozenset[str]
+
+
+@dataclass(frozen=True)
+class StoredCredential:
+    id: int
+    company: str
+    name: str
+    fields: list[str]
+    sealed: Sealed
+
+
+def _extras(row: Any) -> TemplateExtras:
+    exit_codes = None if row["exit_codes"] is None else ExitCodes.model_validate_json(row["exit_codes"])
+    return TemplateExtras(
+        artifacts=[ArtifactSpec.model_validate(a) for a in json.loads(row["artifacts"])],
+        exit_codes=exit_codes,
+        credential_fields=frozenset(row["credential_fields"]),
+    )
+
+
+def _artifact(row: Any) -> ArtifactInfo:
+    return ArtifactInfo(**{k: row[k] for k in ArtifactInfo.model_fields})
+
+
+def _stored(row: Any) -> StoredCredential:
+    sealed = Sealed(row["key_id"], bytes(row["nonce"]), bytes(row["ciphertext"]))
+    return StoredCredential(row["id"], row["company"], row["name"], list(row.get("fields") or []), sealed)
+
+
+class TenantQueries:
+    """The tenant queries, bound to one connection (or the pool)."""
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+        self._sql = tenant_sql()
+
+    def _q(self, name: str) -> str:
+        return self._sql[name].sql
+
+    async def set_app_extras(
+        self, app_id: int, artifacts: Sequence[ArtifactSpec], codes: ExitCodes | None
+    ) -> None:
+        listed = json.dumps([a.model_dump() for a in artifacts])
+        await self._db.execute(
+            self._q("set_app_extras"), app_id, listed, None if codes is None else codes.model_dump_json()
+        )
+
+    async def app_extras(self, app_id: int) -> TemplateExtras | None:
+        row = await self._db.fetchrow(self._q("app_extras"), app_id)
+        return None if row is None else _extras({**dict(row), "credential_fields": []})
+
+    async def template_extras(self, template_ids: Sequence[int]) -> dict[int, TemplateExtras]:
+        found = await self._db.fetch(self._q("template_extras"), list(template_ids))
+        return {row["template_id"]: _extras(row) for row in found}
+
+    async def upsert_credential(
+        self, company_id: int, name: str, kind: str, fields: Sequence[str], sealed: Sealed
+    ) -> datetime:
+        row = await self._db.fetchrow(
+            self._q("upsert_credential"),
+            company_id,
+            name,
+            kind,
+            list(fields),
+            sealed.key_id,
+            sealed.nonce,
+            sealed.ciphertext,
+        )
+        updated: datetime = row["updated_at"]
+        return updated
+
+    async def company_credentials(self, company_id: int, company: str) -> list[CredentialInfo]:
+        found = await self._db.fetch(self._q("company_credentials"), company_id)
+        return [
+            CredentialInfo(
+                company=company,
+                name=r["name"],
+                kind=r["kind"],
+                fields=list(r["fields"]),
+                updated_at=r["updated_at"],
+            )
+            for r in found
+        ]
+
+    async def credential_id(self, company_id: int, name: str) -> int | None:
+        value = await self._db.fetchval(self._q("credential_id"), company_id, name)
+        return None if value is None else int(value)
+
+    async def sealed_credentials(self) -> list[StoredCredential]:
+        return [_stored(r) for r in await self._db.fetch(self._q("sealed_credentials"))]
+
+    async def reseal_credential(self, credential_id: int, sealed: Sealed) -> None:
+        await self._db.execute(
+            self._q("reseal_credential"), credential_id, sealed.key_id, sealed.nonce, sealed.ciphertext
+        )
+
+    async def assign_credential(self, template_id: int, credential_id: int) -> None:
+        await self._db.execute(self._q("assign_credential"), template_id, credential_id)
+
+    async def template_credentials(self, template_id: int) -> list[StoredCredential]:
+        return [_stored(r) for r in await self._db.fetch(self._q("template_credentials"), template_id)]
+
+    async def template_company(self, template_id: int) -> str | None:
+        value = await self._db.fetchval(self._q("template_company"), template_id)
+        return None if value is None else str(value)
+
+    async def job_brief(self, job_id: str) -> tuple[str, int | None, bool] | None:
+        row = await self._db.fetchrow(self._q("job_brief"), job_id)
+        return None if row is None else (row["company"], row["template_id"], row["final"])
+
+    async def ensure_job(self, job_id: str, company: str) -> None:
+        await self._db.execute(self._q("ensure_job"), job_id, company)
+
+    async def insert_artifact(self, upload: ArtifactUpload, content: bytes | None) -> ArtifactInfo:
+        row = await self._db.fetchrow(
+            self._q("insert_artifact"),
+            upload.job_id,
+            upload.attempt,
+            upload.name,
+            upload.path,
+            upload.content_type,
+            upload.size,
+            upload.sha256,
+            content,
+            upload.over_limit,
+            upload.note,
+        )
+        return _artifact(row)
+
+    async def job_artifacts(self, job_id: str) -> list[ArtifactInfo]:
+        return [_artifact(r) for r in await self._db.fetch(self._q("job_artifacts"), job_id)]
+
+    async def artifact_content(self, job_id: str, name: str) -> tuple[ArtifactInfo, bytes | None] | None:
+        row = await self._db.fetchrow(self._q("artifact_content"), job_id, name)
+        if row is None:
+            return None
+        content = row["content"]
+        return _artifact(row), None if content is None else bytes(content)
+
+    async def actor_roles(self, company: str, actor: str) -> tuple[set[str], bool]:
+        """The actor's roles in the company, and whether the company lists actors at all."""
+        row = await self._db.fetchrow(self._q("actor_roles"), company, actor)
+        return set(row["roles"]), bool(row["closed"])
+
+    async def grant_actor(self, company_id: int, actor: str, role: str) -> None:
+        await self._db.execute(self._q("grant_actor"), company_id, actor, role)
+
+    async def company_actors(self, company_id: int) -> list[ActorEntry]:
+        found = await self._db.fetch(self._q("company_actors"), company_id)
+        return [ActorEntry(actor=r["actor"], role=r["role"]) for r in found]
+
+    async def write_audit(self, actor: str, action: str, company: str | None, detail: dict[str, Any]) -> None:
+        await self._db.execute(self._q("write_audit"), actor, action, company, json.dumps(detail))
+
+    async def audit_entries(self, company: str | None, limit: int) -> list[AuditEntry]:
+        found = await self._db.fetch(self._q("audit_entries"), company, limit)
+        return [
+            AuditEntry(
+                at=r["at"],
+                actor=r["actor"],
+                action=r["action"],
+                company=r["company"],
+                detail=json.loads(r["detail"]),
+            )
+            for r in found
+        ]

@@ -1,0 +1,229 @@
+"""The tenant API: credential sets, just-in-time secrets, layered environments,
+application export and actors. Every handler checks the calling actor."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from pydantic import BaseModel
+
+from contracts import api
+from contracts import tenants as t
+from contracts.api import ApiFailure
+from contracts.multiflexi import AppFileError, parse_app, to_document
+
+from . import layering, resolve
+from .actors import audit, guard_all, require
+from .api import _typed
+from .artifacts import ArtifactApi
+from .board import BoardKeeper
+from .credentials import Keyring, UndecryptableError
+from .queries import Queries
+from .tenant_queries import StoredCredential, TenantQueries
+
+log = structlog.get_logger("jetjobs.store")
+
+Handler = Callable[[BaseModel], Awaitable[BaseModel]]
+
+NO_KEY = (
+    "the store has no secret key, so it cannot keep credentials: make one with "
+    "`jetjobs credentials new-key > FILE` and start the store with JETJOBS_SECRET_KEY_FILE=FILE"
+)
+
+
+class TenantApi:
+    """Credentials, secrets, environments, export and actors, over Postgres."""
+
+    def __init__(self, pool: Any, board: BoardKeeper, keyring: Keyring | None) -> None:
+        self._pool = pool
+        self._board = board
+        self._keyring = keyring
+
+    def handlers(self, core_import: Handler) -> dict[str, Handler]:
+        """The tenant operations' handlers; `app.import` is the core one plus extras."""
+        ops: dict[str, tuple[type[BaseModel], Callable[[Any], Awaitable[BaseModel]]]] = {
+            "credential.set": (t.CredentialSet, self.credential_set),
+            "credential.list": (t.CredentialFilter, self.credential_list),
+            "credential.assign": (t.CredentialAssign, self.credential_assign),
+            "secrets.fetch": (t.SecretsRequest, self.secrets_fetch),
+            "template.env": (api.TemplateRef, self.template_env),
+            "app.export": (t.AppRef, self.app_export),
+            "actor.grant": (t.ActorGrant, self.actor_grant),
+            "actor.list": (t.CredentialFilter, self.actor_list),
+            "audit.list": (t.AuditQuery, self.audit_list),
+        }
+        handlers = {op: _typed(op, kind, fn) for op, (kind, fn) in ops.items()}
+        handlers["app.import"] = self._with_extras(core_import)
+        return handlers
+
+    def _keys(self) -> Keyring:
+        if self._keyring is None:
+            raise ApiFailure(503, NO_KEY)
+        return self._keyring
+
+    async def _company_id(self, code: str) -> int:
+        found = await resolve.company(Queries(self._pool), code)
+        assert found.id is not None
+        return found.id
+
+    async def _refresh_company(self, company: str) -> None:
+        rows = await Queries(self._pool).templates(company=company)
+        await self._board.refresh([row.template.id for row in rows])
+
+    async def credential_set(self, request: t.CredentialSet) -> t.CredentialInfo:
+        company_id = await self._company_id(request.company)
+        await require(self._pool, request.company, "change")
+        sealed = self._keys().seal(request.company, request.name, request.values)
+        fields = sorted(request.values)
+        async with self._pool.acquire() as conn, conn.transaction():
+            updated = await TenantQueries(conn).upsert_credential(
+                company_id, request.name, request.kind, fields, sealed
+            )
+            await audit(conn, "credential.set", request.company, {"name": request.name, "fields": fields})
+        await self._refresh_company(request.company)
+        log.info("credential.set", company=request.company, name=request.name, fields=len(fields))
+        return t.CredentialInfo(
+            company=request.company, name=request.name, kind=request.kind, fields=fields, updated_at=updated
+        )
+
+    async def credential_list(self, request: t.CredentialFilter) -> t.CredentialList:
+        company_id = await self._company_id(request.company)
+        await require(self._pool, request.company, "read")
+        found = await TenantQueries(self._pool).company_credentials(company_id, request.company)
+        return t.CredentialList(credentials=found)
+
+    async def _template_company(self, template_id: int) -> str:
+        company = await TenantQueries(self._pool).template_company(template_id)
+        if company is None:
+            raise resolve.unknown_template(template_id)
+        return company
+
+    async def credential_assign(self, request: t.CredentialAssign) -> t.Assigned:
+        company = await self._template_company(request.template_id)
+        await require(self._pool, company, "change")
+        company_id = await self._company_id(company)
+        async with self._pool.acquire() as conn, conn.transaction():
+            queries = TenantQueries(conn)
+            credential_id = await queries.credential_id(company_id, request.name)
+            if credential_id is None:
+                raise ApiFailure(
+                    404,
+                    f"company '{company}' has no credential set '{request.name}': "
+                    f"create it with `jetjobs credentials set {company} {request.name} KEY=VALUE…`",
+                )
+            await queries.assign_credential(request.template_id, credential_id)
+            await audit(conn, "credential.assign", company, request.model_dump())
+            names = [c.name for c in await queries.template_credentials(request.template_id)]
+        await self._board.refresh([request.template_id])
+        return t.Assigned(template_id=request.template_id, credentials=names)
+
+    async def _check_job(self, request: t.SecretsRequest) -> None:
+        brief = await TenantQueries(self._pool).job_brief(request.job_id)
+        if brief is None:
+            return  # not projected yet: the template's company was checked
+        company, template_id, final = brief
+        if company != request.company or template_id not in (None, request.template_id):
+            raise ApiFailure(403, f"job {request.job_id} is not a job of template {request.template_id}")
+        if final:
+            raise ApiFailure(409, f"job {request.job_id} has ended: its secrets are no longer served")
+
+    async def secrets_fetch(self, request: t.SecretsRequest) -> t.SecretsReply:
+        company = await self._template_company(request.template_id)
+        if company != request.company:
+            raise ApiFailure(
+                403, f"template {request.template_id} is not a template of company '{request.company}'"
+            )
+        actor = await require(self._pool, company, "execute")
+        await self._check_job(request)
+        stored = await TenantQueries(self._pool).template_credentials(request.template_id)
+        values = self._open_all(stored)
+        wanted = {name: values[name] for name in request.names if name in values}
+        await audit(self._pool, "secrets.fetch", company, {"job_id": request.job_id, "names": sorted(wanted)})
+        log.info("secrets.served", job_id=request.job_id, company=company, actor=actor, names=len(wanted))
+        return t.SecretsReply(values=wanted)
+
+    def _open_all(self, stored: list[StoredCredential]) -> dict[str, str]:
+        if not stored:
+            return {}
+        keys = self._keys()
+        values: dict[str, str] = {}
+        try:
+            for credential in stored:
+                values.update(keys.open(credential.company, credential.name, credential.sealed))
+        except UndecryptableError as error:
+            raise ApiFailure(500, str(error)) from None
+        return values
+
+    async def template_env(self, request: api.TemplateRef) -> t.TemplateEnv:
+        row = await resolve.template(Queries(self._pool), request.id)
+        await require(self._pool, row.template.company, "read")
+        stored = await TenantQueries(self._pool).template_credentials(request.id)
+        provided = {field: c.name for c in stored for field in c.fields}
+        return layering.template_env(request.id, row.app, row.template.env, provided)
+
+    async def app_export(self, request: t.AppRef) -> t.AppDocument:
+        app = await resolve.application(Queries(self._pool), request.id)
+        assert app.id is not None
+        extras = await TenantQueries(self._pool).app_extras(app.id)
+        if extras is not None:
+            app = app.model_copy(update={"artifacts": extras.artifacts, "exit_codes": extras.exit_codes})
+        return t.AppDocument(document=to_document(app))
+
+    def _with_extras(self, core_import: Handler) -> Handler:
+        async def handle(request: BaseModel) -> BaseModel:
+            reply = await core_import(request)
+            assert isinstance(request, api.AppImport) and isinstance(reply, api.AppImported)
+            try:
+                parsed, _ = parse_app(request.document)
+            except AppFileError as error:  # the core import accepted it, so this cannot happen
+                raise ApiFailure(400, f"{request.source or 'app document'}: {error}") from None
+            assert reply.app.id is not None
+            await TenantQueries(self._pool).set_app_extras(reply.app.id, parsed.artifacts, parsed.exit_codes)
+            using = await Queries(self._pool).templates(app_id=reply.app.id)
+            await self._board.refresh([row.template.id for row in using])
+            app = reply.app.model_copy(
+                update={"artifacts": parsed.artifacts, "exit_codes": parsed.exit_codes}
+            )
+            return reply.model_copy(update={"app": app})
+
+        return handle
+
+    async def actor_grant(self, request: t.ActorGrant) -> t.ActorList:
+        company_id = await self._company_id(request.company)
+        _, closed = await TenantQueries(self._pool).actor_roles(request.company, "")
+        if not closed and request.role != "admin":
+            raise ApiFailure(
+                409,
+                f"company '{request.company}' has no admin yet: grant one first "
+                f"(`jetjobs actor grant {request.company} ACTOR admin`), or nobody could manage it",
+            )
+        await require(self._pool, request.company, "change")
+        async with self._pool.acquire() as conn, conn.transaction():
+            queries = TenantQueries(conn)
+            await queries.grant_actor(company_id, request.actor, request.role)
+            await audit(conn, "actor.grant", request.company, request.model_dump())
+            actors = await queries.company_actors(company_id)
+        return t.ActorList(company=request.company, actors=actors)
+
+    async def actor_list(self, request: t.CredentialFilter) -> t.ActorList:
+        company_id = await self._company_id(request.company)
+        await require(self._pool, request.company, "read")
+        actors = await TenantQueries(self._pool).company_actors(company_id)
+        return t.ActorList(company=request.company, actors=actors)
+
+    async def audit_list(self, request: t.AuditQuery) -> t.AuditList:
+        if request.company is not None:
+            await self._company_id(request.company)
+            await require(self._pool, request.company, "read")
+        entries = await TenantQueries(self._pool).audit_entries(request.company, request.limit)
+        return t.AuditList(entries=entries)
+
+
+def with_tenants(
+    pool: Any, board: BoardKeeper, keyring: Keyring | None, core: dict[str, Handler]
+) -> dict[str, Handler]:
+    """The core handlers, guarded by actor and audited, plus the tenant and artifact handlers."""
+    tenants = TenantApi(pool, board, keyring).handlers(core["app.import"])
+    return {**guard_all(pool, core), **tenants, **ArtifactApi(pool).handlers()}

@@ -1,0 +1,37 @@
+"""A stack whose store holds a secret key, for the tenant tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from bus import ApiClient, Bus, Layout
+from executor import ExecutorConfig, ExecutorService
+from store import StoreConfig, StoreService
+from store.credentials import Keyring, parse_key
+from tests.stack import Stack
+
+
+def keyring(*keys: str) -> Keyring:
+    return Keyring([parse_key(k, "test key") for k in keys])
+
+
+@asynccontextmanager
+async def tenant_stack(
+    nats_url: str, database_url: str, ring: Keyring | None, executor_actor: str = "executor"
+) -> AsyncIterator[Stack]:
+    """Store (with `ring`) and one executor; the caller's client acts as `admin`."""
+    store = StoreService(StoreConfig(nats_url=nats_url, database_url=database_url, keyring=ring), Layout())
+    executor = ExecutorService(ExecutorConfig(nats_url=nats_url, slots=2, actor=executor_actor), Layout())
+    started: list[Any] = []
+    bus = await Bus.attach(nats_url, "jetjobs-test")
+    try:
+        for service in (store, executor):
+            await service.start()
+            started.append(service)
+        yield Stack(nats_url, database_url, ApiClient(bus.nc, actor="admin"), bus, started)
+    finally:
+        for service in reversed(started):
+            await service.stop()
+        await bus.nc.close()
