@@ -1,0 +1,140 @@
+"""`e2e`: N jobs through the whole system (dispatch → executor → store), measured
+until the last outcome is in Postgres, with every status persisted.
+
+Runner `true` spawns a real process per job with its output captured; runner
+`noop` does everything but the spawn."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from bus import Bus
+
+from . import raw
+from .harness import Servers, servers
+from .procinfo import peak_rss_mb
+from .report import Metrics
+from .stack import System, completeness, job_messages, meter, system, wait_final
+
+PUBLISH_BATCH = 1000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", type=int, default=3000, help="jobs per run with runner true")
+    parser.add_argument("--noop-jobs", type=int, default=10000, help="jobs per run with runner noop")
+    parser.add_argument("--slots", type=int, default=8, help="executor slots with runner true")
+    parser.add_argument("--noop-slots", type=int, default=64, help="executor slots with runner noop")
+    parser.add_argument("--runner", choices=["both", "true", "noop"], default="both")
+    parser.add_argument("--no-raw", action="store_true", help="skip the raw baselines")
+    parser.add_argument(
+        "--executor-tmpdir", help="TMPDIR of the executor (where jobs' working directories go)"
+    )
+    parser.add_argument(
+        "--raw-fraction", type=float, default=1.0, help="scale the raw baselines' sizes (smoke tests)"
+    )
+
+
+async def dispatch_all(nats_url: str, count: int, argv: list[str]) -> None:
+    """Publish the jobs pipelined, in batches, from the driver process."""
+    messages = job_messages(count, argv)
+    bus = await Bus.attach(nats_url, "jetjobs-bench")
+    try:
+        for i in range(0, count, PUBLISH_BATCH):
+            await bus.publisher.dispatch(messages[i : i + PUBLISH_BATCH])
+    finally:
+        await bus.close()
+
+
+async def one_run(box: Servers, stack: System, count: int, argv: list[str]) -> dict[str, Any]:
+    """Time N jobs from the first publish to the last outcome in Postgres."""
+    cpu = meter(box, stack)
+    cpu.start()
+    start = time.time()
+    await dispatch_all(stack.nats_url, count, argv)
+    published = time.time()
+    end = await wait_final(stack.database_url, count, timeout=max(60.0, count / 50))
+    used = cpu.stop()
+    record = await completeness(stack.database_url)
+    return {
+        "jobs": count,
+        "load_average": os.getloadavg(),
+        "rate": count / (end - start),
+        "publish_rate": count / (published - start),
+        "seconds": end - start,
+        "cpu_seconds": used,
+        "record": record,
+        "complete": record.get("jobs_processed") == count and record["events"] == 3 * count,
+        "executor_peak_rss_mb": peak_rss_mb(stack.executor.pid),
+    }
+
+
+def _record(metrics: Metrics, runner: str, result: dict[str, Any], slots: int) -> None:
+    goal = ">= 5,000" if runner == "noop" else ">= 1,100"
+    metrics.add(f"e2e {runner}", result["rate"], "jobs/s", goal)
+    metrics.add(f"e2e {runner}: every status persisted", 1.0 if result["complete"] else 0.0, "1 = yes")
+    cpu = result["cpu_seconds"]
+    for process in ("executor", "store", "nats", "postgres"):
+        metrics.add(f"e2e {runner}: {process} CPU per job", cpu[process] / result["jobs"] * 1e6, "µs")
+    rss_goal = "< 100" if slots == 8 else ""
+    metrics.add(
+        f"e2e {runner}: executor peak RSS ({slots} slots)", result["executor_peak_rss_mb"], "MB", rss_goal
+    )
+
+
+def run_runner(box: Servers, args: argparse.Namespace, runner: str, logs: Path) -> list[dict[str, Any]]:
+    count = args.noop_jobs if runner == "noop" else args.jobs
+    slots = args.noop_slots if runner == "noop" else args.slots
+    mode = "noop" if runner == "noop" else "process"
+    results = []
+    for i in range(args.runs):
+        with system(box, mode, slots, logs, f"e2e-{runner}-{i}", args.executor_tmpdir) as stack:
+            results.append(asyncio.run(one_run(box, stack, count, ["true"])))
+    return results
+
+
+def raw_baselines(box: Servers, metrics: Metrics, runs: int, fraction: float) -> dict[str, list[float]]:
+    """The raw limits, `runs` times, with nothing of jetjobs running."""
+    values: dict[str, list[float]] = {}
+    sizes = raw.RawSizes().scaled(fraction)
+    for _ in range(runs):
+        box.restart_nats()
+        figures = asyncio.run(raw.measure(box.nats.url, box.fresh_database(), sizes))
+        for key, value in figures.items():
+            label, unit = raw.UNITS[key]
+            metrics.add(label, value, unit)
+            values.setdefault(key, []).append(value)
+    return values
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    metrics = Metrics()
+    runners = ["noop", "true"] if args.runner == "both" else [args.runner]
+    details: dict[str, Any] = {}
+    with servers() as box:
+        logs = Path(args.logs)
+        logs.mkdir(parents=True, exist_ok=True)
+        if not args.no_raw:
+            details["raw"] = raw_baselines(box, metrics, args.runs, args.raw_fraction)
+        for runner in runners:
+            results = run_runner(box, args, runner, logs)
+            details[runner] = results
+            slots = args.noop_slots if runner == "noop" else args.slots
+            for result in results:
+                _record(metrics, runner, result, slots)
+    add_ratios(metrics, details)
+    names = ("jobs", "noop_jobs", "slots", "noop_slots", "runner", "runs", "executor_tmpdir")
+    params: dict[str, Any] = {k: getattr(args, k) for k in names}
+    params["service_log_level"] = "warning"
+    return {"parameters": params, "metrics": metrics.metrics, "runs": details}
+
+
+def add_ratios(metrics: Metrics, details: dict[str, Any]) -> None:
+    """e2e true against the raw spawn rate of the same run (goal: at least 70 %)."""
+    spawns = details.get("raw", {}).get("spawn_true", [])
+    for result, spawn in zip(details.get("true", []), spawns, strict=False):
+        metrics.add("e2e true / raw spawn", result["rate"] / spawn * 100, "%", ">= 70")

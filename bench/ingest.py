@@ -1,0 +1,128 @@
+"""`store`: lifecycle events ingested per second.
+
+A backlog of N dispatch messages and 3N events (acknowledged, started,
+processed) waits in the streams; the store starts and projects it. Measured
+from the store's first write to the moment every job is final in Postgres."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import nats
+
+from bus import encode
+from bus.publish import event_msg_id
+from contracts import subjects as s
+from contracts.enums import Status
+from contracts.messages import JobEvent, JobMessage
+
+from .harness import Servers, ServiceProcess, servers, start_service
+from .procinfo import cpu_seconds
+from .report import Metrics
+from .stack import completeness, job_messages, wait_final
+
+WINDOW = 2000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", type=int, default=20000, help="jobs in the backlog (3 events each)")
+    parser.add_argument("--batch", type=int, default=500, help="the store's batch size")
+
+
+def lifecycle(message: JobMessage) -> list[JobEvent]:
+    """The three events of a job that ran and exited 0."""
+    now = datetime.now(UTC)
+    base: dict[str, Any] = {
+        "job_id": message.job_id,
+        "company": message.company,
+        "attempt": 1,
+        "at": now,
+        "runner": "bench",
+    }
+    return [
+        JobEvent(status=Status.ACKNOWLEDGED, **base),
+        JobEvent(status=Status.STARTED, pid=1, begin=now, **base),
+        JobEvent(
+            status=Status.PROCESSED, exit_code=0, begin=now, end=now, stdout="", stderr="", final=True, **base
+        ),
+    ]
+
+
+async def publish_backlog(url: str, messages: list[JobMessage]) -> None:
+    """Everything pipelined, with the same msg ids the services use."""
+    items = [(s.dispatch_subject(m.company, m.pool), encode(m), m.job_id) for m in messages]
+    for m in messages:
+        items += [(s.events_subject(e.company, e.job_id), encode(e), event_msg_id(e)) for e in lifecycle(m)]
+    nc = await nats.connect(url, pending_size=64 * 1024 * 1024)
+    try:
+        js = nc.jetstream(timeout=30)
+        pending: list[Any] = []
+        for subject, payload, msg_id in items:
+            pending.append(await js.publish_async(subject, payload, headers={"Nats-Msg-Id": msg_id}))
+            if len(pending) >= WINDOW:
+                await asyncio.gather(*pending)
+                pending = []
+        await asyncio.gather(*pending)
+    finally:
+        await nc.close()
+
+
+async def first_write(database_url: str) -> float:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return float(
+            await conn.fetchval(
+                "SELECT extract(epoch FROM least((SELECT min(created_at) FROM job), "
+                "(SELECT min(recorded_at) FROM job_event)))"
+            )
+        )
+    finally:
+        await conn.close()
+
+
+def one_run(box: Servers, args: argparse.Namespace, logs: Path, tag: str) -> dict[str, Any]:
+    box.restart_nats()
+    database = box.fresh_database()
+    argv = ["store", "--nats", box.nats.url, "--database", database, "--batch", str(args.batch)]
+    start_service(argv, logs / f"{tag}-prepare.log").stop()  # migrate and declare consumers
+    messages = job_messages(args.jobs, ["true"])
+    asyncio.run(publish_backlog(box.nats.url, messages))
+    store: ServiceProcess = start_service(argv, logs / f"{tag}-store.log")
+    try:
+        cpu_before = cpu_seconds(store.pid), cpu_seconds(box.postgres.pid, tree=True)
+        end = asyncio.run(wait_final(database, args.jobs, timeout=120 + args.jobs / 100))
+        cpu = cpu_seconds(store.pid) - cpu_before[0], cpu_seconds(box.postgres.pid, tree=True) - cpu_before[1]
+    finally:
+        store.stop()
+    start = asyncio.run(first_write(database))
+    record = asyncio.run(completeness(database))
+    seconds = end - start
+    return {
+        "events_per_s": 3 * args.jobs / seconds,
+        "messages_per_s": 4 * args.jobs / seconds,
+        "seconds": seconds,
+        "cpu_seconds": {"store": round(cpu[0], 2), "postgres": round(cpu[1], 2)},
+        "record": record,
+        "complete": record["events"] == 3 * args.jobs and record.get("jobs_processed") == args.jobs,
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    metrics = Metrics()
+    runs = []
+    with servers() as box:
+        logs = Path(args.logs)
+        logs.mkdir(parents=True, exist_ok=True)
+        for i in range(args.runs):
+            result = one_run(box, args, logs, f"store-{i}")
+            runs.append(result)
+            metrics.add("store: events ingested", result["events_per_s"], "events/s", ">= 20,000")
+            metrics.add("store: all messages (dispatch + events)", result["messages_per_s"], "msgs/s")
+            metrics.add("store: every status persisted", 1.0 if result["complete"] else 0.0, "1 = yes")
+    params = {"jobs": args.jobs, "batch": args.batch, "runs": args.runs}
+    return {"parameters": params, "metrics": metrics.metrics, "runs": runs}

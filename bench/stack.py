@@ -1,0 +1,151 @@
+"""The jetjobs services of one benchmark run, and watching Postgres for outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+from contracts.messages import JobMessage
+
+from .harness import Servers, ServiceProcess, running
+from .procinfo import cpu_seconds
+
+POLL = 0.05
+
+
+@dataclass
+class System:
+    """Store and executor processes on one NATS and one fresh database."""
+
+    nats_url: str
+    database_url: str
+    store: ServiceProcess
+    executor: ServiceProcess
+
+
+@contextlib.contextmanager
+def system(
+    box: Servers, runner: str, slots: int, logs: Path, tag: str, tmpdir: str | None = None
+) -> Iterator[System]:
+    """Empty streams, a fresh database, the store (migrated) and one executor
+    (whose jobs' working directories go under `tmpdir` when given)."""
+    box.restart_nats()
+    database = box.fresh_database()
+    nats_url = box.nats.url
+    store_argv = ["store", "--nats", nats_url, "--database", database]
+    exec_argv = ["executor", "--nats", nats_url, "--slots", str(slots), "--runner", runner]
+    exec_env = {"TMPDIR": tmpdir} if tmpdir else None
+    store_spec = (store_argv, logs / f"{tag}-store.log", None)
+    with running(store_spec, (exec_argv, logs / f"{tag}-executor.log", exec_env)) as procs:
+        yield System(nats_url, database, procs[0], procs[1])
+
+
+def job_messages(count: int, argv: list[str], company: str = "bench") -> list[JobMessage]:
+    """`count` ad-hoc jobs, built before the clock starts."""
+    now = datetime.now(UTC)
+    return [
+        JobMessage(
+            job_id=str(uuid.uuid4()),
+            company=company,
+            argv=argv,
+            scheduled_at=now,
+            dispatched_at=now,
+            timeout=3600,
+            timeout_ack=60,
+            timeout_result=60,
+            launched_by="bench",
+        )
+        for _ in range(count)
+    ]
+
+
+async def wait_final(database_url: str, count: int, timeout: float) -> float:
+    """Poll until `count` jobs have a final outcome in Postgres; returns when (wall clock)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = await conn.fetchval("SELECT count(*) FROM job WHERE final")
+            if done >= count:
+                return time.time()
+            await asyncio.sleep(POLL)
+    finally:
+        await conn.close()
+    raise TimeoutError(f"only part of {count} jobs finished within {timeout:g} s")
+
+
+async def completeness(database_url: str) -> dict[str, int]:
+    """What the record holds: jobs by status, attempts, events (every status persisted?)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT status::text, count(*) FROM job GROUP BY status")
+        attempts = await conn.fetchval("SELECT count(*) FROM job_attempt")
+        events = await conn.fetchval("SELECT count(*) FROM job_event")
+        lag = await conn.fetchrow(STORE_LAG)
+        spans = await conn.fetchrow(JOB_SPANS)
+    finally:
+        await conn.close()
+    timing = {k: round(float(v), 4) for k, v in [*lag.items(), *spans.items()] if v is not None}
+    return {**{f"jobs_{r[0]}": r[1] for r in rows}, "attempts": attempts, "events": events, **timing}
+
+
+STORE_LAG = """
+SELECT
+    extract(epoch FROM max(recorded_at) - min(recorded_at)) AS store_span_s,
+    extract(epoch FROM max((payload->>'at')::timestamptz) - min((payload->>'at')::timestamptz)) AS executor_span_s,
+    extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY recorded_at - (payload->>'at')::timestamptz))
+        AS store_lag_p50_s,
+    extract(epoch FROM max(recorded_at - (payload->>'at')::timestamptz)) AS store_lag_max_s
+FROM job_event
+"""
+JOB_SPANS = """
+WITH ack AS (SELECT job_id, (payload->>'at')::timestamptz AS at FROM job_event WHERE status = 'acknowledged'),
+done AS (SELECT job_id, (payload->>'at')::timestamptz AS at FROM job_event WHERE status IN ('processed', 'error'))
+SELECT
+    extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY ack.at - job.dispatched_at)) AS wait_p50_s,
+    extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY done.at - ack.at)) AS run_p50_s,
+    extract(epoch FROM percentile_cont(0.99) WITHIN GROUP (ORDER BY done.at - ack.at)) AS run_p99_s
+FROM job JOIN ack ON ack.job_id = job.id JOIN done ON done.job_id = job.id
+"""
+"""Per job: dispatch → acknowledged (queueing) and acknowledged → result (the executor's work)."""
+
+"""How long the executor's events took to land in Postgres (recorded_at is the
+store's transaction start, so this is a slight underestimate)."""
+
+
+class CpuMeter:
+    """CPU seconds each process used between `start()` and `stop()`."""
+
+    def __init__(self, pids: dict[str, tuple[int, bool]]) -> None:
+        self._pids = pids
+        self._before: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._before = {name: cpu_seconds(pid, tree) for name, (pid, tree) in self._pids.items()}
+        self._before["driver"] = time.process_time()
+
+    def stop(self) -> dict[str, float]:
+        now = {name: cpu_seconds(pid, tree) for name, (pid, tree) in self._pids.items()}
+        now["driver"] = time.process_time()
+        self.used = {name: round(now[name] - self._before[name], 2) for name in now}
+        return self.used
+
+
+def meter(box: Servers, stack: System) -> CpuMeter:
+    return CpuMeter(
+        {
+            "store": (stack.store.pid, False),
+            "executor": (stack.executor.pid, True),
+            "nats": (box.nats.pid, False),
+            "postgres": (box.postgres.pid, True),
+        }
+    )

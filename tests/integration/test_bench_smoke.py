@@ -1,0 +1,80 @@
+"""Every benchmark scenario runs end to end at a tiny size, so the harness cannot rot.
+
+These check that the scenarios work and the record is complete, never how fast
+anything is: performance goals live in `bench/`, not in tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.timeout(240)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bench(tmp_path: Path, *argv: str) -> dict[str, Any]:
+    out = tmp_path / "report.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            *argv,
+            "--runs",
+            "1",
+            "--out",
+            str(out),
+            "--logs",
+            str(tmp_path / "logs"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=200,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "median" in done.stdout
+    report: dict[str, Any] = json.loads(out.read_text())
+    assert report["machine"]["cpus"] >= 1
+    assert report["versions"]["nats-py"]
+    return report
+
+
+def values(report: dict[str, Any], name: str) -> list[float]:
+    return list(report["metrics"][name]["values"])
+
+
+def test_e2e_runs_both_runners_with_every_status_persisted(tmp_path: Path) -> None:
+    report = bench(tmp_path, "e2e", "--jobs", "20", "--noop-jobs", "50", "--raw-fraction", "0.01")
+    assert values(report, "e2e noop: every status persisted") == [1.0]
+    assert values(report, "e2e true: every status persisted") == [1.0]
+    assert values(report, "raw spawn /bin/true with pipes, 8-way")[0] > 0
+    assert values(report, "e2e true / raw spawn")[0] > 0
+    assert report["metrics"]["e2e noop"]["median"] > 0
+
+
+def test_latency_reports_every_stage(tmp_path: Path) -> None:
+    report = bench(tmp_path, "latency", "--rate", "20", "--seconds", "0.5")
+    for stage in ("acknowledged", "process start", "outcome recorded"):
+        assert values(report, f"run-now → {stage} p99")[0] > 0
+
+
+def test_store_ingests_the_whole_backlog(tmp_path: Path) -> None:
+    report = bench(tmp_path, "store", "--jobs", "50")
+    assert values(report, "store: every status persisted") == [1.0]
+    assert values(report, "store: events ingested")[0] > 0
+
+
+def test_peers_compares_with_celery_or_says_why_not(tmp_path: Path) -> None:
+    report = bench(tmp_path, "peers", "--jobs", "20", "--rate", "20", "--seconds", "0.5")
+    assert values(report, "jetjobs e2e true")[0] > 0
+    if report["notes"]:
+        assert report["notes"][0].startswith("celery skipped: ")
+    else:
+        assert values(report, "ratio e2e true: jetjobs / celery")[0] > 0
