@@ -5,6 +5,7 @@ with `decode`/`settle`, `TemplateBoard`, and `ApiServer`/`ApiClient`.
 """
 
 from .api import ApiClient, ApiServer
+from .boards import CancelBoard, RunnerBoard, delete_dispatch, last_event, store_backlog
 from .connection import BusUnavailable
 from .consume import Ack, Action, Delivery, Invalid, Nak, PullConsumer, Term, decode, settle
 from .infra import InfrastructureDrift, Layout
@@ -20,6 +21,7 @@ __all__ = [
     "ApiServer",
     "Bus",
     "BusUnavailable",
+    "CancelBoard",
     "Delivery",
     "InfrastructureDrift",
     "Invalid",
@@ -30,12 +32,16 @@ __all__ = [
     "Publisher",
     "PullConsumer",
     "Removed",
+    "RunnerBoard",
     "TemplateBoard",
     "TemplateChange",
     "Term",
     "decode",
+    "delete_dispatch",
     "encode",
     "job_events",
+    "last_event",
     "live_events",
     "settle",
+    "store_backlog",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import TypeVar
 
 import structlog
@@ -24,6 +25,11 @@ log = structlog.get_logger("jetjobs.bus")
 R = TypeVar("R", bound=BaseModel)
 Handler = Callable[[BaseModel], Awaitable[BaseModel]]
 
+ACTOR_HEADER = "Jetjobs-Actor"
+ANONYMOUS = "anonymous"
+current_actor: ContextVar[str] = ContextVar("jetjobs_actor", default=ANONYMOUS)
+"""Who made the API request being answered (the `Jetjobs-Actor` header)."""
+
 ERROR_HEADER = "Nats-Service-Error"
 ERROR_CODE_HEADER = "Nats-Service-Error-Code"
 
@@ -34,6 +40,7 @@ async def _reply_error(request: Request, code: int, message: str) -> None:
 
 
 async def _answer(request: Request, op: str, spec: Operation, handler: Handler) -> None:
+    current_actor.set((request.headers or {}).get(ACTOR_HEADER) or ANONYMOUS)
     try:
         parsed = spec.request.model_validate_json(request.data or b"{}")
     except ValidationError as error:
@@ -101,15 +108,18 @@ class ApiServer:
 class ApiClient:
     """Calls `jetjobs.api.<op>`; every failure becomes an `ApiFailure` with a clear message."""
 
-    def __init__(self, nc: Client, timeout: float = 10.0) -> None:
+    def __init__(self, nc: Client, timeout: float = 10.0, actor: str | None = None) -> None:
         self._nc = nc
         self._timeout = timeout
+        self._headers = {ACTOR_HEADER: actor} if actor else None
 
     async def call(self, op: str, request: BaseModel, reply: type[R]) -> R:
         """Send one request and decode its reply."""
         subject = s.api_subject(op)
         try:
-            msg = await self._nc.request(subject, request.model_dump_json().encode(), timeout=self._timeout)
+            msg = await self._nc.request(
+                subject, request.model_dump_json().encode(), timeout=self._timeout, headers=self._headers
+            )
         except NoRespondersError:
             raise ApiFailure(
                 503, "no jetjobs store is answering: start `jetjobs store` or `jetjobs up`"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
 import structlog
 from nats.aio.client import Client
 from nats.errors import NoServersError
@@ -16,33 +19,59 @@ class BusUnavailable(Exception):
     """NATS could not be reached; the message names the URL and how to fix it."""
 
 
+@dataclass
+class ConnectionStats:
+    """Disconnects and reconnects of one connection, for metrics."""
+
+    client: Client | None = None
+    disconnects: int = 0
+    reconnects: int = 0
+    on_reconnect: list[Callable[[], None]] = field(default_factory=list)
+    """Called after each reconnect: e.g. to restart a KV watch at once."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is up right now."""
+        return self.client is not None and self.client.is_connected
+
+
 class _Reporter:
     """Logs connection trouble, but not the disconnect of our own close, and
     nothing at all for a command (its one error line says it all)."""
 
-    def __init__(self, client: Client, url: str, *, quiet: bool) -> None:
+    def __init__(self, client: Client, url: str, *, quiet: bool, stats: ConnectionStats) -> None:
         self._client, self._url, self._quiet = client, url, quiet
+        self._stats = stats
 
     async def error(self, error: Exception) -> None:
         if not self._quiet:
             log.warning("nats.error", url=self._url, error=str(error) or type(error).__name__)
 
     async def disconnected(self) -> None:
+        if not (self._client.is_closed or self._client.is_draining):
+            self._stats.disconnects += 1
         if not (self._quiet or self._client.is_closed or self._client.is_draining):
             log.warning("nats.disconnected", url=self._url)
 
     async def reconnected(self) -> None:
+        self._stats.reconnects += 1
         log.info("nats.reconnected", url=self._url)
+        for hook in list(self._stats.on_reconnect):
+            hook()
 
 
-async def connect(url: str, name: str, *, persistent: bool = True) -> Client:
+async def connect(
+    url: str, name: str, *, persistent: bool = True, stats: ConnectionStats | None = None
+) -> Client:
     """A connection that, for services (`persistent`), never gives up once it is
     up; at start a service tries for a while, a command gives up at once."""
     client = Client()
-    reporter = _Reporter(client, url, quiet=not persistent)
+    stats = stats if stats is not None else ConnectionStats()
+    stats.client = client
+    reporter = _Reporter(client, url, quiet=not persistent, stats=stats)
     try:
         await client.connect(
-            servers=[url],
+            servers=[part.strip() for part in url.split(",")],
             name=name,
             max_reconnect_attempts=SERVICE_START_ATTEMPTS if persistent else 1,
             reconnect_time_wait=1,

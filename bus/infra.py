@@ -42,10 +42,22 @@ class Layout:
     logs_max_age: float = DAY
     logs_max_bytes: int = 1024**3
     ack_wait: float = 30.0
-    lease_ttl: float = 10.0
+    lease_ttl: float = 5.0
+    cancel_ttl: float = 7 * DAY
+
+    @property
+    def runner_ttl(self) -> float:
+        """How long a runner stays listed after its last heartbeat: one AckWait,
+        the time after which JetStream would redeliver its jobs anyway."""
+        return max(self.ack_wait, 2.0)
+
+    @property
+    def runner_beat(self) -> float:
+        """How often an executor announces itself: three beats per TTL."""
+        return self.runner_ttl / 3
 
     def streams(self) -> list[StreamConfig]:
-        """The four streams of the public subject contract."""
+        """The streams of the public subject contract."""
         return [
             self._stream(
                 name=s.DISPATCH_STREAM,
@@ -78,6 +90,14 @@ class Layout:
                 retention=RetentionPolicy.LIMITS,
                 duplicate_window=120.0,
             ),
+            self._stream(
+                name=s.SLOTS_STREAM,
+                description="what happened to every scheduled slot: fired, late or skipped",
+                subjects=[s.SLOTS_ALL],
+                retention=RetentionPolicy.LIMITS,
+                max_age=self.events_max_age,
+                duplicate_window=120.0,
+            ),
         ]
 
     def _stream(self, **fields: Any) -> StreamConfig:
@@ -95,8 +115,9 @@ class Layout:
             (stream, self._durable(name, subject, "store: project into Postgres"))
             for stream, name, subject in (
                 (s.DISPATCH_STREAM, s.STORE_DISPATCH_CONSUMER, s.DISPATCH_ALL),
-                (s.EVENTS_STREAM, s.STORE_EVENTS_CONSUMER, s.EVENTS_ALL),
+                (s.EVENTS_STREAM, s.STORE_EVENTS_CONSUMER, s.events_filter()),  # job events, not flow events
                 (s.DEAD_STREAM, s.STORE_DEAD_CONSUMER, s.DEAD_ALL),
+                (s.SLOTS_STREAM, s.STORE_SLOTS_CONSUMER, s.SLOTS_ALL),
             )
         ]
 
@@ -118,7 +139,7 @@ class Layout:
         )
 
     def buckets(self) -> list[KeyValueConfig]:
-        """Templates (watched by schedulers) and leader leases (with a TTL)."""
+        """Templates (watched by schedulers), leader leases and runners (with a TTL), cancels."""
         return [
             KeyValueConfig(
                 bucket=s.TEMPLATES_BUCKET,
@@ -132,6 +153,22 @@ class Layout:
                 description="scheduler leader lease",
                 history=1,
                 ttl=self.lease_ttl,
+                storage=StorageType.FILE,
+                replicas=self.replicas,
+            ),
+            KeyValueConfig(
+                bucket=s.RUNNERS_BUCKET,
+                description="live executors: a key vanishes when its heartbeats stop",
+                history=1,
+                ttl=self.runner_ttl,
+                storage=StorageType.MEMORY,
+                replicas=self.replicas,
+            ),
+            KeyValueConfig(
+                bucket=s.CANCELS_BUCKET,
+                description="cancelled job ids, watched by executors",
+                history=1,
+                ttl=self.cancel_ttl,
                 storage=StorageType.FILE,
                 replicas=self.replicas,
             ),

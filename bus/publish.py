@@ -17,6 +17,7 @@ from contracts import subjects as s
 from contracts.messages import DeadLetter, JobEvent, JobMessage
 
 from .infra import Layout, ensure_consumer
+from .output import OutputPublisher, output_publisher
 
 log = structlog.get_logger("jetjobs.bus")
 
@@ -92,7 +93,10 @@ class Publisher:
         """Publish job messages; returns, per message, whether it was a duplicate."""
         for pool in {m.pool for m in messages}:
             await self._ensure_pool(pool)
-        items = [(s.dispatch_subject(m.company, m.pool), encode(m), m.job_id) for m in messages]
+        items = [
+            (s.dispatch_subject(m.company, m.pool), encode(m), s.dispatch_msg_id(m.job_id, m.attempt))
+            for m in messages
+        ]
         if len(items) == 1:
             return [(await self.publish(*items[0])).duplicate is True]
         return [ack.duplicate is True for ack in await self._pipelined(items)]
@@ -100,6 +104,10 @@ class Publisher:
     async def event(self, event: JobEvent) -> None:
         """Publish one lifecycle event and wait until it is stored."""
         await self.publish(s.events_subject(event.company, event.job_id), encode(event), event_msg_id(event))
+
+    def output(self, company: str, job_id: str, attempt: int) -> OutputPublisher:
+        """A pipelined publisher for one attempt's live output chunks."""
+        return output_publisher(self._js, company, job_id, attempt)
 
     async def dead(self, letter: DeadLetter, msg_id: str) -> None:
         """Publish a dead letter (dedup by the original message's identity)."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from .connection import connect
+from .connection import ConnectionStats, connect
 from .infra import Layout, provision
 from .publish import Publisher
 
@@ -20,6 +20,7 @@ class Bus:
     js: JetStreamContext
     layout: Layout
     publisher: Publisher
+    stats: ConnectionStats = field(default_factory=ConnectionStats)
 
     @classmethod
     async def open(
@@ -33,7 +34,8 @@ class Bus:
     ) -> Bus:
         """Connect and make sure the streams and buckets exist (the store also
         declares its own consumers)."""
-        nc = await connect(url, name, persistent=persistent)
+        stats = ConnectionStats()
+        nc = await connect(url, name, persistent=persistent, stats=stats)
         js = nc.jetstream(timeout=10)
         layout = layout or Layout()
         try:
@@ -41,7 +43,7 @@ class Bus:
         except BaseException:
             await nc.close()
             raise
-        return cls(nc, js, layout, Publisher(js, layout))
+        return cls(nc, js, layout, Publisher(js, layout), stats)
 
     @classmethod
     async def attach(cls, url: str, name: str, layout: Layout | None = None) -> Bus:

@@ -6,6 +6,10 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 
+from . import flows as fl
+from . import lifecycle as lc
+from . import schedule as sc
+from . import tenants as t
 from .base import Code, Frozen, JobId
 from .enums import Status
 from .models import Application, Company, RunTemplate, TemplateSpec, Timeouts
@@ -100,6 +104,44 @@ OPERATIONS: dict[str, Operation] = {
     "template.run": Operation(RunNow, JobQueued, "Run a template now"),
     "job.get": Operation(JobRef, JobRecord, "Show one job with its attempts"),
     "job.list": Operation(JobQuery, JobList, "List jobs, newest first"),
+    "job.cancel": Operation(
+        JobRef, lc.CancelReply, "Cancel a job: queued ones never start, running ones are killed"
+    ),
+    "dlq.list": Operation(lc.DeadLetterQuery, lc.DeadLetterList, "List dead letters, newest first"),
+    "dlq.replay": Operation(
+        lc.DeadLetterRef, lc.Replayed, "Run a dead letter's job again with a fresh retry budget"
+    ),
+    "runner.list": Operation(lc.RunnerQuery, lc.RunnerList, "List live executors (runners)"),
+    "credential.set": Operation(
+        t.CredentialSet, t.CredentialInfo, "Create or replace a company credential set"
+    ),
+    "credential.list": Operation(t.CredentialFilter, t.CredentialList, "List a company's credential sets"),
+    "credential.assign": Operation(t.CredentialAssign, t.Assigned, "Assign a credential set to a template"),
+    "secrets.fetch": Operation(t.SecretsRequest, t.SecretsReply, "Credential values for a running job"),
+    "template.env": Operation(TemplateRef, t.TemplateEnv, "A template's merged environment, masked"),
+    "artifact.put": Operation(t.ArtifactUpload, t.ArtifactInfo, "Store one artifact of a job"),
+    "artifact.list": Operation(JobRef, t.ArtifactList, "List a job's artifacts"),
+    "artifact.get": Operation(t.ArtifactRef, t.ArtifactContent, "Download one artifact"),
+    "app.export": Operation(t.AppRef, t.AppDocument, "An application as MultiFlexi app JSON"),
+    "actor.grant": Operation(t.ActorGrant, t.ActorList, "Give an actor a role in a company"),
+    "actor.list": Operation(t.CredentialFilter, t.ActorList, "List a company's actors"),
+    "audit.list": Operation(t.AuditQuery, t.AuditList, "Read the audit log, newest first"),
+    "template.pause": Operation(TemplateRef, RunTemplate, "Pause a template: its slots are skipped"),
+    "template.resume": Operation(TemplateRef, RunTemplate, "Resume a paused template"),
+    "company.pause": Operation(sc.CompanyRef, sc.CompanyPaused, "Pause every template of a company"),
+    "company.resume": Operation(sc.CompanyRef, sc.CompanyPaused, "Resume a paused company"),
+    "template.backfill": Operation(
+        sc.Backfill, sc.BackfillReply, "Run the slots of a time range not run yet"
+    ),
+    "template.explain": Operation(sc.ExplainRequest, sc.Explanation, "Why a template runs or does not"),
+    "flow.validate": Operation(fl.FlowSpec, fl.FlowChecked, "Check a flow definition against the store"),
+    "flow.run": Operation(fl.FlowRunRequest, fl.FlowRun, "Start a run of a flow (a DAG of jobs)"),
+    "flow.get": Operation(fl.FlowRef, fl.FlowRun, "Show one flow run with its nodes and results"),
+    "flow.list": Operation(fl.FlowQuery, fl.FlowRunList, "List flow runs, newest first"),
+    "flow.cancel": Operation(
+        fl.FlowRef, fl.FlowCancelled, "Cancel a flow run: running nodes killed, rest skipped"
+    ),
+    "flow.retry": Operation(fl.FlowRef, fl.FlowRun, "Re-run the failed and skipped nodes of a flow run"),
 }
 """Every API operation: its subject is `jetjobs.api.<name>`."""
 

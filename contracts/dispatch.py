@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
 from .messages import JobMessage
@@ -27,16 +27,38 @@ def adhoc_job_id() -> str:
     return str(uuid.uuid4())
 
 
-def expand_argv(executable: str, cmdparams: str, env: Mapping[str, str]) -> list[str]:
+def _filler(env: Mapping[str, str], keep: Collection[str]) -> Callable[[re.Match[str]], str]:
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        return match.group(0) if name in keep else env.get(name, "")
+
+    return fill
+
+
+def expand_argv(
+    executable: str, cmdparams: str, env: Mapping[str, str], keep: Collection[str] = ()
+) -> list[str]:
     """Split `cmdparams` like a shell would, then fill `${VAR}` / `{VAR}` from env
     inside each word. No shell ever sees the result. A word that was a lone
-    placeholder with an empty value is dropped rather than passed as ''."""
+    placeholder with an empty value is dropped rather than passed as ''.
+    Placeholders named in `keep` (secrets) stay for the executor to fill, so
+    their values never travel in a message."""
     argv = [executable]
+    fill = _filler(env, keep)
     for word in shlex.split(cmdparams):
-        filled = _PLACEHOLDER.sub(lambda m: env.get(m.group(1) or m.group(2), ""), word)
+        filled = _PLACEHOLDER.sub(fill, word)
         if filled or not _PLACEHOLDER.fullmatch(word):
             argv.append(filled)
     return argv
+
+
+def fill_secrets(argv: Sequence[str], values: Mapping[str, str]) -> list[str]:
+    """Fill the placeholders `expand_argv` kept for secrets, once their values are known."""
+
+    def fill(match: re.Match[str]) -> str:
+        return values.get(match.group(1) or match.group(2), match.group(0))
+
+    return [argv[0], *(_PLACEHOLDER.sub(fill, word) for word in argv[1:])]
 
 
 def application_env(app: Application) -> dict[str, str]:
@@ -64,6 +86,7 @@ def job_message(
 ) -> JobMessage:
     """The message that runs `template` for `slot`."""
     env = merged_env(template.env, env_overrides or {})
+    secrets = [name for name in template.secrets if name not in env]
     limits = timeouts or template.timeouts
     return JobMessage(
         job_id=job_id,
@@ -71,7 +94,7 @@ def job_message(
         pool=template.pool,
         template_id=template.id,
         app_id=template.app_id,
-        argv=expand_argv(template.executable, template.cmdparams, env),
+        argv=expand_argv(template.executable, template.cmdparams, env, keep=secrets),
         env=env,
         scheduled_at=slot,
         dispatched_at=now,
@@ -80,4 +103,8 @@ def job_message(
         timeout_result=limits.timeout_result,
         retries=template.retries,
         launched_by=launched_by,
+        exit_codes=template.exit_codes,
+        secrets=secrets,
+        required=template.required,
+        artifacts=template.artifacts,
     )

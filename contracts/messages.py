@@ -6,6 +6,8 @@ from pydantic import Field
 
 from .base import AwareDatetime, Code, Frozen, JobId
 from .enums import ErrorKind, Status
+from .lifecycle import ExitCodes
+from .models import ArtifactSpec
 
 
 class JobMessage(Frozen):
@@ -26,6 +28,13 @@ class JobMessage(Frozen):
     retries: int = Field(default=0, ge=0, description="automatic re-runs after an error")
     attempt: int = Field(default=1, ge=1, description="attempt number of this message's first delivery")
     launched_by: str = "scheduler"
+    exit_codes: ExitCodes | None = Field(default=None, description="how the application's exit codes count")
+    secrets: list[str] = Field(
+        default=[],
+        description="variables the executor fetches from the store just in time: names, never values",
+    )
+    required: list[str] = Field(default=[], description="variables that must be set, or the run is invalid")
+    artifacts: list[ArtifactSpec] = Field(default=[], description="files to collect after the run")
 
 
 class JobEvent(Frozen):
@@ -47,6 +56,7 @@ class JobEvent(Frozen):
     stderr: str | None = None
     final: bool = Field(default=False, description="no further attempt will follow this one")
     retry_in: float | None = Field(default=None, description="seconds until the next attempt")
+    results: dict[str, str] = Field(default={}, description="what the job wrote to JETJOBS_RESULT_FILE")
 
 
 class DeadLetter(Frozen):

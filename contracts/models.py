@@ -9,6 +9,8 @@ from pydantic import Field, field_validator, model_validator
 
 from .base import Code, Frozen
 from .enums import INTERVAL_CRON, Interval
+from .lifecycle import ExitCodes
+from .schedule import Misfire, Overlap
 
 
 class EnvField(Frozen):
@@ -19,6 +21,22 @@ class EnvField(Frozen):
     default: str | None = None
     required: bool = False
     secret: bool = False
+
+
+class ArtifactSpec(Frozen):
+    """A file an application leaves behind: a path or glob relative to the job's working directory."""
+
+    path: str = Field(min_length=1)
+    name: str = ""
+    content_type: str = ""
+    description: str = ""
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if value.startswith("/") or ".." in value.split("/"):
+            raise ValueError(f"artifact path {value!r} must stay inside the job's working directory")
+        return value
 
 
 class Application(Frozen):
@@ -34,6 +52,8 @@ class Application(Frozen):
     ociimage: str = ""
     homepage: str = ""
     tags: list[str] = []
+    artifacts: list[ArtifactSpec] = []
+    exit_codes: ExitCodes | None = None
 
 
 class Company(Frozen):
@@ -96,6 +116,11 @@ class TemplateSpec(Frozen):
     timeouts: Timeouts = Timeouts()
     retries: int = Field(default=0, ge=0, le=100)
     active: bool = True
+    overlap: Overlap = Overlap.FORBID
+    misfire: Misfire = Misfire.SKIP
+    catch_up_limit: int = Field(default=10, ge=1, le=1000, description="most missed slots `catch_up` runs")
+    jitter: float = Field(default=0.0, ge=0, le=3600, description="up to this many seconds of start delay")
+    paused: bool = False
 
     @field_validator("cron")
     @classmethod
@@ -139,3 +164,14 @@ class ActiveTemplate(Frozen):
     timezone: str = "UTC"
     timeouts: Timeouts = Timeouts()
     retries: int = 0
+    secrets: list[str] = Field(
+        default=[], description="variables filled from company credentials at run time"
+    )
+    required: list[str] = Field(default=[], description="variables that must be set for a run to start")
+    artifacts: list[ArtifactSpec] = []
+    exit_codes: ExitCodes | None = None
+    overlap: Overlap = Overlap.FORBID
+    misfire: Misfire = Misfire.SKIP
+    catch_up_limit: int = 10
+    jitter: float = 0.0
+    paused: bool = Field(default=False, description="the template or its company is paused")

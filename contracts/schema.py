@@ -8,20 +8,25 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from .api import OPERATIONS
+from .flows import FlowEvent, FlowSpec
 from .messages import DeadLetter, JobEvent, JobMessage
 from .models import ActiveTemplate, Application, Company, RunTemplate, TemplateSpec
+from .output import LogChunk
 from .records import JobRecord
 
 MESSAGES: dict[str, type[BaseModel]] = {
     "job-message": JobMessage,
     "job-event": JobEvent,
     "dead-letter": DeadLetter,
+    "log-chunk": LogChunk,
     "active-template": ActiveTemplate,
     "application": Application,
     "company": Company,
     "template-spec": TemplateSpec,
     "run-template": RunTemplate,
     "job-record": JobRecord,
+    "flow-spec": FlowSpec,
+    "flow-event": FlowEvent,
 }
 
 

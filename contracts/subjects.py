@@ -6,14 +6,19 @@ DISPATCH_STREAM = "JETJOBS_DISPATCH"
 EVENTS_STREAM = "JETJOBS_EVENTS"
 LOGS_STREAM = "JETJOBS_LOGS"
 DEAD_STREAM = "JETJOBS_DEAD"
+SLOTS_STREAM = "JETJOBS_SLOTS"
 
 DISPATCH_ALL = "jetjobs.dispatch.>"
 EVENTS_ALL = "jetjobs.events.>"
 LOGS_ALL = "jetjobs.logs.>"
 DEAD_ALL = "jetjobs.dead.>"
+SLOTS_ALL = "jetjobs.slots.>"
+SLOTS_OF_SCHEDULERS = "jetjobs.slots.*.*.scheduler"
 
 TEMPLATES_BUCKET = "jetjobs_templates"
 LEASES_BUCKET = "jetjobs_leases"
+RUNNERS_BUCKET = "jetjobs_runners"
+CANCELS_BUCKET = "jetjobs_cancels"
 
 API_PREFIX = "jetjobs.api"
 API_SERVICE = "jetjobs-api"
@@ -21,6 +26,10 @@ API_SERVICE = "jetjobs-api"
 STORE_DISPATCH_CONSUMER = "store_dispatch"
 STORE_EVENTS_CONSUMER = "store_events"
 STORE_DEAD_CONSUMER = "store_dead"
+STORE_SLOTS_CONSUMER = "store_slots"
+
+SCHEDULER_LEASE_KEY = "scheduler"
+"""The key of the one scheduler lease in `jetjobs_leases`."""
 
 
 def dispatch_subject(company: str, pool: str) -> str:
@@ -61,6 +70,23 @@ def dead_subject(company: str) -> str:
 def api_subject(operation: str) -> str:
     """The request subject of one store API operation, e.g. `job.get`."""
     return f"{API_PREFIX}.{operation}"
+
+
+def runner_key(pool: str, runner_id: str) -> str:
+    """The runners KV key of one executor (KV keys allow `-_=./` and alphanumerics)."""
+    safe = "".join(c if c.isalnum() or c in "-_=" else "_" for c in runner_id)
+    return f"{pool}.{safe}"
+
+
+def dispatch_msg_id(job_id: str, attempt: int) -> str:
+    """The dedup id of a job message: a replay (attempt > 1) must not be dropped as a copy."""
+    return job_id if attempt <= 1 else f"{job_id}.a{attempt}"
+
+
+def slots_subject(company: str, template_id: int, source: str = "scheduler") -> str:
+    """Where slot records go; `source` is `scheduler` (its records carry the misfire
+    anchor) or `backfill`."""
+    return f"jetjobs.slots.{company}.{template_id}.{source}"
 
 
 def template_key(template_id: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -32,6 +33,12 @@ class ExecutorConfig:
     output_limit: int = 256 * 1024
     drain_timeout: float = 30.0
     name: str = "jetjobs-executor"
+    actor: str = "executor"
+    """Who this executor is to the store API (a company lists it among its executors)."""
+    memory_limit_mb: int | None = None
+    """Resident memory above which the executor stops pulling, drains and exits."""
+    runner: Literal["process", "noop"] = "process"
+    """`noop` runs nothing and reports success: for benchmarks only."""
 
     def __post_init__(self) -> None:
         try:
@@ -46,5 +53,11 @@ class ExecutorConfig:
             raise ExecutorConfigError("grace and drain_timeout are seconds and cannot be negative")
         if self.output_limit < 1:
             raise ExecutorConfigError(f"output_limit must be at least 1 byte (got {self.output_limit})")
+        if self.runner not in ("process", "noop"):
+            raise ExecutorConfigError(f"runner must be 'process' or 'noop' (got {self.runner!r})")
+        if self.memory_limit_mb is not None and self.memory_limit_mb < 16:
+            raise ExecutorConfigError(
+                f"memory_limit_mb must be at least 16 (got {self.memory_limit_mb}): leave it unset for no limit"
+            )
         if not self.runner_id:
             raise ExecutorConfigError("runner_id cannot be empty: leave it unset for host-pid")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
+from typing import Any
 
 from bus import Invalid
-from contracts.messages import DeadLetter
+from contracts.enums import ErrorKind, Status
+from contracts.messages import DeadLetter, JobEvent
 
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -44,4 +46,24 @@ def dead_letter(invalid: Invalid, at: datetime) -> DeadLetter:
         payload=data.decode("utf-8", errors="replace"),
         headers=dict(msg.headers or {}),
         at=at,
+    )
+
+
+BURIED = frozenset({ErrorKind.EXIT, ErrorKind.TIMEOUT, ErrorKind.INVALID})
+"""Failures that end a job for good after it was tried: what the dead letters keep."""
+
+
+def exhausted_letter(msg: Any, event: JobEvent) -> DeadLetter | None:
+    """The dead letter of a job whose last attempt failed with no retry left, or None."""
+    if event.status is not Status.ERROR or not event.final or event.kind not in BURIED:
+        return None
+    data: bytes = msg.data or b""
+    return DeadLetter(
+        company=event.company,
+        job_id=event.job_id,
+        reason=f"attempt {event.attempt} failed ({event.kind.value}: {event.reason}) and no retry is left",
+        subject=msg.subject,
+        payload=data.decode("utf-8", errors="replace"),
+        headers=dict(msg.headers or {}),
+        at=event.at,
     )

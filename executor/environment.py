@@ -32,9 +32,16 @@ def job_env(own: Mapping[str, str], message: JobMessage, attempt: int) -> dict[s
 
 @asynccontextmanager
 async def workdir(job_id: str) -> AsyncIterator[str]:
-    """A fresh empty directory for one attempt, removed with everything in it afterwards."""
-    path = await asyncio.to_thread(tempfile.mkdtemp, prefix=f"jetjobs-{job_id}-")
+    """A fresh empty directory for one attempt, removed with everything in it afterwards.
+
+    Creating it and removing it while still empty are single quick system calls,
+    made inline: a thread hop for each would cost more than the call. Only a tree
+    the job left behind is removed in a thread."""
+    path = tempfile.mkdtemp(prefix=f"jetjobs-{job_id}-")
     try:
         yield path
     finally:
-        await asyncio.to_thread(shutil.rmtree, path, True)
+        try:
+            os.rmdir(path)
+        except OSError:
+            await asyncio.to_thread(shutil.rmtree, path, True)

@@ -6,7 +6,7 @@ Pure functions of the attempt and what happened, so the job code only decides
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,6 +56,7 @@ class Result:
     stdout: Capture
     stderr: Capture
     exit_code: int | None = None
+    results: dict[str, str] = field(default_factory=dict)
 
 
 def acknowledged(attempt: Attempt) -> JobEvent:
@@ -102,6 +103,7 @@ def _with_output(
     return attempt.event(
         status,
         exit_code=result.exit_code,
+        results=result.results,
         begin=result.begin,
         end=result.end,
         stdout=result.stdout.text(limit),

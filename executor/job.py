@@ -7,27 +7,40 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
 
 import structlog
 from structlog.typing import FilteringBoundLogger as Log
 
 from bus import Delivery, Invalid, Publisher, settle
 from contracts import subjects as s
-from contracts.enums import ErrorKind
+from contracts.enums import ErrorKind, Status
 from contracts.messages import JobEvent, JobMessage
 
 from . import events
-from .dead import dead_letter
+from .classify import ExitClass, classify
+from .control import Control
+from .dead import dead_letter, exhausted_letter
 from .environment import job_env, workdir
 from .events import Attempt, Result, utcnow
+from .gate import Refuse, Release, check
+from .gate import expired as expired
+from .live import LiveOutput
+from .metrics import ExecutorMetrics, unobserved
+from .noop import NoopRunning
 from .outcome import Failed, HandedBack, Outcome, Rejected, Retry, Succeeded, action_for, next_retry
-from .process import Aborted, Ending, Exited, Launch, NotRunnable, TimedOut, launch
+from .process import Aborted, Ending, Exited, Launch, NotRunnable, Running, TimedOut, launch
+from .results import read_results, with_result_file
+from .secrets import MaskingSink, Refused, Tenancy
 
 log = structlog.get_logger("jetjobs.executor")
+
+
+async def no_history(company: str, job_id: str) -> JobEvent | None:
+    """A runtime without access to the events stream knows of no earlier outcome."""
+    return None
 
 
 Received = Delivery[JobMessage] | Invalid
@@ -44,6 +57,14 @@ class Runtime:
     output_limit: int
     heartbeat: float
     base_env: Mapping[str, str]
+    launch: Callable[[Launch], Awaitable[Running | NoopRunning | NotRunnable]] = launch
+    cancelled: Mapping[str, str] = field(default_factory=dict)
+    history: Callable[[str, str], Awaitable[JobEvent | None]] = no_history
+    """The job's latest event on the bus, to recognise a redelivery of a finished job."""
+    """Job ids cancelled so far, with the reason (kept current by the service)."""
+    metrics: ExecutorMetrics = field(default_factory=unobserved)
+    tenancy: Tenancy = field(default_factory=Tenancy)
+    """Credentials fetched just in time and artifacts stored, through the store API."""
 
 
 def admitted(received: Received) -> Received:
@@ -66,18 +87,6 @@ def attempt_number(message: JobMessage, delivered: int) -> int:
     return message.attempt + delivered - 1
 
 
-def expired(message: JobMessage, delivered: int, now: datetime) -> str | None:
-    """Why a message is too old to run, or None. Only a first delivery can be late:
-    a redelivery (retry, hand-back) was taken in time before."""
-    deadline = message.dispatched_at + timedelta(seconds=message.timeout)
-    if delivered > 1 or now <= deadline:
-        return None
-    return (
-        f"not taken within {message.timeout:g} s of dispatch "
-        f"(dispatched {message.dispatched_at.isoformat()}, received {now.isoformat()})"
-    )
-
-
 async def reject_invalid(invalid: Invalid, publisher: Publisher) -> None:
     """Copy a message that is not a valid job to the dead letters, then terminate it."""
     letter = dead_letter(invalid, utcnow())
@@ -86,13 +95,14 @@ async def reject_invalid(invalid: Invalid, publisher: Publisher) -> None:
     await settle(invalid.msg, action_for(Rejected(invalid.reason)))
 
 
-async def run_delivery(delivery: Delivery[JobMessage], runtime: Runtime, abort: asyncio.Event) -> None:
+async def run_delivery(delivery: Delivery[JobMessage], runtime: Runtime, control: Control) -> None:
     """Run one delivered job message to its outcome and settle it accordingly."""
     message = delivery.payload
     attempt = Attempt(message, attempt_number(message, delivery.delivered), runtime.runner)
-    jlog = log.bind(job_id=message.job_id, company=message.company, attempt=attempt.number)
-    async with _heartbeat(delivery, runtime.heartbeat, jlog):
-        outcome = await _attempt(attempt, delivery.delivered, runtime, abort, jlog)
+    jlog = log.bind(
+        job_id=message.job_id, company=message.company, template=message.template_id, attempt=attempt.number
+    )
+    outcome = await _attempt(attempt, delivery, runtime, control, jlog)
     await settle(delivery.msg, action_for(outcome))
 
 
@@ -117,20 +127,32 @@ async def _beat(delivery: Delivery[JobMessage], every: float, jlog: Log) -> None
 
 
 async def _attempt(
-    attempt: Attempt, delivered: int, runtime: Runtime, abort: asyncio.Event, jlog: Log
+    attempt: Attempt, delivery: Delivery[JobMessage], runtime: Runtime, control: Control, jlog: Log
 ) -> Outcome:
     message = attempt.message
-    too_late = expired(message, delivered, utcnow())
-    if too_late is not None:
-        await runtime.publisher.event(events.rejected(attempt, ErrorKind.UNDELIVERED, too_late))
-        jlog.warning("job.finished", kind=ErrorKind.UNDELIVERED.value, reason=too_late, final=True)
-        return Rejected(too_late)
+    if delivery.delivered > 1 and await _finished_before(message, runtime):
+        jlog.info("job.already_finished")
+        return Succeeded()
+    gate = check(message, delivery.delivered, control, runtime.cancelled, utcnow())
+    if isinstance(gate, Release):
+        jlog.warning("job.released", reason=gate.reason)
+        return HandedBack()
+    if isinstance(gate, Refuse):
+        rejection = events.rejected(attempt, gate.kind, gate.reason)
+        await runtime.publisher.event(rejection)
+        runtime.metrics.finished(rejection)
+        jlog.warning("job.finished", kind=gate.kind.value, reason=gate.reason, final=True)
+        return Rejected(gate.reason)
     await runtime.publisher.event(events.acknowledged(attempt))
+    runtime.metrics.acknowledged(message, utcnow())
     jlog.info("job.acknowledged", runner=runtime.runner)
-    deadline = asyncio.get_running_loop().time() + message.timeout_result
-    async with workdir(message.job_id) as cwd:
-        event, outcome = await _run(attempt, cwd, deadline, runtime, abort, jlog)
-    await runtime.publisher.event(event)
+    async with _heartbeat(delivery, runtime.heartbeat, jlog):
+        deadline = asyncio.get_running_loop().time() + message.timeout_result
+        async with workdir(message.job_id) as cwd:
+            event, outcome = await _run(attempt, cwd, deadline, runtime, control, jlog)
+        await runtime.publisher.event(event)
+        await _bury(delivery, event, runtime, jlog)
+    runtime.metrics.finished(event)
     jlog.info(
         "job.finished",
         status=event.status.value,
@@ -142,39 +164,88 @@ async def _attempt(
     return outcome
 
 
+async def _finished_before(message: JobMessage, runtime: Runtime) -> bool:
+    """Whether a redelivered message's job already ended (its ack was lost, e.g. in a
+    NATS restart): then it is acknowledged again instead of run twice."""
+    try:
+        last = await runtime.history(message.company, message.job_id)
+    except Exception:
+        return False
+    return (
+        last is not None
+        and last.attempt >= message.attempt
+        and (last.final or last.status is Status.PROCESSED)
+    )
+
+
+async def _bury(delivery: Delivery[JobMessage], event: JobEvent, runtime: Runtime, jlog: Log) -> None:
+    """A job that ran out of retries goes to the dead letters, with its original message."""
+    letter = exhausted_letter(delivery.msg, event)
+    if letter is None:
+        return
+    await runtime.publisher.dead(letter, msg_id=f"{event.job_id}.{event.attempt}.dead")
+    jlog.warning("job.dead_lettered", reason=letter.reason)
+
+
 async def _run(
-    attempt: Attempt, cwd: str, deadline: float, runtime: Runtime, abort: asyncio.Event, jlog: Log
+    attempt: Attempt, cwd: str, deadline: float, runtime: Runtime, control: Control, jlog: Log
 ) -> tuple[JobEvent, Outcome]:
     """Start the process and supervise it; the result is reported once its
     working directory is gone, so nothing of the attempt is left behind."""
     message = attempt.message
-    env = job_env(runtime.base_env, message, attempt.number)
-    spawned = await launch(Launch(message.argv, env, cwd, runtime.output_limit, runtime.runner))
+    env = with_result_file(job_env(runtime.base_env, message, attempt.number), cwd)
+    prepared = await runtime.tenancy.secrets.prepare(message, env)
+    if isinstance(prepared, Refused):
+        return events.rejected(attempt, ErrorKind.INVALID, prepared.reason), Failed()
+    live = LiveOutput(attempt, runtime.publisher.output(message.company, message.job_id, attempt.number))
+    masked = MaskingSink(live.feed, prepared.masker)
+    spawn = Launch(prepared.argv, prepared.env, cwd, runtime.output_limit, runtime.runner, on_output=masked)
+    spawned = await runtime.launch(spawn)
     if isinstance(spawned, NotRunnable):
         return events.rejected(attempt, ErrorKind.INVALID, spawned.reason), Failed()
     async with spawned as running:
         begin = utcnow()
         await runtime.publisher.event(events.started(attempt, running.pid, begin))
+        runtime.metrics.started(message)
         jlog.info("job.started", pid=running.pid)
-        ending = await running.finish(deadline, abort, runtime.grace)
+        ending = await running.finish(deadline, control.abort, runtime.grace)
+    await masked.flush()
+    await live.close()
+    await runtime.tenancy.artifacts.store(message, attempt.number, cwd)
     exit_code = ending.code if isinstance(ending, Exited) else None
-    return conclude(attempt, ending, Result(begin, utcnow(), running.stdout, running.stderr, exit_code))
+    mask = prepared.masker.capture
+    result = Result(begin, utcnow(), mask(running.stdout), mask(running.stderr), exit_code, read_results(cwd))
+    return conclude(attempt, ending, result, cancelled=control.cancelled)
 
 
-def conclude(attempt: Attempt, ending: Ending, result: Result) -> tuple[JobEvent, Outcome]:
+def conclude(
+    attempt: Attempt, ending: Ending, result: Result, cancelled: str | None = None
+) -> tuple[JobEvent, Outcome]:
     """The result event and the outcome of a process that ended."""
     match ending:
-        case Exited(0):
+        case Exited(code, None) if classify(code, attempt.message.exit_codes) is ExitClass.SUCCESS:
             return events.processed(attempt, result), Succeeded()
         case Exited(code, signum):
-            return _error(attempt, ErrorKind.EXIT, _exit_reason(code, signum), result)
+            return _exited(attempt, code, signum, result)
         case TimedOut():
             limit = attempt.message.timeout_result
             reason = f"no result within {limit:g} s of acknowledgement: killed (raise timeout_result if it needs longer)"
             return _error(attempt, ErrorKind.TIMEOUT, reason, result)
+        case Aborted() if cancelled is not None:
+            reason = f"cancelled while running: {cancelled}"
+            return events.failed(attempt, ErrorKind.CANCELLED, reason, result, retry_in=None), Failed()
         case Aborted():
             reason = f"runner {attempt.runner} stopped before the job finished: handed back to the pool"
             return events.failed(attempt, ErrorKind.LOST, reason, result, retry_in=0.0), HandedBack()
+
+
+def _exited(attempt: Attempt, code: int, signum: int | None, result: Result) -> tuple[JobEvent, Outcome]:
+    """A failed exit: retried, unless the application says this code is final."""
+    reason = _exit_reason(code, signum)
+    if signum is None and classify(code, attempt.message.exit_codes) is ExitClass.FINAL:
+        reason = f"{reason}, which the application declares final: not retried"
+        return events.failed(attempt, ErrorKind.EXIT, reason, result, retry_in=None), Failed()
+    return _error(attempt, ErrorKind.EXIT, reason, result)
 
 
 def _error(attempt: Attempt, kind: ErrorKind, reason: str, result: Result) -> tuple[JobEvent, Outcome]:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 CHUNK = 64 * 1024
+
+Sink = Callable[[str, bytes], Awaitable[None]]
+"""Receives (stream name, bytes) as the process writes them: live output."""
 
 
 class Capture:
@@ -31,7 +35,12 @@ class Capture:
         return f"{body}\n[jetjobs: output truncated, kept the first {keep} of {self.total} bytes]\n"
 
 
-async def collect(stream: asyncio.StreamReader, capture: Capture) -> None:
-    """Read until EOF, as the process writes, so a full pipe never blocks it."""
+async def collect(
+    stream: asyncio.StreamReader, capture: Capture, name: str = "stdout", sink: Sink | None = None
+) -> None:
+    """Read until EOF, as the process writes, so a full pipe never blocks it;
+    each chunk also goes to `sink` when there is one."""
     while chunk := await stream.read(CHUNK):
         capture.feed(chunk)
+        if sink is not None:
+            await sink(name, chunk)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
-from .output import Capture, collect
+from .output import Capture, Sink, collect
 
 READER_GRACE = 1.0
 """Seconds to wait for output after the group is gone; only a process that
@@ -30,6 +30,8 @@ class Launch:
     cwd: str
     output_limit: int
     runner: str
+    on_output: Sink | None = None
+    """Gets the output as it is written (live logs), besides the capture."""
 
 
 @dataclass(frozen=True)
@@ -96,20 +98,22 @@ async def launch(spec: Launch) -> Running | NotRunnable:
         )
     except (OSError, ValueError) as error:
         return NotRunnable(_why_not(spec, error))
-    return Running(process, spec.output_limit)
+    return Running(process, spec.output_limit, spec.on_output)
 
 
 class Running:
     """A started process group whose output is being read as it is written."""
 
-    def __init__(self, process: asyncio.subprocess.Process, output_limit: int) -> None:
+    def __init__(
+        self, process: asyncio.subprocess.Process, output_limit: int, sink: Sink | None = None
+    ) -> None:
         self._process = process
         self.stdout = Capture(output_limit)
         self.stderr = Capture(output_limit)
         assert process.stdout is not None and process.stderr is not None
         self._readers = [
-            asyncio.create_task(collect(process.stdout, self.stdout)),
-            asyncio.create_task(collect(process.stderr, self.stderr)),
+            asyncio.create_task(collect(process.stdout, self.stdout, "stdout", sink)),
+            asyncio.create_task(collect(process.stderr, self.stderr, "stderr", sink)),
         ]
         self._closed = False
 

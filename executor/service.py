@@ -4,17 +4,25 @@ free slots, and runs each in its own task."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 
 import structlog
 
-from bus import Bus, Invalid, Layout, Nak, PullConsumer, decode, settle
+from bus import ApiClient, Bus, Invalid, Layout, Nak, PullConsumer, decode, last_event, settle
 from bus.infra import ensure_consumer
+from bus.telemetry import Telemetry
 from contracts import subjects as s
 from contracts.messages import JobMessage
 
 from .config import ExecutorConfig
+from .control import Control
 from .job import Received, Runtime, admitted, reject_invalid, run_delivery
+from .lifeline import Lifeline
+from .metrics import instrument
+from .noop import launch_noop
+from .process import launch
+from .secrets import Tenancy
 
 log = structlog.get_logger("jetjobs.executor")
 
@@ -26,15 +34,23 @@ STOP_MARGIN = 10.0
 class ExecutorService:
     """Runs the jobs of one pool with at most `config.slots` processes at a time."""
 
-    def __init__(self, config: ExecutorConfig, layout: Layout | None = None) -> None:
+    def __init__(
+        self, config: ExecutorConfig, layout: Layout | None = None, telemetry: Telemetry | None = None
+    ) -> None:
         self._config = config
         self._layout = layout or Layout()
         self._bus: Bus | None = None
         self._consumer: PullConsumer | None = None
         self._puller: asyncio.Task[None] | None = None
-        self._jobs: dict[asyncio.Task[None], asyncio.Event] = {}
+        self._jobs: dict[asyncio.Task[None], Control] = {}
+        self._lifeline: Lifeline | None = None
+        self.exhausted = asyncio.Event()
+        """Set when the executor stops by itself (memory ceiling): its runner should exit."""
         self._wake = asyncio.Event()
         self._stopping = False
+        self._metrics = instrument(
+            telemetry, config.pool, config.slots, lambda: self._bus, lambda: self.running
+        )
 
     @property
     def running(self) -> int:
@@ -52,8 +68,17 @@ class ExecutorService:
         except BaseException:
             await bus.close()
             raise
+        self._lifeline = Lifeline(
+            bus, self._config, self._layout, self._job_ids, self._cancel, self._out_of_memory
+        )
+        try:
+            await self._lifeline.start()
+        except BaseException:
+            await bus.close()
+            raise
         self._bus = bus
         self._stopping = False
+        self.exhausted.clear()
         self._consumer = PullConsumer(bus.js, s.DISPATCH_STREAM, s.pool_consumer(pool))
         self._puller = asyncio.create_task(self._pull(self._consumer, self._runtime(bus)))
         log.info("executor.started", pool=pool, slots=self._config.slots, runner=self._config.runner_id)
@@ -65,7 +90,12 @@ class ExecutorService:
             grace=self._config.grace,
             output_limit=self._config.output_limit,
             heartbeat=self._layout.ack_wait / 3,
+            cancelled=self._lifeline.cancelled if self._lifeline is not None else {},
+            history=functools.partial(last_event, bus.js),
             base_env=dict(os.environ),
+            launch=launch_noop if self._config.runner == "noop" else launch,
+            metrics=self._metrics,
+            tenancy=Tenancy.over(ApiClient(bus.nc, actor=self._config.actor)),
         )
 
     async def stop(self) -> None:
@@ -83,6 +113,8 @@ class ExecutorService:
             await self._consumer.close()
             self._consumer = None
         await self._drain()
+        if self._lifeline is not None:
+            await self._lifeline.stop()
         await bus.close()
         log.info("executor.stopped", pool=self._config.pool, runner=self._config.runner_id)
 
@@ -93,13 +125,29 @@ class ExecutorService:
         log.info("executor.draining", running=len(self._jobs), timeout=self._config.drain_timeout)
         _, late = await asyncio.wait(set(self._jobs), timeout=self._config.drain_timeout)
         for task in late:
-            self._jobs[task].set()
+            self._jobs[task].hand_back()
         if not late:
             return
         _, stuck = await asyncio.wait(late, timeout=self._config.grace + STOP_MARGIN)
         for task in stuck:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
+
+    def _job_ids(self) -> list[str]:
+        return sorted(c.job_id for c in self._jobs.values() if c.job_id is not None)
+
+    def _cancel(self, job_id: str, reason: str) -> None:
+        """A cancel arrived: stop the job if it is here (queued or running)."""
+        for control in self._jobs.values():
+            if control.job_id == job_id:
+                log.info("job.cancelling", job_id=job_id, reason=reason)
+                control.cancel(reason)
+
+    def _out_of_memory(self, used: int) -> None:
+        """Stop pulling and let the jobs in hand finish; the runner then exits."""
+        self._stopping = True
+        self._wake.set()
+        self.exhausted.set()
 
     async def _pull(self, consumer: PullConsumer, runtime: Runtime) -> None:
         """Fetch as many messages as there are free slots; wait for a slot when full."""
@@ -121,22 +169,23 @@ class ExecutorService:
         if self._stopping:
             await settle(received.msg, Nak())
             return
-        abort = asyncio.Event()
-        task = asyncio.create_task(self._handle(received, runtime, abort))
-        self._jobs[task] = abort
+        job_id = None if isinstance(received, Invalid) else received.payload.job_id
+        control = Control(received=asyncio.get_running_loop().time(), job_id=job_id)
+        task = asyncio.create_task(self._handle(received, runtime, control))
+        self._jobs[task] = control
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._jobs.pop(task, None)
         self._wake.set()
 
-    async def _handle(self, received: Received, runtime: Runtime, abort: asyncio.Event) -> None:
+    async def _handle(self, received: Received, runtime: Runtime, control: Control) -> None:
         """One message; whatever goes wrong is logged and never stops the service.
         A message left unsettled is redelivered once its ack wait runs out."""
         try:
             if isinstance(received, Invalid):
                 await reject_invalid(received, runtime.publisher)
             else:
-                await run_delivery(received, runtime, abort)
+                await run_delivery(received, runtime, control)
         except Exception:
             log.exception("job.unsettled", subject=received.msg.subject)

@@ -14,10 +14,24 @@ from contracts import schema
 from contracts.api import ApiFailure, JobQuery, RunNow
 from contracts.enums import Interval, Status
 from contracts.models import Timeouts
+from executor.watcher import use_pidfd_watcher
 
-from . import commands, logs, services, settings, up
+from . import (
+    cli_flows,
+    cli_lifecycle,
+    cli_observe,
+    cli_schedule,
+    cli_tenants,
+    commands,
+    logs,
+    services,
+    settings,
+    up,
+)
 from .commands import CommandError
 from .embedded import EmbeddedError
+from .observe.http import MetricsServerError
+from .observe.serve import EXECUTOR_PORT, SCHEDULER_PORT, STORE_PORT, serving
 
 Handler = Callable[[argparse.Namespace, settings.Settings], Coroutine[Any, Any, int | None]]
 
@@ -27,6 +41,7 @@ EXPECTED_ERRORS = (
     CommandError,
     EmbeddedError,
     InfrastructureDrift,
+    MetricsServerError,
     PublishFailed,
     settings.SettingsError,
 )
@@ -77,6 +92,7 @@ def _template_values(args: argparse.Namespace, *, partial: bool) -> dict[str, An
         "retries": args.retries,
         "active": args.active,
         "env": _env_pairs(args.env) if args.env else None,
+        **cli_schedule.schedule_values(args),
     }
     if timeouts := _timeouts(args):
         values["timeouts"] = timeouts if partial else Timeouts(**timeouts)
@@ -87,15 +103,19 @@ def _template_values(args: argparse.Namespace, *, partial: bool) -> dict[str, An
 
 
 async def cmd_store(args: argparse.Namespace, conf: settings.Settings) -> None:
-    await services.run([services.store(conf)])
+    async with serving(conf, STORE_PORT) as (telemetry, _):
+        await services.run([services.store(conf, telemetry)])
 
 
 async def cmd_scheduler(args: argparse.Namespace, conf: settings.Settings) -> None:
-    await services.run([services.scheduler(conf)])
+    async with serving(conf, SCHEDULER_PORT) as (telemetry, _):
+        await services.run([services.scheduler(conf, telemetry)])
 
 
 async def cmd_executor(args: argparse.Namespace, conf: settings.Settings) -> None:
-    await services.run([services.executor(conf)])
+    use_pidfd_watcher()
+    async with serving(conf, EXECUTOR_PORT) as (telemetry, _):
+        await services.run([services.executor(conf, telemetry)])
 
 
 async def cmd_up(args: argparse.Namespace, conf: settings.Settings) -> None:
@@ -171,6 +191,12 @@ def _global_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--replicas", type=int, help="stream replicas (3 on a cluster) [env JETJOBS_REPLICAS]"
     )
+    parser.add_argument(
+        "--metrics-port", help="port of /metrics, /healthz, /readyz; 0: off [env JETJOBS_METRICS_PORT]"
+    )
+    parser.add_argument(
+        "--metrics-host", help="address the metrics port listens on [env JETJOBS_METRICS_HOST]"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON for scripts instead of tables")
 
 
@@ -210,6 +236,7 @@ def _template_options(parser: argparse.ArgumentParser, *, create: bool) -> None:
     parser.add_argument("--retries", type=int, help="automatic re-runs after an error")
     parser.add_argument("--active", type=_bool, help="true or false: whether the template is scheduled")
     _timeout_options(parser)
+    cli_schedule.schedule_options(parser)
 
 
 def _add(sub: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
@@ -246,10 +273,12 @@ def _entity_commands(sub: Any) -> None:
     create.add_argument("code", help="short lowercase code used in subjects, e.g. acme")
     create.add_argument("--name", help="display name (default: the code)")
     _add(company, "list", cmd_company_list, "list companies")
+    cli_schedule.register_company(company)
 
     app = sub.add_parser("app", help="applications").add_subparsers(dest="action", required=True)
     _add(app, "import", cmd_app_import, "import MultiFlexi app JSON files").add_argument("files", nargs="+")
     _add(app, "list", cmd_app_list, "list applications")
+    cli_tenants.register_app(app)
 
     template = sub.add_parser("template", help="run templates").add_subparsers(dest="action", required=True)
     _template_options(_add(template, "create", cmd_template_create, "create a run template"), create=True)
@@ -258,6 +287,8 @@ def _entity_commands(sub: Any) -> None:
     _template_options(update, create=False)
     _add(template, "list", cmd_template_list, "list run templates").add_argument("--company")
     _add(template, "show", cmd_template_show, "show one template").add_argument("id", type=int)
+    cli_schedule.register_template(template)
+    cli_tenants.register_template(template)
 
 
 def _job_commands(sub: Any) -> None:
@@ -270,6 +301,8 @@ def _job_commands(sub: Any) -> None:
         "--wait-timeout", type=float, default=3600.0, help="give up waiting after this many seconds"
     )
     _timeout_options(run)
+    cli_lifecycle.register_job(job)
+    cli_tenants.register_job(job)
     _add(job, "show", cmd_job_show, "show a job with its attempts and output").add_argument("id")
     listing = _add(job, "list", cmd_job_list, "list jobs, newest first")
     listing.add_argument("--company")
@@ -288,12 +321,16 @@ def build_parser() -> argparse.ArgumentParser:
     _service_commands(sub)
     _entity_commands(sub)
     _job_commands(sub)
+    cli_observe.register(sub)
+    cli_lifecycle.register(sub)
+    cli_tenants.register(sub)
+    cli_flows.register(sub)
     return parser
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("nats_url", "database_url", "home", "config", "log_level", "replicas", "slots")
-    flags = {k: getattr(args, k, None) for k in keys}
+    flags = {k: getattr(args, k, None) for k in (*keys, "metrics_port", "metrics_host")}
     flags["pool"] = getattr(args, "pool", None)
     return flags
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -39,12 +41,23 @@ class Session:
         print(render.as_json(value) if self.as_json else human)
 
 
+def default_actor() -> str:
+    """Who the command acts as: JETJOBS_ACTOR, else the login name."""
+    named = os.environ.get("JETJOBS_ACTOR")
+    if named:
+        return named
+    try:
+        return f"user:{getpass.getuser()}"
+    except (OSError, KeyError):
+        return "user:unknown"
+
+
 @asynccontextmanager
-async def session(nats_url: str, as_json: bool) -> AsyncIterator[Session]:
-    """Connect for the length of one command."""
+async def session(nats_url: str, as_json: bool, actor: str | None = None) -> AsyncIterator[Session]:
+    """Connect for the length of one command; API calls are made as `actor`."""
     bus = await Bus.attach(nats_url, "jetjobs-cli")
     try:
-        yield Session(ApiClient(bus.nc), bus, as_json)
+        yield Session(ApiClient(bus.nc, actor=actor or default_actor()), bus, as_json)
     finally:
         await bus.nc.close()
 

@@ -8,11 +8,14 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from bus import Layout
+from bus.telemetry import Telemetry
 from executor import ExecutorConfig, ExecutorService
 from scheduler import SchedulerConfig, SchedulerService
+from scheduler.metrics import SchedulerMetrics
 from store import StoreConfig, StoreService
+from store.credentials import Keyring, SecretKeyError
 
-from .settings import Settings
+from .settings import Settings, SettingsError
 
 
 class Service(Protocol):
@@ -22,32 +25,58 @@ class Service(Protocol):
 
 def layout_for(settings: Settings) -> Layout:
     """The bus layout an operator configured (stream replicas)."""
-    return Layout(replicas=settings.replicas)
+    return Layout(replicas=settings.replicas, ack_wait=settings.ack_wait)
 
 
-def store(settings: Settings) -> StoreService:
-    config = StoreConfig(nats_url=settings.require_nats(), database_url=settings.require_database())
-    return StoreService(config, layout_for(settings))
+def store_keyring(settings: Settings) -> Keyring | None:
+    """The store's credential keys, or a settings error naming the bad one."""
+    try:
+        return Keyring.load(settings.secret_key, settings.secret_key_file)
+    except SecretKeyError as error:
+        raise SettingsError(str(error)) from None
 
 
-def scheduler(settings: Settings) -> SchedulerService:
-    return SchedulerService(SchedulerConfig(nats_url=settings.require_nats()), layout_for(settings))
+def store(settings: Settings, telemetry: Telemetry | None = None) -> StoreService:
+    config = StoreConfig(
+        nats_url=settings.require_nats(),
+        database_url=settings.require_database(),
+        keyring=store_keyring(settings),
+    )
+    return StoreService(config, layout_for(settings), telemetry)
 
 
-def executor(settings: Settings) -> ExecutorService:
-    config = ExecutorConfig(nats_url=settings.require_nats(), pool=settings.pool, slots=settings.slots)
-    return ExecutorService(config, layout_for(settings))
+def scheduler(settings: Settings, telemetry: Telemetry | None = None) -> SchedulerService:
+    config = SchedulerConfig(nats_url=settings.require_nats())
+    if telemetry is None:
+        return SchedulerService(config, layout_for(settings))
+    service = SchedulerService(config, layout_for(settings), SchedulerMetrics(telemetry.registry))
+    telemetry.watch_bus("scheduler", lambda: service._bus)
+    return service
 
 
-async def until_signalled() -> None:
-    """Return on SIGINT or SIGTERM (Ctrl-C, systemd stop, docker stop)."""
+def executor(settings: Settings, telemetry: Telemetry | None = None) -> ExecutorService:
+    config = ExecutorConfig(
+        nats_url=settings.require_nats(),
+        pool=settings.pool,
+        slots=settings.slots,
+        memory_limit_mb=settings.memory_limit_mb or None,
+    )
+    return ExecutorService(config, layout_for(settings), telemetry)
+
+
+async def until_signalled(*exits: asyncio.Event) -> None:
+    """Return on SIGINT or SIGTERM (Ctrl-C, systemd stop, docker stop), or when
+    one of `exits` is set (a service that decided to stop, e.g. at its memory ceiling)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    waits = [asyncio.ensure_future(e.wait()) for e in (stop, *exits)]
     try:
-        await stop.wait()
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        for waiting in waits:
+            waiting.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
@@ -75,6 +104,8 @@ async def run(services: Sequence[Service]) -> None:
     """Start the services, run until signalled, stop them cleanly."""
     started = await start_all(services)
     try:
-        await until_signalled()
+        await until_signalled(
+            *[e for s in started if isinstance(e := getattr(s, "exhausted", None), asyncio.Event)]
+        )
     finally:
         await stop_all(started)

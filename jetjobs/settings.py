@@ -32,6 +32,22 @@ class Settings:
     slots: int = 8
     log_level: str | None = None
     replicas: int = 1
+    metrics_port: int | None = None
+    """Port of /metrics, /healthz, /readyz; unset: the service's own default; 0: off."""
+    metrics_host: str = "127.0.0.1"
+    company_labels: bool = False
+    """Label job metrics by company (one series per company: mind the cardinality)."""
+    ack_wait: float = 30.0
+    """Seconds an executor or store may hold a message without a sign of life
+    before JetStream hands it to another (the pool consumer's AckWait)."""
+    memory_limit_mb: int = 0
+    """Executor resident memory ceiling; above it the executor drains and exits (0: none)."""
+    secret_key: str | None = None
+    """Store: base64 of a 32-byte key encrypting credentials (prefer secret_key_file)."""
+    secret_key_file: str | None = None
+    """Store: file of secret keys, one per line; the first encrypts, all decrypt."""
+    actor: str | None = None
+    """Who API calls are made as (default user:$USER for the CLI)."""
 
     def require_nats(self) -> str:
         """The NATS URL, or the one a running `jetjobs up` in `home` announced."""
@@ -67,9 +83,23 @@ def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+def _port(name: str, raw: Any) -> int:
+    try:
+        port = int(raw)
+    except (TypeError, ValueError):
+        port = -1
+    if not 0 <= port <= 65535:
+        raise SettingsError(f"{name}={raw!r} must be a port number from 0 (off) to 65535")
+    return port
+
+
 def _coerce(name: str, raw: Any, default: Any) -> Any:
+    if name.endswith("_PORT"):
+        return _port(name, raw)
     if isinstance(default, bool):
         return str(raw).lower() in ("1", "true", "yes", "on")
+    if isinstance(default, float):
+        return _positive_seconds(name, raw)
     if isinstance(default, int):
         try:
             number = int(raw)
@@ -81,6 +111,16 @@ def _coerce(name: str, raw: Any, default: Any) -> Any:
     if isinstance(default, Path):
         return Path(str(raw))
     return str(raw)
+
+
+def _positive_seconds(name: str, raw: Any) -> float:
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name}={raw!r} must be a number of seconds, e.g. 30") from None
+    if not seconds > 0:
+        raise SettingsError(f"{name}={raw!r} must be more than 0 seconds")
+    return seconds
 
 
 def _file_values(path: str | None) -> dict[str, Any]:
@@ -110,8 +150,9 @@ def load(flags: dict[str, Any], environ: dict[str, str] | None = None) -> Settin
         if raw is not None and raw != "":
             values[field.name] = _coerce(f"JETJOBS_{field.name.upper()}", raw, field.default)
     settings = Settings(**values)
-    if settings.nats_url:
-        _check_url("JETJOBS_NATS_URL", settings.nats_url, ("nats", "tls", "ws", "wss"))
+    for nats_url in (settings.nats_url or "").split(","):
+        if nats_url:  # several comma-separated URLs: the nodes of a cluster
+            _check_url("JETJOBS_NATS_URL", nats_url.strip(), ("nats", "tls", "ws", "wss"))
     if settings.database_url:
         _check_url("JETJOBS_DATABASE_URL", settings.database_url, ("postgresql", "postgres"))
     if settings.log_level and settings.log_level.lower() not in ("debug", "info", "warning", "error"):

@@ -15,6 +15,7 @@ from bus import ApiClient, Bus
 
 from . import demo, services
 from .embedded import NatsServer, PostgresServer
+from .observe.serve import STORE_PORT, serving
 from .settings import ENDPOINTS_FILE, Settings, SettingsError
 
 PREFERRED_NATS_PORT = 14222
@@ -44,6 +45,12 @@ def _port_or_none(port: int) -> int | None:
         except OSError:
             return None
     return port
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _ensure_database(postgres: PostgresServer) -> None:
@@ -99,13 +106,16 @@ async def embedded(settings: Settings) -> AsyncIterator[Settings]:
         await asyncio.to_thread(servers.stop)
 
 
-def banner(settings: Settings) -> str:
+def banner(settings: Settings, metrics_url: str | None = None) -> str:
     """What a new user needs to know to look around."""
     return "\n".join(
         [
             "jetjobs is up",
             f"  NATS        {settings.nats_url}",
             f"  PostgreSQL  {settings.database_url}",
+            f"  metrics     {metrics_url}/metrics (also /healthz, /readyz)"
+            if metrics_url
+            else "  metrics     off",
             f"  data        {settings.home.resolve()}",
             "  try         jetjobs job list    ·    nats --server "
             f"{settings.nats_url} sub 'jetjobs.events.>'",
@@ -133,12 +143,22 @@ async def _with_demo(settings: Settings) -> None:
 
 async def up(settings: Settings, *, with_demo: bool) -> None:
     """Run the whole system in this process until Ctrl-C."""
-    async with embedded(settings) as settings:
+    metrics_port = settings.metrics_port
+    if metrics_port is None:
+        metrics_port = _port_or_none(STORE_PORT) or _free_port()
+    async with (
+        embedded(settings) as settings,
+        serving(replace(settings, metrics_port=metrics_port), STORE_PORT) as (telemetry, metrics),
+    ):
         running = await services.start_all(
-            [services.store(settings), services.scheduler(settings), services.executor(settings)]
+            [
+                services.store(settings, telemetry),
+                services.scheduler(settings, telemetry),
+                services.executor(settings, telemetry),
+            ]
         )
         try:
-            print(banner(settings), flush=True)
+            print(banner(settings, metrics.url if metrics else None), flush=True)
             if with_demo:
                 await _with_demo(settings)
             else:

@@ -14,7 +14,7 @@ from contracts.dispatch import job_message, scheduled_job_id
 from contracts.errors import describe
 from contracts.messages import JobMessage
 
-from .plan import Due
+from .policy import Due, jitter
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class Firing:
 
     due: Due
     message: JobMessage
+    replaces: str | None = None
+    """The job id of the run this one replaces (overlap `replace`), to be cancelled first."""
 
 
 @dataclass(frozen=True)
@@ -50,14 +52,18 @@ class Failed:
 Outcome = Published | Failed
 
 
-def build(due: Due, now: datetime) -> Firing | Unbuildable:
-    """The message of one slot; its job id is derived from (template, slot)."""
+def build(due: Due, now: datetime, replaces: str | None = None) -> Firing | Unbuildable:
+    """The message of one slot; its job id is derived from (template, slot), its
+    scheduled time is the slot plus the template's jitter."""
     template, slot = due.template, due.slot
     try:
         message = job_message(template, job_id=scheduled_job_id(template.id, slot), slot=slot, now=now)
     except ValidationError as error:
         return Unbuildable(due, f"template {template.id} makes an invalid job message: {describe(error)}")
-    return Firing(due, message)
+    delay = jitter(template, slot)
+    if delay:
+        message = message.model_copy(update={"scheduled_at": slot + delay})
+    return Firing(due, message, replaces)
 
 
 async def publish(publisher: Publisher, firings: Sequence[Firing]) -> list[Outcome]:

@@ -19,18 +19,20 @@ _COMPACT_SLACK = 64
 class Timer:
     """The next slot of one template, at the revision it was computed for.
 
-    `due` is when to act; it is the slot itself unless a failed publish of
-    `slot` is waiting out its back-off."""
+    `due` is when to act; it is the slot itself unless the template has jitter
+    or a failed publish of `slot` is waiting out its back-off."""
 
     due: datetime
     template_id: int
     revision: str
     retry_of: datetime | None = None
+    planned: datetime | None = None
+    """The slot, when `due` is later than it by the template's jitter."""
 
     @property
     def slot(self) -> datetime:
         """The scheduled instant this timer publishes (and derives its job id from)."""
-        return self.retry_of or self.due
+        return self.retry_of or self.planned or self.due
 
 
 class TimerHeap:

@@ -1,31 +1,30 @@
-"""The scheduler's memory: the templates it knows and the next slot of each.
+"""The scheduler's memory: the templates it knows, the next slot of each, the
+latest slot each has run through (its misfire anchor), and extra slots owed by
+a misfire policy.
 
 Everything here is synchronous and takes `now` as an argument, so the rules
-(what a change does to a pending slot, what happens after a fire or a failed
-publish) are tested without servers or sleeping.
+(what a change does to a pending slot, what happens after a fire, a failed
+publish, a pause or an outage) are tested without servers or sleeping.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
 
 from contracts.models import ActiveTemplate
+from contracts.schedule import SlotReason
 
 from .cron import next_fire
 from .heap import Timer, TimerHeap
+from .policy import Due, jitter, misfire, missed_slots
 
 log = structlog.get_logger("jetjobs.scheduler")
 
-
-@dataclass(frozen=True)
-class Due:
-    """One slot of one template, ready to publish."""
-
-    template: ActiveTemplate
-    slot: datetime
+__all__ = ["Backoff", "Due", "Plan"]
 
 
 @dataclass(frozen=True)
@@ -42,13 +41,18 @@ class Backoff:
 
 
 class Plan:
-    """Templates by id, and a timer heap holding each one's next slot."""
+    """Templates by id, a timer heap holding each one's next slot, and a backlog."""
 
-    def __init__(self, backoff: Backoff | None = None) -> None:
+    def __init__(self, backoff: Backoff | None = None, grace: float = 1.0) -> None:
         self._templates: dict[int, ActiveTemplate] = {}
         self._heap = TimerHeap()
         self._backoff = backoff or Backoff()
+        self._grace = timedelta(seconds=grace)
         self._failures: dict[int, int] = {}
+        self._anchors: dict[int, datetime] = {}
+        self._backlog: list[Due] = []
+        self._backlog_failures = 0
+        self._backlog_after: datetime | None = None
 
     def __len__(self) -> int:
         return len(self._templates)
@@ -65,33 +69,78 @@ class Plan:
         """The pending slot of a template (None while it is being published)."""
         return self._heap.get(template_id)
 
+    def anchor(self, template_id: int) -> datetime | None:
+        """The latest slot the template's schedule has run through (fired or skipped,
+        paused slots excluded); missed slots are counted from it."""
+        return self._anchors.get(template_id)
+
+    def backlog(self) -> list[Due]:
+        """Slots owed by a misfire policy, not yet acted on."""
+        return list(self._backlog)
+
     def next_due(self) -> datetime | None:
-        """The earliest pending slot."""
-        return self._heap.peek_due()
+        """When something is next to be done: the backlog, or the earliest timer."""
+        due = self._heap.peek_due()
+        if not self._backlog:
+            return due
+        ready = self._backlog_after or min(d.slot for d in self._backlog)
+        return ready if due is None else min(ready, due)
+
+    # -- templates -------------------------------------------------------------
 
     def put(self, template: ActiveTemplate, now: datetime) -> None:
         """Add or replace a template. Its pending slot stays when the schedule
         (cron and timezone) is unchanged; otherwise it moves to the first slot
-        strictly after `now`. A template whose schedule cannot be evaluated is
-        dropped with an error logged, never fired."""
+        after `now`. A template seen again after an outage owes its missed slots
+        to its misfire policy; a resumed one owes those of its pause. A template
+        whose schedule cannot be evaluated is dropped with an error logged."""
         old = self._templates.get(template.id)
         pending = self._heap.get(template.id)
         if old is not None and pending is not None and _same_schedule(old, template):
-            timer = replace(pending, revision=template.revision)
-        else:
-            try:
-                timer = Timer(
-                    next_fire(template.cron, template.timezone, now), template.id, template.revision
-                )
-            except ValueError as error:
-                log.error("schedule.invalid_template", template_id=template.id, reason=str(error))
-                self.remove(template.id)
-                return
+            self._templates[template.id] = template
+            self._heap.push(replace(pending, revision=template.revision))
+            if old.paused and not template.paused:
+                self._resumed(template, now)
+            return
+        if old is not None and not _same_schedule(old, template):
+            self._anchors.pop(template.id, None)
+        try:
+            timer = self._first_timer(template, now)
+        except ValueError as error:
+            log.error("schedule.invalid_template", template_id=template.id, reason=str(error))
+            self.remove(template.id)
+            return
         self._templates[template.id] = template
         self._heap.push(timer)
-        log.info(
-            "schedule.template_set", template_id=template.id, revision=template.revision, slot=timer.slot
-        )
+        log.debug("schedule.template_set", template_id=template.id, slot=timer.slot)
+
+    def _first_timer(self, template: ActiveTemplate, now: datetime) -> Timer:
+        """The first pending slot; slots between the anchor and `now` go to the backlog."""
+        anchor = self._anchors.get(template.id)
+        start = now
+        if anchor is not None:
+            cutoff = now - self._grace
+            start = max(anchor, cutoff)
+            missed = missed_slots(template, anchor, cutoff) if anchor < cutoff else []
+            if template.paused:
+                self._backlog += [
+                    Due(template, slot, skip=SlotReason.PAUSED, from_timer=False) for slot in missed
+                ]
+            else:
+                self._backlog += misfire(template, missed, recorded=False)
+        return self._timer(template, next_fire(template.cron, template.timezone, start))
+
+    def _resumed(self, template: ActiveTemplate, now: datetime) -> None:
+        """A paused template is back: its paused slots are recorded; its misfire
+        policy says which of them run now."""
+        anchor = self._anchors.get(template.id)
+        cutoff = now - self._grace
+        if anchor is None or anchor >= cutoff:
+            return
+        missed = missed_slots(template, anchor, cutoff)
+        self._backlog += misfire(template, missed, recorded=True)
+        if missed:
+            self._anchors[template.id] = missed[-1]
 
     def remove(self, template_id: int) -> None:
         """Forget a template; its pending slot never fires."""
@@ -99,23 +148,52 @@ class Plan:
             log.info("schedule.template_removed", template_id=template_id)
         self._heap.remove(template_id)
         self._failures.pop(template_id, None)
+        self._anchors.pop(template_id, None)
 
     def retain(self, template_ids: set[int]) -> None:
         """Forget every template not in `template_ids` (after re-reading the board)."""
         for template_id in self.ids() - template_ids:
             self.remove(template_id)
 
+    def rebase(self, anchors: Mapping[int, datetime], now: datetime) -> None:
+        """Start over from the anchors a new leader read: every template's first
+        slot, and what its misfire policy owes for the slots missed since."""
+        templates = list(self._templates.values())
+        self._templates, self._heap = {}, TimerHeap()
+        self._failures, self._backlog = {}, []
+        self._backlog_failures, self._backlog_after = 0, None
+        self._anchors = {k: v for k, v in anchors.items()}
+        for template in templates:
+            self.put(template, now)
+
+    # -- firing ------------------------------------------------------------------
+
     def take_due(self, now: datetime) -> list[Due]:
-        """Every slot due at or before `now`; each template's timer leaves the
-        heap until `advance` or `retry` settles it."""
-        return [
-            Due(self._templates[timer.template_id], timer.slot)
-            for timer in self._heap.pop_due(now)
-            if timer.template_id in self._templates
-        ]
+        """The backlog (when not backing off) and every timer due at or before `now`;
+        each template's timer leaves the heap until `advance` or `retry` settles it."""
+        ready: list[Due] = []
+        if self._backlog and (self._backlog_after is None or self._backlog_after <= now):
+            ready = [
+                replace(due, template=self._templates[due.template.id])
+                for due in self._backlog
+                if due.template.id in self._templates
+            ]
+            self._backlog, self._backlog_after = [], None
+        for timer in self._heap.pop_due(now):
+            template = self._templates.get(timer.template_id)
+            if template is not None:
+                ready.append(Due(template, timer.slot))
+        return ready
+
+    def mark(self, template_id: int, slot: datetime) -> None:
+        """The schedule has run through `slot` (fired or skipped, not paused)."""
+        if template_id in self._templates:
+            current = self._anchors.get(template_id)
+            if current is None or slot > current:
+                self._anchors[template_id] = slot
 
     def advance(self, template_id: int, slot: datetime) -> None:
-        """`slot` is published: schedule the template's next slot after it, unless
+        """`slot` is settled: schedule the template's next slot after it, unless
         the template was removed or rescheduled meanwhile."""
         self._failures.pop(template_id, None)
         template = self._templates.get(template_id)
@@ -127,7 +205,18 @@ class Plan:
             log.error("schedule.invalid_template", template_id=template_id, reason=str(error))
             self.remove(template_id)
             return
-        self._heap.push(Timer(due, template_id, template.revision))
+        self._heap.push(self._timer(template, due))
+
+    def settled_backlog(self) -> None:
+        """The backlog taken last was published: stop backing off."""
+        self._backlog_failures = 0
+
+    def requeue(self, dues: list[Due], now: datetime) -> datetime:
+        """Backlog slots that could not be published wait and are tried again."""
+        self._backlog_failures += 1
+        self._backlog += dues
+        self._backlog_after = now + self._backoff.delay(self._backlog_failures)
+        return self._backlog_after
 
     def retry(self, template_id: int, slot: datetime, now: datetime) -> datetime | None:
         """`slot` could not be published: make it pending again, after a back-off
@@ -146,6 +235,13 @@ class Plan:
         due = now + self._backoff.delay(failures)
         self._heap.push(Timer(due, template_id, template.revision, retry_of=slot))
         return due
+
+    @staticmethod
+    def _timer(template: ActiveTemplate, slot: datetime) -> Timer:
+        delay = jitter(template, slot)
+        if not delay:
+            return Timer(slot, template.id, template.revision)
+        return Timer(slot + delay, template.id, template.revision, planned=slot)
 
 
 def _same_schedule(old: ActiveTemplate, new: ActiveTemplate) -> bool:

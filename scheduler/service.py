@@ -1,19 +1,31 @@
-"""The scheduler service: follows the templates board and publishes each due
-slot the moment it is due, sleeping in between (no polling cycle)."""
+"""The scheduler service: follows the templates board, leads by lease, and
+publishes each due slot the moment it is due, sleeping in between (no polling
+cycle). Standbys follow the board too, ready to take over."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
+import socket
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 
-from bus import Bus, Layout, Loaded, Publisher, Removed, TemplateBoard, TemplateChange
+from bus import Bus, CancelBoard, Layout, Loaded, Removed, TemplateBoard, TemplateChange
+from bus.lease import Lease
+from bus.slots import SlotLog, finished_jobs
 
-from .firing import Failed, Firing, Outcome, Published, Unbuildable, build, publish
-from .plan import Backoff, Due, Plan
+from .firer import Firer
+from .leader import Leadership
+from .metrics import SchedulerMetrics
+from .plan import Backoff, Plan
+from .runs import Runs
+from .takeover import restore_runs
 
 log = structlog.get_logger("jetjobs.scheduler")
 
@@ -25,7 +37,7 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    """How to reach NATS and how patiently to retry."""
+    """How to reach NATS, how patiently to retry, and the slot tolerances."""
 
     nats_url: str
     name: str = "jetjobs-scheduler"
@@ -38,53 +50,109 @@ class SchedulerConfig:
     """Seconds before watching the templates board again after the watch failed."""
     stop_grace: float = 5.0
     """Seconds `stop()` lets a publish in flight finish before cancelling it."""
+    late_after: float = 1.0
+    """A slot published more than this many seconds after it was due is recorded `late`."""
+    misfire_grace: float = 1.0
+    """Slots missed by less than this are fired as (late) slots, not handed to the misfire policy."""
+
+
+def _holder(name: str) -> str:
+    return f"{name}@{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 class SchedulerService:
     """Publishes every template's slots, deduplicated by (template, slot)."""
 
-    def __init__(self, config: SchedulerConfig, layout: Layout | None = None) -> None:
+    def __init__(
+        self, config: SchedulerConfig, layout: Layout | None = None, metrics: SchedulerMetrics | None = None
+    ) -> None:
         self._config = config
-        self._layout = layout
-        self._plan = Plan(Backoff(config.retry_delay, config.retry_max_delay))
+        self._layout = layout or Layout()
+        self.metrics = metrics or SchedulerMetrics()
+        self.holder = _holder(config.name)
+        self._plan = self._new_plan()
+        self._runs = Runs()
         self._wake = asyncio.Event()
         self._loaded = asyncio.Event()
+        self._reconnected = asyncio.Event()
         self._bus: Bus | None = None
-        self._watcher: asyncio.Task[None] | None = None
+        self._leadership: Leadership | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
+        self._leading = False
+        self._load_started = utcnow()
 
     @property
     def plan(self) -> Plan:
         """What the scheduler currently knows (read-only use: metrics, tests)."""
         return self._plan
 
+    @property
+    def leading(self) -> bool:
+        """Whether this scheduler fires slots right now."""
+        return self._leading
+
+    def _new_plan(self) -> Plan:
+        backoff = Backoff(self._config.retry_delay, self._config.retry_max_delay)
+        return Plan(backoff, grace=self._config.misfire_grace)
+
     async def start(self) -> None:
-        """Connect, read every template on the board, then start firing."""
+        """Connect, read every template on the board, then lead or stand by."""
         if self._bus is not None:
             return
         self._reset()
-        self._bus = await Bus.open(self._config.nats_url, self._config.name, self._layout)
+        self._bus = bus = await Bus.open(self._config.nats_url, self._config.name, self._layout)
         try:
-            board = await TemplateBoard.open(self._bus.js)
-            self._watcher = asyncio.create_task(self._follow(board), name="scheduler-watch")
-            await self._until_loaded(self._watcher)
+            await self._start(bus)
         except BaseException:
             await self.stop()
             raise
-        self._runner = asyncio.create_task(self._run(self._bus.publisher), name="scheduler-run")
-        log.info("scheduler.started", templates=len(self._plan))
+        log.info("scheduler.started", templates=len(self._plan), holder=self.holder)
+
+    async def _start(self, bus: Bus) -> None:
+        bus.stats.on_reconnect.append(self._reconnected.set)
+        board = await TemplateBoard.open(bus.js)
+        watcher = self._spawn(self._follow(board), "watch")
+        await self._until_loaded(watcher)
+        lease = await Lease.open(bus.js, self.holder)
+        self._leadership = Leadership(lease, self._layout.lease_ttl, self._wake.set)
+        await self._leadership.step()
+        self._spawn(self._leadership.run(self._beat), "lease")
+        self._spawn(self._follow_runs(bus), "runs")
+        slots = SlotLog(bus.js, bus.publisher)
+        firer = Firer(
+            self._plan,
+            self._runs,
+            bus.publisher,
+            slots,
+            await CancelBoard.open(bus.js),
+            self.metrics,
+            holder=self.holder,
+            late_after=self._config.late_after,
+            clock=utcnow,
+        )
+        self._runner = asyncio.create_task(self._run(firer, slots, bus), name="scheduler.run")
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(work, name=f"scheduler.{name}")
+        self._tasks.append(task)
+        return task
 
     async def stop(self) -> None:
-        """Let a publish in flight finish (within `stop_grace`), then disconnect."""
+        """Let a publish in flight finish (within `stop_grace`), give up the lease, disconnect."""
         self._stopping = True
         self._wake.set()
         runner, self._runner = self._runner, None
         if runner is not None:
             await _finish(runner, self._config.stop_grace)
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            await _finish(watcher, 0.0)
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            await _finish(task, 0.0)
+        leadership, self._leadership = self._leadership, None
+        if leadership is not None:
+            await leadership.release()
+        self._set_leading(False)
         bus, self._bus = self._bus, None
         if bus is not None:
             await bus.close()
@@ -92,10 +160,20 @@ class SchedulerService:
 
     def _reset(self) -> None:
         """A fresh start: the board is read again from the beginning."""
-        self._plan = Plan(Backoff(self._config.retry_delay, self._config.retry_max_delay))
+        self._plan = self._new_plan()
+        self._runs = Runs()
         self._wake = asyncio.Event()
         self._loaded = asyncio.Event()
+        self._reconnected = asyncio.Event()
         self._stopping = False
+
+    def _beat(self) -> None:
+        self.metrics.alive(utcnow())
+        self.metrics.templates(len(self._plan))
+
+    def _set_leading(self, value: bool) -> None:
+        self._leading = value
+        self.metrics.leading(value)
 
     async def _until_loaded(self, watcher: asyncio.Task[None]) -> None:
         """Return once the board's initial content is in the plan; raise if the watch died first."""
@@ -107,56 +185,120 @@ class SchedulerService:
         if not self._loaded.is_set():
             watcher.result()
 
-    # -- following the board -------------------------------------------------
+    # -- following the board and the runs ----------------------------------------
 
     async def _follow(self, board: TemplateBoard) -> None:
-        """Watch the board for ever; after a failure, watch again and resynchronise."""
+        """Watch the board for ever; after a failure or a reconnect, watch again and resynchronise."""
         while True:
-            try:
-                await self._watch_once(board)
-            except Exception as error:
-                if not self._loaded.is_set():
-                    raise
-                log.warning("schedule.watch_failed", error=repr(error))
+            self._reconnected.clear()
+            if await self._watch_until_reconnect(board):
+                log.info("schedule.watch_restarted", reason="reconnected")
+                continue
             await asyncio.sleep(self._config.watch_retry_delay)
+
+    async def _watch_until_reconnect(self, board: TemplateBoard) -> bool:
+        """Watch until the watch fails (False) or the connection came back (True)."""
+        watch = asyncio.create_task(self._watch_once(board))
+        restarted = False
+        reconnect = asyncio.create_task(self._reconnected.wait())
+        try:
+            await asyncio.wait({watch, reconnect}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            reconnect.cancel()
+            if not watch.done():
+                await _finish(watch, 0.0)
+                restarted = True
+        if restarted:
+            return True
+        error = watch.exception()
+        if error is not None:
+            if not self._loaded.is_set():
+                raise error
+            log.warning("schedule.watch_failed", error=repr(error))
+        return False
 
     async def _watch_once(self, board: TemplateBoard) -> None:
         seen: set[int] | None = set()
+        self._load_started = utcnow()
         async for change in board.watch():
             seen = self._apply(change, seen)
             self._wake.set()
 
     def _apply(self, change: TemplateChange, seen: set[int] | None) -> set[int] | None:
-        """Apply one change; `seen` collects the initial load (None once it is done)."""
+        """Apply one change; `seen` collects the initial load (None once it is done).
+        The whole initial load is planned from the instant it began, so no slot
+        falls between the start of the load and a template's turn in it."""
         match change:
             case Loaded():
                 if seen is not None:
+                    for gone in self._plan.ids() - seen:
+                        self.metrics.forget(gone)
                     self._plan.retain(seen)
                 self._loaded.set()
                 return None
             case Removed(template_id):
                 self._plan.remove(template_id)
+                self.metrics.forget(template_id)
             case template:
-                self._plan.put(template, utcnow())
+                self._plan.put(template, self._load_started if seen is not None else utcnow())
                 if seen is not None:
                     seen.add(template.id)
         return seen
 
-    # -- firing --------------------------------------------------------------
+    async def _follow_runs(self, bus: Bus) -> None:
+        """Forget a run once its final event is seen (overlap policy)."""
+        while True:
+            try:
+                async for job_id in finished_jobs(bus.nc, self._runs.watching):
+                    self._runs.finished(job_id)
+            except Exception as error:
+                log.warning("schedule.runs_watch_failed", error=repr(error))
+            await asyncio.sleep(self._config.watch_retry_delay)
 
-    async def _run(self, publisher: Publisher) -> None:
-        """Sleep until the earliest slot or a change, publish what is due, repeat."""
+    # -- leading and firing ------------------------------------------------------
+
+    async def _run(self, firer: Firer, slots: SlotLog, bus: Bus) -> None:
+        """Stand by, or take over and fire: sleep until the earliest slot or a change, repeat."""
+        assert self._leadership is not None
         while not self._stopping:
             self._wake.clear()
+            if not self._leadership.leading:
+                self._step_down()
+                await self._sleep(None)
+                continue
+            if not self._leading and not await self._take_over(slots, bus):
+                await self._sleep(self._config.retry_delay)
+                continue
             delay = self._delay()
             if delay is None or delay > 0:
                 await self._sleep(delay)
                 continue
             try:
-                await self._fire_due(publisher)
+                await firer.round(utcnow())
             except Exception:
                 log.exception("schedule.loop_failed")
                 await self._sleep(self._config.retry_delay)
+
+    async def _take_over(self, slots: SlotLog, bus: Bus) -> bool:
+        """Become the firing scheduler: read each template's anchor and active run
+        from the slot records, then owe the missed slots to the misfire policies."""
+        try:
+            latest = await slots.latest()
+            now = utcnow()
+            self._plan.rebase({k: r.anchor for k, r in latest.items() if r.anchor is not None}, now)
+            await restore_runs(bus, self._runs, self._plan, latest, now)
+        except Exception as error:
+            log.warning("scheduler.takeover_failed", error=repr(error))
+            return False
+        self._set_leading(True)
+        log.info("scheduler.took_over", templates=len(self._plan), owed=len(self._plan.backlog()))
+        return True
+
+    def _step_down(self) -> None:
+        if self._leading:
+            self._set_leading(False)
+            self._runs.clear()
+            log.info("scheduler.stepped_down")
 
     def _delay(self) -> float | None:
         """Seconds until the earliest pending timer, None when there is none."""
@@ -166,39 +308,6 @@ class SchedulerService:
     async def _sleep(self, delay: float | None) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), delay)
-
-    async def _fire_due(self, publisher: Publisher) -> None:
-        now = utcnow()
-        firings = [f for due in self._plan.take_due(now) if (f := self._buildable(due, now)) is not None]
-        outcomes = await publish(publisher, firings)
-        for firing, outcome in zip(firings, outcomes, strict=True):
-            self._settle(firing, outcome)
-
-    def _buildable(self, due: Due, now: datetime) -> Firing | None:
-        """The slot's firing; a slot that cannot make a valid message is skipped loudly."""
-        match build(due, now):
-            case Firing() as firing:
-                return firing
-            case Unbuildable(reason=reason):
-                log.error("schedule.skipped", template_id=due.template.id, slot=due.slot, reason=reason)
-                self._plan.advance(due.template.id, due.slot)
-        return None
-
-    def _settle(self, firing: Firing, outcome: Outcome) -> None:
-        """Record one outcome; lateness is measured when JetStream has acknowledged."""
-        template, slot = firing.due.template, firing.due.slot
-        bound = log.bind(template_id=template.id, company=template.company, job_id=firing.message.job_id)
-        match outcome:
-            case Published(duplicate=True):
-                bound.debug("schedule.duplicate", slot=slot)
-                self._plan.advance(template.id, slot)
-            case Published():
-                lateness = round((utcnow() - slot).total_seconds() * 1000, 1)
-                bound.info("schedule.fired", slot=slot, lateness_ms=lateness)
-                self._plan.advance(template.id, slot)
-            case Failed(reason):
-                retry_at = self._plan.retry(template.id, slot, utcnow())
-                bound.error("schedule.publish_failed", slot=slot, reason=reason, retry_at=retry_at)
 
 
 async def _finish(task: asyncio.Task[None], grace: float) -> None:

@@ -23,6 +23,7 @@ from .board import BoardKeeper, active_template
 from .db import BAD_DATA, UNAVAILABLE
 from .queries import Queries
 from .rows import TemplateRow
+from .tenant_queries import TenantQueries
 from .writers import write_dispatches
 
 log = structlog.get_logger("jetjobs.store")
@@ -172,11 +173,12 @@ class StoreApi:
 
     async def template_run(self, request: api.RunNow) -> api.JobQueued:
         row = await self._template(request.id)
+        extras = (await TenantQueries(self._pool).template_extras([request.id])).get(request.id)
         if not row.company_enabled:
             raise ApiFailure(409, f"company '{row.template.company}' is disabled: its templates cannot run")
         now = datetime.now(UTC)
         message = job_message(
-            active_template(row, cron_for(row.template.interv, row.template.cron) or ""),
+            active_template(row, cron_for(row.template.interv, row.template.cron) or "", extras),
             job_id=adhoc_job_id(),
             slot=now,
             now=now,

@@ -12,16 +12,19 @@ from bus import TemplateBoard
 from contracts.dispatch import application_env, merged_env
 from contracts.models import ActiveTemplate, cron_for
 
+from .layering import with_extras
 from .queries import Queries
 from .rows import TemplateRow
+from .tenant_queries import TemplateExtras, TenantQueries
 
 log = structlog.get_logger("jetjobs.store")
 
 
-def active_template(row: TemplateRow, cron: str) -> ActiveTemplate:
-    """The executable view of a template, with its application's defaults under its own env."""
+def active_template(row: TemplateRow, cron: str, extras: TemplateExtras | None = None) -> ActiveTemplate:
+    """The executable view of a template, with its application's defaults under its own env
+    and its credentials as references (see `layering`)."""
     spec = row.template
-    return ActiveTemplate(
+    view = ActiveTemplate(
         id=spec.id,
         revision=row.revision,
         name=spec.name,
@@ -35,15 +38,21 @@ def active_template(row: TemplateRow, cron: str) -> ActiveTemplate:
         timezone=spec.timezone,
         timeouts=spec.timeouts,
         retries=spec.retries,
+        overlap=spec.overlap,
+        misfire=spec.misfire,
+        catch_up_limit=spec.catch_up_limit,
+        jitter=spec.jitter,
+        paused=spec.paused or row.company_paused,
     )
+    return with_extras(view, row.app, spec.env, extras)
 
 
-def scheduled(row: TemplateRow) -> ActiveTemplate | None:
+def scheduled(row: TemplateRow, extras: TemplateExtras | None = None) -> ActiveTemplate | None:
     """What schedulers should fire: active, of an enabled company, with a schedule."""
     cron = cron_for(row.template.interv, row.template.cron)
     if not row.template.active or not row.company_enabled or cron is None:
         return None
-    return active_template(row, cron)
+    return active_template(row, cron, extras)
 
 
 class BoardKeeper:
@@ -62,7 +71,9 @@ class BoardKeeper:
     async def resync(self) -> int:
         """Make the whole board match Postgres; returns how many templates are scheduled."""
         async with self._lock:
-            wanted = [t for t in map(scheduled, await Queries(self._pool).templates()) if t is not None]
+            rows = await Queries(self._pool).templates()
+            extras = await TenantQueries(self._pool).template_extras([row.template.id for row in rows])
+            wanted = [t for row in rows if (t := scheduled(row, extras.get(row.template.id))) is not None]
             for template in wanted:
                 await self._board.put(template)
             for template_id in await self._board.ids() - {t.id for t in wanted}:
@@ -81,9 +92,10 @@ class BoardKeeper:
 
     async def _refresh(self, template_ids: Collection[int]) -> None:
         found = {row.template.id: row for row in await Queries(self._pool).templates(ids=list(template_ids))}
+        extras = await TenantQueries(self._pool).template_extras(list(found))
         for template_id in template_ids:
             row = found.get(template_id)
-            template = None if row is None else scheduled(row)
+            template = None if row is None else scheduled(row, extras.get(template_id))
             if template is None:
                 await self._board.remove(template_id)
             else:

@@ -20,9 +20,11 @@ from pydantic import BaseModel
 from bus import Ack, Action, Delivery, Invalid, PullConsumer, Term, decode, settle
 from contracts import subjects as s
 from contracts.messages import DeadLetter, JobEvent, JobMessage
+from contracts.schedule import SlotRecord
 
 from .db import BAD_DATA, UNAVAILABLE
 from .queries import Queries
+from .slots import project_slots
 from .writers import project_dead_letters, project_dispatches, project_events
 
 log = structlog.get_logger("jetjobs.store")
@@ -30,6 +32,8 @@ log = structlog.get_logger("jetjobs.store")
 M = TypeVar("M", bound=BaseModel)
 Writer = Callable[[Queries, Sequence[Delivery[M]]], Awaitable[None]]
 Rejected = list[tuple[Delivery[M], str]]
+Observer = Callable[[str, Sequence[Delivery[Any]], float], None]
+"""Told (feed, committed deliveries, seconds) after each commit: metrics."""
 
 
 @dataclass(frozen=True)
@@ -43,11 +47,12 @@ class Feed(Generic[M]):
 
 
 def feeds() -> list[Feed[Any]]:
-    """Dispatch, events and dead letters, on the store's own durable consumers."""
+    """Dispatch, events, dead letters and slot records, on the store's own durable consumers."""
     return [
         Feed(s.DISPATCH_STREAM, s.STORE_DISPATCH_CONSUMER, JobMessage, project_dispatches),
         Feed(s.EVENTS_STREAM, s.STORE_EVENTS_CONSUMER, JobEvent, project_events),
         Feed(s.DEAD_STREAM, s.STORE_DEAD_CONSUMER, DeadLetter, project_dead_letters),
+        Feed(s.SLOTS_STREAM, s.STORE_SLOTS_CONSUMER, SlotRecord, project_slots),
     ]
 
 
@@ -81,8 +86,15 @@ class Projection(Generic[M]):
     """Pulls one feed in batches and writes each batch in one transaction."""
 
     def __init__(
-        self, feed: Feed[M], consumer: PullConsumer, pool: Any, stopping: asyncio.Event, tuning: Tuning
+        self,
+        feed: Feed[M],
+        consumer: PullConsumer,
+        pool: Any,
+        stopping: asyncio.Event,
+        tuning: Tuning,
+        observe: Observer | None = None,
     ) -> None:
+        self._observe = observe
         self._feed = feed
         self._consumer = consumer
         self._pool = pool
@@ -113,8 +125,12 @@ class Projection(Generic[M]):
                 batch.append(item)
         if not batch:
             return
+        began = asyncio.get_running_loop().time()
         rejected = await self._commit(batch)
         refused = {id(d) for d, _ in rejected}
+        if self._observe is not None:
+            stored = [d for d in batch if id(d) not in refused]
+            self._observe(self._feed.durable, stored, asyncio.get_running_loop().time() - began)
         for delivery, reason in rejected:
             await self._reject(delivery.msg, reason)
         for delivery in batch:

@@ -9,9 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from contracts.enums import Status
+from contracts.lifecycle import DeadLetterRecord
 from contracts.messages import DeadLetter, JobEvent, JobMessage
 from contracts.models import Application, Company, TemplateSpec
 from contracts.records import AttemptRecord, JobRecord
+from contracts.schedule import SlotRecord
 
 from . import rows
 from .db import Db
@@ -248,3 +250,63 @@ class Queries:
             )
             for r in found
         ]
+
+    # lifecycle: reaper, dead-letter replay
+
+    async def record_dispatch_deadlines(
+        self, dispatches: Sequence[tuple[str, int, int | None, datetime]]
+    ) -> None:
+        """(job id, attempt, stream sequence, deadline) of job messages as they enter the stream."""
+        await self._db.execute(self._q("record_dispatch_deadlines"), *_columns(dispatches, 4))
+
+    async def overdue_dispatches(self, limit: int) -> list[Any]:
+        """Rows (id, company, attempt, stream_seq, deadline) of jobs nobody took in time."""
+        return await self._db.fetch(self._q("overdue_dispatches"), limit)
+
+    async def orphaned_attempts(
+        self, silent_for: float, live_runners: Sequence[str], limit: int
+    ) -> list[Any]:
+        """Rows (id, company, attempt, runner, status) of jobs whose runner is gone."""
+        return await self._db.fetch(self._q("orphaned_attempts"), silent_for, list(live_runners), limit)
+
+    async def dispatch_of(self, job_id: str) -> int | None:
+        """The stream sequence of a job's current message, when known."""
+        seq = await self._db.fetchval(self._q("dispatch_of"), job_id)
+        return None if seq is None else int(seq)
+
+    async def dead_letter_records(self, company: str | None, limit: int) -> list[DeadLetterRecord]:
+        found = await self._db.fetch(self._q("dead_letter_records"), company, limit)
+        return [rows.dead_letter_record(r) for r in found]
+
+    async def dead_letter_by_id(self, letter_id: int) -> DeadLetterRecord | None:
+        row = await self._db.fetchrow(self._q("dead_letter_by_id"), letter_id)
+        return None if row is None else rows.dead_letter_record(row)
+
+    async def mark_replayed(self, letter_id: int, attempt: int) -> None:
+        await self._db.execute(self._q("mark_replayed"), letter_id, attempt)
+
+    async def reopen_job(self, job_id: str, attempt: int, dispatched_at: datetime) -> None:
+        await self._db.execute(self._q("reopen_job"), job_id, attempt, dispatched_at)
+
+    # schedule slots
+
+    async def record_slots(self, records: Sequence[SlotRecord]) -> None:
+        """Insert or upgrade slot records (each (template, slot) at most once per call)."""
+        rows_ = [
+            (
+                r.template_id,
+                r.slot,
+                r.company,
+                r.outcome.value,
+                None if r.reason is None else r.reason.value,
+                r.detail,
+                r.trigger.value,
+                r.job_id,
+                r.scheduled_at,
+                r.lateness,
+                r.scheduler,
+                r.recorded_at,
+            )
+            for r in records
+        ]
+        await self._db.execute(self._q("record_slots"), *_columns(rows_, 12))

@@ -9,8 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from contracts.enums import ErrorKind, Interval, Status
+from contracts.lifecycle import DeadLetterRecord
 from contracts.models import Application, Company, EnvField, RunTemplate, TemplateSpec, Timeouts
 from contracts.records import AttemptRecord, JobRecord
+from contracts.schedule import Misfire, Overlap
 
 from .lifecycle import AttemptState
 
@@ -26,6 +28,7 @@ class TemplateRow:
     company_enabled: bool
     updated_at: datetime
     app_updated_at: datetime
+    company_paused: bool = False
 
     @property
     def revision(self) -> str:
@@ -74,6 +77,11 @@ def template(row: Row) -> TemplateRow:
         ),
         retries=row["retries"],
         active=row["active"],
+        overlap=Overlap(row["overlap"]),
+        misfire=Misfire(row["misfire"]),
+        catch_up_limit=row["catch_up_limit"],
+        jitter=row["jitter"],
+        paused=row["paused"],
     )
     return TemplateRow(
         template=run,
@@ -81,6 +89,7 @@ def template(row: Row) -> TemplateRow:
         company_enabled=row["company_enabled"],
         updated_at=row["updated_at"],
         app_updated_at=row["app_updated_at"],
+        company_paused=row["company_paused"],
     )
 
 
@@ -101,6 +110,11 @@ def template_params(spec: TemplateSpec, app_id: int, company_id: int) -> tuple[A
         limits.timeout_result,
         spec.retries,
         spec.active,
+        spec.overlap.value,
+        spec.misfire.value,
+        spec.catch_up_limit,
+        spec.jitter,
+        spec.paused,
     )
 
 
@@ -163,4 +177,19 @@ def job_record(row: Row, attempts: list[AttemptRecord] | None = None) -> JobReco
         stderr=row["stderr"],
         launched_by=row["launched_by"],
         attempts=attempts or [],
+    )
+
+
+def dead_letter_record(row: Any) -> DeadLetterRecord:
+    """A `dead_letter` row with its id and replay mark."""
+    return DeadLetterRecord(
+        id=row["id"],
+        company=row["company"],
+        job_id=row["job_id"],
+        reason=row["reason"],
+        subject=row["subject"],
+        payload=row["payload"],
+        headers=_json(row["headers"], {}),
+        at=row["at"],
+        replayed_as=row["replayed_as"],
     )

@@ -12,12 +12,21 @@ from typing import Any
 import structlog
 
 from bus import ApiServer, Bus, Layout, PullConsumer, TemplateBoard
+from bus.telemetry import Telemetry
 
 from .api import StoreApi
 from .board import BoardKeeper
+from .credentials import Keyring
 from .db import open_pool, redact
+from .flow_api import FlowApi
+from .flow_loop import run_flows
+from .lifecycle_api import LifecycleApi
+from .metrics import instrument
 from .migrate import apply_migrations
 from .projection import Projection, Tuning, feeds
+from .reaper import Reaper, ReaperTiming
+from .schedule_api import ScheduleApi
+from .tenants import with_tenants
 
 log = structlog.get_logger("jetjobs.store")
 
@@ -34,6 +43,8 @@ class StoreConfig:
     batch_size: int = 500
     name: str = "jetjobs-store"
     pool_size: int = 10
+    keyring: Keyring | None = None
+    """The operator's secret keys; without them the store cannot keep credentials."""
 
 
 def _version() -> str:
@@ -51,7 +62,9 @@ def _report(task: asyncio.Task[None]) -> None:
 class StoreService:
     """Projects the bus into Postgres and serves the API over NATS."""
 
-    def __init__(self, config: StoreConfig, layout: Layout | None = None) -> None:
+    def __init__(
+        self, config: StoreConfig, layout: Layout | None = None, telemetry: Telemetry | None = None
+    ) -> None:
         self._config = config
         self._layout = layout or Layout()
         self._pool: Any = None
@@ -60,6 +73,7 @@ class StoreService:
         self._loops: list[asyncio.Task[None]] = []
         self._helpers: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self._metrics = instrument(telemetry, lambda: self._bus, lambda: self._pool, feeds())
 
     async def start(self) -> None:
         """Connect, migrate, provision, resync the board, start loops and API; return once ready."""
@@ -82,9 +96,27 @@ class StoreService:
         tuning = Tuning(batch_size=self._config.batch_size, ack_wait=self._layout.ack_wait)
         for feed in feeds():
             consumer = PullConsumer(bus.js, feed.stream, feed.durable)
-            projection = Projection(feed, consumer, self._pool, self._stopping, tuning)
+            projection = Projection(
+                feed, consumer, self._pool, self._stopping, tuning, self._metrics.committed
+            )
             self._loops.append(self._spawn(projection.run(), feed.durable))
-        self._server = ApiServer(StoreApi(self._pool, bus.publisher, board).handlers())
+        self._server = ApiServer(
+            with_tenants(
+                self._pool,
+                board,
+                self._config.keyring,
+                {
+                    **StoreApi(self._pool, bus.publisher, board).handlers(),
+                    **LifecycleApi(self._pool, bus).handlers(),
+                    **ScheduleApi(self._pool, bus, board).handlers(),
+                    **(flows := FlowApi(self._pool, bus)).handlers(),
+                },
+            )
+        )
+        timing = ReaperTiming(every=self._layout.runner_beat, silent_for=self._layout.runner_ttl)
+        reaper = Reaper(self._pool, bus.js, bus.publisher, timing)
+        self._helpers.append(self._spawn(reaper.run(self._stopping), "reaper"))
+        self._helpers.append(self._spawn(run_flows(flows.engine, bus, self._stopping), "flows"))
         await self._server.start(bus.nc, _version())
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -13,6 +14,9 @@ from .lifecycle import plan
 from .queries import Queries
 
 log = structlog.get_logger("jetjobs.store")
+
+LONGEST_TIMEOUT = 3e9
+"""About 95 years: a longer dispatch timeout is treated as this, so the date stays representable."""
 
 _TEXT_FIELDS = ("runner", "reason", "stdout", "stderr")
 
@@ -97,14 +101,27 @@ async def write_events(queries: Queries, events: Sequence[JobEvent]) -> None:
             )
 
 
+def dispatch_deadlines(batch: Sequence[Delivery[JobMessage]]) -> list[tuple[str, int, int | None, datetime]]:
+    """(job id, attempt, stream sequence, take-by time) per job, the latest attempt of each."""
+    latest: dict[str, tuple[str, int, int | None, datetime]] = {}
+    for delivery in batch:
+        message = delivery.payload
+        deadline = message.dispatched_at + timedelta(seconds=min(message.timeout, LONGEST_TIMEOUT))
+        row = (message.job_id, message.attempt, int(delivery.msg.metadata.sequence.stream), deadline)
+        if message.job_id not in latest or latest[message.job_id][1] <= message.attempt:
+            latest[message.job_id] = row
+    return [latest[job_id] for job_id in sorted(latest)]
+
+
 async def write_dead_letters(queries: Queries, letters: Sequence[tuple[int, DeadLetter]]) -> None:
     """Dead letters with their stream sequence (the dedup key of a redelivery)."""
     await queries.record_dead_letters([(seq, clean_letter(letter)) for seq, letter in letters])
 
 
 async def project_dispatches(queries: Queries, batch: Sequence[Delivery[JobMessage]]) -> None:
-    """A batch from the store's dispatch consumer."""
+    """A batch from the store's dispatch consumer, with each message's deadline for the reaper."""
     await write_dispatches(queries, [d.payload for d in batch])
+    await queries.record_dispatch_deadlines(dispatch_deadlines(batch))
 
 
 async def project_events(queries: Queries, batch: Sequence[Delivery[JobEvent]]) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,20 +29,22 @@ PG_TEST_SETTINGS = {"max_connections": "200"}
 
 
 @pytest.fixture(scope="session")
-def pg_server(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[PostgresServer | ExternalPostgres]:
-    """One PostgreSQL for the session (external if JETJOBS_TEST_DATABASE_URL is set)."""
+def pg_server() -> Iterator[PostgresServer | ExternalPostgres]:
+    """One PostgreSQL for the session (external if JETJOBS_TEST_DATABASE_URL is set).
+
+    Its data lives in a folder of its own rather than pytest's numbered temp
+    dirs, which a concurrent pytest run may prune while this session runs."""
     url = os.environ.get(DATABASE_URL_ENV)
     if url:
         yield ExternalPostgres(url)
         return
-    data_dir = tmp_path_factory.mktemp("postgres") / "data"
-    server = PostgresServer.start(data_dir, extra_settings=PG_TEST_SETTINGS)
+    folder = Path(tempfile.mkdtemp(prefix="jetjobs-test-pg-"))
+    server = PostgresServer.start(folder / "data", extra_settings=PG_TEST_SETTINGS)
     try:
         yield server
     finally:
         shutdown(server)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -90,8 +90,9 @@ FROM application WHERE uuid = $1;
 -- Create a run template; returns nothing when the company already has one of that name.
 INSERT INTO runtemplate
     (name, app_id, company_id, interv, cron, timezone, env, pool,
-     timeout, timeout_ack, timeout_result, retries, active)
-VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13)
+     timeout, timeout_ack, timeout_result, retries, active,
+     overlap, misfire, catch_up_limit, jitter, paused)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 ON CONFLICT (company_id, name) DO NOTHING
 RETURNING id;
 
@@ -100,6 +101,7 @@ RETURNING id;
 UPDATE runtemplate SET
     name = $2, app_id = $3, company_id = $4, interv = $5, cron = $6, timezone = $7, env = $8::jsonb,
     pool = $9, timeout = $10, timeout_ack = $11, timeout_result = $12, retries = $13, active = $14,
+    overlap = $15, misfire = $16, catch_up_limit = $17, jitter = $18, paused = $19,
     updated_at = now()
 WHERE id = $1
 RETURNING id;
@@ -116,7 +118,8 @@ SELECT id FROM runtemplate WHERE company_id = $1 AND name = $2;
 -- Templates with their company and application, filtered by ids, company code and application id.
 SELECT t.id, t.name, t.app_id, t.interv, t.cron, t.timezone, t.env, t.pool,
     t.timeout, t.timeout_ack, t.timeout_result, t.retries, t.active, t.updated_at,
-    c.code AS company, c.enabled AS company_enabled,
+    t.overlap, t.misfire, t.catch_up_limit, t.jitter, t.paused,
+    c.code AS company, c.enabled AS company_enabled, c.paused AS company_paused,
     a.uuid, a.name AS app_name, a.description, a.executable, a.cmdparams, a.environment,
     a.ociimage, a.homepage, a.tags, a.updated_at AS app_updated_at
 FROM runtemplate t
@@ -244,3 +247,81 @@ FROM dead_letter
 WHERE $1::text IS NULL OR company = $1
 ORDER BY at DESC, id DESC
 LIMIT $2;
+
+-- name: record_dispatch_deadlines --
+-- Remember each job message's stream position and deadline; a later attempt replaces an earlier one.
+INSERT INTO job_dispatch AS d (job_id, attempt, stream_seq, deadline)
+SELECT u.job_id, u.attempt, u.seq, u.deadline
+FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::timestamptz[]) AS u(job_id, attempt, seq, deadline)
+JOIN job ON job.id = u.job_id
+ON CONFLICT (job_id) DO UPDATE SET
+    attempt = EXCLUDED.attempt, stream_seq = EXCLUDED.stream_seq, deadline = EXCLUDED.deadline
+WHERE d.attempt <= EXCLUDED.attempt;
+
+-- name: overdue_dispatches --
+-- Jobs still waiting for an executor past their deadline, oldest first.
+SELECT j.id, j.company, j.attempt, d.stream_seq, d.deadline
+FROM job j JOIN job_dispatch d ON d.job_id = j.id AND d.attempt = j.attempt
+WHERE NOT j.final AND j.status = 'dispatched' AND d.deadline < now()
+ORDER BY d.deadline
+LIMIT $1;
+
+-- name: orphaned_attempts --
+-- Jobs taken by a runner that is no longer alive and silent for at least $1 seconds.
+SELECT id, company, attempt, runner, status
+FROM job
+WHERE NOT final AND status IN ('acknowledged', 'started')
+    AND updated_at < now() - make_interval(secs => $1)
+    AND (runner IS NULL OR NOT runner = ANY($2::text[]))
+ORDER BY updated_at
+LIMIT $3;
+
+-- name: dispatch_of --
+-- A job's current message position in the dispatch stream, if known.
+SELECT d.stream_seq FROM job_dispatch d JOIN job j ON j.id = d.job_id AND j.attempt = d.attempt
+WHERE d.job_id = $1;
+
+-- name: dead_letter_records --
+-- Dead letters with their ids, newest first, optionally of one company.
+SELECT id, company, job_id, reason, subject, payload, headers, at, replayed_as
+FROM dead_letter
+WHERE $1::text IS NULL OR company = $1
+ORDER BY at DESC, id DESC
+LIMIT $2;
+
+-- name: dead_letter_by_id --
+-- One dead letter, locked while it is replayed.
+SELECT id, company, job_id, reason, subject, payload, headers, at, replayed_as
+FROM dead_letter WHERE id = $1
+FOR UPDATE;
+
+-- name: mark_replayed --
+-- Note which attempt a dead letter's replay started.
+UPDATE dead_letter SET replayed_as = $2 WHERE id = $1;
+
+-- name: reopen_job --
+-- A replayed job waits for an executor again, as its new attempt; an attempt already past this one wins.
+WITH reopened AS (
+    UPDATE job SET attempt = $2, status = 'dispatched', final = false, kind = NULL, reason = NULL,
+        exit_code = NULL, pid = NULL, runner = NULL, begin_at = NULL, end_at = NULL, stdout = NULL,
+        stderr = NULL, dispatched_at = $3, updated_at = now()
+    WHERE id = $1 AND attempt < $2
+    RETURNING id
+)
+INSERT INTO job_attempt (job_id, attempt, status)
+SELECT id, $2, 'dispatched' FROM reopened
+ON CONFLICT (job_id, attempt) DO NOTHING;
+
+-- name: record_slots --
+-- Record scheduled slots in one statement: a skipped slot may become fired, a fired one never changes.
+INSERT INTO schedule_slot AS s
+    (template_id, slot, company, outcome, reason, detail, trigger, job_id, scheduled_at, lateness,
+     scheduler, recorded_at)
+SELECT * FROM unnest(
+    $1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+    $8::text[], $9::timestamptz[], $10::float8[], $11::text[], $12::timestamptz[])
+ON CONFLICT (template_id, slot) DO UPDATE SET
+    outcome = EXCLUDED.outcome, reason = EXCLUDED.reason, detail = EXCLUDED.detail,
+    trigger = EXCLUDED.trigger, job_id = EXCLUDED.job_id, scheduled_at = EXCLUDED.scheduled_at,
+    lateness = EXCLUDED.lateness, scheduler = EXCLUDED.scheduler, recorded_at = EXCLUDED.recorded_at
+WHERE s.outcome = 'skipped' AND EXCLUDED.outcome <> 'skipped';

@@ -267,7 +267,12 @@ async def test_timeout_kills_the_whole_process_group(
     assert (final.kind, final.exit_code) == (ErrorKind.TIMEOUT, None)
     assert final.stdout is not None
     grandchild = int(final.stdout.split()[0])
-    assert not alive(grandchild)
+
+    async def grandchild_gone() -> bool:
+        return not alive(grandchild)
+
+    # the signal is sent before the outcome; its delivery to the grandchild is asynchronous
+    await eventually(grandchild_gone, timeout=2.0)
     await eventually(lambda: consumer_settled(bus))
 
 

@@ -114,20 +114,26 @@ def test_spring_forward_hourly_has_no_slot_in_the_gap() -> None:
     assert slots == [utc(2026, 3, 29, 0), utc(2026, 3, 29, 1), utc(2026, 3, 29, 2)]
 
 
-def test_fall_back_fires_a_repeated_slot_once_per_offset() -> None:
+def test_fall_back_fires_a_repeated_slot_once_at_its_first_occurrence() -> None:
     # Prague 2026-10-25: 03:00 CEST falls back to 02:00 CET; 02:30 happens twice.
     slots = fires_between("30 2 * * *", "Europe/Prague", utc(2026, 10, 24), utc(2026, 10, 26, 12))
-    assert slots == [
-        utc(2026, 10, 24, 0, 30),
-        utc(2026, 10, 25, 0, 30),
-        utc(2026, 10, 25, 1, 30),
-        utc(2026, 10, 26, 1, 30),
-    ]
+    assert slots == [utc(2026, 10, 24, 0, 30), utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30)]
 
 
-def test_fall_back_hourly_stays_one_hour_apart_in_utc() -> None:
+def test_fall_back_hourly_skips_the_second_pass_of_the_repeated_hour() -> None:
+    # 02:00 local happens at 00:00Z (CEST) and again at 01:00Z (CET): only the first fires.
     slots = fires_between("0 * * * *", "Europe/Prague", utc(2026, 10, 24, 23, 30), utc(2026, 10, 25, 3, 30))
-    assert slots == [utc(2026, 10, 25, h) for h in range(4)]
+    assert slots == [utc(2026, 10, 25, 0), utc(2026, 10, 25, 2), utc(2026, 10, 25, 3)]
+
+
+def test_spring_forward_several_skipped_times_fire_once_together() -> None:
+    slots = fires_between("0,15,45 2 * * *", "Europe/Prague", utc(2026, 3, 28, 12), utc(2026, 3, 29, 12))
+    assert slots == [utc(2026, 3, 29, 1, 0)]
+
+
+def test_starting_inside_the_repeated_hour_does_not_fire_its_first_pass_again() -> None:
+    # 01:10Z is 02:10 CET, in the second pass: 02:30's first occurrence (00:30Z) is past.
+    assert next_fire("30 2 * * *", "Europe/Prague", utc(2026, 10, 25, 1, 10)) == utc(2026, 10, 26, 1, 30)
 
 
 @pytest.mark.parametrize(

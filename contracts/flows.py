@@ -1,0 +1,307 @@
+"""Flows: a DAG of jobs with shared env, conditional edges and results passed downstream."""
+
+from __future__ import annotations
+
+import functools
+import re
+import uuid
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from . import conditions
+from .base import AwareDatetime, Code, Frozen
+from .models import Timeouts
+
+NodeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")]
+"""A node name: letters, digits, `_` and `-`, starting with a letter."""
+
+RESULT_FILE_VAR = "JETJOBS_RESULT_FILE"
+"""The file a job writes a JSON object of results to."""
+
+_NAMESPACE = uuid.UUID("0b8f5d0e-2f3c-4a57-9c41-5d1e6f7a8b90")
+
+
+class FlowError(ValueError):
+    """A flow definition that cannot run; the message names the node at fault."""
+
+
+class Edge(Frozen):
+    """A prerequisite: `node` must end as `on` says, and `when` must hold on results."""
+
+    node: NodeName
+    on: Literal["success", "failure", "always"] = "success"
+    when: str | None = Field(default=None, description="a condition on upstream results, see docs")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, data: Any) -> Any:
+        """YAML 1.1 reads a bare `on:` key as the boolean true; take it back."""
+        if isinstance(data, str):
+            return {"node": data}
+        if isinstance(data, dict) and True in data:
+            data = {("on" if k is True else k): v for k, v in data.items()}
+        return data
+
+
+class FlowNode(Frozen):
+    """One step: an application (id or uuid) or a template (id), with its own overrides."""
+
+    name: NodeName
+    app: str | None = None
+    template: int | None = None
+    env: dict[str, str] = {}
+    timeouts: Timeouts | None = None
+    retries: int | None = Field(default=None, ge=0, le=100)
+    depends: list[Edge] = []
+
+    @model_validator(mode="after")
+    def _one_target(self) -> FlowNode:
+        if (self.app is None) == (self.template is None):
+            raise ValueError(f"node '{self.name}': give exactly one of `app` or `template`")
+        return self
+
+
+class FlowSpec(Frozen):
+    """A flow definition, as written in YAML or JSON."""
+
+    name: str = Field(min_length=1, max_length=200)
+    company: Code
+    env_vars: dict[str, str] = {}
+    pool: Code = "default"
+    nodes: list[FlowNode] = Field(min_length=1)
+
+    @field_validator("nodes")
+    @classmethod
+    def _well_formed(cls, nodes: list[FlowNode]) -> list[FlowNode]:
+        check_graph(nodes)
+        return nodes
+
+    @functools.cached_property
+    def by_name(self) -> dict[str, FlowNode]:
+        """Nodes by name (built once: a step looks nodes up many times)."""
+        return {n.name: n for n in self.nodes}
+
+    def node(self, name: str) -> FlowNode:
+        return self.by_name[name]
+
+
+def _unique(nodes: list[FlowNode]) -> dict[str, FlowNode]:
+    by_name: dict[str, FlowNode] = {}
+    for node in nodes:
+        if node.name in by_name:
+            raise FlowError(f"node '{node.name}' is defined twice: node names must be unique")
+        by_name[node.name] = node
+    return by_name
+
+
+def _topological(by_name: dict[str, FlowNode]) -> list[str]:
+    """Nodes in an order where every node follows its prerequisites; FlowError on a cycle."""
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = [*path[path.index(name) :], name]
+            raise FlowError(f"node '{name}' depends on itself: cycle {' -> '.join(cycle)}")
+        state[name] = 1
+        for edge in by_name[name].depends:
+            visit(edge.node, [*path, name])
+        state[name] = 2
+        order.append(name)
+
+    for name in by_name:
+        visit(name, [])
+    return order
+
+
+def ancestors(by_name: dict[str, FlowNode], name: str) -> set[str]:
+    """Every node `name` depends on, directly or not."""
+    seen: set[str] = set()
+    todo = [e.node for e in by_name[name].depends]
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo.extend(e.node for e in by_name[current].depends)
+    return seen
+
+
+def _check_edges(by_name: dict[str, FlowNode]) -> None:
+    for node in by_name.values():
+        for edge in node.depends:
+            if edge.node not in by_name:
+                raise FlowError(f"node '{node.name}' depends on unknown node '{edge.node}'")
+
+
+def _check_conditions(by_name: dict[str, FlowNode]) -> None:
+    for node in by_name.values():
+        upstream = ancestors(by_name, node.name)
+        for edge in node.depends:
+            if edge.when is None:
+                continue
+            try:
+                tree = conditions.parse(edge.when)
+            except conditions.ConditionError as error:
+                raise FlowError(f"node '{node.name}': bad condition {edge.when!r}: {error}") from None
+            for ref in sorted(conditions.refs(tree) - upstream):
+                raise FlowError(
+                    f"node '{node.name}': condition {edge.when!r} reads node '{ref}', "
+                    "which is not one of its prerequisites"
+                )
+
+
+def check_graph(nodes: list[FlowNode]) -> list[str]:
+    """Validate names, references, cycles and conditions; the nodes in dependency order."""
+    by_name = _unique(nodes)
+    _check_edges(by_name)
+    order = _topological(by_name)
+    _check_conditions(by_name)
+    return order
+
+
+class NodeStatus(StrEnum):
+    """Where one node of a flow run stands."""
+
+    WAITING = "waiting_for_prerequisites"
+    DISPATCHED = "dispatched"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+DONE = frozenset({NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED})
+
+
+class FlowStatus(StrEnum):
+    """Where a flow run stands."""
+
+    STARTED = "started"
+    FINISHED = "finished"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+
+class NodeView(Frozen):
+    """One node of a flow run as the store records it."""
+
+    name: str
+    status: NodeStatus
+    round: int = 1
+    job_id: str | None = None
+    job_status: str | None = None
+    results: dict[str, str] = {}
+    reason: str | None = None
+
+
+class FlowRun(Frozen):
+    """A flow run with its nodes; `result` gathers every node's results."""
+
+    id: str
+    name: str
+    company: Code
+    status: FlowStatus
+    reason: str | None = None
+    created_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = None
+    nodes: list[NodeView] = []
+    spec: FlowSpec | None = None
+
+    @property
+    def result(self) -> dict[str, dict[str, str]]:
+        """Every node's results, for the flow's end event."""
+        return {n.name: dict(n.results) for n in self.nodes if n.results}
+
+    @functools.cached_property
+    def results(self) -> dict[str, dict[str, str]]:
+        """Results by node (empty ones included), for conditions and downstream env."""
+        return {n.name: n.results for n in self.nodes}
+
+    @functools.cached_property
+    def _views(self) -> dict[str, NodeView]:
+        return {n.name: n for n in self.nodes}
+
+    def node(self, name: str) -> NodeView:
+        return self._views[name]
+
+
+class FlowEvent(Frozen):
+    """A step of a flow run, on `jetjobs.events.<company>.flow.<run>`."""
+
+    run_id: str
+    company: Code
+    name: str
+    status: FlowStatus
+    at: AwareDatetime
+    node: str | None = None
+    node_status: NodeStatus | None = None
+    job_id: str | None = None
+    reason: str | None = None
+    result: dict[str, dict[str, str]] = {}
+
+
+def flow_job_id(run_id: str, node: str, round_: int) -> str:
+    """The job id of one node of one run: a restart or second orchestrator reuses it,
+    and a retried node (next round) gets a new one."""
+    return str(uuid.uuid5(_NAMESPACE, f"flow:{run_id}:{node}:{round_}"))
+
+
+def new_run_id() -> str:
+    return str(uuid.uuid4())
+
+
+def flow_events_subject(company: str, run_id: str) -> str:
+    """Where a flow run's lifecycle events go."""
+    return f"jetjobs.events.{company}.flow.{run_id}"
+
+
+_UNSAFE = re.compile(r"[^A-Z0-9_]")
+
+
+def result_var(node: str, key: str) -> str:
+    """`JETJOBS_RESULT_<NODE>_<KEY>`: upper case, anything but letters, digits and `_` as `_`."""
+    return f"JETJOBS_RESULT_{_UNSAFE.sub('_', node.upper())}_{_UNSAFE.sub('_', key.upper())}"
+
+
+class FlowRunRequest(Frozen):
+    """Run a flow: a full definition, or the saved one of `company` and `name`."""
+
+    spec: FlowSpec | None = None
+    company: Code | None = None
+    name: str | None = None
+    launched_by: str = "api"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FlowRunRequest:
+        if self.spec is None and (self.company is None or self.name is None):
+            raise ValueError("give a flow definition, or the company and name of a saved flow")
+        return self
+
+
+class FlowRef(Frozen):
+    id: str = Field(min_length=1, max_length=64)
+
+
+class FlowQuery(Frozen):
+    company: Code | None = None
+    limit: int = Field(default=50, ge=1, le=1000)
+
+
+class FlowRunList(Frozen):
+    runs: list[FlowRun]
+
+
+class FlowChecked(Frozen):
+    """A definition that passed every check, with its nodes in dependency order."""
+
+    name: str
+    company: Code
+    order: list[str]
+
+
+class FlowCancelled(Frozen):
+    run: FlowRun
+    cancelled_jobs: list[str] = []

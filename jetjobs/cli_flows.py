@@ -1,0 +1,149 @@
+"""`jetjobs flow …`: validate, run, show, list, cancel and retry flows."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from contracts.flows import (
+    FlowCancelled,
+    FlowChecked,
+    FlowQuery,
+    FlowRef,
+    FlowRun,
+    FlowRunList,
+    FlowRunRequest,
+    FlowStatus,
+)
+
+from . import commands, render, settings
+from .commands import CommandError
+from .flow_view import describe_run, draw, load_flow
+
+WAIT_EVERY = 0.5
+
+
+async def _call(args: argparse.Namespace, conf: settings.Settings, action: Any) -> int | None:
+    async with commands.session(conf.require_nats(), args.json) as ses:
+        result: int | None = await action(ses)
+    return result
+
+
+async def cmd_flow_validate(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+    spec = load_flow(Path(args.file))
+    if args.offline:
+        print(f"flow {spec.name}: {len(spec.nodes)} nodes, no cycles, conditions parse\n{draw(spec)}")
+        return None
+
+    async def action(ses: commands.Session) -> None:
+        reply = await ses.api.call("flow.validate", spec, FlowChecked)
+        ses.show(reply, f"flow {reply.name} is valid: runs {' → '.join(reply.order)}\n{draw(spec)}")
+
+    return await _call(args, conf, action)
+
+
+def _request(target: str) -> FlowRunRequest:
+    path = Path(target)
+    if path.suffix in (".yaml", ".yml", ".json") or path.exists():
+        return FlowRunRequest(spec=load_flow(path), launched_by="cli")
+    company, sep, name = target.partition("/")
+    if not sep or not name:
+        raise CommandError(f"{target!r} is not a flow file: give FILE, or COMPANY/NAME of a flow run before")
+    return FlowRunRequest(company=company, name=name, launched_by="cli")
+
+
+async def _wait(ses: commands.Session, run: FlowRun) -> FlowRun:
+    while run.status is FlowStatus.STARTED:
+        await asyncio.sleep(WAIT_EVERY)
+        run = await ses.api.call("flow.get", FlowRef(id=run.id), FlowRun)
+    return run
+
+
+async def cmd_flow_run(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+    request = _request(args.target)
+
+    async def action(ses: commands.Session) -> int | None:
+        run = await ses.api.call("flow.run", request, FlowRun)
+        if args.wait:
+            run = await _wait(ses, run)
+        ses.show(run, describe_run(run) if args.wait else f"started flow {run.name}: run {run.id}")
+        return 1 if run.status in (FlowStatus.ERROR, FlowStatus.CANCELLED) else None
+
+    return await _call(args, conf, action)
+
+
+async def cmd_flow_show(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+    async def action(ses: commands.Session) -> None:
+        run = await ses.api.call("flow.get", FlowRef(id=args.run), FlowRun)
+        ses.show(run, describe_run(run))
+
+    return await _call(args, conf, action)
+
+
+async def cmd_flow_list(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+    async def action(ses: commands.Session) -> None:
+        reply = await ses.api.call(
+            "flow.list", FlowQuery(company=args.company, limit=args.limit), FlowRunList
+        )
+        rows = [
+            (
+                r.id,
+                r.company,
+                r.name,
+                r.status.value,
+                r.created_at,
+                sum(n.status == "succeeded" for n in r.nodes),
+            )
+            for r in reply.runs
+        ]
+        ses.show(reply.runs, render.table(rows, ["run", "company", "flow", "status", "created", "succeeded"]))
+
+    return await _call(args, conf, action)
+
+
+async def cmd_flow_cancel(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+    async def action(ses: commands.Session) -> None:
+        reply = await ses.api.call("flow.cancel", FlowRef(id=args.run), FlowCancelled)
+        ses.show(
+            reply, f"cancelled flow run {args.run}: {len(reply.cancelled_jobs)} running job(s) cancelled"
+        )
+
+    return await _call(args, conf, action)
+
+
+async def cmd_flow_retry(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+    async def action(ses: commands.Session) -> int | None:
+        run = await ses.api.call("flow.retry", FlowRef(id=args.run), FlowRun)
+        if args.wait:
+            run = await _wait(ses, run)
+        ses.show(run, describe_run(run))
+        return 1 if run.status is FlowStatus.ERROR else None
+
+    return await _call(args, conf, action)
+
+
+def _add(sub: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def register(sub: Any) -> None:
+    """`flow validate|run|show|list|cancel|retry`."""
+    flow = sub.add_parser("flow", help="flows: DAGs of jobs").add_subparsers(dest="action", required=True)
+    check = _add(flow, "validate", cmd_flow_validate, "check a flow file: cycles, references, conditions")
+    check.add_argument("file")
+    check.add_argument("--offline", action="store_true", help="check the file only, without the store")
+    run = _add(flow, "run", cmd_flow_run, "run a flow from FILE, or COMPANY/NAME of a flow run before")
+    run.add_argument("target", metavar="FILE|COMPANY/NAME")
+    run.add_argument("--wait", action="store_true", help="wait for the run to end and show it")
+    _add(flow, "show", cmd_flow_show, "draw a flow run's DAG with each node's status").add_argument("run")
+    listing = _add(flow, "list", cmd_flow_list, "list flow runs, newest first")
+    listing.add_argument("--company")
+    listing.add_argument("--limit", type=int, default=50)
+    _add(flow, "cancel", cmd_flow_cancel, "cancel running nodes and skip the rest").add_argument("run")
+    retry = _add(flow, "retry", cmd_flow_retry, "re-run the failed and skipped nodes of a run")
+    retry.add_argument("run")
+    retry.add_argument("--wait", action="store_true", help="wait for the run to end and show it")

@@ -1,0 +1,99 @@
+"""Reading flow files and drawing a flow run's DAG in the terminal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from contracts.errors import describe
+from contracts.flows import Edge, FlowRun, FlowSpec, NodeStatus, NodeView
+
+from .commands import CommandError
+
+MARK = {
+    NodeStatus.WAITING: "·",
+    NodeStatus.DISPATCHED: "▶",
+    NodeStatus.SUCCEEDED: "✔",
+    NodeStatus.FAILED: "✘",
+    NodeStatus.SKIPPED: "-",
+}
+
+
+def load_flow(path: Path) -> FlowSpec:
+    """A flow definition from a YAML or JSON file; CommandError saying what is wrong."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise CommandError(f"cannot read flow file {path}: {error.strerror}") from None
+    try:
+        data: Any = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as error:
+        kind = "JSON" if path.suffix == ".json" else "YAML"
+        raise CommandError(f"{path}: not valid {kind}: {_one_line(error)}") from None
+    try:
+        return FlowSpec.model_validate(data)
+    except ValidationError as error:
+        raise CommandError(f"{path}: {describe(error)}") from None
+
+
+def _one_line(error: Exception) -> str:
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        mark = error.problem_mark
+        return f"line {mark.line + 1}, column {mark.column + 1}: {error.problem}"
+    return " ".join(str(error).split())
+
+
+def _levels(spec: FlowSpec) -> dict[str, int]:
+    level: dict[str, int] = {}
+
+    def depth(name: str) -> int:
+        if name not in level:
+            level[name] = 1 + max((depth(e.node) for e in spec.node(name).depends), default=-1)
+        return level[name]
+
+    for node in spec.nodes:
+        depth(node.name)
+    return level
+
+
+def _edge(edge: Edge) -> str:
+    label = edge.node if edge.on == "success" else f"{edge.node} ({edge.on})"
+    return f"{label} if {edge.when}" if edge.when else label
+
+
+def _line(spec: FlowSpec, view: NodeView | None, name: str) -> str:
+    status = view.status if view else NodeStatus.WAITING
+    parts = [f"{MARK[status]} {name}"]
+    edges = spec.node(name).depends
+    if edges:
+        parts.append("← " + ", ".join(_edge(e) for e in edges))
+    parts.append(f"[{status.value}{'/' + view.job_status if view and view.job_status else ''}]")
+    if view and view.results:
+        parts.append(" ".join(f"{k}={v}" for k, v in view.results.items()))
+    if view and view.reason:
+        parts.append(f"({view.reason})")
+    return "  ".join(parts)
+
+
+def draw(spec: FlowSpec, run: FlowRun | None = None) -> str:
+    """Nodes level by level (a node sits one level below its deepest prerequisite)."""
+    views = {n.name: n for n in run.nodes} if run else {}
+    levels = _levels(spec)
+    lines = []
+    for depth in range(max(levels.values()) + 1):
+        for index, name in enumerate(n.name for n in spec.nodes if levels[n.name] == depth):
+            prefix = f"{depth:>3} │ " if index == 0 else "    │ "
+            lines.append(prefix + _line(spec, views.get(name), name))
+    return "\n".join(lines)
+
+
+def describe_run(run: FlowRun) -> str:
+    head = f"flow {run.name} ({run.company})  run {run.id}  {run.status.value}"
+    if run.reason:
+        head += f": {run.reason}"
+    assert run.spec is not None
+    return head + "\n" + draw(run.spec, run)

@@ -1,0 +1,109 @@
+"""API handlers of flows: validate, run, show, list, cancel, retry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from bus import Bus
+from contracts.api import ApiFailure, JobRef
+from contracts.flows import (
+    FlowCancelled,
+    FlowChecked,
+    FlowQuery,
+    FlowRef,
+    FlowRun,
+    FlowRunList,
+    FlowRunRequest,
+    FlowSpec,
+    check_graph,
+)
+
+from . import resolve
+from .actors import audit, require
+from .api import Handler, _typed
+from .flow_engine import FlowEngine
+from .flow_jobs import check_targets
+from .flow_queries import FlowQueries
+from .lifecycle_api import LifecycleApi
+from .queries import Queries
+
+log = structlog.get_logger("jetjobs.flows")
+
+
+class FlowApi:
+    """Flow operations of the store's API."""
+
+    def __init__(self, pool: Any, bus: Bus) -> None:
+        self._pool = pool
+        self._engine = FlowEngine(pool, bus)
+        self._lifecycle = LifecycleApi(pool, bus)
+
+    @property
+    def engine(self) -> FlowEngine:
+        return self._engine
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "flow.validate": _typed("flow.validate", FlowSpec, self.validate),
+            "flow.run": _typed("flow.run", FlowRunRequest, self.run),
+            "flow.get": _typed("flow.get", FlowRef, self.get),
+            "flow.list": _typed("flow.list", FlowQuery, self.list),
+            "flow.cancel": _typed("flow.cancel", FlowRef, self.cancel),
+            "flow.retry": _typed("flow.retry", FlowRef, self.retry),
+        }
+
+    async def validate(self, spec: FlowSpec) -> FlowChecked:
+        queries = Queries(self._pool)
+        await resolve.company(queries, spec.company)
+        await check_targets(queries, spec)
+        return FlowChecked(name=spec.name, company=spec.company, order=check_graph(spec.nodes))
+
+    async def run(self, request: FlowRunRequest) -> FlowRun:
+        spec = request.spec
+        if spec is None:
+            assert request.company is not None and request.name is not None
+            spec = await FlowQueries(self._pool).definition(request.company, request.name)
+            if spec is None:
+                raise ApiFailure(
+                    404, f"no flow '{request.name}' in company '{request.company}': run it once from its file"
+                )
+        await resolve.company(Queries(self._pool), spec.company)
+        await require(self._pool, spec.company, "change")
+        run = await self._engine.start_run(spec, request.launched_by)
+        await audit(self._pool, "flow.run", spec.company, {"flow": spec.name, "run": run.id})
+        return run
+
+    async def get(self, request: FlowRef) -> FlowRun:
+        run = await self._engine.get(request.id)
+        await require(self._pool, run.company, "read")
+        return run
+
+    async def _changing(self, op: str, run_id: str) -> None:
+        run = await self._engine.get(run_id)
+        await require(self._pool, run.company, "change")
+        await audit(self._pool, op, run.company, {"run": run_id})
+
+    async def list(self, request: FlowQuery) -> FlowRunList:
+        if request.company is not None:
+            await require(self._pool, request.company, "read")
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            runs = await FlowQueries(conn).runs(request.company, request.limit)
+        return FlowRunList(runs=runs)
+
+    async def cancel(self, request: FlowRef) -> FlowCancelled:
+        await self._changing("flow.cancel", request.id)
+        run, running = await self._engine.cancel(request.id)
+        cancelled = []
+        for job_id in running:
+            try:
+                await self._lifecycle.job_cancel(JobRef(id=job_id))
+                cancelled.append(job_id)
+            except ApiFailure as error:
+                log.warning("flow.cancel_job_failed", run_id=run.id, job_id=job_id, error=error.message)
+        return FlowCancelled(run=await self._engine.get(run.id), cancelled_jobs=cancelled)
+
+    async def retry(self, request: FlowRef) -> FlowRun:
+        await self._changing("flow.retry", request.id)
+        return await self._engine.retry(request.id)

@@ -1,0 +1,240 @@
+"""The flow orchestrator: advances flow runs when their jobs end, inside Postgres
+transactions that lock the run, then dispatches what became ready.
+
+Restartable: a job event is acked only after its step committed and the jobs it
+made ready were published; job ids derive from (run, node, round), so sending
+again after a crash (or from a second orchestrator) is dropped as a duplicate.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from bus import Bus
+from bus.flows import publish_flow_event
+from contracts.api import ApiFailure
+from contracts.enums import Status
+from contracts.flowplan import advance, node_env, outcome
+from contracts.flows import FlowEvent, FlowRun, FlowSpec, FlowStatus, NodeStatus, flow_job_id, new_run_id
+from contracts.messages import JobEvent, JobMessage
+from contracts.models import Application
+
+from .db import Db
+from .flow_jobs import check_targets, node_message
+from .flow_queries import FlowQueries
+from .queries import Queries
+
+log = structlog.get_logger("jetjobs.flows")
+
+
+@dataclass
+class Work:
+    """What a committed step leaves to send: job messages and flow events."""
+
+    messages: list[JobMessage] = field(default_factory=list)
+    events: list[FlowEvent] = field(default_factory=list)
+
+
+def _event(run: FlowRun, status: FlowStatus, **fields: Any) -> FlowEvent:
+    return FlowEvent(
+        run_id=run.id, company=run.company, name=run.name, status=status, at=datetime.now(UTC), **fields
+    )
+
+
+def _ended(event: JobEvent) -> NodeStatus | None:
+    if event.status is Status.PROCESSED:
+        return NodeStatus.SUCCEEDED
+    if event.status is Status.ERROR and event.final:
+        return NodeStatus.FAILED
+    return None
+
+
+class FlowEngine:
+    """Starts, advances, cancels and retries flow runs."""
+
+    def __init__(self, pool: Any, bus: Bus) -> None:
+        self._pool = pool
+        self._bus = bus
+
+    async def start_run(self, spec: FlowSpec, launched_by: str) -> FlowRun:
+        run_id = new_run_id()
+        async with self._pool.acquire() as conn, conn.transaction():
+            await check_targets(Queries(conn), spec)
+            flows = FlowQueries(conn)
+            await flows.save_definition(spec)
+            await flows.insert_run(run_id, spec, launched_by)
+            run = await self._run(flows, run_id)
+            work = Work(events=[_event(run, FlowStatus.STARTED)])
+            await self._step(conn, run_id, work)
+        await self._send(work)
+        log.info("flow.started", run_id=run_id, company=spec.company, flow=spec.name)
+        return await self.get(run_id)
+
+    async def get(self, run_id: str) -> FlowRun:
+        """A run and its nodes as of one instant (a step may commit between two reads)."""
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            return await self._run(FlowQueries(conn), run_id)
+
+    async def _run(self, flows: FlowQueries, run_id: str, *, lock: bool = False) -> FlowRun:
+        run = await flows.run(run_id, lock=lock)
+        if run is None:
+            raise ApiFailure(404, f"unknown flow run '{run_id}': see `jetjobs flow list`")
+        return run
+
+    async def on_events(self, events: Sequence[JobEvent]) -> None:
+        """Record nodes' outcomes and dispatch what they made ready: one transaction
+        for the batch and one step per run, however many of its nodes ended."""
+        ended = {e.job_id: (e, s) for e in events if (s := _ended(e)) is not None}
+        if not ended:
+            return
+        work = Work()
+        async with self._pool.acquire() as conn, conn.transaction():
+            flows = FlowQueries(conn)
+            by_run: dict[str, list[tuple[JobEvent, NodeStatus, str]]] = {}
+            for job_id, run_id, name in await flows.nodes_of_jobs(list(ended)):
+                event, status = ended[job_id]
+                by_run.setdefault(run_id, []).append((event, status, name))
+            for run_id in sorted(by_run):  # one order for every orchestrator: no deadlock
+                await self._record(conn, run_id, by_run[run_id], work)
+        await self._send(work)
+
+    async def _record(
+        self, conn: Db, run_id: str, ended: list[tuple[JobEvent, NodeStatus, str]], work: Work
+    ) -> None:
+        flows = FlowQueries(conn)
+        run = await self._run(flows, run_id, lock=True)
+        recorded = False
+        for event, status, name in ended:
+            if await flows.finish_node(run_id, event.job_id, status, event.results, event.reason):
+                recorded = True
+                fields = {"node": name, "node_status": status, "job_id": event.job_id, "reason": event.reason}
+                work.events.append(_event(run, run.status, **fields))
+        if recorded and run.status is FlowStatus.STARTED:
+            await self._step(conn, run_id, work)
+
+    async def _step(self, conn: Db, run_id: str, work: Work) -> None:
+        """Skip and dispatch until nothing changes, then end the run if every node is done."""
+        flows = FlowQueries(conn)
+        while True:
+            run = await self._run(flows, run_id, lock=True)
+            assert run.spec is not None
+            states = {n.name: n.status for n in run.nodes}
+            results = {n.name: n.results for n in run.nodes}
+            step = advance(run.spec, states, results)
+            if not step.dispatch and not step.skip:
+                break
+            for name, reason in step.skip.items():
+                await flows.skip_node(run_id, name, reason)
+                work.events.append(
+                    _event(run, run.status, node=name, node_status=NodeStatus.SKIPPED, reason=reason)
+                )
+            await self._dispatch_all(conn, run, step.dispatch, work)
+        await self._finish(flows, run, work)
+
+    async def _dispatch_all(self, conn: Db, run: FlowRun, names: list[str], work: Work) -> None:
+        """Build the ready nodes' messages, then mark them dispatched in one statement."""
+        apps: dict[str, Application] = {}
+        ready: list[tuple[str, str, int]] = []
+        for name in names:
+            built = await self._dispatch(conn, run, name, work, apps)
+            if built is not None:
+                ready.append(built)
+        if ready:
+            await FlowQueries(conn).dispatch_nodes(run.id, ready)
+
+    async def _dispatch(
+        self, conn: Db, run: FlowRun, name: str, work: Work, apps: dict[str, Application]
+    ) -> tuple[str, str, int] | None:
+        assert run.spec is not None
+        view = run.node(name)
+        round_ = view.round + (1 if view.job_id else 0)
+        job_id = flow_job_id(run.id, name, round_)
+        env = node_env(run.spec, name, run.results)
+        try:
+            message = await node_message(conn, run.spec, run.spec.node(name), job_id, env, apps)
+        except ApiFailure as error:
+            await FlowQueries(conn).skip_node(run.id, name, f"cannot run: {error.message}")
+            return None
+        work.messages.append(message)
+        work.events.append(
+            _event(run, run.status, node=name, node_status=NodeStatus.DISPATCHED, job_id=job_id)
+        )
+        return name, job_id, round_
+
+    async def _finish(self, flows: FlowQueries, run: FlowRun, work: Work) -> None:
+        ended = outcome({n.name: n.status for n in run.nodes})
+        if ended is None or run.status is not FlowStatus.STARTED:
+            return
+        status, reason = ended
+        await flows.end_run(run.id, status, reason)
+        work.events.append(_event(run, status, reason=reason, result=run.result))
+        log.info("flow.ended", run_id=run.id, company=run.company, status=status.value, reason=reason)
+
+    async def _send(self, work: Work) -> None:
+        if work.messages:
+            await self._bus.publisher.dispatch(work.messages)
+        for event in work.events:
+            await publish_flow_event(self._bus.publisher, event, str(uuid.uuid4()))
+
+    async def resend(self) -> int:
+        """Publish again the jobs of dispatched nodes the store never recorded
+        (the orchestrator stopped between its commit and its publish)."""
+        work = Work()
+        async with self._pool.acquire() as conn:
+            flows = FlowQueries(conn)
+            for run_id, name in await flows.unsent_nodes():
+                run = await self._run(flows, run_id)
+                assert run.spec is not None
+                view = next(n for n in run.nodes if n.name == name)
+                assert view.job_id is not None
+                results = {n.name: n.results for n in run.nodes}
+                env = node_env(run.spec, name, results)
+                work.messages.append(
+                    await node_message(conn, run.spec, run.spec.node(name), view.job_id, env)
+                )
+        await self._send(work)
+        return len(work.messages)
+
+    async def retry(self, run_id: str) -> FlowRun:
+        """Re-run the failed and skipped nodes of an ended run; the rest keep their results."""
+        work = Work()
+        async with self._pool.acquire() as conn, conn.transaction():
+            flows = FlowQueries(conn)
+            run = await self._run(flows, run_id, lock=True)
+            if run.status in (FlowStatus.STARTED, FlowStatus.FINISHED):
+                raise ApiFailure(
+                    409,
+                    f"flow run {run_id} is {run.status.value}: only an ended run with failures can be retried",
+                )
+            for node in run.nodes:
+                await flows.reset_node(run_id, node.name)
+            await flows.end_run(run_id, FlowStatus.STARTED, None)
+            work.events.append(_event(run, FlowStatus.STARTED, reason="retry"))
+            await self._step(conn, run_id, work)
+        await self._send(work)
+        log.info("flow.retried", run_id=run_id, company=run.company)
+        return await self.get(run_id)
+
+    async def cancel(self, run_id: str) -> tuple[FlowRun, list[str]]:
+        """End a started run as cancelled: waiting nodes are skipped; the caller
+        cancels the running jobs returned."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            flows = FlowQueries(conn)
+            run = await self._run(flows, run_id, lock=True)
+            if run.status is not FlowStatus.STARTED:
+                raise ApiFailure(
+                    409, f"flow run {run_id} already ended ({run.status.value}): nothing to cancel"
+                )
+            for node in run.nodes:
+                await flows.skip_node(run_id, node.name, "flow cancelled")
+            await flows.end_run(run_id, FlowStatus.CANCELLED, "cancelled by request")
+        await self._send(Work(events=[_event(run, FlowStatus.CANCELLED, reason="cancelled by request")]))
+        running = [n.job_id for n in run.nodes if n.status is NodeStatus.DISPATCHED and n.job_id]
+        log.info("flow.cancelled", run_id=run_id, company=run.company, running=len(running))
+        return await self.get(run_id), running

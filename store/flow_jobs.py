@@ -1,0 +1,99 @@
+"""Turning a ready flow node into its job message."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from contracts.api import ApiFailure
+from contracts.dispatch import application_env, expand_argv, job_message, merged_env
+from contracts.flows import FlowNode, FlowSpec
+from contracts.messages import JobMessage
+from contracts.models import Application, Timeouts, cron_for
+
+from . import resolve
+from .board import active_template
+from .db import Db
+from .queries import Queries
+from .tenant_queries import TenantQueries
+
+
+def _app_message(
+    app: Application, spec: FlowSpec, node: FlowNode, job_id: str, env: dict[str, str], now: datetime
+) -> JobMessage:
+    merged = merged_env(application_env(app), env)
+    limits = node.timeouts or Timeouts()
+    return JobMessage(
+        job_id=job_id,
+        company=spec.company,
+        pool=spec.pool,
+        app_id=app.id,
+        argv=expand_argv(app.executable, app.cmdparams, merged),
+        env=merged,
+        scheduled_at=now,
+        dispatched_at=now,
+        timeout=limits.timeout,
+        timeout_ack=limits.timeout_ack,
+        timeout_result=limits.timeout_result,
+        retries=node.retries or 0,
+        launched_by=f"flow:{spec.name}",
+        exit_codes=app.exit_codes,
+        artifacts=app.artifacts,
+    )
+
+
+async def _template_message(
+    conn: Db, spec: FlowSpec, node: FlowNode, job_id: str, env: dict[str, str], now: datetime
+) -> JobMessage:
+    assert node.template is not None
+    row = await resolve.template(Queries(conn), node.template)
+    if row.template.company != spec.company:
+        raise ApiFailure(
+            400, f"node '{node.name}': template {node.template} belongs to company '{row.template.company}'"
+        )
+    extras = (await TenantQueries(conn).template_extras([node.template])).get(node.template)
+    view = active_template(row, cron_for(row.template.interv, row.template.cron) or "", extras)
+    message = job_message(
+        view,
+        job_id=job_id,
+        slot=now,
+        now=now,
+        launched_by=f"flow:{spec.name}",
+        env_overrides=env,
+        timeouts=node.timeouts,
+    )
+    return message if node.retries is None else message.model_copy(update={"retries": node.retries})
+
+
+async def node_message(
+    conn: Db,
+    spec: FlowSpec,
+    node: FlowNode,
+    job_id: str,
+    env: dict[str, str],
+    apps: dict[str, Application] | None = None,
+) -> JobMessage:
+    """The job message of a node with the env it gets (flow env, node env, upstream
+    results); `apps` caches applications across the nodes of one step."""
+    now = datetime.now(UTC)
+    if node.app is not None:
+        cache = {} if apps is None else apps
+        if node.app not in cache:
+            cache[node.app] = await resolve.application(Queries(conn), node.app)
+        return _app_message(cache[node.app], spec, node, job_id, env, now)
+    return await _template_message(conn, spec, node, job_id, env, now)
+
+
+async def check_targets(queries: Queries, spec: FlowSpec) -> None:
+    """Every node's application or template exists; ApiFailure naming the node if not."""
+    for node in spec.nodes:
+        try:
+            if node.app is not None:
+                await resolve.application(queries, node.app)
+            elif node.template is not None:
+                owner = (await resolve.template(queries, node.template)).template.company
+                if owner != spec.company:
+                    raise ApiFailure(
+                        400, f"template {node.template} belongs to company '{owner}', not '{spec.company}'"
+                    )
+        except ApiFailure as error:
+            raise ApiFailure(error.code, f"node '{node.name}': {error.message}") from None

@@ -1,0 +1,118 @@
+"""One typed method per query of `sql/flows.sql`."""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+from contracts.flows import FlowRun, FlowSpec, FlowStatus, NodeStatus, NodeView
+
+from .db import Db
+from .loader import Query, parse_queries
+
+
+@functools.cache
+def flows_sql() -> dict[str, Query]:
+    """Every query of `store/sql/flows.sql`, read once."""
+    text = resources.files("store").joinpath("sql", "flows.sql").read_text(encoding="utf-8")
+    return parse_queries(text)
+
+
+@functools.lru_cache(maxsize=128)
+def _spec(text: str) -> FlowSpec:
+    """A run's definition never changes: validate it (cycles, conditions) once."""
+    return FlowSpec.model_validate_json(text)
+
+
+def _run(row: Any, nodes: list[NodeView]) -> FlowRun:
+    return FlowRun(
+        id=row["id"],
+        name=row["name"],
+        company=row["company"],
+        status=FlowStatus(row["status"]),
+        reason=row["reason"],
+        created_at=row["created_at"],
+        ended_at=row["ended_at"],
+        nodes=nodes,
+        spec=_spec(row["spec"]),
+    )
+
+
+def _node(row: Any) -> NodeView:
+    return NodeView(
+        name=row["node"],
+        status=NodeStatus(row["status"]),
+        round=row["round"],
+        job_id=row["job_id"],
+        job_status=row["job_status"],
+        results=json.loads(row["results"]),
+        reason=row["reason"],
+    )
+
+
+class FlowQueries:
+    """Flow runs and nodes, bound to one connection (or the pool)."""
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+        self._sql = flows_sql()
+
+    def _q(self, name: str) -> str:
+        return self._sql[name].sql
+
+    async def save_definition(self, spec: FlowSpec) -> None:
+        await self._db.execute(self._q("save_definition"), spec.company, spec.name, spec.model_dump_json())
+
+    async def definition(self, company: str, name: str) -> FlowSpec | None:
+        text = await self._db.fetchval(self._q("definition"), company, name)
+        return None if text is None else FlowSpec.model_validate_json(text)
+
+    async def insert_run(self, run_id: str, spec: FlowSpec, launched_by: str) -> None:
+        await self._db.execute(
+            self._q("insert_run"), run_id, spec.company, spec.name, spec.model_dump_json(), launched_by
+        )
+        for node in spec.nodes:
+            await self._db.execute(self._q("insert_node"), run_id, node.name)
+
+    async def run(self, run_id: str, *, lock: bool = False) -> FlowRun | None:
+        row = await self._db.fetchrow(self._q("lock_run" if lock else "get_run"), run_id)
+        return None if row is None else _run(row, await self.nodes(run_id))
+
+    async def runs(self, company: str | None, limit: int) -> list[FlowRun]:
+        rows = await self._db.fetch(self._q("list_runs"), company, limit)
+        return [_run(row, await self.nodes(row["id"])) for row in rows]
+
+    async def nodes(self, run_id: str) -> list[NodeView]:
+        return [_node(row) for row in await self._db.fetch(self._q("nodes"), run_id)]
+
+    async def nodes_of_jobs(self, job_ids: list[str]) -> list[tuple[str, str, str]]:
+        """(job id, run id, node) of the jobs that run flow nodes."""
+        rows = await self._db.fetch(self._q("nodes_of_jobs"), job_ids)
+        return [(row["job_id"], row["run_id"], row["node"]) for row in rows]
+
+    async def finish_node(
+        self, run_id: str, job_id: str, status: NodeStatus, results: dict[str, str], reason: str | None
+    ) -> bool:
+        found = await self._db.fetchval(
+            self._q("finish_node"), run_id, job_id, status.value, json.dumps(results), reason
+        )
+        return found is not None
+
+    async def dispatch_nodes(self, run_id: str, ready: list[tuple[str, str, int]]) -> None:
+        """Mark waiting nodes dispatched: (node, job id, round) each."""
+        names, job_ids, rounds = (list(column) for column in zip(*ready, strict=True))
+        await self._db.execute(self._q("dispatch_nodes"), run_id, names, job_ids, rounds)
+
+    async def skip_node(self, run_id: str, node: str, reason: str) -> None:
+        await self._db.execute(self._q("skip_node"), run_id, node, reason)
+
+    async def reset_node(self, run_id: str, node: str) -> None:
+        await self._db.execute(self._q("reset_node"), run_id, node)
+
+    async def end_run(self, run_id: str, status: FlowStatus, reason: str | None) -> None:
+        await self._db.execute(self._q("end_run"), run_id, status.value, reason)
+
+    async def unsent_nodes(self) -> list[tuple[str, str]]:
+        return [(row["run_id"], row["node"]) for row in await self._db.fetch(self._q("unsent_nodes"))]

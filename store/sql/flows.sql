@@ -1,0 +1,72 @@
+-- name: save_definition --
+-- Keep the latest definition of a flow by company and name, for `flow run NAME`.
+INSERT INTO flow_definition (company, name, spec) VALUES ($1, $2, $3::jsonb)
+ON CONFLICT (company, name) DO UPDATE SET spec = EXCLUDED.spec, updated_at = now();
+
+-- name: definition --
+-- The saved definition of a flow.
+SELECT spec::text FROM flow_definition WHERE company = $1 AND name = $2;
+
+-- name: insert_run --
+-- Record a new flow run.
+INSERT INTO flow_run (id, company, name, spec, status, launched_by)
+VALUES ($1, $2, $3, $4::jsonb, 'started', $5);
+
+-- name: insert_node --
+-- Record one node of a new run, waiting.
+INSERT INTO flow_node (run_id, node, status) VALUES ($1, $2, 'waiting_for_prerequisites');
+
+-- name: lock_run --
+-- A run, locked for the transaction deciding its next step.
+SELECT id, company, name, spec::text, status, reason, created_at, ended_at FROM flow_run WHERE id = $1 FOR UPDATE;
+
+-- name: get_run --
+-- A run, not locked.
+SELECT id, company, name, spec::text, status, reason, created_at, ended_at FROM flow_run WHERE id = $1;
+
+-- name: list_runs --
+-- Runs, newest first, optionally of one company.
+SELECT id, company, name, spec::text, status, reason, created_at, ended_at FROM flow_run
+WHERE $1::text IS NULL OR company = $1 ORDER BY created_at DESC LIMIT $2;
+
+-- name: nodes --
+-- The nodes of a run with the status of their current job.
+SELECT n.node, n.status, n.round, n.job_id, n.results::text, n.reason, j.status::text AS job_status
+FROM flow_node n LEFT JOIN job j ON j.id = n.job_id WHERE n.run_id = $1 ORDER BY n.node;
+
+-- name: nodes_of_jobs --
+-- The flow nodes some jobs run (most jobs run none).
+SELECT job_id, run_id, node FROM flow_node WHERE job_id = ANY($1::text[]);
+
+-- name: finish_node --
+-- Record a dispatched node's outcome; nothing when it was already recorded.
+UPDATE flow_node SET status = $3, results = $4::jsonb, reason = $5, updated_at = now()
+WHERE run_id = $1 AND job_id = $2 AND status = 'dispatched' RETURNING node;
+
+-- name: dispatch_nodes --
+-- Mark waiting nodes dispatched under the job ids of their rounds, all in one statement.
+UPDATE flow_node n SET status = 'dispatched', job_id = u.job_id, round = u.round, reason = NULL, updated_at = now()
+FROM unnest($2::text[], $3::text[], $4::int[]) AS u (node, job_id, round)
+WHERE n.run_id = $1 AND n.node = u.node AND n.status = 'waiting_for_prerequisites';
+
+-- name: skip_node --
+-- Mark a waiting node skipped, saying why.
+UPDATE flow_node SET status = 'skipped', reason = $3, updated_at = now()
+WHERE run_id = $1 AND node = $2 AND status = 'waiting_for_prerequisites';
+
+-- name: reset_node --
+-- For a retry: a failed or skipped node waits again.
+UPDATE flow_node SET status = 'waiting_for_prerequisites', reason = NULL, results = '{}', updated_at = now()
+WHERE run_id = $1 AND node = $2 AND status IN ('failed', 'skipped');
+
+-- name: end_run --
+-- Set a run's status (and end time once it ended).
+UPDATE flow_run SET status = $2, reason = $3,
+    ended_at = CASE WHEN $2 = 'started' THEN NULL ELSE now() END
+WHERE id = $1;
+
+-- name: unsent_nodes --
+-- Dispatched nodes whose job the store has not recorded yet: sent again after a crash.
+SELECT n.run_id, n.node FROM flow_node n JOIN flow_run r ON r.id = n.run_id
+WHERE n.status = 'dispatched' AND r.status = 'started'
+  AND NOT EXISTS (SELECT 1 FROM job j WHERE j.id = n.job_id);

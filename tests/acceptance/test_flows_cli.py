@@ -1,0 +1,118 @@
+"""`jetjobs flow …` against a running system: validate, run --wait, show, list, retry, cancel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.acceptance.cli import Result, clean_env, jetjobs
+from tests.stack import Stack, running_stack
+
+FLOW = """
+name: nightly
+company: acme
+env_vars:
+  GREETING: hello
+nodes:
+  - name: fetch
+    app: "APP"
+    env:
+      SCRIPT: >-
+        echo '{"rows": "7"}' > "$JETJOBS_RESULT_FILE"
+  - name: load
+    app: "APP"
+    env:
+      SCRIPT: >-
+        test "$JETJOBS_RESULT_FETCH_ROWS" = 7 && echo "$GREETING"
+    depends: [fetch]
+  - name: alert
+    app: "APP"
+    env:
+      SCRIPT: "true"
+    depends:
+      - node: load
+        on: failure
+"""
+
+
+@pytest.fixture
+async def stack(nats_url: str, database_url: str):  # type: ignore[no-untyped-def]
+    async with running_stack(nats_url, database_url, scheduler=False) as running:
+        await running.company("acme")
+        yield running
+
+
+def one_line_error(result: Result, expected: str) -> None:
+    assert result.code == 1, result
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert expected in lines[0], lines[0]
+
+
+async def test_a_flow_file_runs_and_is_shown_as_a_dag(stack: Stack, tmp_path: Path) -> None:
+    app = await stack.app("-c ${SCRIPT}")
+    path = tmp_path / "nightly.yaml"
+    path.write_text(FLOW.replace("APP", app.app.uuid))
+    env = clean_env(JETJOBS_NATS_URL=stack.nats_url)
+
+    checked = await jetjobs("flow", "validate", str(path), env=env)
+    assert checked.code == 0, checked
+    assert "runs fetch → load → alert" in checked.out
+
+    ran = await jetjobs("flow", "run", str(path), "--wait", env=env)
+    assert ran.code == 0, ran
+    assert "finished" in ran.out.splitlines()[0]
+    assert "✔ load  ← fetch  [succeeded/processed]" in ran.out
+    assert "- alert  ← load (failure)  [skipped]" in ran.out
+    assert "rows=7" in ran.out
+
+    again = await jetjobs("flow", "run", "acme/nightly", "--wait", env=env)
+    assert again.code == 0, again
+    listed = await jetjobs("flow", "list", "--company", "acme", env=env)
+    assert listed.out.count("nightly") == 2
+    run_id = again.out.split("run ", 1)[1].split()[0]
+    shown = await jetjobs("flow", "show", run_id, env=env)
+    assert shown.out == again.out
+    retry = await jetjobs("flow", "retry", run_id, env=env)
+    one_line_error(retry, "is finished: only an ended run with failures can be retried")
+
+
+async def test_bad_flow_files_are_refused_naming_the_node(stack: Stack, tmp_path: Path) -> None:
+    env = clean_env(JETJOBS_NATS_URL=stack.nats_url)
+    cycle = tmp_path / "cycle.yaml"
+    cycle.write_text(
+        "name: c\ncompany: acme\nnodes:\n"
+        "  - {name: a, app: '1', depends: [b]}\n  - {name: b, app: '1', depends: [a]}\n"
+    )
+    one_line_error(
+        await jetjobs("flow", "run", str(cycle), env=env), "node 'a' depends on itself: cycle a -> b -> a"
+    )
+    unknown = tmp_path / "unknown.json"
+    unknown.write_text(
+        '{"name": "u", "company": "acme", "nodes": [{"name": "a", "app": "1", "depends": ["zz"]}]}'
+    )
+    one_line_error(
+        await jetjobs("flow", "validate", str(unknown), env=env), "node 'a' depends on unknown node 'zz'"
+    )
+    bad_app = tmp_path / "app.yaml"
+    bad_app.write_text("name: x\ncompany: acme\nnodes: [{name: a, app: '424242'}]\n")
+    one_line_error(
+        await jetjobs("flow", "validate", str(bad_app), env=env), "node 'a': unknown application '424242'"
+    )
+    bad_when = tmp_path / "when.yaml"
+    bad_when.write_text(
+        "name: w\ncompany: acme\nnodes:\n  - {name: a, app: '1'}\n"
+        "  - {name: b, app: '1', depends: [{node: a, when: 'a.x = 1'}]}\n"
+    )
+    one_line_error(
+        await jetjobs("flow", "validate", str(bad_when), "--offline", env=env), "node 'b': bad condition"
+    )
+    assert await stack.jobs(company="acme") == []
+
+
+async def test_a_broken_yaml_file_is_one_clear_line(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: x\nnodes:\n  - {name: a\n")
+    result = await jetjobs("flow", "validate", str(broken), "--offline", env=clean_env())
+    one_line_error(result, "not valid YAML: line")

@@ -1,0 +1,137 @@
+"""Flow definitions, the condition language and the pure orchestration steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from contracts import conditions
+from contracts.flowplan import advance, node_env, outcome, retry_states
+from contracts.flows import FlowSpec, NodeStatus, flow_job_id, result_var
+
+W, D, S, F, K = (
+    NodeStatus.WAITING,
+    NodeStatus.DISPATCHED,
+    NodeStatus.SUCCEEDED,
+    NodeStatus.FAILED,
+    NodeStatus.SKIPPED,
+)
+
+
+def spec(*nodes: dict[str, Any]) -> FlowSpec:
+    return FlowSpec.model_validate({"name": "f", "company": "acme", "nodes": list(nodes)})
+
+
+def n(name: str, *depends: Any) -> dict[str, Any]:
+    return {"name": name, "app": "x", "depends": list(depends)}
+
+
+def diamond() -> FlowSpec:
+    return spec(n("a"), n("b", "a"), n("c", "a"), n("d", "b", "c"))
+
+
+def test_diamond_waits_for_both_branches() -> None:
+    flow = diamond()
+    assert advance(flow, dict(a=W, b=W, c=W, d=W), {}).dispatch == ["a"]
+    assert advance(flow, dict(a=S, b=W, c=W, d=W), {}).dispatch == ["b", "c"]
+    assert advance(flow, dict(a=S, b=S, c=D, d=W), {}).dispatch == []
+    assert advance(flow, dict(a=S, b=S, c=S, d=W), {}).dispatch == ["d"]
+    assert outcome(dict(a=S, b=S, c=S, d=S)) == ("finished", None)
+
+
+def test_failure_skips_success_dependants_and_runs_failure_branch() -> None:
+    flow = spec(n("a"), n("b", "a"), n("c", "b"), n("fix", {"node": "a", "on": "failure"}))
+    step = advance(flow, dict(a=F, b=W, c=W, fix=W), {})
+    assert step.dispatch == ["fix"]
+    assert set(step.skip) == {"b", "c"}
+    status, reason = outcome(dict(a=F, b=K, c=K, fix=S)) or (None, None)
+    assert status == "error" and reason is not None and "a" in reason
+    again = retry_states(dict(a=F, b=K, c=K, fix=S))
+    assert again == dict(a=W, b=W, c=W, fix=S)
+    assert advance(flow, again, {}).dispatch == ["a"]
+
+
+def test_yaml_on_key_read_as_true_is_accepted() -> None:
+    flow = spec(n("a"), n("b", {"node": "a", True: "always"}))
+    assert flow.node("b").depends[0].on == "always"
+
+
+def test_conditions_choose_one_branch() -> None:
+    flow = spec(
+        n("check"),
+        n("big", {"node": "check", "when": "check.count > 10"}),
+        n("small", {"node": "check", "when": "not check.count > 10"}),
+    )
+    step = advance(flow, dict(check=S, big=W, small=W), {"check": {"count": "42"}})
+    assert step.dispatch == ["big"] and list(step.skip) == ["small"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a.x == 'ok'", True),
+        ('a.x == "no"', False),
+        ("a.n >= 3 and a.n < 4", True),
+        ("a.flag == true", True),
+        ("a.missing != 1", True),
+        ("a.missing == 1", False),
+        ("a.x == 1", False),
+        ("not (a.n > 5 or a.x != 'ok')", True),
+        ("a.flag", True),
+        ("a.zero", False),
+    ],
+)
+def test_condition_language(text: str, expected: bool) -> None:
+    results = {"a": {"x": "ok", "n": "3", "flag": "yes", "zero": "0"}}
+    assert conditions.evaluate(conditions.parse(text), results) is expected
+
+
+@pytest.mark.parametrize(
+    "text", ["", "a.x ==", "a.x == b", "(a.x", "a.x == 1 b.y", "__import__('os')", "x > 1"]
+)
+def test_bad_conditions_are_refused(text: str) -> None:
+    with pytest.raises(conditions.ConditionError):
+        conditions.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "message"),
+    [
+        ([n("a", "b"), n("b", "a")], "node 'a' depends on itself: cycle a -> b -> a"),
+        ([n("a", "ghost")], "node 'a' depends on unknown node 'ghost'"),
+        ([n("a"), n("a")], "node 'a' is defined twice"),
+        ([n("a"), n("b", {"node": "a", "when": "a.x =="})], "node 'b': bad condition"),
+        ([n("a"), n("c"), n("b", {"node": "a", "when": "c.x == 1"})], "reads node 'c'"),
+        ([{"name": "a"}], "node 'a': give exactly one of `app` or `template`"),
+    ],
+)
+def test_invalid_graphs_name_the_node(nodes: list[dict[str, Any]], message: str) -> None:
+    with pytest.raises(ValidationError, match=message.replace("(", r"\(")):
+        spec(*nodes)
+
+
+def test_results_flow_downstream_with_documented_names() -> None:
+    flow = FlowSpec.model_validate(
+        {
+            "name": "f",
+            "company": "acme",
+            "env_vars": {"SHARED": "1", "OVER": "flow"},
+            "nodes": [n("a"), n("b-2", "a"), {**n("d", "b-2"), "env": {"OVER": "node"}}],
+        }
+    )
+    env = node_env(flow, "d", {"a": {"x": "1"}, "b-2": {"total.sum": "9"}})
+    assert env == {
+        "SHARED": "1",
+        "OVER": "node",
+        "JETJOBS_RESULT_A_X": "1",
+        "JETJOBS_RESULT_B_2_TOTAL_SUM": "9",
+    }
+    assert result_var("b-2", "total.sum") == "JETJOBS_RESULT_B_2_TOTAL_SUM"
+
+
+def test_job_ids_are_stable_per_run_node_and_round() -> None:
+    assert flow_job_id("r", "a", 1) == flow_job_id("r", "a", 1)
+    assert flow_job_id("r", "a", 1) != flow_job_id("r", "a", 2)
+    assert flow_job_id("r", "a", 1) != flow_job_id("r2", "a", 1)
