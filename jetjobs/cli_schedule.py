@@ -4,15 +4,19 @@ the scheduling commands, plus the schedule options of `template create|update`."
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from contracts import api
 from contracts import schedule as sc
-from contracts.models import RunTemplate
+from contracts.cron import fires_between
+from contracts.models import RunTemplate, cron_for
 
 from . import commands, render, settings
+from .commands import CommandError
+from .progress import progress
 
 
 async def _call(args: argparse.Namespace, conf: settings.Settings, action: Any) -> None:
@@ -64,16 +68,56 @@ async def _company_paused(args: argparse.Namespace, conf: settings.Settings, op:
     await _call(args, conf, action)
 
 
+BACKFILL_CHUNK = 200
+"""Slots queued per API call, so a long backfill shows progress and a retry after
+an interruption only repeats what had not been queued (each slot is deduplicated)."""
+
+
 async def cmd_template_backfill(args: argparse.Namespace, conf: settings.Settings) -> None:
     async def action(ses: commands.Session) -> None:
-        request = sc.Backfill(id=args.id, start=args.start, end=args.end, limit=args.limit)
-        reply = await ses.api.call("template.backfill", request, sc.BackfillReply)
-        rows = [(b.slot, b.job_id, "queued") for b in reply.queued]
-        rows += [(b.slot, b.job_id, "already ran") for b in reply.deduplicated]
-        summary = f"{len(reply.queued)} queued, {len(reply.deduplicated)} already ran"
+        template = await ses.api.call("template.get", api.TemplateRef(id=args.id), RunTemplate)
+        slots = _backfill_slots(template, args)
+        queued: list[sc.BackfillSlot] = []
+        deduplicated: list[sc.BackfillSlot] = []
+        with progress(f"backfill template {args.id}", len(slots)) as tick:
+            for start, end, count in _chunks(args.start, slots):
+                request = sc.Backfill(id=args.id, start=start, end=end, limit=count)
+                reply = await ses.api.call("template.backfill", request, sc.BackfillReply)
+                queued += reply.queued
+                deduplicated += reply.deduplicated
+                tick(count)
+        reply = sc.BackfillReply(template_id=args.id, queued=queued, deduplicated=deduplicated)
+        rows = [(b.slot, b.job_id, "queued") for b in queued]
+        rows += [(b.slot, b.job_id, "already ran") for b in deduplicated]
+        summary = f"{len(queued)} queued, {len(deduplicated)} already ran"
         ses.show(reply, render.table(sorted(rows), ["slot (UTC)", "job", "backfill"]) + "\n" + summary)
 
     await _call(args, conf, action)
+
+
+def _backfill_slots(template: RunTemplate, args: argparse.Namespace) -> list[datetime]:
+    """The slots of (--from, --to], or the one-line reason the range cannot be backfilled."""
+    cron = cron_for(template.interv, template.cron)
+    if cron is None:
+        raise CommandError(f"template {args.id} has no schedule (interval n): use `jetjobs template run`")
+    if args.end <= args.start:
+        raise CommandError("--to must be later than --from")
+    if args.end > datetime.now(UTC):
+        raise CommandError("--to is in the future: the scheduler runs future slots; backfill only past ones")
+    slots = fires_between(cron, template.timezone, args.start, args.end, limit=args.limit + 1)
+    if len(slots) > args.limit:
+        raise CommandError(
+            f"the range holds more than {args.limit} slots of template {args.id}: "
+            "narrow --from/--to or raise --limit"
+        )
+    return slots
+
+
+def _chunks(start: datetime, slots: list[datetime]) -> Iterator[tuple[datetime, datetime, int]]:
+    """(start, end, count) ranges of at most BACKFILL_CHUNK slots covering `slots`."""
+    for first in range(0, len(slots), BACKFILL_CHUNK):
+        part = slots[first : first + BACKFILL_CHUNK]
+        yield start if first == 0 else slots[first - 1], part[-1], len(part)
 
 
 async def cmd_template_explain(args: argparse.Namespace, conf: settings.Settings) -> None:

@@ -23,6 +23,7 @@ from contracts.multiflexi import AppFileError, parse_app
 from contracts.records import JobRecord
 
 from . import render
+from .progress import progress
 
 
 class CommandError(Exception):
@@ -105,16 +106,18 @@ def read_app_file(path: Path) -> dict[str, Any]:
 
 async def app_import(ses: Session, files: Sequence[Path]) -> None:
     documents = [(path, read_app_file(path)) for path in files]
-    for path, document in documents:
-        reply = await ses.api.call(
-            "app.import", api.AppImport(document=document, source=str(path)), api.AppImported
-        )
-        verb = "imported" if reply.created else "updated"
-        human = "\n".join(
-            [f"{verb} {reply.app.name} as app {reply.app.id} ({reply.app.uuid})"]
-            + [f"  warning: {w}" for w in reply.warnings]
-        )
-        ses.show(reply, human)
+    with progress("importing apps", len(documents)) as tick:
+        for path, document in documents:
+            reply = await ses.api.call(
+                "app.import", api.AppImport(document=document, source=str(path)), api.AppImported
+            )
+            verb = "imported" if reply.created else "updated"
+            human = "\n".join(
+                [f"{verb} {reply.app.name} as app {reply.app.id} ({reply.app.uuid})"]
+                + [f"  warning: {w}" for w in reply.warnings]
+            )
+            ses.show(reply, human)
+            tick()
 
 
 async def app_list(ses: Session) -> None:
