@@ -141,38 +141,28 @@ class Layout:
     def buckets(self) -> list[KeyValueConfig]:
         """Templates (watched by schedulers), leader leases and runners (with a TTL), cancels."""
         return [
-            KeyValueConfig(
-                bucket=s.TEMPLATES_BUCKET,
-                description="active run templates, projected by the store",
-                history=1,
-                storage=StorageType.FILE,
-                replicas=self.replicas,
-            ),
-            KeyValueConfig(
-                bucket=s.LEASES_BUCKET,
-                description="scheduler leader lease",
-                history=1,
-                ttl=self.lease_ttl,
-                storage=StorageType.FILE,
-                replicas=self.replicas,
-            ),
-            KeyValueConfig(
-                bucket=s.RUNNERS_BUCKET,
-                description="live executors: a key vanishes when its heartbeats stop",
-                history=1,
+            self._bucket(s.TEMPLATES_BUCKET, "active run templates, projected by the store"),
+            self._bucket(s.LEASES_BUCKET, "scheduler leader lease", ttl=self.lease_ttl),
+            self._bucket(
+                s.RUNNERS_BUCKET,
+                "live executors: a key vanishes when its heartbeats stop",
                 ttl=self.runner_ttl,
                 storage=StorageType.MEMORY,
-                replicas=self.replicas,
             ),
-            KeyValueConfig(
-                bucket=s.CANCELS_BUCKET,
-                description="cancelled job ids, watched by executors",
-                history=1,
-                ttl=self.cancel_ttl,
-                storage=StorageType.FILE,
-                replicas=self.replicas,
-            ),
+            self._bucket(s.CANCELS_BUCKET, "cancelled job ids, watched by executors", ttl=self.cancel_ttl),
         ]
+
+    def _bucket(
+        self, name: str, description: str, ttl: float | None = None, storage: StorageType = StorageType.FILE
+    ) -> KeyValueConfig:
+        return KeyValueConfig(
+            bucket=name,
+            description=description,
+            history=1,
+            ttl=ttl,
+            storage=storage,
+            replicas=self.replicas,
+        )
 
 
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Self
+from typing import Protocol, Self, TypeVar
 
 __all__ = [
     "EmbeddedError",
@@ -190,6 +190,28 @@ def _port_clash(exc: EmbeddedError) -> bool:
     return _PORT_IN_USE in str(exc).lower()
 
 
+class _Launchable(Protocol):
+    def _launch(self) -> None: ...
+
+
+_Server = TypeVar("_Server", bound=_Launchable)
+
+
+def _launched(make: Callable[[int], _Server], port: int | None, host: str) -> _Server:
+    """A server launched on `port`, or on a free port, trying another when some
+    other process grabs the chosen one between the check and the bind."""
+    attempts = 1 if port is not None else _START_ATTEMPTS
+    for attempt in range(attempts):
+        server = make(port if port is not None else free_port(host))
+        try:
+            server._launch()
+            return server
+        except EmbeddedError as exc:
+            if attempt + 1 >= attempts or not _port_clash(exc):
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 # --------------------------------------------------------------------------- NATS
 
 
@@ -284,22 +306,13 @@ class NatsServer:
     ) -> NatsServer:
         """Start a server and return once it accepts clients with JetStream ready."""
         data_dir = Path(data_dir).resolve()
-        attempts = 1 if port is not None else _START_ATTEMPTS
-        for attempt in range(attempts):
-            server = cls(
-                data_dir=data_dir,
-                port=port if port is not None else free_port(host),
-                host=host,
-                config_file=config_file,
-                extra_args=tuple(extra_args),
-            )
-            try:
-                server._launch()
-                return server
-            except EmbeddedError as exc:
-                if attempt + 1 >= attempts or not _port_clash(exc):
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        return _launched(
+            lambda free: cls(
+                data_dir=data_dir, port=free, host=host, config_file=config_file, extra_args=tuple(extra_args)
+            ),
+            port,
+            host,
+        )
 
     @property
     def url(self) -> str:
@@ -582,21 +595,11 @@ class PostgresServer:
     ) -> PostgresServer:
         """Initialise the cluster if needed, start it, return once it takes queries."""
         data_dir = Path(data_dir).resolve()
-        attempts = 1 if port is not None else _START_ATTEMPTS
-        for attempt in range(attempts):
-            server = cls(
-                data_dir=data_dir,
-                port=port if port is not None else free_port(host),
-                host=host,
-                extra_settings=dict(extra_settings),
-            )
-            try:
-                server._launch()
-                return server
-            except EmbeddedError as exc:
-                if attempt + 1 >= attempts or not _port_clash(exc):
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        return _launched(
+            lambda free: cls(data_dir=data_dir, port=free, host=host, extra_settings=dict(extra_settings)),
+            port,
+            host,
+        )
 
     @property
     def url(self) -> str:
