@@ -11,6 +11,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from contracts.base import Code
 
+RUNNERS = ("process", "podman", "docker", "noop")
+
 
 class ExecutorConfigError(ValueError):
     """An executor setting is out of range; the message says which and how to fix it."""
@@ -37,8 +39,11 @@ class ExecutorConfig:
     """Who this executor is to the store API (a company lists it among its executors)."""
     memory_limit_mb: int | None = None
     """Resident memory above which the executor stops pulling, drains and exits."""
-    runner: Literal["process", "noop"] = "process"
-    """`noop` runs nothing and reports success: for benchmarks only."""
+    runner: Literal["process", "noop", "podman", "docker"] = "process"
+    """How jobs run: `process` natively; `podman` or `docker` in the application's
+    OCI image; `noop` runs nothing and reports success (for benchmarks only)."""
+    container_engine: str | None = None
+    """The engine binary for `podman`/`docker` runners (default: that name on PATH)."""
 
     def __post_init__(self) -> None:
         try:
@@ -53,8 +58,8 @@ class ExecutorConfig:
             raise ExecutorConfigError("grace and drain_timeout are seconds and cannot be negative")
         if self.output_limit < 1:
             raise ExecutorConfigError(f"output_limit must be at least 1 byte (got {self.output_limit})")
-        if self.runner not in ("process", "noop"):
-            raise ExecutorConfigError(f"runner must be 'process' or 'noop' (got {self.runner!r})")
+        if self.runner not in RUNNERS:
+            raise ExecutorConfigError(f"runner must be one of {', '.join(RUNNERS)} (got {self.runner!r})")
         if self.memory_limit_mb is not None and self.memory_limit_mb < 16:
             raise ExecutorConfigError(
                 f"memory_limit_mb must be at least 16 (got {self.memory_limit_mb}): leave it unset for no limit"

@@ -20,8 +20,7 @@ from .control import Control
 from .job import Received, Runtime, admitted, reject_invalid, run_delivery
 from .lifeline import Lifeline
 from .metrics import instrument
-from .noop import launch_noop
-from .process import launch
+from .runners import launcher_for
 from .secrets import Tenancy
 
 log = structlog.get_logger("jetjobs.executor")
@@ -93,7 +92,7 @@ class ExecutorService:
             cancelled=self._lifeline.cancelled if self._lifeline is not None else {},
             history=functools.partial(last_event, bus.js),
             base_env=dict(os.environ),
-            launch=launch_noop if self._config.runner == "noop" else launch,
+            launch=launcher_for(self._config),
             metrics=self._metrics,
             tenancy=Tenancy.over(ApiClient(bus.nc, actor=self._config.actor)),
         )

@@ -257,6 +257,12 @@ def _service_commands(sub: Any) -> None:
     ex = _add(sub, "executor", cmd_executor, "run an executor for one pool")
     ex.add_argument("--pool", help="pool to serve (default 'default') [env JETJOBS_POOL]")
     ex.add_argument("--slots", type=int, help="jobs run at once (default 8) [env JETJOBS_SLOTS]")
+    ex.add_argument(
+        "--runner",
+        choices=("process", "podman", "docker"),
+        help="run jobs as processes (default) or in the app's OCI image [env JETJOBS_RUNNER]",
+    )
+    ex.add_argument("--container-engine", help="path of podman/docker [env JETJOBS_CONTAINER_ENGINE]")
     schema_parser = sub.add_parser("schema", help="JSON Schemas of every message").add_subparsers(
         dest="action", required=True
     )
@@ -330,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("nats_url", "database_url", "home", "config", "log_level", "replicas", "slots")
-    flags = {k: getattr(args, k, None) for k in (*keys, "metrics_port", "metrics_host")}
+    executor = ("runner", "container_engine")
+    flags = {k: getattr(args, k, None) for k in (*keys, *executor, "metrics_port", "metrics_host")}
     flags["pool"] = getattr(args, "pool", None)
     return flags
 

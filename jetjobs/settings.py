@@ -48,6 +48,10 @@ class Settings:
     """Store: file of secret keys, one per line; the first encrypts, all decrypt."""
     actor: str | None = None
     """Who API calls are made as (default user:$USER for the CLI)."""
+    runner: str = "process"
+    """Executor: how jobs run: `process`, or `podman` / `docker` in the app's OCI image."""
+    container_engine: str | None = None
+    """Executor: path of the podman/docker binary (default: found on PATH)."""
 
     def require_nats(self) -> str:
         """The NATS URL, or the one a running `jetjobs up` in `home` announced."""

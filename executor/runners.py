@@ -1,0 +1,23 @@
+"""Choosing how this executor starts its jobs, from its configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from .config import ExecutorConfig
+from .containers import ContainerLauncher
+from .noop import NoopRunning, launch_noop
+from .process import Launch, NotRunnable, Running, launch
+
+Launcher = Callable[[Launch], Awaitable[Running | NoopRunning | NotRunnable]]
+
+
+def launcher_for(config: ExecutorConfig) -> Launcher:
+    """Native processes, containers of one engine, or (benchmarks) nothing at all."""
+    match config.runner:
+        case "podman" | "docker":
+            return ContainerLauncher(config.runner, config.runner_id, config.container_engine)
+        case "noop":
+            return launch_noop
+        case _:
+            return launch
