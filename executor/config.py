@@ -44,6 +44,12 @@ class ExecutorConfig:
     OCI image; `noop` runs nothing and reports success (for benchmarks only)."""
     container_engine: str | None = None
     """The engine binary for `podman`/`docker` runners (default: that name on PATH)."""
+    company: str | None = None
+    """Serve only this company's jobs, from its own consumer `exec_<pool>__<company>`
+    (a per-company executor under NATS permissions, see deploy/nats/isolation.conf)."""
+    bind_only: bool = False
+    """Create nothing on the bus (streams, consumers): only bind to the consumer an
+    operator created. For a NATS user without provisioning rights."""
 
     def __post_init__(self) -> None:
         try:
@@ -52,6 +58,13 @@ class ExecutorConfig:
             raise ExecutorConfigError(
                 f"pool {self.pool!r} is not a valid pool name: use lowercase letters, digits, '_' or '-'"
             ) from None
+        if self.company is not None:
+            try:
+                TypeAdapter(Code).validate_python(self.company)
+            except ValidationError:
+                raise ExecutorConfigError(
+                    f"company {self.company!r} is not a valid company code: use lowercase letters, digits, '_' or '-'"
+                ) from None
         if self.slots < 1:
             raise ExecutorConfigError(f"slots must be at least 1 (got {self.slots})")
         if self.grace < 0 or self.drain_timeout < 0:

@@ -10,8 +10,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
+from bus import Bus, Layout
+from bus.infra import ensure_consumer
 from contracts import api
+from contracts import subjects as s
 from contracts import tenants as t
+from contracts.base import Code
 from store.credentials import Keyring, SecretKeyError, new_key
 from store.rotation import RotationError, rotate_key
 
@@ -173,6 +179,29 @@ async def cmd_audit(args: argparse.Namespace, conf: settings.Settings) -> None:
     await _call(args, conf, action)
 
 
+async def cmd_company_consumer(args: argparse.Namespace, conf: settings.Settings) -> None:
+    """An operator's step before a per-company executor starts with --bind-only."""
+    for what, value in (("company code", args.code), ("pool", args.pool)):
+        try:
+            TypeAdapter(Code).validate_python(value)
+        except ValidationError:
+            raise CommandError(
+                f"{what} {value!r} is not valid: use lowercase letters, digits, '_' or '-'"
+            ) from None
+    layout = Layout(replicas=conf.replicas, ack_wait=conf.ack_wait)
+    wanted = layout.company_consumer(args.code, args.pool)
+    bus = await Bus.attach(conf.require_nats(), "jetjobs-cli", layout)
+    try:
+        await ensure_consumer(bus.js, s.DISPATCH_STREAM, wanted)
+    finally:
+        await bus.close()
+    name = wanted.durable_name
+    print(
+        f"consumer {name} serves jobs of company {args.code}, pool {args.pool}: "
+        f"start its executors with --company {args.code} --pool {args.pool} --bind-only"
+    )
+
+
 def _add(sub: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
     parser.set_defaults(handler=handler)
@@ -209,6 +238,17 @@ def register(sub: Any) -> None:
     audit = _add(sub, "audit", cmd_audit, "read the audit log, newest first")
     audit.add_argument("--company")
     audit.add_argument("--limit", type=int, default=50)
+
+
+def register_company(company: Any) -> None:
+    consumer = _add(
+        company,
+        "consumer",
+        cmd_company_consumer,
+        "create the dispatch consumer a company's own (bind-only) executors pull from",
+    )
+    consumer.add_argument("code")
+    consumer.add_argument("--pool", default="default", help="pool its templates use (default 'default')")
 
 
 def register_template(template: Any) -> None:

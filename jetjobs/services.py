@@ -64,6 +64,8 @@ def executor(settings: Settings, telemetry: Telemetry | None = None) -> Executor
             memory_limit_mb=settings.memory_limit_mb or None,
             runner=settings.runner,  # type: ignore[arg-type]  # checked by ExecutorConfig
             container_engine=settings.container_engine,
+            company=settings.executor_company,
+            bind_only=settings.bind_only,
         )
     except ExecutorConfigError as error:
         raise SettingsError(str(error)) from None

@@ -52,6 +52,10 @@ class Settings:
     """Executor: how jobs run: `process`, or `podman` / `docker` in the app's OCI image."""
     container_engine: str | None = None
     """Executor: path of the podman/docker binary (default: found on PATH)."""
+    executor_company: str | None = None
+    """Executor: serve only this company's jobs, from its consumer `exec_<pool>__<company>`."""
+    bind_only: bool = False
+    """Executor: create no streams or consumers, only bind (a per-company NATS user)."""
 
     def require_nats(self) -> str:
         """The NATS URL, or the one a running `jetjobs up` in `home` announced."""
