@@ -37,6 +37,8 @@ class ExecutorConfig:
     name: str = "jetjobs-executor"
     actor: str = "executor"
     """Who this executor is to the store API (a company lists it among its executors)."""
+    api_token: str | None = None
+    """Proves `actor` to a store that requires API tokens."""
     memory_limit_mb: int | None = None
     """Resident memory above which the executor stops pulling, drains and exits."""
     runner: Literal["process", "noop", "podman", "docker"] = "process"

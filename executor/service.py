@@ -88,7 +88,7 @@ class ExecutorService:
             base_env=dict(os.environ),
             launch=launcher_for(self._config),
             metrics=self._metrics,
-            tenancy=Tenancy.over(ApiClient(bus.nc, actor=self._config.actor)),
+            tenancy=Tenancy.over(ApiClient(bus.nc, actor=self._config.actor, token=self._config.api_token)),
         )
 
     async def stop(self) -> None:

@@ -42,6 +42,7 @@ def store(settings: Settings, telemetry: Telemetry | None = None) -> StoreServic
         nats_url=settings.require_nats(),
         database_url=settings.require_database(),
         keyring=store_keyring(settings),
+        require_tokens=settings.require_tokens,
     )
     return StoreService(config, layout_for(settings), telemetry)
 
@@ -62,10 +63,12 @@ def executor(settings: Settings, telemetry: Telemetry | None = None) -> Executor
             pool=settings.pool,
             slots=settings.slots,
             memory_limit_mb=settings.memory_limit_mb or None,
+            actor=settings.actor or "executor",
             runner=settings.runner,  # type: ignore[arg-type]  # checked by ExecutorConfig
             container_engine=settings.container_engine,
             company=settings.executor_company,
             bind_only=settings.bind_only,
+            api_token=settings.api_token,
         )
     except ExecutorConfigError as error:
         raise SettingsError(str(error)) from None

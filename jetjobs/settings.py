@@ -52,6 +52,10 @@ class Settings:
     """Executor: how jobs run: `process`, or `podman` / `docker` in the app's OCI image."""
     container_engine: str | None = None
     """Executor: path of the podman/docker binary (default: found on PATH)."""
+    api_token: str | None = None
+    """The token API calls are authenticated with (an admin issues it: `jetjobs actor token create`)."""
+    require_tokens: bool = False
+    """Store: refuse API calls without a valid token (leave off for one local operator)."""
     executor_company: str | None = None
     """Executor: serve only this company's jobs, from its consumer `exec_<pool>__<company>`."""
     bind_only: bool = False
