@@ -56,6 +56,8 @@ class Settings:
     """The token API calls are authenticated with (an admin issues it: `jetjobs actor token create`)."""
     require_tokens: bool = False
     """Store: refuse API calls without a valid token (leave off for one local operator)."""
+    executor_actor: str = "executor"
+    """Executor: who it is to the store API (a company lists it among its executors)."""
     executor_company: str | None = None
     """Executor: serve only this company's jobs, from its consumer `exec_<pool>__<company>`."""
     bind_only: bool = False
