@@ -193,6 +193,11 @@ class ContainerLauncher:
             )
         return Engine(self.kind, path)
 
+    def missing(self) -> str | None:
+        """Why no engine binary can be found, or None when one can."""
+        engine = self._engine()
+        return engine.reason if isinstance(engine, NotRunnable) else None
+
     async def _probe(self, engine: Engine) -> NotRunnable | None:
         """Whether the engine can run containers (e.g. docker's daemon answers); once
         it could, it is not asked again."""

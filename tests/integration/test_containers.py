@@ -157,6 +157,11 @@ async def test_no_engine_binary_is_a_clear_refusal(tmp_path: Path) -> None:
     on_path = ContainerLauncher("podman", "test-runner", host={"PATH": str(tmp_path)})
     refused = await on_path(_spec(tmp_path, ["true"]))
     assert isinstance(refused, NotRunnable) and "install podman" in refused.reason
+    assert on_path.missing() == refused.reason
+
+
+async def test_an_installed_engine_is_not_missing(engine: Path) -> None:
+    assert _launcher(engine).missing() is None
 
 
 async def test_engine_that_cannot_run_containers_is_a_clear_refusal(
