@@ -22,7 +22,7 @@ from .board import BoardKeeper
 from .credentials import Keyring, UndecryptableError
 from .queries import Queries
 from .tenant_queries import StoredCredential, TenantQueries
-from .tokens import Authenticator, TokenApi
+from .tokens import Authenticator, TokenApi, TokenCache
 
 log = structlog.get_logger("jetjobs.store")
 
@@ -232,10 +232,11 @@ def with_tenants(
     """The core handlers, guarded by actor and audited, plus the tenant, artifact and
     token handlers; every one behind token authentication."""
     tenants = TenantApi(pool, board, keyring).handlers(core["app.import"])
+    cache = TokenCache()
     handlers = {
         **guard_all(pool, core),
         **tenants,
         **ArtifactApi(pool).handlers(),
-        **TokenApi(pool).handlers(),
+        **TokenApi(pool, cache).handlers(),
     }
-    return Authenticator(pool, require_tokens).wrap(handlers)
+    return Authenticator(pool, require_tokens, cache).wrap(handlers)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
@@ -80,12 +81,51 @@ async def bootstrap_token(database_url: str, request: t.TokenCreate) -> t.TokenI
         await conn.close()
 
 
+CACHE_SECONDS = 5.0
+"""How long a verified token is trusted without asking Postgres again: a token
+revoked through another store is refused here at most this much later."""
+CACHE_ENTRIES = 10_000
+
+
+class TokenCache:
+    """Recently verified tokens, so a busy caller costs no query per request."""
+
+    def __init__(self, seconds: float = CACHE_SECONDS) -> None:
+        self._seconds = seconds
+        self._known: dict[bytes, tuple[float, t.TokenInfo]] = {}
+
+    def get(self, digest: bytes) -> t.TokenInfo | None:
+        found = self._known.get(digest)
+        if found is None or found[0] < time.monotonic():
+            return None
+        return found[1]
+
+    def put(self, digest: bytes, info: t.TokenInfo) -> None:
+        if len(self._known) >= CACHE_ENTRIES:
+            self._known.clear()
+        self._known[digest] = (time.monotonic() + self._seconds, info)
+
+    def forget(self, token_id: int) -> None:
+        """Drop a revoked token at once (on this store)."""
+        self._known = {d: entry for d, entry in self._known.items() if entry[1].id != token_id}
+
+
 class Authenticator:
     """Verifies the token of every request before its handler runs."""
 
-    def __init__(self, pool: Any, required: bool) -> None:
+    def __init__(self, pool: Any, required: bool, cache: TokenCache | None = None) -> None:
         self._pool = pool
         self._required = required
+        self._cache = cache or TokenCache()
+
+    async def _lookup(self, token: str) -> t.TokenInfo | None:
+        digest = token_digest(token)
+        info = self._cache.get(digest)
+        if info is None:
+            info = await TenantQueries(self._pool).token_by_hash(digest)
+            if info is not None and info.revoked_at is None:
+                self._cache.put(digest, info)
+        return info
 
     async def authenticate(self) -> None:
         """Make the request's actor the token's, or refuse the request."""
@@ -95,7 +135,7 @@ class Authenticator:
             if self._required:
                 raise ApiFailure(401, f"this store requires an API token: {ISSUE_HINT}")
             return
-        info = await TenantQueries(self._pool).token_by_hash(token_digest(token))
+        info = await self._lookup(token)
         if info is None:
             log.warning("api.unknown_token", named=current_actor.get())
             raise ApiFailure(401, f"unknown API token: check JETJOBS_API_TOKEN, or {ISSUE_HINT}")
@@ -129,8 +169,9 @@ def _require_admin(what: str) -> None:
 class TokenApi:
     """Issuing, listing and revoking tokens: for admin tokens only."""
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: Any, cache: TokenCache) -> None:
         self._pool = pool
+        self._cache = cache
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -158,6 +199,7 @@ class TokenApi:
             if info is None:
                 raise ApiFailure(404, f"no API token {request.id}: `jetjobs actor token list` shows them")
             await audit(conn, "token.revoke", None, {"id": info.id, "actor": info.actor})
+        self._cache.forget(info.id)
         log.info("token.revoked", id=info.id, actor=info.actor)
         return info
 

@@ -4,6 +4,7 @@ app-file extras and artifact collection."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,12 +14,14 @@ from contracts.dispatch import expand_argv, fill_secrets
 from contracts.lifecycle import ExitCodes
 from contracts.models import Application, ArtifactSpec, EnvField
 from contracts.multiflexi import AppFileError, parse_app, to_document
+from contracts.tenants import TokenInfo
 from executor.artifacts import Limits, collect
 from executor.containers import container_env, env_file_lines
 from executor.output import Capture
 from executor.secrets import Masker, MaskingSink, missing_required
 from store.credentials import Keyring, SecretKeyError, UndecryptableError, new_key, parse_key
 from store.layering import MASK, template_env
+from store.tokens import TokenCache
 
 
 def _ring(*keys: str) -> Keyring:
@@ -138,3 +141,16 @@ def test_container_env_keeps_job_values_and_drops_host_paths() -> None:
     assert container_env(env, host) == {"HOME": "/srv/job", "TZ": "UTC", "PEM": "a\nb", "K": "v=1"}
     text, inline = env_file_lines({"K": "v=1", "PEM": "a\nb"})
     assert text == "K=v=1\n" and inline == ["PEM"]
+
+
+def test_token_cache_expires_and_forgets_revoked_tokens() -> None:
+    now = datetime.now(UTC)
+    info = TokenInfo(id=7, actor="alice", created_by="root", created_at=now)
+    cache = TokenCache(seconds=60)
+    cache.put(b"d", info)
+    assert cache.get(b"d") == info and cache.get(b"other") is None
+    cache.forget(7)
+    assert cache.get(b"d") is None
+    stale = TokenCache(seconds=-1)
+    stale.put(b"d", info)
+    assert stale.get(b"d") is None
