@@ -264,10 +264,13 @@ def _service_commands(sub: Any) -> None:
         choices=("process", "podman", "docker"),
         help="run jobs as processes (default) or in the app's OCI image [env JETJOBS_RUNNER]",
     )
-    ex.add_argument("--container-engine", help="path of podman/docker [env JETJOBS_CONTAINER_ENGINE]")
+    ex.add_argument(
+        "--container-engine", metavar="PATH", help="path of podman/docker [env JETJOBS_CONTAINER_ENGINE]"
+    )
     ex.add_argument(
         "--company",
         dest="executor_company",
+        metavar="CODE",
         help="serve only this company, from its own consumer [env JETJOBS_EXECUTOR_COMPANY]",
     )
     ex.add_argument(
