@@ -89,9 +89,9 @@ class Engine:
         """TERM the container's main process, KILL it after `grace` seconds."""
         return [self.path, "stop", "--time", str(max(math.ceil(grace), 0)), name]
 
-    def remove(self, name: str) -> list[str]:
-        """Kill and remove the container, whatever state it is in."""
-        return [self.path, "rm", "--force", name]
+    def remove(self, *names: str) -> list[str]:
+        """Kill and remove the containers, whatever state they are in."""
+        return [self.path, "rm", "--force", *names]
 
     def version(self) -> list[str]:
         """A command that works only when the engine can run containers."""
@@ -193,6 +193,12 @@ class ContainerLauncher:
             )
         return Engine(self.kind, path)
 
+    async def _remove_earlier(self, engine: Engine, job_id: str, attempt: int) -> None:
+        """A later attempt means an earlier one was lost, maybe with an executor killed
+        on this host whose container still runs: stop it before running the job again."""
+        earlier = [container_name(job_id, str(n)) for n in range(max(attempt - 5, 1), attempt)]
+        await engine_call(engine.remove(*earlier), self._host, ENGINE_MARGIN)
+
     def missing(self) -> str | None:
         """Why no engine binary can be found, or None when one can."""
         engine = self._engine()
@@ -228,7 +234,10 @@ class ContainerLauncher:
         return await self._start(engine, spec)
 
     async def _start(self, engine: Engine, spec: Launch) -> ContainerRunning | NotRunnable:
-        name = container_name(spec.job_id, spec.env.get("JETJOBS_ATTEMPT", "1"))
+        attempt = int(spec.env.get("JETJOBS_ATTEMPT", "1"))
+        if attempt > 1:
+            await self._remove_earlier(engine, spec.job_id, attempt)
+        name = container_name(spec.job_id, str(attempt))
         env = container_env(spec.env, self._host)
         text, inline = env_file_lines(env)
         private = tempfile.mkdtemp(prefix=f"jetjobs-engine-{spec.job_id}-")

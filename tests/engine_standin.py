@@ -83,15 +83,15 @@ elif command == "stop":
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
 elif command == "rm":
-    name = args[-1]
     record()
-    pid = pid_of(name)
-    if pid is not None and alive(pid):
-        os.kill(pid, signal.SIGKILL)
-    try:
-        os.remove(os.path.join(state, name))
-    except OSError:
-        pass
+    for name in [a for a in args[1:] if not a.startswith("--")]:
+        pid = pid_of(name)
+        if pid is not None and alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        try:
+            os.remove(os.path.join(state, name))
+        except OSError:
+            pass
 else:
     record()
     sys.exit(125)

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def _spec(cwd: Path, argv: list[str], **env: str) -> Launch:
-    base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/"), "JETJOBS_ATTEMPT": "2"}
+    base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/"), "JETJOBS_ATTEMPT": "1"}
     return Launch(argv, {**base, **env}, str(cwd), 65536, "test-runner", job_id=JOB, image=IMAGE)
 
 
@@ -83,7 +84,7 @@ async def test_docker_command_line_env_file_and_workdir(engine: Path, tmp_path: 
         "run",
         "--rm",
         "--name",
-        f"jetjobs-{JOB}-2",
+        f"jetjobs-{JOB}-1",
         "--label",
         f"jetjobs.job={JOB}",
         "--user",
@@ -111,6 +112,24 @@ async def test_docker_command_line_env_file_and_workdir(engine: Path, tmp_path: 
     assert not await asyncio.to_thread(os.path.exists, env_file), "the env file is removed after the run"
 
 
+async def test_a_later_attempt_removes_a_lost_attempts_container_first(engine: Path, tmp_path: Path) -> None:
+    launcher = _launcher(engine)
+    lost = await launcher(_spec(tmp_path, ["sleep", "60"]))  # attempt 1, as if its executor died
+    assert isinstance(lost, ContainerRunning)
+    created = engine / "state" / f"jetjobs-{JOB}-1"
+    await eventually(lambda: asyncio.to_thread(created.exists), what="the lost attempt's container")
+    retry = replace(_spec(tmp_path, ["true"]), env={"JETJOBS_ATTEMPT": "3", "PATH": os.environ["PATH"]})
+    ending, _ = await _run(launcher, retry)
+    assert ending == Exited(0)
+    assert await asyncio.wait_for(lost._process.wait(), 10) is not None, (
+        "the lost attempt's container is gone"
+    )
+    await lost.close()
+    path = str(engine / "docker")
+    removes = [c["argv"] for c in engine_standin.calls(engine) if c["argv"][1] == "rm"]  # type: ignore[index]
+    assert removes[0] == [path, "rm", "--force", f"jetjobs-{JOB}-1", f"jetjobs-{JOB}-2"]
+
+
 async def test_podman_needs_no_user_mapping(engine: Path, tmp_path: Path) -> None:
     ending, _ = await _run(_launcher(engine, "podman"), _spec(tmp_path, ["true"]))
     assert ending == Exited(0)
@@ -133,7 +152,7 @@ async def test_timeout_stops_and_removes_the_container_by_name(engine: Path, tmp
     ending = await started.finish(loop.time() + 0.5, asyncio.Event(), 1.0)
     assert ending == TimedOut()
     assert loop.time() - begin < 15
-    path, name = str(engine / "docker"), f"jetjobs-{JOB}-2"
+    path, name = str(engine / "docker"), f"jetjobs-{JOB}-1"
     commands = [c["argv"] for c in engine_standin.calls(engine)]
     assert commands[2:] == [[path, "stop", "--time", "1", name], [path, "rm", "--force", name]]
     assert not (engine / "state" / name).exists()
