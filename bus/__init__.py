@@ -5,7 +5,7 @@ with `decode`/`settle`, `TemplateBoard`, and `ApiServer`/`ApiClient`.
 """
 
 from .api import ApiClient, ApiServer
-from .boards import CancelBoard, RunnerBoard, delete_dispatch, last_event, store_backlog
+from .boards import CancelBoard, CancelFeed, RunnerBoard, delete_dispatch, last_event, store_backlog
 from .connection import BusUnavailable
 from .consume import Ack, Action, Delivery, Invalid, Nak, PullConsumer, Term, decode, settle
 from .infra import InfrastructureDrift, Layout
@@ -22,6 +22,7 @@ __all__ = [
     "Bus",
     "BusUnavailable",
     "CancelBoard",
+    "CancelFeed",
     "Delivery",
     "InfrastructureDrift",
     "Invalid",

@@ -30,6 +30,10 @@ ANONYMOUS = "anonymous"
 current_actor: ContextVar[str] = ContextVar("jetjobs_actor", default=ANONYMOUS)
 """Who made the API request being answered (the `Jetjobs-Actor` header)."""
 
+TOKEN_HEADER = "Jetjobs-Token"
+current_token: ContextVar[str | None] = ContextVar("jetjobs_token", default=None)
+"""The API token the request presented (the `Jetjobs-Token` header), which the store verifies."""
+
 ERROR_HEADER = "Nats-Service-Error"
 ERROR_CODE_HEADER = "Nats-Service-Error-Code"
 
@@ -41,6 +45,7 @@ async def _reply_error(request: Request, code: int, message: str) -> None:
 
 async def _answer(request: Request, op: str, spec: Operation, handler: Handler) -> None:
     current_actor.set((request.headers or {}).get(ACTOR_HEADER) or ANONYMOUS)
+    current_token.set((request.headers or {}).get(TOKEN_HEADER) or None)
     try:
         parsed = spec.request.model_validate_json(request.data or b"{}")
     except ValidationError as error:
@@ -108,10 +113,15 @@ class ApiServer:
 class ApiClient:
     """Calls `jetjobs.api.<op>`; every failure becomes an `ApiFailure` with a clear message."""
 
-    def __init__(self, nc: Client, timeout: float = 10.0, actor: str | None = None) -> None:
+    def __init__(
+        self, nc: Client, timeout: float = 10.0, actor: str | None = None, token: str | None = None
+    ) -> None:
         self._nc = nc
         self._timeout = timeout
-        self._headers = {ACTOR_HEADER: actor} if actor else None
+        headers = {ACTOR_HEADER: actor} if actor else {}
+        if token:
+            headers[TOKEN_HEADER] = token
+        self._headers = headers or None
 
     async def call(self, op: str, request: BaseModel, reply: type[R]) -> R:
         """Send one request and decode its reply."""

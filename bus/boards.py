@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import structlog
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, KeyNotFoundError, NoKeysError, NotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
@@ -98,6 +99,28 @@ class CancelBoard:
                 yield entry.key, entry.value.decode(errors="replace")
         finally:
             await watcher.stop()
+
+
+class CancelFeed:
+    """Cancels as they are marked, from a plain subscription to the cancels bucket's
+    subjects: for a NATS user that may not create consumers (a bind-only executor).
+    Unlike a KV watch it misses the cancels marked while it is disconnected."""
+
+    PREFIX = f"$KV.{s.CANCELS_BUCKET}."
+
+    def __init__(self, nc: Client) -> None:
+        self._nc = nc
+
+    async def watch(self) -> AsyncIterator[tuple[str, str]]:
+        """Each cancel marked from now on, as (job id, reason)."""
+        sub = await self._nc.subscribe(self.PREFIX + ">")
+        try:
+            async for msg in sub.messages:
+                if (msg.headers or {}).get("KV-Operation") or not msg.data:
+                    continue
+                yield msg.subject.removeprefix(self.PREFIX), msg.data.decode(errors="replace")
+        finally:
+            await sub.unsubscribe()
 
 
 async def delete_dispatch(js: JetStreamContext, sequence: int) -> bool:

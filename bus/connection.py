@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -13,6 +14,11 @@ log = structlog.get_logger("jetjobs.bus")
 
 SERVICE_START_ATTEMPTS = 30
 """About 30 s of trying at start before a service gives up with a clear error."""
+
+
+def redacted(url: str) -> str:
+    """`url` (or comma-separated URLs) fit for logs: passwords and tokens hidden."""
+    return ",".join(re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", part) for part in url.split(","))
 
 
 class BusUnavailable(Exception):
@@ -61,14 +67,19 @@ class _Reporter:
 
 
 async def connect(
-    url: str, name: str, *, persistent: bool = True, stats: ConnectionStats | None = None
+    url: str,
+    name: str,
+    *,
+    persistent: bool = True,
+    stats: ConnectionStats | None = None,
+    inbox_prefix: str = "_INBOX",
 ) -> Client:
     """A connection that, for services (`persistent`), never gives up once it is
     up; at start a service tries for a while, a command gives up at once."""
     client = Client()
     stats = stats if stats is not None else ConnectionStats()
     stats.client = client
-    reporter = _Reporter(client, url, quiet=not persistent, stats=stats)
+    reporter = _Reporter(client, redacted(url), quiet=not persistent, stats=stats)
     try:
         await client.connect(
             servers=[part.strip() for part in url.split(",")],
@@ -81,11 +92,12 @@ async def connect(
             error_cb=reporter.error,
             disconnected_cb=reporter.disconnected,
             reconnected_cb=reporter.reconnected,
+            inbox_prefix=inbox_prefix,
         )
     except (NoServersError, OSError, TimeoutError) as error:
         await client.close()
         raise BusUnavailable(
-            f"cannot reach NATS at {url} ({error or type(error).__name__}): "
+            f"cannot reach NATS at {redacted(url)} ({error or type(error).__name__}): "
             "start it (`jetjobs up`) or set JETJOBS_NATS_URL"
         ) from None
     if persistent:

@@ -20,6 +20,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError
 
 from contracts import subjects as s
+from contracts.tenants import tenant_consumer
 
 log = structlog.get_logger("jetjobs.bus")
 
@@ -124,6 +125,15 @@ class Layout:
     def pool_consumer(self, pool: str) -> ConsumerConfig:
         """The durable consumer every executor of `pool` pulls from."""
         return self._durable(s.pool_consumer(pool), s.pool_filter(pool), f"executors of pool {pool}")
+
+    def company_consumer(self, company: str, pool: str) -> ConsumerConfig:
+        """The durable consumer only `company`'s executors of `pool` pull from, when
+        NATS permissions confine them to their company."""
+        return self._durable(
+            tenant_consumer(company, pool),
+            s.dispatch_subject(company, pool),
+            f"executors of company {company}, pool {pool}",
+        )
 
     def _durable(self, name: str, subject: str, description: str) -> ConsumerConfig:
         return ConsumerConfig(

@@ -31,15 +31,19 @@ class Bus:
         *,
         store: bool = False,
         persistent: bool = True,
+        provisioning: bool = True,
+        inbox_prefix: str = "_INBOX",
     ) -> Bus:
         """Connect and make sure the streams and buckets exist (the store also
-        declares its own consumers)."""
+        declares its own consumers); without `provisioning`, for a NATS user that
+        may only use what an operator created, just connect."""
         stats = ConnectionStats()
-        nc = await connect(url, name, persistent=persistent, stats=stats)
+        nc = await connect(url, name, persistent=persistent, stats=stats, inbox_prefix=inbox_prefix)
         js = nc.jetstream(timeout=10)
         layout = layout or Layout()
         try:
-            await provision(js, layout, store=store)
+            if provisioning:
+                await provision(js, layout, store=store)
         except BaseException:
             await nc.close()
             raise

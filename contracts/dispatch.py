@@ -107,4 +107,5 @@ def job_message(
         secrets=secrets,
         required=template.required,
         artifacts=template.artifacts,
+        image=template.image,
     )

@@ -35,6 +35,7 @@ class JobMessage(Frozen):
     )
     required: list[str] = Field(default=[], description="variables that must be set, or the run is invalid")
     artifacts: list[ArtifactSpec] = Field(default=[], description="files to collect after the run")
+    image: str = Field(default="", description="the application's OCI image, for container executors")
 
 
 class JobEvent(Frozen):

@@ -170,6 +170,7 @@ class ActiveTemplate(Frozen):
     required: list[str] = Field(default=[], description="variables that must be set for a run to start")
     artifacts: list[ArtifactSpec] = []
     exit_codes: ExitCodes | None = None
+    image: str = Field(default="", description="the application's OCI image (`ociimage`)")
     overlap: Overlap = Overlap.FORBID
     misfire: Misfire = Misfire.SKIP
     catch_up_limit: int = 10

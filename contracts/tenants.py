@@ -182,3 +182,38 @@ class AuditList(Frozen):
 
 class Done(Frozen):
     ok: bool = True
+
+
+class TokenCreate(Frozen):
+    """Issue an API token to an actor; its value is shown once, then only its hash is kept."""
+
+    actor: str = Field(min_length=1, max_length=200)
+    admin: bool = Field(default=False, description="may issue, list and revoke tokens")
+    note: str = Field(default="", max_length=200)
+
+
+class TokenInfo(Frozen):
+    id: int
+    actor: str
+    admin: bool = False
+    note: str = ""
+    created_by: str
+    created_at: AwareDatetime
+    revoked_at: AwareDatetime | None = None
+
+
+class TokenIssued(Frozen):
+    info: TokenInfo
+    token: str = Field(description="send it in the Jetjobs-Token header; it cannot be shown again")
+
+
+class TokenRef(Frozen):
+    id: int
+
+
+class TokenFilter(Frozen):
+    actor: str | None = None
+
+
+class TokenList(Frozen):
+    tokens: list[TokenInfo]

@@ -11,6 +11,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from contracts.base import Code
 
+RUNNERS = ("process", "podman", "docker", "noop")
+
 
 class ExecutorConfigError(ValueError):
     """An executor setting is out of range; the message says which and how to fix it."""
@@ -35,10 +37,21 @@ class ExecutorConfig:
     name: str = "jetjobs-executor"
     actor: str = "executor"
     """Who this executor is to the store API (a company lists it among its executors)."""
+    api_token: str | None = None
+    """Proves `actor` to a store that requires API tokens."""
     memory_limit_mb: int | None = None
     """Resident memory above which the executor stops pulling, drains and exits."""
-    runner: Literal["process", "noop"] = "process"
-    """`noop` runs nothing and reports success: for benchmarks only."""
+    runner: Literal["process", "noop", "podman", "docker"] = "process"
+    """How jobs run: `process` natively; `podman` or `docker` in the application's
+    OCI image; `noop` runs nothing and reports success (for benchmarks only)."""
+    container_engine: str | None = None
+    """The engine binary for `podman`/`docker` runners (default: that name on PATH)."""
+    company: str | None = None
+    """Serve only this company's jobs, from its own consumer `exec_<pool>__<company>`
+    (a per-company executor under NATS permissions, see deploy/nats/isolation.conf)."""
+    bind_only: bool = False
+    """Create nothing on the bus (streams, consumers): only bind to the consumer an
+    operator created. For a NATS user without provisioning rights."""
 
     def __post_init__(self) -> None:
         try:
@@ -47,14 +60,21 @@ class ExecutorConfig:
             raise ExecutorConfigError(
                 f"pool {self.pool!r} is not a valid pool name: use lowercase letters, digits, '_' or '-'"
             ) from None
+        if self.company is not None:
+            try:
+                TypeAdapter(Code).validate_python(self.company)
+            except ValidationError:
+                raise ExecutorConfigError(
+                    f"company {self.company!r} is not a valid company code: use lowercase letters, digits, '_' or '-'"
+                ) from None
         if self.slots < 1:
             raise ExecutorConfigError(f"slots must be at least 1 (got {self.slots})")
         if self.grace < 0 or self.drain_timeout < 0:
             raise ExecutorConfigError("grace and drain_timeout are seconds and cannot be negative")
         if self.output_limit < 1:
             raise ExecutorConfigError(f"output_limit must be at least 1 byte (got {self.output_limit})")
-        if self.runner not in ("process", "noop"):
-            raise ExecutorConfigError(f"runner must be 'process' or 'noop' (got {self.runner!r})")
+        if self.runner not in RUNNERS:
+            raise ExecutorConfigError(f"runner must be one of {', '.join(RUNNERS)} (got {self.runner!r})")
         if self.memory_limit_mb is not None and self.memory_limit_mb < 16:
             raise ExecutorConfigError(
                 f"memory_limit_mb must be at least 16 (got {self.memory_limit_mb}): leave it unset for no limit"

@@ -9,7 +9,7 @@ import asyncio
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 from structlog.typing import FilteringBoundLogger as Log
@@ -200,6 +200,7 @@ async def _run(
     live = LiveOutput(attempt, runtime.publisher.output(message.company, message.job_id, attempt.number))
     masked = MaskingSink(live.feed, prepared.masker)
     spawn = Launch(prepared.argv, prepared.env, cwd, runtime.output_limit, runtime.runner, on_output=masked)
+    spawn = replace(spawn, job_id=message.job_id, image=message.image)
     spawned = await runtime.launch(spawn)
     if isinstance(spawned, NotRunnable):
         return events.rejected(attempt, ErrorKind.INVALID, spawned.reason), Failed()

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from bus import Bus, CancelBoard, Layout, RunnerBoard
+from bus import Bus, CancelBoard, CancelFeed, Layout, RunnerBoard
 from contracts.lifecycle import RunnerInfo
 
 from .config import ExecutorConfig
@@ -76,7 +76,7 @@ class Lifeline:
         """Announce this runner, then keep announcing, watching cancels and memory."""
         self._runners = await RunnerBoard.open(self._bus.js)
         await self._runners.beat(self.info())
-        cancels = await CancelBoard.open(self._bus.js)
+        cancels = CancelFeed(self._bus.nc) if self._config.bind_only else await CancelBoard.open(self._bus.js)
         self._spawn(self._beat(self._runners), "beat")
         self._spawn(self._watch(cancels), "cancels")
         if self._config.memory_limit_mb:
@@ -102,7 +102,7 @@ class Lifeline:
             except Exception as error:  # NATS away: the next beat tries again
                 log.warning("executor.heartbeat_failed", runner=self._config.runner_id, error=repr(error))
 
-    async def _watch(self, board: CancelBoard) -> None:
+    async def _watch(self, board: CancelBoard | CancelFeed) -> None:
         """Follow cancels for as long as the executor runs, re-watching after a failure."""
         while True:
             try:

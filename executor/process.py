@@ -32,6 +32,9 @@ class Launch:
     runner: str
     on_output: Sink | None = None
     """Gets the output as it is written (live logs), besides the capture."""
+    job_id: str = ""
+    image: str = ""
+    """The application's OCI image: what a container runner starts."""
 
 
 @dataclass(frozen=True)
@@ -84,10 +87,10 @@ def _why_not(spec: Launch, error: OSError | ValueError) -> str:
     return f"cannot start {name!r} on runner {spec.runner}: {detail}"
 
 
-async def launch(spec: Launch) -> Running | NotRunnable:
-    """Start the process in its own session with output captured, or say why it cannot start."""
+async def spawn(spec: Launch) -> asyncio.subprocess.Process | NotRunnable:
+    """Start `spec.argv` in its own session with output piped, or say why it cannot start."""
     try:
-        process = await asyncio.create_subprocess_exec(
+        return await asyncio.create_subprocess_exec(
             *spec.argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -98,6 +101,13 @@ async def launch(spec: Launch) -> Running | NotRunnable:
         )
     except (OSError, ValueError) as error:
         return NotRunnable(_why_not(spec, error))
+
+
+async def launch(spec: Launch) -> Running | NotRunnable:
+    """Start the process with output captured, or say why it cannot start."""
+    process = await spawn(spec)
+    if isinstance(process, NotRunnable):
+        return process
     return Running(process, spec.output_limit, spec.on_output)
 
 

@@ -4,24 +4,22 @@ free slots, and runs each in its own task."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 
 import structlog
 
-from bus import ApiClient, Bus, Invalid, Layout, Nak, PullConsumer, decode, last_event, settle
-from bus.infra import ensure_consumer
+from bus import ApiClient, Bus, Invalid, Layout, Nak, PullConsumer, decode, settle
 from bus.telemetry import Telemetry
 from contracts import subjects as s
 from contracts.messages import JobMessage
 
+from .binding import consumer_name, history_for, open_bus
 from .config import ExecutorConfig
 from .control import Control
 from .job import Received, Runtime, admitted, reject_invalid, run_delivery
 from .lifeline import Lifeline
 from .metrics import instrument
-from .noop import launch_noop
-from .process import launch
+from .runners import launcher_for
 from .secrets import Tenancy
 
 log = structlog.get_logger("jetjobs.executor")
@@ -62,12 +60,7 @@ class ExecutorService:
         if self._bus is not None:
             return
         pool = self._config.pool
-        bus = await Bus.open(self._config.nats_url, self._config.name, self._layout)
-        try:
-            await ensure_consumer(bus.js, s.DISPATCH_STREAM, self._layout.pool_consumer(pool))
-        except BaseException:
-            await bus.close()
-            raise
+        bus = await open_bus(self._config, self._layout)
         self._lifeline = Lifeline(
             bus, self._config, self._layout, self._job_ids, self._cancel, self._out_of_memory
         )
@@ -79,7 +72,7 @@ class ExecutorService:
         self._bus = bus
         self._stopping = False
         self.exhausted.clear()
-        self._consumer = PullConsumer(bus.js, s.DISPATCH_STREAM, s.pool_consumer(pool))
+        self._consumer = PullConsumer(bus.js, s.DISPATCH_STREAM, consumer_name(self._config))
         self._puller = asyncio.create_task(self._pull(self._consumer, self._runtime(bus)))
         log.info("executor.started", pool=pool, slots=self._config.slots, runner=self._config.runner_id)
 
@@ -91,11 +84,11 @@ class ExecutorService:
             output_limit=self._config.output_limit,
             heartbeat=self._layout.ack_wait / 3,
             cancelled=self._lifeline.cancelled if self._lifeline is not None else {},
-            history=functools.partial(last_event, bus.js),
+            history=history_for(self._config, bus),
             base_env=dict(os.environ),
-            launch=launch_noop if self._config.runner == "noop" else launch,
+            launch=launcher_for(self._config),
             metrics=self._metrics,
-            tenancy=Tenancy.over(ApiClient(bus.nc, actor=self._config.actor)),
+            tenancy=Tenancy.over(ApiClient(bus.nc, actor=self._config.actor, token=self._config.api_token)),
         )
 
     async def stop(self) -> None:

@@ -14,6 +14,7 @@ from contracts import schema
 from contracts.api import ApiFailure, JobQuery, RunNow
 from contracts.enums import Interval, Status
 from contracts.models import Timeouts
+from executor.binding import ExecutorStartError
 from executor.watcher import use_pidfd_watcher
 
 from . import (
@@ -44,6 +45,7 @@ EXPECTED_ERRORS = (
     MetricsServerError,
     PublishFailed,
     settings.SettingsError,
+    ExecutorStartError,
 )
 
 
@@ -257,6 +259,27 @@ def _service_commands(sub: Any) -> None:
     ex = _add(sub, "executor", cmd_executor, "run an executor for one pool")
     ex.add_argument("--pool", help="pool to serve (default 'default') [env JETJOBS_POOL]")
     ex.add_argument("--slots", type=int, help="jobs run at once (default 8) [env JETJOBS_SLOTS]")
+    ex.add_argument(
+        "--runner",
+        choices=("process", "podman", "docker"),
+        help="run jobs as processes (default) or in the app's OCI image [env JETJOBS_RUNNER]",
+    )
+    ex.add_argument(
+        "--container-engine", metavar="PATH", help="path of podman/docker [env JETJOBS_CONTAINER_ENGINE]"
+    )
+    ex.add_argument(
+        "--company",
+        dest="executor_company",
+        metavar="CODE",
+        help="serve only this company, from its own consumer [env JETJOBS_EXECUTOR_COMPANY]",
+    )
+    ex.add_argument(
+        "--bind-only",
+        action="store_const",
+        const=True,
+        help="create nothing on NATS, only bind to the consumer (NATS users without "
+        "provisioning rights) [env JETJOBS_BIND_ONLY]",
+    )
     schema_parser = sub.add_parser("schema", help="JSON Schemas of every message").add_subparsers(
         dest="action", required=True
     )
@@ -273,6 +296,7 @@ def _entity_commands(sub: Any) -> None:
     create.add_argument("code", help="short lowercase code used in subjects, e.g. acme")
     create.add_argument("--name", help="display name (default: the code)")
     _add(company, "list", cmd_company_list, "list companies")
+    cli_tenants.register_company(company)
     cli_schedule.register_company(company)
 
     app = sub.add_parser("app", help="applications").add_subparsers(dest="action", required=True)
@@ -330,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("nats_url", "database_url", "home", "config", "log_level", "replicas", "slots")
-    flags = {k: getattr(args, k, None) for k in (*keys, "metrics_port", "metrics_host")}
+    executor = ("runner", "container_engine", "executor_company", "bind_only")
+    flags = {k: getattr(args, k, None) for k in (*keys, *executor, "metrics_port", "metrics_host")}
     flags["pool"] = getattr(args, "pool", None)
     return flags
 

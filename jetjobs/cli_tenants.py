@@ -10,10 +10,17 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
+from bus import Bus, Layout
+from bus.infra import ensure_consumer
 from contracts import api
+from contracts import subjects as s
 from contracts import tenants as t
+from contracts.base import Code
 from store.credentials import Keyring, SecretKeyError, new_key
 from store.rotation import RotationError, rotate_key
+from store.tokens import bootstrap_token
 
 from . import commands, render, settings
 from .commands import CommandError
@@ -162,6 +169,53 @@ async def cmd_actor_list(args: argparse.Namespace, conf: settings.Settings) -> N
     await _call(args, conf, action)
 
 
+def _token_rows(tokens: list[t.TokenInfo]) -> str:
+    rows = [
+        (i.id, i.actor, "yes" if i.admin else "", i.note, i.created_by, i.created_at, i.revoked_at or "")
+        for i in tokens
+    ]
+    return render.table(rows, ["id", "actor", "admin", "note", "by", "created", "revoked"])
+
+
+async def cmd_token_create(args: argparse.Namespace, conf: settings.Settings) -> None:
+    request = t.TokenCreate(actor=args.actor, admin=args.admin, note=args.note or "")
+    if args.bootstrap:
+        issued = await bootstrap_token(conf.require_database(), request)
+        print(render.as_json(issued) if args.json else _issued_text(issued))
+        return
+
+    async def action(ses: commands.Session) -> None:
+        issued = await ses.api.call("token.create", request, t.TokenIssued)
+        ses.show(issued, _issued_text(issued))
+
+    await _call(args, conf, action)
+
+
+def _issued_text(issued: t.TokenIssued) -> str:
+    kind = "admin token" if issued.info.admin else "token"
+    return (
+        f"{issued.token}\n"
+        f"(this is {issued.info.actor}'s {kind} {issued.info.id}: it is not shown again; "
+        "give it to them to set as JETJOBS_API_TOKEN)"
+    )
+
+
+async def cmd_token_revoke(args: argparse.Namespace, conf: settings.Settings) -> None:
+    async def action(ses: commands.Session) -> None:
+        info = await ses.api.call("token.revoke", t.TokenRef(id=args.id), t.TokenInfo)
+        ses.show(info, f"revoked token {info.id} of {info.actor}")
+
+    await _call(args, conf, action)
+
+
+async def cmd_token_list(args: argparse.Namespace, conf: settings.Settings) -> None:
+    async def action(ses: commands.Session) -> None:
+        reply = await ses.api.call("token.list", t.TokenFilter(actor=args.actor), t.TokenList)
+        ses.show(reply.tokens, _token_rows(reply.tokens))
+
+    await _call(args, conf, action)
+
+
 async def cmd_audit(args: argparse.Namespace, conf: settings.Settings) -> None:
     async def action(ses: commands.Session) -> None:
         reply = await ses.api.call(
@@ -171,6 +225,29 @@ async def cmd_audit(args: argparse.Namespace, conf: settings.Settings) -> None:
         ses.show(reply.entries, render.table(rows, ["at", "actor", "action", "company", "detail"]))
 
     await _call(args, conf, action)
+
+
+async def cmd_company_consumer(args: argparse.Namespace, conf: settings.Settings) -> None:
+    """An operator's step before a per-company executor starts with --bind-only."""
+    for what, value in (("company code", args.code), ("pool", args.pool)):
+        try:
+            TypeAdapter(Code).validate_python(value)
+        except ValidationError:
+            raise CommandError(
+                f"{what} {value!r} is not valid: use lowercase letters, digits, '_' or '-'"
+            ) from None
+    layout = Layout(replicas=conf.replicas, ack_wait=conf.ack_wait)
+    wanted = layout.company_consumer(args.code, args.pool)
+    bus = await Bus.attach(conf.require_nats(), "jetjobs-cli", layout)
+    try:
+        await ensure_consumer(bus.js, s.DISPATCH_STREAM, wanted)
+    finally:
+        await bus.close()
+    name = wanted.durable_name
+    print(
+        f"consumer {name} serves jobs of company {args.code}, pool {args.pool}: "
+        f"start its executors with --company {args.code} --pool {args.pool} --bind-only"
+    )
 
 
 def _add(sub: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
@@ -206,9 +283,34 @@ def register(sub: Any) -> None:
     grant.add_argument("actor")
     grant.add_argument("role", choices=["admin", "reader", "executor"])
     _add(actor, "list", cmd_actor_list, "list a company's actors").add_argument("company")
+    token = actor.add_parser("token", help="API tokens that prove who an actor is").add_subparsers(
+        dest="token_action", required=True
+    )
+    create = _add(token, "create", cmd_token_create, "issue an API token to an actor (shown once)")
+    create.add_argument("actor")
+    create.add_argument("--admin", action="store_true", help="the token may issue and revoke tokens")
+    create.add_argument("--note", help="what the token is for")
+    create.add_argument(
+        "--bootstrap",
+        action="store_true",
+        help="write it straight to the database (needs JETJOBS_DATABASE_URL): for the first admin",
+    )
+    _add(token, "revoke", cmd_token_revoke, "revoke an API token for good").add_argument("id", type=int)
+    _add(token, "list", cmd_token_list, "list API tokens (never their values)").add_argument("--actor")
     audit = _add(sub, "audit", cmd_audit, "read the audit log, newest first")
     audit.add_argument("--company")
     audit.add_argument("--limit", type=int, default=50)
+
+
+def register_company(company: Any) -> None:
+    consumer = _add(
+        company,
+        "consumer",
+        cmd_company_consumer,
+        "create the dispatch consumer a company's own (bind-only) executors pull from",
+    )
+    consumer.add_argument("code")
+    consumer.add_argument("--pool", default="default", help="pool its templates use (default 'default')")
 
 
 def register_template(template: Any) -> None:

@@ -58,7 +58,8 @@ async def session(nats_url: str, as_json: bool, actor: str | None = None) -> Asy
     """Connect for the length of one command; API calls are made as `actor`."""
     bus = await Bus.attach(nats_url, "jetjobs-cli")
     try:
-        yield Session(ApiClient(bus.nc, actor=actor or default_actor()), bus, as_json)
+        client = ApiClient(bus.nc, actor=actor or default_actor(), token=os.environ.get("JETJOBS_API_TOKEN"))
+        yield Session(client, bus, as_json)
     finally:
         await bus.nc.close()
 

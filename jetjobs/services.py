@@ -10,6 +10,7 @@ from typing import Protocol
 from bus import Layout
 from bus.telemetry import Telemetry
 from executor import ExecutorConfig, ExecutorService
+from executor.config import ExecutorConfigError
 from scheduler import SchedulerConfig, SchedulerService
 from scheduler.metrics import SchedulerMetrics
 from store import StoreConfig, StoreService
@@ -41,6 +42,7 @@ def store(settings: Settings, telemetry: Telemetry | None = None) -> StoreServic
         nats_url=settings.require_nats(),
         database_url=settings.require_database(),
         keyring=store_keyring(settings),
+        require_tokens=settings.require_tokens,
     )
     return StoreService(config, layout_for(settings), telemetry)
 
@@ -55,12 +57,21 @@ def scheduler(settings: Settings, telemetry: Telemetry | None = None) -> Schedul
 
 
 def executor(settings: Settings, telemetry: Telemetry | None = None) -> ExecutorService:
-    config = ExecutorConfig(
-        nats_url=settings.require_nats(),
-        pool=settings.pool,
-        slots=settings.slots,
-        memory_limit_mb=settings.memory_limit_mb or None,
-    )
+    try:
+        config = ExecutorConfig(
+            nats_url=settings.require_nats(),
+            pool=settings.pool,
+            slots=settings.slots,
+            memory_limit_mb=settings.memory_limit_mb or None,
+            actor=settings.executor_actor,
+            runner=settings.runner,  # type: ignore[arg-type]  # checked by ExecutorConfig
+            container_engine=settings.container_engine,
+            company=settings.executor_company,
+            bind_only=settings.bind_only,
+            api_token=settings.api_token,
+        )
+    except ExecutorConfigError as error:
+        raise SettingsError(str(error)) from None
     return ExecutorService(config, layout_for(settings), telemetry)
 
 

@@ -48,6 +48,20 @@ class Settings:
     """Store: file of secret keys, one per line; the first encrypts, all decrypt."""
     actor: str | None = None
     """Who API calls are made as (default user:$USER for the CLI)."""
+    runner: str = "process"
+    """Executor: how jobs run: `process`, or `podman` / `docker` in the app's OCI image."""
+    container_engine: str | None = None
+    """Executor: path of the podman/docker binary (default: found on PATH)."""
+    api_token: str | None = None
+    """The token API calls are authenticated with (an admin issues it: `jetjobs actor token create`)."""
+    require_tokens: bool = False
+    """Store: refuse API calls without a valid token (leave off for one local operator)."""
+    executor_actor: str = "executor"
+    """Executor: who it is to the store API (a company lists it among its executors)."""
+    executor_company: str | None = None
+    """Executor: serve only this company's jobs, from its consumer `exec_<pool>__<company>`."""
+    bind_only: bool = False
+    """Executor: create no streams or consumers, only bind (a per-company NATS user)."""
 
     def require_nats(self) -> str:
         """The NATS URL, or the one a running `jetjobs up` in `home` announced."""

@@ -128,7 +128,7 @@ async def _with_demo(settings: Settings) -> None:
     bus = await Bus.attach(settings.require_nats(), "jetjobs-demo")
     printer: asyncio.Task[None] | None = None
     try:
-        await demo.install(ApiClient(bus.nc))
+        await demo.install(ApiClient(bus.nc, token=settings.api_token))
         printer = asyncio.create_task(demo.print_outcomes(bus))
         print(
             "demo: company 'demo', templates 'hello' (every 5 s) and 'grumpy' (every 20 s, fails)", flush=True

@@ -38,6 +38,7 @@ def _app_message(
         launched_by=f"flow:{spec.name}",
         exit_codes=app.exit_codes,
         artifacts=app.artifacts,
+        image=app.ociimage,
     )
 
 

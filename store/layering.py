@@ -29,6 +29,7 @@ def with_extras(
             "required": sorted(name for name, spec in app.environment.items() if spec.required),
             "artifacts": extras.artifacts if extras else [],
             "exit_codes": extras.exit_codes if extras else None,
+            "image": app.ociimage,
         }
     )
 

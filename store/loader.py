@@ -62,12 +62,16 @@ def queries() -> dict[str, Query]:
 
 
 def check_sequence(found: list[Migration]) -> list[Migration]:
-    """Migrations must be numbered 1, 2, 3… without gaps or repeats."""
-    for expected, migration in enumerate(found, start=1):
-        if migration.version != expected:
-            raise SqlFileError(
-                f"migration {migration.version:04d}_{migration.name}: expected number {expected:04d}"
-            )
+    """Migrations start at 1 and no number is used twice. A gap is allowed: work
+    in parallel reserves numbers ahead, and a store applies every version it has
+    not recorded, so a lower number that arrives later is still applied."""
+    seen: set[int] = set()
+    for migration in found:
+        if migration.version in seen:
+            raise SqlFileError(f"migration number {migration.version:04d} is used twice: renumber one")
+        seen.add(migration.version)
+    if found and found[0].version != 1:
+        raise SqlFileError(f"migration {found[0].version:04d}_{found[0].name}: the first must be number 0001")
     return found
 
 

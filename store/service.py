@@ -45,6 +45,8 @@ class StoreConfig:
     pool_size: int = 10
     keyring: Keyring | None = None
     """The operator's secret keys; without them the store cannot keep credentials."""
+    require_tokens: bool = False
+    """Refuse API requests without a valid token (see `store.tokens`)."""
 
 
 def _version() -> str:
@@ -111,6 +113,7 @@ class StoreService:
                     **ScheduleApi(self._pool, bus, board).handlers(),
                     **(flows := FlowApi(self._pool, bus)).handlers(),
                 },
+                self._config.require_tokens,
             )
         )
         timing = ReaperTiming(every=self._layout.runner_beat, silent_for=self._layout.runner_ttl)

@@ -12,7 +12,14 @@ from typing import Any
 
 from contracts.lifecycle import ExitCodes
 from contracts.models import ArtifactSpec
-from contracts.tenants import ActorEntry, ArtifactInfo, ArtifactUpload, AuditEntry, CredentialInfo
+from contracts.tenants import (
+    ActorEntry,
+    ArtifactInfo,
+    ArtifactUpload,
+    AuditEntry,
+    CredentialInfo,
+    TokenInfo,
+)
 
 from .credentials import Sealed
 from .db import Db
@@ -199,3 +206,20 @@ class TenantQueries:
             )
             for r in found
         ]
+
+    async def insert_token(
+        self, actor: str, digest: bytes, admin: bool, note: str, created_by: str
+    ) -> TokenInfo:
+        row = await self._db.fetchrow(self._q("insert_token"), actor, digest, admin, note, created_by)
+        return TokenInfo(**dict(row))
+
+    async def token_by_hash(self, digest: bytes) -> TokenInfo | None:
+        row = await self._db.fetchrow(self._q("token_by_hash"), digest)
+        return None if row is None else TokenInfo(**dict(row))
+
+    async def revoke_token(self, token_id: int) -> TokenInfo | None:
+        row = await self._db.fetchrow(self._q("revoke_token"), token_id)
+        return None if row is None else TokenInfo(**dict(row))
+
+    async def list_tokens(self, actor: str | None) -> list[TokenInfo]:
+        return [TokenInfo(**dict(r)) for r in await self._db.fetch(self._q("list_tokens"), actor)]

@@ -22,6 +22,7 @@ from .board import BoardKeeper
 from .credentials import Keyring, UndecryptableError
 from .queries import Queries
 from .tenant_queries import StoredCredential, TenantQueries
+from .tokens import Authenticator, TokenApi, TokenCache
 
 log = structlog.get_logger("jetjobs.store")
 
@@ -222,8 +223,20 @@ class TenantApi:
 
 
 def with_tenants(
-    pool: Any, board: BoardKeeper, keyring: Keyring | None, core: dict[str, Handler]
+    pool: Any,
+    board: BoardKeeper,
+    keyring: Keyring | None,
+    core: dict[str, Handler],
+    require_tokens: bool = False,
 ) -> dict[str, Handler]:
-    """The core handlers, guarded by actor and audited, plus the tenant and artifact handlers."""
+    """The core handlers, guarded by actor and audited, plus the tenant, artifact and
+    token handlers; every one behind token authentication."""
     tenants = TenantApi(pool, board, keyring).handlers(core["app.import"])
-    return {**guard_all(pool, core), **tenants, **ArtifactApi(pool).handlers()}
+    cache = TokenCache()
+    handlers = {
+        **guard_all(pool, core),
+        **tenants,
+        **ArtifactApi(pool).handlers(),
+        **TokenApi(pool, cache).handlers(),
+    }
+    return Authenticator(pool, require_tokens, cache).wrap(handlers)

@@ -119,3 +119,23 @@ SELECT at, actor, action, company, detail FROM audit_log
 WHERE $1::text IS NULL OR company = $1
 ORDER BY at DESC, id DESC
 LIMIT $2;
+
+-- name: insert_token --
+-- Issue a token: only its hash is stored.
+INSERT INTO actor_token (actor, token_hash, admin, note, created_by) VALUES ($1, $2, $3, $4, $5)
+RETURNING id, actor, admin, note, created_by, created_at, revoked_at;
+
+-- name: token_by_hash --
+-- The token a request presents, revoked or not.
+SELECT id, actor, admin, note, created_by, created_at, revoked_at FROM actor_token WHERE token_hash = $1;
+
+-- name: revoke_token --
+-- Revoke a token for good (revoking twice keeps the first time).
+UPDATE actor_token SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1
+RETURNING id, actor, admin, note, created_by, created_at, revoked_at;
+
+-- name: list_tokens --
+-- Tokens, of one actor or all, newest first; never their values.
+SELECT id, actor, admin, note, created_by, created_at, revoked_at FROM actor_token
+WHERE $1::text IS NULL OR actor = $1
+ORDER BY id DESC;

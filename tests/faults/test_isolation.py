@@ -14,12 +14,22 @@ import pytest
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from bus import Layout
-from bus.infra import provision
+from bus import ApiClient, Bus, Layout
+from bus.infra import ensure_consumer, provision
+from contracts import api
 from contracts import subjects as s
+from contracts import tenants as t
+from contracts.enums import ErrorKind, Status
+from contracts.lifecycle import CancelReply
 from contracts.tenants import tenant_consumer
+from executor import ExecutorConfig, ExecutorService
+from executor.binding import ExecutorStartError
 from jetjobs.embedded import NatsServer
+from store import StoreConfig, StoreService
+from store.credentials import new_key
+from tests.integration.tenants_stack import keyring
 from tests.servers import shutdown
+from tests.stack import Stack, eventually
 
 CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "nats" / "isolation.conf"
 USERS = ("STORE", "SCHEDULER", "EXEC_ACME", "EXEC_GLOBEX")
@@ -141,3 +151,69 @@ async def test_an_executor_serves_only_its_own_company(
 async def _no_globex_events(js: nats.js.JetStreamContext) -> None:
     msg = await js.get_last_msg(s.EVENTS_STREAM, s.events_subject("acme", "job1"))
     assert msg.subject == s.events_subject("acme", "job1")
+
+
+async def test_a_bind_only_company_executor_runs_its_own_jobs_end_to_end(
+    isolated_nats: NatsServer, passwords: dict[str, str], database_url: str
+) -> None:
+    """With only its company's permissions, an executor binds to the consumer an
+    operator created, fetches its credentials and reports; another company's job
+    stays untouched; without --bind-only it says what is wrong."""
+    server = f"{isolated_nats.host}:{isolated_nats.port}"
+    store_url = f"nats://store:{passwords['STORE']}@{server}"
+    acme_url = f"nats://exec-acme:{passwords['EXEC_ACME']}@{server}"
+    ring = keyring(new_key())
+    store = StoreService(StoreConfig(nats_url=store_url, database_url=database_url, keyring=ring), Layout())
+    await store.start()
+    operator = await Bus.attach(store_url, "operator")
+    executor = ExecutorService(
+        ExecutorConfig(nats_url=acme_url, company="acme", bind_only=True, actor="exec-acme", slots=2),
+        Layout(),
+    )
+    try:
+        stack = Stack(store_url, database_url, ApiClient(operator.nc, actor="admin"), operator)
+        with pytest.raises(ExecutorStartError, match="jetjobs company consumer acme"):
+            await executor.start()
+        await ensure_consumer(operator.js, s.DISPATCH_STREAM, Layout().company_consumer("acme", "default"))
+        templates = {}
+        script = '-c \'echo "$KEY"; sleep "$NAP"\''
+        env = {"KEY": {"type": "password", "required": True}, "NAP": {"defval": "0"}}
+        app = await stack.app(script, env=env)
+        for company in ("acme", "globex"):
+            await stack.company(company)
+            await stack.client.call(
+                "actor.grant", t.ActorGrant(company=company, actor="admin", role="admin"), t.ActorList
+            )
+            creds = t.CredentialSet(company=company, name="c", values={"KEY": f"key-of-{company}-5521"})
+            await stack.client.call("credential.set", creds, t.CredentialInfo)
+            template = await stack.template(name="t", app=str(app.app.id), company=company)
+            assign = t.CredentialAssign(template_id=template.id, name="c")
+            await stack.client.call("credential.assign", assign, t.Assigned)
+            templates[company] = template.id
+        grant = t.ActorGrant(company="acme", actor="exec-acme", role="executor")
+        await stack.client.call("actor.grant", grant, t.ActorList)
+
+        await executor.start()
+        acme_job = await stack.final_job((await stack.run(templates["acme"])).job_id)
+        assert acme_job.status is Status.PROCESSED, acme_job.reason
+        assert acme_job.stdout == "********\n"
+        sleeper = await stack.run(templates["acme"], NAP="60")
+        await eventually(lambda: _started(stack, sleeper.job_id), what="the job to start")
+        await stack.client.call("job.cancel", api.JobRef(id=sleeper.job_id), CancelReply)
+        cancelled = await stack.final_job(sleeper.job_id)
+        assert cancelled.kind is ErrorKind.CANCELLED, cancelled.reason
+        globex_job = await stack.run(templates["globex"])
+        await asyncio.sleep(1.0)
+        assert (await stack.job(globex_job.job_id)).status is Status.DISPATCHED, "only acme's jobs run here"
+    finally:
+        await executor.stop()
+        await operator.nc.close()
+        await store.stop()
+
+    provisioning = ExecutorService(ExecutorConfig(nats_url=acme_url, company="acme"), Layout())
+    with pytest.raises(ExecutorStartError, match="--bind-only"):
+        await provisioning.start()
+
+
+async def _started(stack: Stack, job_id: str) -> bool:
+    return (await stack.job(job_id)).status is Status.STARTED

@@ -19,18 +19,29 @@ def keyring(*keys: str) -> Keyring:
 
 @asynccontextmanager
 async def tenant_stack(
-    nats_url: str, database_url: str, ring: Keyring | None, executor_actor: str = "executor"
+    nats_url: str,
+    database_url: str,
+    ring: Keyring | None,
+    executor_actor: str = "executor",
+    require_tokens: bool = False,
+    token: str | None = None,
+    **executor: Any,
 ) -> AsyncIterator[Stack]:
-    """Store (with `ring`) and one executor; the caller's client acts as `admin`."""
-    store = StoreService(StoreConfig(nats_url=nats_url, database_url=database_url, keyring=ring), Layout())
-    executor = ExecutorService(ExecutorConfig(nats_url=nats_url, slots=2, actor=executor_actor), Layout())
+    """Store (with `ring`) and one executor (configured further by `executor`);
+    the caller's client acts as `admin` (authenticated by `token` when given)."""
+    store_config = StoreConfig(
+        nats_url=nats_url, database_url=database_url, keyring=ring, require_tokens=require_tokens
+    )
+    store = StoreService(store_config, Layout())
+    config = ExecutorConfig(nats_url=nats_url, slots=2, actor=executor_actor, **executor)
+    executor_service = ExecutorService(config, Layout())
     started: list[Any] = []
     bus = await Bus.attach(nats_url, "jetjobs-test")
     try:
-        for service in (store, executor):
+        for service in (store, executor_service):
             await service.start()
             started.append(service)
-        yield Stack(nats_url, database_url, ApiClient(bus.nc, actor="admin"), bus, started)
+        yield Stack(nats_url, database_url, ApiClient(bus.nc, actor="admin", token=token), bus, started)
     finally:
         for service in reversed(started):
             await service.stop()

@@ -4,19 +4,24 @@ app-file extras and artifact collection."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from bus.connection import redacted
 from contracts.dispatch import expand_argv, fill_secrets
 from contracts.lifecycle import ExitCodes
 from contracts.models import Application, ArtifactSpec, EnvField
 from contracts.multiflexi import AppFileError, parse_app, to_document
+from contracts.tenants import TokenInfo
 from executor.artifacts import Limits, collect
+from executor.containers import container_env, env_file_lines
 from executor.output import Capture
 from executor.secrets import Masker, MaskingSink, missing_required
 from store.credentials import Keyring, SecretKeyError, UndecryptableError, new_key, parse_key
 from store.layering import MASK, template_env
+from store.tokens import TokenCache
 
 
 def _ring(*keys: str) -> Keyring:
@@ -122,3 +127,30 @@ def test_collect_respects_limits_and_stays_inside(tmp_path: Path) -> None:
     assert found["out/a.txt"].content == b"a" * 10
     assert found["out/b.txt"].content is None and "per-job" in (found["out/b.txt"].note or "")
     assert found["big"].content is None and "per-artifact" in (found["big"].note or "")
+
+
+def test_nats_passwords_never_reach_logs() -> None:
+    assert redacted("nats://exec-acme:s3cret@h:4222") == "nats://exec-acme:***@h:4222"
+    assert redacted("nats://a:x@h1:4222, nats://h2:4222") == "nats://a:***@h1:4222, nats://h2:4222"
+    assert redacted("nats://127.0.0.1:4222") == "nats://127.0.0.1:4222"
+
+
+def test_container_env_keeps_job_values_and_drops_host_paths() -> None:
+    host = {"PATH": "/host/bin", "HOME": "/home/exec"}
+    env = {"PATH": "/host/bin", "HOME": "/srv/job", "TZ": "UTC", "PEM": "a\nb", "K": "v=1"}
+    assert container_env(env, host) == {"HOME": "/srv/job", "TZ": "UTC", "PEM": "a\nb", "K": "v=1"}
+    text, inline = env_file_lines({"K": "v=1", "PEM": "a\nb"})
+    assert text == "K=v=1\n" and inline == ["PEM"]
+
+
+def test_token_cache_expires_and_forgets_revoked_tokens() -> None:
+    now = datetime.now(UTC)
+    info = TokenInfo(id=7, actor="alice", created_by="root", created_at=now)
+    cache = TokenCache(seconds=60)
+    cache.put(b"d", info)
+    assert cache.get(b"d") == info and cache.get(b"other") is None
+    cache.forget(7)
+    assert cache.get(b"d") is None
+    stale = TokenCache(seconds=-1)
+    stale.put(b"d", info)
+    assert stale.get(b"d") is None
