@@ -68,7 +68,7 @@ class Stopping(Exception):
 class Tuning:
     """Batch size and patience of a projection loop."""
 
-    batch_size: int = 500
+    batch_size: int = 1000
     fetch_wait: float = 1.0
     ack_wait: float = 30.0
     first_backoff: float = 0.5

@@ -41,7 +41,7 @@ class StoreConfig:
 
     nats_url: str
     database_url: str
-    batch_size: int = 500
+    batch_size: int = 1000
     name: str = "jetjobs-store"
     pool_size: int = 10
     keyring: Keyring | None = None
