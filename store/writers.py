@@ -72,8 +72,13 @@ def _unique_jobs(messages: Sequence[JobMessage]) -> list[JobMessage]:
 
 
 async def write_dispatches(queries: Queries, messages: Sequence[JobMessage]) -> None:
-    """Jobs enter the record as `dispatched` (or fill in a job an early event created)."""
+    """Jobs enter the record as `dispatched` (or fill in a job an early event created).
+
+    Job ids are locked first, like `write_events` does: otherwise an events batch
+    that found no row yet could overtake this insert and leave the attempt the
+    dispatch opened behind as `dispatched` for good."""
     unique = _unique_jobs([clean_message(m) for m in messages])
+    await queries.lock_job_ids([m.job_id for m in unique])
     await queries.record_dispatches(unique)
     await queries.record_dispatched_attempts(unique)
 
