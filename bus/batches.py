@@ -4,8 +4,8 @@ nats-py's `fetch` waits for each message of a batch with a task of its own,
 which costs more than everything else the store does per message. Here one
 subscription (a callback that appends to a list) collects the deliveries, and
 each pull request ends in a way we can see: filled, or a status message sent
-to that request's own reply subject. So exactly one request is in flight at a
-time and a status meant for an earlier request is never taken for the current one.
+to that request's own reply subject. So requests go one at a time, and a late
+status of one we stopped waiting for is never taken for the current one.
 
 A fetch first asks for whatever is waiting (`no_wait`); only when nothing is,
 it waits for one message (`expires`) and then takes what has arrived since.
@@ -34,8 +34,8 @@ HEARTBEAT = "100"
 MARGIN = 1.0
 """Seconds we wait past a request's expiry for the server's word that it ended."""
 
-
 RETRY_PAUSE = 0.5
+"""Seconds to wait before pulling again after a refusal or a lost connection."""
 
 
 class PullRefused(Exception):
