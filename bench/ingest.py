@@ -4,7 +4,8 @@ A backlog of N dispatch messages and 3N events (acknowledged, started,
 processed) waits in the streams; the store starts and projects it. Measured
 from the store's first write to the moment every job is final in Postgres,
 next to asyncpg COPY into a plain table in the same run, with the CPU the
-store and Postgres spent per message (steadier than rates on a busy machine)."""
+store, Postgres and nats-server spent per message (steadier than rates on a
+busy machine)."""
 
 from __future__ import annotations
 
@@ -90,6 +91,15 @@ async def first_write(database_url: str) -> float:
         await conn.close()
 
 
+def _cpu(box: Servers, store: ServiceProcess) -> dict[str, float]:
+    """CPU seconds used so far by the store, Postgres (all its processes) and nats-server."""
+    return {
+        "store": cpu_seconds(store.pid),
+        "postgres": cpu_seconds(box.postgres.pid, tree=True),
+        "nats": cpu_seconds(box.nats.pid),
+    }
+
+
 def one_run(box: Servers, args: argparse.Namespace, logs: Path, tag: str) -> dict[str, Any]:
     box.restart_nats()
     database = box.fresh_database()
@@ -99,9 +109,9 @@ def one_run(box: Servers, args: argparse.Namespace, logs: Path, tag: str) -> dic
     asyncio.run(publish_backlog(box.nats.url, messages))
     store: ServiceProcess = start_service(argv, logs / f"{tag}-store.log")
     try:
-        cpu_before = cpu_seconds(store.pid), cpu_seconds(box.postgres.pid, tree=True)
+        before = _cpu(box, store)
         end = asyncio.run(wait_final(database, args.jobs, timeout=120 + args.jobs / 100))
-        cpu = cpu_seconds(store.pid) - cpu_before[0], cpu_seconds(box.postgres.pid, tree=True) - cpu_before[1]
+        cpu = {name: used - before[name] for name, used in _cpu(box, store).items()}
     finally:
         store.stop()
     start = asyncio.run(first_write(database))
@@ -114,8 +124,8 @@ def one_run(box: Servers, args: argparse.Namespace, logs: Path, tag: str) -> dic
         "messages_per_s": messages / seconds,
         "pg_copy_rows_per_s": copy["pg_copy"],
         "seconds": seconds,
-        "cpu_seconds": {"store": round(cpu[0], 2), "postgres": round(cpu[1], 2)},
-        "cpu_us_per_message": {"store": 1e6 * cpu[0] / messages, "postgres": 1e6 * cpu[1] / messages},
+        "cpu_seconds": {name: round(used, 2) for name, used in cpu.items()},
+        "cpu_us_per_message": {name: 1e6 * used / messages for name, used in cpu.items()},
         "record": record,
         "complete": record["events"] == 3 * args.jobs and record.get("jobs_processed") == args.jobs,
     }
@@ -138,6 +148,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             cpu = result["cpu_us_per_message"]
             metrics.add("store process CPU per message", cpu["store"], "µs")
             metrics.add("postgres CPU per message", cpu["postgres"], "µs")
+            metrics.add("nats-server CPU per message", cpu["nats"], "µs")
             metrics.add("store: every status persisted", 1.0 if result["complete"] else 0.0, "1 = yes")
     params = {"jobs": args.jobs, "batch": args.batch, "runs": args.runs}
     return {"parameters": params, "metrics": metrics.metrics, "runs": runs}
