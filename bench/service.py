@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--database", default="")
     parser.add_argument("--slots", type=int, default=8)
     parser.add_argument("--runner", choices=["process", "noop"], default="process")
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=StoreConfig.batch_size)
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
     logs.configure(args.log_level, json=True)

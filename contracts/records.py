@@ -18,6 +18,8 @@ class AttemptRecord(Frozen):
     reason: str | None = None
     begin: AwareDatetime | None = None
     end: AwareDatetime | None = None
+    results: dict[str, str] = {}
+    """What the job wrote to JETJOBS_RESULT_FILE in this attempt."""
 
 
 class JobRecord(Frozen):

@@ -72,6 +72,10 @@ def job_detail(job: JobRecord) -> str:
     for name, text in (("stdout", job.stdout), ("stderr", job.stderr)):
         if text:
             lines.append(f"--- {name}\n{text.rstrip()}")
+    current = next((a for a in job.attempts if a.attempt == job.attempt), None)
+    if current is not None and current.results:
+        lines.append("--- results")
+        lines.extend(f"{key}={value}" for key, value in sorted(current.results.items()))
     if len(job.attempts) > 1:
         rows = [
             (a.attempt, a.status.value, a.kind, a.exit_code, a.runner, a.begin, a.end) for a in job.attempts

@@ -35,6 +35,8 @@ class AttemptState:
     end: datetime | None = None
     stdout: str | None = None
     stderr: str | None = None
+    results: Mapping[str, str] | None = None
+    """What the job wrote to its results file; None until an event brings some."""
 
 
 @dataclass(frozen=True)
@@ -66,25 +68,26 @@ def begin_attempt(event: JobEvent) -> AttemptState:
         end=event.end,
         stdout=event.stdout,
         stderr=event.stderr,
+        results=event.results or None,
     )
 
 
 def advance(state: AttemptState, event: JobEvent) -> AttemptState:
     """Move an attempt forward: the event's values win, the ones it leaves out are kept."""
-    new = begin_attempt(event)
     return AttemptState(
         attempt=state.attempt,
         status=event.status,
-        final=state.final or new.final,
-        kind=new.kind or state.kind,
-        runner=_first(new.runner, state.runner),
-        pid=_first(new.pid, state.pid),
-        exit_code=_first(new.exit_code, state.exit_code),
-        reason=_first(new.reason, state.reason),
-        begin=_first(new.begin, state.begin),
-        end=_first(new.end, state.end),
-        stdout=_first(new.stdout, state.stdout),
-        stderr=_first(new.stderr, state.stderr),
+        final=state.final or _is_final(event),
+        kind=event.kind or state.kind,
+        runner=_first(event.runner, state.runner),
+        pid=_first(event.pid, state.pid),
+        exit_code=_first(event.exit_code, state.exit_code),
+        reason=_first(event.reason, state.reason),
+        begin=_first(event.begin, state.begin),
+        end=_first(event.end, state.end),
+        stdout=_first(event.stdout, state.stdout),
+        stderr=_first(event.stderr, state.stderr),
+        results=_first(event.results or None, state.results),
     )
 
 

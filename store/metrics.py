@@ -5,6 +5,7 @@ JetStream just before each scrape."""
 
 from __future__ import annotations
 
+from collections import Counter as Tally
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,6 +19,10 @@ from contracts.messages import DeadLetter, JobEvent, JobMessage
 from .projection import Feed
 
 BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
+
+
+Counted = tuple[Counter, str, tuple[tuple[str, str], ...]]
+"""A counter, the company, and the counter's other labels."""
 
 
 class StoreMetrics:
@@ -65,21 +70,24 @@ class StoreMetrics:
         )
 
     def committed(self, feed: str, batch: Sequence[Delivery[Any]], seconds: float) -> None:
-        """One batch is in Postgres."""
+        """One batch is in Postgres: each counter moves once per batch, not once per message."""
         self._ingested.labels(feed).inc(len(batch))
         self._batch.labels(feed).observe(seconds)
-        for delivery in batch:
-            self._count(delivery.payload)
+        tally = Tally(key for delivery in batch if (key := self._counted(delivery.payload)) is not None)
+        for (metric, company, labels), count in tally.items():
+            self._t.labelled(metric, company, **dict(labels)).inc(count)
 
-    def _count(self, payload: Any) -> None:
+    def _counted(self, payload: Any) -> Counted | None:
+        """The counter a stored message moves, with its company and other labels."""
         match payload:
             case JobMessage(company=company):
-                self._t.labelled(self._dispatched, company).inc()
+                return self._dispatched, company, ()
             case JobEvent(final=True, company=company) as event:
                 kind = event.kind.value if event.kind else ""
-                self._t.labelled(self._outcomes, company, status=event.status.value, kind=kind).inc()
+                return self._outcomes, company, (("status", event.status.value), ("kind", kind))
             case DeadLetter(company=company):
-                self._t.labelled(self._dead, company).inc()
+                return self._dead, company, ()
+        return None
 
     async def lag(self, bus: Bus | None, feeds: Sequence[Feed[Any]]) -> None:
         """Ask JetStream how many messages each of the store's consumers has not yet seen."""

@@ -17,7 +17,8 @@ from typing import Any, Generic, TypeVar
 import structlog
 from pydantic import BaseModel
 
-from bus import Ack, Action, Delivery, Invalid, PullConsumer, Term, decode, settle
+from bus import Ack, Action, Delivery, Invalid, Term, decode, settle
+from bus.batches import BatchPuller
 from contracts import subjects as s
 from contracts.messages import DeadLetter, JobEvent, JobMessage
 from contracts.schedule import SlotRecord
@@ -56,6 +57,9 @@ def feeds() -> list[Feed[Any]]:
     ]
 
 
+ACK = Ack()
+
+
 class Stopping(Exception):
     """The service is stopping: the batch stays unacked and is redelivered later."""
 
@@ -64,7 +68,7 @@ class Stopping(Exception):
 class Tuning:
     """Batch size and patience of a projection loop."""
 
-    batch_size: int = 500
+    batch_size: int = 1000
     fetch_wait: float = 1.0
     ack_wait: float = 30.0
     first_backoff: float = 0.5
@@ -88,7 +92,7 @@ class Projection(Generic[M]):
     def __init__(
         self,
         feed: Feed[M],
-        consumer: PullConsumer,
+        consumer: BatchPuller,
         pool: Any,
         stopping: asyncio.Event,
         tuning: Tuning,
@@ -100,22 +104,37 @@ class Projection(Generic[M]):
         self._pool = pool
         self._stopping = stopping
         self._tuning = tuning
+        self._next: Sequence[Delivery[M]] = ()
+        """The batch fetched ahead, waiting for the one being written."""
 
     async def run(self) -> None:
-        """Project until the service stops."""
+        """Project until the service stops: the next batch is fetched and decoded
+        while the previous one is being written, but batches commit one after another."""
         log.info("store.projecting", consumer=self._feed.durable)
+        writing: asyncio.Task[None] | None = None
         try:
             while not self._stopping.is_set():
                 msgs = await self._consumer.fetch(self._tuning.batch_size, self._tuning.fetch_wait)
-                if msgs:
-                    await self.handle(msgs)
+                batch = await self._decode(msgs)
+                if writing is not None:
+                    self._next = batch
+                    await writing
+                    writing, self._next = None, ()
+                if batch:
+                    writing = asyncio.create_task(self._store(batch))
+            if writing is not None:
+                await writing
         except Stopping:
             log.info("store.batch_left_for_redelivery", consumer=self._feed.durable)
         finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Stopping):
+                    await writing
             await self._consumer.close()
 
-    async def handle(self, msgs: Sequence[Any]) -> None:
-        """Decode, write, then settle every message of one fetched batch."""
+    async def _decode(self, msgs: Sequence[Any]) -> list[Delivery[M]]:
+        """The valid messages; the others are terminated at once."""
         batch: list[Delivery[M]] = []
         for msg in msgs:
             item = decode(self._feed.model, msg)
@@ -123,19 +142,20 @@ class Projection(Generic[M]):
                 await self._reject(item.msg, item.reason)
             else:
                 batch.append(item)
-        if not batch:
-            return
+        return batch
+
+    async def _store(self, batch: Sequence[Delivery[M]]) -> None:
+        """Write one batch, then ack what was stored and terminate what never can be."""
         began = asyncio.get_running_loop().time()
         rejected = await self._commit(batch)
         refused = {id(d) for d, _ in rejected}
+        stored = [d for d in batch if id(d) not in refused] if refused else batch
         if self._observe is not None:
-            stored = [d for d in batch if id(d) not in refused]
             self._observe(self._feed.durable, stored, asyncio.get_running_loop().time() - began)
         for delivery, reason in rejected:
             await self._reject(delivery.msg, reason)
-        for delivery in batch:
-            if id(delivery) not in refused:
-                await self._settle(delivery.msg, Ack())
+        for delivery in stored:
+            await self._settle(delivery.msg, ACK)
         log.debug("store.batch_committed", consumer=self._feed.durable, count=len(batch) - len(rejected))
 
     async def _reject(self, msg: Any, reason: str) -> None:
@@ -200,7 +220,7 @@ class Projection(Generic[M]):
                 raise Stopping
 
     async def _progress(self, batch: Sequence[Delivery[M]]) -> None:
-        for delivery in batch:
+        for delivery in [*batch, *self._next]:
             try:
                 await delivery.progress()
             except Exception as error:  # NATS away too: the redelivery is harmless

@@ -42,6 +42,10 @@ def _state_columns(state: AttemptState) -> tuple[Any, ...]:
     return (kind, state.runner, state.pid, state.exit_code, state.reason, state.begin, state.end)
 
 
+def _results(state: AttemptState) -> str | None:
+    return None if state.results is None else json.dumps(state.results)
+
+
 class Queries:
     """The store's queries, bound to one connection (or the pool)."""
 
@@ -192,17 +196,24 @@ class Queries:
 
     async def apply_attempt_states(self, attempts: Mapping[tuple[str, int], AttemptState]) -> None:
         records = [
-            (job_id, attempt, s.status.value, *_state_columns(s), s.stdout, s.stderr)
+            (job_id, attempt, s.status.value, *_state_columns(s), s.stdout, s.stderr, _results(s))
             for (job_id, attempt), s in sorted(attempts.items())
         ]
-        await self._db.execute(self._q("apply_attempt_states"), *_columns(records, 12), guard_pairs())
+        await self._db.execute(self._q("apply_attempt_states"), *_columns(records, 13), guard_pairs())
 
-    async def record_events(self, events: Sequence[JobEvent], stale: Sequence[bool]) -> None:
-        records = [
-            (e.job_id, e.attempt, e.status.value, e.at, flag, e.model_dump_json(exclude_none=True))
-            for e, flag in zip(events, stale, strict=True)
-        ]
-        await self._db.execute(self._q("record_events"), *_columns(records, 6))
+    async def record_events(
+        self, events: Sequence[JobEvent], stale: Sequence[bool], payloads: Sequence[str]
+    ) -> None:
+        """Keep each event with its stale flag and its JSON `payloads`."""
+        await self._db.execute(
+            self._q("record_events"),
+            [e.job_id for e in events],
+            [e.attempt for e in events],
+            [e.status.value for e in events],
+            [e.at for e in events],
+            list(stale),
+            list(payloads),
+        )
 
     async def record_dead_letters(self, letters: Sequence[tuple[int, DeadLetter]]) -> None:
         """Insert dead letters, each with its stream sequence."""

@@ -150,6 +150,7 @@ def attempt_record(row: Row) -> AttemptRecord:
         reason=row["reason"],
         begin=row["begin_at"],
         end=row["end_at"],
+        results=_json(row["results"], {}),
     )
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import structlog
 
-from bus import ApiServer, Bus, Layout, PullConsumer, TemplateBoard
+from bus import ApiServer, Bus, Layout, TemplateBoard
+from bus.batches import BatchPuller
 from bus.telemetry import Telemetry
 
 from .api import StoreApi
@@ -40,7 +41,7 @@ class StoreConfig:
 
     nats_url: str
     database_url: str
-    batch_size: int = 500
+    batch_size: int = 1000
     name: str = "jetjobs-store"
     pool_size: int = 10
     keyring: Keyring | None = None
@@ -97,7 +98,7 @@ class StoreService:
         self._helpers.append(self._spawn(board.run(), "board"))
         tuning = Tuning(batch_size=self._config.batch_size, ack_wait=self._layout.ack_wait)
         for feed in feeds():
-            consumer = PullConsumer(bus.js, feed.stream, feed.durable)
+            consumer = BatchPuller(bus.nc, feed.stream, feed.durable)
             projection = Projection(
                 feed, consumer, self._pool, self._stopping, tuning, self._metrics.committed
             )

@@ -31,11 +31,13 @@ def _has_nul(*texts: str | None) -> bool:
 
 
 def clean_event(event: JobEvent) -> JobEvent:
-    """The event with NULs replaced in its free-text fields."""
+    """The event with NULs replaced in its free-text fields and results."""
     values = {f: getattr(event, f) for f in _TEXT_FIELDS}
-    if not _has_nul(*values.values()):
+    if not _has_nul(*values.values(), *event.results.keys(), *event.results.values()):
         return event
-    return event.model_copy(update={f: None if v is None else scrub(v) for f, v in values.items()})
+    update: dict[str, object] = {f: None if v is None else scrub(v) for f, v in values.items()}
+    update["results"] = {scrub(k): scrub(v) for k, v in event.results.items()}
+    return event.model_copy(update=update)
 
 
 def clean_message(message: JobMessage) -> JobMessage:
@@ -70,17 +72,34 @@ def _unique_jobs(messages: Sequence[JobMessage]) -> list[JobMessage]:
 
 
 async def write_dispatches(queries: Queries, messages: Sequence[JobMessage]) -> None:
-    """Jobs enter the record as `dispatched` (or fill in a job an early event created)."""
+    """Jobs enter the record as `dispatched` (or fill in a job an early event created).
+
+    Job ids are locked first, like `write_events` does: otherwise an events batch
+    that found no row yet could overtake this insert and leave the attempt the
+    dispatch opened behind as `dispatched` for good."""
     unique = _unique_jobs([clean_message(m) for m in messages])
+    await queries.lock_job_ids([m.job_id for m in unique])
     await queries.record_dispatches(unique)
     await queries.record_dispatched_attempts(unique)
 
 
-async def write_events(queries: Queries, events: Sequence[JobEvent]) -> None:
+def event_payloads(events: Sequence[JobEvent], received: Sequence[bytes]) -> tuple[list[JobEvent], list[str]]:
+    """The events cleaned of NULs, and the JSON to keep of each: as received when
+    nothing had to be cleaned (no need to encode it again), else the cleaned event."""
+    cleaned = [clean_event(e) for e in events]
+    payloads = [
+        raw.decode() if clean is event else clean.model_dump_json(exclude_none=True)
+        for event, clean, raw in zip(events, cleaned, received, strict=True)
+    ]
+    return cleaned, payloads
+
+
+async def write_events(queries: Queries, events: Sequence[JobEvent], received: Sequence[bytes]) -> None:
     """Move jobs and attempts as the fold allows, and keep every event with its stale flag.
 
-    Job ids are locked first, so another store writing events of the same jobs waits."""
-    events = [clean_event(e) for e in events]
+    `received` holds each event's bytes as it came off the bus. Job ids are
+    locked first, so another store writing events of the same jobs waits."""
+    events, payloads = event_payloads(events, received)
     job_ids = sorted({e.job_id for e in events})
     await queries.lock_job_ids(job_ids)
     current = await queries.lock_jobs(job_ids)
@@ -89,7 +108,7 @@ async def write_events(queries: Queries, events: Sequence[JobEvent]) -> None:
         await queries.apply_job_states(changes.jobs)
     if changes.attempts:
         await queries.apply_attempt_states(changes.attempts)
-    await queries.record_events(events, changes.stale)
+    await queries.record_events(events, changes.stale, payloads)
     for event, stale in zip(events, changes.stale, strict=True):
         if stale:
             log.info(
@@ -126,7 +145,7 @@ async def project_dispatches(queries: Queries, batch: Sequence[Delivery[JobMessa
 
 async def project_events(queries: Queries, batch: Sequence[Delivery[JobEvent]]) -> None:
     """A batch from the store's events consumer."""
-    await write_events(queries, [d.payload for d in batch])
+    await write_events(queries, [d.payload for d in batch], [d.msg.data for d in batch])
 
 
 async def project_dead_letters(queries: Queries, batch: Sequence[Delivery[DeadLetter]]) -> None:

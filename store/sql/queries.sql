@@ -186,16 +186,21 @@ WHERE j.attempt < EXCLUDED.attempt
     OR (j.attempt = EXCLUDED.attempt AND (j.status::text || '>' || EXCLUDED.status::text) = ANY($15::text[]));
 
 -- name: apply_attempt_states --
--- Record attempts' new states; the WHERE clause refuses a backward status.
+-- Record attempts' new states; the WHERE clause refuses a backward status, and results once written stay.
 INSERT INTO job_attempt AS a
-    (job_id, attempt, status, kind, runner, pid, exit_code, reason, begin_at, end_at, stdout, stderr)
-SELECT * FROM unnest($1::text[], $2::integer[], $3::job_status[], $4::error_kind[], $5::text[],
-    $6::bigint[], $7::bigint[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[])
+    (job_id, attempt, status, kind, runner, pid, exit_code, reason, begin_at, end_at, stdout, stderr, results)
+SELECT u.job_id, u.attempt, u.status, u.kind, u.runner, u.pid, u.exit_code, u.reason, u.begin_at, u.end_at,
+    u.stdout, u.stderr, coalesce(u.results::jsonb, '{}')
+FROM unnest($1::text[], $2::integer[], $3::job_status[], $4::error_kind[], $5::text[],
+    $6::bigint[], $7::bigint[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[],
+    $13::text[])
+    AS u(job_id, attempt, status, kind, runner, pid, exit_code, reason, begin_at, end_at, stdout, stderr, results)
 ON CONFLICT (job_id, attempt) DO UPDATE SET
     status = EXCLUDED.status, kind = EXCLUDED.kind, runner = EXCLUDED.runner, pid = EXCLUDED.pid,
     exit_code = EXCLUDED.exit_code, reason = EXCLUDED.reason, begin_at = EXCLUDED.begin_at,
-    end_at = EXCLUDED.end_at, stdout = EXCLUDED.stdout, stderr = EXCLUDED.stderr, updated_at = now()
-WHERE (a.status::text || '>' || EXCLUDED.status::text) = ANY($13::text[]);
+    end_at = EXCLUDED.end_at, stdout = EXCLUDED.stdout, stderr = EXCLUDED.stderr,
+    results = CASE WHEN EXCLUDED.results = '{}' THEN a.results ELSE EXCLUDED.results END, updated_at = now()
+WHERE (a.status::text || '>' || EXCLUDED.status::text) = ANY($14::text[]);
 
 -- name: record_events --
 -- Keep every lifecycle event as received; a redelivered one is recorded once.
@@ -220,8 +225,8 @@ SELECT id, company, pool, template_id, app_id, status, kind, attempt, final, arg
 FROM job WHERE id = $1;
 
 -- name: job_attempts --
--- Every attempt of one job, first to last.
-SELECT attempt, status, kind, runner, pid, exit_code, reason, begin_at, end_at
+-- Every attempt of one job, first to last, with the results each left.
+SELECT attempt, status, kind, runner, pid, exit_code, reason, begin_at, end_at, results::text
 FROM job_attempt WHERE job_id = $1
 ORDER BY attempt;
 

@@ -19,9 +19,9 @@ from contracts.enums import ErrorKind, Status
 from contracts.messages import DeadLetter, JobEvent, JobMessage
 from contracts.records import JobRecord
 from jetjobs.embedded import PostgresServer
-from store import StoreConfig, StoreService
+from store import StoreConfig, StoreService, migrate
 from store.queries import Queries
-from store.writers import write_dead_letters
+from store.writers import write_dead_letters, write_dispatches, write_events
 from tests.integration.test_store import Harness, eventually, harness, job_when
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -368,3 +368,32 @@ async def test_two_stores_share_the_work_consistently(nats_url: str, database_ur
         first = await h.conn.fetch("SELECT status, kind FROM job_attempt WHERE attempt = 1")
         assert len(first) == len(ids)
         assert {(r["status"], r["kind"]) for r in first} <= {("processed", None), ("error", "lost")}
+
+
+async def test_events_racing_their_jobs_dispatch_leave_no_attempt_behind(database_url: str) -> None:
+    """An events batch that starts while its job's dispatch is not yet committed waits for it."""
+    await migrate(database_url)
+    dispatching, eventing = await asyncpg.connect(database_url), await asyncpg.connect(database_url)
+    try:
+        job_id = new_id()
+        dispatch = dispatching.transaction()
+        await dispatch.start()
+        await write_dispatches(Queries(dispatching), [message(job_id)])
+        later = [event(job_id, Status.STARTED, attempt=2, runner="r2")]
+
+        async def write_later_attempt() -> None:
+            async with eventing.transaction():
+                await write_events(Queries(eventing), later, [encode(e) for e in later])
+
+        racing = asyncio.create_task(write_later_attempt())
+        await asyncio.sleep(0.5)  # the events batch is waiting for the dispatch's locks by now
+        await dispatch.commit()
+        await asyncio.wait_for(racing, 15)
+        found = await dispatching.fetch(
+            "SELECT attempt, status::text, kind::text FROM job_attempt WHERE job_id = $1 ORDER BY attempt",
+            job_id,
+        )
+        assert [tuple(r) for r in found] == [(1, "error", "lost"), (2, "started", None)]
+    finally:
+        await dispatching.close()
+        await eventing.close()
