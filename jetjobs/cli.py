@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,11 @@ from . import (
     settings,
     up,
 )
+from .cli_common import Handler, add_command, call
 from .commands import CommandError
 from .embedded import EmbeddedError
 from .observe.http import MetricsServerError
 from .observe.serve import EXECUTOR_PORT, SCHEDULER_PORT, STORE_PORT, serving
-
-Handler = Callable[[argparse.Namespace, settings.Settings], Coroutine[Any, Any, int | None]]
 
 EXPECTED_ERRORS = (
     ApiFailure,
@@ -64,14 +63,6 @@ def _bool(text: str) -> bool:
     if lowered not in ("true", "false", "yes", "no", "1", "0"):
         raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
     return lowered in ("true", "yes", "1")
-
-
-async def _api(
-    args: argparse.Namespace, conf: settings.Settings, action: Callable[[commands.Session], Awaitable[Any]]
-) -> int | None:
-    async with commands.session(conf.require_nats(), args.json) as ses:
-        result = await action(ses)
-    return result if isinstance(result, int) else None
 
 
 def _timeouts(args: argparse.Namespace) -> dict[str, float]:
@@ -130,37 +121,37 @@ async def cmd_schema_export(args: argparse.Namespace, conf: settings.Settings) -
 
 
 async def cmd_company_create(args: argparse.Namespace, conf: settings.Settings) -> int | None:
-    return await _api(args, conf, lambda s: commands.company_create(s, args.code, args.name))
+    return await call(args, conf, lambda s: commands.company_create(s, args.code, args.name))
 
 
 async def cmd_company_list(args: argparse.Namespace, conf: settings.Settings) -> int | None:
-    return await _api(args, conf, commands.company_list)
+    return await call(args, conf, commands.company_list)
 
 
 async def cmd_app_import(args: argparse.Namespace, conf: settings.Settings) -> int | None:
-    return await _api(args, conf, lambda s: commands.app_import(s, [Path(f) for f in args.files]))
+    return await call(args, conf, lambda s: commands.app_import(s, [Path(f) for f in args.files]))
 
 
 async def cmd_app_list(args: argparse.Namespace, conf: settings.Settings) -> int | None:
-    return await _api(args, conf, commands.app_list)
+    return await call(args, conf, commands.app_list)
 
 
 async def cmd_template_create(args: argparse.Namespace, conf: settings.Settings) -> int | None:
     values = _template_values(args, partial=False)
-    return await _api(args, conf, lambda s: commands.template_create(s, values))
+    return await call(args, conf, lambda s: commands.template_create(s, values))
 
 
 async def cmd_template_update(args: argparse.Namespace, conf: settings.Settings) -> int | None:
     changes = _template_values(args, partial=True)
-    return await _api(args, conf, lambda s: commands.template_update(s, args.id, changes))
+    return await call(args, conf, lambda s: commands.template_update(s, args.id, changes))
 
 
 async def cmd_template_list(args: argparse.Namespace, conf: settings.Settings) -> int | None:
-    return await _api(args, conf, lambda s: commands.template_list(s, args.company))
+    return await call(args, conf, lambda s: commands.template_list(s, args.company))
 
 
 async def cmd_template_show(args: argparse.Namespace, conf: settings.Settings) -> int | None:
-    return await _api(args, conf, lambda s: commands.template_show(s, args.id))
+    return await call(args, conf, lambda s: commands.template_show(s, args.id))
 
 
 async def cmd_job_run(args: argparse.Namespace, conf: settings.Settings) -> int | None:
@@ -172,16 +163,16 @@ async def cmd_job_run(args: argparse.Namespace, conf: settings.Settings) -> int 
         launched_by="cli",
     )
     wait = args.wait_timeout if args.wait else None
-    return await _api(args, conf, lambda s: commands.job_run(s, request, wait))
+    return await call(args, conf, lambda s: commands.job_run(s, request, wait))
 
 
 async def cmd_job_show(args: argparse.Namespace, conf: settings.Settings) -> int | None:
-    return await _api(args, conf, lambda s: commands.job_show(s, args.id))
+    return await call(args, conf, lambda s: commands.job_show(s, args.id))
 
 
 async def cmd_job_list(args: argparse.Namespace, conf: settings.Settings) -> int | None:
     query = JobQuery(company=args.company, template_id=args.template, status=args.status, limit=args.limit)
-    return await _api(args, conf, lambda s: commands.job_list(s, query))
+    return await call(args, conf, lambda s: commands.job_list(s, query))
 
 
 def _global_options(parser: argparse.ArgumentParser) -> None:
@@ -241,22 +232,16 @@ def _template_options(parser: argparse.ArgumentParser, *, create: bool) -> None:
     cli_schedule.schedule_options(parser)
 
 
-def _add(sub: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
-    parser.set_defaults(handler=handler)
-    return parser
-
-
 def _service_commands(sub: Any) -> None:
-    up_parser = _add(
+    up_parser = add_command(
         sub, "up", cmd_up, "run NATS, PostgreSQL and all services here (embedded servers unless URLs are set)"
     )
     up_parser.add_argument(
         "--demo", action="store_true", help="also create a demo company with jobs every few seconds"
     )
-    _add(sub, "store", cmd_store, "run the store service (Postgres projection and API)")
-    _add(sub, "scheduler", cmd_scheduler, "run a scheduler")
-    ex = _add(sub, "executor", cmd_executor, "run an executor for one pool")
+    add_command(sub, "store", cmd_store, "run the store service (Postgres projection and API)")
+    add_command(sub, "scheduler", cmd_scheduler, "run a scheduler")
+    ex = add_command(sub, "executor", cmd_executor, "run an executor for one pool")
     ex.add_argument("--pool", help="pool to serve (default 'default') [env JETJOBS_POOL]")
     ex.add_argument("--slots", type=int, help="jobs run at once (default 8) [env JETJOBS_SLOTS]")
     ex.add_argument(
@@ -283,7 +268,7 @@ def _service_commands(sub: Any) -> None:
     schema_parser = sub.add_parser("schema", help="JSON Schemas of every message").add_subparsers(
         dest="action", required=True
     )
-    _add(schema_parser, "export", cmd_schema_export, "write one JSON Schema per message").add_argument(
+    add_command(schema_parser, "export", cmd_schema_export, "write one JSON Schema per message").add_argument(
         "directory"
     )
 
@@ -292,32 +277,36 @@ def _entity_commands(sub: Any) -> None:
     company = sub.add_parser("company", help="companies (tenants)").add_subparsers(
         dest="action", required=True
     )
-    create = _add(company, "create", cmd_company_create, "create a company")
+    create = add_command(company, "create", cmd_company_create, "create a company")
     create.add_argument("code", help="short lowercase code used in subjects, e.g. acme")
     create.add_argument("--name", help="display name (default: the code)")
-    _add(company, "list", cmd_company_list, "list companies")
+    add_command(company, "list", cmd_company_list, "list companies")
     cli_tenants.register_company(company)
     cli_schedule.register_company(company)
 
     app = sub.add_parser("app", help="applications").add_subparsers(dest="action", required=True)
-    _add(app, "import", cmd_app_import, "import MultiFlexi app JSON files").add_argument("files", nargs="+")
-    _add(app, "list", cmd_app_list, "list applications")
+    add_command(app, "import", cmd_app_import, "import MultiFlexi app JSON files").add_argument(
+        "files", nargs="+"
+    )
+    add_command(app, "list", cmd_app_list, "list applications")
     cli_tenants.register_app(app)
 
     template = sub.add_parser("template", help="run templates").add_subparsers(dest="action", required=True)
-    _template_options(_add(template, "create", cmd_template_create, "create a run template"), create=True)
-    update = _add(template, "update", cmd_template_update, "change a run template")
+    _template_options(
+        add_command(template, "create", cmd_template_create, "create a run template"), create=True
+    )
+    update = add_command(template, "update", cmd_template_update, "change a run template")
     update.add_argument("id", type=int)
     _template_options(update, create=False)
-    _add(template, "list", cmd_template_list, "list run templates").add_argument("--company")
-    _add(template, "show", cmd_template_show, "show one template").add_argument("id", type=int)
+    add_command(template, "list", cmd_template_list, "list run templates").add_argument("--company")
+    add_command(template, "show", cmd_template_show, "show one template").add_argument("id", type=int)
     cli_schedule.register_template(template)
     cli_tenants.register_template(template)
 
 
 def _job_commands(sub: Any) -> None:
     job = sub.add_parser("job", help="jobs").add_subparsers(dest="action", required=True)
-    run = _add(job, "run", cmd_job_run, "run a template now")
+    run = add_command(job, "run", cmd_job_run, "run a template now")
     run.add_argument("template", type=int, help="template id")
     run.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment override for this run")
     run.add_argument("--wait", action="store_true", help="wait for the outcome; exit 1 if the job failed")
@@ -327,8 +316,8 @@ def _job_commands(sub: Any) -> None:
     _timeout_options(run)
     cli_lifecycle.register_job(job)
     cli_tenants.register_job(job)
-    _add(job, "show", cmd_job_show, "show a job with its attempts and output").add_argument("id")
-    listing = _add(job, "list", cmd_job_list, "list jobs, newest first")
+    add_command(job, "show", cmd_job_show, "show a job with its attempts and output").add_argument("id")
+    listing = add_command(job, "list", cmd_job_list, "list jobs, newest first")
     listing.add_argument("--company")
     listing.add_argument("--template", type=int)
     listing.add_argument("--status", choices=[s.value for s in Status])

@@ -17,15 +17,11 @@ from contracts.lifecycle import (
 )
 
 from . import commands, render, settings
+from .cli_common import add_command, call
 
 
 def _short(text: str, width: int = 80) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-async def _call(args: argparse.Namespace, conf: settings.Settings, action: Any) -> None:
-    async with commands.session(conf.require_nats(), args.json) as ses:
-        await action(ses)
 
 
 async def cmd_dlq_list(args: argparse.Namespace, conf: settings.Settings) -> None:
@@ -38,7 +34,7 @@ async def cmd_dlq_list(args: argparse.Namespace, conf: settings.Settings) -> Non
         ]
         ses.show(reply.dead_letters, render.table(rows, ["id", "company", "job", "at", "replayed", "reason"]))
 
-    await _call(args, conf, action)
+    await call(args, conf, action)
 
 
 async def cmd_dlq_replay(args: argparse.Namespace, conf: settings.Settings) -> None:
@@ -46,7 +42,7 @@ async def cmd_dlq_replay(args: argparse.Namespace, conf: settings.Settings) -> N
         reply = await ses.api.call("dlq.replay", DeadLetterRef(id=args.id), Replayed)
         ses.show(reply, f"replayed dead letter {args.id} as job {reply.job_id} attempt {reply.attempt}")
 
-    await _call(args, conf, action)
+    await call(args, conf, action)
 
 
 async def cmd_job_cancel(args: argparse.Namespace, conf: settings.Settings) -> None:
@@ -55,7 +51,7 @@ async def cmd_job_cancel(args: argparse.Namespace, conf: settings.Settings) -> N
         what = "its process is being killed" if reply.state == "running" else "it will never start"
         ses.show(reply, f"cancelled job {reply.job_id} ({reply.state}): {what}")
 
-    await _call(args, conf, action)
+    await call(args, conf, action)
 
 
 async def cmd_runners(args: argparse.Namespace, conf: settings.Settings) -> None:
@@ -64,13 +60,7 @@ async def cmd_runners(args: argparse.Namespace, conf: settings.Settings) -> None
         rows = [(r.id, r.host, r.pool, r.slots, len(r.running), r.at) for r in reply.runners]
         ses.show(reply.runners, render.table(rows, ["runner", "host", "pool", "slots", "running", "seen"]))
 
-    await _call(args, conf, action)
-
-
-def _add(sub: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
-    parser.set_defaults(handler=handler)
-    return parser
+    await call(args, conf, action)
 
 
 def register(sub: Any) -> None:
@@ -78,17 +68,19 @@ def register(sub: Any) -> None:
     dlq = sub.add_parser("dlq", help="dead letters: jobs that can never run as sent").add_subparsers(
         dest="action", required=True
     )
-    listing = _add(dlq, "list", cmd_dlq_list, "list dead letters, newest first")
+    listing = add_command(dlq, "list", cmd_dlq_list, "list dead letters, newest first")
     listing.add_argument("--company")
     listing.add_argument("--limit", type=int, default=50)
-    replay = _add(dlq, "replay", cmd_dlq_replay, "run a dead letter's job again, with a fresh retry budget")
+    replay = add_command(
+        dlq, "replay", cmd_dlq_replay, "run a dead letter's job again, with a fresh retry budget"
+    )
     replay.add_argument("id", type=int, help="dead letter id (from `jetjobs dlq list`)")
-    runners = _add(sub, "runners", cmd_runners, "list live executors")
+    runners = add_command(sub, "runners", cmd_runners, "list live executors")
     runners.add_argument("--pool", dest="pool_name", help="only this pool")
 
 
 def register_job(job: Any) -> None:
     """`job cancel ID`, under the `job` command group."""
-    _add(
+    add_command(
         job, "cancel", cmd_job_cancel, "cancel a job: a queued one never starts, a running one is killed"
     ).add_argument("id")

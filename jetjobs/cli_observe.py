@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import commands, settings
+from . import settings
+from .cli_common import add_command, call
 from .observe.logs import job_logs, tail_events
 from .observe.status import status
 
@@ -20,31 +21,24 @@ def _subcommands(sub: Any, group: str) -> Any:
 
 
 async def cmd_job_logs(args: argparse.Namespace, conf: settings.Settings) -> None:
-    async with commands.session(conf.require_nats(), args.json) as ses:
-        await job_logs(ses, args.id, args.follow)
+    await call(args, conf, lambda ses: job_logs(ses, args.id, args.follow))
 
 
 async def cmd_events(args: argparse.Namespace, conf: settings.Settings) -> None:
-    async with commands.session(conf.require_nats(), args.json) as ses:
-        await tail_events(ses, args.company)
+    await call(args, conf, lambda ses: tail_events(ses, args.company))
 
 
 async def cmd_status(args: argparse.Namespace, conf: settings.Settings) -> None:
-    async with commands.session(conf.require_nats(), args.json) as ses:
-        await status(ses, conf.require_nats())
-
-
-def _add(sub: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
-    parser.set_defaults(handler=handler)
-    return parser
+    await call(args, conf, lambda ses: status(ses, conf.require_nats()))
 
 
 def register(sub: Any) -> None:
     """Add `job logs`, `events` and `status` (the `job` group must exist already)."""
-    logs = _add(_subcommands(sub, "job"), "logs", cmd_job_logs, "print a job's output (stdout, stderr)")
+    logs = add_command(
+        _subcommands(sub, "job"), "logs", cmd_job_logs, "print a job's output (stdout, stderr)"
+    )
     logs.add_argument("id", help="job id")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")
-    events = _add(sub, "events", cmd_events, "print lifecycle events as they happen")
+    events = add_command(sub, "events", cmd_events, "print lifecycle events as they happen")
     events.add_argument("--company", help="only this company's jobs")
-    _add(sub, "status", cmd_status, "servers, scheduler leader, runners, queues, store lag, failures")
+    add_command(sub, "status", cmd_status, "servers, scheduler leader, runners, queues, store lag, failures")

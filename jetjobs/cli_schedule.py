@@ -15,13 +15,9 @@ from contracts.cron import fires_between
 from contracts.models import RunTemplate, cron_for
 
 from . import commands, render, settings
+from .cli_common import add_command, call
 from .commands import CommandError
 from .progress import progress
-
-
-async def _call(args: argparse.Namespace, conf: settings.Settings, action: Any) -> None:
-    async with commands.session(conf.require_nats(), args.json) as ses:
-        await action(ses)
 
 
 def _instant(text: str) -> datetime:
@@ -48,7 +44,7 @@ async def _template_paused(args: argparse.Namespace, conf: settings.Settings, op
         reply = await ses.api.call(op, api.TemplateRef(id=args.id), RunTemplate)
         ses.show(reply, f"template {reply.id} ({reply.name}) {what}")
 
-    await _call(args, conf, action)
+    await call(args, conf, action)
 
 
 async def cmd_company_pause(args: argparse.Namespace, conf: settings.Settings) -> None:
@@ -65,7 +61,7 @@ async def _company_paused(args: argparse.Namespace, conf: settings.Settings, op:
         state = "paused" if reply.paused else "resumed"
         ses.show(reply, f"company {reply.code} {state} ({reply.templates} templates)")
 
-    await _call(args, conf, action)
+    await call(args, conf, action)
 
 
 BACKFILL_CHUNK = 200
@@ -92,7 +88,7 @@ async def cmd_template_backfill(args: argparse.Namespace, conf: settings.Setting
         summary = f"{len(queued)} queued, {len(deduplicated)} already ran"
         ses.show(reply, render.table(sorted(rows), ["slot (UTC)", "job", "backfill"]) + "\n" + summary)
 
-    await _call(args, conf, action)
+    await call(args, conf, action)
 
 
 def _backfill_slots(template: RunTemplate, args: argparse.Namespace) -> list[datetime]:
@@ -126,7 +122,7 @@ async def cmd_template_explain(args: argparse.Namespace, conf: settings.Settings
         reply = await ses.api.call("template.explain", request, sc.Explanation)
         ses.show(reply, explain_text(reply))
 
-    await _call(args, conf, action)
+    await call(args, conf, action)
 
 
 def _state(e: sc.Explanation) -> str:
@@ -169,19 +165,17 @@ def explain_text(e: sc.Explanation) -> str:
     return "\n".join(lines)
 
 
-def _add(sub: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
-    parser.set_defaults(handler=handler)
-    return parser
-
-
 def register_template(template: Any) -> None:
     """`template pause|resume|backfill|explain ID`."""
-    _add(
+    add_command(
         template, "pause", cmd_template_pause, "pause a template (slots are recorded as skipped)"
     ).add_argument("id", type=int)
-    _add(template, "resume", cmd_template_resume, "resume a paused template").add_argument("id", type=int)
-    backfill = _add(template, "backfill", cmd_template_backfill, "run the past slots of a range not run yet")
+    add_command(template, "resume", cmd_template_resume, "resume a paused template").add_argument(
+        "id", type=int
+    )
+    backfill = add_command(
+        template, "backfill", cmd_template_backfill, "run the past slots of a range not run yet"
+    )
     backfill.add_argument("id", type=int)
     backfill.add_argument(
         "--from", dest="start", type=_instant, required=True, help="range start (exclusive)"
@@ -190,7 +184,7 @@ def register_template(template: Any) -> None:
     backfill.add_argument(
         "--limit", type=int, default=1000, help="refuse ranges with more slots (default 1000)"
     )
-    explain = _add(template, "explain", cmd_template_explain, "why a template runs, or does not")
+    explain = add_command(template, "explain", cmd_template_explain, "why a template runs, or does not")
     explain.add_argument("id", type=int)
     explain.add_argument("--next", type=int, default=5, help="upcoming fire times to list")
     explain.add_argument("--last", type=int, default=10, help="latest slots to list")
@@ -198,8 +192,8 @@ def register_template(template: Any) -> None:
 
 def register_company(company: Any) -> None:
     """`company pause|resume CODE`."""
-    _add(company, "pause", cmd_company_pause, "pause every template of a company").add_argument("code")
-    _add(company, "resume", cmd_company_resume, "resume a paused company").add_argument("code")
+    add_command(company, "pause", cmd_company_pause, "pause every template of a company").add_argument("code")
+    add_command(company, "resume", cmd_company_resume, "resume a paused company").add_argument("code")
 
 
 def schedule_options(parser: argparse.ArgumentParser) -> None:

@@ -23,6 +23,7 @@ from store.rotation import RotationError, rotate_key
 from store.tokens import bootstrap_token
 
 from . import commands, render, settings
+from .cli_common import add_command, call
 from .commands import CommandError
 
 
@@ -34,11 +35,6 @@ def _pairs(values: list[str]) -> dict[str, str]:
             raise CommandError(f"expected KEY=VALUE, got {item!r} (values may also come from --from-env KEY)")
         pairs[key] = value
     return pairs
-
-
-async def _call(args: argparse.Namespace, conf: settings.Settings, action: Any) -> None:
-    async with commands.session(conf.require_nats(), args.json, conf.actor) as ses:
-        await action(ses)
 
 
 async def cmd_credentials_set(args: argparse.Namespace, conf: settings.Settings) -> None:
@@ -53,7 +49,7 @@ async def cmd_credentials_set(args: argparse.Namespace, conf: settings.Settings)
         info = await ses.api.call("credential.set", request, t.CredentialInfo)
         ses.show(info, f"stored credential set {info.company}/{info.name}: {', '.join(info.fields)}")
 
-    await _call(args, conf, action)
+    await call(args, conf, action)
 
 
 async def cmd_credentials_list(args: argparse.Namespace, conf: settings.Settings) -> None:
@@ -64,7 +60,7 @@ async def cmd_credentials_list(args: argparse.Namespace, conf: settings.Settings
         rows = [(c.name, c.kind, ", ".join(c.fields), c.updated_at) for c in reply.credentials]
         ses.show(reply.credentials, render.table(rows, ["name", "kind", "fields", "updated"]))
 
-    await _call(args, conf, action)
+    await call(args, conf, action)
 
 
 async def cmd_credentials_assign(args: argparse.Namespace, conf: settings.Settings) -> None:
@@ -73,7 +69,7 @@ async def cmd_credentials_assign(args: argparse.Namespace, conf: settings.Settin
         reply = await ses.api.call("credential.assign", request, t.Assigned)
         ses.show(reply, f"template {reply.template_id} uses credentials: {', '.join(reply.credentials)}")
 
-    await _call(args, conf, action)
+    await call(args, conf, action)
 
 
 async def cmd_credentials_new_key(args: argparse.Namespace, conf: settings.Settings) -> None:
@@ -109,7 +105,7 @@ async def cmd_template_env(args: argparse.Namespace, conf: settings.Settings) ->
             human += f"\nmissing required: {', '.join(reply.missing)} (runs will fail as invalid)"
         ses.show(reply, human)
 
-    await _call(args, conf, action)
+    await call(args, conf, action)
 
 
 def _save(out: Path, info: t.ArtifactInfo, content: str | None) -> str:
@@ -141,7 +137,7 @@ async def cmd_job_artifacts(args: argparse.Namespace, conf: settings.Settings) -
             )
             print(await asyncio.to_thread(_save, Path(args.out), got.info, got.content))
 
-    await _call(args, conf, action)
+    await call(args, conf, action)
 
 
 async def cmd_app_export(args: argparse.Namespace, conf: settings.Settings) -> None:
@@ -149,7 +145,7 @@ async def cmd_app_export(args: argparse.Namespace, conf: settings.Settings) -> N
         reply = await ses.api.call("app.export", t.AppRef(id=args.id), t.AppDocument)
         print(json.dumps(reply.document, indent=2, ensure_ascii=False))
 
-    await _call(args, conf, action)
+    await call(args, conf, action)
 
 
 async def cmd_actor_grant(args: argparse.Namespace, conf: settings.Settings) -> None:
@@ -158,7 +154,7 @@ async def cmd_actor_grant(args: argparse.Namespace, conf: settings.Settings) -> 
         reply = await ses.api.call("actor.grant", grant, t.ActorList)
         ses.show(reply, render.table([(a.actor, a.role) for a in reply.actors], ["actor", "role"]))
 
-    await _call(args, conf, action)
+    await call(args, conf, action)
 
 
 async def cmd_actor_list(args: argparse.Namespace, conf: settings.Settings) -> None:
@@ -166,7 +162,7 @@ async def cmd_actor_list(args: argparse.Namespace, conf: settings.Settings) -> N
         reply = await ses.api.call("actor.list", t.CredentialFilter(company=args.company), t.ActorList)
         ses.show(reply, render.table([(a.actor, a.role) for a in reply.actors], ["actor", "role"]))
 
-    await _call(args, conf, action)
+    await call(args, conf, action)
 
 
 def _token_rows(tokens: list[t.TokenInfo]) -> str:
@@ -188,7 +184,7 @@ async def cmd_token_create(args: argparse.Namespace, conf: settings.Settings) ->
         issued = await ses.api.call("token.create", request, t.TokenIssued)
         ses.show(issued, _issued_text(issued))
 
-    await _call(args, conf, action)
+    await call(args, conf, action)
 
 
 def _issued_text(issued: t.TokenIssued) -> str:
@@ -205,7 +201,7 @@ async def cmd_token_revoke(args: argparse.Namespace, conf: settings.Settings) ->
         info = await ses.api.call("token.revoke", t.TokenRef(id=args.id), t.TokenInfo)
         ses.show(info, f"revoked token {info.id} of {info.actor}")
 
-    await _call(args, conf, action)
+    await call(args, conf, action)
 
 
 async def cmd_token_list(args: argparse.Namespace, conf: settings.Settings) -> None:
@@ -213,7 +209,7 @@ async def cmd_token_list(args: argparse.Namespace, conf: settings.Settings) -> N
         reply = await ses.api.call("token.list", t.TokenFilter(actor=args.actor), t.TokenList)
         ses.show(reply.tokens, _token_rows(reply.tokens))
 
-    await _call(args, conf, action)
+    await call(args, conf, action)
 
 
 async def cmd_audit(args: argparse.Namespace, conf: settings.Settings) -> None:
@@ -224,7 +220,7 @@ async def cmd_audit(args: argparse.Namespace, conf: settings.Settings) -> None:
         rows = [(e.at, e.actor, e.action, e.company or "", json.dumps(e.detail)[:80]) for e in reply.entries]
         ses.show(reply.entries, render.table(rows, ["at", "actor", "action", "company", "detail"]))
 
-    await _call(args, conf, action)
+    await call(args, conf, action)
 
 
 async def cmd_company_consumer(args: argparse.Namespace, conf: settings.Settings) -> None:
@@ -250,18 +246,12 @@ async def cmd_company_consumer(args: argparse.Namespace, conf: settings.Settings
     )
 
 
-def _add(sub: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
-    parser.set_defaults(handler=handler)
-    return parser
-
-
 def register(sub: Any) -> None:
     """`credentials`, `actor` and `audit`."""
     creds = sub.add_parser("credentials", help="company credential sets").add_subparsers(
         dest="action", required=True
     )
-    put = _add(
+    put = add_command(
         creds, "set", cmd_credentials_set, "create or replace a credential set (values stored encrypted)"
     )
     put.add_argument("company")
@@ -269,24 +259,28 @@ def register(sub: Any) -> None:
     put.add_argument("values", nargs="*", metavar="KEY=VALUE")
     put.add_argument("--from-env", action="append", metavar="KEY", help="take KEY's value from this shell")
     put.add_argument("--kind", help="credential type, e.g. abraflexi")
-    _add(creds, "list", cmd_credentials_list, "list a company's credential sets").add_argument("company")
-    assign = _add(creds, "assign", cmd_credentials_assign, "let a template use a credential set")
+    add_command(creds, "list", cmd_credentials_list, "list a company's credential sets").add_argument(
+        "company"
+    )
+    assign = add_command(creds, "assign", cmd_credentials_assign, "let a template use a credential set")
     assign.add_argument("template", type=int)
     assign.add_argument("name")
-    _add(creds, "new-key", cmd_credentials_new_key, "print a fresh secret key for a key file")
-    _add(creds, "rotate-key", cmd_credentials_rotate, "re-encrypt every credential under the first key")
+    add_command(creds, "new-key", cmd_credentials_new_key, "print a fresh secret key for a key file")
+    add_command(
+        creds, "rotate-key", cmd_credentials_rotate, "re-encrypt every credential under the first key"
+    )
     actor = sub.add_parser("actor", help="who may do what in a company").add_subparsers(
         dest="action", required=True
     )
-    grant = _add(actor, "grant", cmd_actor_grant, "give an actor a role in a company")
+    grant = add_command(actor, "grant", cmd_actor_grant, "give an actor a role in a company")
     grant.add_argument("company")
     grant.add_argument("actor")
     grant.add_argument("role", choices=["admin", "reader", "executor"])
-    _add(actor, "list", cmd_actor_list, "list a company's actors").add_argument("company")
+    add_command(actor, "list", cmd_actor_list, "list a company's actors").add_argument("company")
     token = actor.add_parser("token", help="API tokens that prove who an actor is").add_subparsers(
         dest="token_action", required=True
     )
-    create = _add(token, "create", cmd_token_create, "issue an API token to an actor (shown once)")
+    create = add_command(token, "create", cmd_token_create, "issue an API token to an actor (shown once)")
     create.add_argument("actor")
     create.add_argument("--admin", action="store_true", help="the token may issue and revoke tokens")
     create.add_argument("--note", help="what the token is for")
@@ -295,15 +289,17 @@ def register(sub: Any) -> None:
         action="store_true",
         help="write it straight to the database (needs JETJOBS_DATABASE_URL): for the first admin",
     )
-    _add(token, "revoke", cmd_token_revoke, "revoke an API token for good").add_argument("id", type=int)
-    _add(token, "list", cmd_token_list, "list API tokens (never their values)").add_argument("--actor")
-    audit = _add(sub, "audit", cmd_audit, "read the audit log, newest first")
+    add_command(token, "revoke", cmd_token_revoke, "revoke an API token for good").add_argument(
+        "id", type=int
+    )
+    add_command(token, "list", cmd_token_list, "list API tokens (never their values)").add_argument("--actor")
+    audit = add_command(sub, "audit", cmd_audit, "read the audit log, newest first")
     audit.add_argument("--company")
     audit.add_argument("--limit", type=int, default=50)
 
 
 def register_company(company: Any) -> None:
-    consumer = _add(
+    consumer = add_command(
         company,
         "consumer",
         cmd_company_consumer,
@@ -314,16 +310,20 @@ def register_company(company: Any) -> None:
 
 
 def register_template(template: Any) -> None:
-    _add(
+    add_command(
         template, "env", cmd_template_env, "show a template's merged environment, secrets masked"
     ).add_argument("id", type=int)
 
 
 def register_job(job: Any) -> None:
-    arts = _add(job, "artifacts", cmd_job_artifacts, "list a job's artifacts, or download them with --out")
+    arts = add_command(
+        job, "artifacts", cmd_job_artifacts, "list a job's artifacts, or download them with --out"
+    )
     arts.add_argument("id")
     arts.add_argument("--out", help="folder to write the artifacts into")
 
 
 def register_app(app: Any) -> None:
-    _add(app, "export", cmd_app_export, "print an application as MultiFlexi app JSON").add_argument("id")
+    add_command(app, "export", cmd_app_export, "print an application as MultiFlexi app JSON").add_argument(
+        "id"
+    )

@@ -54,11 +54,13 @@ def default_actor() -> str:
 
 
 @asynccontextmanager
-async def session(nats_url: str, as_json: bool, actor: str | None = None) -> AsyncIterator[Session]:
-    """Connect for the length of one command; API calls are made as `actor`."""
+async def session(
+    nats_url: str, as_json: bool, actor: str | None = None, token: str | None = None
+) -> AsyncIterator[Session]:
+    """Connect for the length of one command; API calls are made as `actor`, proven by `token`."""
     bus = await Bus.attach(nats_url, "jetjobs-cli")
     try:
-        client = ApiClient(bus.nc, actor=actor or default_actor(), token=os.environ.get("JETJOBS_API_TOKEN"))
+        client = ApiClient(bus.nc, actor=actor or default_actor(), token=token)
         yield Session(client, bus, as_json)
     finally:
         await bus.nc.close()
