@@ -99,6 +99,10 @@ class FlowEngine:
             raise ApiFailure(404, f"unknown flow run '{run_id}': see `jetjobs flow list`")
         return run
 
+    async def node_jobs(self, job_ids: list[str]) -> set[str]:
+        """Which of these jobs run flow nodes."""
+        return {job_id for job_id, _, _ in await FlowQueries(self._pool).nodes_of_jobs(job_ids)}
+
     async def on_events(self, events: Sequence[JobEvent]) -> None:
         """Record nodes' outcomes and dispatch what they made ready: one transaction
         for the batch and one step per run, however many of its nodes ended."""

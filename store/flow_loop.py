@@ -4,6 +4,7 @@ it), and the flow starts of fired flow templates."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import structlog
@@ -73,10 +74,40 @@ async def _run_events(engine: FlowEngine, bus: Bus, stopping: asyncio.Event) -> 
         await consumer.close()
 
 
-async def _batch(engine: FlowEngine, msgs: list[Any]) -> None:
-    """One step for the whole batch; every message is settled the same way."""
-    deliveries = []
+_OUTCOME = re.compile(rb'"final"\s*:\s*true|"status"\s*:\s*"processed"')
+"""What an event that may end a flow node holds; any other event is acked unread."""
+
+
+def _job_id(msg: Any) -> str:
+    """The job id is the subject's last token (`jetjobs.events.<company>.<job>`)."""
+    return str(msg.subject).rsplit(".", 1)[-1]
+
+
+async def _flow_outcomes(engine: FlowEngine, msgs: list[Any]) -> list[Any] | None:
+    """The messages that are outcomes of flow nodes' jobs, the rest acked without
+    decoding (most events are of other jobs, or not outcomes); None when the
+    database cannot say which jobs run flow nodes."""
+    outcomes = [m for m in msgs if _OUTCOME.search(m.data)]
+    try:
+        nodes = await engine.node_jobs([_job_id(m) for m in outcomes]) if outcomes else set()
+    except UNAVAILABLE as error:
+        log.warning("flow.db_unavailable", events=len(msgs), error=repr(error))
+        for msg in msgs:
+            await settle(msg, Nak(1.0))
+        return None
+    mine = [m for m in outcomes if _job_id(m) in nodes]
+    chosen = {id(m) for m in mine}
     for msg in msgs:
+        if id(msg) not in chosen:
+            await msg.ack()
+    return mine
+
+
+async def _batch(engine: FlowEngine, msgs: list[Any]) -> None:
+    """One step for the flow nodes' outcomes of the batch, each settled the same way."""
+    mine = await _flow_outcomes(engine, msgs)
+    deliveries = []
+    for msg in mine or []:
         item = decode(JobEvent, msg)
         if isinstance(item, Invalid):
             await settle(msg, Term(item.reason))
