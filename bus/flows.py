@@ -1,4 +1,5 @@
-"""The flow orchestrator's durable consumer of job events, and flow lifecycle events."""
+"""The flow orchestrator's durable consumers (job events, scheduled flow starts),
+and what it publishes: flow lifecycle events and flow starts."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from contracts import subjects as s
-from contracts.flows import FlowEvent, flow_events_subject
+from contracts.flows import FLOWS_STREAM, FlowEvent, FlowStart, flow_events_subject, flow_start_subject
 
 from .infra import Layout, ensure_consumer
 from .publish import Publisher, encode
 
 FLOWS_CONSUMER = "store_flows"
 """The orchestrator's durable consumer: job events only (`jetjobs.events.<company>.<job>`)."""
+
+FLOW_STARTS_CONSUMER = "store_flow_starts"
+"""The orchestrator's durable consumer of scheduled flow starts."""
 
 
 async def ensure_flow_consumer(js: JetStreamContext, layout: Layout) -> None:
@@ -32,6 +36,29 @@ async def ensure_flow_consumer(js: JetStreamContext, layout: Layout) -> None:
     await ensure_consumer(js, s.EVENTS_STREAM, config)
 
 
+async def ensure_flow_starts_consumer(js: JetStreamContext, layout: Layout) -> None:
+    """Create the consumer of flow starts; it takes every start still stored, since a
+    scheduler may fire a flow template before the first orchestrator runs."""
+    config = ConsumerConfig(
+        durable_name=FLOW_STARTS_CONSUMER,
+        description="flows: start the flow runs of fired flow templates",
+        filter_subject=flow_start_subject("*"),
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=layout.ack_wait,
+        max_deliver=-1,
+        max_ack_pending=1000,
+        num_replicas=layout.replicas,
+    )
+    await ensure_consumer(js, FLOWS_STREAM, config)
+
+
 async def publish_flow_event(publisher: Publisher, event: FlowEvent, msg_id: str) -> None:
     """Publish one flow lifecycle event (dedup by `msg_id`)."""
     await publisher.publish(flow_events_subject(event.company, event.run_id), encode(event), msg_id)
+
+
+async def publish_flow_start(publisher: Publisher, start: FlowStart) -> bool:
+    """Publish a flow start, dedup by its run id; whether JetStream already had it."""
+    ack = await publisher.publish(flow_start_subject(start.company), encode(start), f"flow.{start.run_id}")
+    return ack.duplicate is True

@@ -20,6 +20,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError, NotFoundError
 
 from contracts import subjects as s
+from contracts.flows import FLOWS_ALL, FLOWS_STREAM
 from contracts.tenants import tenant_consumer
 
 log = structlog.get_logger("jetjobs.bus")
@@ -90,6 +91,14 @@ class Layout:
                 subjects=[s.DEAD_ALL],
                 retention=RetentionPolicy.LIMITS,
                 duplicate_window=120.0,
+            ),
+            self._stream(
+                name=FLOWS_STREAM,
+                description="flow runs to start, sent by schedulers when a flow template fires",
+                subjects=[FLOWS_ALL],
+                retention=RetentionPolicy.LIMITS,
+                max_age=self.events_max_age,
+                duplicate_window=self.dedup_window,
             ),
             self._stream(
                 name=s.SLOTS_STREAM,

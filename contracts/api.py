@@ -138,6 +138,7 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "template.explain": Operation(sc.ExplainRequest, sc.Explanation, "Why a template runs or does not"),
     "flow.validate": Operation(fl.FlowSpec, fl.FlowChecked, "Check a flow definition against the store"),
+    "flow.save": Operation(fl.FlowSpec, fl.FlowChecked, "Check a flow definition and keep it for templates"),
     "flow.run": Operation(fl.FlowRunRequest, fl.FlowRun, "Start a run of a flow (a DAG of jobs)"),
     "flow.get": Operation(fl.FlowRef, fl.FlowRun, "Show one flow run with its nodes and results"),
     "flow.list": Operation(fl.FlowQuery, fl.FlowRunList, "List flow runs, newest first"),

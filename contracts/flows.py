@@ -243,6 +243,29 @@ class FlowEvent(Frozen):
     result: dict[str, dict[str, str]] = {}
 
 
+FLOWS_STREAM = "JETJOBS_FLOWS"
+"""Flow runs to start: what a scheduler sends when a flow template fires."""
+FLOWS_ALL = "jetjobs.flows.>"
+
+
+def flow_start_subject(company: str) -> str:
+    """Where a scheduled flow run's start is published."""
+    return f"jetjobs.flows.start.{company}"
+
+
+class FlowStart(Frozen):
+    """Start the saved flow `flow` of `company` as run `run_id` (a fired slot of a
+    flow template); the run id is the slot's id, so a slot starts one run only."""
+
+    run_id: str = Field(min_length=1, max_length=64)
+    company: Code
+    flow: str = Field(min_length=1, max_length=200)
+    template_id: int
+    slot: AwareDatetime
+    scheduled_at: AwareDatetime
+    launched_by: str = "scheduler"
+
+
 def flow_job_id(run_id: str, node: str, round_: int) -> str:
     """The job id of one node of one run: a restart or second orchestrator reuses it,
     and a retried node (next round) gets a new one."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -106,7 +107,13 @@ class TemplateSpec(Frozen):
     """What a user says to create or replace a run template."""
 
     name: str = Field(min_length=1)
-    app: str = Field(min_length=1, description="application id or uuid")
+    app: str | None = Field(default=None, min_length=1, description="application id or uuid")
+    flow: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="a saved flow of the company, run at every fire",
+    )
     company: Code
     interv: Interval = Interval.NONE
     cron: str | None = None
@@ -132,6 +139,24 @@ class TemplateSpec(Frozen):
     def _timezone(cls, value: str) -> str:
         return check_timezone(value)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _flow_overlap(cls, data: Any) -> Any:
+        """Every fire of a flow template is a new flow run: overlap is `allow` unless said."""
+        if isinstance(data, dict) and data.get("flow") and "overlap" not in data:
+            return {**data, "overlap": Overlap.ALLOW.value}
+        return data
+
+    @model_validator(mode="after")
+    def _runs_one_thing(self) -> TemplateSpec:
+        if (self.app is None) == (self.flow is None):
+            raise ValueError("give exactly one of `app` (an application) or `flow` (a saved flow)")
+        if self.flow is not None and self.overlap is not Overlap.ALLOW:
+            raise ValueError(
+                "a flow template starts a new flow run at every fire: its overlap must be 'allow'"
+            )
+        return self
+
     @model_validator(mode="after")
     def _cron_matches_interval(self) -> TemplateSpec:
         if self.interv is Interval.CUSTOM and not self.cron:
@@ -145,7 +170,7 @@ class RunTemplate(TemplateSpec):
     """A stored template: the spec with its identity and resolved application."""
 
     id: int
-    app_id: int
+    app_id: int | None = None
 
 
 class ActiveTemplate(Frozen):
@@ -156,8 +181,8 @@ class ActiveTemplate(Frozen):
     name: str
     company: Code
     pool: Code
-    app_id: int
-    executable: str
+    app_id: int | None = None
+    executable: str = Field(default="", description="empty for a flow template")
     cmdparams: str = ""
     env: dict[str, str] = {}
     cron: str
@@ -176,3 +201,4 @@ class ActiveTemplate(Frozen):
     catch_up_limit: int = 10
     jitter: float = 0.0
     paused: bool = Field(default=False, description="the template or its company is paused")
+    flow: str | None = Field(default=None, description="the flow a fire starts instead of a job")

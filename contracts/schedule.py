@@ -70,6 +70,7 @@ class SlotRecord(Frozen):
     detail: str | None = Field(default=None, description="human words for the reason")
     trigger: Trigger = Trigger.SCHEDULE
     job_id: JobId | None = None
+    flow_run: str | None = Field(default=None, description="the flow run a flow template's slot started")
     scheduled_at: AwareDatetime | None = Field(default=None, description="slot plus the template's jitter")
     lateness: float | None = Field(default=None, description="seconds from due to publish acknowledged")
     recorded_at: AwareDatetime
@@ -125,6 +126,7 @@ class SlotView(Frozen):
     job_status: str | None = None
     job_kind: str | None = None
     job_final: bool | None = None
+    flow_status: str | None = Field(default=None, description="the status of the slot's flow run")
 
 
 class Explanation(Frozen):

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from .api import OPERATIONS
-from .flows import FlowEvent, FlowSpec
+from .flows import FlowEvent, FlowSpec, FlowStart
 from .messages import DeadLetter, JobEvent, JobMessage
 from .models import ActiveTemplate, Application, Company, RunTemplate, TemplateSpec
 from .output import LogChunk
@@ -27,6 +27,7 @@ MESSAGES: dict[str, type[BaseModel]] = {
     "job-record": JobRecord,
     "flow-spec": FlowSpec,
     "flow-event": FlowEvent,
+    "flow-start": FlowStart,
 }
 
 

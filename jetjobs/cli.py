@@ -77,6 +77,7 @@ def _template_values(args: argparse.Namespace, *, partial: bool) -> dict[str, An
     values: dict[str, Any] = {
         "name": args.name,
         "app": getattr(args, "app", None),
+        "flow": getattr(args, "flow", None),
         "company": getattr(args, "company", None),
         "interv": args.interval or (Interval.CUSTOM.value if args.cron else None),
         "cron": args.cron,
@@ -210,7 +211,9 @@ def _template_options(parser: argparse.ArgumentParser, *, create: bool) -> None:
     codes = ", ".join(f"{i.value}" for i in Interval)
     parser.add_argument("--name", required=create, help="template name, unique within the company")
     if create:
-        parser.add_argument("--app", required=True, help="application id or uuid")
+        target = parser.add_mutually_exclusive_group(required=True)
+        target.add_argument("--app", help="application id or uuid")
+        target.add_argument("--flow", help="name of a saved flow of the company: every fire runs it")
         parser.add_argument("--company", required=True, help="company code")
     parser.add_argument(
         "--interval",

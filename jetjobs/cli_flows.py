@@ -1,4 +1,4 @@
-"""`jetjobs flow …`: validate, run, show, list, cancel and retry flows."""
+"""`jetjobs flow …`: validate, save, run, show, list, cancel and retry flows."""
 
 from __future__ import annotations
 
@@ -40,6 +40,18 @@ async def cmd_flow_validate(args: argparse.Namespace, conf: settings.Settings) -
     async def action(ses: commands.Session) -> None:
         reply = await ses.api.call("flow.validate", spec, FlowChecked)
         ses.show(reply, f"flow {reply.name} is valid: runs {' → '.join(reply.order)}\n{draw(spec)}")
+
+    return await _call(args, conf, action)
+
+
+async def cmd_flow_save(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+    spec = load_flow(Path(args.file))
+
+    async def action(ses: commands.Session) -> None:
+        reply = await ses.api.call("flow.save", spec, FlowChecked)
+        ses.show(
+            reply, f"saved flow {reply.company}/{reply.name}: a template may run it with --flow {reply.name}"
+        )
 
     return await _call(args, conf, action)
 
@@ -131,11 +143,12 @@ def _add(sub: Any, name: str, handler: Any, help_text: str) -> argparse.Argument
 
 
 def register(sub: Any) -> None:
-    """`flow validate|run|show|list|cancel|retry`."""
+    """`flow validate|save|run|show|list|cancel|retry`."""
     flow = sub.add_parser("flow", help="flows: DAGs of jobs").add_subparsers(dest="action", required=True)
     check = _add(flow, "validate", cmd_flow_validate, "check a flow file: cycles, references, conditions")
     check.add_argument("file")
     check.add_argument("--offline", action="store_true", help="check the file only, without the store")
+    _add(flow, "save", cmd_flow_save, "validate a flow file and keep it, for templates").add_argument("file")
     run = _add(flow, "run", cmd_flow_run, "run a flow from FILE, or COMPANY/NAME of a flow run before")
     run.add_argument("target", metavar="FILE|COMPANY/NAME")
     run.add_argument("--wait", action="store_true", help="wait for the run to end and show it")

@@ -142,6 +142,8 @@ def _state(e: sc.Explanation) -> str:
 def _slot_row(view: sc.SlotView) -> tuple[Any, ...]:
     r = view.record
     what = r.outcome.value if r.reason is None else f"{r.outcome.value} ({r.reason.value})"
+    if r.flow_run is not None:
+        return (r.slot, what, r.trigger.value, f"flow {r.flow_run}", view.flow_status or "-", r.detail or "")
     job = view.job_status if not view.job_kind else f"{view.job_status} ({view.job_kind})"
     return (r.slot, what, r.trigger.value, r.job_id or "-", job or "-", r.detail or "")
 
@@ -161,7 +163,7 @@ def explain_text(e: sc.Explanation) -> str:
     rows = [_slot_row(view) for view in e.slots]
     lines.append("last slots:" if rows else "last slots: none recorded yet")
     if rows:
-        lines.append(render.table(rows, ["slot (UTC)", "outcome", "trigger", "job", "job status", "detail"]))
+        lines.append(render.table(rows, ["slot (UTC)", "outcome", "trigger", "job", "status", "detail"]))
     return "\n".join(lines)
 
 

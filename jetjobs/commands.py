@@ -131,7 +131,16 @@ async def app_list(ses: Session) -> None:
 
 def _template_rows(templates: Sequence[RunTemplate]) -> str:
     rows = [
-        (t.id, t.name, t.company, t.app, t.cron or t.interv.value, t.timezone, t.pool, t.active)
+        (
+            t.id,
+            t.name,
+            t.company,
+            t.app or f"flow {t.flow}",
+            t.cron or t.interv.value,
+            t.timezone,
+            t.pool,
+            t.active,
+        )
         for t in templates
     ]
     return render.table(rows, ["id", "name", "company", "app", "schedule", "timezone", "pool", "active"])

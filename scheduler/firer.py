@@ -13,7 +13,8 @@ from bus.slots import SlotLog
 from contracts.schedule import Overlap, SlotReason, SlotRecord, Trigger
 
 from . import records
-from .firing import Failed, Firing, Outcome, Unbuildable, build, publish
+from .firing import Failed, Firing, Outcome, Unbuildable, build
+from .flow_fire import publish_firings
 from .metrics import SchedulerMetrics
 from .plan import Plan
 from .policy import Due, is_late
@@ -59,7 +60,7 @@ class Firer:
             else:
                 written.append(decision)
         await self._cancel([f for f in firings if f.replaces])
-        outcomes = await publish(self._publisher, firings)
+        outcomes = await publish_firings(self._publisher, firings)
         acked = self._clock()
         failed: list[Due] = []
         for firing, outcome in zip(firings, outcomes, strict=True):

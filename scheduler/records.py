@@ -49,7 +49,8 @@ def fired(
     running_job: str | None,
     detail: str | None = None,
 ) -> SlotRecord:
-    """A slot whose job JetStream has stored (late when past the tolerance)."""
+    """A slot whose job JetStream has stored (late when past the tolerance); for a
+    flow template, `job_id` is the id of the flow run it started."""
     return SlotRecord(
         template_id=due.template.id,
         company=due.template.company,
@@ -57,7 +58,8 @@ def fired(
         outcome=SlotOutcome.LATE if late else SlotOutcome.FIRED,
         detail=detail,
         trigger=due.trigger,
-        job_id=job_id,
+        job_id=None if due.template.flow else job_id,
+        flow_run=job_id if due.template.flow else None,
         scheduled_at=scheduled_at,
         lateness=round(lateness, 6),
         recorded_at=now,

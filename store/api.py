@@ -21,6 +21,7 @@ from contracts.records import JobRecord
 from . import resolve
 from .board import BoardKeeper, active_template
 from .db import BAD_DATA, UNAVAILABLE
+from .flow_templates import not_for_flows, template_app_id
 from .queries import Queries
 from .rows import TemplateRow
 from .tenant_queries import TenantQueries
@@ -122,9 +123,9 @@ class StoreApi:
         async with self._pool.acquire() as conn, conn.transaction():
             queries = Queries(conn)
             company = await resolve.company(queries, spec.company)
-            app = await resolve.application(queries, spec.app)
-            assert company.id is not None and app.id is not None
-            template_id = await queries.insert_template(spec, app.id, company.id)
+            app_id = await template_app_id(conn, spec)
+            assert company.id is not None
+            template_id = await queries.insert_template(spec, app_id, company.id)
             if template_id is None:
                 raise _conflict(spec, await queries.template_id_by_name(company.id, spec.name))
             row = await resolve.template(queries, template_id)
@@ -151,12 +152,12 @@ class StoreApi:
             current = await resolve.template(queries, request.id)
             spec = resolve.merged_spec(current.template, request.changes)
             company = await resolve.company(queries, spec.company)
-            app = await resolve.application(queries, spec.app)
-            assert company.id is not None and app.id is not None
+            app_id = await template_app_id(conn, spec)
+            assert company.id is not None
             existing = await queries.template_id_by_name(company.id, spec.name)
             if existing not in (None, request.id):
                 raise _conflict(spec, existing)
-            await queries.update_template(request.id, spec, app.id, company.id)
+            await queries.update_template(request.id, spec, app_id, company.id)
             return await resolve.template(queries, request.id)
 
     async def _template(self, template_id: int) -> TemplateRow:
@@ -173,6 +174,7 @@ class StoreApi:
 
     async def template_run(self, request: api.RunNow) -> api.JobQueued:
         row = await self._template(request.id)
+        not_for_flows(request.id, row.template.flow, row.template.company, "`job run` runs jobs only")
         extras = (await TenantQueries(self._pool).template_extras([request.id])).get(request.id)
         if not row.company_enabled:
             raise ApiFailure(409, f"company '{row.template.company}' is disabled: its templates cannot run")

@@ -22,8 +22,8 @@ log = structlog.get_logger("jetjobs.store")
 
 def active_template(row: TemplateRow, cron: str, extras: TemplateExtras | None = None) -> ActiveTemplate:
     """The executable view of a template, with its application's defaults under its own env
-    and its credentials as references (see `layering`)."""
-    spec = row.template
+    and its credentials as references (see `layering`); a flow template names its flow."""
+    spec, app = row.template, row.app
     view = ActiveTemplate(
         id=spec.id,
         revision=row.revision,
@@ -31,9 +31,10 @@ def active_template(row: TemplateRow, cron: str, extras: TemplateExtras | None =
         company=spec.company,
         pool=spec.pool,
         app_id=spec.app_id,
-        executable=row.app.executable,
-        cmdparams=row.app.cmdparams,
-        env=merged_env(application_env(row.app), spec.env),
+        executable="" if app is None else app.executable,
+        cmdparams="" if app is None else app.cmdparams,
+        env=spec.env if app is None else merged_env(application_env(app), spec.env),
+        flow=spec.flow,
         cron=cron,
         timezone=spec.timezone,
         timeouts=spec.timeouts,
@@ -44,7 +45,7 @@ def active_template(row: TemplateRow, cron: str, extras: TemplateExtras | None =
         jitter=spec.jitter,
         paused=spec.paused or row.company_paused,
     )
-    return with_extras(view, row.app, spec.env, extras)
+    return view if app is None else with_extras(view, app, spec.env, extras)
 
 
 def scheduled(row: TemplateRow, extras: TemplateExtras | None = None) -> ActiveTemplate | None:

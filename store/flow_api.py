@@ -47,6 +47,7 @@ class FlowApi:
     def handlers(self) -> dict[str, Handler]:
         return {
             "flow.validate": _typed("flow.validate", FlowSpec, self.validate),
+            "flow.save": _typed("flow.save", FlowSpec, self.save),
             "flow.run": _typed("flow.run", FlowRunRequest, self.run),
             "flow.get": _typed("flow.get", FlowRef, self.get),
             "flow.list": _typed("flow.list", FlowQuery, self.list),
@@ -60,6 +61,14 @@ class FlowApi:
         await check_targets(queries, spec)
         return FlowChecked(name=spec.name, company=spec.company, order=check_graph(spec.nodes))
 
+    async def save(self, spec: FlowSpec) -> FlowChecked:
+        """Validate and keep a definition, for flow templates and `flow run COMPANY/NAME`."""
+        checked = await self.validate(spec)
+        await require(self._pool, spec.company, "change")
+        await FlowQueries(self._pool).save_definition(spec)
+        await audit(self._pool, "flow.save", spec.company, {"flow": spec.name})
+        return checked
+
     async def run(self, request: FlowRunRequest) -> FlowRun:
         spec = request.spec
         if spec is None:
@@ -67,7 +76,9 @@ class FlowApi:
             spec = await FlowQueries(self._pool).definition(request.company, request.name)
             if spec is None:
                 raise ApiFailure(
-                    404, f"no flow '{request.name}' in company '{request.company}': run it once from its file"
+                    404,
+                    f"no flow '{request.name}' in company '{request.company}': "
+                    "save it with `jetjobs flow save FILE` or run it once from its file",
                 )
         await resolve.company(Queries(self._pool), spec.company)
         await require(self._pool, spec.company, "change")

@@ -1,44 +1,44 @@
 """The flow orchestrator: advances flow runs when their jobs end, inside Postgres
 transactions that lock the run, then dispatches what became ready.
 
-Restartable: a job event is acked only after its step committed and the jobs it
-made ready were published; job ids derive from (run, node, round), so sending
+Restartable: a step writes what it publishes into the outbox in its own
+transaction (see `flow_outbox`), and a job event is acked only after its step
+committed and was published; job ids derive from (run, node, round), so sending
 again after a crash (or from a second orchestrator) is dropped as a duplicate.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 from bus import Bus
-from bus.flows import publish_flow_event
 from contracts.api import ApiFailure
 from contracts.enums import Status
 from contracts.flowplan import advance, node_env, outcome
-from contracts.flows import FlowEvent, FlowRun, FlowSpec, FlowStatus, NodeStatus, flow_job_id, new_run_id
-from contracts.messages import JobEvent, JobMessage
+from contracts.flows import (
+    FlowEvent,
+    FlowRun,
+    FlowSpec,
+    FlowStart,
+    FlowStatus,
+    NodeStatus,
+    flow_job_id,
+    new_run_id,
+)
+from contracts.messages import JobEvent
 from contracts.models import Application
 
 from .db import Db
 from .flow_jobs import check_targets, node_message
+from .flow_outbox import Outbox, Work, keep
 from .flow_queries import FlowQueries
 from .queries import Queries
 
 log = structlog.get_logger("jetjobs.flows")
-
-
-@dataclass
-class Work:
-    """What a committed step leaves to send: job messages and flow events."""
-
-    messages: list[JobMessage] = field(default_factory=list)
-    events: list[FlowEvent] = field(default_factory=list)
 
 
 def _event(run: FlowRun, status: FlowStatus, **fields: Any) -> FlowEvent:
@@ -60,21 +60,33 @@ class FlowEngine:
 
     def __init__(self, pool: Any, bus: Bus) -> None:
         self._pool = pool
-        self._bus = bus
+        self._outbox = Outbox(pool, bus.publisher)
 
-    async def start_run(self, spec: FlowSpec, launched_by: str) -> FlowRun:
-        run_id = new_run_id()
+    async def start_run(self, spec: FlowSpec, launched_by: str, run_id: str | None = None) -> FlowRun:
+        """Start a run of `spec`; with a `run_id` that already ran, that run is left as it is."""
+        run_id = run_id or new_run_id()
         async with self._pool.acquire() as conn, conn.transaction():
             await check_targets(Queries(conn), spec)
             flows = FlowQueries(conn)
             await flows.save_definition(spec)
-            await flows.insert_run(run_id, spec, launched_by)
+            if not await flows.insert_run(run_id, spec, launched_by):
+                return await self._run(flows, run_id)
             run = await self._run(flows, run_id)
             work = Work(events=[_event(run, FlowStatus.STARTED)])
             await self._step(conn, run_id, work)
-        await self._send(work)
-        log.info("flow.started", run_id=run_id, company=spec.company, flow=spec.name)
+            kept = await keep(conn, work)
+        await self._outbox.send(kept)
+        log.info("flow.started", run_id=run_id, company=spec.company, flow=spec.name, launched_by=launched_by)
         return await self.get(run_id)
+
+    async def start_scheduled(self, start: FlowStart) -> FlowRun:
+        """Start the saved flow a flow template's slot names, as the slot's run."""
+        spec = await FlowQueries(self._pool).definition(start.company, start.flow)
+        if spec is None:
+            raise ApiFailure(
+                404, f"template {start.template_id}: no flow '{start.flow}' in '{start.company}'"
+            )
+        return await self.start_run(spec, start.launched_by, run_id=start.run_id)
 
     async def get(self, run_id: str) -> FlowRun:
         """A run and its nodes as of one instant (a step may commit between two reads)."""
@@ -86,6 +98,10 @@ class FlowEngine:
         if run is None:
             raise ApiFailure(404, f"unknown flow run '{run_id}': see `jetjobs flow list`")
         return run
+
+    async def node_jobs(self, job_ids: list[str]) -> set[str]:
+        """Which of these jobs run flow nodes."""
+        return {job_id for job_id, _, _ in await FlowQueries(self._pool).nodes_of_jobs(job_ids)}
 
     async def on_events(self, events: Sequence[JobEvent]) -> None:
         """Record nodes' outcomes and dispatch what they made ready: one transaction
@@ -102,7 +118,8 @@ class FlowEngine:
                 by_run.setdefault(run_id, []).append((event, status, name))
             for run_id in sorted(by_run):  # one order for every orchestrator: no deadlock
                 await self._record(conn, run_id, by_run[run_id], work)
-        await self._send(work)
+            kept = await keep(conn, work)
+        await self._outbox.send(kept)
 
     async def _record(
         self, conn: Db, run_id: str, ended: list[tuple[JobEvent, NodeStatus, str]], work: Work
@@ -176,30 +193,9 @@ class FlowEngine:
         work.events.append(_event(run, status, reason=reason, result=run.result))
         log.info("flow.ended", run_id=run.id, company=run.company, status=status.value, reason=reason)
 
-    async def _send(self, work: Work) -> None:
-        if work.messages:
-            await self._bus.publisher.dispatch(work.messages)
-        for event in work.events:
-            await publish_flow_event(self._bus.publisher, event, str(uuid.uuid4()))
-
     async def resend(self) -> int:
-        """Publish again the jobs of dispatched nodes the store never recorded
-        (the orchestrator stopped between its commit and its publish)."""
-        work = Work()
-        async with self._pool.acquire() as conn:
-            flows = FlowQueries(conn)
-            for run_id, name in await flows.unsent_nodes():
-                run = await self._run(flows, run_id)
-                assert run.spec is not None
-                view = next(n for n in run.nodes if n.name == name)
-                assert view.job_id is not None
-                results = {n.name: n.results for n in run.nodes}
-                env = node_env(run.spec, name, results)
-                work.messages.append(
-                    await node_message(conn, run.spec, run.spec.node(name), view.job_id, env)
-                )
-        await self._send(work)
-        return len(work.messages)
+        """Publish what stopped stores committed but never sent (see `flow_outbox`)."""
+        return await self._outbox.drain()
 
     async def retry(self, run_id: str) -> FlowRun:
         """Re-run the failed and skipped nodes of an ended run; the rest keep their results."""
@@ -217,7 +213,8 @@ class FlowEngine:
             await flows.end_run(run_id, FlowStatus.STARTED, None)
             work.events.append(_event(run, FlowStatus.STARTED, reason="retry"))
             await self._step(conn, run_id, work)
-        await self._send(work)
+            kept = await keep(conn, work)
+        await self._outbox.send(kept)
         log.info("flow.retried", run_id=run_id, company=run.company)
         return await self.get(run_id)
 
@@ -234,7 +231,10 @@ class FlowEngine:
             for node in run.nodes:
                 await flows.skip_node(run_id, node.name, "flow cancelled")
             await flows.end_run(run_id, FlowStatus.CANCELLED, "cancelled by request")
-        await self._send(Work(events=[_event(run, FlowStatus.CANCELLED, reason="cancelled by request")]))
+            kept = await keep(
+                conn, Work(events=[_event(run, FlowStatus.CANCELLED, reason="cancelled by request")])
+            )
+        await self._outbox.send(kept)
         running = [n.job_id for n in run.nodes if n.status is NodeStatus.DISPATCHED and n.job_id]
         log.info("flow.cancelled", run_id=run_id, company=run.company, running=len(running))
         return await self.get(run_id), running

@@ -47,9 +47,9 @@ async def _template_message(
 ) -> JobMessage:
     assert node.template is not None
     row = await resolve.template(Queries(conn), node.template)
-    if row.template.company != spec.company:
+    if row.template.company != spec.company or row.template.flow is not None:
         raise ApiFailure(
-            400, f"node '{node.name}': template {node.template} belongs to company '{row.template.company}'"
+            400, f"node '{node.name}': template {node.template} is not an app template of '{spec.company}'"
         )
     extras = (await TenantQueries(conn).template_extras([node.template])).get(node.template)
     view = active_template(row, cron_for(row.template.interv, row.template.cron) or "", extras)
@@ -91,7 +91,10 @@ async def check_targets(queries: Queries, spec: FlowSpec) -> None:
             if node.app is not None:
                 await resolve.application(queries, node.app)
             elif node.template is not None:
-                owner = (await resolve.template(queries, node.template)).template.company
+                target = (await resolve.template(queries, node.template)).template
+                owner = target.company
+                if target.flow is not None:
+                    raise ApiFailure(400, f"template {node.template} runs flow '{target.flow}', not a job")
                 if owner != spec.company:
                     raise ApiFailure(
                         400, f"template {node.template} belongs to company '{owner}', not '{spec.company}'"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
@@ -24,6 +25,10 @@ def flows_sql() -> dict[str, Query]:
 def _spec(text: str) -> FlowSpec:
     """A run's definition never changes: validate it (cycles, conditions) once."""
     return FlowSpec.model_validate_json(text)
+
+
+OutboxItem = tuple[str, str, str, str]
+"""(kind `job` or `event`, subject, Nats-Msg-Id, payload) of a message a step publishes."""
 
 
 def _run(row: Any, nodes: list[NodeView]) -> FlowRun:
@@ -69,12 +74,16 @@ class FlowQueries:
         text = await self._db.fetchval(self._q("definition"), company, name)
         return None if text is None else FlowSpec.model_validate_json(text)
 
-    async def insert_run(self, run_id: str, spec: FlowSpec, launched_by: str) -> None:
-        await self._db.execute(
+    async def insert_run(self, run_id: str, spec: FlowSpec, launched_by: str) -> bool:
+        """Record a run and its waiting nodes; False when a run of that id exists."""
+        inserted = await self._db.fetchval(
             self._q("insert_run"), run_id, spec.company, spec.name, spec.model_dump_json(), launched_by
         )
+        if inserted is None:
+            return False
         for node in spec.nodes:
             await self._db.execute(self._q("insert_node"), run_id, node.name)
+        return True
 
     async def run(self, run_id: str, *, lock: bool = False) -> FlowRun | None:
         row = await self._db.fetchrow(self._q("lock_run" if lock else "get_run"), run_id)
@@ -114,5 +123,20 @@ class FlowQueries:
     async def end_run(self, run_id: str, status: FlowStatus, reason: str | None) -> None:
         await self._db.execute(self._q("end_run"), run_id, status.value, reason)
 
-    async def unsent_nodes(self) -> list[tuple[str, str]]:
-        return [(row["run_id"], row["node"]) for row in await self._db.fetch(self._q("unsent_nodes"))]
+    async def put_outbox(self, items: Sequence[OutboxItem]) -> list[int]:
+        """Keep messages to publish; their ids, in the order given."""
+        if not items:
+            return []
+        columns = [list(column) for column in zip(*items, strict=True)]
+        return [row["id"] for row in await self._db.fetch(self._q("put_outbox"), *columns)]
+
+    async def outbox(self, limit: int) -> list[tuple[int, OutboxItem]]:
+        rows = await self._db.fetch(self._q("outbox"), limit)
+        return [(r["id"], (r["kind"], r["subject"], r["msg_id"], r["payload"])) for r in rows]
+
+    async def delete_outbox(self, ids: Sequence[int]) -> None:
+        if ids:
+            await self._db.execute(self._q("delete_outbox"), list(ids))
+
+    async def known_jobs(self, job_ids: Sequence[str]) -> set[str]:
+        return {row["id"] for row in await self._db.fetch(self._q("known_jobs"), list(job_ids))}

@@ -122,14 +122,14 @@ class Queries:
 
     # templates
 
-    async def insert_template(self, spec: TemplateSpec, app_id: int, company_id: int) -> int | None:
+    async def insert_template(self, spec: TemplateSpec, app_id: int | None, company_id: int) -> int | None:
         """The new template's id; None when its company already has one of that name."""
         params = rows.template_params(spec, app_id, company_id)
         value = await self._db.fetchval(self._q("insert_template"), *params)
         return None if value is None else int(value)
 
     async def update_template(
-        self, template_id: int, spec: TemplateSpec, app_id: int, company_id: int
+        self, template_id: int, spec: TemplateSpec, app_id: int | None, company_id: int
     ) -> bool:
         params = rows.template_params(spec, app_id, company_id)
         return await self._db.fetchval(self._q("update_template"), template_id, *params) is not None
@@ -317,7 +317,8 @@ class Queries:
                 r.lateness,
                 r.scheduler,
                 r.recorded_at,
+                r.flow_run,
             )
             for r in records
         ]
-        await self._db.execute(self._q("record_slots"), *_columns(rows_, 12))
+        await self._db.execute(self._q("record_slots"), *_columns(rows_, 13))

@@ -24,16 +24,18 @@ class TemplateRow:
     """A stored template with what projecting or running it needs."""
 
     template: RunTemplate
-    app: Application
+    app: Application | None
+    """None for a flow template."""
     company_enabled: bool
     updated_at: datetime
-    app_updated_at: datetime
+    app_updated_at: datetime | None
     company_paused: bool = False
 
     @property
     def revision(self) -> str:
         """Changes whenever the template or its application is saved."""
-        return f"{self.updated_at.timestamp():.6f}-{self.app_updated_at.timestamp():.6f}"
+        app_saved = 0.0 if self.app_updated_at is None else self.app_updated_at.timestamp()
+        return f"{self.updated_at.timestamp():.6f}-{app_saved:.6f}"
 
 
 def _json(value: str | None, default: Any) -> Any:
@@ -64,7 +66,8 @@ def template(row: Row) -> TemplateRow:
     run = RunTemplate(
         id=row["id"],
         app_id=row["app_id"],
-        app=str(row["uuid"]),
+        app=None if row["uuid"] is None else str(row["uuid"]),
+        flow=row["flow"],
         name=row["name"],
         company=row["company"],
         interv=Interval(row["interv"]),
@@ -85,7 +88,7 @@ def template(row: Row) -> TemplateRow:
     )
     return TemplateRow(
         template=run,
-        app=application(row, id_column="app_id", name_column="app_name"),
+        app=None if row["app_id"] is None else application(row, id_column="app_id", name_column="app_name"),
         company_enabled=row["company_enabled"],
         updated_at=row["updated_at"],
         app_updated_at=row["app_updated_at"],
@@ -93,7 +96,7 @@ def template(row: Row) -> TemplateRow:
     )
 
 
-def template_params(spec: TemplateSpec, app_id: int, company_id: int) -> tuple[Any, ...]:
+def template_params(spec: TemplateSpec, app_id: int | None, company_id: int) -> tuple[Any, ...]:
     """The spec as `insert_template` / `update_template` columns, name first."""
     limits = spec.timeouts
     return (
@@ -115,6 +118,7 @@ def template_params(spec: TemplateSpec, app_id: int, company_id: int) -> tuple[A
         spec.catch_up_limit,
         spec.jitter,
         spec.paused,
+        spec.flow,
     )
 
 

@@ -21,6 +21,7 @@ from contracts.schedule import SlotOutcome, SlotRecord, Trigger
 from . import resolve
 from .api import Handler, _typed
 from .board import BoardKeeper, active_template
+from .flow_templates import not_for_flows
 from .queries import Queries
 from .rows import TemplateRow
 from .schedule_queries import ScheduleQueries
@@ -84,6 +85,7 @@ class ScheduleApi:
 
     async def template_backfill(self, request: sc.Backfill) -> sc.BackfillReply:
         row = await resolve.template(Queries(self._pool), request.id)
+        not_for_flows(request.id, row.template.flow, row.template.company, "backfill runs jobs only")
         cron = _backfillable(row, request)
         slots = fires_between(
             cron, row.template.timezone, request.start, request.end, limit=request.limit + 1

@@ -30,13 +30,18 @@ def slot_view(row: Any) -> SlotView:
         detail=row["detail"],
         trigger=Trigger(row["trigger"]),
         job_id=row["job_id"],
+        flow_run=row["flow_run"],
         scheduled_at=row["scheduled_at"],
         lateness=row["lateness"],
         recorded_at=row["recorded_at"],
         scheduler=row["scheduler"],
     )
     return SlotView(
-        record=record, job_status=row["job_status"], job_kind=row["job_kind"], job_final=row["job_final"]
+        record=record,
+        job_status=row["job_status"],
+        job_kind=row["job_kind"],
+        job_final=row["job_final"],
+        flow_status=row["flow_status"],
     )
 
 

@@ -160,6 +160,10 @@ class TenantApi:
     async def template_env(self, request: api.TemplateRef) -> t.TemplateEnv:
         row = await resolve.template(Queries(self._pool), request.id)
         await require(self._pool, row.template.company, "read")
+        if row.app is None:
+            raise ApiFailure(
+                409, f"template {request.id} runs flow '{row.template.flow}': its nodes have the env"
+            )
         stored = await TenantQueries(self._pool).template_credentials(request.id)
         provided = {field: c.name for c in stored for field in c.fields}
         return layering.template_env(request.id, row.app, row.template.env, provided)

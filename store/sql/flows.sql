@@ -8,9 +8,10 @@ ON CONFLICT (company, name) DO UPDATE SET spec = EXCLUDED.spec, updated_at = now
 SELECT spec::text FROM flow_definition WHERE company = $1 AND name = $2;
 
 -- name: insert_run --
--- Record a new flow run.
+-- Record a new flow run; nothing when a run of that id exists (a scheduled slot starts once).
 INSERT INTO flow_run (id, company, name, spec, status, launched_by)
-VALUES ($1, $2, $3, $4::jsonb, 'started', $5);
+VALUES ($1, $2, $3, $4::jsonb, 'started', $5)
+ON CONFLICT (id) DO NOTHING RETURNING id;
 
 -- name: insert_node --
 -- Record one node of a new run, waiting.
@@ -65,8 +66,22 @@ UPDATE flow_run SET status = $2, reason = $3,
     ended_at = CASE WHEN $2 = 'started' THEN NULL ELSE now() END
 WHERE id = $1;
 
--- name: unsent_nodes --
--- Dispatched nodes whose job the store has not recorded yet: sent again after a crash.
-SELECT n.run_id, n.node FROM flow_node n JOIN flow_run r ON r.id = n.run_id
-WHERE n.status = 'dispatched' AND r.status = 'started'
-  AND NOT EXISTS (SELECT 1 FROM job j WHERE j.id = n.job_id);
+-- name: put_outbox --
+-- Keep what a step must publish, in order, until it is sent; returns the rows' ids in that order.
+INSERT INTO flow_outbox (kind, subject, msg_id, payload)
+SELECT u.kind, u.subject, u.msg_id, u.payload
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS u (kind, subject, msg_id, payload, n)
+ORDER BY u.n
+RETURNING id;
+
+-- name: outbox --
+-- The oldest unsent messages of flow steps.
+SELECT id, kind, subject, msg_id, payload FROM flow_outbox ORDER BY id LIMIT $1;
+
+-- name: delete_outbox --
+-- Forget messages JetStream has stored.
+DELETE FROM flow_outbox WHERE id = ANY($1::bigint[]);
+
+-- name: known_jobs --
+-- Which of these jobs the store has recorded (their message reached JetStream).
+SELECT id FROM job WHERE id = ANY($1::text[]);

@@ -91,8 +91,8 @@ FROM application WHERE uuid = $1;
 INSERT INTO runtemplate
     (name, app_id, company_id, interv, cron, timezone, env, pool,
      timeout, timeout_ack, timeout_result, retries, active,
-     overlap, misfire, catch_up_limit, jitter, paused)
-VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+     overlap, misfire, catch_up_limit, jitter, paused, flow)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 ON CONFLICT (company_id, name) DO NOTHING
 RETURNING id;
 
@@ -101,7 +101,7 @@ RETURNING id;
 UPDATE runtemplate SET
     name = $2, app_id = $3, company_id = $4, interv = $5, cron = $6, timezone = $7, env = $8::jsonb,
     pool = $9, timeout = $10, timeout_ack = $11, timeout_result = $12, retries = $13, active = $14,
-    overlap = $15, misfire = $16, catch_up_limit = $17, jitter = $18, paused = $19,
+    overlap = $15, misfire = $16, catch_up_limit = $17, jitter = $18, paused = $19, flow = $20,
     updated_at = now()
 WHERE id = $1
 RETURNING id;
@@ -115,16 +115,16 @@ SELECT id FROM runtemplate WHERE id = $1 FOR UPDATE;
 SELECT id FROM runtemplate WHERE company_id = $1 AND name = $2;
 
 -- name: templates --
--- Templates with their company and application, filtered by ids, company code and application id.
+-- Templates with their company and application (none for a flow template), filtered by ids, company code and application id.
 SELECT t.id, t.name, t.app_id, t.interv, t.cron, t.timezone, t.env, t.pool,
     t.timeout, t.timeout_ack, t.timeout_result, t.retries, t.active, t.updated_at,
-    t.overlap, t.misfire, t.catch_up_limit, t.jitter, t.paused,
+    t.overlap, t.misfire, t.catch_up_limit, t.jitter, t.paused, t.flow,
     c.code AS company, c.enabled AS company_enabled, c.paused AS company_paused,
     a.uuid, a.name AS app_name, a.description, a.executable, a.cmdparams, a.environment,
     a.ociimage, a.homepage, a.tags, a.updated_at AS app_updated_at
 FROM runtemplate t
 JOIN company c ON c.id = t.company_id
-JOIN application a ON a.id = t.app_id
+LEFT JOIN application a ON a.id = t.app_id
 WHERE ($1::bigint[] IS NULL OR t.id = ANY($1))
     AND ($2::text IS NULL OR c.code = $2)
     AND ($3::bigint IS NULL OR t.app_id = $3)
@@ -321,12 +321,12 @@ ON CONFLICT (job_id, attempt) DO NOTHING;
 -- Record scheduled slots in one statement: a skipped slot may become fired, a fired one never changes.
 INSERT INTO schedule_slot AS s
     (template_id, slot, company, outcome, reason, detail, trigger, job_id, scheduled_at, lateness,
-     scheduler, recorded_at)
+     scheduler, recorded_at, flow_run)
 SELECT * FROM unnest(
     $1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-    $8::text[], $9::timestamptz[], $10::float8[], $11::text[], $12::timestamptz[])
+    $8::text[], $9::timestamptz[], $10::float8[], $11::text[], $12::timestamptz[], $13::text[])
 ON CONFLICT (template_id, slot) DO UPDATE SET
     outcome = EXCLUDED.outcome, reason = EXCLUDED.reason, detail = EXCLUDED.detail,
-    trigger = EXCLUDED.trigger, job_id = EXCLUDED.job_id, scheduled_at = EXCLUDED.scheduled_at,
+    trigger = EXCLUDED.trigger, job_id = EXCLUDED.job_id, flow_run = EXCLUDED.flow_run, scheduled_at = EXCLUDED.scheduled_at,
     lateness = EXCLUDED.lateness, scheduler = EXCLUDED.scheduler, recorded_at = EXCLUDED.recorded_at
 WHERE s.outcome = 'skipped' AND EXCLUDED.outcome <> 'skipped';

@@ -116,3 +116,26 @@ async def test_a_broken_yaml_file_is_one_clear_line(tmp_path: Path) -> None:
     broken.write_text("name: x\nnodes:\n  - {name: a\n")
     result = await jetjobs("flow", "validate", str(broken), "--offline", env=clean_env())
     one_line_error(result, "not valid YAML: line")
+
+
+async def test_a_saved_flow_is_what_a_flow_template_runs(stack: Stack, tmp_path: Path) -> None:
+    app = await stack.app("-c ${SCRIPT}")
+    path = tmp_path / "nightly.yaml"
+    path.write_text(FLOW.replace("APP", app.app.uuid))
+    env = clean_env(JETJOBS_NATS_URL=stack.nats_url)
+    create = ("template", "create", "--name", "nightly-flow", "--company", "acme", "--interval", "d")
+
+    missing = await jetjobs(*create, "--flow", "nightly", env=env)
+    one_line_error(
+        missing, "no flow 'nightly' in company 'acme': save it first with `jetjobs flow save FILE`"
+    )
+    saved = await jetjobs("flow", "save", str(path), env=env)
+    assert saved.code == 0 and "saved flow acme/nightly" in saved.out, saved
+    created = await jetjobs(*create, "--flow", "nightly", env=env)
+    assert created.code == 0, created
+    listed = await jetjobs("template", "list", env=env)
+    assert "flow nightly" in listed.out, listed
+    both = await jetjobs(*create, "--flow", "nightly", "--app", app.app.uuid, env=env)
+    assert both.code == 2 and "not allowed with argument" in both.err, both
+    run_now = await jetjobs("job", "run", "1", env=env)
+    one_line_error(run_now, "template 1 runs flow 'nightly', not a job")
