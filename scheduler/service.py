@@ -89,6 +89,12 @@ class SchedulerService:
         return self._plan
 
     @property
+    def bus(self) -> Bus | None:
+        """The connection while the service runs (None before `start`, after `stop`);
+        for telemetry to report on, not to publish through."""
+        return self._bus
+
+    @property
     def leading(self) -> bool:
         """Whether this scheduler fires slots right now."""
         return self._leading
