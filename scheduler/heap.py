@@ -15,7 +15,7 @@ from datetime import datetime
 _COMPACT_SLACK = 64
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Timer:
     """The next slot of one template, at the revision it was computed for.
 

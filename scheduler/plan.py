@@ -19,6 +19,7 @@ from contracts.models import ActiveTemplate
 from contracts.schedule import SlotReason
 
 from .cron import next_fire
+from .entry import Entry
 from .heap import Timer, TimerHeap
 from .policy import Due, jitter, misfire, missed_slots
 
@@ -44,7 +45,7 @@ class Plan:
     """Templates by id, a timer heap holding each one's next slot, and a backlog."""
 
     def __init__(self, backoff: Backoff | None = None, grace: float = 1.0) -> None:
-        self._templates: dict[int, ActiveTemplate] = {}
+        self._templates: dict[int, Entry] = {}
         self._heap = TimerHeap()
         self._backoff = backoff or Backoff()
         self._grace = timedelta(seconds=grace)
@@ -57,9 +58,14 @@ class Plan:
     def __len__(self) -> int:
         return len(self._templates)
 
-    def template(self, template_id: int) -> ActiveTemplate | None:
-        """The template as last seen on the board."""
+    def entry(self, template_id: int) -> Entry | None:
+        """The template as last seen on the board, as the scheduler holds it."""
         return self._templates.get(template_id)
+
+    def template(self, template_id: int) -> ActiveTemplate | None:
+        """The whole template as last seen on the board (decoded: for inspection, not firing)."""
+        entry = self._templates.get(template_id)
+        return None if entry is None else entry.template()
 
     def ids(self) -> set[int]:
         """Every template currently scheduled."""
@@ -88,12 +94,14 @@ class Plan:
 
     # -- templates -------------------------------------------------------------
 
-    def put(self, template: ActiveTemplate, now: datetime) -> None:
+    def put(self, template: ActiveTemplate | Entry, now: datetime) -> None:
         """Add or replace a template. Its pending slot stays when the schedule
         (cron and timezone) is unchanged; otherwise it moves to the first slot
         after `now`. A template seen again after an outage owes its missed slots
         to its misfire policy; a resumed one owes those of its pause. A template
         whose schedule cannot be evaluated is dropped with an error logged."""
+        if isinstance(template, ActiveTemplate):
+            template = Entry.of(template)
         old = self._templates.get(template.id)
         pending = self._heap.get(template.id)
         if old is not None and pending is not None and _same_schedule(old, template):
@@ -114,7 +122,7 @@ class Plan:
         self._heap.push(timer)
         log.debug("schedule.template_set", template_id=template.id, slot=timer.slot)
 
-    def _first_timer(self, template: ActiveTemplate, now: datetime) -> Timer:
+    def _first_timer(self, template: Entry, now: datetime) -> Timer:
         """The first pending slot; slots between the anchor and `now` go to the backlog."""
         anchor = self._anchors.get(template.id)
         start = now
@@ -130,7 +138,7 @@ class Plan:
                 self._backlog += misfire(template, missed, recorded=False)
         return self._timer(template, next_fire(template.cron, template.timezone, start))
 
-    def _resumed(self, template: ActiveTemplate, now: datetime) -> None:
+    def _resumed(self, template: Entry, now: datetime) -> None:
         """A paused template is back: its paused slots are recorded; its misfire
         policy says which of them run now."""
         anchor = self._anchors.get(template.id)
@@ -237,12 +245,12 @@ class Plan:
         return due
 
     @staticmethod
-    def _timer(template: ActiveTemplate, slot: datetime) -> Timer:
+    def _timer(template: Entry, slot: datetime) -> Timer:
         delay = jitter(template, slot)
         if not delay:
             return Timer(slot, template.id, template.revision)
         return Timer(slot + delay, template.id, template.revision, planned=slot)
 
 
-def _same_schedule(old: ActiveTemplate, new: ActiveTemplate) -> bool:
+def _same_schedule(old: Entry, new: Entry) -> bool:
     return old.cron == new.cron and old.timezone == new.timezone

@@ -1,6 +1,8 @@
 """The scheduler service: follows the templates board, leads by lease, and
 publishes each due slot the moment it is due, sleeping in between (no polling
-cycle). Standbys follow the board too, ready to take over."""
+cycle). The messages of an instant are built shortly before it, handed to the
+connection at it, and settled (acks, records) after it, off the timed path.
+Standbys follow the board too, ready to take over."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import Any
 import structlog
 
 from bus import Bus, CancelBoard, Layout, Loaded, Removed, TemplateBoard, TemplateChange
+from bus.handoff import Handoff
 from bus.lease import Lease
 from bus.slots import SlotLog, finished_jobs
 
@@ -54,6 +57,12 @@ class SchedulerConfig:
     """A slot published more than this many seconds after it was due is recorded `late`."""
     misfire_grace: float = 1.0
     """Slots missed by less than this are fired as (late) slots, not handed to the misfire policy."""
+    prepare_ahead: float = 0.5
+    """Seconds before an instant its messages are built and encoded, so that at the
+    instant they only need handing to the connection."""
+    max_unsettled: int = 4
+    """Instants whose acks may be outstanding at once; beyond that firing waits
+    (while NATS is unwell, rather than piling up messages in memory)."""
 
 
 def _holder(name: str) -> str:
@@ -79,6 +88,7 @@ class SchedulerService:
         self._leadership: Leadership | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: asyncio.Task[None] | None = None
+        self._unsettled: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._leading = False
         self._load_started = utcnow()
@@ -130,7 +140,7 @@ class SchedulerService:
         firer = Firer(
             self._plan,
             self._runs,
-            bus.publisher,
+            Handoff(bus.nc, bus.js, bus.publisher),
             slots,
             await CancelBoard.open(bus.js),
             self.metrics,
@@ -152,6 +162,9 @@ class SchedulerService:
         runner, self._runner = self._runner, None
         if runner is not None:
             await _finish(runner, self._config.stop_grace)
+        unsettled, self._unsettled = self._unsettled, set()
+        for task in unsettled:
+            await _finish(task, self._config.stop_grace)
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             await _finish(task, 0.0)
@@ -275,15 +288,46 @@ class SchedulerService:
             if not self._leading and not await self._take_over(slots, bus):
                 await self._sleep(self._config.retry_delay)
                 continue
-            delay = self._delay()
-            if delay is None or delay > 0:
-                await self._sleep(delay)
+            due = self._plan.next_due()
+            if due is None:
+                await self._sleep(None)
+                continue
+            wait = _seconds_until(due) - self._config.prepare_ahead
+            if wait > 0:
+                await self._sleep(wait)
                 continue
             try:
-                await firer.round(utcnow())
+                await self._fire_at(firer, due)
             except Exception:
                 log.exception("schedule.loop_failed")
                 await self._sleep(self._config.retry_delay)
+
+    async def _fire_at(self, firer: Firer, instant: datetime) -> None:
+        """Build the instant's messages now, hand them off at the instant exactly
+        (a timer at it, not a polling cycle), and settle them in the background."""
+        while len(self._unsettled) >= self._config.max_unsettled:
+            await asyncio.wait(self._unsettled, return_when=asyncio.FIRST_COMPLETED)
+        batch = await firer.prepare(instant)
+        if not batch:
+            return
+        delay = _seconds_until(instant)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        assert self._leadership is not None
+        if not self._leadership.leading:
+            return
+        handed = await firer.fire(batch)
+        self._settle(firer.settle(batch, handed))
+
+    def _settle(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work, name="scheduler.settle")
+        self._unsettled.add(task)
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._unsettled.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("schedule.settle_failed", error=repr(task.exception()))
 
     async def _take_over(self, slots: SlotLog, bus: Bus) -> bool:
         """Become the firing scheduler: read each template's anchor and active run
@@ -306,14 +350,13 @@ class SchedulerService:
             self._runs.clear()
             log.info("scheduler.stepped_down")
 
-    def _delay(self) -> float | None:
-        """Seconds until the earliest pending timer, None when there is none."""
-        due = self._plan.next_due()
-        return None if due is None else (due - utcnow()).total_seconds()
-
     async def _sleep(self, delay: float | None) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), delay)
+
+
+def _seconds_until(instant: datetime) -> float:
+    return (instant - utcnow()).total_seconds()
 
 
 async def _finish(task: asyncio.Task[None], grace: float) -> None:
