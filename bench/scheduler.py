@@ -130,7 +130,7 @@ async def precision(url: str, count: int, seconds: float, metrics: Metrics) -> N
 async def _floor(bus: Bus, templates: list[ActiveTemplate], seconds: float) -> list[float]:
     """The best this machine does right now: at each whole second, hand off one
     ready-made message per template (no plan, no decisions), acks collected after."""
-    handoff = Handoff(bus.nc, bus.js, bus.publisher)
+    handoff = Handoff(bus.nc, bus.publisher)
     await handoff.ensure_pools({"default"})
     found: list[float] = []
     start = int(time.time()) + 1

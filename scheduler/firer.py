@@ -12,6 +12,8 @@ happens at the instant itself:
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +37,9 @@ log = structlog.get_logger("jetjobs.scheduler")
 
 PAUSED_DETAIL = "the template or its company is paused"
 
+FLUSH_EVERY = 256
+"""Messages handed off before the connection gets a turn to write them out."""
+
 
 @dataclass
 class Batch:
@@ -51,7 +56,7 @@ class Batch:
         return len(self.firings) + len(self.written)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Handed:
     """A message handed to the connection, its ack to come."""
 
@@ -104,28 +109,38 @@ class Firer:
     # -- 2. at the instant ------------------------------------------------------------
 
     async def fire(self, batch: Batch) -> list[Handed]:
-        """Hand every message of the batch to the connection, awaiting no ack."""
+        """Hand every message of the batch to the connection, awaiting no ack. The
+        garbage collector waits until the batch is out (a full collection can take
+        tens of milliseconds), and the connection writes every FLUSH_EVERY messages."""
         now = self._clock()
         handed: list[Handed] = []
         replaced: list[tuple[Firing, str]] = []
         owed: list[Due] = []
-        for firing in batch.firings:
-            current = self._current(firing, now)
-            if current is None:
-                continue
-            decision = self._decide(current, now)
-            if isinstance(decision, SlotRecord):
-                batch.written.append(decision)
-                continue
-            running = decision
-            try:
-                sent = await self._handoff.send(current.prepared)
-            except Exception as error:
-                owed += self._failed(current, str(error), now)
-                continue
-            handed.append(Handed(current, sent, time.time() - current.message.scheduled_at.timestamp()))
-            if running is not None:
-                replaced.append((current, running))
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for number, firing in enumerate(batch.firings, 1):
+                current = self._current(firing, now)
+                if current is None:
+                    continue
+                decision = self._decide(current, now)
+                if isinstance(decision, SlotRecord):
+                    batch.written.append(decision)
+                    continue
+                try:
+                    sent = await self._handoff.send(current.prepared)
+                except Exception as error:
+                    owed += self._failed(current, str(error), now)
+                    continue
+                handed.append(Handed(current, sent, time.time() - current.due_at))
+                if decision is not None:
+                    replaced.append((current, decision))
+                if number % FLUSH_EVERY == 0:
+                    await asyncio.sleep(0)
+            await asyncio.sleep(0)
+        finally:
+            if collecting:
+                gc.enable()
         for item in handed:
             self._handed(item.firing, now)
         if owed:

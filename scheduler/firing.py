@@ -22,6 +22,8 @@ class Firing:
     due: Due
     message: JobMessage
     prepared: Prepared
+    due_at: float
+    """The message's scheduled time as a POSIX timestamp (lateness is measured from it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,4 +48,4 @@ def build(due: Due, now: datetime) -> Firing | Unbuildable:
     delay = jitter(template, slot)
     if delay:
         message = message.model_copy(update={"scheduled_at": slot + delay})
-    return Firing(due, message, prepare(message))
+    return Firing(due, message, prepare(message), message.scheduled_at.timestamp())

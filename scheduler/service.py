@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import secrets
 import socket
@@ -140,7 +141,7 @@ class SchedulerService:
         firer = Firer(
             self._plan,
             self._runs,
-            Handoff(bus.nc, bus.js, bus.publisher),
+            Handoff(bus.nc, bus.publisher),
             slots,
             await CancelBoard.open(bus.js),
             self.metrics,
@@ -246,13 +247,16 @@ class SchedulerService:
     def _apply(self, change: TemplateChange, seen: set[int] | None) -> set[int] | None:
         """Apply one change; `seen` collects the initial load (None once it is done).
         The whole initial load is planned from the instant it began, so no slot
-        falls between the start of the load and a template's turn in it."""
+        falls between the start of the load and a template's turn in it. Once it
+        is in, the garbage collector stops scanning what is loaded (gc.freeze):
+        a full collection over 100,000 templates would otherwise stall firing."""
         match change:
             case Loaded():
                 if seen is not None:
                     for gone in self._plan.ids() - seen:
                         self.metrics.forget(gone)
                     self._plan.retain(seen)
+                    gc.freeze()
                 self._loaded.set()
                 return None
             case Removed(template_id):
