@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bus import Bus, TemplateBoard
-from bus.handoff import Handoff, prepare
+from bus.handoff import Handoff
 from contracts import subjects as s
 from contracts.dispatch import job_message, scheduled_job_id
 from contracts.models import ActiveTemplate
@@ -137,15 +137,19 @@ async def _floor(bus: Bus, templates: list[ActiveTemplate], seconds: float) -> l
     for second in range(start, start + int(seconds)):
         slot = datetime.fromtimestamp(second, UTC)
         ready = [
-            prepare(job_message(t, job_id=scheduled_job_id(-t.id, slot), slot=slot, now=slot))
+            handoff.prepare(job_message(t, job_id=scheduled_job_id(-t.id, slot), slot=slot, now=slot))
             for t in templates
         ]
         await asyncio.sleep(max(0.0, second - time.time()))
-        sent = []
-        for item in ready:
-            sent.append((item, await handoff.send(item)))
-            found.append(time.time() - second)
-        await handoff.settle(sent)
+        handed = await handoff.send(ready)
+        found += [at - second for _, at in handed]
+        await handoff.settle(
+            [
+                (item, sent)
+                for item, (sent, _) in zip(ready, handed, strict=True)
+                if isinstance(sent, asyncio.Future)
+            ]
+        )
     return found
 
 

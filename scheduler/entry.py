@@ -5,6 +5,7 @@ entry takes about a quarter of that, most of it the bytes."""
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
@@ -51,10 +52,16 @@ class Entry:
             catch_up_limit=template.catch_up_limit,
             jitter=template.jitter,
             paused=template.paused,
-            horizon=timedelta(seconds=seconds) + HORIZON_SLACK,
+            horizon=_horizon(seconds),
             raw=template.model_dump_json().encode() if raw is None else raw,
         )
 
     def template(self) -> ActiveTemplate:
         """The whole template, to build a job message from."""
         return ActiveTemplate.model_validate_json(self.raw)
+
+
+@functools.lru_cache(maxsize=256)
+def _horizon(seconds: float) -> timedelta:
+    """One shared object per distinct run horizon (templates mostly keep the defaults)."""
+    return timedelta(seconds=seconds) + HORIZON_SLACK

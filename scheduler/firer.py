@@ -12,9 +12,7 @@ happens at the instant itself:
 
 from __future__ import annotations
 
-import asyncio
 import gc
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,9 +34,6 @@ from .runs import Run, Runs, horizon
 log = structlog.get_logger("jetjobs.scheduler")
 
 PAUSED_DETAIL = "the template or its company is paused"
-
-FLUSH_EVERY = 256
-"""Messages handed off before the connection gets a turn to write them out."""
 
 
 @dataclass
@@ -91,13 +86,14 @@ class Firer:
 
     async def prepare(self, instant: datetime) -> Batch:
         """Take every slot due at or before `instant` and build its message."""
+        await self._handoff.open()
         dues = self._plan.take_due(instant)
         batch = Batch(instant, backlog=any(not due.from_timer for due in dues))
         for due in dues:
             if due.skip is not None:
                 batch.written.append(self._skip(due, due.skip, due.detail, instant))
                 continue
-            match build(due, instant):
+            match build(due, instant, self._handoff.prepare):
                 case Unbuildable(reason=reason):
                     log.error("schedule.skipped", template_id=due.template.id, slot=due.slot, reason=reason)
                     batch.written.append(self._skip(due, SlotReason.INVALID, reason, instant))
@@ -109,44 +105,52 @@ class Firer:
     # -- 2. at the instant ------------------------------------------------------------
 
     async def fire(self, batch: Batch) -> list[Handed]:
-        """Hand every message of the batch to the connection, awaiting no ack. The
-        garbage collector waits until the batch is out (a full collection can take
-        tens of milliseconds), and the connection writes every FLUSH_EVERY messages."""
+        """Decide each slot, then hand every message that fires to the connection,
+        awaiting no ack. The garbage collector waits until the batch is out (a full
+        collection can take tens of milliseconds)."""
         now = self._clock()
-        handed: list[Handed] = []
+        firing: list[Firing] = []
         replaced: list[tuple[Firing, str]] = []
-        owed: list[Due] = []
+        for prepared in batch.firings:
+            decision = self._fire_slot(prepared, now)
+            if isinstance(decision, SlotRecord):
+                batch.written.append(decision)
+            elif decision is not None:
+                current, running = decision
+                firing.append(current)
+                if running is not None:
+                    replaced.append((current, running))
         collecting = gc.isenabled()
         gc.disable()
         try:
-            for number, firing in enumerate(batch.firings, 1):
-                current = self._current(firing, now)
-                if current is None:
-                    continue
-                decision = self._decide(current, now)
-                if isinstance(decision, SlotRecord):
-                    batch.written.append(decision)
-                    continue
-                try:
-                    sent = await self._handoff.send(current.prepared)
-                except Exception as error:
-                    owed += self._failed(current, str(error), now)
-                    continue
-                handed.append(Handed(current, sent, time.time() - current.due_at))
-                if decision is not None:
-                    replaced.append((current, decision))
-                if number % FLUSH_EVERY == 0:
-                    await asyncio.sleep(0)
-            await asyncio.sleep(0)
+            sent = await self._handoff.send([f.prepared for f in firing])
         finally:
             if collecting:
                 gc.enable()
-        for item in handed:
-            self._handed(item.firing, now)
+        handed: list[Handed] = []
+        owed: list[Due] = []
+        for current, (outcome, at) in zip(firing, sent, strict=True):
+            if isinstance(outcome, Exception):
+                owed += self._failed(current, str(outcome), now)
+            else:
+                handed.append(Handed(current, outcome, at - current.due_at))
+                self._handed(current, now)
         if owed:
             self._plan.requeue(owed, now)
         await self._cancel(replaced)
         return handed
+
+    def _fire_slot(self, firing: Firing, now: datetime) -> SlotRecord | tuple[Firing, str | None] | None:
+        """Decide one slot at its instant: None when its template left the board,
+        a skip record, or the firing (rebuilt if the template changed since it was
+        prepared) with the job id of the run it replaces, if any."""
+        current = self._current(firing, now)
+        if current is None:
+            return None
+        decision = self._decide(current, now)
+        if isinstance(decision, SlotRecord):
+            return decision
+        return current, decision
 
     def _current(self, firing: Firing, now: datetime) -> Firing | None:
         """The firing as the template is now: None when it left the board since it
@@ -157,7 +161,9 @@ class Firer:
             return None
         if entry is due.template:
             return firing
-        fresh = build(Due(entry, due.slot, due.trigger, from_timer=due.from_timer), now)
+        fresh = build(
+            Due(entry, due.slot, due.trigger, from_timer=due.from_timer), now, self._handoff.prepare
+        )
         return fresh if isinstance(fresh, Firing) else None
 
     def _decide(self, firing: Firing, now: datetime) -> SlotRecord | str | None:

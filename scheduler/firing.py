@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import ValidationError
 
-from bus.handoff import Prepared, prepare
+from bus.handoff import Prepared
 from contracts.dispatch import job_message, scheduled_job_id
 from contracts.errors import describe
 from contracts.messages import JobMessage
@@ -34,10 +35,10 @@ class Unbuildable:
     reason: str
 
 
-def build(due: Due, now: datetime) -> Firing | Unbuildable:
-    """The message of one slot, encoded; its job id is derived from (template, slot),
-    its scheduled time is the slot plus the template's jitter, and `now` is when it
-    is to be dispatched."""
+def build(due: Due, now: datetime, prepare: Callable[[JobMessage], Prepared]) -> Firing | Unbuildable:
+    """The message of one slot, encoded by `prepare`; its job id is derived from
+    (template, slot), its scheduled time is the slot plus the template's jitter,
+    and `now` is when it is to be dispatched."""
     template, slot = due.template, due.slot
     try:
         message = job_message(

@@ -50,6 +50,7 @@ class Plan:
         self._backoff = backoff or Backoff()
         self._grace = timedelta(seconds=grace)
         self._failures: dict[int, int] = {}
+        self._taken: set[int] = set()
         self._anchors: dict[int, datetime] = {}
         self._backlog: list[Due] = []
         self._backlog_failures = 0
@@ -104,9 +105,11 @@ class Plan:
             template = Entry.of(template)
         old = self._templates.get(template.id)
         pending = self._heap.get(template.id)
-        if old is not None and pending is not None and _same_schedule(old, template):
+        waiting = pending is not None or template.id in self._taken
+        if old is not None and waiting and _same_schedule(old, template):
             self._templates[template.id] = template
-            self._heap.push(replace(pending, revision=template.revision))
+            if pending is not None:
+                self._heap.push(replace(pending, revision=template.revision))
             if old.paused and not template.paused:
                 self._resumed(template, now)
             return
@@ -120,7 +123,6 @@ class Plan:
             return
         self._templates[template.id] = template
         self._heap.push(timer)
-        log.debug("schedule.template_set", template_id=template.id, slot=timer.slot)
 
     def _first_timer(self, template: Entry, now: datetime) -> Timer:
         """The first pending slot; slots between the anchor and `now` go to the backlog."""
@@ -155,6 +157,7 @@ class Plan:
         if self._templates.pop(template_id, None) is not None:
             log.info("schedule.template_removed", template_id=template_id)
         self._heap.remove(template_id)
+        self._taken.discard(template_id)
         self._failures.pop(template_id, None)
         self._anchors.pop(template_id, None)
 
@@ -167,7 +170,7 @@ class Plan:
         """Start over from the anchors a new leader read: every template's first
         slot, and what its misfire policy owes for the slots missed since."""
         templates = list(self._templates.values())
-        self._templates, self._heap = {}, TimerHeap()
+        self._templates, self._heap, self._taken = {}, TimerHeap(), set()
         self._failures, self._backlog = {}, []
         self._backlog_failures, self._backlog_after = 0, None
         self._anchors = {k: v for k, v in anchors.items()}
@@ -178,7 +181,9 @@ class Plan:
 
     def take_due(self, now: datetime) -> list[Due]:
         """The backlog (when not backing off) and every timer due at or before `now`;
-        each template's timer leaves the heap until `advance` or `retry` settles it."""
+        each template's timer leaves the heap until `advance` or `retry` settles it
+        (meanwhile the template counts as taken: a board change with the same
+        schedule does not reschedule it)."""
         ready: list[Due] = []
         if self._backlog and (self._backlog_after is None or self._backlog_after <= now):
             ready = [
@@ -191,6 +196,7 @@ class Plan:
             template = self._templates.get(timer.template_id)
             if template is not None:
                 ready.append(Due(template, timer.slot))
+                self._taken.add(template.id)
         return ready
 
     def mark(self, template_id: int, slot: datetime) -> None:
@@ -204,6 +210,7 @@ class Plan:
         """`slot` is settled: schedule the template's next slot after it, unless
         the template was removed or rescheduled meanwhile."""
         self._failures.pop(template_id, None)
+        self._taken.discard(template_id)
         template = self._templates.get(template_id)
         if template is None or template_id in self._heap:
             return
@@ -232,6 +239,7 @@ class Plan:
         definition. Returns when it will be tried, or None when the template is
         gone. Other templates keep their own timers, so one failing template
         never delays the rest."""
+        self._taken.discard(template_id)
         template = self._templates.get(template_id)
         if template is None:
             return None

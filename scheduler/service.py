@@ -19,11 +19,13 @@ from typing import Any
 
 import structlog
 
-from bus import Bus, CancelBoard, Layout, Loaded, Removed, TemplateBoard, TemplateChange
+from bus import Bus, CancelBoard, Layout, Loaded, Removed, TemplateBoard
 from bus.handoff import Handoff
 from bus.lease import Lease
 from bus.slots import SlotLog, finished_jobs
+from bus.templates import BoardChange, Posted
 
+from .entry import Entry
 from .firer import Firer
 from .leader import Leadership
 from .metrics import SchedulerMetrics
@@ -32,6 +34,10 @@ from .runs import Runs
 from .takeover import restore_runs
 
 log = structlog.get_logger("jetjobs.scheduler")
+
+APPLY_SLICE = 256
+"""Board changes applied before other work (a due instant) gets a turn: re-reading
+100,000 templates after a reconnect must not hold firing back."""
 
 
 def utcnow() -> datetime:
@@ -240,11 +246,14 @@ class SchedulerService:
     async def _watch_once(self, board: TemplateBoard) -> None:
         seen: set[int] | None = set()
         self._load_started = utcnow()
-        async for change in board.watch():
-            seen = self._apply(change, seen)
+        async for changes in board.follow():
+            for number, change in enumerate(changes, 1):
+                seen = self._apply(change, seen)
+                if number % APPLY_SLICE == 0:
+                    await asyncio.sleep(0)
             self._wake.set()
 
-    def _apply(self, change: TemplateChange, seen: set[int] | None) -> set[int] | None:
+    def _apply(self, change: BoardChange, seen: set[int] | None) -> set[int] | None:
         """Apply one change; `seen` collects the initial load (None once it is done).
         The whole initial load is planned from the instant it began, so no slot
         falls between the start of the load and a template's turn in it. Once it
@@ -262,8 +271,8 @@ class SchedulerService:
             case Removed(template_id):
                 self._plan.remove(template_id)
                 self.metrics.forget(template_id)
-            case template:
-                self._plan.put(template, self._load_started if seen is not None else utcnow())
+            case Posted(template=template, raw=raw):
+                self._plan.put(Entry.of(template, raw), self._load_started if seen is not None else utcnow())
                 if seen is not None:
                     seen.add(template.id)
         return seen

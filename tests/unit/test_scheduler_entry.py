@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bus.handoff import prepare
+from bus.handoff import Handoff
 from contracts import subjects as s
 from contracts.dispatch import job_message, scheduled_job_id
 from contracts.messages import JobMessage
@@ -62,9 +62,18 @@ def test_templates_sharing_a_schedule_share_its_strings() -> None:
     assert one.cron is two.cron and one.timezone is two.timezone and one.company is two.company
 
 
-def test_a_prepared_message_is_the_message_on_its_subject_with_its_dedup_id() -> None:
+def test_a_prepared_message_is_one_protocol_frame_with_its_dedup_id_and_ack_reply() -> None:
     message = job_message(template(), job_id=scheduled_job_id(1, SLOT), slot=SLOT, now=SLOT)
-    prepared = prepare(message)
-    assert prepared.subject == s.dispatch_subject("acme", "default")
-    assert prepared.msg_id == s.dispatch_msg_id(message.job_id, 1)
-    assert JobMessage.model_validate_json(prepared.payload) == message
+    handoff = Handoff(None, None)  # type: ignore[arg-type]  # preparing needs no connection
+    first, second = handoff.prepare(message), handoff.prepare(message)
+    assert first.token != second.token
+    assert first.subject == s.dispatch_subject("acme", "default")
+    assert first.msg_id == s.dispatch_msg_id(message.job_id, 1)
+    line, _, rest = first.frame.partition(b"\r\n")
+    op, subject, reply, header_size, total = line.decode().split(" ")
+    assert (op, subject, reply) == ("HPUB", first.subject, first.token)
+    header, body = rest[: int(header_size)], rest[int(header_size) : int(total)]
+    assert header == f"NATS/1.0\r\nNats-Msg-Id: {first.msg_id}\r\n\r\n".encode()
+    assert rest[int(total) :] == b"\r\n"
+    assert first.size == int(total)
+    assert JobMessage.model_validate_json(body) == message

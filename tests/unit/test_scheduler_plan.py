@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from bus.handoff import Handoff
 from contracts.dispatch import scheduled_job_id
 from contracts.models import ActiveTemplate
 from scheduler.entry import Entry
@@ -12,6 +13,7 @@ from scheduler.firing import Firing, Unbuildable, build
 from scheduler.plan import Backoff, Due, Plan
 
 NOW = datetime(2026, 5, 4, 10, 17, 42, 250_000, tzinfo=UTC)
+HANDOFF = Handoff(None, None)  # type: ignore[arg-type]  # preparing needs no connection
 
 
 def template(
@@ -193,7 +195,7 @@ def test_retain_forgets_templates_no_longer_on_the_board() -> None:
 
 
 def test_build_derives_the_job_id_from_template_and_slot() -> None:
-    firing = build(Due(Entry.of(template()), minute(1)), NOW)
+    firing = build(Due(Entry.of(template()), minute(1)), NOW, HANDOFF.prepare)
     assert isinstance(firing, Firing)
     message = firing.message
     assert message.job_id == scheduled_job_id(1, minute(1))
@@ -205,6 +207,18 @@ def test_build_derives_the_job_id_from_template_and_slot() -> None:
 def test_build_reports_a_template_that_makes_no_valid_message() -> None:
     # Bypass validation as a board entry written by a buggy or older store could.
     broken = template().model_copy(update={"company": "Not A Code"})
-    outcome = build(Due(Entry.of(broken), minute(1)), NOW)
+    outcome = build(Due(Entry.of(broken), minute(1)), NOW, HANDOFF.prepare)
     assert isinstance(outcome, Unbuildable)
     assert "template 1 makes an invalid job message" in outcome.reason
+
+
+def test_same_schedule_seen_again_while_its_slot_is_being_published_keeps_that_slot() -> None:
+    plan = Plan()
+    plan.put(template(), NOW)
+    (due,) = plan.take_due(minute(1))
+    plan.mark(1, due.slot)
+    plan.put(template(revision="r2"), minute(3))  # e.g. the board re-read after a reconnect
+    assert plan.backlog() == [] and plan.timer(1) is None
+    plan.retry(1, due.slot, minute(3))
+    timer = plan.timer(1)
+    assert timer is not None and timer.slot == minute(1) and timer.revision == "r2"
