@@ -71,7 +71,9 @@ class SlotRecord(Frozen):
     trigger: Trigger = Trigger.SCHEDULE
     job_id: JobId | None = None
     scheduled_at: AwareDatetime | None = Field(default=None, description="slot plus the template's jitter")
-    lateness: float | None = Field(default=None, description="seconds from due to publish acknowledged")
+    lateness: float | None = Field(
+        default=None, description="seconds from its scheduled time to its message being written to NATS"
+    )
     recorded_at: AwareDatetime
     scheduler: str | None = None
     anchor: AwareDatetime | None = Field(
