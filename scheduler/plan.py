@@ -93,6 +93,10 @@ class Plan:
         ready = self._backlog_after or min(d.slot for d in self._backlog)
         return ready if due is None else min(ready, due)
 
+    def count_due(self, when: datetime) -> int:
+        """At most how many slots `take_due(when)` would return (owed ones included)."""
+        return self._heap.count_until(when) + len(self._backlog)
+
     # -- templates -------------------------------------------------------------
 
     def put(self, template: ActiveTemplate | Entry, now: datetime) -> None:
