@@ -58,7 +58,13 @@ async def publish_flow_event(publisher: Publisher, event: FlowEvent, msg_id: str
     await publisher.publish(flow_events_subject(event.company, event.run_id), encode(event), msg_id)
 
 
+def flow_start_address(start: FlowStart) -> tuple[str, str]:
+    """The subject and the dedup id (from the run id) a flow start is published with."""
+    return flow_start_subject(start.company), f"flow.{start.run_id}"
+
+
 async def publish_flow_start(publisher: Publisher, start: FlowStart) -> bool:
     """Publish a flow start, dedup by its run id; whether JetStream already had it."""
-    ack = await publisher.publish(flow_start_subject(start.company), encode(start), f"flow.{start.run_id}")
+    subject, msg_id = flow_start_address(start)
+    ack = await publisher.publish(subject, encode(start), msg_id)
     return ack.duplicate is True

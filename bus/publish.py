@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import structlog
 from nats.errors import NoRespondersError
@@ -51,10 +51,10 @@ class Publisher:
         self._budget = budget
         self._pools: set[str] = set()
 
-    async def _ensure_pool(self, pool: str) -> None:
+    async def ensure_pools(self, pools: Iterable[str]) -> None:
         """Interest retention keeps a message only for consumers that exist when
-        it is stored: make sure the pool's consumer exists before its first job."""
-        if pool not in self._pools:
+        it is stored: make sure each pool's consumer exists before its first job."""
+        for pool in set(pools) - self._pools:
             await ensure_consumer(self._js, s.DISPATCH_STREAM, self._layout.pool_consumer(pool))
             self._pools.add(pool)
 
@@ -91,8 +91,7 @@ class Publisher:
 
     async def dispatch(self, messages: Sequence[JobMessage]) -> list[bool]:
         """Publish job messages; returns, per message, whether it was a duplicate."""
-        for pool in {m.pool for m in messages}:
-            await self._ensure_pool(pool)
+        await self.ensure_pools(m.pool for m in messages)
         items = [
             (s.dispatch_subject(m.company, m.pool), encode(m), s.dispatch_msg_id(m.job_id, m.attempt))
             for m in messages

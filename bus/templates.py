@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import structlog
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
 from nats.js.errors import NoKeysError
-from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 from pydantic import ValidationError
 
 from contracts import subjects as s
@@ -33,6 +36,17 @@ class Loaded:
 TemplateChange = ActiveTemplate | Removed | Loaded
 
 
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """A template on the board, with the bytes it was put as (compact to keep)."""
+
+    template: ActiveTemplate
+    raw: bytes
+
+
+BoardChange = Posted | Removed | Loaded
+
+
 def _template_id(key: str) -> int | None:
     prefix, _, number = key.partition(".")
     return int(number) if prefix == "t" and number.isdigit() else None
@@ -41,13 +55,14 @@ def _template_id(key: str) -> int | None:
 class TemplateBoard:
     """Typed access to the `jetjobs_templates` bucket."""
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, js: JetStreamContext) -> None:
         self._kv = kv
+        self._js = js
 
     @classmethod
     async def open(cls, js: JetStreamContext) -> TemplateBoard:
         """Bind to the bucket (provisioned by `bus.infra.provision`)."""
-        return cls(await js.key_value(s.TEMPLATES_BUCKET))
+        return cls(await js.key_value(s.TEMPLATES_BUCKET), js)
 
     async def put(self, template: ActiveTemplate) -> None:
         """Publish the scheduler's view of one template."""
@@ -75,6 +90,64 @@ class TemplateBoard:
                     yield change
         finally:
             await watcher.stop()
+
+    async def follow(self) -> AsyncIterator[list[BoardChange]]:
+        """What `watch` delivers, in bulk and with each template's bytes: every step
+        yields all changes that arrived since the previous one (thousands at once
+        while the board is first read), so a large board costs one hop per batch
+        rather than several per template."""
+        batch: list[BoardChange] = []
+        ready = asyncio.Event()
+        loaded = False
+
+        async def take(msg: Msg) -> None:
+            nonlocal loaded
+            change = _posted(msg)
+            if change is not None:
+                batch.append(change)
+            if not loaded and msg.metadata.num_pending == 0:
+                loaded = True
+                batch.append(Loaded())
+            ready.set()
+
+        sub = await self._js.subscribe(
+            f"$KV.{s.TEMPLATES_BUCKET}.>",
+            stream=f"KV_{s.TEMPLATES_BUCKET}",
+            cb=take,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+            inactive_threshold=300,
+        )
+        try:
+            info = await sub.consumer_info()
+            delivered = 0 if info.delivered is None else info.delivered.stream_seq or 0
+            if not loaded and not info.num_pending and not delivered:
+                loaded = True
+                batch.append(Loaded())
+            while True:
+                if not batch:
+                    ready.clear()
+                    await ready.wait()
+                out = batch[:]
+                batch.clear()
+                yield out
+        finally:
+            await sub.unsubscribe()
+
+
+def _posted(msg: Msg) -> Posted | Removed | None:
+    template_id = _template_id(msg.subject.removeprefix(f"$KV.{s.TEMPLATES_BUCKET}."))
+    if template_id is None:
+        log.warning("templates.unknown_key", subject=msg.subject)
+        return None
+    operation = (msg.headers or {}).get(KV_OP)
+    if operation in (KV_DEL, KV_PURGE) or not msg.data:
+        return Removed(template_id)
+    try:
+        return Posted(ActiveTemplate.model_validate_json(msg.data), msg.data)
+    except ValidationError as error:
+        log.error("templates.invalid", subject=msg.subject, reason=describe(error))
+        return None
 
 
 def _change(entry: KeyValue.Entry | None) -> TemplateChange | None:

@@ -72,7 +72,9 @@ class SlotRecord(Frozen):
     job_id: JobId | None = None
     flow_run: str | None = Field(default=None, description="the flow run a flow template's slot started")
     scheduled_at: AwareDatetime | None = Field(default=None, description="slot plus the template's jitter")
-    lateness: float | None = Field(default=None, description="seconds from due to publish acknowledged")
+    lateness: float | None = Field(
+        default=None, description="seconds from its scheduled time to its message being written to NATS"
+    )
     recorded_at: AwareDatetime
     scheduler: str | None = None
     anchor: AwareDatetime | None = Field(

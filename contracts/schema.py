@@ -13,6 +13,7 @@ from .messages import DeadLetter, JobEvent, JobMessage
 from .models import ActiveTemplate, Application, Company, RunTemplate, TemplateSpec
 from .output import LogChunk
 from .records import JobRecord
+from .schedule import SlotRecord
 
 MESSAGES: dict[str, type[BaseModel]] = {
     "job-message": JobMessage,
@@ -25,6 +26,7 @@ MESSAGES: dict[str, type[BaseModel]] = {
     "template-spec": TemplateSpec,
     "run-template": RunTemplate,
     "job-record": JobRecord,
+    "slot-record": SlotRecord,
     "flow-spec": FlowSpec,
     "flow-event": FlowEvent,
     "flow-start": FlowStart,

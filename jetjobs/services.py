@@ -52,7 +52,7 @@ def scheduler(settings: Settings, telemetry: Telemetry | None = None) -> Schedul
     if telemetry is None:
         return SchedulerService(config, layout_for(settings))
     service = SchedulerService(config, layout_for(settings), SchedulerMetrics(telemetry.registry))
-    telemetry.watch_bus("scheduler", lambda: service._bus)
+    telemetry.watch_bus("scheduler", lambda: service.bus)
     return service
 
 

@@ -1,28 +1,64 @@
-"""One round of firing: decide what each due slot gets (a run, or a skip with
-its reason), publish the runs pipelined, settle the plan, record every slot."""
+"""Firing the slots due at one instant, in three steps so that only the hand-off
+happens at the instant itself:
+
+1. `prepare`, ahead of the instant: take the due slots from the plan, build and
+   encode their job messages (and record the slots a misfire policy skips);
+2. `fire`, at the instant: decide each slot (paused, overlap) and hand its
+   message to the connection — no ack is awaited, lateness is measured per
+   message as it is handed off;
+3. `settle`, afterwards: collect the acks (sending again what got none), move
+   the plan on, and record every slot.
+"""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
 
-from bus import CancelBoard, Publisher
+from bus import CancelBoard
+from bus.handoff import Handoff, Sent
 from bus.slots import SlotLog
 from contracts.schedule import Overlap, SlotReason, SlotRecord, Trigger
 
 from . import records
-from .firing import Failed, Firing, Outcome, Unbuildable, build
-from .flow_fire import publish_firings
+from .firing import Firing, Unbuildable, build
 from .metrics import SchedulerMetrics
 from .plan import Plan
-from .policy import Due, is_late
+from .policy import Due
 from .runs import Run, Runs, horizon
 
 log = structlog.get_logger("jetjobs.scheduler")
 
 PAUSED_DETAIL = "the template or its company is paused"
+
+
+@dataclass
+class Batch:
+    """The slots due at one instant, their messages built ahead of it."""
+
+    instant: datetime
+    firings: list[Firing] = field(default_factory=list)
+    written: list[SlotRecord] = field(default_factory=list)
+    """Records of slots already settled while preparing (skipped)."""
+    backlog: bool = False
+    """Whether it holds slots owed by a misfire policy (not from the timers)."""
+
+    def __len__(self) -> int:
+        return len(self.firings) + len(self.written)
+
+
+@dataclass(slots=True)
+class Handed:
+    """A message handed to the connection, its ack to come."""
+
+    firing: Firing
+    sent: Sent
+    lateness: float
+    """Seconds from the message's scheduled time to its hand-off."""
 
 
 class Firer:
@@ -32,7 +68,7 @@ class Firer:
         self,
         plan: Plan,
         runs: Runs,
-        publisher: Publisher,
+        handoff: Handoff,
         slots: SlotLog,
         cancels: CancelBoard,
         metrics: SchedulerMetrics,
@@ -42,54 +78,210 @@ class Firer:
         clock: Callable[[], datetime],
     ) -> None:
         self._plan, self._runs = plan, runs
-        self._publisher, self._slots, self._cancels = publisher, slots, cancels
+        self._handoff, self._slots, self._cancels = handoff, slots, cancels
         self._metrics = metrics
         self._holder, self._late_after, self._clock = holder, late_after, clock
 
-    async def round(self, now: datetime) -> None:
-        """Act on every slot due at `now`."""
-        dues = self._plan.take_due(now)
-        if not dues:
-            return
-        firings: list[Firing] = []
-        written: list[SlotRecord] = []
-        for due in dues:
-            decision = self._decide(due, now)
-            if isinstance(decision, Firing):
-                firings.append(decision)
-            else:
-                written.append(decision)
-        await self._cancel([f for f in firings if f.replaces])
-        outcomes = await publish_firings(self._publisher, firings)
-        acked = self._clock()
-        failed: list[Due] = []
-        for firing, outcome in zip(firings, outcomes, strict=True):
-            record = self._settle(firing, outcome, acked, failed)
-            if record is not None:
-                written.append(record)
-        self._settle_backlog(dues, failed, acked)
-        await self._record(written)
+    # -- 1. ahead of the instant --------------------------------------------------
 
-    def _decide(self, due: Due, now: datetime) -> Firing | SlotRecord:
+    async def prepare(self, instant: datetime) -> Batch:
+        """Take every slot due at or before `instant` and build its message."""
+        await self._handoff.open()
+        dues = self._plan.take_due(instant)
+        batch = Batch(instant, backlog=any(not due.from_timer for due in dues))
+        for due in dues:
+            if due.skip is not None:
+                batch.written.append(self._skip(due, due.skip, due.detail, instant))
+                continue
+            match build(due, instant, self._handoff.prepare):
+                case Unbuildable(reason=reason):
+                    log.error("schedule.skipped", template_id=due.template.id, slot=due.slot, reason=reason)
+                    batch.written.append(self._skip(due, SlotReason.INVALID, reason, instant))
+                case Firing() as firing:
+                    batch.firings.append(firing)
+        await self._handoff.ensure_pools({f.message.pool for f in batch.firings})
+        return batch
+
+    # -- 2. at the instant ------------------------------------------------------------
+
+    async def fire(self, batch: Batch) -> list[Handed]:
+        """Decide each slot, then hand every message that fires to the connection,
+        awaiting no ack. The garbage collector waits until the batch is out (a full
+        collection can take tens of milliseconds)."""
+        now = self._clock()
+        firing: list[Firing] = []
+        replaced: list[tuple[Firing, str]] = []
+        for prepared in batch.firings:
+            decision = self._fire_slot(prepared, now)
+            if isinstance(decision, SlotRecord):
+                batch.written.append(decision)
+            elif decision is not None:
+                current, running = decision
+                firing.append(current)
+                if running is not None:
+                    replaced.append((current, running))
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            sent = await self._handoff.send([f.prepared for f in firing])
+        finally:
+            if collecting:
+                gc.enable()
+        handed: list[Handed] = []
+        owed: list[Due] = []
+        for current, (outcome, at) in zip(firing, sent, strict=True):
+            if isinstance(outcome, Exception):
+                owed += self._failed(current, str(outcome), now)
+            else:
+                handed.append(Handed(current, outcome, at - current.due_at))
+                self._handed(current, now)
+        if owed:
+            self._plan.requeue(owed, now)
+        await self._cancel(replaced)
+        return handed
+
+    def _fire_slot(self, firing: Firing, now: datetime) -> SlotRecord | tuple[Firing, str | None] | None:
+        """Decide one slot at its instant: None when its template left the board,
+        a skip record, or the firing (rebuilt if the template changed since it was
+        prepared) with the job id of the run it replaces, if any."""
+        current = self._current(firing, now)
+        if current is None:
+            return None
+        decision = self._decide(current, now)
+        if isinstance(decision, SlotRecord):
+            return decision
+        return current, decision
+
+    def _current(self, firing: Firing, now: datetime) -> Firing | None:
+        """The firing as the template is now: None when it left the board since it
+        was prepared, rebuilt when it changed."""
+        due = firing.due
+        entry = self._plan.entry(due.template.id)
+        if entry is None:
+            return None
+        if entry is due.template:
+            return firing
+        fresh = build(
+            Due(entry, due.slot, due.trigger, from_timer=due.from_timer), now, self._handoff.prepare
+        )
+        return fresh if isinstance(fresh, Firing) else None
+
+    def _decide(self, firing: Firing, now: datetime) -> SlotRecord | str | None:
+        """A skip record, or the job id of the run this one replaces (None: no run to replace)."""
+        due = firing.due
         template = due.template
-        if due.skip is not None:
-            return self._skip(due, due.skip, due.detail, now)
         if template.paused and due.trigger is Trigger.SCHEDULE:
             return self._skip(due, SlotReason.PAUSED, PAUSED_DETAIL, now)
         run = self._active(template.id, template.overlap, now)
-        if run is not None and template.overlap is Overlap.FORBID:
+        if run is None:
+            return None
+        if template.overlap is Overlap.FORBID:
             return self._skip(
                 due, SlotReason.OVERLAP, f"job {run.job_id} of this template is still active", now
             )
-        match build(due, now, None if run is None else run.job_id):
-            case Unbuildable(reason=reason):
-                log.error("schedule.skipped", template_id=template.id, slot=due.slot, reason=reason)
-                return self._skip(due, SlotReason.INVALID, reason, now)
-            case Firing() as firing:
-                return firing
+        return run.job_id
+
+    def _handed(self, firing: Firing, now: datetime) -> None:
+        """The message is on its way: schedule the template's next slot, and count
+        its run as active (overlap) until the ack says otherwise."""
+        due, template = firing.due, firing.due.template
+        if due.from_timer:
+            self._plan.advance(template.id, due.slot)
+        if template.overlap is not Overlap.ALLOW:
+            self._runs.started(
+                template.id, Run(firing.message.job_id, template.company, horizon(template, now))
+            )
+
+    def _failed(self, firing: Firing, reason: str, now: datetime) -> list[Due]:
+        """JetStream did not take the message: a timer's slot is tried again after a
+        back-off; a backlog slot is returned, to be owed again."""
+        due = firing.due
+        template = due.template
+        self._runs.finished(firing.message.job_id)
+        retry_at = self._plan.retry(template.id, due.slot, now) if due.from_timer else None
+        log.error(
+            "schedule.publish_failed",
+            template_id=template.id,
+            company=template.company,
+            job_id=firing.message.job_id,
+            slot=due.slot,
+            reason=reason,
+            retry_at=retry_at,
+        )
+        return [] if due.from_timer else [due]
+
+    async def _cancel(self, replaced: Sequence[tuple[Firing, str]]) -> None:
+        """Overlap `replace`: ask executors to stop the runs being replaced."""
+        for firing, job_id in replaced:
+            reason = f"replaced by job {firing.message.job_id} (overlap policy replace)"
+            try:
+                await self._cancels.mark(job_id, reason)
+            except Exception as error:
+                log.warning("schedule.cancel_failed", job_id=job_id, error=repr(error))
+            self._runs.finished(job_id)
+
+    # -- 3. afterwards -------------------------------------------------------------
+
+    async def settle(self, batch: Batch, handed: Sequence[Handed]) -> None:
+        """Collect the acks, move the plan on, and record every slot of the batch."""
+        results = await self._handoff.settle([(h.firing.prepared, h.sent) for h in handed])
+        now = self._clock()
+        written = batch.written
+        owed: list[Due] = []
+        for item, result in zip(handed, results, strict=True):
+            if isinstance(result, Exception):
+                owed += self._failed(item.firing, f"{type(result).__name__}: {result}", now)
+            else:
+                written.append(self._settled(item, result, now))
+        if owed:
+            self._plan.requeue(owed, now)
+        elif batch.backlog:
+            self._plan.settled_backlog()
+        await self._record(written)
+
+    def _settled(self, item: Handed, duplicate: bool, now: datetime) -> SlotRecord:
+        """JetStream stored the message (or already had it: `duplicate`)."""
+        firing = item.firing
+        due, message = firing.due, firing.message
+        template = due.template
+        self._plan.mark(template.id, due.slot)
+        if duplicate:
+            self._runs.finished(message.job_id)
+        late = item.lateness > self._late_after
+        self._metrics.fired(template.id, due.slot, item.lateness)
+        self._metrics.slot("late" if late else "fired")
+        log.info(
+            "schedule.fired",
+            template_id=template.id,
+            company=template.company,
+            job_id=message.job_id,
+            attempt=1,
+            slot=due.slot,
+            trigger=due.trigger.value,
+            lateness_ms=round(item.lateness * 1000, 1),
+            duplicate=duplicate,
+        )
+        return records.fired(
+            due,
+            message.job_id,
+            message.scheduled_at,
+            item.lateness,
+            late=late,
+            now=now,
+            scheduler=self._holder,
+            anchor=self._plan.anchor(template.id),
+            running_job=self._running_job(template.id, template.overlap, now),
+            detail="already stored (published before)" if duplicate else None,
+        )
+
+    # -- shared --------------------------------------------------------------------
 
     def _active(self, template_id: int, overlap: Overlap, now: datetime) -> Run | None:
         return None if overlap is Overlap.ALLOW else self._runs.active(template_id, now)
+
+    def _running_job(self, template_id: int, overlap: Overlap, now: datetime) -> str | None:
+        run = self._active(template_id, overlap, now)
+        return None if run is None else run.job_id
 
     def _skip(self, due: Due, reason: SlotReason, detail: str | None, now: datetime) -> SlotRecord:
         template = due.template
@@ -105,7 +297,6 @@ class Firer:
             slot=due.slot,
             reason=reason.value,
         )
-        run = self._active(template.id, template.overlap, now)
         return records.skipped(
             due,
             reason,
@@ -113,70 +304,8 @@ class Firer:
             now=now,
             scheduler=self._holder,
             anchor=self._plan.anchor(template.id),
-            running_job=None if run is None else run.job_id,
+            running_job=self._running_job(template.id, template.overlap, now),
         )
-
-    async def _cancel(self, firings: Sequence[Firing]) -> None:
-        """Overlap `replace`: ask executors to stop the run being replaced."""
-        for firing in firings:
-            assert firing.replaces is not None
-            reason = f"replaced by job {firing.message.job_id} (overlap policy replace)"
-            try:
-                await self._cancels.mark(firing.replaces, reason)
-            except Exception as error:
-                log.warning("schedule.cancel_failed", job_id=firing.replaces, error=repr(error))
-            self._runs.finished(firing.replaces)
-
-    def _settle(
-        self, firing: Firing, outcome: Outcome, acked: datetime, failed: list[Due]
-    ) -> SlotRecord | None:
-        due, message = firing.due, firing.message
-        template = due.template
-        bound = log.bind(template_id=template.id, company=template.company, job_id=message.job_id, attempt=1)
-        if isinstance(outcome, Failed):
-            retry_at = self._plan.retry(template.id, due.slot, acked) if due.from_timer else None
-            if not due.from_timer:
-                failed.append(due)
-            bound.error("schedule.publish_failed", slot=due.slot, reason=outcome.reason, retry_at=retry_at)
-            return None
-        self._plan.mark(template.id, due.slot)
-        if due.from_timer:
-            self._plan.advance(template.id, due.slot)
-        if template.overlap is not Overlap.ALLOW and not outcome.duplicate:
-            self._runs.started(template.id, Run(message.job_id, template.company, horizon(template, acked)))
-        lateness = (acked - message.scheduled_at).total_seconds()
-        late = is_late(message.scheduled_at, acked, self._late_after)
-        self._metrics.fired(template.id, due.slot, lateness)
-        self._metrics.slot("late" if late else "fired")
-        bound.info(
-            "schedule.fired",
-            slot=due.slot,
-            trigger=due.trigger.value,
-            lateness_ms=round(lateness * 1000, 1),
-            duplicate=outcome.duplicate,
-        )
-        return records.fired(
-            due,
-            message.job_id,
-            message.scheduled_at,
-            lateness,
-            late=late,
-            now=acked,
-            scheduler=self._holder,
-            anchor=self._plan.anchor(template.id),
-            running_job=self._running_job(template.id, template.overlap, acked),
-            detail="already stored (published before)" if outcome.duplicate else None,
-        )
-
-    def _running_job(self, template_id: int, overlap: Overlap, now: datetime) -> str | None:
-        run = self._active(template_id, overlap, now)
-        return None if run is None else run.job_id
-
-    def _settle_backlog(self, dues: Sequence[Due], failed: list[Due], now: datetime) -> None:
-        if failed:
-            self._plan.requeue(failed, now)
-        elif any(not due.from_timer for due in dues):
-            self._plan.settled_backlog()
 
     async def _record(self, written: Sequence[SlotRecord]) -> None:
         if not written:

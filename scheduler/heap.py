@@ -15,7 +15,7 @@ from datetime import datetime
 _COMPACT_SLACK = 64
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Timer:
     """The next slot of one template, at the revision it was computed for.
 
@@ -71,6 +71,17 @@ class TimerHeap:
         """When the earliest live timer is due, or None when nothing is scheduled."""
         self._drop_stale()
         return self._heap[0][0] if self._heap else None
+
+    def count_until(self, when: datetime) -> int:
+        """How many timers are due at or before `when` (stale ones included, so at
+        most that many), without taking them: a walk of only those heap nodes."""
+        count, todo, heap = 0, [0], self._heap
+        while todo:
+            index = todo.pop()
+            if index < len(heap) and heap[index][0] <= when:
+                count += 1
+                todo += (2 * index + 1, 2 * index + 2)
+        return count
 
     def pop_due(self, now: datetime) -> list[Timer]:
         """Take every live timer due at or before `now`, earliest first."""

@@ -35,7 +35,7 @@ class SchedulerMetrics:
         )
         self._lateness = Histogram(
             "jetjobs_scheduler_fire_lateness_seconds",
-            "from a slot's due instant to its publish being acknowledged",
+            "from a slot's scheduled time to its message being written to NATS",
             buckets=LATENESS_BUCKETS,
             registry=self.registry,
         )

@@ -19,6 +19,7 @@ from contracts.models import ActiveTemplate
 from contracts.schedule import SlotReason
 
 from .cron import next_fire
+from .entry import Entry
 from .heap import Timer, TimerHeap
 from .policy import Due, jitter, misfire, missed_slots
 
@@ -44,11 +45,12 @@ class Plan:
     """Templates by id, a timer heap holding each one's next slot, and a backlog."""
 
     def __init__(self, backoff: Backoff | None = None, grace: float = 1.0) -> None:
-        self._templates: dict[int, ActiveTemplate] = {}
+        self._templates: dict[int, Entry] = {}
         self._heap = TimerHeap()
         self._backoff = backoff or Backoff()
         self._grace = timedelta(seconds=grace)
         self._failures: dict[int, int] = {}
+        self._taken: set[int] = set()
         self._anchors: dict[int, datetime] = {}
         self._backlog: list[Due] = []
         self._backlog_failures = 0
@@ -57,9 +59,14 @@ class Plan:
     def __len__(self) -> int:
         return len(self._templates)
 
-    def template(self, template_id: int) -> ActiveTemplate | None:
-        """The template as last seen on the board."""
+    def entry(self, template_id: int) -> Entry | None:
+        """The template as last seen on the board, as the scheduler holds it."""
         return self._templates.get(template_id)
+
+    def template(self, template_id: int) -> ActiveTemplate | None:
+        """The whole template as last seen on the board (decoded: for inspection, not firing)."""
+        entry = self._templates.get(template_id)
+        return None if entry is None else entry.template()
 
     def ids(self) -> set[int]:
         """Every template currently scheduled."""
@@ -86,19 +93,27 @@ class Plan:
         ready = self._backlog_after or min(d.slot for d in self._backlog)
         return ready if due is None else min(ready, due)
 
+    def count_due(self, when: datetime) -> int:
+        """At most how many slots `take_due(when)` would return (owed ones included)."""
+        return self._heap.count_until(when) + len(self._backlog)
+
     # -- templates -------------------------------------------------------------
 
-    def put(self, template: ActiveTemplate, now: datetime) -> None:
+    def put(self, template: ActiveTemplate | Entry, now: datetime) -> None:
         """Add or replace a template. Its pending slot stays when the schedule
         (cron and timezone) is unchanged; otherwise it moves to the first slot
         after `now`. A template seen again after an outage owes its missed slots
         to its misfire policy; a resumed one owes those of its pause. A template
         whose schedule cannot be evaluated is dropped with an error logged."""
+        if isinstance(template, ActiveTemplate):
+            template = Entry.of(template)
         old = self._templates.get(template.id)
         pending = self._heap.get(template.id)
-        if old is not None and pending is not None and _same_schedule(old, template):
+        waiting = pending is not None or template.id in self._taken
+        if old is not None and waiting and _same_schedule(old, template):
             self._templates[template.id] = template
-            self._heap.push(replace(pending, revision=template.revision))
+            if pending is not None:
+                self._heap.push(replace(pending, revision=template.revision))
             if old.paused and not template.paused:
                 self._resumed(template, now)
             return
@@ -112,9 +127,8 @@ class Plan:
             return
         self._templates[template.id] = template
         self._heap.push(timer)
-        log.debug("schedule.template_set", template_id=template.id, slot=timer.slot)
 
-    def _first_timer(self, template: ActiveTemplate, now: datetime) -> Timer:
+    def _first_timer(self, template: Entry, now: datetime) -> Timer:
         """The first pending slot; slots between the anchor and `now` go to the backlog."""
         anchor = self._anchors.get(template.id)
         start = now
@@ -130,7 +144,7 @@ class Plan:
                 self._backlog += misfire(template, missed, recorded=False)
         return self._timer(template, next_fire(template.cron, template.timezone, start))
 
-    def _resumed(self, template: ActiveTemplate, now: datetime) -> None:
+    def _resumed(self, template: Entry, now: datetime) -> None:
         """A paused template is back: its paused slots are recorded; its misfire
         policy says which of them run now."""
         anchor = self._anchors.get(template.id)
@@ -147,6 +161,7 @@ class Plan:
         if self._templates.pop(template_id, None) is not None:
             log.info("schedule.template_removed", template_id=template_id)
         self._heap.remove(template_id)
+        self._taken.discard(template_id)
         self._failures.pop(template_id, None)
         self._anchors.pop(template_id, None)
 
@@ -159,7 +174,7 @@ class Plan:
         """Start over from the anchors a new leader read: every template's first
         slot, and what its misfire policy owes for the slots missed since."""
         templates = list(self._templates.values())
-        self._templates, self._heap = {}, TimerHeap()
+        self._templates, self._heap, self._taken = {}, TimerHeap(), set()
         self._failures, self._backlog = {}, []
         self._backlog_failures, self._backlog_after = 0, None
         self._anchors = {k: v for k, v in anchors.items()}
@@ -170,7 +185,9 @@ class Plan:
 
     def take_due(self, now: datetime) -> list[Due]:
         """The backlog (when not backing off) and every timer due at or before `now`;
-        each template's timer leaves the heap until `advance` or `retry` settles it."""
+        each template's timer leaves the heap until `advance` or `retry` settles it
+        (meanwhile the template counts as taken: a board change with the same
+        schedule does not reschedule it)."""
         ready: list[Due] = []
         if self._backlog and (self._backlog_after is None or self._backlog_after <= now):
             ready = [
@@ -183,6 +200,7 @@ class Plan:
             template = self._templates.get(timer.template_id)
             if template is not None:
                 ready.append(Due(template, timer.slot))
+                self._taken.add(template.id)
         return ready
 
     def mark(self, template_id: int, slot: datetime) -> None:
@@ -196,6 +214,7 @@ class Plan:
         """`slot` is settled: schedule the template's next slot after it, unless
         the template was removed or rescheduled meanwhile."""
         self._failures.pop(template_id, None)
+        self._taken.discard(template_id)
         template = self._templates.get(template_id)
         if template is None or template_id in self._heap:
             return
@@ -224,6 +243,7 @@ class Plan:
         definition. Returns when it will be tried, or None when the template is
         gone. Other templates keep their own timers, so one failing template
         never delays the rest."""
+        self._taken.discard(template_id)
         template = self._templates.get(template_id)
         if template is None:
             return None
@@ -237,12 +257,12 @@ class Plan:
         return due
 
     @staticmethod
-    def _timer(template: ActiveTemplate, slot: datetime) -> Timer:
+    def _timer(template: Entry, slot: datetime) -> Timer:
         delay = jitter(template, slot)
         if not delay:
             return Timer(slot, template.id, template.revision)
         return Timer(slot + delay, template.id, template.revision, planned=slot)
 
 
-def _same_schedule(old: ActiveTemplate, new: ActiveTemplate) -> bool:
+def _same_schedule(old: Entry, new: Entry) -> bool:
     return old.cron == new.cron and old.timezone == new.timezone

@@ -1,5 +1,5 @@
 """The scheduling policies as pure functions of a template, its slots and the clock:
-misfire after downtime or a pause, jitter, and lateness."""
+misfire after downtime or a pause, and jitter."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from contracts.cron import fires_between
-from contracts.models import ActiveTemplate
 from contracts.schedule import Misfire, SlotReason, Trigger
+
+from .entry import Entry
 
 MAX_MISSED = 10_000
 """Most missed slots looked at after an outage; older ones are not recorded one by one."""
@@ -19,7 +20,7 @@ MAX_MISSED = 10_000
 class Due:
     """One slot of one template to act on: fire it, or record why it is skipped."""
 
-    template: ActiveTemplate
+    template: Entry
     slot: datetime
     trigger: Trigger = Trigger.SCHEDULE
     skip: SlotReason | None = None
@@ -28,7 +29,7 @@ class Due:
     """Whether the template's heap timer produced it (and must be advanced after)."""
 
 
-def jitter(template: ActiveTemplate, slot: datetime) -> timedelta:
+def jitter(template: Entry, slot: datetime) -> timedelta:
     """The start delay of one slot: random-looking but the same in every scheduler,
     so a standby or a restart agrees on it; whole milliseconds."""
     if template.jitter <= 0:
@@ -38,7 +39,7 @@ def jitter(template: ActiveTemplate, slot: datetime) -> timedelta:
     return timedelta(milliseconds=int(fraction * template.jitter * 1000))
 
 
-def missed_slots(template: ActiveTemplate, anchor: datetime, until: datetime) -> list[datetime]:
+def missed_slots(template: Entry, anchor: datetime, until: datetime) -> list[datetime]:
     """Slots in (anchor, until]. After a very long outage only the earliest and the
     latest MAX_MISSED are returned, so memory stays bounded and `fire_once` /
     `catch_up` still pick the latest slots."""
@@ -51,7 +52,7 @@ def missed_slots(template: ActiveTemplate, anchor: datetime, until: datetime) ->
     return first + latest
 
 
-def misfire(template: ActiveTemplate, missed: list[datetime], *, recorded: bool) -> list[Due]:
+def misfire(template: Entry, missed: list[datetime], *, recorded: bool) -> list[Due]:
     """What the template's misfire policy makes of slots missed while the scheduler
     was down (`recorded` False) or the template paused (`recorded` True: each slot
     already has its `paused` record, so only runs are added)."""
@@ -83,8 +84,3 @@ def _skip_detail(policy: Misfire) -> str:
         Misfire.FIRE_ONCE: "missed while the scheduler was down; a later missed slot ran (fire_once)",
         Misfire.CATCH_UP: "missed while the scheduler was down; beyond the catch-up limit",
     }[policy]
-
-
-def is_late(slot_due: datetime, published: datetime, tolerance: float) -> bool:
-    """Whether a slot published at `published` counts as late."""
-    return (published - slot_due).total_seconds() > tolerance

@@ -7,18 +7,14 @@ lost final event can never block a template for good."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from contracts.models import ActiveTemplate
-
-HORIZON_SLACK = timedelta(minutes=1)
+from .entry import Entry
 
 
-def horizon(template: ActiveTemplate, fired_at: datetime) -> datetime:
+def horizon(template: Entry, fired_at: datetime) -> datetime:
     """The latest a run of `template` fired at `fired_at` could still be active."""
-    limits = template.timeouts
-    seconds = limits.timeout + (limits.timeout_ack + limits.timeout_result) * (template.retries + 1)
-    return fired_at + timedelta(seconds=seconds) + HORIZON_SLACK
+    return fired_at + template.horizon
 
 
 @dataclass(frozen=True)

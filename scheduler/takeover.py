@@ -9,9 +9,9 @@ from datetime import datetime
 
 from bus import Bus
 from bus.slots import last_event
-from contracts.models import ActiveTemplate
 from contracts.schedule import Overlap, SlotRecord
 
+from .entry import Entry
 from .plan import Plan
 from .runs import Run, Runs, horizon
 
@@ -24,9 +24,9 @@ async def restore_runs(
 ) -> None:
     """Mark as active each recorded run that has no final event yet and could still be running."""
     runs.clear()
-    candidates: list[tuple[ActiveTemplate, SlotRecord, datetime]] = []
+    candidates: list[tuple[Entry, SlotRecord, datetime]] = []
     for template_id, record in latest.items():
-        template = plan.template(template_id)
+        template = plan.entry(template_id)
         if template is None or record.running_job is None or template.overlap is Overlap.ALLOW:
             continue
         until = horizon(template, record.recorded_at)

@@ -78,3 +78,11 @@ def test_peers_compares_with_celery_or_says_why_not(tmp_path: Path) -> None:
         assert report["notes"][0].startswith("celery skipped: ")
     else:
         assert values(report, "ratio e2e true: jetjobs / celery")[0] > 0
+
+
+def test_scheduler_fires_every_slot_and_loads_in_a_fresh_process(tmp_path: Path) -> None:
+    report = bench(tmp_path, "scheduler", "--templates", "20", "--seconds", "2", "--scale", "500")
+    assert values(report, "slots fired")[0] >= 20
+    assert values(report, "fire lateness p99")[0] >= 0
+    assert values(report, "scheduler RSS growth after load")[0] > 0
+    assert values(report, "one change reaches the plan")[0] > 0

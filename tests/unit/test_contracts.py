@@ -16,6 +16,7 @@ from contracts.errors import describe
 from contracts.messages import JobMessage
 from contracts.models import TemplateSpec
 from contracts.multiflexi import AppFileError, parse_app
+from contracts.schedule import SlotOutcome, SlotReason
 from contracts.states import FINAL, TRANSITIONS, can_transition, predecessors
 from tests.fixtures import app_files, load_app
 
@@ -135,3 +136,11 @@ def test_schema_export_writes_one_valid_schema_per_model(tmp_path: Path) -> None
     assert "api.template.run.request.schema.json" in names
     event = json.loads((tmp_path / "job-event.schema.json").read_text())
     assert set(event["$defs"]["Status"]["enum"]) == {s.value for s in Status}
+
+
+def test_schema_export_covers_the_slot_records_on_the_slots_subject(tmp_path: Path) -> None:
+    schema.export(tmp_path)
+    slot = json.loads((tmp_path / "slot-record.schema.json").read_text())
+    assert {"template_id", "company", "slot", "outcome", "recorded_at"} <= set(slot["required"])
+    assert set(slot["$defs"]["SlotOutcome"]["enum"]) == {o.value for o in SlotOutcome}
+    assert set(slot["$defs"]["SlotReason"]["enum"]) == {r.value for r in SlotReason}

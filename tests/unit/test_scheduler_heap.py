@@ -103,3 +103,14 @@ def test_a_retry_timer_keeps_its_slot_while_waiting() -> None:
     (timer,) = heap.pop_due(at(12))
     assert (timer.due, timer.slot) == (at(12), at(10))
     assert Timer(at(5), 2, "r1").slot == at(5)
+
+
+def test_count_until_counts_without_taking() -> None:
+    heap = TimerHeap()
+    for template_id in range(1, 1001):
+        heap.push(Timer(at(template_id % 10), template_id, "r1"))
+    assert heap.count_until(at(-1)) == 0
+    assert heap.count_until(at(0)) == 100
+    assert heap.count_until(at(4)) == 500
+    assert heap.count_until(at(9)) == 1000
+    assert len(heap) == 1000 and len(heap.pop_due(at(4))) == 500

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from bus.handoff import Handoff
 from contracts.dispatch import scheduled_job_id
 from contracts.models import ActiveTemplate
+from scheduler.entry import Entry
 from scheduler.firing import Firing, Unbuildable, build
 from scheduler.plan import Backoff, Due, Plan
 
 NOW = datetime(2026, 5, 4, 10, 17, 42, 250_000, tzinfo=UTC)
+HANDOFF = Handoff(None, None)  # type: ignore[arg-type]  # preparing needs no connection
 
 
 def template(
@@ -47,7 +50,7 @@ def test_nothing_is_due_before_its_slot() -> None:
     plan = Plan()
     plan.put(template(), NOW)
     assert plan.take_due(NOW) == []
-    assert plan.take_due(minute(1)) == [Due(template(), minute(1))]
+    assert plan.take_due(minute(1)) == [Due(Entry.of(template()), minute(1))]
 
 
 def test_advance_schedules_the_slot_after_the_published_one() -> None:
@@ -64,7 +67,7 @@ def test_advance_after_a_long_publish_catches_up_slot_by_slot() -> None:
     plan.put(template(), NOW)
     (due,) = plan.take_due(minute(5))
     plan.advance(1, due.slot)
-    assert plan.take_due(minute(5)) == [Due(template(), minute(2))]
+    assert plan.take_due(minute(5)) == [Due(Entry.of(template()), minute(2))]
 
 
 def test_same_schedule_keeps_the_pending_slot_with_the_new_definition() -> None:
@@ -75,7 +78,7 @@ def test_same_schedule_keeps_the_pending_slot_with_the_new_definition() -> None:
     assert timer is not None
     assert (timer.due, timer.revision) == (datetime(2026, 5, 4, 11, tzinfo=UTC), "r2")
     (due,) = plan.take_due(datetime(2026, 5, 4, 11, tzinfo=UTC))
-    assert due.template.env == {"WHO": "you"}
+    assert due.template.template().env == {"WHO": "you"}
 
 
 def test_new_cron_reschedules_from_now() -> None:
@@ -192,7 +195,7 @@ def test_retain_forgets_templates_no_longer_on_the_board() -> None:
 
 
 def test_build_derives_the_job_id_from_template_and_slot() -> None:
-    firing = build(Due(template(), minute(1)), NOW)
+    firing = build(Due(Entry.of(template()), minute(1)), NOW, HANDOFF.prepare)
     assert isinstance(firing, Firing)
     message = firing.message
     assert message.job_id == scheduled_job_id(1, minute(1))
@@ -204,6 +207,18 @@ def test_build_derives_the_job_id_from_template_and_slot() -> None:
 def test_build_reports_a_template_that_makes_no_valid_message() -> None:
     # Bypass validation as a board entry written by a buggy or older store could.
     broken = template().model_copy(update={"company": "Not A Code"})
-    outcome = build(Due(broken, minute(1)), NOW)
+    outcome = build(Due(Entry.of(broken), minute(1)), NOW, HANDOFF.prepare)
     assert isinstance(outcome, Unbuildable)
     assert "template 1 makes an invalid job message" in outcome.reason
+
+
+def test_same_schedule_seen_again_while_its_slot_is_being_published_keeps_that_slot() -> None:
+    plan = Plan()
+    plan.put(template(), NOW)
+    (due,) = plan.take_due(minute(1))
+    plan.mark(1, due.slot)
+    plan.put(template(revision="r2"), minute(3))  # e.g. the board re-read after a reconnect
+    assert plan.backlog() == [] and plan.timer(1) is None
+    plan.retry(1, due.slot, minute(3))
+    timer = plan.timer(1)
+    assert timer is not None and timer.slot == minute(1) and timer.revision == "r2"
