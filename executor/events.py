@@ -35,9 +35,8 @@ class Attempt:
     runner: str
 
     def event(self, status: Status, **fields: Any) -> JobEvent:
-        """An event of this attempt, stamped now. Built without validation: every
-        value comes from the validated message or from this executor's own code."""
-        return JobEvent.model_construct(
+        """An event of this attempt, stamped now."""
+        return JobEvent(
             job_id=self.message.job_id,
             company=self.message.company,
             attempt=self.number,
