@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import structlog
 from nats.js import JetStreamContext
@@ -88,9 +88,12 @@ class CancelBoard:
             return None
         return entry.value.decode(errors="replace") if entry.value else None
 
-    async def watch(self) -> AsyncIterator[tuple[str, str]]:
-        """Each cancel marked from now on, as (job id, reason)."""
+    async def watch(self, ready: Callable[[], None] | None = None) -> AsyncIterator[tuple[str, str]]:
+        """Each cancel marked from now on, as (job id, reason); `ready` is called once
+        the watch is set up."""
         watcher = await self._kv.watchall(include_history=False)
+        if ready is not None:
+            ready()
         try:
             async for entry in watcher:
                 if entry is None or entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
