@@ -14,6 +14,8 @@ import asyncpg
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 
+from executor.watcher import use_pidfd_watcher
+
 PAYLOAD = b'{"job_id":"00000000-0000-0000-0000-000000000000","company":"bench","status":"started"}' * 3
 STREAM = "BENCH_RAW"
 WINDOW = 2000
@@ -129,7 +131,9 @@ async def _spawn_true() -> None:
 
 
 async def spawn(sizes: RawSizes) -> dict[str, float]:
-    """`true` with stdout/stderr piped and read, `spawn_parallel` at a time."""
+    """`true` with stdout/stderr piped and read, `spawn_parallel` at a time, with
+    children waited for through a pidfd (as the executor does), not a thread each."""
+    use_pidfd_watcher()
     todo = iter(range(sizes.spawns))
 
     async def worker() -> None:

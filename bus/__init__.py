@@ -7,9 +7,9 @@ with `decode`/`settle`, `TemplateBoard`, and `ApiServer`/`ApiClient`.
 from .api import ApiClient, ApiServer
 from .boards import CancelBoard, CancelFeed, RunnerBoard, delete_dispatch, last_event, store_backlog
 from .connection import BusUnavailable
-from .consume import Ack, Action, Delivery, Invalid, Nak, PullConsumer, Term, decode, settle
+from .consume import Ack, Action, Delivery, Invalid, Nak, PullConsumer, PullFeed, Term, decode, settle
 from .infra import InfrastructureDrift, Layout
-from .publish import Publisher, PublishFailed, encode
+from .publish import EventTrail, Publisher, PublishFailed, encode
 from .session import Bus
 from .templates import Loaded, Removed, TemplateBoard, TemplateChange
 from .watch import job_events, live_events
@@ -24,6 +24,7 @@ __all__ = [
     "CancelBoard",
     "CancelFeed",
     "Delivery",
+    "EventTrail",
     "InfrastructureDrift",
     "Invalid",
     "Layout",
@@ -32,6 +33,7 @@ __all__ = [
     "PublishFailed",
     "Publisher",
     "PullConsumer",
+    "PullFeed",
     "Removed",
     "RunnerBoard",
     "TemplateBoard",

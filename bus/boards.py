@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import structlog
 from nats.aio.client import Client
@@ -89,9 +89,12 @@ class CancelBoard:
             return None
         return entry.value.decode(errors="replace") if entry.value else None
 
-    async def watch(self) -> AsyncIterator[tuple[str, str]]:
-        """Each cancel marked from now on, as (job id, reason)."""
+    async def watch(self, ready: Callable[[], None] | None = None) -> AsyncIterator[tuple[str, str]]:
+        """Each cancel marked from now on, as (job id, reason); `ready` is called once
+        the watch is set up."""
         watcher = await self._kv.watchall(include_history=False)
+        if ready is not None:
+            ready()
         try:
             async for entry in watcher:
                 if entry is None or entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
@@ -111,9 +114,12 @@ class CancelFeed:
     def __init__(self, nc: Client) -> None:
         self._nc = nc
 
-    async def watch(self) -> AsyncIterator[tuple[str, str]]:
-        """Each cancel marked from now on, as (job id, reason)."""
+    async def watch(self, ready: Callable[[], None] | None = None) -> AsyncIterator[tuple[str, str]]:
+        """Each cancel marked from now on, as (job id, reason); `ready` is called once
+        the subscription is set up."""
         sub = await self._nc.subscribe(self.PREFIX + ">")
+        if ready is not None:
+            ready()
         try:
             async for msg in sub.messages:
                 if (msg.headers or {}).get("KV-Operation") or not msg.data:

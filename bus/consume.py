@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import structlog
+from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.errors import ConnectionClosedError, ConnectionReconnectingError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
+from nats.js.api import DEFAULT_PREFIX, Header, StatusCode
 from nats.js.errors import APIError
 from pydantic import BaseModel, ValidationError
 
@@ -126,3 +132,115 @@ class PullConsumer:
             with contextlib.suppress(ConnectionClosedError, ValueError):
                 await self._sub.unsubscribe()
             self._sub = None
+
+
+PENDING_MESSAGES = "Nats-Pending-Messages"
+"""Header of a pull request's closing status: how many of its messages never came."""
+
+SILENCE = 2.0
+"""Seconds past its expiry after which a request counts as ended even unheard of."""
+
+
+class PullFeed(Generic[M]):
+    """Keeps pull requests outstanding for exactly as many messages as the client
+    can take, so a message is delivered the moment it is stored instead of at
+    the next fetch, with no task or timer per message.
+
+    `want(n)` tops the outstanding requests up to `n` messages; each message
+    goes to `deliver`, decoded as a `model`, as it arrives. A request the server ends (expired,
+    leadership change) says how many of its messages never came, and they are
+    requested again at the next `want`. A request that ends unheard of (lost
+    in a reconnect) stops counting once its expiry has passed."""
+
+    def __init__(
+        self,
+        nc: Client,
+        stream: str,
+        durable: str,
+        model: type[M],
+        deliver: Callable[[Delivery[M] | Invalid], None],
+        *,
+        expires: float = 5.0,
+        ended: Callable[[], None] | None = None,
+    ) -> None:
+        self._nc = nc
+        self._next = f"{DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{stream}.{durable}"
+        self._durable = durable
+        self._model = model
+        self._deliver = deliver
+        self._ended = ended
+        self._expires = expires
+        self._inbox = ""
+        self._sub: Subscription | None = None
+        self._pending = 0
+        self._requests: deque[tuple[float, int]] = deque()
+        """(loop time by which it has surely ended, batch) of each request, oldest first."""
+        self._live = 0
+        """The sum of the batches in `_requests`: more than this cannot be pending."""
+
+    @property
+    def pending(self) -> int:
+        """Messages requested and not yet delivered."""
+        return self._pending
+
+    async def want(self, room: int, least: int = 1) -> None:
+        """Make sure `room` messages are requested: one request for the difference,
+        when it is at least `least` (or nothing at all is requested)."""
+        now = asyncio.get_running_loop().time()
+        self._expire(now)
+        missing = room - self._pending
+        if missing <= 0 or (missing < least and self._pending):
+            return
+        if self._sub is None:
+            self._inbox = self._nc.new_inbox()
+            self._sub = await self._nc.subscribe(self._inbox, cb=self._received)
+        request = {"batch": missing, "expires": int(self._expires * 1e9)}
+        try:
+            await self._nc.publish(self._next, json.dumps(request).encode(), reply=self._inbox)
+        except (ConnectionClosedError, ConnectionReconnectingError) as error:
+            log.warning("bus.pull_retry", consumer=self._durable, error=repr(error))
+            return
+        self._pending += missing
+        self._requests.append((now + self._expires + SILENCE, missing))
+        self._live += missing
+
+    def _expire(self, now: float) -> None:
+        while self._requests and self._requests[0][0] < now:
+            self._live -= self._requests.popleft()[1]
+        self._pending = min(self._pending, self._live)
+
+    def forget(self) -> None:
+        """Count no request as outstanding any more (after a reconnect)."""
+        self._pending = self._live = 0
+        self._requests.clear()
+
+    async def _received(self, msg: Msg) -> None:
+        headers = msg.headers
+        status = headers.get(Header.STATUS) if headers else None
+        if not status:
+            self._pending = max(self._pending - 1, 0)
+            self._deliver(decode(self._model, msg))
+            return
+        assert headers is not None
+        if status == StatusCode.CONTROL_MESSAGE:
+            return
+        unfilled = headers.get(PENDING_MESSAGES, "")
+        if unfilled.isdigit():
+            self._pending = max(self._pending - int(unfilled), 0)
+        if status != StatusCode.REQUEST_TIMEOUT:
+            log.info(
+                "bus.pull_ended",
+                consumer=self._durable,
+                status=status,
+                reason=headers.get(Header.DESCRIPTION),
+            )
+        if self._ended is not None:
+            self._ended()
+
+    async def close(self) -> None:
+        """Stop receiving; the server drops the requests once their inbox has no interest."""
+        sub, self._sub = self._sub, None
+        self.forget()
+        if sub is not None:
+            with contextlib.suppress(ConnectionClosedError, ValueError):
+                await sub.unsubscribe()

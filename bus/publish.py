@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import structlog
 from nats.errors import NoRespondersError
@@ -23,6 +24,10 @@ log = structlog.get_logger("jetjobs.bus")
 
 TRANSIENT = (NoRespondersError, NoStreamResponseError, ServiceUnavailableError, NatsTimeout, TimeoutError)
 """Errors during a leader change, reconnect or restart: retried with the same msg id."""
+
+
+ACK_WAIT = 5.0
+"""Seconds a pipelined publish may wait for its ack before it is published again."""
 
 
 class PublishFailed(Exception):
@@ -102,7 +107,33 @@ class Publisher:
 
     async def event(self, event: JobEvent) -> None:
         """Publish one lifecycle event and wait until it is stored."""
-        await self.publish(s.events_subject(event.company, event.job_id), encode(event), event_msg_id(event))
+        await self.publish(*_event_item(event))
+
+    def trail(self) -> EventTrail:
+        """A pipelined, ordered publisher for the events of one attempt."""
+        return EventTrail(self)
+
+    async def send(self, subject: str, payload: bytes, msg_id: str) -> Sent:
+        """Put one message on the wire without waiting for it to be stored."""
+        try:
+            future = await self._js.publish_async(subject, payload, headers={"Nats-Msg-Id": msg_id})
+        except Exception as error:  # not sent: `confirm` publishes it again, awaited
+            log.warning("bus.publish_retry", subject=subject, error=repr(error))
+            future = None
+        return Sent(subject, payload, msg_id, future)
+
+    async def confirm(self, sent: Sequence[Sent]) -> None:
+        """Wait until every message sent is stored, in order: one whose ack failed or
+        did not come within `ACK_WAIT` is published again (same msg id, so never twice)
+        before the next is looked at. Raises `PublishFailed` when one cannot be stored."""
+        waiting = [one.future for one in sent if one.future is not None and not one.future.done()]
+        if waiting:
+            await asyncio.wait(waiting, timeout=ACK_WAIT)
+        for one in sent:
+            if not one.stored():
+                if one.future is not None:
+                    one.future.cancel()
+                await self.publish(one.subject, one.payload, one.msg_id)
 
     def output(self, company: str, job_id: str, attempt: int) -> OutputPublisher:
         """A pipelined publisher for one attempt's live output chunks."""
@@ -111,3 +142,44 @@ class Publisher:
     async def dead(self, letter: DeadLetter, msg_id: str) -> None:
         """Publish a dead letter (dedup by the original message's identity)."""
         await self.publish(s.dead_subject(letter.company), encode(letter), msg_id)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A message on its way into a stream, with the future of its ack."""
+
+    subject: str
+    payload: bytes
+    msg_id: str
+    future: asyncio.Future[PubAck] | None
+
+    def stored(self) -> bool:
+        """Whether JetStream has acknowledged it."""
+        future = self.future
+        return future is not None and future.done() and not future.cancelled() and future.exception() is None
+
+
+class EventTrail:
+    """The lifecycle events of one attempt, published in order without waiting
+    for each to be stored: `add` sends, `close` sends the last one only once
+    everything before it is stored, and returns once that one is stored too.
+    So the final event is always last in the stream, and nothing is settled
+    before it is safe: on a publish that failed, `close` raises."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self._publisher = publisher
+        self._sent: list[Sent] = []
+
+    async def add(self, event: JobEvent) -> None:
+        """Send an event; its ack is checked at `close`."""
+        self._sent.append(await self._publisher.send(*_event_item(event)))
+
+    async def close(self, final: JobEvent) -> None:
+        """Wait for the events sent so far, then publish `final` and wait for it."""
+        sent, self._sent = self._sent, []
+        await self._publisher.confirm(sent)
+        await self._publisher.confirm([await self._publisher.send(*_event_item(final))])
+
+
+def _event_item(event: JobEvent) -> tuple[str, bytes, str]:
+    return s.events_subject(event.company, event.job_id), encode(event), event_msg_id(event)

@@ -6,6 +6,9 @@ from enum import Enum
 
 from contracts.lifecycle import ExitCodes
 
+DEFAULT = ExitCodes()
+"""Only 0 succeeds: the declaration of an application that declares none."""
+
 
 class ExitClass(Enum):
     """The three meanings an application may give its exit codes."""
@@ -19,7 +22,7 @@ def classify(code: int, codes: ExitCodes | None) -> ExitClass:
     """Without a declaration only 0 succeeds and every failure may be retried; with
     one, unlisted failures are retried unless the application lists `retry` codes,
     in which case only those are."""
-    declared = codes or ExitCodes()
+    declared = codes or DEFAULT
     if code in declared.success:
         return ExitClass.SUCCESS
     if code in declared.final:

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from .process import Ending, Exited, Launch, NotRunnable, Running, spawn
+from .process import Ending, Exited, Launch, NotRunnable, Running, Spawned, spawn
 
 EngineKind = Literal["podman", "docker"]
 ENGINES: tuple[EngineKind, ...] = ("podman", "docker")
@@ -127,14 +127,14 @@ class ContainerRunning(Running):
 
     def __init__(
         self,
-        process: asyncio.subprocess.Process,
+        spawned: Spawned,
         spec: Launch,
         engine: Engine,
         name: str,
         private: str,
         engine_env: Mapping[str, str],
     ) -> None:
-        super().__init__(process, spec.output_limit, spec.on_output)
+        super().__init__(spawned, spec.output_limit, spec.on_output)
         self.engine = engine
         self.name = name
         self._private = private
@@ -151,7 +151,7 @@ class ContainerRunning(Running):
             await engine_call(self.engine.stop(self.name, grace), self._engine_env, grace + ENGINE_MARGIN)
             await self._remove()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._process.wait(), grace)
+                await asyncio.wait_for(self.wait(), grace)
         await self.close()
         return ending
 
@@ -244,8 +244,8 @@ class ContainerLauncher:
         env_file = write_private(private, "env", text)
         client_env = {**self._host, **{variable: env[variable] for variable in inline}}
         argv = engine.run(spec, name, env_file, inline)
-        process = await spawn(replace(spec, argv=argv, env=client_env))
-        if isinstance(process, NotRunnable):
+        spawned = spawn(replace(spec, argv=argv, env=client_env))
+        if isinstance(spawned, NotRunnable):
             shutil.rmtree(private, ignore_errors=True)
-            return process
-        return ContainerRunning(process, spec, engine, name, private, self._host)
+            return spawned
+        return ContainerRunning(spawned, spec, engine, name, private, self._host)

@@ -1,13 +1,9 @@
-"""What a job's process sees: a small environment and a private working directory."""
+"""What a job's process sees: a small environment (its working directory is in `workdirs`)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 
 from contracts.messages import JobMessage
 
@@ -28,20 +24,3 @@ def job_env(own: Mapping[str, str], message: JobMessage, attempt: int) -> dict[s
         JETJOBS_COMPANY=message.company,
     )
     return env
-
-
-@asynccontextmanager
-async def workdir(job_id: str) -> AsyncIterator[str]:
-    """A fresh empty directory for one attempt, removed with everything in it afterwards.
-
-    Creating it and removing it while still empty are single quick system calls,
-    made inline: a thread hop for each would cost more than the call. Only a tree
-    the job left behind is removed in a thread."""
-    path = tempfile.mkdtemp(prefix=f"jetjobs-{job_id}-")
-    try:
-        yield path
-    finally:
-        try:
-            os.rmdir(path)
-        except OSError:
-            await asyncio.to_thread(shutil.rmtree, path, True)

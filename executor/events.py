@@ -112,9 +112,29 @@ def _with_output(
     )
 
 
+ESCAPED = 6
+"""Most bytes one character can take in JSON (a control character as \\u00XX)."""
+FIELDS = 4096
+"""More than the encoded fields of an event other than its texts can take."""
+
+
+def _surely_fits(event: JobEvent) -> bool:
+    """Whether the event fits without encoding it to measure (the usual case)."""
+    texts = [
+        event.stdout or "",
+        event.stderr or "",
+        event.reason or "",
+        *event.results,
+        *event.results.values(),
+    ]
+    return FIELDS + ESCAPED * sum(map(len, texts)) <= EVENT_BUDGET
+
+
 def _fitted(build: Callable[[int | None], JobEvent]) -> JobEvent:
     """The event with as much output as fits in one NATS message."""
     event = build(None)
+    if _surely_fits(event):
+        return event
     limit = max(len(event.stdout or ""), len(event.stderr or ""))
     while len(encode(event)) > EVENT_BUDGET and limit > 0:
         limit //= 2

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 import structlog
 from structlog.typing import FilteringBoundLogger as Log
 
-from bus import Delivery, Invalid, Publisher, settle
+from bus import Delivery, EventTrail, Invalid, Publisher, settle
 from contracts import subjects as s
 from contracts.enums import ErrorKind, Status
 from contracts.messages import JobEvent, JobMessage
@@ -23,10 +22,11 @@ from . import events
 from .classify import ExitClass, classify
 from .control import Control
 from .dead import dead_letter, exhausted_letter
-from .environment import job_env, workdir
+from .environment import job_env
 from .events import Attempt, Result, utcnow
 from .gate import Refuse, Release, check
 from .gate import expired as expired
+from .heartbeats import Heartbeats
 from .live import LiveOutput
 from .metrics import ExecutorMetrics, unobserved
 from .noop import NoopRunning
@@ -34,6 +34,7 @@ from .outcome import Failed, HandedBack, Outcome, Rejected, Retry, Succeeded, ac
 from .process import Aborted, Ending, Exited, Launch, NotRunnable, Running, TimedOut, launch
 from .results import read_results, with_result_file
 from .secrets import MaskingSink, Refused, Tenancy
+from .workdirs import Workdirs
 
 log = structlog.get_logger("jetjobs.executor")
 
@@ -55,7 +56,8 @@ class Runtime:
     runner: str
     grace: float
     output_limit: int
-    heartbeat: float
+    heartbeats: Heartbeats
+    workdirs: Workdirs
     base_env: Mapping[str, str]
     launch: Callable[[Launch], Awaitable[Running | NoopRunning | NotRunnable]] = launch
     cancelled: Mapping[str, str] = field(default_factory=dict)
@@ -106,26 +108,6 @@ async def run_delivery(delivery: Delivery[JobMessage], runtime: Runtime, control
     await settle(delivery.msg, action_for(outcome))
 
 
-@asynccontextmanager
-async def _heartbeat(delivery: Delivery[JobMessage], every: float, jlog: Log) -> AsyncIterator[None]:
-    """Keep JetStream from redelivering the message while this executor works on it."""
-    task = asyncio.create_task(_beat(delivery, every, jlog))
-    try:
-        yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
-async def _beat(delivery: Delivery[JobMessage], every: float, jlog: Log) -> None:
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await delivery.progress()
-        except Exception as error:
-            jlog.warning("job.heartbeat_failed", error=repr(error))
-
-
 async def _attempt(
     attempt: Attempt, delivery: Delivery[JobMessage], runtime: Runtime, control: Control, jlog: Log
 ) -> Outcome:
@@ -143,14 +125,15 @@ async def _attempt(
         runtime.metrics.finished(rejection)
         jlog.warning("job.finished", kind=gate.kind.value, reason=gate.reason, final=True)
         return Rejected(gate.reason)
-    await runtime.publisher.event(events.acknowledged(attempt))
+    trail = runtime.publisher.trail()
+    await trail.add(events.acknowledged(attempt))
     runtime.metrics.acknowledged(message, utcnow())
     jlog.info("job.acknowledged", runner=runtime.runner)
-    async with _heartbeat(delivery, runtime.heartbeat, jlog):
+    with runtime.heartbeats.keep(delivery):
         deadline = asyncio.get_running_loop().time() + message.timeout_result
-        async with workdir(message.job_id) as cwd:
-            event, outcome = await _run(attempt, cwd, deadline, runtime, control, jlog)
-        await runtime.publisher.event(event)
+        async with runtime.workdirs.attempt() as cwd:
+            event, outcome = await _run(attempt, cwd, deadline, runtime, control, trail, jlog)
+        await trail.close(event)
         await _bury(delivery, event, runtime, jlog)
     runtime.metrics.finished(event)
     jlog.info(
@@ -188,7 +171,13 @@ async def _bury(delivery: Delivery[JobMessage], event: JobEvent, runtime: Runtim
 
 
 async def _run(
-    attempt: Attempt, cwd: str, deadline: float, runtime: Runtime, control: Control, jlog: Log
+    attempt: Attempt,
+    cwd: str,
+    deadline: float,
+    runtime: Runtime,
+    control: Control,
+    trail: EventTrail,
+    jlog: Log,
 ) -> tuple[JobEvent, Outcome]:
     """Start the process and supervise it; the result is reported once its
     working directory is gone, so nothing of the attempt is left behind."""
@@ -206,7 +195,7 @@ async def _run(
         return events.rejected(attempt, ErrorKind.INVALID, spawned.reason), Failed()
     async with spawned as running:
         begin = utcnow()
-        await runtime.publisher.event(events.started(attempt, running.pid, begin))
+        await trail.add(events.started(attempt, running.pid, begin))
         runtime.metrics.started(message)
         jlog.info("job.started", pid=running.pid)
         ending = await running.finish(deadline, control.abort, runtime.grace)

@@ -25,6 +25,12 @@ MEMORY_CHECK = 1.0
 """Seconds between two looks at the executor's resident memory."""
 
 RETRY_WATCH = 1.0
+WATCH_READY = 5.0
+"""Seconds `start` waits for the cancel watch to be set up: a KV watch cancelled
+while it is being set up can hang (nats-py), so an executor stopped right
+after it started must not hit that window."""
+STOP_WAIT = 5.0
+"""Seconds to wait for the duties to end when stopping."""
 
 
 def resident_bytes() -> int:
@@ -78,7 +84,11 @@ class Lifeline:
         await self._runners.beat(self.info())
         cancels = CancelFeed(self._bus.nc) if self._config.bind_only else await CancelBoard.open(self._bus.js)
         self._spawn(self._beat(self._runners), "beat")
-        self._spawn(self._watch(cancels), "cancels")
+        watching = asyncio.Event()
+        self._spawn(self._watch(cancels, watching.set), "cancels")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(WATCH_READY):
+                await watching.wait()
         if self._config.memory_limit_mb:
             self._spawn(self._memory(self._config.memory_limit_mb * 1024 * 1024), "memory")
 
@@ -87,10 +97,13 @@ class Lifeline:
 
     async def stop(self) -> None:
         """Stop the duties and take this runner off the board."""
-        for task in self._tasks:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=STOP_WAIT)
+            for task in stuck:
+                log.warning("executor.duty_not_stopped", duty=task.get_name())
         if self._runners is not None:
             await self._runners.leave(self.info())
 
@@ -102,11 +115,11 @@ class Lifeline:
             except Exception as error:  # NATS away: the next beat tries again
                 log.warning("executor.heartbeat_failed", runner=self._config.runner_id, error=repr(error))
 
-    async def _watch(self, board: CancelBoard | CancelFeed) -> None:
+    async def _watch(self, board: CancelBoard | CancelFeed, ready: Callable[[], None]) -> None:
         """Follow cancels for as long as the executor runs, re-watching after a failure."""
         while True:
             try:
-                async for job_id, reason in board.watch():
+                async for job_id, reason in board.watch(ready):
                     self.cancelled[job_id] = reason
                     self._on_cancel(job_id, reason)
             except Exception as error:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -24,6 +25,7 @@ class ExecutorMetrics:
     def __init__(self, telemetry: Telemetry, pool: str) -> None:
         self._t = telemetry
         self._pool = pool
+        self._children: dict[tuple[str, ...], Any] = {}
         registry, company = telemetry.registry, telemetry.company
         self._acknowledged = Counter(
             "jetjobs_executor_jobs_acknowledged",
@@ -63,6 +65,8 @@ class ExecutorMetrics:
             buckets=RUN_BUCKETS,
             registry=registry,
         )
+        self._lag_child = self._lag.labels(pool)
+        self._run_child = self._run.labels(pool)
         self._gauges = {
             name: Gauge(name, text, ["pool"], registry=registry)
             for name, text in (
@@ -80,25 +84,31 @@ class ExecutorMetrics:
             lambda: max(slots - running(), 0)
         )
 
+    def _child(self, name: str, metric: Any, company: str, **labels: str) -> Any:
+        """The labelled child, looked up once per label set (`labels()` takes a lock)."""
+        key = (name, company, *labels.values())
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._t.labelled(metric, company, pool=self._pool, **labels)
+        return child
+
     def acknowledged(self, message: JobMessage, at: datetime) -> None:
         """An attempt was taken; its dispatch lag is measured from when it was due."""
-        self._t.labelled(self._acknowledged, message.company, pool=self._pool).inc()
-        self._lag.labels(self._pool).observe(max((at - message.scheduled_at).total_seconds(), 0.0))
+        self._child("acknowledged", self._acknowledged, message.company).inc()
+        self._lag_child.observe(max((at - message.scheduled_at).total_seconds(), 0.0))
 
     def started(self, message: JobMessage) -> None:
         """A process started."""
-        self._t.labelled(self._started, message.company, pool=self._pool).inc()
+        self._child("started", self._started, message.company).inc()
 
     def finished(self, event: JobEvent) -> None:
         """An attempt ended: count its outcome, run time and any retry to come."""
         kind = event.kind.value if event.kind else ""
-        self._t.labelled(
-            self._finished, event.company, pool=self._pool, status=event.status.value, kind=kind
-        ).inc()
+        self._child("finished", self._finished, event.company, status=event.status.value, kind=kind).inc()
         if event.begin is not None and event.end is not None:
-            self._run.labels(self._pool).observe(max((event.end - event.begin).total_seconds(), 0.0))
+            self._run_child.observe(max((event.end - event.begin).total_seconds(), 0.0))
         if event.retry_in is not None and not event.final:
-            self._t.labelled(self._retries, event.company, pool=self._pool).inc()
+            self._child("retries", self._retries, event.company).inc()
 
 
 def unobserved() -> ExecutorMetrics:

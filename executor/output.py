@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 
 CHUNK = 64 * 1024
@@ -35,12 +36,36 @@ class Capture:
         return f"{body}\n[jetjobs: output truncated, kept the first {keep} of {self.total} bytes]\n"
 
 
-async def collect(
-    stream: asyncio.StreamReader, capture: Capture, name: str = "stdout", sink: Sink | None = None
-) -> None:
-    """Read until EOF, as the process writes, so a full pipe never blocks it;
-    each chunk also goes to `sink` when there is one."""
-    while chunk := await stream.read(CHUNK):
-        capture.feed(chunk)
-        if sink is not None:
-            await sink(name, chunk)
+async def readable(fd: int) -> None:
+    """Wait until `fd` has data or its end to read, through the running event loop."""
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+    loop.add_reader(fd, _ready, ready)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
+
+
+def _ready(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def collect(fd: int, capture: Capture, name: str = "stdout", sink: Sink | None = None) -> None:
+    """Read a non-blocking pipe until EOF, as the process writes, so a full pipe
+    never blocks it; each chunk also goes to `sink` when there is one. Closes `fd`."""
+    try:
+        while True:
+            try:
+                chunk = os.read(fd, CHUNK)
+            except BlockingIOError:
+                await readable(fd)
+                continue
+            if not chunk:
+                return
+            capture.feed(chunk)
+            if sink is not None:
+                await sink(name, chunk)
+    finally:
+        os.close(fd)

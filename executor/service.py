@@ -4,11 +4,12 @@ free slots, and runs each in its own task."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 
 import structlog
 
-from bus import ApiClient, Bus, Invalid, Layout, Nak, PullConsumer, decode, settle
+from bus import ApiClient, Bus, Delivery, Invalid, Layout, Nak, PullFeed, settle
 from bus.telemetry import Telemetry
 from contracts import subjects as s
 from contracts.messages import JobMessage
@@ -16,15 +17,20 @@ from contracts.messages import JobMessage
 from .binding import consumer_name, history_for, open_bus
 from .config import ExecutorConfig
 from .control import Control
+from .heartbeats import Heartbeats
 from .job import Received, Runtime, admitted, reject_invalid, run_delivery
 from .lifeline import Lifeline
 from .metrics import instrument
 from .runners import launcher_for
 from .secrets import Tenancy
+from .workdirs import Workdirs
 
 log = structlog.get_logger("jetjobs.executor")
 
 FETCH_WAIT = 1.0
+"""Seconds to wait after a failed pull request before the next."""
+PULL_EXPIRES = 5.0
+"""Seconds a pull request waits on the server for messages before it is renewed."""
 STOP_MARGIN = 10.0
 """Seconds beyond the kill grace to wait for killed jobs to report before cancelling them."""
 
@@ -38,7 +44,8 @@ class ExecutorService:
         self._config = config
         self._layout = layout or Layout()
         self._bus: Bus | None = None
-        self._consumer: PullConsumer | None = None
+        self._feed: PullFeed[JobMessage] | None = None
+        self._runtime: Runtime | None = None
         self._puller: asyncio.Task[None] | None = None
         self._jobs: dict[asyncio.Task[None], Control] = {}
         self._lifeline: Lifeline | None = None
@@ -72,17 +79,28 @@ class ExecutorService:
         self._bus = bus
         self._stopping = False
         self.exhausted.clear()
-        self._consumer = PullConsumer(bus.js, s.DISPATCH_STREAM, consumer_name(self._config))
-        self._puller = asyncio.create_task(self._pull(self._consumer, self._runtime(bus)))
+        self._runtime = self._runtime_of(bus)
+        self._feed = PullFeed(
+            bus.nc,
+            s.DISPATCH_STREAM,
+            consumer_name(self._config),
+            JobMessage,
+            self._delivered,
+            expires=PULL_EXPIRES,
+            ended=self._wake.set,
+        )
+        bus.stats.on_reconnect.append(self._reconnected)
+        self._puller = asyncio.create_task(self._pull(self._feed))
         log.info("executor.started", pool=pool, slots=self._config.slots, runner=self._config.runner_id)
 
-    def _runtime(self, bus: Bus) -> Runtime:
+    def _runtime_of(self, bus: Bus) -> Runtime:
         return Runtime(
             publisher=bus.publisher,
             runner=self._config.runner_id,
             grace=self._config.grace,
             output_limit=self._config.output_limit,
-            heartbeat=self._layout.ack_wait / 3,
+            heartbeats=Heartbeats(self._layout.ack_wait / 3),
+            workdirs=Workdirs(keep=self._config.slots),
             cancelled=self._lifeline.cancelled if self._lifeline is not None else {},
             history=history_for(self._config, bus),
             base_env=dict(os.environ),
@@ -102,10 +120,14 @@ class ExecutorService:
         if self._puller is not None:
             await self._puller
             self._puller = None
-        if self._consumer is not None:
-            await self._consumer.close()
-            self._consumer = None
+        if self._feed is not None:
+            await self._feed.close()
+            self._feed = None
         await self._drain()
+        if self._runtime is not None:
+            await self._runtime.heartbeats.close()
+            self._runtime.workdirs.close()
+            self._runtime = None
         if self._lifeline is not None:
             await self._lifeline.stop()
         await bus.close()
@@ -142,29 +164,39 @@ class ExecutorService:
         self._wake.set()
         self.exhausted.set()
 
-    async def _pull(self, consumer: PullConsumer, runtime: Runtime) -> None:
-        """Fetch as many messages as there are free slots; wait for a slot when full."""
+    async def _pull(self, feed: PullFeed[JobMessage]) -> None:
+        """Keep pull requests outstanding for the free slots, topping them up when a
+        job ends or a request does. With many slots, requests are sent in batches
+        of at least an eighth of them."""
+        slots = self._config.slots
+        least = max(1, slots // 8)
         while not self._stopping:
-            free = self._config.slots - len(self._jobs)
-            if free <= 0:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
+            self._wake.clear()
             try:
-                for msg in await consumer.fetch(free, timeout=FETCH_WAIT):
-                    await self._accept(admitted(decode(JobMessage, msg)), runtime)
+                await feed.want(slots - len(self._jobs), least)
             except Exception:
                 log.exception("executor.fetch_failed", pool=self._config.pool)
                 await asyncio.sleep(FETCH_WAIT)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PULL_EXPIRES):
+                    await self._wake.wait()
 
-    async def _accept(self, received: Received, runtime: Runtime) -> None:
-        """Start a job task, or hand the message straight back when stopping."""
-        if self._stopping:
-            await settle(received.msg, Nak())
-            return
+    def _reconnected(self) -> None:
+        """Pull requests do not survive a reconnect for sure: ask again."""
+        if self._feed is not None:
+            self._feed.forget()
+        self._wake.set()
+
+    def _delivered(self, delivered: Delivery[JobMessage] | Invalid) -> None:
+        """Start a job task for a delivered message, or hand it straight back when stopping."""
+        runtime = self._runtime
+        received = admitted(delivered)
         job_id = None if isinstance(received, Invalid) else received.payload.job_id
         control = Control(received=asyncio.get_running_loop().time(), job_id=job_id)
-        task = asyncio.create_task(self._handle(received, runtime, control))
+        if self._stopping or runtime is None:
+            task = asyncio.create_task(settle(received.msg, Nak()))
+        else:
+            task = asyncio.create_task(self._handle(received, runtime, control))
         self._jobs[task] = control
         task.add_done_callback(self._finished)
 

@@ -121,9 +121,7 @@ async def test_a_later_attempt_removes_a_lost_attempts_container_first(engine: P
     retry = replace(_spec(tmp_path, ["true"]), env={"JETJOBS_ATTEMPT": "3", "PATH": os.environ["PATH"]})
     ending, _ = await _run(launcher, retry)
     assert ending == Exited(0)
-    assert await asyncio.wait_for(lost._process.wait(), 10) is not None, (
-        "the lost attempt's container is gone"
-    )
+    assert await asyncio.wait_for(lost.wait(), 10) is not None, "the lost attempt's container is gone"
     await lost.close()
     path = str(engine / "docker")
     removes = [c["argv"] for c in engine_standin.calls(engine) if c["argv"][1] == "rm"]  # type: ignore[index]

@@ -178,8 +178,24 @@ async def test_environment_and_workdir(
     assert final.stdout is not None
     line, cwd, count = final.stdout.splitlines()
     assert line == f"hello|{message.job_id}|1|acme|none"
-    assert message.job_id in cwd and count.strip() == "0"
+    assert count.strip() == "0"
     assert not await asyncio.to_thread(Path(cwd).exists)
+
+
+async def test_clean_workdir_is_reused_empty(bus: Bus, events: Events, start_executor: StartExecutor) -> None:
+    """A directory its job left empty serves the next job; one with files never does."""
+    await start_executor()
+    cwds = []
+    for script in ("pwd", "pwd; ls -A | wc -l; touch mine", "pwd; ls -A | wc -l"):
+        message = sh(script)
+        await bus.publisher.dispatch([message])
+        stdout = (await events.final(message.job_id)).stdout
+        assert stdout is not None
+        cwd, *count = stdout.splitlines()
+        assert [c.strip() for c in count] in ([], ["0"])
+        cwds.append(cwd)
+    assert cwds[1] == cwds[0] and cwds[2] != cwds[1]
+    assert not await asyncio.to_thread(Path(cwds[1]).exists)
 
 
 async def test_stdin_is_empty(bus: Bus, events: Events, start_executor: StartExecutor) -> None:

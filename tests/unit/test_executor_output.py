@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from executor.output import Capture, collect
 
@@ -44,11 +45,15 @@ def test_invalid_utf8_is_replaced() -> None:
     assert capture.text() == "ok \ufffd\ufffd end"
 
 
-async def test_collect_reads_to_eof() -> None:
-    reader = asyncio.StreamReader()
-    reader.feed_data(b"x" * 200_000)
-    reader.feed_eof()
+async def test_collect_reads_a_pipe_to_eof() -> None:
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+
+    def writer() -> None:
+        with os.fdopen(write, "wb") as pipe:
+            pipe.write(b"x" * 200_000)
+
     capture = Capture(1000)
-    await collect(reader, capture)
+    await asyncio.gather(collect(read, capture), asyncio.to_thread(writer))
     assert capture.total == 200_000
     assert capture.text().startswith("x" * 1000 + "\n[jetjobs")

@@ -1,0 +1,54 @@
+"""Keeping the messages of running jobs from redelivery, with one timer for the
+whole executor instead of a task per job."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
+import structlog
+
+from bus import Delivery
+from contracts.messages import JobMessage
+
+log = structlog.get_logger("jetjobs.executor")
+
+
+class Heartbeats:
+    """Every `every` seconds, tells JetStream that each message in work is still
+    being worked on (an in-progress ack resets its ack wait). A message kept
+    here gets its first beat at most `every` seconds after it was added."""
+
+    def __init__(self, every: float) -> None:
+        self._every = every
+        self._kept: dict[int, Delivery[JobMessage]] = {}
+        self._ticker: asyncio.Task[None] | None = None
+
+    @contextlib.contextmanager
+    def keep(self, delivery: Delivery[JobMessage]) -> Iterator[None]:
+        """Beat for `delivery` while the block runs."""
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.create_task(self._tick(), name="executor.heartbeats")
+        key = id(delivery)
+        self._kept[key] = delivery
+        try:
+            yield
+        finally:
+            self._kept.pop(key, None)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self._every)
+            for delivery in list(self._kept.values()):
+                try:
+                    await delivery.progress()
+                except Exception as error:  # NATS away: the next beat tries again
+                    log.warning("job.heartbeat_failed", job_id=delivery.payload.job_id, error=repr(error))
+
+    async def close(self) -> None:
+        """Stop beating (when the executor stops)."""
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
