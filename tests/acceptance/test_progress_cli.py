@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pty
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from tests.acceptance.cli import clean_env, jetjobs
-from tests.fixtures import app_files
 from tests.stack import Stack, running_stack
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "disk-report.multiflexi.app.json"
 
 
 @pytest.fixture
@@ -77,9 +81,15 @@ async def test_backfill_shows_progress_and_queues_every_slot_once(stack: Stack) 
     assert over.code == 1 and "more than 100 slots" in over.err and "Traceback" not in over.err
 
 
-async def test_bulk_app_import_shows_progress_on_a_terminal(stack: Stack) -> None:
+async def test_bulk_app_import_shows_progress_on_a_terminal(stack: Stack, tmp_path: Path) -> None:
     env = clean_env(JETJOBS_NATS_URL=stack.nats_url)
-    files = [str(f) for f in app_files()]
+    example = json.loads(EXAMPLE.read_text())
+    files = []
+    for number in range(5):
+        path = tmp_path / f"app{number}.json"
+        name = {"en": f"Disk report {number}"}
+        path.write_text(json.dumps(example | {"uuid": str(uuid.uuid4()), "name": name}))
+        files.append(str(path))
     code, out, screen = await on_terminal("app", "import", *files, env=env)
     assert code == 0, (out, screen)
     assert out.count("imported ") == len(files)
