@@ -19,16 +19,11 @@ from contracts.flows import (
 )
 
 from . import commands, render, settings
+from .cli_common import add_command, call
 from .commands import CommandError
 from .flow_view import describe_run, draw, load_flow
 
 WAIT_EVERY = 0.5
-
-
-async def _call(args: argparse.Namespace, conf: settings.Settings, action: Any) -> int | None:
-    async with commands.session(conf.require_nats(), args.json) as ses:
-        result: int | None = await action(ses)
-    return result
 
 
 async def cmd_flow_validate(args: argparse.Namespace, conf: settings.Settings) -> int | None:
@@ -41,7 +36,7 @@ async def cmd_flow_validate(args: argparse.Namespace, conf: settings.Settings) -
         reply = await ses.api.call("flow.validate", spec, FlowChecked)
         ses.show(reply, f"flow {reply.name} is valid: runs {' → '.join(reply.order)}\n{draw(spec)}")
 
-    return await _call(args, conf, action)
+    return await call(args, conf, action)
 
 
 async def cmd_flow_save(args: argparse.Namespace, conf: settings.Settings) -> int | None:
@@ -53,7 +48,7 @@ async def cmd_flow_save(args: argparse.Namespace, conf: settings.Settings) -> in
             reply, f"saved flow {reply.company}/{reply.name}: a template may run it with --flow {reply.name}"
         )
 
-    return await _call(args, conf, action)
+    return await call(args, conf, action)
 
 
 def _request(target: str) -> FlowRunRequest:
@@ -83,7 +78,7 @@ async def cmd_flow_run(args: argparse.Namespace, conf: settings.Settings) -> int
         ses.show(run, describe_run(run) if args.wait else f"started flow {run.name}: run {run.id}")
         return 1 if run.status in (FlowStatus.ERROR, FlowStatus.CANCELLED) else None
 
-    return await _call(args, conf, action)
+    return await call(args, conf, action)
 
 
 async def cmd_flow_show(args: argparse.Namespace, conf: settings.Settings) -> int | None:
@@ -91,7 +86,7 @@ async def cmd_flow_show(args: argparse.Namespace, conf: settings.Settings) -> in
         run = await ses.api.call("flow.get", FlowRef(id=args.run), FlowRun)
         ses.show(run, describe_run(run))
 
-    return await _call(args, conf, action)
+    return await call(args, conf, action)
 
 
 async def cmd_flow_list(args: argparse.Namespace, conf: settings.Settings) -> int | None:
@@ -112,7 +107,7 @@ async def cmd_flow_list(args: argparse.Namespace, conf: settings.Settings) -> in
         ]
         ses.show(reply.runs, render.table(rows, ["run", "company", "flow", "status", "created", "succeeded"]))
 
-    return await _call(args, conf, action)
+    return await call(args, conf, action)
 
 
 async def cmd_flow_cancel(args: argparse.Namespace, conf: settings.Settings) -> int | None:
@@ -122,7 +117,7 @@ async def cmd_flow_cancel(args: argparse.Namespace, conf: settings.Settings) -> 
             reply, f"cancelled flow run {args.run}: {len(reply.cancelled_jobs)} running job(s) cancelled"
         )
 
-    return await _call(args, conf, action)
+    return await call(args, conf, action)
 
 
 async def cmd_flow_retry(args: argparse.Namespace, conf: settings.Settings) -> int | None:
@@ -133,30 +128,30 @@ async def cmd_flow_retry(args: argparse.Namespace, conf: settings.Settings) -> i
         ses.show(run, describe_run(run))
         return 1 if run.status is FlowStatus.ERROR else None
 
-    return await _call(args, conf, action)
-
-
-def _add(sub: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
-    parser.set_defaults(handler=handler)
-    return parser
+    return await call(args, conf, action)
 
 
 def register(sub: Any) -> None:
     """`flow validate|save|run|show|list|cancel|retry`."""
     flow = sub.add_parser("flow", help="flows: DAGs of jobs").add_subparsers(dest="action", required=True)
-    check = _add(flow, "validate", cmd_flow_validate, "check a flow file: cycles, references, conditions")
+    check = add_command(
+        flow, "validate", cmd_flow_validate, "check a flow file: cycles, references, conditions"
+    )
     check.add_argument("file")
     check.add_argument("--offline", action="store_true", help="check the file only, without the store")
-    _add(flow, "save", cmd_flow_save, "validate a flow file and keep it, for templates").add_argument("file")
-    run = _add(flow, "run", cmd_flow_run, "run a flow from FILE, or COMPANY/NAME of a flow run before")
+    add_command(flow, "save", cmd_flow_save, "validate a flow file and keep it, for templates").add_argument(
+        "file"
+    )
+    run = add_command(flow, "run", cmd_flow_run, "run a flow from FILE, or COMPANY/NAME of a flow run before")
     run.add_argument("target", metavar="FILE|COMPANY/NAME")
     run.add_argument("--wait", action="store_true", help="wait for the run to end and show it")
-    _add(flow, "show", cmd_flow_show, "draw a flow run's DAG with each node's status").add_argument("run")
-    listing = _add(flow, "list", cmd_flow_list, "list flow runs, newest first")
+    add_command(flow, "show", cmd_flow_show, "draw a flow run's DAG with each node's status").add_argument(
+        "run"
+    )
+    listing = add_command(flow, "list", cmd_flow_list, "list flow runs, newest first")
     listing.add_argument("--company")
     listing.add_argument("--limit", type=int, default=50)
-    _add(flow, "cancel", cmd_flow_cancel, "cancel running nodes and skip the rest").add_argument("run")
-    retry = _add(flow, "retry", cmd_flow_retry, "re-run the failed and skipped nodes of a run")
+    add_command(flow, "cancel", cmd_flow_cancel, "cancel running nodes and skip the rest").add_argument("run")
+    retry = add_command(flow, "retry", cmd_flow_retry, "re-run the failed and skipped nodes of a run")
     retry.add_argument("run")
     retry.add_argument("--wait", action="store_true", help="wait for the run to end and show it")
