@@ -4,7 +4,7 @@ and what it publishes: flow lifecycle events and flow starts."""
 from __future__ import annotations
 
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import DeliverPolicy
 
 from contracts import subjects as s
 from contracts.flows import FLOWS_STREAM, FlowEvent, FlowStart, flow_events_subject, flow_start_subject
@@ -22,16 +22,11 @@ FLOW_STARTS_CONSUMER = "store_flow_starts"
 async def ensure_flow_consumer(js: JetStreamContext, layout: Layout) -> None:
     """Create the orchestrator's consumer; it starts at new events, since no flow
     run can exist before the first orchestrator does."""
-    config = ConsumerConfig(
-        durable_name=FLOWS_CONSUMER,
-        description="flows: advance flow runs on job outcomes",
-        filter_subject=s.events_filter(),
+    config = layout.durable(
+        FLOWS_CONSUMER,
+        s.events_filter(),
+        "flows: advance flow runs on job outcomes",
         deliver_policy=DeliverPolicy.NEW,
-        ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=layout.ack_wait,
-        max_deliver=-1,
-        max_ack_pending=20000,
-        num_replicas=layout.replicas,
     )
     await ensure_consumer(js, s.EVENTS_STREAM, config)
 
@@ -39,16 +34,12 @@ async def ensure_flow_consumer(js: JetStreamContext, layout: Layout) -> None:
 async def ensure_flow_starts_consumer(js: JetStreamContext, layout: Layout) -> None:
     """Create the consumer of flow starts; it takes every start still stored, since a
     scheduler may fire a flow template before the first orchestrator runs."""
-    config = ConsumerConfig(
-        durable_name=FLOW_STARTS_CONSUMER,
-        description="flows: start the flow runs of fired flow templates",
-        filter_subject=flow_start_subject("*"),
+    config = layout.durable(
+        FLOW_STARTS_CONSUMER,
+        flow_start_subject("*"),
+        "flows: start the flow runs of fired flow templates",
         deliver_policy=DeliverPolicy.ALL,
-        ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=layout.ack_wait,
-        max_deliver=-1,
         max_ack_pending=1000,
-        num_replicas=layout.replicas,
     )
     await ensure_consumer(js, FLOWS_STREAM, config)
 

@@ -122,7 +122,7 @@ class Layout:
     def store_consumers(self) -> list[tuple[str, ConsumerConfig]]:
         """The store's durable consumers: one per stream it projects."""
         return [
-            (stream, self._durable(name, subject, "store: project into Postgres"))
+            (stream, self.durable(name, subject, "store: project into Postgres"))
             for stream, name, subject in (
                 (s.DISPATCH_STREAM, s.STORE_DISPATCH_CONSUMER, s.DISPATCH_ALL),
                 (s.EVENTS_STREAM, s.STORE_EVENTS_CONSUMER, s.events_filter()),  # job events, not flow events
@@ -133,28 +133,29 @@ class Layout:
 
     def pool_consumer(self, pool: str) -> ConsumerConfig:
         """The durable consumer every executor of `pool` pulls from."""
-        return self._durable(s.pool_consumer(pool), s.pool_filter(pool), f"executors of pool {pool}")
+        return self.durable(s.pool_consumer(pool), s.pool_filter(pool), f"executors of pool {pool}")
 
     def company_consumer(self, company: str, pool: str) -> ConsumerConfig:
         """The durable consumer only `company`'s executors of `pool` pull from, when
         NATS permissions confine them to their company."""
-        return self._durable(
+        return self.durable(
             tenant_consumer(company, pool),
             s.dispatch_subject(company, pool),
             f"executors of company {company}, pool {pool}",
         )
 
-    def _durable(self, name: str, subject: str, description: str) -> ConsumerConfig:
+    def durable(self, name: str, subject: str, description: str, **overrides: Any) -> ConsumerConfig:
+        """A durable pull consumer with explicit acks, redelivered without limit."""
+        settings: dict[str, Any] = {
+            "ack_policy": AckPolicy.EXPLICIT,
+            "ack_wait": self.ack_wait,
+            "max_deliver": -1,
+            "max_ack_pending": 20000,
+            "max_waiting": 512,
+            "num_replicas": self.replicas,
+        }
         return ConsumerConfig(
-            durable_name=name,
-            description=description,
-            filter_subject=subject,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self.ack_wait,
-            max_deliver=-1,
-            max_ack_pending=20000,
-            max_waiting=512,
-            num_replicas=self.replicas,
+            durable_name=name, description=description, filter_subject=subject, **(settings | overrides)
         )
 
     def buckets(self) -> list[KeyValueConfig]:
