@@ -31,8 +31,14 @@ SELECT id, company, name, spec::text, status, reason, created_at, ended_at FROM 
 WHERE $1::text IS NULL OR company = $1 ORDER BY created_at DESC LIMIT $2;
 
 -- name: nodes --
--- The nodes of a run with the status of their current job.
-SELECT n.node, n.status, n.round, n.job_id, n.results::text, n.reason, j.status::text AS job_status
+-- The nodes of a run with the status of their current job. A node ends on its
+-- job's outcome event, which the job table may record a moment later: an ended
+-- node shows the status that ended it.
+SELECT n.node, n.status, n.round, n.job_id, n.results::text, n.reason,
+    CASE WHEN n.job_id IS NULL THEN NULL
+        WHEN n.status = 'succeeded' THEN 'processed'
+        WHEN n.status = 'failed' THEN 'error'
+        ELSE j.status::text END AS job_status
 FROM flow_node n LEFT JOIN job j ON j.id = n.job_id WHERE n.run_id = $1 ORDER BY n.node;
 
 -- name: nodes_of_jobs --

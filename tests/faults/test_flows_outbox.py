@@ -10,7 +10,6 @@ from collections import Counter
 from pathlib import Path
 
 import asyncpg
-import nats.errors
 
 from bus import ApiClient, Bus, Layout
 from contracts import api
@@ -59,7 +58,7 @@ async def flow_events(bus: Bus, run_id: str) -> list[FlowEvent]:
         while True:
             try:
                 batch = await sub.fetch(500, timeout=1.0)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises both its own and the plain one
                 return events
             events += [FlowEvent.model_validate_json(m.data) for m in batch]
     finally:
