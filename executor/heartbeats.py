@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import structlog
 
 from bus import Delivery
+from bus.tasks import stop_tasks
 from contracts.messages import JobMessage
 
 log = structlog.get_logger("jetjobs.executor")
@@ -50,5 +51,4 @@ class Heartbeats:
         """Stop beating (when the executor stops)."""
         ticker, self._ticker = self._ticker, None
         if ticker is not None:
-            ticker.cancel()
-            await asyncio.gather(ticker, return_exceptions=True)
+            await stop_tasks([ticker])

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from bus import Bus, CancelBoard, CancelFeed, Layout, RunnerBoard
+from bus.tasks import stop_tasks
 from contracts.lifecycle import RunnerInfo
 
 from .config import ExecutorConfig
@@ -29,8 +30,6 @@ WATCH_READY = 5.0
 """Seconds `start` waits for the cancel watch to be set up: a KV watch cancelled
 while it is being set up can hang (nats-py), so an executor stopped right
 after it started must not hit that window."""
-STOP_WAIT = 5.0
-"""Seconds to wait for the duties to end when stopping."""
 
 
 def resident_bytes() -> int:
@@ -98,12 +97,7 @@ class Lifeline:
     async def stop(self) -> None:
         """Stop the duties and take this runner off the board."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            _, stuck = await asyncio.wait(tasks, timeout=STOP_WAIT)
-            for task in stuck:
-                log.warning("executor.duty_not_stopped", duty=task.get_name())
+        await stop_tasks(tasks)
         if self._runners is not None:
             await self._runners.leave(self.info())
 

@@ -10,6 +10,7 @@ import os
 import structlog
 
 from bus import ApiClient, Bus, Delivery, Invalid, Layout, Nak, PullFeed, settle
+from bus.tasks import stop_tasks
 from bus.telemetry import Telemetry
 from contracts import subjects as s
 from contracts.messages import JobMessage
@@ -143,10 +144,7 @@ class ExecutorService:
             self._jobs[task].hand_back()
         if not late:
             return
-        _, stuck = await asyncio.wait(late, timeout=self._config.grace + STOP_MARGIN)
-        for task in stuck:
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
+        await stop_tasks(late, grace=self._config.grace + STOP_MARGIN)
 
     def _job_ids(self) -> list[str]:
         return sorted(c.job_id for c in self._jobs.values() if c.job_id is not None)

@@ -23,6 +23,7 @@ from bus import Bus, CancelBoard, Layout, Loaded, Removed, TemplateBoard
 from bus.handoff import Handoff
 from bus.lease import Lease
 from bus.slots import SlotLog, finished_jobs
+from bus.tasks import stop_tasks
 from bus.templates import BoardChange, Posted
 
 from .entry import Entry
@@ -177,13 +178,11 @@ class SchedulerService:
         self._wake.set()
         runner, self._runner = self._runner, None
         if runner is not None:
-            await _finish(runner, self._config.stop_grace)
+            await stop_tasks([runner], self._config.stop_grace)
         unsettled, self._unsettled = self._unsettled, set()
-        for task in unsettled:
-            await _finish(task, self._config.stop_grace)
+        await stop_tasks(unsettled, self._config.stop_grace)
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            await _finish(task, 0.0)
+        await stop_tasks(tasks)
         leadership, self._leadership = self._leadership, None
         if leadership is not None:
             await leadership.release()
@@ -241,7 +240,7 @@ class SchedulerService:
         finally:
             reconnect.cancel()
             if not watch.done():
-                await _finish(watch, 0.0)
+                await stop_tasks([watch])
                 restarted = True
         if restarted:
             return True
@@ -392,12 +391,3 @@ class SchedulerService:
 
 def _seconds_until(instant: datetime) -> float:
     return (instant - utcnow()).total_seconds()
-
-
-async def _finish(task: asyncio.Task[None], grace: float) -> None:
-    """Give a task `grace` seconds to end by itself, then cancel it and wait."""
-    if grace > 0:
-        await asyncio.wait({task}, timeout=grace)
-    if not task.done():
-        task.cancel()
-        await asyncio.wait({task})

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from bus import Ack, Action, Delivery, Invalid, Term, decode, settle
 from bus.batches import BatchPuller
+from bus.tasks import stop_tasks
 from contracts import subjects as s
 from contracts.messages import DeadLetter, JobEvent, JobMessage
 from contracts.schedule import SlotRecord
@@ -128,9 +129,7 @@ class Projection(Generic[M]):
             log.info("store.batch_left_for_redelivery", consumer=self._feed.durable)
         finally:
             if writing is not None and not writing.done():
-                writing.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Stopping):
-                    await writing
+                await stop_tasks([writing])
             await self._consumer.close()
 
     async def _decode(self, msgs: Sequence[Any]) -> list[Delivery[M]]:

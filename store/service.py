@@ -13,6 +13,7 @@ import structlog
 
 from bus import ApiServer, Bus, Layout, TemplateBoard
 from bus.batches import BatchPuller
+from bus.tasks import stop_tasks
 from bus.telemetry import Telemetry
 
 from .api import StoreApi
@@ -134,8 +135,8 @@ class StoreService:
         if self._server is not None:
             await self._server.stop()
             self._server = None
-        await _finish(self._helpers, grace=0)
-        await _finish(self._loops, grace=STOP_GRACE)
+        await stop_tasks(self._helpers)
+        await stop_tasks(self._loops, grace=STOP_GRACE)
         self._helpers, self._loops = [], []
         if self._bus is not None:
             await self._bus.close()
@@ -143,17 +144,6 @@ class StoreService:
         if self._pool is not None:
             await _close_pool(self._pool)
             self._pool = None
-
-
-async def _finish(tasks: list[asyncio.Task[None]], grace: float) -> None:
-    """Give tasks `grace` seconds to end by themselves, then cancel them."""
-    if not tasks:
-        return
-    if grace > 0:
-        await asyncio.wait(tasks, timeout=grace)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _close_pool(pool: Any) -> None:
