@@ -11,7 +11,7 @@ from .consume import Ack, Action, Delivery, Invalid, Nak, PullConsumer, PullFeed
 from .infra import InfrastructureDrift, Layout
 from .publish import EventTrail, Publisher, PublishFailed, encode
 from .session import Bus
-from .templates import Loaded, Removed, TemplateBoard, TemplateChange
+from .templates import Loaded, Removed, TemplateBoard
 from .watch import job_events, live_events
 
 __all__ = [
@@ -37,7 +37,6 @@ __all__ = [
     "Removed",
     "RunnerBoard",
     "TemplateBoard",
-    "TemplateChange",
     "Term",
     "decode",
     "delete_dispatch",

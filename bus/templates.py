@@ -33,9 +33,6 @@ class Loaded:
     """Every template that existed when the watch began has been delivered."""
 
 
-TemplateChange = ActiveTemplate | Removed | Loaded
-
-
 @dataclass(frozen=True, slots=True)
 class Posted:
     """A template on the board, with the bytes it was put as (compact to keep)."""
@@ -80,22 +77,12 @@ class TemplateBoard:
             return set()
         return {i for i in map(_template_id, keys) if i is not None}
 
-    async def watch(self) -> AsyncIterator[TemplateChange]:
-        """Current templates, then `Loaded`, then every change as it happens."""
-        watcher = await self._kv.watchall()
-        try:
-            async for entry in watcher:
-                change = _change(entry)
-                if change is not None:
-                    yield change
-        finally:
-            await watcher.stop()
-
     async def follow(self) -> AsyncIterator[list[BoardChange]]:
-        """What `watch` delivers, in bulk and with each template's bytes: every step
-        yields all changes that arrived since the previous one (thousands at once
-        while the board is first read), so a large board costs one hop per batch
-        rather than several per template."""
+        """Current templates, then `Loaded`, then every change as it happens, in bulk and
+        with each template's bytes: every step
+            yields all changes that arrived since the previous one (thousands at once
+            while the board is first read), so a large board costs one hop per batch
+            rather than several per template."""
         batch: list[BoardChange] = []
         ready = asyncio.Event()
         loaded = False
@@ -147,20 +134,4 @@ def _posted(msg: Msg) -> Posted | Removed | None:
         return Posted(ActiveTemplate.model_validate_json(msg.data), msg.data)
     except ValidationError as error:
         log.error("templates.invalid", subject=msg.subject, reason=describe(error))
-        return None
-
-
-def _change(entry: KeyValue.Entry | None) -> TemplateChange | None:
-    if entry is None:
-        return Loaded()
-    template_id = _template_id(entry.key)
-    if template_id is None:
-        log.warning("templates.unknown_key", key=entry.key)
-        return None
-    if entry.operation in (KV_DEL, KV_PURGE) or not entry.value:
-        return Removed(template_id)
-    try:
-        return ActiveTemplate.model_validate_json(entry.value)
-    except ValidationError as error:
-        log.error("templates.invalid", key=entry.key, reason=describe(error))
         return None

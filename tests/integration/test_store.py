@@ -17,7 +17,8 @@ import asyncpg
 import pytest
 from pydantic import BaseModel
 
-from bus import ApiClient, Bus, Loaded, TemplateBoard
+from bus import ApiClient, Bus, Removed, TemplateBoard
+from bus.templates import Posted
 from contracts import api
 from contracts import subjects as s
 from contracts.api import ApiFailure
@@ -65,11 +66,14 @@ class Harness:
     async def board(self) -> dict[int, ActiveTemplate]:
         """What is on the templates KV right now."""
         found: dict[int, ActiveTemplate] = {}
-        async for change in (await TemplateBoard.open(self.bus.js)).watch():
-            if isinstance(change, ActiveTemplate):
-                found[change.id] = change
-            elif isinstance(change, Loaded):
-                return found
+        async for changes in (await TemplateBoard.open(self.bus.js)).follow():
+            for change in changes:
+                if isinstance(change, Posted):
+                    found[change.template.id] = change.template
+                elif isinstance(change, Removed):
+                    found.pop(change.template_id, None)
+                else:
+                    return found
         return found
 
 
