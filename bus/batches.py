@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Sequence
 from itertools import count
 
 import structlog
@@ -24,6 +25,8 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import ConnectionClosedError, ConnectionReconnectingError
 from nats.js.api import DEFAULT_PREFIX
+
+from .frames import ack_all
 
 log = structlog.get_logger("jetjobs.bus")
 
@@ -128,6 +131,10 @@ class BatchPuller:
         status = (msg.headers or {}).get("Status")
         if request is not None and msg.subject == request.subject and status != HEARTBEAT:
             request.end(status)
+
+    async def ack(self, msgs: Sequence[Msg]) -> None:
+        """Acknowledge messages this puller handed out, all in one write."""
+        await ack_all(self._nc, msgs)
 
     async def close(self) -> None:
         """Stop pulling; messages taken but not yet handed out are redelivered after AckWait."""

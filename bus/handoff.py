@@ -2,13 +2,11 @@
 protocol frame, handed to the connection at it in a few writes, their acks
 collected afterwards.
 
-nats-py has no batch publish: each `publish` validates, encodes headers and
-formats a frame (10-20 µs of CPU; a 1,000-message instant then takes tens of
-milliseconds on a busy machine). Here the frames (`HPUB` with a reply subject on
+A 1,000-message instant published one `publish` at a time takes tens of
+milliseconds on a busy machine. Here the frames (`HPUB` with a reply subject on
 an inbox of our own, built by nats-py's own `hpub_cmd`) are made while preparing,
-and at the instant a chunk of them goes to the client's outgoing buffer in one
-call (`_send_command`, the step its `publish` ends with), then the flusher writes
-it. JetStream's acks arrive on the inbox. A message whose ack does not come is
+and at the instant a chunk of them goes to the client in one write
+(`bus.frames`). JetStream's acks arrive on the inbox. A message whose ack does not come is
 sent again on its own with the same `Nats-Msg-Id`, so it is stored at most once."""
 
 from __future__ import annotations
@@ -32,6 +30,7 @@ from contracts.flows import FlowStart
 from contracts.messages import JobMessage
 
 from .flows import flow_start_address
+from .frames import write_frames
 from .publish import Publisher, PublishFailed, encode
 
 ACK_WAIT = 5.0
@@ -121,7 +120,7 @@ class Handoff:
                 outcomes.append(future)
                 frames.append(item.frame)
             try:
-                await self._write(frames)
+                await write_frames(self._nc, frames)
             except Exception as error:
                 refused = PublishFailed(f"could not hand messages to NATS: {error!r}")
                 for item in items[start : start + CHUNK]:
@@ -133,17 +132,6 @@ class Handoff:
         await asyncio.sleep(0)
         at = time.time()
         return [(outcome, at) for outcome in handed]
-
-    async def _write(self, frames: list[bytes]) -> None:
-        if not frames:
-            return
-        if not self._nc.is_connected:
-            raise PublishFailed("not connected to NATS")
-        data = b"".join(frames)
-        self._nc.stats["out_msgs"] += len(frames)
-        self._nc.stats["out_bytes"] += len(data)
-        await self._nc._send_command(data)
-        await self._nc._flush_pending()
 
     async def _on_ack(self, msg: Msg) -> None:
         future = self._waiting.pop(msg.subject[len(self._prefix) :], None)

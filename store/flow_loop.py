@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 
 from bus import Ack, Bus, Invalid, Nak, PullConsumer, Term, decode, settle
+from bus.batches import BatchPuller
 from bus.flows import FLOW_STARTS_CONSUMER, FLOWS_CONSUMER, ensure_flow_consumer, ensure_flow_starts_consumer
 from contracts import subjects as s
 from contracts.api import ApiFailure
@@ -66,10 +67,10 @@ async def _start(engine: FlowEngine, start: FlowStart) -> Ack | Nak | Term:
 async def _run_events(engine: FlowEngine, bus: Bus, stopping: asyncio.Event) -> None:
     await ensure_flow_consumer(bus.js, bus.layout)
     await _resend(engine)
-    consumer = PullConsumer(bus.js, s.EVENTS_STREAM, FLOWS_CONSUMER)
+    consumer = BatchPuller(bus.nc, s.EVENTS_STREAM, FLOWS_CONSUMER)
     try:
         while not stopping.is_set():
-            await _batch(engine, await consumer.fetch(BATCH, timeout=1.0))
+            await _batch(engine, consumer, await consumer.fetch(BATCH, timeout=1.0))
     finally:
         await consumer.close()
 
@@ -83,7 +84,7 @@ def _job_id(msg: Any) -> str:
     return str(msg.subject).rsplit(".", 1)[-1]
 
 
-async def _flow_outcomes(engine: FlowEngine, msgs: list[Any]) -> list[Any] | None:
+async def _flow_outcomes(engine: FlowEngine, consumer: BatchPuller, msgs: list[Any]) -> list[Any] | None:
     """The messages that are outcomes of flow nodes' jobs, the rest acked without
     decoding (most events are of other jobs, or not outcomes); None when the
     database cannot say which jobs run flow nodes."""
@@ -97,15 +98,16 @@ async def _flow_outcomes(engine: FlowEngine, msgs: list[Any]) -> list[Any] | Non
         return None
     mine = [m for m in outcomes if _job_id(m) in nodes]
     chosen = {id(m) for m in mine}
-    for msg in msgs:
-        if id(msg) not in chosen:
-            await msg.ack()
+    try:
+        await consumer.ack([m for m in msgs if id(m) not in chosen])
+    except Exception as error:  # they come again, and are acked again
+        log.warning("flow.ack_failed", events=len(msgs), error=repr(error))
     return mine
 
 
-async def _batch(engine: FlowEngine, msgs: list[Any]) -> None:
+async def _batch(engine: FlowEngine, consumer: BatchPuller, msgs: list[Any]) -> None:
     """One step for the flow nodes' outcomes of the batch, each settled the same way."""
-    mine = await _flow_outcomes(engine, msgs)
+    mine = await _flow_outcomes(engine, consumer, msgs)
     deliveries = []
     for msg in mine or []:
         item = decode(JobEvent, msg)

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 from pydantic import BaseModel
 
-from bus import Ack, Action, Delivery, Invalid, Term, decode, settle
+from bus import Action, Delivery, Invalid, Term, decode, settle
 from bus.batches import BatchPuller
 from bus.tasks import stop_tasks
 from contracts import subjects as s
@@ -58,9 +58,6 @@ def feeds() -> list[Feed[Any]]:
     ]
 
 
-ACK = Ack()
-
-
 class Stopping(Exception):
     """The service is stopping: the batch stays unacked and is redelivered later."""
 
@@ -71,6 +68,15 @@ class Tuning:
 
     batch_size: int = 1000
     fetch_wait: float = 1.0
+    linger: float = 0.02
+    """Seconds a busy loop lets messages gather after starting a write before it takes
+    the next batch: fewer, larger transactions under load (group commit)."""
+    writers: int = 2
+    """Batches being written at once."""
+    busy_from: int = 4
+    """A batch of at least this many messages means the stream is busy: linger after it.
+    A quiet stream's messages (fewer at a time) are written at once, and after a full
+    batch (a backlog) the next is taken at once too."""
     ack_wait: float = 30.0
     first_backoff: float = 0.5
     max_backoff: float = 10.0
@@ -106,30 +112,40 @@ class Projection(Generic[M]):
         self._stopping = stopping
         self._tuning = tuning
         self._next: Sequence[Delivery[M]] = ()
-        """The batch fetched ahead, waiting for the one being written."""
+        """The batch fetched ahead, waiting for a writer (kept alive while a write is retried)."""
 
     async def run(self) -> None:
         """Project until the service stops: the next batch is fetched and decoded
-        while the previous one is being written, but batches commit one after another."""
+        while earlier ones are being written, `writers` transactions at a time
+        (they lock their job ids, so the same job's writes still go one after
+        another). After a busy batch the next is taken `linger` seconds after
+        it, at the earliest."""
         log.info("store.projecting", consumer=self._feed.durable)
-        writing: asyncio.Task[None] | None = None
+        writing: set[asyncio.Task[None]] = set()
+        loop = asyncio.get_running_loop()
+        take_at = 0.0
         try:
             while not self._stopping.is_set():
+                if (wait := take_at - loop.time()) > 0:
+                    await asyncio.sleep(wait)
                 msgs = await self._consumer.fetch(self._tuning.batch_size, self._tuning.fetch_wait)
                 batch = await self._decode(msgs)
-                if writing is not None:
-                    self._next = batch
-                    await writing
-                    writing, self._next = None, ()
+                self._next = batch
+                while len(writing) >= self._tuning.writers:
+                    done, writing = await asyncio.wait(writing, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()
+                self._next = ()
                 if batch:
-                    writing = asyncio.create_task(self._store(batch))
-            if writing is not None:
-                await writing
+                    writing.add(asyncio.create_task(self._store(batch)))
+                busy = self._tuning.busy_from <= len(batch) < self._tuning.batch_size
+                take_at = loop.time() + self._tuning.linger if busy else 0.0
+            for pending in asyncio.as_completed(writing):
+                await pending
         except Stopping:
             log.info("store.batch_left_for_redelivery", consumer=self._feed.durable)
         finally:
-            if writing is not None and not writing.done():
-                await stop_tasks([writing])
+            await stop_tasks([task for task in writing if not task.done()])
             await self._consumer.close()
 
     async def _decode(self, msgs: Sequence[Any]) -> list[Delivery[M]]:
@@ -153,8 +169,10 @@ class Projection(Generic[M]):
             self._observe(self._feed.durable, stored, asyncio.get_running_loop().time() - began)
         for delivery, reason in rejected:
             await self._reject(delivery.msg, reason)
-        for delivery in stored:
-            await self._settle(delivery.msg, ACK)
+        try:
+            await self._consumer.ack([d.msg for d in stored])
+        except Exception as error:  # a lost ack means a redelivery, which is harmless
+            log.warning("store.settle_failed", consumer=self._feed.durable, error=repr(error))
         log.debug("store.batch_committed", consumer=self._feed.durable, count=len(batch) - len(rejected))
 
     async def _reject(self, msg: Any, reason: str) -> None:

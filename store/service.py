@@ -43,6 +43,8 @@ class StoreConfig:
     nats_url: str
     database_url: str
     batch_size: int = 1000
+    linger: float = 0.02
+    """Seconds a busy projection lets messages gather between transactions (see `Tuning`)."""
     name: str = "jetjobs-store"
     pool_size: int = 10
     keyring: Keyring | None = None
@@ -97,7 +99,9 @@ class StoreService:
         board = BoardKeeper(self._pool, await TemplateBoard.open(bus.js))
         await board.resync()
         self._helpers.append(self._spawn(board.run(), "board"))
-        tuning = Tuning(batch_size=self._config.batch_size, ack_wait=self._layout.ack_wait)
+        tuning = Tuning(
+            batch_size=self._config.batch_size, linger=self._config.linger, ack_wait=self._layout.ack_wait
+        )
         for feed in feeds():
             consumer = BatchPuller(bus.nc, feed.stream, feed.durable)
             projection = Projection(

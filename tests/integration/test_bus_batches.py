@@ -90,6 +90,20 @@ async def test_messages_taken_but_never_acked_are_delivered_again(nc: Client) ->
         await second.close()
 
 
+async def test_acked_messages_are_never_delivered_again(nc: Client) -> None:
+    await publish(nc, 5)
+    first = BatchPuller(nc, STREAM, DURABLE)
+    taken = await first.fetch(10, timeout=2)
+    await first.ack(taken)
+    await first.close()
+    second = BatchPuller(nc, STREAM, DURABLE)
+    try:
+        assert len(taken) == 5
+        assert await second.fetch(10, timeout=2.5) == []  # past the 1 s ack wait
+    finally:
+        await second.close()
+
+
 async def test_a_deleted_consumer_means_no_messages_not_a_crash(nc: Client) -> None:
     await publish(nc, 2)
     await nc.jetstream().delete_consumer(STREAM, DURABLE)
