@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import structlog
+from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
@@ -17,6 +18,7 @@ from pydantic import BaseModel
 from contracts import subjects as s
 from contracts.messages import DeadLetter, JobEvent, JobMessage
 
+from .inbox import AckInbox, Framed, Refused
 from .infra import Layout, ensure_consumer
 from .output import OutputPublisher, output_publisher
 
@@ -50,11 +52,12 @@ class Publisher:
     Every publish carries a `Nats-Msg-Id`, so retrying after an unknown outcome
     (timeout, reconnect) can never store a second copy."""
 
-    def __init__(self, js: JetStreamContext, layout: Layout, *, budget: float = 60.0) -> None:
+    def __init__(self, nc: Client, js: JetStreamContext, layout: Layout, *, budget: float = 60.0) -> None:
         self._js = js
         self._layout = layout
         self._budget = budget
         self._pools: set[str] = set()
+        self._inbox = AckInbox(nc)
 
     async def ensure_pools(self, pools: Iterable[str]) -> None:
         """Interest retention keeps a message only for consumers that exist when
@@ -81,19 +84,6 @@ class Publisher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    async def _pipelined(self, items: Sequence[tuple[str, bytes, str]]) -> list[PubAck]:
-        """Send all, then await all acks; any failure falls back to the retrying path."""
-        futures = [
-            await self._js.publish_async(subject, payload, headers={"Nats-Msg-Id": msg_id})
-            for subject, payload, msg_id in items
-        ]
-        # An ack future has no deadline of its own: one lost across a reconnect would wait forever.
-        results = await asyncio.gather(*(asyncio.wait_for(f, 5) for f in futures), return_exceptions=True)
-        acks: list[PubAck] = []
-        for item, result in zip(items, results, strict=True):
-            acks.append(result if isinstance(result, PubAck) else await self.publish(*item))
-        return acks
-
     async def dispatch(self, messages: Sequence[JobMessage]) -> list[bool]:
         """Publish job messages; returns, per message, whether it was a duplicate."""
         await self.ensure_pools(m.pool for m in messages)
@@ -103,7 +93,8 @@ class Publisher:
         ]
         if len(items) == 1:
             return [(await self.publish(*items[0])).duplicate is True]
-        return [ack.duplicate is True for ack in await self._pipelined(items)]
+        acks = await self.confirm(await self.send_all(items))
+        return [ack.duplicate is True for ack in acks]
 
     async def event(self, event: JobEvent) -> None:
         """Publish one lifecycle event and wait until it is stored."""
@@ -115,25 +106,43 @@ class Publisher:
 
     async def send(self, subject: str, payload: bytes, msg_id: str) -> Sent:
         """Put one message on the wire without waiting for it to be stored."""
-        try:
-            future = await self._js.publish_async(subject, payload, headers={"Nats-Msg-Id": msg_id})
-        except Exception as error:  # not sent: `confirm` publishes it again, awaited
-            log.warning("bus.publish_retry", subject=subject, error=repr(error))
-            future = None
-        return Sent(subject, payload, msg_id, future)
+        (sent,) = await self.send_all([(subject, payload, msg_id)])
+        return sent
 
-    async def confirm(self, sent: Sequence[Sent]) -> None:
+    async def send_all(self, items: Sequence[tuple[str, bytes, str]]) -> list[Sent]:
+        """Put (subject, payload, msg id) messages on the wire in one go, without
+        waiting for them to be stored."""
+        try:
+            await self._inbox.open()
+        except Exception as error:  # `confirm` publishes them, awaited
+            log.warning("bus.publish_retry", error=repr(error))
+        framed = [self._inbox.frame(*item) for item in items]
+        handed = await self._inbox.send(framed)
+        sent = []
+        for one, outcome in zip(framed, handed, strict=True):
+            if isinstance(outcome, Refused):  # not sent: `confirm` publishes it again, awaited
+                log.warning("bus.publish_retry", subject=one.subject, error=str(outcome))
+                sent.append(Sent(one, None))
+            else:
+                sent.append(Sent(one, outcome))
+        return sent
+
+    async def confirm(self, sent: Sequence[Sent]) -> list[PubAck]:
         """Wait until every message sent is stored, in order: one whose ack failed or
-        did not come within `ACK_WAIT` is published again (same msg id, so never twice)
-        before the next is looked at. Raises `PublishFailed` when one cannot be stored."""
+        did not come within `ACK_WAIT` (an ack lost in a reconnect never comes) is
+        published again (same msg id, so never twice) before the next is looked at.
+        Raises `PublishFailed` when one cannot be stored."""
         waiting = [one.future for one in sent if one.future is not None and not one.future.done()]
         if waiting:
             await asyncio.wait(waiting, timeout=ACK_WAIT)
+        acks = []
         for one in sent:
-            if not one.stored():
-                if one.future is not None:
-                    one.future.cancel()
-                await self.publish(one.subject, one.payload, one.msg_id)
+            if one.future is not None and one.stored():
+                acks.append(one.future.result())
+                continue
+            self._inbox.forget(one.framed)
+            acks.append(await self.publish(one.framed.subject, one.framed.payload, one.framed.msg_id))
+        return acks
 
     def output(self, company: str, job_id: str, attempt: int) -> OutputPublisher:
         """A pipelined publisher for one attempt's live output chunks."""
@@ -144,13 +153,11 @@ class Publisher:
         await self.publish(s.dead_subject(letter.company), encode(letter), msg_id)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sent:
     """A message on its way into a stream, with the future of its ack."""
 
-    subject: str
-    payload: bytes
-    msg_id: str
+    framed: Framed
     future: asyncio.Future[PubAck] | None
 
     def stored(self) -> bool:

@@ -47,7 +47,7 @@ class Bus:
         except BaseException:
             await nc.close()
             raise
-        return cls(nc, js, layout, Publisher(js, layout), stats)
+        return cls(nc, js, layout, Publisher(nc, js, layout), stats)
 
     @classmethod
     async def attach(cls, url: str, name: str, layout: Layout | None = None) -> Bus:
@@ -55,7 +55,7 @@ class Bus:
         nc = await connect(url, name, persistent=False)
         layout = layout or Layout()
         js = nc.jetstream(timeout=10)
-        return cls(nc, js, layout, Publisher(js, layout))
+        return cls(nc, js, layout, Publisher(nc, js, layout))
 
     async def close(self) -> None:
         """Flush what is buffered and disconnect."""
