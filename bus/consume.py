@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections import deque
 from collections.abc import Callable
@@ -60,9 +61,10 @@ class Delivery(Generic[M]):
     payload: M
     msg: Msg
 
-    @property
+    @functools.cached_property
     def delivered(self) -> int:
-        """How many times JetStream has delivered this message (1 on first)."""
+        """How many times JetStream has delivered this message (1 on first);
+        nats-py parses the reply subject again at every look, so it is kept."""
         return int(self.msg.metadata.num_delivered)
 
     async def progress(self) -> None:

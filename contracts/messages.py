@@ -57,7 +57,9 @@ class JobEvent(Frozen):
     stderr: str | None = None
     final: bool = Field(default=False, description="no further attempt will follow this one")
     retry_in: float | None = Field(default=None, description="seconds until the next attempt")
-    results: dict[str, str] = Field(default={}, description="what the job wrote to JETJOBS_RESULT_FILE")
+    results: dict[str, str] = Field(
+        default_factory=dict, description="what the job wrote to JETJOBS_RESULT_FILE"
+    )
 
 
 class DeadLetter(Frozen):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import structlog
 from structlog.typing import FilteringBoundLogger as Log
@@ -188,8 +188,16 @@ async def _run(
         return events.rejected(attempt, ErrorKind.INVALID, prepared.reason), Failed()
     live = LiveOutput(attempt, runtime.publisher.output(message.company, message.job_id, attempt.number))
     masked = MaskingSink(live.feed, prepared.masker)
-    spawn = Launch(prepared.argv, prepared.env, cwd, runtime.output_limit, runtime.runner, on_output=masked)
-    spawn = replace(spawn, job_id=message.job_id, image=message.image)
+    spawn = Launch(
+        prepared.argv,
+        prepared.env,
+        cwd,
+        runtime.output_limit,
+        runtime.runner,
+        on_output=masked,
+        job_id=message.job_id,
+        image=message.image,
+    )
     spawned = await runtime.launch(spawn)
     if isinstance(spawned, NotRunnable):
         return events.rejected(attempt, ErrorKind.INVALID, spawned.reason), Failed()
