@@ -100,6 +100,23 @@ def supersede(state: AttemptState, by: int) -> AttemptState:
     return replace(state, status=Status.ERROR, kind=ErrorKind.LOST, reason=f"superseded by attempt {by}")
 
 
+EARLY = frozenset({Status.ACKNOWLEDGED, Status.STARTED})
+"""Events that only tell where an attempt runs: arriving after a later status of
+the same attempt (two stores, or two batches written at once), they still fill in
+what nothing later said."""
+
+
+def fill_in(state: AttemptState, event: JobEvent) -> AttemptState:
+    """The attempt with the runner, pid and begin a late early event brings, where
+    they are missing; its status and outcome stay as they are."""
+    return replace(
+        state,
+        runner=_first(state.runner, event.runner),
+        pid=_first(state.pid, event.pid),
+        begin=_first(state.begin, event.begin),
+    )
+
+
 def apply(state: AttemptState | None, event: JobEvent) -> Step:
     """Fence by attempt, then move forward only (see `contracts.states.TRANSITIONS`)."""
     if state is None:
@@ -111,7 +128,8 @@ def apply(state: AttemptState | None, event: JobEvent) -> Step:
         return Step(begin_attempt(event), changed=True, superseded=lost)
     if can_transition(state.status, event.status):
         return Step(advance(state, event), changed=True)
-    return Step(state, changed=False)
+    filled = fill_in(state, event) if event.status in EARLY else state
+    return Step(filled, changed=True) if filled != state else Step(state, changed=False)
 
 
 @dataclass
@@ -150,5 +168,7 @@ def reachable(transitions: Mapping[Status, Iterable[Status]] = TRANSITIONS) -> s
 
 
 def guard_pairs() -> list[str]:
-    """The allowed moves as `from>to` labels, for the SQL guards."""
-    return sorted(f"{a.value}>{b.value}" for a, b in reachable())
+    """The allowed moves as `from>to` labels, for the SQL guards; a status may also
+    stay what it is (a late early event filling in where the attempt ran)."""
+    moves = reachable() | {(status, status) for status in Status}
+    return sorted(f"{a.value}>{b.value}" for a, b in moves)

@@ -71,8 +71,6 @@ class Tuning:
     linger: float = 0.02
     """Seconds a busy loop lets messages gather after starting a write before it takes
     the next batch: fewer, larger transactions under load (group commit)."""
-    writers: int = 2
-    """Batches being written at once."""
     busy_from: int = 4
     """A batch of at least this many messages means the stream is busy: linger after it.
     A quiet stream's messages (fewer at a time) are written at once, and after a full
@@ -112,16 +110,16 @@ class Projection(Generic[M]):
         self._stopping = stopping
         self._tuning = tuning
         self._next: Sequence[Delivery[M]] = ()
-        """The batch fetched ahead, waiting for a writer (kept alive while a write is retried)."""
+        """The batch fetched ahead, waiting for the one being written (kept alive while it is retried)."""
 
     async def run(self) -> None:
         """Project until the service stops: the next batch is fetched and decoded
-        while earlier ones are being written, `writers` transactions at a time
-        (they lock their job ids, so the same job's writes still go one after
-        another). After a busy batch the next is taken `linger` seconds after
-        it, at the earliest."""
+        while the previous one is being written, but batches commit one after
+        another, in stream order (so a job's events are folded in the order they
+        were published). After a busy batch the next is taken `linger` seconds
+        after it, at the earliest."""
         log.info("store.projecting", consumer=self._feed.durable)
-        writing: set[asyncio.Task[None]] = set()
+        writing: asyncio.Task[None] | None = None
         loop = asyncio.get_running_loop()
         take_at = 0.0
         try:
@@ -130,22 +128,21 @@ class Projection(Generic[M]):
                     await asyncio.sleep(wait)
                 msgs = await self._consumer.fetch(self._tuning.batch_size, self._tuning.fetch_wait)
                 batch = await self._decode(msgs)
-                self._next = batch
-                while len(writing) >= self._tuning.writers:
-                    done, writing = await asyncio.wait(writing, return_when=asyncio.FIRST_COMPLETED)
-                    for task in done:
-                        task.result()
-                self._next = ()
+                if writing is not None:
+                    self._next = batch
+                    await writing
+                    writing, self._next = None, ()
                 if batch:
-                    writing.add(asyncio.create_task(self._store(batch)))
+                    writing = asyncio.create_task(self._store(batch))
                 busy = self._tuning.busy_from <= len(batch) < self._tuning.batch_size
                 take_at = loop.time() + self._tuning.linger if busy else 0.0
-            for pending in asyncio.as_completed(writing):
-                await pending
+            if writing is not None:
+                await writing
         except Stopping:
             log.info("store.batch_left_for_redelivery", consumer=self._feed.durable)
         finally:
-            await stop_tasks([task for task in writing if not task.done()])
+            if writing is not None and not writing.done():
+                await stop_tasks([writing])
             await self._consumer.close()
 
     async def _decode(self, msgs: Sequence[Any]) -> list[Delivery[M]]:

@@ -41,6 +41,28 @@ def test_backward_or_repeated_status_changes_nothing() -> None:
         assert step.state is done
 
 
+def test_a_late_early_event_fills_in_where_the_attempt_ran() -> None:
+    done = AttemptState(attempt=1, status=Status.PROCESSED, final=True, exit_code=0, runner="r1")
+    started = apply(done, event(Status.STARTED, runner="r2", pid=42, begin=AT))
+    assert started.changed and not started.stale
+    assert started.state == AttemptState(
+        attempt=1, status=Status.PROCESSED, final=True, exit_code=0, runner="r1", pid=42, begin=AT
+    ), "only what was missing is filled in; the status and outcome stay"
+    failed = apply(done, event(Status.ERROR, kind=ErrorKind.EXIT, exit_code=3, pid=7))
+    assert not failed.changed and failed.state is done, "a late outcome fills in nothing"
+
+
+def test_events_in_any_order_leave_the_same_job() -> None:
+    lifecycle = [
+        event(Status.ACKNOWLEDGED, runner="r1"),
+        event(Status.STARTED, runner="r1", pid=42, begin=AT),
+        event(Status.PROCESSED, runner="r1", exit_code=0, end=AT, final=True),
+    ]
+    in_order = plan({}, lifecycle).jobs["j1"]
+    for order in ([2, 0, 1], [2, 1, 0], [1, 2, 0], [0, 2, 1]):
+        assert plan({}, [lifecycle[i] for i in order]).jobs["j1"] == in_order
+
+
 def test_lower_attempt_is_stale() -> None:
     current = AttemptState(attempt=2, status=Status.STARTED)
     step = apply(current, event(Status.PROCESSED, attempt=1))
@@ -104,3 +126,5 @@ def test_guards_allow_every_forward_move_and_no_backward_one() -> None:
     assert (Status.STARTED, Status.STARTED) not in pairs
     assert all(b not in {Status.WAITING_FOR_PREREQUISITES} for _, b in pairs)
     assert "dispatched>processed" in guard_pairs()
+    assert "processed>processed" in guard_pairs(), "a fill-in keeps the status"
+    assert "processed>started" not in guard_pairs()
