@@ -1,4 +1,5 @@
-"""Locating the shared MultiFlexi app fixtures beside the repository."""
+"""Locating the MultiFlexi app fixtures: the shared ones beside the repository
+when present, else the copy in `tests/data`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 
 import pytest
 
-APPS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "multiflexi-apps"
+SHARED_APPS = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "multiflexi-apps"
+OWN_APPS = Path(__file__).resolve().parent / "data" / "multiflexi-apps"
+APPS_DIR = SHARED_APPS if any(SHARED_APPS.glob("*.json")) else OWN_APPS
 
 
 def app_files() -> list[Path]:
