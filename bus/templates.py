@@ -78,11 +78,10 @@ class TemplateBoard:
         return {i for i in map(_template_id, keys) if i is not None}
 
     async def follow(self) -> AsyncIterator[list[BoardChange]]:
-        """Current templates, then `Loaded`, then every change as it happens, in bulk and
-        with each template's bytes: every step
-            yields all changes that arrived since the previous one (thousands at once
-            while the board is first read), so a large board costs one hop per batch
-            rather than several per template."""
+        """Current templates, then `Loaded`, then every change as it happens, in bulk
+        and with each template's bytes: every step yields all changes that arrived
+        since the previous one (thousands at once while the board is first read), so
+        a large board costs one hop per batch rather than several per template."""
         batch: list[BoardChange] = []
         ready = asyncio.Event()
         loaded = False

@@ -102,8 +102,8 @@ def supersede(state: AttemptState, by: int) -> AttemptState:
 
 EARLY = frozenset({Status.ACKNOWLEDGED, Status.STARTED})
 """Events that only tell where an attempt runs: arriving after a later status of
-the same attempt (two stores, or two batches written at once), they still fill in
-what nothing later said."""
+the same attempt (two stores sharing the work may commit them out of order), they
+still fill in what nothing later said."""
 
 
 def fill_in(state: AttemptState, event: JobEvent) -> AttemptState:
