@@ -1,34 +1,18 @@
-"""The flow orchestrator's durable consumers (job events, scheduled flow starts),
-and what it publishes: flow lifecycle events and flow starts."""
+"""The flow orchestrator's durable consumer of scheduled flow starts, and what it
+publishes: flow lifecycle events and flow starts."""
 
 from __future__ import annotations
 
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
-from contracts import subjects as s
 from contracts.flows import FLOWS_STREAM, FlowEvent, FlowStart, flow_events_subject, flow_start_subject
 
 from .infra import Layout, ensure_consumer
 from .publish import Publisher, encode
 
-FLOWS_CONSUMER = "store_flows"
-"""The orchestrator's durable consumer: job events only (`jetjobs.events.<company>.<job>`)."""
-
 FLOW_STARTS_CONSUMER = "store_flow_starts"
 """The orchestrator's durable consumer of scheduled flow starts."""
-
-
-async def ensure_flow_consumer(js: JetStreamContext, layout: Layout) -> None:
-    """Create the orchestrator's consumer; it starts at new events, since no flow
-    run can exist before the first orchestrator does."""
-    config = layout.durable(
-        FLOWS_CONSUMER,
-        s.events_filter(),
-        "flows: advance flow runs on job outcomes",
-        deliver_policy=DeliverPolicy.NEW,
-    )
-    await ensure_consumer(js, s.EVENTS_STREAM, config)
 
 
 async def ensure_flow_starts_consumer(js: JetStreamContext, layout: Layout) -> None:

@@ -3,6 +3,7 @@ and reconciled with the server at start."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -221,6 +222,12 @@ async def ensure_bucket(js: JetStreamContext, config: KeyValueConfig) -> None:
         await js.create_key_value(config)
 
 
+RETIRED_CONSUMERS = [(s.EVENTS_STREAM, "store_flows")]
+"""Durable consumers earlier stores made and no store reads: deleted where found.
+`store_flows` read every job event for the flow orchestrator, which now takes
+outcomes from the flow inbox in Postgres."""
+
+
 async def provision(js: JetStreamContext, layout: Layout, *, store: bool = False) -> None:
     """Make the server match the declared layout (idempotent, safe to race)."""
     for stream in layout.streams():
@@ -230,3 +237,6 @@ async def provision(js: JetStreamContext, layout: Layout, *, store: bool = False
     if store:
         for stream_name, consumer in layout.store_consumers():
             await ensure_consumer(js, stream_name, consumer)
+        for stream_name, durable in RETIRED_CONSUMERS:
+            with contextlib.suppress(NotFoundError):
+                await js.delete_consumer(stream_name, durable)

@@ -272,6 +272,12 @@ def flow_job_id(run_id: str, node: str, round_: int) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"flow:{run_id}:{node}:{round_}"))
 
 
+def may_be_flow_job(job_id: str) -> bool:
+    """Whether a job id has the form `flow_job_id` gives (a UUID of version 5): a
+    cheap test that spares the store a lookup for most jobs."""
+    return len(job_id) == 36 and job_id[14] == "5" and job_id[8] == "-"
+
+
 def new_run_id() -> str:
     return str(uuid.uuid4())
 

@@ -1,10 +1,12 @@
 """The flow orchestrator: advances flow runs when their jobs end, inside Postgres
 transactions that lock the run, then dispatches what became ready.
 
-Restartable: a step writes what it publishes into the outbox in its own
-transaction (see `flow_outbox`), and a job event is acked only after its step
-committed and was published; job ids derive from (run, node, round), so sending
-again after a crash (or from a second orchestrator) is dropped as a duplicate.
+Restartable: the outcomes come from the flow inbox, which the events projection
+fills in the transaction that records them, and leave it in the transaction of
+the step they cause; a step writes what it publishes into the outbox in that
+same transaction (see `flow_outbox`). Job ids derive from (run, node, round), so
+sending again after a crash (or from a second orchestrator) is dropped as a
+duplicate.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 
 from bus import Bus
 from contracts.api import ApiFailure
@@ -32,9 +35,9 @@ from contracts.flows import (
 from contracts.messages import JobEvent
 from contracts.models import Application
 
-from .db import Db
+from .db import UNAVAILABLE, Db
 from .flow_jobs import check_targets, node_message
-from .flow_outbox import Outbox, Work, keep
+from .flow_outbox import Kept, Outbox, Work, keep
 from .flow_queries import FlowQueries
 from .queries import Queries
 
@@ -45,6 +48,25 @@ def _event(run: FlowRun, status: FlowStatus, **fields: Any) -> FlowEvent:
     return FlowEvent(
         run_id=run.id, company=run.company, name=run.name, status=status, at=datetime.now(UTC), **fields
     )
+
+
+class _StepFailed(Exception):
+    """A step failed on something other than the database being away."""
+
+    def __init__(self, ids: list[int], job_ids: list[str]) -> None:
+        super().__init__(f"flow step failed for jobs {', '.join(job_ids)}")
+        self.ids = ids
+        self.job_ids = job_ids
+
+
+def _outcome_event(payload: str) -> JobEvent | None:
+    """The event an inbox row holds (the projection validated it; a newer store's
+    event an older one cannot read is logged and dropped)."""
+    try:
+        return JobEvent.model_validate_json(payload)
+    except ValidationError as error:
+        log.error("flow.bad_outcome", error=str(error))
+        return None
 
 
 def _ended(event: JobEvent) -> NodeStatus | None:
@@ -61,6 +83,9 @@ class FlowEngine:
     def __init__(self, pool: Any, bus: Bus) -> None:
         self._pool = pool
         self._outbox = Outbox(pool, bus.publisher)
+        self.unsent = True
+        """The outbox may hold a committed step's messages (a failed publish, or a
+        store that stopped before sending): the flow loop drains it."""
 
     async def start_run(self, spec: FlowSpec, launched_by: str, run_id: str | None = None) -> FlowRun:
         """Start a run of `spec`; with a `run_id` that already ran, that run is left as it is."""
@@ -75,7 +100,7 @@ class FlowEngine:
             work = Work(events=[_event(run, FlowStatus.STARTED)])
             await self._step(conn, run_id, work)
             kept = await keep(conn, work)
-        await self._outbox.send(kept)
+        await self._send(kept)
         log.info("flow.started", run_id=run_id, company=spec.company, flow=spec.name, launched_by=launched_by)
         return await self.get(run_id)
 
@@ -99,27 +124,62 @@ class FlowEngine:
             raise ApiFailure(404, f"unknown flow run '{run_id}': see `jetjobs flow list`")
         return run
 
-    async def node_jobs(self, job_ids: list[str]) -> set[str]:
-        """Which of these jobs run flow nodes."""
-        return {job_id for job_id, _, _ in await FlowQueries(self._pool).nodes_of_jobs(job_ids)}
+    async def take_outcomes(self, limit: int) -> int:
+        """Advance runs on the oldest due outcomes of the flow inbox: one transaction
+        for the batch, one step per run however many of its nodes ended; how many
+        outcomes were taken. A batch whose step fails is taken again one outcome at
+        a time, and an outcome that fails alone is deferred, so it holds up no other."""
+        try:
+            return await self._take(limit)
+        except _StepFailed as failed:
+            if limit > 1:
+                return sum([await self.take_outcomes(1) for _ in failed.ids])
+            await FlowQueries(self._pool).defer_inbox(failed.ids)
+            log.error("flow.step_failed", job_ids=failed.job_ids, exc_info=failed.__cause__)
+            return len(failed.ids)
 
-    async def on_events(self, events: Sequence[JobEvent]) -> None:
-        """Record nodes' outcomes and dispatch what they made ready: one transaction
-        for the batch and one step per run, however many of its nodes ended."""
+    async def _take(self, limit: int) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            flows = FlowQueries(conn)
+            rows = await flows.take_inbox(limit)
+            if not rows:
+                return 0
+            events = [e for e in (_outcome_event(payload) for _, payload in rows) if e is not None]
+            work = Work()
+            try:
+                await self._advance(conn, events, work)
+            except UNAVAILABLE:
+                raise
+            except Exception as error:
+                raise _StepFailed([row_id for row_id, _ in rows], [e.job_id for e in events]) from error
+            await flows.delete_inbox([row_id for row_id, _ in rows])
+            kept = await keep(conn, work)
+        try:
+            await self._send(kept)
+        except Exception as error:  # committed and kept in the outbox: the loop sends it again
+            log.warning("flow.publish_failed", messages=len(kept.items), error=repr(error))
+        return len(rows)
+
+    async def _advance(self, conn: Db, events: Sequence[JobEvent], work: Work) -> None:
+        """Record the nodes' outcomes and step every run they belong to, runs in id order."""
         ended = {e.job_id: (e, s) for e in events if (s := _ended(e)) is not None}
         if not ended:
             return
-        work = Work()
-        async with self._pool.acquire() as conn, conn.transaction():
-            flows = FlowQueries(conn)
-            by_run: dict[str, list[tuple[JobEvent, NodeStatus, str]]] = {}
-            for job_id, run_id, name in await flows.nodes_of_jobs(list(ended)):
-                event, status = ended[job_id]
-                by_run.setdefault(run_id, []).append((event, status, name))
-            for run_id in sorted(by_run):  # one order for every orchestrator: no deadlock
-                await self._record(conn, run_id, by_run[run_id], work)
-            kept = await keep(conn, work)
-        await self._outbox.send(kept)
+        flows = FlowQueries(conn)
+        by_run: dict[str, list[tuple[JobEvent, NodeStatus, str]]] = {}
+        for job_id, run_id, name in await flows.nodes_of_jobs(list(ended)):
+            event, status = ended[job_id]
+            by_run.setdefault(run_id, []).append((event, status, name))
+        for run_id in sorted(by_run):  # one order for every orchestrator: no deadlock
+            await self._record(conn, run_id, by_run[run_id], work)
+
+    async def _send(self, kept: Kept) -> None:
+        """Publish a committed step's work; if that fails, `unsent` says the outbox needs a drain."""
+        try:
+            await self._outbox.send(kept)
+        except BaseException:
+            self.unsent = True
+            raise
 
     async def _record(
         self, conn: Db, run_id: str, ended: list[tuple[JobEvent, NodeStatus, str]], work: Work
@@ -195,7 +255,12 @@ class FlowEngine:
 
     async def resend(self) -> int:
         """Publish what stopped stores committed but never sent (see `flow_outbox`)."""
-        return await self._outbox.drain()
+        self.unsent = False
+        try:
+            return await self._outbox.drain()
+        except BaseException:
+            self.unsent = True
+            raise
 
     async def retry(self, run_id: str) -> FlowRun:
         """Re-run the failed and skipped nodes of an ended run; the rest keep their results."""
@@ -214,7 +279,7 @@ class FlowEngine:
             work.events.append(_event(run, FlowStatus.STARTED, reason="retry"))
             await self._step(conn, run_id, work)
             kept = await keep(conn, work)
-        await self._outbox.send(kept)
+        await self._send(kept)
         log.info("flow.retried", run_id=run_id, company=run.company)
         return await self.get(run_id)
 
@@ -234,7 +299,7 @@ class FlowEngine:
             kept = await keep(
                 conn, Work(events=[_event(run, FlowStatus.CANCELLED, reason="cancelled by request")])
             )
-        await self._outbox.send(kept)
+        await self._send(kept)
         running = [n.job_id for n in run.nodes if n.status is NodeStatus.DISPATCHED and n.job_id]
         log.info("flow.cancelled", run_id=run_id, company=run.company, running=len(running))
         return await self.get(run_id), running

@@ -1,34 +1,39 @@
-"""The orchestrator's consume loops: job events (a batch per step, acked after
-it), and the flow starts of fired flow templates."""
+"""The orchestrator's loops: the outcomes of flow nodes' jobs (from the flow inbox
+the events projection fills, a batch per step), and the flow starts of fired flow
+templates (from JetStream)."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
 import structlog
 
 from bus import Ack, Bus, Invalid, Nak, PullConsumer, Term, decode, settle
-from bus.batches import BatchPuller
-from bus.flows import FLOW_STARTS_CONSUMER, FLOWS_CONSUMER, ensure_flow_consumer, ensure_flow_starts_consumer
-from contracts import subjects as s
+from bus.flows import FLOW_STARTS_CONSUMER, ensure_flow_starts_consumer
 from contracts.api import ApiFailure
 from contracts.flows import FLOWS_STREAM, FlowStart
-from contracts.messages import JobEvent
 
 from .db import UNAVAILABLE
 from .flow_engine import FlowEngine
+from .notify import Bell
+from .queries import FLOW_INBOX_CHANNEL
 
 log = structlog.get_logger("jetjobs.flows")
 
 BATCH = 200
-"""Job events taken at once: a wide flow's many outcomes become one step."""
+"""Outcomes taken at once: a wide flow's many outcomes become one step."""
+
+CHECK_EVERY = 5.0
+"""Seconds between looks at the inbox when no bell rings."""
+
+RESEND_EVERY = 1.0
+"""Seconds between tries while the outbox holds what a failed publish left, or Postgres is away."""
 
 
-async def run_flows(engine: FlowEngine, bus: Bus, stopping: asyncio.Event) -> None:
+async def run_flows(engine: FlowEngine, bus: Bus, pool: Any, stopping: asyncio.Event) -> None:
     """Start scheduled flow runs and advance runs on job outcomes until `stopping` is set."""
-    await asyncio.gather(_run_events(engine, bus, stopping), _run_starts(engine, bus, stopping))
+    await asyncio.gather(_run_outcomes(engine, pool, stopping), _run_starts(engine, bus, stopping))
 
 
 async def _run_starts(engine: FlowEngine, bus: Bus, stopping: asyncio.Event) -> None:
@@ -64,77 +69,24 @@ async def _start(engine: FlowEngine, start: FlowStart) -> Ack | Nak | Term:
     return Ack()
 
 
-async def _run_events(engine: FlowEngine, bus: Bus, stopping: asyncio.Event) -> None:
-    await ensure_flow_consumer(bus.js, bus.layout)
-    await _resend(engine)
-    consumer = BatchPuller(bus.nc, s.EVENTS_STREAM, FLOWS_CONSUMER)
+async def _run_outcomes(engine: FlowEngine, pool: Any, stopping: asyncio.Event) -> None:
+    """Take the flow inbox as the events projection fills it: at once when it rings
+    the bell, and at least every `CHECK_EVERY` seconds (a bell rung while this store
+    was not listening); drain the outbox when a step's publish failed."""
+    bell = Bell(pool, FLOW_INBOX_CHANNEL)
     try:
         while not stopping.is_set():
-            await _batch(engine, consumer, await consumer.fetch(BATCH, timeout=1.0))
+            try:
+                if engine.unsent:
+                    await _resend(engine)
+                while await engine.take_outcomes(BATCH) == BATCH:
+                    pass
+                await bell.wait(RESEND_EVERY if engine.unsent else CHECK_EVERY)
+            except UNAVAILABLE as error:
+                log.warning("flow.db_unavailable", error=repr(error))
+                await asyncio.sleep(RESEND_EVERY)
     finally:
-        await consumer.close()
-
-
-_OUTCOME = re.compile(rb'"final"\s*:\s*true|"status"\s*:\s*"processed"')
-"""What an event that may end a flow node holds; any other event is acked unread."""
-
-
-def _job_id(msg: Any) -> str:
-    """The job id is the subject's last token (`jetjobs.events.<company>.<job>`)."""
-    return str(msg.subject).rsplit(".", 1)[-1]
-
-
-async def _flow_outcomes(engine: FlowEngine, consumer: BatchPuller, msgs: list[Any]) -> list[Any] | None:
-    """The messages that are outcomes of flow nodes' jobs, the rest acked without
-    decoding (most events are of other jobs, or not outcomes); None when the
-    database cannot say which jobs run flow nodes."""
-    outcomes = [m for m in msgs if _OUTCOME.search(m.data)]
-    try:
-        nodes = await engine.node_jobs([_job_id(m) for m in outcomes]) if outcomes else set()
-    except UNAVAILABLE as error:
-        log.warning("flow.db_unavailable", events=len(msgs), error=repr(error))
-        for msg in msgs:
-            await settle(msg, Nak(1.0))
-        return None
-    mine = [m for m in outcomes if _job_id(m) in nodes]
-    chosen = {id(m) for m in mine}
-    try:
-        await consumer.ack([m for m in msgs if id(m) not in chosen])
-    except Exception as error:  # they come again, and are acked again
-        log.warning("flow.ack_failed", events=len(msgs), error=repr(error))
-    return mine
-
-
-async def _batch(engine: FlowEngine, consumer: BatchPuller, msgs: list[Any]) -> None:
-    """One step for the flow nodes' outcomes of the batch, each settled the same way."""
-    mine = await _flow_outcomes(engine, consumer, msgs)
-    deliveries = []
-    for msg in mine or []:
-        item = decode(JobEvent, msg)
-        if isinstance(item, Invalid):
-            await settle(msg, Term(item.reason))
-        else:
-            deliveries.append(item)
-    if not deliveries:
-        return
-    if any(d.delivered > 1 for d in deliveries):
-        await _resend(engine)
-    action = await _handle(engine, [d.payload for d in deliveries])
-    for delivery in deliveries:
-        await settle(delivery.msg, action)
-
-
-async def _handle(engine: FlowEngine, events: list[JobEvent]) -> Ack | Nak:
-    try:
-        await engine.on_events(events)
-    except UNAVAILABLE as error:
-        log.warning("flow.db_unavailable", events=len(events), error=repr(error))
-        return Nak(1.0)
-    except Exception:
-        first = events[0]
-        log.exception("flow.step_failed", job_id=first.job_id, company=first.company, attempt=first.attempt)
-        return Nak(5.0)
-    return Ack()
+        await bell.close()
 
 
 async def _resend(engine: FlowEngine) -> None:

@@ -140,3 +140,13 @@ class FlowQueries:
 
     async def known_jobs(self, job_ids: Sequence[str]) -> set[str]:
         return {row["id"] for row in await self._db.fetch(self._q("known_jobs"), list(job_ids))}
+
+    async def take_inbox(self, limit: int) -> list[tuple[int, str]]:
+        """The oldest due outcomes (id, event JSON), locked until the transaction ends."""
+        return [(row["id"], row["payload"]) for row in await self._db.fetch(self._q("take_inbox"), limit)]
+
+    async def delete_inbox(self, ids: Sequence[int]) -> None:
+        await self._db.execute(self._q("delete_inbox"), list(ids))
+
+    async def defer_inbox(self, ids: Sequence[int]) -> None:
+        await self._db.execute(self._q("defer_inbox"), list(ids))

@@ -46,6 +46,10 @@ def _results(state: AttemptState) -> str | None:
     return None if state.results is None else json.dumps(state.results)
 
 
+FLOW_INBOX_CHANNEL = "jetjobs_flow_inbox"
+"""The NOTIFY channel that tells orchestrators the flow inbox got outcomes."""
+
+
 class Queries:
     """The store's queries, bound to one connection (or the pool)."""
 
@@ -214,6 +218,10 @@ class Queries:
             list(stale),
             list(payloads),
         )
+
+    async def keep_flow_outcomes(self, outcomes: Sequence[tuple[str, str]]) -> None:
+        """Put (job id, event JSON) of the jobs that run flow nodes into the flow inbox."""
+        await self._db.execute(self._q("keep_flow_outcomes"), *_columns(outcomes, 2), FLOW_INBOX_CHANNEL)
 
     async def record_dead_letters(self, letters: Sequence[tuple[int, DeadLetter]]) -> None:
         """Insert dead letters, each with its stream sequence."""

@@ -91,3 +91,16 @@ DELETE FROM flow_outbox WHERE id = ANY($1::bigint[]);
 -- name: known_jobs --
 -- Which of these jobs the store has recorded (their message reached JetStream).
 SELECT id FROM job WHERE id = ANY($1::text[]);
+
+-- name: take_inbox --
+-- The oldest outcomes due, locked for one step; another orchestrator takes others.
+SELECT id, payload FROM flow_inbox WHERE not_before <= now() ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED;
+
+-- name: delete_inbox --
+-- Outcomes whose step committed.
+DELETE FROM flow_inbox WHERE id = ANY($1::bigint[]);
+
+-- name: defer_inbox --
+-- Outcomes whose step failed: try again later, waiting longer each time (at most a minute).
+UPDATE flow_inbox SET tries = tries + 1, not_before = now() + least(60, 2 ^ tries) * interval '1 second'
+WHERE id = ANY($1::bigint[]);

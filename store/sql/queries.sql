@@ -210,6 +210,19 @@ FROM unnest($1::text[], $2::integer[], $3::job_status[], $4::timestamptz[], $5::
     AS u(job_id, attempt, status, at, stale, payload)
 ON CONFLICT (job_id, attempt, status) DO NOTHING;
 
+-- name: keep_flow_outcomes --
+-- Outcomes of jobs that run a dispatched flow node go to the flow inbox (most
+-- jobs run none), and the orchestrators listening are told, once per batch.
+WITH kept AS (
+    INSERT INTO flow_inbox (job_id, payload)
+    SELECT u.job_id, u.payload
+    FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u (job_id, payload, n)
+    JOIN flow_node f ON f.job_id = u.job_id AND f.status = 'dispatched'
+    ORDER BY u.n
+    RETURNING 1
+)
+SELECT pg_notify($3, count(*)::text) FROM kept HAVING count(*) > 0;
+
 -- name: record_dead_letters --
 -- Keep dead letters; a redelivered one (same stream sequence and time) is recorded once.
 INSERT INTO dead_letter (stream_seq, company, job_id, reason, subject, payload, headers, at)
