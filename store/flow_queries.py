@@ -150,3 +150,8 @@ class FlowQueries:
 
     async def defer_inbox(self, ids: Sequence[int]) -> None:
         await self._db.execute(self._q("defer_inbox"), list(ids))
+
+    async def inbox_counts(self) -> tuple[int, int]:
+        """(outcomes in the inbox, of which deferred after a failed step)."""
+        row = await self._db.fetchrow(self._q("inbox_counts"))
+        return int(row["waiting"]), int(row["deferred"])

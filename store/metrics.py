@@ -1,7 +1,7 @@
 """The store's Prometheus metrics: what it projected, how fast, and how far behind it is.
 
 Lag is the pending count of the store's own durable consumers, asked from
-JetStream just before each scrape."""
+JetStream just before each scrape; the flow inbox is counted in Postgres then too."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from bus.output import consumer_pending
 from bus.telemetry import Telemetry
 from contracts.messages import DeadLetter, JobEvent, JobMessage
 
+from .flow_queries import FlowQueries
 from .projection import Feed
 
 BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
@@ -62,6 +63,12 @@ class StoreMetrics:
             telemetry.company(["status", "kind"]),
             registry=registry,
         )
+        self._inbox = Gauge(
+            "jetjobs_store_flow_outcomes",
+            "outcomes of flow nodes' jobs in the flow inbox: waiting for their step, or deferred after it failed",
+            ["state"],
+            registry=registry,
+        )
         self._dead = Counter(
             "jetjobs_store_dead_letters",
             "dead letters recorded",
@@ -97,6 +104,15 @@ class StoreMetrics:
             self._pending.labels(feed.durable).set(await consumer_pending(bus.js, feed.stream, feed.durable))
 
 
+    async def inbox(self, pool: Any) -> None:
+        """Ask Postgres how many flow outcomes wait, and how many failed their step."""
+        if pool is None:
+            return
+        waiting, deferred = await FlowQueries(pool).inbox_counts()
+        self._inbox.labels("waiting").set(waiting)
+        self._inbox.labels("deferred").set(deferred)
+
+
 def instrument(
     telemetry: Telemetry | None,
     bus: Callable[[], Bus | None],
@@ -109,6 +125,7 @@ def instrument(
     telemetry.watch_bus("store", bus)
     telemetry.readiness("store.postgres", lambda: _database_ok(database()))
     telemetry.before_scrape(lambda: metrics.lag(bus(), feeds))
+    telemetry.before_scrape(lambda: metrics.inbox(database()))
     return metrics
 
 

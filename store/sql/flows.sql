@@ -104,3 +104,7 @@ DELETE FROM flow_inbox WHERE id = ANY($1::bigint[]);
 -- Outcomes whose step failed: try again later, waiting longer each time (at most a minute).
 UPDATE flow_inbox SET tries = tries + 1, not_before = now() + least(60, 2 ^ tries) * interval '1 second'
 WHERE id = ANY($1::bigint[]);
+
+-- name: inbox_counts --
+-- How many outcomes wait in the flow inbox, and how many of them failed their step.
+SELECT count(*) AS waiting, count(*) FILTER (WHERE tries > 0) AS deferred FROM flow_inbox;

@@ -9,8 +9,10 @@ from nats.js.api import ConsumerConfig
 
 from bus import Bus, Layout
 from bus.infra import RETIRED_CONSUMERS, provision
+from bus.telemetry import Telemetry
 from contracts import subjects as s
 from contracts.flows import FlowSpec, FlowStatus
+from store.metrics import StoreMetrics
 from tests.integration.test_flows import ended, flows, node
 from tests.stack import eventually
 
@@ -40,6 +42,10 @@ async def test_a_failing_step_is_deferred_and_other_runs_go_on(nats_url: str, da
                 return await conn.fetchval("SELECT max(tries) FROM flow_inbox WHERE tries > 0")
 
             assert await eventually(deferred, 20, "the broken run's outcome to be deferred") >= 1
+            telemetry = Telemetry()
+            await StoreMetrics(telemetry).inbox(conn)
+            gauge = telemetry.registry.get_sample_value("jetjobs_store_flow_outcomes", {"state": "deferred"})
+            assert gauge is not None and gauge >= 1
             assert (await engine.get(healthy.id)).status is FlowStatus.FINISHED
 
             await conn.execute("UPDATE flow_run SET spec = $2::jsonb WHERE id = $1", broken.id, spec)
