@@ -5,7 +5,6 @@ templates (from JetStream)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import structlog
 
@@ -14,12 +13,15 @@ from bus.flows import FLOW_STARTS_CONSUMER, ensure_flow_starts_consumer
 from contracts.api import ApiFailure
 from contracts.flows import FLOWS_STREAM, FlowStart
 
-from .db import UNAVAILABLE
+from .db import UNAVAILABLE, StoreUnavailable, connect
 from .flow_engine import FlowEngine
 from .notify import Bell
 from .queries import FLOW_INBOX_CHANNEL
 
 log = structlog.get_logger("jetjobs.flows")
+
+OUTAGE: tuple[type[BaseException], ...] = (*UNAVAILABLE, StoreUnavailable)
+"""Postgres is away: for a query, or for the bell's own connection."""
 
 BATCH = 200
 """Outcomes taken at once: a wide flow's many outcomes become one step."""
@@ -31,9 +33,9 @@ RESEND_EVERY = 1.0
 """Seconds between tries while the outbox holds what a failed publish left, or Postgres is away."""
 
 
-async def run_flows(engine: FlowEngine, bus: Bus, pool: Any, stopping: asyncio.Event) -> None:
+async def run_flows(engine: FlowEngine, bus: Bus, database_url: str, stopping: asyncio.Event) -> None:
     """Start scheduled flow runs and advance runs on job outcomes until `stopping` is set."""
-    await asyncio.gather(_run_outcomes(engine, pool, stopping), _run_starts(engine, bus, stopping))
+    await asyncio.gather(_run_outcomes(engine, database_url, stopping), _run_starts(engine, bus, stopping))
 
 
 async def _run_starts(engine: FlowEngine, bus: Bus, stopping: asyncio.Event) -> None:
@@ -69,11 +71,11 @@ async def _start(engine: FlowEngine, start: FlowStart) -> Ack | Nak | Term:
     return Ack()
 
 
-async def _run_outcomes(engine: FlowEngine, pool: Any, stopping: asyncio.Event) -> None:
+async def _run_outcomes(engine: FlowEngine, database_url: str, stopping: asyncio.Event) -> None:
     """Take the flow inbox as the events projection fills it: at once when it rings
     the bell, and at least every `CHECK_EVERY` seconds (a bell rung while this store
     was not listening); drain the outbox when a step's publish failed."""
-    bell = Bell(pool, FLOW_INBOX_CHANNEL)
+    bell = Bell(lambda: connect(database_url), FLOW_INBOX_CHANNEL)
     try:
         while not stopping.is_set():
             try:
@@ -82,11 +84,11 @@ async def _run_outcomes(engine: FlowEngine, pool: Any, stopping: asyncio.Event) 
                 while await engine.take_outcomes(BATCH) == BATCH:
                     pass
                 await bell.wait(RESEND_EVERY if engine.unsent else CHECK_EVERY)
-            except UNAVAILABLE as error:
-                log.warning("flow.db_unavailable", error=repr(error))
+            except OUTAGE as error:
+                log.warning("flow.db_unavailable", error=str(error) or repr(error))
                 await asyncio.sleep(RESEND_EVERY)
     finally:
-        await bell.close()
+        bell.close()
 
 
 async def _resend(engine: FlowEngine) -> None:

@@ -103,7 +103,6 @@ class StoreMetrics:
         for feed in feeds:
             self._pending.labels(feed.durable).set(await consumer_pending(bus.js, feed.stream, feed.durable))
 
-
     async def inbox(self, pool: Any) -> None:
         """Ask Postgres how many flow outcomes wait, and how many failed their step."""
         if pool is None:

@@ -125,7 +125,9 @@ class StoreService:
         timing = ReaperTiming(every=self._layout.runner_beat, silent_for=self._layout.runner_ttl)
         reaper = Reaper(self._pool, bus.js, bus.publisher, timing)
         self._helpers.append(self._spawn(reaper.run(self._stopping), "reaper"))
-        self._helpers.append(self._spawn(run_flows(flows.engine, bus, self._pool, self._stopping), "flows"))
+        self._helpers.append(
+            self._spawn(run_flows(flows.engine, bus, self._config.database_url, self._stopping), "flows")
+        )
         await self._server.start(bus.nc, _version())
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:

@@ -4,6 +4,8 @@ fails is deferred without holding up other runs."""
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 from nats.js.api import ConsumerConfig
 
@@ -13,8 +15,9 @@ from bus.telemetry import Telemetry
 from contracts import subjects as s
 from contracts.flows import FlowSpec, FlowStatus
 from store.metrics import StoreMetrics
+from store.service import STOP_GRACE
 from tests.integration.test_flows import ended, flows, node
-from tests.stack import eventually
+from tests.stack import eventually, make_store
 
 
 async def test_a_failing_step_is_deferred_and_other_runs_go_on(nats_url: str, database_url: str) -> None:
@@ -76,3 +79,19 @@ async def test_provisioning_deletes_the_retired_flows_consumer(nats_url: str) ->
             assert s.STORE_EVENTS_CONSUMER in names
     finally:
         await bus.nc.close()
+
+
+async def test_a_store_stops_promptly_and_closes_every_connection(nats_url: str, database_url: str) -> None:
+    store = make_store(nats_url, database_url)
+    await store.start()
+    await asyncio.sleep(0.5)  # the orchestrator is listening on its own connection by now
+    async with asyncio.timeout(STOP_GRACE / 2):
+        await store.stop()
+    conn = await asyncpg.connect(database_url)
+    try:
+        others = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    assert others == 0, "the store left connections open"
