@@ -7,6 +7,7 @@ stream order, then writes the outcome with set-based statements whose guards
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -167,8 +168,10 @@ def reachable(transitions: Mapping[Status, Iterable[Status]] = TRANSITIONS) -> s
         pairs |= more
 
 
-def guard_pairs() -> list[str]:
-    """The allowed moves as `from>to` labels, for the SQL guards; a status may also
-    stay what it is (a late early event filling in where the attempt ran)."""
+@functools.cache
+def guard_pairs() -> tuple[str, ...]:
+    """The allowed moves as `from>to` labels, for the SQL guards (worked out once);
+    a status may also stay what it is (a late early event filling in where the
+    attempt ran)."""
     moves = reachable() | {(status, status) for status in Status}
-    return sorted(f"{a.value}>{b.value}" for a, b in moves)
+    return tuple(sorted(f"{a.value}>{b.value}" for a, b in moves))
