@@ -73,23 +73,11 @@ async def connect(url: str) -> Any:
         raise _unavailable(url, error) from None
 
 
-async def _nothing_to_reset(conn: Any) -> None:
-    """The store leaves no session state on a pooled connection: no SET, no LISTEN,
-    no session-level lock (migrations lock on a connection of their own), and every
-    transaction ends with its block. So the reset query asyncpg would send at each
-    release (a round trip per projected batch) is not needed."""
-
-
 async def open_pool(url: str, size: int) -> Any:
     """The service's connection pool; fails at once with a clear error if the database is unreachable."""
     try:
         return await asyncpg.create_pool(
-            url,
-            min_size=1,
-            max_size=size,
-            timeout=CONNECT_TIMEOUT,
-            command_timeout=COMMAND_TIMEOUT,
-            reset=_nothing_to_reset,
+            url, min_size=1, max_size=size, timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT
         )
     except _CONNECT_ERRORS as error:
         raise _unavailable(url, error) from None

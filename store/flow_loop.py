@@ -87,6 +87,9 @@ async def _run_outcomes(engine: FlowEngine, database_url: str, stopping: asyncio
             except OUTAGE as error:
                 log.warning("flow.db_unavailable", error=str(error) or repr(error))
                 await asyncio.sleep(RESEND_EVERY)
+            except Exception:  # anything else is logged and tried again: the loop never dies
+                log.exception("flow.inbox_failed")
+                await asyncio.sleep(RESEND_EVERY)
     finally:
         bell.close()
 

@@ -24,7 +24,7 @@ from .flow_api import FlowApi
 from .flow_loop import run_flows
 from .lifecycle_api import LifecycleApi
 from .metrics import instrument
-from .migrate import migrate
+from .migrate import apply_migrations
 from .projection import Projection, Tuning, feeds
 from .reaper import Reaper, ReaperTiming
 from .schedule_api import ScheduleApi
@@ -93,7 +93,8 @@ class StoreService:
         log.info("store.started", database=redact(self._config.database_url), nats=self._config.nats_url)
 
     async def _start(self) -> None:
-        await migrate(self._config.database_url)
+        async with self._pool.acquire() as conn:
+            await apply_migrations(conn)
         self._bus = bus = await Bus.open(self._config.nats_url, self._config.name, self._layout, store=True)
         board = BoardKeeper(self._pool, await TemplateBoard.open(bus.js))
         await board.resync()
