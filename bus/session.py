@@ -2,14 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
+import structlog
 from nats.aio.client import Client
+from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
+from nats.js.errors import ServiceUnavailableError
 
 from .connection import ConnectionStats, connect
 from .infra import Layout, provision
 from .publish import Publisher
+
+log = structlog.get_logger("jetjobs.bus")
+
+FORMING = (NatsTimeout, ServiceUnavailableError)
+"""What JetStream answers while a cluster is still electing its leaders."""
+
+FORMING_PATIENCE = 60.0
+"""Seconds a starting service waits for JetStream to be ready before it gives up."""
+
+
+async def _provision_when_ready(js: JetStreamContext, layout: Layout, *, store: bool) -> None:
+    """Provision, trying again while JetStream is forming: services started beside a
+    new cluster (compose, systemd) come up once it is ready instead of exiting."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + FORMING_PATIENCE
+    pause = 0.5
+    while True:
+        try:
+            await provision(js, layout, store=store)
+            return
+        except FORMING as error:
+            if loop.time() + pause > give_up:
+                raise
+            log.warning("bus.jetstream_not_ready", error=str(error) or type(error).__name__, retry_in=pause)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 5.0)
 
 
 @dataclass
@@ -43,7 +73,7 @@ class Bus:
         layout = layout or Layout()
         try:
             if provisioning:
-                await provision(js, layout, store=store)
+                await _provision_when_ready(js, layout, store=store)
         except BaseException:
             await nc.close()
             raise

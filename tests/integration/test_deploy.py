@@ -25,7 +25,7 @@ import nats
 import pytest
 import yaml
 
-from bus import ApiClient, Bus
+from bus import ApiClient, Bus, Layout
 from bus.overview import live_runners, scheduler_leader
 from contracts import subjects as s
 from contracts.api import ApiFailure
@@ -210,3 +210,13 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
         ["systemd-analyze", "verify", *units], capture_output=True, text=True, timeout=60
     )
     assert (checked.returncode, checked.stdout + checked.stderr) == (0, "")
+
+
+async def test_a_service_started_with_a_new_cluster_provisions_once_it_is_ready(tmp_path: Path) -> None:
+    with nats_cluster(tmp_path) as servers:
+        bus = await Bus.open(servers["nats-2"].url, "jetjobs-test", Layout(replicas=3))
+        try:
+            info = await bus.js.stream_info(s.EVENTS_STREAM)
+            assert info.config.num_replicas == 3
+        finally:
+            await bus.close()
