@@ -34,6 +34,8 @@ class ConnectionStats:
     reconnects: int = 0
     on_reconnect: list[Callable[[], None]] = field(default_factory=list)
     """Called after each reconnect: e.g. to restart a KV watch at once."""
+    denied: int = 0
+    """Permissions violations the server reported (a request it denied then times out)."""
 
     @property
     def connected(self) -> bool:
@@ -50,6 +52,8 @@ class _Reporter:
         self._stats = stats
 
     async def error(self, error: Exception) -> None:
+        if "permissions violation" in str(error).lower():
+            self._stats.denied += 1
         if not self._quiet:
             log.warning("nats.error", url=self._url, error=str(error) or type(error).__name__)
 

@@ -24,18 +24,22 @@ FORMING_PATIENCE = 60.0
 """Seconds a starting service waits for JetStream to be ready before it gives up."""
 
 
-async def _provision_when_ready(js: JetStreamContext, layout: Layout, *, store: bool) -> None:
+async def _provision_when_ready(
+    js: JetStreamContext, layout: Layout, stats: ConnectionStats, *, store: bool
+) -> None:
     """Provision, trying again while JetStream is forming: services started beside a
-    new cluster (compose, systemd) come up once it is ready instead of exiting."""
+    new cluster (compose, systemd) come up once it is ready instead of exiting. A
+    timeout after the server denied a request is a missing permission: no retry."""
     loop = asyncio.get_running_loop()
     give_up = loop.time() + FORMING_PATIENCE
     pause = 0.5
+    denied = stats.denied
     while True:
         try:
             await provision(js, layout, store=store)
             return
         except FORMING as error:
-            if loop.time() + pause > give_up:
+            if stats.denied > denied or loop.time() + pause > give_up:
                 raise
             log.warning("bus.jetstream_not_ready", error=str(error) or type(error).__name__, retry_in=pause)
         await asyncio.sleep(pause)
@@ -73,7 +77,7 @@ class Bus:
         layout = layout or Layout()
         try:
             if provisioning:
-                await _provision_when_ready(js, layout, store=store)
+                await _provision_when_ready(js, layout, stats, store=store)
         except BaseException:
             await nc.close()
             raise
