@@ -10,7 +10,6 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
@@ -27,8 +26,8 @@ from contracts.models import ActiveTemplate, Company, RunTemplate, TemplateSpec
 from contracts.records import JobRecord
 from store import StoreConfig, StoreService, StoreUnavailable
 from store.queries import Queries
+from tests.fixtures import app_files
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "multiflexi-apps"
 R = TypeVar("R", bound=BaseModel)
 
 APP = {
@@ -179,14 +178,8 @@ async def test_unknown_company_filter_says_how_to_create_it(h: Harness) -> None:
 # applications
 
 
-def _fixture_documents() -> list[Path]:
-    if not FIXTURES.is_dir():
-        pytest.skip(f"MultiFlexi app fixtures not found at {FIXTURES}")
-    return sorted(FIXTURES.glob("*.json"))
-
-
 async def test_real_multiflexi_files_import(h: Harness) -> None:
-    paths = _fixture_documents()
+    paths = app_files()
     assert len(paths) >= 2
     for path in paths:
         document = json.loads(path.read_text())

@@ -6,19 +6,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from pathlib import Path
-
-import pytest
 
 from contracts import api
 from contracts import tenants as t
 from contracts.enums import Status
 from contracts.multiflexi import parse_app
 from store.credentials import new_key
+from tests.fixtures import app_files
 
 from .tenants_stack import keyring, tenant_stack
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "multiflexi-apps"
 SCRIPT = (
     "mkdir -p out && printf 'a\\000b\\377c' > out/one.bin && seq 1 5000 > out/two.bin"
     " && seq 1 3 > report.csv && head -c 600000 /dev/zero > big.dat && echo done"
@@ -59,9 +56,7 @@ async def test_artifacts_round_trip_and_limits(nats_url: str, database_url: str)
 
 
 async def test_fixture_apps_import_export_and_update_in_place(nats_url: str, database_url: str) -> None:
-    paths = sorted(FIXTURES.glob("*.json"))
-    if not paths:
-        pytest.skip(f"no MultiFlexi fixture apps in {FIXTURES}")
+    paths = app_files()
     async with tenant_stack(nats_url, database_url, None) as stack:
         for path in paths:
             document = json.loads(path.read_text())
