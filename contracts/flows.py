@@ -12,6 +12,8 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from . import conditions
 from .base import AwareDatetime, Code, Frozen
+from .enums import Status
+from .messages import JobEvent
 from .models import Timeouts
 
 NodeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")]
@@ -176,6 +178,16 @@ class NodeStatus(StrEnum):
 DONE = frozenset({NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED})
 
 
+def node_outcome(event: JobEvent) -> NodeStatus | None:
+    """How a job event ends the flow node its job runs: `processed` succeeds it, a
+    final `error` fails it; any other event leaves it running."""
+    if event.status is Status.PROCESSED:
+        return NodeStatus.SUCCEEDED
+    if event.status is Status.ERROR and event.final:
+        return NodeStatus.FAILED
+    return None
+
+
 class FlowStatus(StrEnum):
     """Where a flow run stands."""
 
@@ -270,12 +282,6 @@ def flow_job_id(run_id: str, node: str, round_: int) -> str:
     """The job id of one node of one run: a restart or second orchestrator reuses it,
     and a retried node (next round) gets a new one."""
     return str(uuid.uuid5(_NAMESPACE, f"flow:{run_id}:{node}:{round_}"))
-
-
-def may_be_flow_job(job_id: str) -> bool:
-    """Whether a job id has the form `flow_job_id` gives (a UUID of version 5): a
-    cheap test that spares the store a lookup for most jobs."""
-    return len(job_id) == 36 and job_id[14] == "5" and job_id[8] == "-"
 
 
 def new_run_id() -> str:

@@ -20,7 +20,6 @@ from pydantic import ValidationError
 
 from bus import Bus
 from contracts.api import ApiFailure
-from contracts.enums import Status
 from contracts.flowplan import advance, node_env, outcome
 from contracts.flows import (
     FlowEvent,
@@ -31,6 +30,7 @@ from contracts.flows import (
     NodeStatus,
     flow_job_id,
     new_run_id,
+    node_outcome,
 )
 from contracts.messages import JobEvent
 from contracts.models import Application
@@ -67,14 +67,6 @@ def _outcome_event(payload: str) -> JobEvent | None:
     except ValidationError as error:
         log.error("flow.bad_outcome", error=str(error))
         return None
-
-
-def _ended(event: JobEvent) -> NodeStatus | None:
-    if event.status is Status.PROCESSED:
-        return NodeStatus.SUCCEEDED
-    if event.status is Status.ERROR and event.final:
-        return NodeStatus.FAILED
-    return None
 
 
 class FlowEngine:
@@ -162,7 +154,7 @@ class FlowEngine:
 
     async def _advance(self, conn: Db, events: Sequence[JobEvent], work: Work) -> None:
         """Record the nodes' outcomes and step every run they belong to, runs in id order."""
-        ended = {e.job_id: (e, s) for e in events if (s := _ended(e)) is not None}
+        ended = {e.job_id: (e, s) for e in events if (s := node_outcome(e)) is not None}
         if not ended:
             return
         flows = FlowQueries(conn)

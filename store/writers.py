@@ -8,8 +8,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from bus import Delivery
-from contracts.enums import Status
-from contracts.flows import may_be_flow_job
+from contracts.flows import node_outcome
 from contracts.messages import DeadLetter, JobEvent, JobMessage
 
 from .lifecycle import plan
@@ -85,12 +84,6 @@ async def write_dispatches(queries: Queries, messages: Sequence[JobMessage]) -> 
     await queries.record_dispatched_attempts(unique)
 
 
-def _may_end_flow_node(event: JobEvent) -> bool:
-    """An outcome (`processed`, or a final `error`) of a job that may run a flow node."""
-    ends = event.status is Status.PROCESSED or (event.status is Status.ERROR and event.final)
-    return ends and may_be_flow_job(event.job_id)
-
-
 def event_payloads(events: Sequence[JobEvent], received: Sequence[bytes]) -> tuple[list[JobEvent], list[str]]:
     """The events cleaned of NULs, and the JSON to keep of each: as received when
     nothing had to be cleaned (no need to encode it again), else the cleaned event."""
@@ -118,7 +111,7 @@ async def write_events(queries: Queries, events: Sequence[JobEvent], received: S
     if changes.attempts:
         await queries.apply_attempt_states(changes.attempts)
     await queries.record_events(events, changes.stale, payloads)
-    outcomes = [(e.job_id, p) for e, p in zip(events, payloads, strict=True) if _may_end_flow_node(e)]
+    outcomes = [(e.job_id, p) for e, p in zip(events, payloads, strict=True) if node_outcome(e)]
     if outcomes:
         await queries.keep_flow_outcomes(outcomes)
     for event, stale in zip(events, changes.stale, strict=True):

@@ -16,6 +16,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from bus import ApiClient, Bus, Layout
 from bus.infra import ensure_consumer, provision
+from bus.session import FORMING_PATIENCE
 from contracts import api
 from contracts import subjects as s
 from contracts import tenants as t
@@ -212,7 +213,8 @@ async def test_a_bind_only_company_executor_runs_its_own_jobs_end_to_end(
 
     provisioning = ExecutorService(ExecutorConfig(nats_url=acme_url, company="acme"), Layout())
     with pytest.raises(ExecutorStartError, match="--bind-only"):
-        await provisioning.start()
+        async with asyncio.timeout(FORMING_PATIENCE / 2):  # a denial is not waited out like a forming cluster
+            await provisioning.start()
 
 
 async def _started(stack: Stack, job_id: str) -> bool:

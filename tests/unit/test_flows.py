@@ -8,8 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 from contracts import conditions
+from contracts.enums import Status
 from contracts.flowplan import advance, node_env, outcome, retry_states
-from contracts.flows import FlowSpec, NodeStatus, flow_job_id, result_var
+from contracts.flows import FlowSpec, NodeStatus, flow_job_id, node_outcome, result_var
+from contracts.messages import JobEvent
 
 W, D, S, F, K = (
     NodeStatus.WAITING,
@@ -135,3 +137,27 @@ def test_job_ids_are_stable_per_run_node_and_round() -> None:
     assert flow_job_id("r", "a", 1) == flow_job_id("r", "a", 1)
     assert flow_job_id("r", "a", 1) != flow_job_id("r", "a", 2)
     assert flow_job_id("r", "a", 1) != flow_job_id("r2", "a", 1)
+
+
+@pytest.mark.parametrize(
+    ("status", "final", "expected"),
+    [
+        (Status.PROCESSED, True, NodeStatus.SUCCEEDED),
+        (Status.ERROR, True, NodeStatus.FAILED),
+        (Status.ERROR, False, None),  # a retry follows: the node keeps running
+        (Status.STARTED, False, None),
+        (Status.ACKNOWLEDGED, False, None),
+    ],
+)
+def test_only_a_job_s_outcome_ends_its_node(status: Status, final: bool, expected: NodeStatus | None) -> None:
+    event = JobEvent.model_validate(
+        {
+            "job_id": "j",
+            "company": "acme",
+            "attempt": 1,
+            "status": status,
+            "at": "2026-01-01T00:00:00Z",
+            "final": final,
+        }
+    )
+    assert node_outcome(event) is expected
