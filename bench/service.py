@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from bus import Layout
 from executor import ExecutorConfig, ExecutorService
 from executor.watcher import use_pidfd_watcher
-from jetjobs import logs
+from jetjobs import heap, logs
 from jetjobs.services import Service, until_signalled
 from store import StoreConfig, StoreService
 
@@ -33,6 +33,7 @@ async def serve(service: Service) -> None:
     if isinstance(service, ExecutorService):
         use_pidfd_watcher()  # as `jetjobs executor` does
     await service.start()
+    heap.settle()  # as `jetjobs` services do once started
     try:
         sys.stdout.write("ready\n")
         sys.stdout.flush()

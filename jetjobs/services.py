@@ -16,6 +16,7 @@ from scheduler.metrics import SchedulerMetrics
 from store import StoreConfig, StoreService
 from store.credentials import Keyring, SecretKeyError
 
+from . import heap
 from .settings import Settings, SettingsError
 
 
@@ -93,7 +94,8 @@ async def until_signalled(*exits: asyncio.Event) -> None:
 
 
 async def start_all(services: Sequence[Service]) -> list[Service]:
-    """Start in order; if one fails, stop the ones already running and re-raise."""
+    """Start in order; if one fails, stop the ones already running and re-raise.
+    Once all run, the collector is set for a long-lived process (`heap.settle`)."""
     started: list[Service] = []
     try:
         for service in services:
@@ -102,6 +104,7 @@ async def start_all(services: Sequence[Service]) -> list[Service]:
     except BaseException:
         await stop_all(started)
         raise
+    heap.settle()
     return started
 
 
