@@ -36,6 +36,12 @@ async def require(db: Any, company: str, need: Need) -> str:
     """The calling actor, if it may `need` in `company`; otherwise a 403 saying who may."""
     actor = current_actor.get()
     roles, closed = await TenantQueries(db).actor_roles(company, actor)
+    permit(actor, company, need, roles, closed)
+    return actor
+
+
+def permit(actor: str, company: str, need: Need, roles: set[str], closed: bool) -> None:
+    """A 403 saying who may, unless `roles` (or a company open to everyone) allow `need`."""
     if closed and not roles & ALLOWED[need]:
         wanted = " or ".join(sorted(ALLOWED[need]))
         log.warning("api.refused", actor=actor, company=company, need=need)
@@ -44,7 +50,6 @@ async def require(db: Any, company: str, need: Need) -> str:
             f"actor '{actor}' may not {need} in company '{company}': it needs the role {wanted} "
             f"(an admin grants it with `jetjobs actor grant {company} {actor} ROLE`)",
         )
-    return actor
 
 
 async def audit(db: Any, action: str, company: str | None, detail: Mapping[str, Any]) -> None:
@@ -64,7 +69,7 @@ async def _company_of(db: Any, request: BaseModel) -> str | None:
     match request:
         case TemplateSpec() | api.CompanyFilter() | api.JobQuery():
             return request.company
-        case api.TemplateUpdate() | api.TemplateRef() | api.RunNow():
+        case api.TemplateUpdate() | api.TemplateRef():
             return await _template_company(db, request.id)
         case api.JobRef():
             brief = await TenantQueries(db).job_brief(request.id)
@@ -81,14 +86,15 @@ CORE_NEEDS: dict[str, Need] = {
     "template.update": "change",
     "template.get": "read",
     "template.list": "read",
-    "template.run": "change",
     "job.get": "read",
     "job.list": "read",
 }
-CORE_CHANGES = ("company.create", "app.import", "template.create", "template.update", "template.run")
+CORE_CHANGES = ("company.create", "app.import", "template.create", "template.update")
+"""`template.run` checks and audits for itself: it is on the path of every run-now,
+so its lookups go out together and its audit entry shares the job's transaction."""
 
 
-def _summary(request: BaseModel) -> dict[str, Any]:
+def summary(request: BaseModel) -> dict[str, Any]:
     """What the audit log keeps of a request: small, and never a document or a value."""
     data = request.model_dump(mode="json", exclude={"document", "env", "values"})
     return {k: v for k, v in data.items() if v is not None}
@@ -105,7 +111,7 @@ def guarded(pool: Any, op: str, handler: Handler) -> Handler:
             await require(pool, company, need)
         reply = await handler(request)
         if changes:
-            await audit(pool, op, company, _summary(request))
+            await audit(pool, op, company, summary(request))
         return reply
 
     return handle

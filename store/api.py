@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -11,6 +12,7 @@ import structlog
 from pydantic import BaseModel
 
 from bus import Publisher, PublishFailed
+from bus.api import current_actor
 from contracts import api
 from contracts.api import ApiFailure
 from contracts.dispatch import adhoc_job_id, job_message
@@ -19,6 +21,7 @@ from contracts.multiflexi import AppFileError, parse_app
 from contracts.records import JobRecord
 
 from . import resolve
+from .actors import audit, permit, summary
 from .board import BoardKeeper, active_template
 from .db import BAD_DATA, UNAVAILABLE
 from .flow_templates import not_for_flows, template_app_id
@@ -173,14 +176,28 @@ class StoreApi:
         return api.TemplateList(templates=[row.template for row in rows])
 
     async def template_run(self, request: api.RunNow) -> api.JobQueued:
-        row = await self._template(request.id)
-        not_for_flows(request.id, row.template.flow, row.template.company, "`job run` runs jobs only")
-        extras = (await TenantQueries(self._pool).template_extras([request.id])).get(request.id)
+        """Run a template now. Its lookups go out together, and the job is published
+        before anything is written, so an executor can take it while this store
+        records it (with the audit entry, in one transaction)."""
+        actor = current_actor.get()
+        tenants = TenantQueries(self._pool)
+        row, extras, access = await asyncio.gather(
+            Queries(self._pool).template(request.id),
+            tenants.template_extras([request.id]),
+            tenants.template_actor_roles(request.id, actor),
+        )
+        if row is None or access is None:
+            raise resolve.unknown_template(request.id)
+        company = row.template.company
+        permit(actor, company, "change", *access)
+        not_for_flows(request.id, row.template.flow, company, "`job run` runs jobs only")
         if not row.company_enabled:
-            raise ApiFailure(409, f"company '{row.template.company}' is disabled: its templates cannot run")
+            raise ApiFailure(409, f"company '{company}' is disabled: its templates cannot run")
         now = datetime.now(UTC)
         message = job_message(
-            active_template(row, cron_for(row.template.interv, row.template.cron) or "", extras),
+            active_template(
+                row, cron_for(row.template.interv, row.template.cron) or "", extras.get(request.id)
+            ),
             job_id=adhoc_job_id(),
             slot=now,
             now=now,
@@ -195,8 +212,9 @@ class StoreApi:
             raise ApiFailure(503, f"could not queue template {request.id}: {reason}; try again") from None
         async with self._pool.acquire() as conn, conn.transaction():
             await write_dispatches(Queries(conn), [message])
-        log.info("job.queued", job_id=message.job_id, company=message.company, template_id=request.id)
-        return api.JobQueued(job_id=message.job_id, company=message.company)
+            await audit(conn, "template.run", company, summary(request))
+        log.info("job.queued", job_id=message.job_id, company=company, template_id=request.id)
+        return api.JobQueued(job_id=message.job_id, company=company)
 
     async def job_get(self, request: api.JobRef) -> JobRecord:
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):

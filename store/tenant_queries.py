@@ -184,6 +184,11 @@ class TenantQueries:
         row = await self._db.fetchrow(self._q("actor_roles"), company, actor)
         return set(row["roles"]), bool(row["closed"])
 
+    async def template_actor_roles(self, template_id: int, actor: str) -> tuple[set[str], bool] | None:
+        """`actor_roles` in the template's company, found by the template; None when there is no such template."""
+        row = await self._db.fetchrow(self._q("template_actor_roles"), template_id, actor)
+        return None if row is None else (set(row["roles"]), bool(row["closed"]))
+
     async def grant_actor(self, company_id: int, actor: str, role: str) -> None:
         await self._db.execute(self._q("grant_actor"), company_id, actor, role)
 

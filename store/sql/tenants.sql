@@ -101,6 +101,13 @@ SELECT coalesce(array_agg(role) FILTER (WHERE actor = $2), '{}') AS roles, count
 FROM company_actor ca JOIN company co ON co.id = ca.company_id
 WHERE co.code = $1;
 
+-- name: template_actor_roles --
+-- The roles an actor holds in a template's company, and whether that company lists any actor at all; no row when there is no such template.
+SELECT coalesce(array_agg(ca.role) FILTER (WHERE ca.actor = $2), '{}') AS roles, count(ca.role) > 0 AS closed
+FROM runtemplate t LEFT JOIN company_actor ca ON ca.company_id = t.company_id
+WHERE t.id = $1
+GROUP BY t.id;
+
 -- name: grant_actor --
 -- Give an actor a role in a company (granting twice changes nothing).
 INSERT INTO company_actor (company_id, actor, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING;

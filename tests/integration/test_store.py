@@ -20,6 +20,7 @@ from bus import ApiClient, Bus, Removed, TemplateBoard
 from bus.templates import Posted
 from contracts import api
 from contracts import subjects as s
+from contracts import tenants as t
 from contracts.api import ApiFailure
 from contracts.enums import Interval, Status
 from contracts.models import ActiveTemplate, Company, RunTemplate, TemplateSpec
@@ -400,6 +401,24 @@ async def test_template_run_is_visible_at_once(h: Harness) -> None:
     assert info.num_pending == 1
     listed = await h.call("job.list", api.JobQuery(company="acme"), api.JobList)
     assert [j.id for j in listed.jobs] == [queued.job_id]
+
+
+async def test_template_run_checks_the_actor_before_queueing_and_audits_with_the_job(h: Harness) -> None:
+    made = await setup_template(h, interv="n", active=False)
+    grant = t.ActorGrant(company="acme", actor="admin", role="admin")
+    await h.call("actor.grant", grant, t.ActorList)
+    admin, bob = (ApiClient(h.bus.nc, actor=name) for name in ("admin", "bob"))
+    published = (await h.bus.js.stream_info(s.DISPATCH_STREAM)).state.last_seq
+    with pytest.raises(ApiFailure) as caught:
+        await bob.call("template.run", api.RunNow(id=made.id), api.JobQueued)
+    assert caught.value.code == 403 and "actor 'bob' may not change in company 'acme'" in caught.value.message
+    assert (await h.bus.js.stream_info(s.DISPATCH_STREAM)).state.last_seq == published
+    queued = await admin.call("template.run", api.RunNow(id=made.id), api.JobQueued)
+    runs = await h.conn.fetch("SELECT actor, company, detail FROM audit_log WHERE action = 'template.run'")
+    assert [(r["actor"], r["company"], json.loads(r["detail"])["id"]) for r in runs] == [
+        ("admin", "acme", made.id)
+    ]
+    assert await h.conn.fetchval("SELECT count(*) FROM job WHERE id = $1", queued.job_id) == 1
 
 
 async def test_job_list_filters_newest_first(h: Harness) -> None:
