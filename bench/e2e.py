@@ -2,7 +2,9 @@
 until the last outcome is in Postgres, with every status persisted.
 
 Runner `true` spawns a real process per job with its output captured; runner
-`noop` does everything but the spawn."""
+`noop` does everything but the spawn. CPU per job is given per process, the jobs'
+own processes apart from the executor's, with the machine's use over the run, so
+that a run's rate can be read against what it cost and what was left idle."""
 
 from __future__ import annotations
 
@@ -16,12 +18,23 @@ from typing import Any
 from bus import Bus
 
 from . import raw
+from .cpu_meter import meter
 from .harness import Servers, servers
 from .procinfo import peak_rss_mb
 from .report import Metrics
-from .stack import System, completeness, job_messages, meter, system, wait_final
+from .stack import System, completeness, job_messages, system, wait_final
 
 PUBLISH_BATCH = 1000
+CPU_PER_JOB = (
+    ("executor", "executor (own process)"),
+    ("jobs_processes", "jobs' processes"),
+    ("store", "store"),
+    ("nats", "nats"),
+    ("postgres", "postgres"),
+    ("driver", "driver"),
+)
+"""Key in a run's `cpu_seconds` → name in the metric. The executor's own process only,
+its jobs' processes (ended ones included) beside it; the driver publishes and polls."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,6 +80,7 @@ async def one_run(box: Servers, stack: System, count: int, argv: list[str]) -> d
         "publish_rate": count / (published - start),
         "seconds": end - start,
         "cpu_seconds": used,
+        "machine_cpu": cpu.machine,
         "record": record,
         "complete": record.get("jobs_processed") == count and record["events"] == 3 * count,
         "executor_peak_rss_mb": peak_rss_mb(stack.executor.pid),
@@ -78,8 +92,14 @@ def _record(metrics: Metrics, runner: str, result: dict[str, Any], slots: int) -
     metrics.add(f"e2e {runner}", result["rate"], "jobs/s", goal)
     metrics.add(f"e2e {runner}: every status persisted", 1.0 if result["complete"] else 0.0, "1 = yes")
     cpu = result["cpu_seconds"]
-    for process in ("executor", "store", "nats", "postgres"):
-        metrics.add(f"e2e {runner}: {process} CPU per job", cpu[process] / result["jobs"] * 1e6, "µs")
+    for key, process in CPU_PER_JOB:
+        metrics.add(f"e2e {runner}: {process} CPU per job", cpu[key] / result["jobs"] * 1e6, "µs")
+    machine = result["machine_cpu"]
+    if machine:
+        cores = f"cores of {machine['cores']}"
+        metrics.add(f"e2e {runner}: machine CPU busy", machine["busy_cores"], cores)
+        metrics.add(f"e2e {runner}: machine CPU busy, other processes", machine["other_busy_cores"], cores)
+        metrics.add(f"e2e {runner}: machine CPU idle", machine["idle_pct"], "%")
     rss_goal = "< 100" if slots == 8 else ""
     metrics.add(
         f"e2e {runner}: executor peak RSS ({slots} slots)", result["executor_peak_rss_mb"], "MB", rss_goal

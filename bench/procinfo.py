@@ -3,25 +3,46 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+"""Clock ticks per second, the unit of /proc's CPU counts."""
 
 
-def _stat(pid: int) -> list[str] | None:
+@dataclass(frozen=True)
+class ProcTimes:
+    """A process's parent and CPU ticks: its own (utime, stime) and its reaped
+    children's (cutime, cstime, which the kernel adds once the process waits for them)."""
+
+    ppid: int
+    own: int
+    reaped_children: int
+
+
+def parse_stat(text: str) -> ProcTimes:
+    """The content of /proc/PID/stat; the command name may hold spaces and parentheses."""
+    fields = text[text.rindex(")") + 2 :].split()  # fields[0] is field 3, `state`
+    return ProcTimes(
+        ppid=int(fields[1]),
+        own=int(fields[11]) + int(fields[12]),
+        reaped_children=int(fields[13]) + int(fields[14]),
+    )
+
+
+def _stat(pid: int) -> ProcTimes | None:
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        return parse_stat(Path(f"/proc/{pid}/stat").read_text())
     except OSError:
         return None
-    return text[text.rindex(")") + 2 :].split()
 
 
 def descendants(pid: int) -> list[int]:
     """`pid` and every process below it."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
+        if entry.name.isdigit() and (times := _stat(int(entry.name))) is not None:
+            children.setdefault(times.ppid, []).append(int(entry.name))
     found, todo = [], [pid]
     while todo:
         current = todo.pop()
@@ -31,13 +52,30 @@ def descendants(pid: int) -> list[int]:
 
 
 def cpu_seconds(pid: int, tree: bool = False) -> float:
-    """User + system CPU seconds used so far (by the whole tree when asked)."""
-    total = 0.0
+    """User + system CPU seconds used so far by live processes (the whole tree when
+    asked); children already reaped are not in it, see `children_cpu_seconds`."""
+    ticks = 0
     for one in descendants(pid) if tree else [pid]:
-        fields = _stat(one)
-        if fields is not None:
-            total += (int(fields[11]) + int(fields[12])) / _TICK
-    return total
+        if (times := _stat(one)) is not None:
+            ticks += times.own
+    return ticks / TICK
+
+
+def below(root: ProcTimes, live: list[ProcTimes]) -> int:
+    """CPU ticks of everything below `root`, given its `live` descendants: an ended
+    child's ticks are in its parent's reaped-children count once waited for, a live
+    one's in its own."""
+    return root.reaped_children + sum(times.own + times.reaped_children for times in live)
+
+
+def children_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of every process `pid` started (and theirs), ended or
+    not: a job's process lives for milliseconds, so most are gone before /proc is read."""
+    root = _stat(pid)
+    if root is None:
+        return 0.0
+    live = [times for one in descendants(pid)[1:] if (times := _stat(one)) is not None]
+    return below(root, live) / TICK
 
 
 def peak_rss_mb(pid: int) -> float | None:

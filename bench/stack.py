@@ -16,7 +16,6 @@ import asyncpg
 from contracts.messages import JobMessage
 
 from .harness import Servers, ServiceProcess, running
-from .procinfo import cpu_seconds
 
 POLL = 0.05
 
@@ -106,6 +105,8 @@ SELECT
     extract(epoch FROM max(recorded_at - (payload->>'at')::timestamptz)) AS store_lag_max_s
 FROM job_event
 """
+"""How long the executor's events took to land in Postgres (recorded_at is the
+store's transaction start, so this is a slight underestimate)."""
 JOB_SPANS = """
 WITH ack AS (SELECT job_id, (payload->>'at')::timestamptz AS at FROM job_event WHERE status = 'acknowledged'),
 done AS (SELECT job_id, (payload->>'at')::timestamptz AS at FROM job_event WHERE status IN ('processed', 'error'))
@@ -116,36 +117,3 @@ SELECT
 FROM job JOIN ack ON ack.job_id = job.id JOIN done ON done.job_id = job.id
 """
 """Per job: dispatch → acknowledged (queueing) and acknowledged → result (the executor's work)."""
-
-"""How long the executor's events took to land in Postgres (recorded_at is the
-store's transaction start, so this is a slight underestimate)."""
-
-
-class CpuMeter:
-    """CPU seconds each process used between `start()` and `stop()`."""
-
-    def __init__(self, pids: dict[str, tuple[int, bool]]) -> None:
-        self._pids = pids
-        self._before: dict[str, float] = {}
-        self.used: dict[str, float] = {}
-
-    def start(self) -> None:
-        self._before = {name: cpu_seconds(pid, tree) for name, (pid, tree) in self._pids.items()}
-        self._before["driver"] = time.process_time()
-
-    def stop(self) -> dict[str, float]:
-        now = {name: cpu_seconds(pid, tree) for name, (pid, tree) in self._pids.items()}
-        now["driver"] = time.process_time()
-        self.used = {name: round(now[name] - self._before[name], 2) for name in now}
-        return self.used
-
-
-def meter(box: Servers, stack: System) -> CpuMeter:
-    return CpuMeter(
-        {
-            "store": (stack.store.pid, False),
-            "executor": (stack.executor.pid, True),
-            "nats": (box.nats.pid, False),
-            "postgres": (box.postgres.pid, True),
-        }
-    )

@@ -57,12 +57,19 @@ def test_e2e_runs_both_runners_with_every_status_persisted(tmp_path: Path) -> No
     assert values(report, "raw spawn /bin/true with pipes, 8-way")[0] > 0
     assert values(report, "e2e true / raw spawn")[0] > 0
     assert report["metrics"]["e2e noop"]["median"] > 0
+    assert values(report, "e2e true: jobs' processes CPU per job")[0] >= 0
+    assert values(report, "e2e true: executor (own process) CPU per job")[0] > 0
+    run = report["runs"]["true"][0]
+    assert set(run["cpu_seconds"]) >= {"executor", "jobs_processes", "store", "nats", "postgres", "driver"}
+    assert 0 < run["machine_cpu"]["busy_cores"] <= run["machine_cpu"]["cores"]
 
 
 def test_latency_reports_every_stage(tmp_path: Path) -> None:
     report = bench(tmp_path, "latency", "--rate", "20", "--seconds", "0.5")
     for stage in ("acknowledged", "process start", "outcome recorded"):
         assert values(report, f"run-now → {stage} p99")[0] > 0
+    for split in ("run-now → dispatched", "dispatched → acknowledged", "acknowledged → process start"):
+        assert values(report, f"{split} p99")[0] > 0
 
 
 def test_store_ingests_the_whole_backlog(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bench import report
+import pytest
+
+from bench import e2e, report
 from bench.raw import RawSizes
 from bench.report import Metrics
 
@@ -37,3 +39,33 @@ def test_free_form_scenario_results_are_printed_as_they_are() -> None:
 def test_raw_sizes_scale_down_for_smoke_runs() -> None:
     small = RawSizes().scaled(0.001)
     assert small.messages == 20 and small.spawns == 10 and small.spawn_parallel == 8
+
+
+def test_e2e_splits_cpu_per_job_by_process_and_says_how_busy_the_machine_was() -> None:
+    metrics = Metrics()
+    cpu = {"executor": 0.3, "jobs_processes": 0.5, "store": 0.2, "nats": 0.1, "postgres": 0.2, "driver": 0.1}
+    machine = {"cores": 2, "busy_cores": 1.9, "other_busy_cores": 0.5, "idle_pct": 5.0, "steal_pct": 0.0}
+    result = {
+        "jobs": 1000,
+        "rate": 1000.0,
+        "complete": True,
+        "cpu_seconds": cpu,
+        "machine_cpu": machine,
+        "executor_peak_rss_mb": 60.0,
+    }
+    e2e._record(metrics, "true", result, 8)
+    table = report.table(report.finish("e2e", {"metrics": metrics.metrics}, ["e2e"]))
+    per_job = {name: m["median"] for name, m in metrics.metrics.items() if m["unit"] == "µs"}
+    assert per_job == pytest.approx(
+        {
+            "e2e true: executor (own process) CPU per job": 300,
+            "e2e true: jobs' processes CPU per job": 500,
+            "e2e true: store CPU per job": 200,
+            "e2e true: nats CPU per job": 100,
+            "e2e true: postgres CPU per job": 200,
+            "e2e true: driver CPU per job": 100,
+        }
+    )
+    assert metrics.metrics["e2e true: machine CPU busy"]["unit"] == "cores of 2"
+    assert metrics.metrics["e2e true: machine CPU busy, other processes"]["values"] == [0.5]
+    assert "e2e true: machine CPU busy" in table and "e2e true: machine CPU idle" in table
