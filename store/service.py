@@ -24,11 +24,12 @@ from .flow_api import FlowApi
 from .flow_loop import run_flows
 from .lifecycle_api import LifecycleApi
 from .metrics import instrument
-from .migrate import apply_migrations
+from .migrate import migrate
 from .projection import Projection, Tuning, feeds
 from .reaper import Reaper, ReaperTiming
 from .schedule_api import ScheduleApi
 from .tenants import with_tenants
+from .warmup import warm
 
 log = structlog.get_logger("jetjobs.store")
 
@@ -82,9 +83,10 @@ class StoreService:
         self._metrics = instrument(telemetry, lambda: self._bus, lambda: self._pool, feeds())
 
     async def start(self) -> None:
-        """Connect, migrate, provision, resync the board, start loops and API; return once ready."""
+        """Migrate, connect, provision, resync the board, start loops and API; return once ready."""
         self._stopping = asyncio.Event()
-        self._pool = await open_pool(self._config.database_url, self._config.pool_size)
+        await migrate(self._config.database_url)
+        self._pool = await open_pool(self._config.database_url, self._config.pool_size, warm)
         try:
             await self._start()
         except BaseException:
@@ -93,8 +95,6 @@ class StoreService:
         log.info("store.started", database=redact(self._config.database_url), nats=self._config.nats_url)
 
     async def _start(self) -> None:
-        async with self._pool.acquire() as conn:
-            await apply_migrations(conn)
         self._bus = bus = await Bus.open(self._config.nats_url, self._config.name, self._layout, store=True)
         board = BoardKeeper(self._pool, await TemplateBoard.open(bus.js))
         await board.resync()

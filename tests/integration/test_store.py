@@ -359,6 +359,22 @@ async def test_disabled_company_templates_stay_off_the_board(h: Harness) -> None
     assert caught.value.code == 409 and "disabled" in caught.value.message
 
 
+async def test_every_pooled_connection_is_ready_for_run_now_before_the_first_request(h: Harness) -> None:
+    pool = h.store._pool
+    connections = [await pool.acquire() for _ in range(pool.get_max_size())]
+    try:
+        prepared = [
+            await c.fetchval(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%runtemplate%'"
+            )
+            for c in connections
+        ]
+    finally:
+        for c in connections:
+            await pool.release(c)
+    assert len(prepared) == 10 and min(prepared) >= 3, prepared
+
+
 async def test_start_resyncs_the_board(nats_url: str, database_url: str) -> None:
     async with harness(nats_url, database_url) as first:
         made = await setup_template(first)

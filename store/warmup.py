@@ -1,0 +1,33 @@
+"""Readying each new pooled connection for the statements every job goes through.
+
+A new PostgreSQL backend reads the catalog for each table the first time a
+statement touches it, and asyncpg prepares each statement once per connection.
+Left to the first requests, that made run-now's lookups wait tens of
+milliseconds on each of the pool's connections in turn (the latency
+benchmark's run-now → dispatched p99 fell from 46 to 8 ms with this)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .queries import Queries
+from .tenant_queries import TenantQueries
+
+
+async def warm(conn: Any) -> None:
+    """Run each hot statement once with nothing to do (an unknown id, an empty
+    batch), so asyncpg keeps it prepared and the backend knows its tables; the
+    audit log, whose insert cannot run empty, is read instead."""
+    queries, tenants = Queries(conn), TenantQueries(conn)
+    await queries.template(0)
+    await tenants.template_extras([0])
+    await tenants.template_actor_roles(0, "")
+    await queries.lock_job_ids([])
+    await queries.record_dispatches([])
+    await queries.record_dispatched_attempts([])
+    await queries.record_dispatch_deadlines([])
+    await queries.lock_jobs([])
+    await queries.apply_job_states({})
+    await queries.apply_attempt_states({})
+    await queries.record_events([], [], [])
+    await tenants.audit_entries(None, 0)
