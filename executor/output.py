@@ -6,6 +6,8 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 
+from .poller import poller
+
 CHUNK = 64 * 1024
 
 Sink = Callable[[str, bytes], Awaitable[None]]
@@ -36,36 +38,71 @@ class Capture:
         return f"{body}\n[jetjobs: output truncated, kept the first {keep} of {self.total} bytes]\n"
 
 
-async def readable(fd: int) -> None:
-    """Wait until `fd` has data or its end to read, through the running event loop."""
-    loop = asyncio.get_running_loop()
-    ready = loop.create_future()
-    loop.add_reader(fd, _ready, ready)
-    try:
-        await ready
-    finally:
-        loop.remove_reader(fd)
+class Pipe:
+    """One output pipe of a process, read through event-loop callbacks as the process
+    writes, so a full pipe never blocks it and a pipe that stays empty costs no task.
+    With a sink, a task hands it each chunk before the next is read: in order, and
+    never further ahead of a slow sink than one chunk. Takes over `fd`."""
 
+    def __init__(
+        self, fd: int, capture: Capture, name: str, sink: Sink | None, ended: Callable[[], None]
+    ) -> None:
+        self._poller = poller()
+        self._fd = fd
+        self._capture = capture
+        self._name = name
+        self._sink = sink
+        self._ended = ended
+        self._sending: asyncio.Task[None] | None = None
+        self.done = False
+        """Whether the pipe is closed: at its end, or read no further."""
+        os.set_blocking(fd, False)
+        self._poller.add_reader(fd, self._readable)
 
-def _ready(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+    def _read(self) -> bytes | None:
+        """The next chunk, b"" at the end, or None while there is nothing to read."""
+        try:
+            chunk = os.read(self._fd, CHUNK)
+        except BlockingIOError:
+            return None
+        self._capture.feed(chunk)
+        return chunk
 
+    def _readable(self) -> None:
+        chunk = self._read()
+        if chunk is None:
+            return
+        if not chunk:
+            self._end()
+        elif self._sink is not None:
+            self._poller.remove_reader(self._fd)
+            self._sending = asyncio.get_running_loop().create_task(self._send(self._sink, chunk))
 
-async def collect(fd: int, capture: Capture, name: str = "stdout", sink: Sink | None = None) -> None:
-    """Read a non-blocking pipe until EOF, as the process writes, so a full pipe
-    never blocks it; each chunk also goes to `sink` when there is one. Closes `fd`."""
-    try:
-        while True:
+    async def _send(self, sink: Sink, chunk: bytes) -> None:
+        """Hand chunks to `sink` until the pipe is empty, then wait on the loop again."""
+        while chunk:
             try:
-                chunk = os.read(fd, CHUNK)
-            except BlockingIOError:
-                await readable(fd)
-                continue
-            if not chunk:
+                await sink(self._name, chunk)
+            except Exception:
+                break
+            next_chunk = self._read()
+            if next_chunk is None:
+                self._poller.add_reader(self._fd, self._readable)
                 return
-            capture.feed(chunk)
-            if sink is not None:
-                await sink(name, chunk)
-    finally:
-        os.close(fd)
+            chunk = next_chunk
+        self._end()
+
+    def _end(self) -> None:
+        self.done = True
+        self._poller.remove_reader(self._fd)
+        os.close(self._fd)
+        self._ended()
+
+    async def stop(self) -> None:
+        """Read no further (another process may hold the pipe open for ever); a chunk
+        still being handed to the sink is given up."""
+        if self._sending is not None:
+            self._sending.cancel()
+            await asyncio.gather(self._sending, return_exceptions=True)
+        if not self.done:
+            self._end()

@@ -5,23 +5,26 @@ own session, so a timeout or shutdown reaches every process it spawned, and
 nothing it started outlives it.
 
 The process is started with `subprocess.Popen` and watched through the event
-loop directly: its output pipes and its pidfd are registered with the loop.
-asyncio's subprocess transports cost about as much again as the spawn itself,
-for the same work."""
+loop directly: callbacks on its pidfd and output pipes (`poller`) complete two
+futures, reaped and output read to its end, that `finish` and `close` wait on.
+asyncio's subprocess transports, or a task per pipe and per wait, cost about as
+much again as the spawn itself."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
-from .output import Capture, Sink, collect
+from .output import Capture, Pipe, Sink
+from .poller import poller
+from .waiting import first
 
 READER_GRACE = 1.0
 """Seconds to wait for output after the group is gone; only a process that
@@ -94,16 +97,23 @@ def _why_not(spec: Launch, error: OSError | ValueError) -> str:
     return f"cannot start {name!r} on runner {spec.runner}: {detail}"
 
 
+@functools.cache
+def _devnull() -> int:
+    """/dev/null, opened once for the stdin of every job (`subprocess.DEVNULL` opens
+    and closes it for each process)."""
+    return os.open(os.devnull, os.O_RDWR)
+
+
 def _popen(spec: Launch, stdout: int, stderr: int) -> subprocess.Popen[bytes]:
     """Fork and exec, inline: it returns as soon as the command runs (vfork), and a
     thread hop would cost more than it saves."""
     return subprocess.Popen(
         list(spec.argv),
-        stdin=subprocess.DEVNULL,
+        stdin=_devnull(),
         stdout=stdout,
         stderr=stderr,
         cwd=spec.cwd,
-        env=dict(spec.env),
+        env=spec.env,
         start_new_session=True,
     )
 
@@ -146,18 +156,26 @@ class Running:
     Takes over the read ends of its output pipes."""
 
     def __init__(self, spawned: Spawned, output_limit: int, sink: Sink | None = None) -> None:
-        process, stdout, stderr = spawned.process, spawned.stdout, spawned.stderr
-        self._process = process
+        loop = asyncio.get_running_loop()
+        self._process = spawned.process
         self.stdout = Capture(output_limit)
         self.stderr = Capture(output_limit)
-        for fd in (stdout, stderr):
-            os.set_blocking(fd, False)
-        self._readers = [
-            asyncio.create_task(collect(stdout, self.stdout, "stdout", sink)),
-            asyncio.create_task(collect(stderr, self.stderr, "stderr", sink)),
-        ]
-        self._exit = _exit_of(process)
+        self._exit: asyncio.Future[int] = loop.create_future()
+        self._drained: asyncio.Future[None] = loop.create_future()
+        self._pipes = (
+            Pipe(spawned.stdout, self.stdout, "stdout", sink, self._pipe_ended),
+            Pipe(spawned.stderr, self.stderr, "stderr", sink, self._pipe_ended),
+        )
+        _watch_exit(self._process, self._reaped)
         self._closed = False
+
+    def _reaped(self, code: int) -> None:
+        if not self._exit.done():
+            self._exit.set_result(code)
+
+    def _pipe_ended(self) -> None:
+        if all(pipe.done for pipe in self._pipes) and not self._drained.done():
+            self._drained.set_result(None)
 
     @property
     def pid(self) -> int:
@@ -178,23 +196,15 @@ class Running:
         return ending
 
     async def _await_exit(self, deadline: float, abort: asyncio.Event) -> Ending:
-        aborted = asyncio.ensure_future(abort.wait())
-        remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
-        either: list[asyncio.Future[Any]] = [self._exit, aborted]
-        try:
-            await asyncio.wait(either, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            aborted.cancel()
-            await asyncio.gather(aborted, return_exceptions=True)
+        await first(self._exit, deadline, abort)
         if self._exit.done():
             return _exited(self._exit.result())
         return Aborted() if abort.is_set() else TimedOut()
 
     async def _terminate(self, grace: float) -> None:
         _signal_group(self.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.shield(self._exit), grace)
-        except TimeoutError:
+        await first(self._exit, asyncio.get_running_loop().time() + grace)
+        if not self._exit.done():
             _signal_group(self.pid, signal.SIGKILL)
             await self._exit
 
@@ -206,10 +216,10 @@ class Running:
         self._closed = True
         _signal_group(self.pid, signal.SIGKILL)
         await self._exit
-        _, pending = await asyncio.wait(self._readers, timeout=READER_GRACE)
-        for reader in pending:
-            reader.cancel()
-        await asyncio.gather(*self._readers, return_exceptions=True)
+        if not self._drained.done():
+            await first(self._drained, asyncio.get_running_loop().time() + READER_GRACE)
+            for pipe in self._pipes:
+                await pipe.stop()
 
     async def __aenter__(self) -> Running:
         return self
@@ -220,22 +230,20 @@ class Running:
         await self.close()
 
 
-def _exit_of(process: subprocess.Popen[bytes]) -> asyncio.Future[int]:
-    """A future of the process's return code, set once it has been reaped: from its
+def _watch_exit(process: subprocess.Popen[bytes], reaped: Callable[[int], None]) -> None:
+    """Call `reaped` with the process's return code once it has been reaped: from its
     pidfd through the event loop, or where there is none, from a thread."""
-    loop = asyncio.get_running_loop()
     try:
         pidfd = os.pidfd_open(process.pid)
     except (AttributeError, OSError):
-        return asyncio.ensure_future(asyncio.to_thread(process.wait))
-    exit_code: asyncio.Future[int] = loop.create_future()
+        waiting = asyncio.get_running_loop().run_in_executor(None, process.wait)
+        waiting.add_done_callback(lambda done: reaped(done.result()))
+        return
+    watching = poller()
 
     def reap() -> None:
-        loop.remove_reader(pidfd)
+        watching.remove_reader(pidfd)
         os.close(pidfd)
-        code = process.wait()
-        if not exit_code.done():
-            exit_code.set_result(code)
+        reaped(process.wait())
 
-    loop.add_reader(pidfd, reap)
-    return exit_code
+    watching.add_reader(pidfd, reap)

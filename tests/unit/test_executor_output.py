@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 
-from executor.output import Capture, collect
+import pytest
+
+from executor.output import Capture, Pipe, Sink
 
 
 def test_small_output_is_kept_whole() -> None:
@@ -45,15 +47,77 @@ def test_invalid_utf8_is_replaced() -> None:
     assert capture.text() == "ok \ufffd\ufffd end"
 
 
-async def test_collect_reads_a_pipe_to_eof() -> None:
+async def read_to_end(read: int, capture: Capture, sink: Sink | None = None) -> Pipe:
+    ended = asyncio.get_running_loop().create_future()
+    pipe = Pipe(read, capture, "stdout", sink, lambda: ended.set_result(None))
+    await asyncio.wait_for(ended, 10)
+    assert pipe.done
+    return pipe
+
+
+async def test_a_pipe_is_read_to_its_end() -> None:
     read, write = os.pipe()
-    os.set_blocking(read, False)
 
     def writer() -> None:
         with os.fdopen(write, "wb") as pipe:
             pipe.write(b"x" * 200_000)
 
     capture = Capture(1000)
-    await asyncio.gather(collect(read, capture), asyncio.to_thread(writer))
+    await asyncio.gather(read_to_end(read, capture), asyncio.to_thread(writer))
     assert capture.total == 200_000
     assert capture.text().startswith("x" * 1000 + "\n[jetjobs")
+
+
+async def test_a_slow_sink_gets_every_chunk_in_order_and_is_never_read_ahead_of() -> None:
+    read, write = os.pipe()
+    lines = b"".join(b"line %d\n" % n for n in range(20_000))
+    capture = Capture(len(lines))
+    taken: list[bytes] = []
+
+    async def sink(stream: str, chunk: bytes) -> None:
+        taken.append(chunk)
+        assert capture.total == sum(map(len, taken)), "read ahead of the sink"
+        await asyncio.sleep(0.002)
+
+    def writer() -> None:
+        with os.fdopen(write, "wb") as pipe:
+            for start in range(0, len(lines), 1000):
+                pipe.write(lines[start : start + 1000])
+                pipe.flush()
+
+    await asyncio.gather(read_to_end(read, capture, sink), asyncio.to_thread(writer))
+    assert b"".join(taken) == lines
+    assert capture.text() == lines.decode()
+
+
+async def test_a_failing_sink_ends_the_reading_of_its_stream() -> None:
+    read, write = os.pipe()
+    os.write(write, b"first")
+
+    async def sink(stream: str, chunk: bytes) -> None:
+        raise RuntimeError("gone")
+
+    capture = Capture(100)
+    await read_to_end(read, capture, sink)
+    with pytest.raises(BrokenPipeError):
+        os.write(write, b"more")
+    os.close(write)
+    assert capture.text() == "first"
+
+
+async def test_stop_gives_up_a_pipe_held_open_and_a_sink_in_flight() -> None:
+    read, write = os.pipe()
+    os.write(write, b"stuck")
+    entered = asyncio.Event()
+
+    async def sink(stream: str, chunk: bytes) -> None:
+        entered.set()
+        await asyncio.sleep(60)
+
+    pipe = Pipe(read, Capture(100), "stderr", sink, lambda: None)
+    await asyncio.wait_for(entered.wait(), 10)
+    await asyncio.wait_for(pipe.stop(), 10)
+    assert pipe.done
+    with pytest.raises(BrokenPipeError):
+        os.write(write, b"more")
+    os.close(write)
