@@ -4,8 +4,9 @@ nats-py has no batch publish: each `publish` validates, encodes and queues one
 frame, 10-20 µs of CPU apiece. Where hundreds go out at once (an instant's job
 messages, the acks of a stored batch) the frames are joined here and given to
 the client's outgoing buffer in one call (`_send_command`, the step its own
-`publish` ends with); its flusher then writes them. Two private methods of the
-client: the nats-py bound in pyproject is the range this is tested with."""
+`publish` ends with); its flusher then writes them, and is woken only when no
+wake-up is queued already, as `publish` does. Private parts of the client: the
+nats-py bound in pyproject is the range this is tested with."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ async def write_frames(nc: Client, frames: Sequence[bytes]) -> None:
     nc.stats["out_msgs"] += len(frames)
     nc.stats["out_bytes"] += len(data)
     await nc._send_command(data)
-    await nc._flush_pending()
+    if nc._flush_queue is None or nc._flush_queue.empty():
+        await nc._flush_pending()
 
 
 async def ack_all(nc: Client, msgs: Sequence[Msg]) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import structlog
 from nats.aio.client import Client
@@ -28,17 +29,14 @@ TRANSIENT = (NoRespondersError, NoStreamResponseError, ServiceUnavailableError, 
 """Errors during a leader change, reconnect or restart: retried with the same msg id."""
 
 
-ACK_WAIT = 5.0
-"""Seconds a pipelined publish may wait for its ack before it is published again."""
-
-
 class PublishFailed(Exception):
     """JetStream did not acknowledge a publish within the retry budget."""
 
 
 def encode(model: BaseModel) -> bytes:
-    """The wire form of every payload: the model's JSON."""
-    return model.model_dump_json(exclude_none=True).encode()
+    """The wire form of every payload: the model's JSON, `model_dump_json(exclude_none=True)`
+    as bytes straight from its serializer (not made text and encoded again)."""
+    return model.__pydantic_serializer__.to_json(model, exclude_none=True)
 
 
 def event_msg_id(event: JobEvent) -> str:
@@ -106,40 +104,37 @@ class Publisher:
 
     async def send(self, subject: str, payload: bytes, msg_id: str) -> Sent:
         """Put one message on the wire without waiting for it to be stored."""
-        (sent,) = await self.send_all([(subject, payload, msg_id)])
-        return sent
+        await self._open()
+        framed = self._inbox.frame(subject, payload, msg_id)
+        return _sent(framed, await self._inbox.send_one(framed))
 
     async def send_all(self, items: Sequence[tuple[str, bytes, str]]) -> list[Sent]:
         """Put (subject, payload, msg id) messages on the wire in one go, without
         waiting for them to be stored."""
-        try:
-            await self._inbox.open()
-        except Exception as error:  # `confirm` publishes them, awaited
-            log.warning("bus.publish_retry", error=repr(error))
+        await self._open()
         framed = [self._inbox.frame(*item) for item in items]
         handed = await self._inbox.send(framed)
-        sent = []
-        for one, outcome in zip(framed, handed, strict=True):
-            if isinstance(outcome, Refused):  # not sent: `confirm` publishes it again, awaited
-                log.warning("bus.publish_retry", subject=one.subject, error=str(outcome))
-                sent.append(Sent(one, None))
-            else:
-                sent.append(Sent(one, outcome))
-        return sent
+        return [_sent(one, outcome) for one, outcome in zip(framed, handed, strict=True)]
+
+    async def _open(self) -> None:
+        if self._inbox.is_open:
+            return
+        try:
+            await self._inbox.open()
+        except Exception as error:  # what is sent is refused; `confirm` publishes it, awaited
+            log.warning("bus.publish_retry", error=repr(error))
 
     async def confirm(self, sent: Sequence[Sent]) -> list[PubAck]:
         """Wait until every message sent is stored, in order: one whose ack failed or
-        did not come within `ACK_WAIT` (an ack lost in a reconnect never comes) is
-        published again (same msg id, so never twice) before the next is looked at.
-        Raises `PublishFailed` when one cannot be stored."""
-        waiting = [one.future for one in sent if one.future is not None and not one.future.done()]
-        if waiting:
-            await asyncio.wait(waiting, timeout=ACK_WAIT)
+        did not come (the inbox gives up on it after `inbox.ACK_WAIT`: an ack lost in a
+        reconnect never comes) is published again (same msg id, so never twice)
+        before the next is looked at. Raises `PublishFailed` when one cannot be stored."""
         acks = []
         for one in sent:
-            if one.future is not None and one.stored():
-                acks.append(one.future.result())
-                continue
+            if one.future is not None:
+                with contextlib.suppress(Exception):  # failed: published again below
+                    acks.append(await one.future)
+                    continue
             self._inbox.forget(one.framed)
             acks.append(await self.publish(one.framed.subject, one.framed.payload, one.framed.msg_id))
         return acks
@@ -153,17 +148,18 @@ class Publisher:
         await self.publish(s.dead_subject(letter.company), encode(letter), msg_id)
 
 
-@dataclass(frozen=True, slots=True)
-class Sent:
-    """A message on its way into a stream, with the future of its ack."""
+class Sent(NamedTuple):
+    """A message on its way into a stream, with the future of its ack (None: not sent)."""
 
     framed: Framed
     future: asyncio.Future[PubAck] | None
 
-    def stored(self) -> bool:
-        """Whether JetStream has acknowledged it."""
-        future = self.future
-        return future is not None and future.done() and not future.cancelled() and future.exception() is None
+
+def _sent(framed: Framed, outcome: asyncio.Future[PubAck] | Refused) -> Sent:
+    if isinstance(outcome, Refused):  # not sent: `confirm` publishes it again, awaited
+        log.warning("bus.publish_retry", subject=framed.subject, error=str(outcome))
+        return Sent(framed, None)
+    return Sent(framed, outcome)
 
 
 class EventTrail:

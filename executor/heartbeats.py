@@ -4,8 +4,7 @@ whole executor instead of a task per job."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Iterator
+from types import TracebackType
 
 import structlog
 
@@ -26,17 +25,11 @@ class Heartbeats:
         self._kept: dict[int, Delivery[JobMessage]] = {}
         self._ticker: asyncio.Task[None] | None = None
 
-    @contextlib.contextmanager
-    def keep(self, delivery: Delivery[JobMessage]) -> Iterator[None]:
-        """Beat for `delivery` while the block runs."""
+    def keep(self, delivery: Delivery[JobMessage]) -> Kept:
+        """`with heartbeats.keep(delivery):` beat for `delivery` while the block runs."""
         if self._ticker is None or self._ticker.done():
             self._ticker = asyncio.create_task(self._tick(), name="executor.heartbeats")
-        key = id(delivery)
-        self._kept[key] = delivery
-        try:
-            yield
-        finally:
-            self._kept.pop(key, None)
+        return Kept(self._kept, delivery)
 
     async def _tick(self) -> None:
         while True:
@@ -52,3 +45,22 @@ class Heartbeats:
         ticker, self._ticker = self._ticker, None
         if ticker is not None:
             await stop_tasks([ticker])
+
+
+class Kept:
+    """One message kept from redelivery while a `with` block runs (a class rather
+    than a generator: one is entered for every job)."""
+
+    __slots__ = ("_delivery", "_kept")
+
+    def __init__(self, kept: dict[int, Delivery[JobMessage]], delivery: Delivery[JobMessage]) -> None:
+        self._kept = kept
+        self._delivery = delivery
+
+    def __enter__(self) -> None:
+        self._kept[id(self._delivery)] = self._delivery
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._kept.pop(id(self._delivery), None)

@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
-from structlog.typing import FilteringBoundLogger as Log
 
 from bus import Delivery, EventTrail, Invalid, Publisher, settle
 from contracts import subjects as s
@@ -27,6 +26,7 @@ from .events import Attempt, Result, utcnow
 from .gate import Refuse, Release, check
 from .gate import expired as expired
 from .heartbeats import Heartbeats
+from .joblog import JobLog
 from .live import LiveOutput
 from .metrics import ExecutorMetrics, unobserved
 from .noop import NoopRunning
@@ -34,7 +34,7 @@ from .outcome import Failed, HandedBack, Outcome, Rejected, Retry, Succeeded, ac
 from .process import Aborted, Ending, Exited, Launch, NotRunnable, Running, TimedOut, launch
 from .results import read_results, with_result_file
 from .secrets import MaskingSink, Refused, Tenancy
-from .workdirs import Workdirs
+from .workdirs import Workdir, Workdirs
 
 log = structlog.get_logger("jetjobs.executor")
 
@@ -101,7 +101,7 @@ async def run_delivery(delivery: Delivery[JobMessage], runtime: Runtime, control
     """Run one delivered job message to its outcome and settle it accordingly."""
     message = delivery.payload
     attempt = Attempt(message, attempt_number(message, delivery.delivered), runtime.runner)
-    jlog = log.bind(
+    jlog = JobLog(
         job_id=message.job_id, company=message.company, template=message.template_id, attempt=attempt.number
     )
     outcome = await _attempt(attempt, delivery, runtime, control, jlog)
@@ -109,7 +109,7 @@ async def run_delivery(delivery: Delivery[JobMessage], runtime: Runtime, control
 
 
 async def _attempt(
-    attempt: Attempt, delivery: Delivery[JobMessage], runtime: Runtime, control: Control, jlog: Log
+    attempt: Attempt, delivery: Delivery[JobMessage], runtime: Runtime, control: Control, jlog: JobLog
 ) -> Outcome:
     message = attempt.message
     if delivery.delivered > 1 and await _finished_before(message, runtime):
@@ -126,24 +126,26 @@ async def _attempt(
         jlog.warning("job.finished", kind=gate.kind.value, reason=gate.reason, final=True)
         return Rejected(gate.reason)
     trail = runtime.publisher.trail()
-    await trail.add(events.acknowledged(attempt))
-    runtime.metrics.acknowledged(message, utcnow())
+    acknowledged = events.acknowledged(attempt)
+    await trail.add(acknowledged)
+    runtime.metrics.acknowledged(message, acknowledged.at)
     jlog.info("job.acknowledged", runner=runtime.runner)
     with runtime.heartbeats.keep(delivery):
         deadline = asyncio.get_running_loop().time() + message.timeout_result
-        async with runtime.workdirs.attempt() as cwd:
-            event, outcome = await _run(attempt, cwd, deadline, runtime, control, trail, jlog)
+        async with runtime.workdirs.attempt() as workdir:
+            event, outcome = await _run(attempt, workdir, deadline, runtime, control, trail, jlog)
         await trail.close(event)
         await _bury(delivery, event, runtime, jlog)
     runtime.metrics.finished(event)
-    jlog.info(
-        "job.finished",
-        status=event.status.value,
-        kind=event.kind.value if event.kind else None,
-        exit_code=event.exit_code,
-        final=event.final,
-        retry_in=event.retry_in,
-    )
+    if jlog.informs:
+        jlog.info(
+            "job.finished",
+            status=event.status.value,
+            kind=event.kind.value if event.kind else None,
+            exit_code=event.exit_code,
+            final=event.final,
+            retry_in=event.retry_in,
+        )
     return outcome
 
 
@@ -161,7 +163,7 @@ async def _finished_before(message: JobMessage, runtime: Runtime) -> bool:
     )
 
 
-async def _bury(delivery: Delivery[JobMessage], event: JobEvent, runtime: Runtime, jlog: Log) -> None:
+async def _bury(delivery: Delivery[JobMessage], event: JobEvent, runtime: Runtime, jlog: JobLog) -> None:
     """A job that ran out of retries goes to the dead letters, with its original message."""
     letter = exhausted_letter(delivery.msg, event)
     if letter is None:
@@ -172,21 +174,22 @@ async def _bury(delivery: Delivery[JobMessage], event: JobEvent, runtime: Runtim
 
 async def _run(
     attempt: Attempt,
-    cwd: str,
+    workdir: Workdir,
     deadline: float,
     runtime: Runtime,
     control: Control,
     trail: EventTrail,
-    jlog: Log,
+    jlog: JobLog,
 ) -> tuple[JobEvent, Outcome]:
     """Start the process and supervise it; the result is reported once its
     working directory is gone, so nothing of the attempt is left behind."""
     message = attempt.message
+    cwd = workdir.path
     env = with_result_file(job_env(runtime.base_env, message, attempt.number), cwd)
     prepared = await runtime.tenancy.secrets.prepare(message, env)
     if isinstance(prepared, Refused):
         return events.rejected(attempt, ErrorKind.INVALID, prepared.reason), Failed()
-    live = LiveOutput(attempt, runtime.publisher.output(message.company, message.job_id, attempt.number))
+    live = LiveOutput(attempt, runtime.publisher)
     masked = MaskingSink(live.feed, prepared.masker)
     spawn = Launch(
         prepared.argv,
@@ -212,7 +215,8 @@ async def _run(
     await runtime.tenancy.artifacts.store(message, attempt.number, cwd)
     exit_code = ending.code if isinstance(ending, Exited) else None
     mask = prepared.masker.capture
-    result = Result(begin, utcnow(), mask(running.stdout), mask(running.stderr), exit_code, read_results(cwd))
+    results = {} if workdir.left_clean() else read_results(cwd)  # a clean directory holds no results file
+    result = Result(begin, utcnow(), mask(running.stdout), mask(running.stderr), exit_code, results)
     return conclude(attempt, ending, result, cancelled=control.cancelled)
 
 

@@ -4,33 +4,44 @@ from __future__ import annotations
 
 import codecs
 
+from bus import Publisher
 from bus.output import OutputPublisher
 from contracts.output import LogChunk
 
 from .events import Attempt, utcnow
+
+UTF8 = codecs.getincrementaldecoder("utf-8")
 
 
 class LiveOutput:
     """Turns the raw chunks of one attempt's stdout/stderr into `LogChunk`s.
 
     Each stream has its own incremental decoder, so a UTF-8 character split
-    across two reads arrives whole in one chunk."""
+    across two reads arrives whole in one chunk. Decoders and the chunks'
+    publisher are made at the first output: most jobs print little or nothing."""
 
-    def __init__(self, attempt: Attempt, publisher: OutputPublisher) -> None:
+    def __init__(self, attempt: Attempt, publisher: Publisher) -> None:
         self._attempt = attempt
         self._publisher = publisher
-        self._decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in STREAMS}
+        self._output: OutputPublisher | None = None
+        self._decoders: dict[str, codecs.IncrementalDecoder] = {}
         self._seq = dict.fromkeys(STREAMS, 0)
 
     async def feed(self, stream: str, data: bytes) -> None:
         """Publish what `stream` just produced (without waiting for it to be stored)."""
-        await self._send(stream, self._decoders[stream].decode(data))
+        decoder = self._decoders.get(stream)
+        if decoder is None:
+            decoder = self._decoders[stream] = UTF8("replace")
+        await self._send(stream, decoder.decode(data))
 
     async def close(self) -> None:
         """Flush partial characters and wait until every chunk is stored."""
-        for stream, decoder in self._decoders.items():
-            await self._send(stream, decoder.decode(b"", final=True))
-        await self._publisher.close()
+        for stream in STREAMS:
+            decoder = self._decoders.get(stream)
+            if decoder is not None:
+                await self._send(stream, decoder.decode(b"", final=True))
+        if self._output is not None:
+            await self._output.close()
 
     async def _send(self, stream: str, text: str) -> None:
         if not text:
@@ -46,7 +57,9 @@ class LiveOutput:
             at=utcnow(),
         )
         self._seq[stream] += 1
-        await self._publisher.write(chunk)
+        if self._output is None:
+            self._output = self._publisher.output(message.company, message.job_id, self._attempt.number)
+        await self._output.write(chunk)
 
 
 STREAMS = ("stdout", "stderr")

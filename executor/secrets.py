@@ -52,6 +52,10 @@ class Masker:
         return masked.decode("utf-8", errors="replace") + marker + rest
 
 
+UNMASKED = Masker([])
+"""The masker of a job without secrets: it leaves everything as it is."""
+
+
 class MaskedCapture(Capture):
     """A finished capture whose text never shows a secret."""
 
@@ -138,6 +142,8 @@ class SecretSource:
 
     async def prepare(self, message: JobMessage, env: Mapping[str, str]) -> Prepared | Refused:
         """The final argv and environment; values fetched never leave this process."""
+        if not message.secrets and not message.required:
+            return Prepared(list(message.argv), dict(env), UNMASKED)
         try:
             values = await self.fetch(message)
         except ApiFailure as failure:

@@ -29,9 +29,10 @@ class Workdirs:
         self._base = base or tempfile.gettempdir()
         self._idle: list[str] = []
         self._prefix = f"jetjobs-{os.getpid()}-"
+        self._uid = os.getuid()
 
     def attempt(self) -> Workdir:
-        """`async with workdirs.attempt() as cwd:` an empty private directory."""
+        """`async with workdirs.attempt() as workdir:` an empty private directory, `workdir.path`."""
         return Workdir(self)
 
     @property
@@ -44,14 +45,27 @@ class Workdirs:
             return self._idle.pop()
         return tempfile.mkdtemp(prefix=self._prefix, dir=self._base)
 
-    async def _give_back(self, path: str) -> None:
-        if len(self._idle) < self._keep and _clean(path):
+    async def _give_back(self, path: str, clean: bool) -> None:
+        if clean and len(self._idle) < self._keep:
             self._idle.append(path)
             return
         try:
             os.rmdir(path)
         except OSError:
             await asyncio.to_thread(shutil.rmtree, path, True)
+
+    def _clean(self, path: str) -> bool:
+        """Still a private directory of ours with nothing in it."""
+        try:
+            info = os.lstat(path)
+            if not stat.S_ISDIR(info.st_mode) or stat.S_IMODE(info.st_mode) != PRIVATE:
+                return False
+            if info.st_uid != self._uid:
+                return False
+            with os.scandir(path) as entries:
+                return next(entries, None) is None
+        except OSError:
+            return False
 
     def close(self) -> None:
         """Remove the pooled directories (when the executor stops)."""
@@ -66,27 +80,21 @@ class Workdir:
 
     def __init__(self, pool: Workdirs) -> None:
         self._pool = pool
-        self._path = ""
+        self.path = ""
+        self._verdict: bool | None = None
 
-    async def __aenter__(self) -> str:
-        self._path = self._pool._take()
-        return self._path
+    def left_clean(self) -> bool:
+        """Whether the job left the directory as it found it: private and empty.
+        Looked at once, after the job; the answer also decides whether it is pooled."""
+        if self._verdict is None:
+            self._verdict = self._pool._clean(self.path)
+        return self._verdict
+
+    async def __aenter__(self) -> Workdir:
+        self.path = self._pool._take()
+        return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._pool._give_back(self._path)
-
-
-def _clean(path: str) -> bool:
-    """Still a private directory of ours with nothing in it."""
-    try:
-        info = os.lstat(path)
-        if not stat.S_ISDIR(info.st_mode) or stat.S_IMODE(info.st_mode) != PRIVATE:
-            return False
-        if info.st_uid != os.getuid():
-            return False
-        with os.scandir(path) as entries:
-            return next(entries, None) is None
-    except OSError:
-        return False
+        await self._pool._give_back(self.path, self.left_clean())

@@ -1,0 +1,73 @@
+"""Live output: chunks in order per stream, whole characters, and nothing set up for a silent job."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from contracts.messages import JobMessage
+from contracts.output import LogChunk
+from executor.events import Attempt
+from executor.live import LiveOutput
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+class Chunks:
+    """An attempt's output publisher that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.written: list[LogChunk] = []
+        self.closed = False
+
+    async def write(self, chunk: LogChunk) -> None:
+        self.written.append(chunk)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class Publisher:
+    def __init__(self) -> None:
+        self.opened: list[tuple[str, str, int]] = []
+        self.chunks = Chunks()
+
+    def output(self, company: str, job_id: str, attempt: int) -> Chunks:
+        self.opened.append((company, job_id, attempt))
+        return self.chunks
+
+
+def attempt() -> Attempt:
+    message = JobMessage(
+        job_id="j1",
+        company="acme",
+        argv=["true"],
+        scheduled_at=NOW,
+        dispatched_at=NOW,
+        timeout=60,
+        timeout_ack=30,
+        timeout_result=10,
+    )
+    return Attempt(message, 3, "r1")
+
+
+async def test_split_characters_arrive_whole_and_each_stream_counts_its_chunks() -> None:
+    publisher = Publisher()
+    live = LiveOutput(attempt(), publisher)  # type: ignore[arg-type]
+    await live.feed("stdout", "né".encode()[:2])
+    await live.feed("stderr", b"oops\xc3")
+    await live.feed("stdout", "né\n".encode()[2:])
+    await live.close()
+    assert publisher.opened == [("acme", "j1", 3)] and publisher.chunks.closed
+    assert [(c.stream, c.seq, c.data, c.attempt) for c in publisher.chunks.written] == [
+        ("stdout", 0, "n", 3),
+        ("stderr", 0, "oops", 3),
+        ("stdout", 1, "é\n", 3),
+        ("stderr", 1, "\ufffd", 3),
+    ]
+
+
+async def test_a_silent_job_opens_no_publisher() -> None:
+    publisher = Publisher()
+    live = LiveOutput(attempt(), publisher)  # type: ignore[arg-type]
+    await live.close()
+    assert publisher.opened == [] and publisher.chunks.written == []
