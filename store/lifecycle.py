@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import NamedTuple
 
 from contracts.enums import ErrorKind, Status
 from contracts.messages import JobEvent
 from contracts.states import FINAL, TRANSITIONS, can_transition
 
-T = TypeVar("T")
 
+class AttemptState(NamedTuple):
+    """Where one attempt stands: the columns shared by `job` and `job_attempt`.
 
-@dataclass(frozen=True)
-class AttemptState:
-    """Where one attempt stands: the columns shared by `job` and `job_attempt`."""
+    A named tuple, not a dataclass: the fold makes one per event, and a frozen
+    dataclass took several times as long to build."""
 
     attempt: int
     status: Status
@@ -40,8 +40,7 @@ class AttemptState:
     """What the job wrote to its results file; None until an event brings some."""
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     """What one event did."""
 
     state: AttemptState
@@ -57,48 +56,44 @@ def _is_final(event: JobEvent) -> bool:
 def begin_attempt(event: JobEvent) -> AttemptState:
     """The state of an attempt first seen through `event`."""
     return AttemptState(
-        attempt=event.attempt,
-        status=event.status,
-        final=_is_final(event),
-        kind=event.kind,
-        runner=event.runner,
-        pid=event.pid,
-        exit_code=event.exit_code,
-        reason=event.reason,
-        begin=event.begin,
-        end=event.end,
-        stdout=event.stdout,
-        stderr=event.stderr,
-        results=event.results or None,
+        event.attempt,
+        event.status,
+        _is_final(event),
+        event.kind,
+        event.runner,
+        event.pid,
+        event.exit_code,
+        event.reason,
+        event.begin,
+        event.end,
+        event.stdout,
+        event.stderr,
+        event.results or None,
     )
 
 
 def advance(state: AttemptState, event: JobEvent) -> AttemptState:
     """Move an attempt forward: the event's values win, the ones it leaves out are kept."""
     return AttemptState(
-        attempt=state.attempt,
-        status=event.status,
-        final=state.final or _is_final(event),
-        kind=event.kind or state.kind,
-        runner=_first(event.runner, state.runner),
-        pid=_first(event.pid, state.pid),
-        exit_code=_first(event.exit_code, state.exit_code),
-        reason=_first(event.reason, state.reason),
-        begin=_first(event.begin, state.begin),
-        end=_first(event.end, state.end),
-        stdout=_first(event.stdout, state.stdout),
-        stderr=_first(event.stderr, state.stderr),
-        results=_first(event.results or None, state.results),
+        state.attempt,
+        event.status,
+        state.final or _is_final(event),
+        event.kind or state.kind,
+        state.runner if event.runner is None else event.runner,
+        state.pid if event.pid is None else event.pid,
+        state.exit_code if event.exit_code is None else event.exit_code,
+        state.reason if event.reason is None else event.reason,
+        state.begin if event.begin is None else event.begin,
+        state.end if event.end is None else event.end,
+        state.stdout if event.stdout is None else event.stdout,
+        state.stderr if event.stderr is None else event.stderr,
+        event.results or state.results,
     )
-
-
-def _first(value: T | None, fallback: T | None) -> T | None:
-    return fallback if value is None else value
 
 
 def supersede(state: AttemptState, by: int) -> AttemptState:
     """An unfinished attempt overtaken by a later one: its executor is presumed lost."""
-    return replace(state, status=Status.ERROR, kind=ErrorKind.LOST, reason=f"superseded by attempt {by}")
+    return state._replace(status=Status.ERROR, kind=ErrorKind.LOST, reason=f"superseded by attempt {by}")
 
 
 EARLY = frozenset({Status.ACKNOWLEDGED, Status.STARTED})
@@ -110,27 +105,26 @@ still fill in what nothing later said."""
 def fill_in(state: AttemptState, event: JobEvent) -> AttemptState:
     """The attempt with the runner, pid and begin a late early event brings, where
     they are missing; its status and outcome stay as they are."""
-    return replace(
-        state,
-        runner=_first(state.runner, event.runner),
-        pid=_first(state.pid, event.pid),
-        begin=_first(state.begin, event.begin),
+    return state._replace(
+        runner=event.runner if state.runner is None else state.runner,
+        pid=event.pid if state.pid is None else state.pid,
+        begin=event.begin if state.begin is None else state.begin,
     )
 
 
 def apply(state: AttemptState | None, event: JobEvent) -> Step:
     """Fence by attempt, then move forward only (see `contracts.states.TRANSITIONS`)."""
     if state is None:
-        return Step(begin_attempt(event), changed=True)
+        return Step(begin_attempt(event), True)
     if event.attempt < state.attempt:
-        return Step(state, changed=False, stale=True)
+        return Step(state, False, True)
     if event.attempt > state.attempt:
         lost = None if state.status in FINAL else supersede(state, event.attempt)
-        return Step(begin_attempt(event), changed=True, superseded=lost)
+        return Step(begin_attempt(event), True, False, lost)
     if can_transition(state.status, event.status):
-        return Step(advance(state, event), changed=True)
+        return Step(advance(state, event), True)
     filled = fill_in(state, event) if event.status in EARLY else state
-    return Step(filled, changed=True) if filled != state else Step(state, changed=False)
+    return Step(filled, True) if filled != state else Step(state, False)
 
 
 @dataclass
@@ -147,14 +141,15 @@ def plan(current: Mapping[str, AttemptState], events: Sequence[JobEvent]) -> Pla
     out = Plan()
     states: dict[str, AttemptState] = dict(current)
     for event in events:
-        step = apply(states.get(event.job_id), event)
-        out.stale.append(step.stale)
-        if step.superseded is not None:
-            out.attempts[event.job_id, step.superseded.attempt] = step.superseded
-        if step.changed:
-            states[event.job_id] = step.state
-            out.jobs[event.job_id] = (event.company, step.state)
-            out.attempts[event.job_id, step.state.attempt] = step.state
+        job_id = event.job_id
+        state, changed, stale, superseded = apply(states.get(job_id), event)
+        out.stale.append(stale)
+        if superseded is not None:
+            out.attempts[job_id, superseded.attempt] = superseded
+        if changed:
+            states[job_id] = state
+            out.jobs[job_id] = (event.company, state)
+            out.attempts[job_id, state.attempt] = state
     return out
 
 

@@ -15,9 +15,10 @@ from contracts.models import Application, Company, TemplateSpec
 from contracts.records import AttemptRecord, JobRecord
 from contracts.schedule import SlotRecord
 
-from . import rows
+from . import documents, rows
 from .db import Db
-from .lifecycle import AttemptState, guard_pairs
+from .documents import Deadline
+from .lifecycle import AttemptState, Plan
 from .loader import queries
 from .rows import TemplateRow
 
@@ -35,15 +36,6 @@ class RecordedEvent:
 def _columns(records: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     """Rows to one list per column, for `unnest($1::type[], …)`."""
     return [[record[i] for record in records] for i in range(width)]
-
-
-def _state_columns(state: AttemptState) -> tuple[Any, ...]:
-    kind = None if state.kind is None else state.kind.value
-    return (kind, state.runner, state.pid, state.exit_code, state.reason, state.begin, state.end)
-
-
-def _results(state: AttemptState) -> str | None:
-    return None if state.results is None else json.dumps(state.results)
 
 
 FLOW_INBOX_CHANNEL = "jetjobs_flow_inbox"
@@ -160,68 +152,35 @@ class Queries:
 
     # jobs: projection
 
-    async def record_dispatches(self, messages: Sequence[JobMessage]) -> None:
-        """Insert jobs (each job id at most once per call)."""
-        records = [
-            (
-                m.job_id,
-                m.company,
-                m.pool,
-                m.template_id,
-                m.app_id,
-                m.attempt,
-                json.dumps(m.argv),
-                m.scheduled_at,
-                m.dispatched_at,
-                m.launched_by,
-            )
-            for m in messages
-        ]
-        await self._db.execute(self._q("record_dispatches"), *_columns(records, 10))
-
-    async def record_dispatched_attempts(self, messages: Sequence[JobMessage]) -> None:
-        records = [(m.job_id, m.attempt) for m in messages]
-        await self._db.execute(self._q("record_dispatched_attempts"), *_columns(records, 2))
+    async def record_dispatches(
+        self, messages: Sequence[JobMessage], deadlines: Sequence[Deadline] = ()
+    ) -> None:
+        """Insert jobs (each job id at most once per call) and open their attempts, with
+        the `deadlines` of these messages for the reaper when they come from the stream."""
+        await self._db.execute(
+            self._q("record_dispatches"), documents.dispatches(messages), documents.deadlines(deadlines)
+        )
 
     async def lock_job_ids(self, job_ids: Sequence[str]) -> None:
         """Hold each job id until the transaction ends (another store writing its events waits)."""
-        await self._db.fetchval(self._q("lock_job_ids"), list(job_ids))
+        await self._db.fetchval(self._q("lock_job_ids"), documents.document(job_ids))
 
     async def lock_jobs(self, job_ids: Sequence[str]) -> dict[str, AttemptState]:
-        found = await self._db.fetch(self._q("lock_jobs"), list(job_ids))
+        found = await self._db.fetch(self._q("lock_jobs"), documents.document(job_ids))
         return {r["id"]: rows.attempt_state(r) for r in found}
 
-    async def apply_job_states(self, jobs: Mapping[str, tuple[str, AttemptState]]) -> None:
-        records = [
-            (job_id, company, s.attempt, s.status.value, s.final, *_state_columns(s), s.stdout, s.stderr)
-            for job_id, (company, s) in sorted(jobs.items())
-        ]
-        await self._db.execute(self._q("apply_job_states"), *_columns(records, 14), guard_pairs())
-
-    async def apply_attempt_states(self, attempts: Mapping[tuple[str, int], AttemptState]) -> None:
-        records = [
-            (job_id, attempt, s.status.value, *_state_columns(s), s.stdout, s.stderr, _results(s))
-            for (job_id, attempt), s in sorted(attempts.items())
-        ]
-        await self._db.execute(self._q("apply_attempt_states"), *_columns(records, 13), guard_pairs())
-
-    async def record_events(
-        self, events: Sequence[JobEvent], stale: Sequence[bool], payloads: Sequence[str]
-    ) -> None:
-        """Keep each event with its stale flag and its JSON `payloads`."""
+    async def record_events(self, events: Sequence[JobEvent], payloads: Sequence[str], changes: Plan) -> None:
+        """Apply the fold's `changes` to jobs and attempts, keep each event with its stale
+        flag and its JSON `payloads`, and put the outcomes of the jobs that run flow
+        nodes into the flow inbox, in one statement."""
         await self._db.execute(
             self._q("record_events"),
-            [e.job_id for e in events],
-            [e.attempt for e in events],
-            [e.status.value for e in events],
-            [e.at for e in events],
-            list(stale),
-            list(payloads),
+            documents.states(changes),
+            documents.guard(),
+            documents.events(events, changes.stale),
+            documents.payloads(payloads),
+            FLOW_INBOX_CHANNEL,
         )
-
-    async def keep_flow_outcomes(self, outcomes: Sequence[tuple[str, str]]) -> None:
-        """Put (job id, event JSON) of the jobs that run flow nodes into the flow inbox."""
-        await self._db.execute(self._q("keep_flow_outcomes"), *_columns(outcomes, 2), FLOW_INBOX_CHANNEL)
 
     async def record_dead_letters(self, letters: Sequence[tuple[int, DeadLetter]]) -> None:
         """Insert dead letters, each with its stream sequence."""
@@ -271,12 +230,6 @@ class Queries:
         ]
 
     # lifecycle: reaper, dead-letter replay
-
-    async def record_dispatch_deadlines(
-        self, dispatches: Sequence[tuple[str, int, int | None, datetime]]
-    ) -> None:
-        """(job id, attempt, stream sequence, deadline) of job messages as they enter the stream."""
-        await self._db.execute(self._q("record_dispatch_deadlines"), *_columns(dispatches, 4))
 
     async def overdue_dispatches(self, limit: int) -> list[Any]:
         """Rows (id, company, attempt, stream_seq, deadline) of jobs nobody took in time."""

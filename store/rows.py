@@ -126,20 +126,25 @@ def _kind(value: str | None) -> ErrorKind | None:
     return None if value is None else ErrorKind(value)
 
 
+_STATUSES = {status.value: status for status in Status}
+_KINDS: dict[str | None, ErrorKind | None] = {None: None, **{kind.value: kind for kind in ErrorKind}}
+
+
 def attempt_state(row: Row) -> AttemptState:
+    """A `lock_jobs` row, its labels looked up in dicts (the enum constructors cost more per row)."""
     return AttemptState(
-        attempt=row["attempt"],
-        status=Status(row["status"]),
-        final=row["final"],
-        kind=_kind(row["kind"]),
-        runner=row["runner"],
-        pid=row["pid"],
-        exit_code=row["exit_code"],
-        reason=row["reason"],
-        begin=row["begin_at"],
-        end=row["end_at"],
-        stdout=row["stdout"],
-        stderr=row["stderr"],
+        row["attempt"],
+        _STATUSES[row["status"]],
+        row["final"],
+        _KINDS[row["kind"]],
+        row["runner"],
+        row["pid"],
+        row["exit_code"],
+        row["reason"],
+        row["begin_at"],
+        row["end_at"],
+        row["stdout"],
+        row["stderr"],
     )
 
 

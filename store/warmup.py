@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .lifecycle import Plan
 from .queries import Queries
 from .tenant_queries import TenantQueries
 
@@ -24,10 +25,6 @@ async def warm(conn: Any) -> None:
     await tenants.template_actor_roles(0, "")
     await queries.lock_job_ids([])
     await queries.record_dispatches([])
-    await queries.record_dispatched_attempts([])
-    await queries.record_dispatch_deadlines([])
     await queries.lock_jobs([])
-    await queries.apply_job_states({})
-    await queries.apply_attempt_states({})
-    await queries.record_events([], [], [])
+    await queries.record_events([], [], Plan())
     await tenants.audit_entries(None, 0)

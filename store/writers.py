@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import structlog
 
 from bus import Delivery
-from contracts.flows import node_outcome
+from bus.batches import stream_sequence
 from contracts.messages import DeadLetter, JobEvent, JobMessage
 
+from .documents import Deadline
 from .lifecycle import plan
 from .queries import Queries
 
@@ -72,26 +73,34 @@ def _unique_jobs(messages: Sequence[JobMessage]) -> list[JobMessage]:
     return [seen[job_id] for job_id in sorted(seen)]
 
 
-async def write_dispatches(queries: Queries, messages: Sequence[JobMessage]) -> None:
-    """Jobs enter the record as `dispatched` (or fill in a job an early event created).
+async def write_dispatches(
+    queries: Queries, messages: Sequence[JobMessage], deadlines: Sequence[Deadline] = ()
+) -> None:
+    """Jobs enter the record as `dispatched` (or fill in a job an early event created),
+    with the `deadlines` of these messages when they come from the stream.
 
     Job ids are locked first, like `write_events` does: otherwise an events batch
     that found no row yet could overtake this insert and leave the attempt the
     dispatch opened behind as `dispatched` for good."""
     unique = _unique_jobs([clean_message(m) for m in messages])
     await queries.lock_job_ids([m.job_id for m in unique])
-    await queries.record_dispatches(unique)
-    await queries.record_dispatched_attempts(unique)
+    await queries.record_dispatches(unique, deadlines)
+
+
+NUL_ESCAPE = b"\\u0000"
+"""JSON text can hold a NUL only as this escape (a raw control character is invalid JSON)."""
 
 
 def event_payloads(events: Sequence[JobEvent], received: Sequence[bytes]) -> tuple[list[JobEvent], list[str]]:
     """The events cleaned of NULs, and the JSON to keep of each: as received when
-    nothing had to be cleaned (no need to encode it again), else the cleaned event."""
-    cleaned = [clean_event(e) for e in events]
-    payloads = [
-        raw.decode() if clean is event else clean.model_dump_json(exclude_none=True)
-        for event, clean, raw in zip(events, cleaned, received, strict=True)
-    ]
+    nothing had to be cleaned (no need to encode it again), else the cleaned event.
+    Only an event whose bytes hold the NUL escape is looked at field by field."""
+    cleaned: list[JobEvent] = []
+    payloads: list[str] = []
+    for event, raw in zip(events, received, strict=True):
+        clean = clean_event(event) if NUL_ESCAPE in raw else event
+        cleaned.append(clean)
+        payloads.append(raw.decode() if clean is event else clean.model_dump_json(exclude_none=True))
     return cleaned, payloads
 
 
@@ -106,14 +115,7 @@ async def write_events(queries: Queries, events: Sequence[JobEvent], received: S
     await queries.lock_job_ids(job_ids)
     current = await queries.lock_jobs(job_ids)
     changes = plan(current, events)
-    if changes.jobs:
-        await queries.apply_job_states(changes.jobs)
-    if changes.attempts:
-        await queries.apply_attempt_states(changes.attempts)
-    await queries.record_events(events, changes.stale, payloads)
-    outcomes = [(e.job_id, p) for e, p in zip(events, payloads, strict=True) if node_outcome(e)]
-    if outcomes:
-        await queries.keep_flow_outcomes(outcomes)
+    await queries.record_events(events, payloads, changes)
     for event, stale in zip(events, changes.stale, strict=True):
         if stale:
             log.info(
@@ -125,13 +127,13 @@ async def write_events(queries: Queries, events: Sequence[JobEvent], received: S
             )
 
 
-def dispatch_deadlines(batch: Sequence[Delivery[JobMessage]]) -> list[tuple[str, int, int | None, datetime]]:
+def dispatch_deadlines(batch: Sequence[Delivery[JobMessage]]) -> list[Deadline]:
     """(job id, attempt, stream sequence, take-by time) per job, the latest attempt of each."""
-    latest: dict[str, tuple[str, int, int | None, datetime]] = {}
+    latest: dict[str, Deadline] = {}
     for delivery in batch:
         message = delivery.payload
         deadline = message.dispatched_at + timedelta(seconds=min(message.timeout, LONGEST_TIMEOUT))
-        row = (message.job_id, message.attempt, int(delivery.msg.metadata.sequence.stream), deadline)
+        row = (message.job_id, message.attempt, stream_sequence(delivery.msg.reply), deadline)
         if message.job_id not in latest or latest[message.job_id][1] <= message.attempt:
             latest[message.job_id] = row
     return [latest[job_id] for job_id in sorted(latest)]
@@ -144,8 +146,7 @@ async def write_dead_letters(queries: Queries, letters: Sequence[tuple[int, Dead
 
 async def project_dispatches(queries: Queries, batch: Sequence[Delivery[JobMessage]]) -> None:
     """A batch from the store's dispatch consumer, with each message's deadline for the reaper."""
-    await write_dispatches(queries, [d.payload for d in batch])
-    await queries.record_dispatch_deadlines(dispatch_deadlines(batch))
+    await write_dispatches(queries, [d.payload for d in batch], dispatch_deadlines(batch))
 
 
 async def project_events(queries: Queries, batch: Sequence[Delivery[JobEvent]]) -> None:
@@ -155,4 +156,4 @@ async def project_events(queries: Queries, batch: Sequence[Delivery[JobEvent]]) 
 
 async def project_dead_letters(queries: Queries, batch: Sequence[Delivery[DeadLetter]]) -> None:
     """A batch from the store's dead-letter consumer; the stream sequence is the dedup key."""
-    await write_dead_letters(queries, [(int(d.msg.metadata.sequence.stream), d.payload) for d in batch])
+    await write_dead_letters(queries, [(stream_sequence(d.msg.reply), d.payload) for d in batch])

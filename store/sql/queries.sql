@@ -131,97 +131,114 @@ WHERE ($1::bigint[] IS NULL OR t.id = ANY($1))
 ORDER BY c.code, t.name, t.id;
 
 -- name: record_dispatches --
--- Insert dispatched jobs; a job already known (from an early event) only gets its empty descriptive columns filled, never a new status.
-INSERT INTO job AS j
-    (id, company, pool, template_id, app_id, status, attempt, argv, scheduled_at, dispatched_at, launched_by)
-SELECT u.id, u.company, u.pool, u.template_id, u.app_id, 'dispatched', u.attempt, u.argv::jsonb,
-    u.scheduled_at, u.dispatched_at, u.launched_by
-FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::integer[], $7::text[],
-    $8::timestamptz[], $9::timestamptz[], $10::text[])
-    AS u(id, company, pool, template_id, app_id, attempt, argv, scheduled_at, dispatched_at, launched_by)
-ON CONFLICT (id) DO UPDATE SET
-    pool = coalesce(j.pool, EXCLUDED.pool),
-    template_id = coalesce(j.template_id, EXCLUDED.template_id),
-    app_id = coalesce(j.app_id, EXCLUDED.app_id),
-    argv = coalesce(j.argv, EXCLUDED.argv),
-    scheduled_at = coalesce(j.scheduled_at, EXCLUDED.scheduled_at),
-    dispatched_at = coalesce(j.dispatched_at, EXCLUDED.dispatched_at),
-    launched_by = coalesce(j.launched_by, EXCLUDED.launched_by),
-    updated_at = now()
-WHERE j.dispatched_at IS NULL;
-
--- name: record_dispatched_attempts --
--- Open the attempt a dispatch message starts, when that attempt is the job's current one.
-INSERT INTO job_attempt (job_id, attempt, status)
-SELECT u.id, u.attempt, 'dispatched'
-FROM unnest($1::text[], $2::integer[]) AS u(id, attempt)
-JOIN job ON job.id = u.id AND job.attempt = u.attempt
-ON CONFLICT (job_id, attempt) DO NOTHING;
+-- Record job messages: insert each job, or fill in the empty descriptive columns of one an early event created (never its status); open the attempt a message starts when it is the job's current one; keep each message's stream position and take-by time for the reaper (a later attempt replaces an earlier one).
+-- $1: [[id, company, pool, template_id, app_id, attempt, argv, scheduled_at µs, dispatched_at µs, launched_by], …]
+-- $2: [[id, attempt, stream_seq, deadline µs], …] of jobs in $1
+WITH message AS (
+    SELECT r ->> 0 AS id, r ->> 1 AS company, r ->> 2 AS pool, (r ->> 3)::bigint AS template_id,
+        (r ->> 4)::bigint AS app_id, (r ->> 5)::integer AS attempt, r -> 6 AS argv,
+        jetjobs_instant((r ->> 7)::bigint) AS scheduled_at, jetjobs_instant((r ->> 8)::bigint) AS dispatched_at,
+        r ->> 9 AS launched_by
+    FROM jsonb_array_elements($1::jsonb) AS u(r)
+), recorded AS (
+    INSERT INTO job AS j
+        (id, company, pool, template_id, app_id, status, attempt, argv, scheduled_at, dispatched_at, launched_by)
+    SELECT id, company, pool, template_id, app_id, 'dispatched', attempt, argv, scheduled_at, dispatched_at,
+        launched_by
+    FROM message
+    ON CONFLICT (id) DO UPDATE SET
+        pool = coalesce(j.pool, EXCLUDED.pool),
+        template_id = coalesce(j.template_id, EXCLUDED.template_id),
+        app_id = coalesce(j.app_id, EXCLUDED.app_id),
+        argv = coalesce(j.argv, EXCLUDED.argv),
+        scheduled_at = coalesce(j.scheduled_at, EXCLUDED.scheduled_at),
+        dispatched_at = coalesce(j.dispatched_at, EXCLUDED.dispatched_at),
+        launched_by = coalesce(j.launched_by, EXCLUDED.launched_by),
+        updated_at = now()
+    WHERE j.dispatched_at IS NULL
+    RETURNING j.id, j.attempt
+), opened AS (
+    INSERT INTO job_attempt (job_id, attempt, status)
+    SELECT recorded.id, recorded.attempt, 'dispatched'
+    FROM recorded JOIN message ON message.id = recorded.id AND message.attempt = recorded.attempt
+    ON CONFLICT (job_id, attempt) DO NOTHING
+)
+INSERT INTO job_dispatch AS d (job_id, attempt, stream_seq, deadline)
+SELECT r ->> 0, (r ->> 1)::integer, (r ->> 2)::bigint, jetjobs_instant((r ->> 3)::bigint)
+FROM jsonb_array_elements($2::jsonb) AS u(r)
+WHERE r ->> 0 IN (SELECT id FROM message)
+ON CONFLICT (job_id) DO UPDATE SET
+    attempt = EXCLUDED.attempt, stream_seq = EXCLUDED.stream_seq, deadline = EXCLUDED.deadline
+WHERE d.attempt <= EXCLUDED.attempt;
 
 -- name: lock_job_ids --
--- Serialize event writers per job id, even for jobs no row exists for yet (key space 74 is the store's).
+-- Serialize event writers per job id, even for jobs no row exists for yet (key space 74 is the store's); $1 is a JSON array of ids.
 SELECT count(pg_advisory_xact_lock(74, hashtext(u.id)))
-FROM (SELECT DISTINCT id FROM unnest($1::text[]) AS t(id) ORDER BY id) AS u;
+FROM (SELECT DISTINCT id FROM jsonb_array_elements_text($1::jsonb) AS t(id) ORDER BY id) AS u;
 
 -- name: lock_jobs --
--- The current attempt of each job, locked until commit so concurrent writers apply events in turn.
+-- The current attempt of each job, locked until commit so concurrent writers apply events in turn; $1 is a JSON array of ids.
 SELECT id, attempt, status, final, kind, runner, pid, exit_code, reason, begin_at, end_at, stdout, stderr
-FROM job WHERE id = ANY($1::text[])
+FROM job WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))
 ORDER BY id
 FOR UPDATE;
 
--- name: apply_job_states --
--- Move jobs to their new state; the WHERE clause refuses an older attempt or a backward status.
-INSERT INTO job AS j
-    (id, company, attempt, status, final, kind, runner, pid, exit_code, reason, begin_at, end_at, stdout, stderr)
-SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::job_status[], $5::boolean[],
-    $6::error_kind[], $7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::timestamptz[],
-    $12::timestamptz[], $13::text[], $14::text[])
-ON CONFLICT (id) DO UPDATE SET
-    attempt = EXCLUDED.attempt, status = EXCLUDED.status, final = EXCLUDED.final, kind = EXCLUDED.kind,
-    runner = EXCLUDED.runner, pid = EXCLUDED.pid, exit_code = EXCLUDED.exit_code, reason = EXCLUDED.reason,
-    begin_at = EXCLUDED.begin_at, end_at = EXCLUDED.end_at, stdout = EXCLUDED.stdout,
-    stderr = EXCLUDED.stderr, updated_at = now()
-WHERE j.attempt < EXCLUDED.attempt
-    OR (j.attempt = EXCLUDED.attempt AND (j.status::text || '>' || EXCLUDED.status::text) = ANY($15::text[]));
-
--- name: apply_attempt_states --
--- Record attempts' new states; the WHERE clause refuses a backward status, and results once written stay.
-INSERT INTO job_attempt AS a
-    (job_id, attempt, status, kind, runner, pid, exit_code, reason, begin_at, end_at, stdout, stderr, results)
-SELECT u.job_id, u.attempt, u.status, u.kind, u.runner, u.pid, u.exit_code, u.reason, u.begin_at, u.end_at,
-    u.stdout, u.stderr, coalesce(u.results::jsonb, '{}')
-FROM unnest($1::text[], $2::integer[], $3::job_status[], $4::error_kind[], $5::text[],
-    $6::bigint[], $7::bigint[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[],
-    $13::text[])
-    AS u(job_id, attempt, status, kind, runner, pid, exit_code, reason, begin_at, end_at, stdout, stderr, results)
-ON CONFLICT (job_id, attempt) DO UPDATE SET
-    status = EXCLUDED.status, kind = EXCLUDED.kind, runner = EXCLUDED.runner, pid = EXCLUDED.pid,
-    exit_code = EXCLUDED.exit_code, reason = EXCLUDED.reason, begin_at = EXCLUDED.begin_at,
-    end_at = EXCLUDED.end_at, stdout = EXCLUDED.stdout, stderr = EXCLUDED.stderr,
-    results = CASE WHEN EXCLUDED.results = '{}' THEN a.results ELSE EXCLUDED.results END, updated_at = now()
-WHERE (a.status::text || '>' || EXCLUDED.status::text) = ANY($14::text[]);
-
 -- name: record_events --
--- Keep every lifecycle event as received; a redelivered one is recorded once.
-INSERT INTO job_event (job_id, attempt, status, at, stale, payload)
-SELECT u.job_id, u.attempt, u.status, u.at, u.stale, u.payload::jsonb
-FROM unnest($1::text[], $2::integer[], $3::job_status[], $4::timestamptz[], $5::boolean[], $6::text[])
-    AS u(job_id, attempt, status, at, stale, payload)
-ON CONFLICT (job_id, attempt, status) DO NOTHING;
-
--- name: keep_flow_outcomes --
--- Outcomes of jobs that run a dispatched flow node go to the flow inbox (most
--- jobs run none), and the orchestrators listening are told, once per batch.
-WITH kept AS (
+-- Project a batch of lifecycle events: move jobs and attempts as the fold decided, keep every event (a redelivered one once), and put the outcomes of jobs that run a dispatched flow node (most run none) into the flow inbox, telling the orchestrators once per batch.
+-- $1: [[job_id, attempt, status, kind, runner, pid, exit_code, reason, begin µs, end µs, stdout, stderr, results,
+--     company (when this is the job's current attempt, else null), final], …]
+-- $2: the `from>to` moves the guards allow: an older attempt or a backward status changes nothing, results once written stay
+-- $3: [[job_id, attempt, status, at µs, stale, flow outcome], …]; $4: the events' JSON, in the same order
+WITH state AS (
+    SELECT r ->> 0 AS job_id, (r ->> 1)::integer AS attempt, (r ->> 2)::job_status AS status,
+        (r ->> 3)::error_kind AS kind, r ->> 4 AS runner, (r ->> 5)::bigint AS pid, (r ->> 6)::bigint AS exit_code,
+        r ->> 7 AS reason, jetjobs_instant((r ->> 8)::bigint) AS begin_at,
+        jetjobs_instant((r ->> 9)::bigint) AS end_at, r ->> 10 AS stdout, r ->> 11 AS stderr, r -> 12 AS results,
+        r ->> 13 AS company, (r ->> 14)::boolean AS final
+    FROM jsonb_array_elements($1::jsonb) AS u(r)
+), moved AS (
+    INSERT INTO job AS j
+        (id, company, attempt, status, final, kind, runner, pid, exit_code, reason, begin_at, end_at, stdout, stderr)
+    SELECT job_id, company, attempt, status, final, kind, runner, pid, exit_code, reason, begin_at, end_at,
+        stdout, stderr
+    FROM state WHERE company IS NOT NULL
+    ON CONFLICT (id) DO UPDATE SET
+        attempt = EXCLUDED.attempt, status = EXCLUDED.status, final = EXCLUDED.final, kind = EXCLUDED.kind,
+        runner = EXCLUDED.runner, pid = EXCLUDED.pid, exit_code = EXCLUDED.exit_code, reason = EXCLUDED.reason,
+        begin_at = EXCLUDED.begin_at, end_at = EXCLUDED.end_at, stdout = EXCLUDED.stdout,
+        stderr = EXCLUDED.stderr, updated_at = now()
+    WHERE j.attempt < EXCLUDED.attempt
+        OR (j.attempt = EXCLUDED.attempt AND $2::jsonb ? (j.status::text || '>' || EXCLUDED.status::text))
+), attempts AS (
+    INSERT INTO job_attempt AS a
+        (job_id, attempt, status, kind, runner, pid, exit_code, reason, begin_at, end_at, stdout, stderr, results)
+    SELECT job_id, attempt, status, kind, runner, pid, exit_code, reason, begin_at, end_at, stdout, stderr, results
+    FROM state
+    ON CONFLICT (job_id, attempt) DO UPDATE SET
+        status = EXCLUDED.status, kind = EXCLUDED.kind, runner = EXCLUDED.runner, pid = EXCLUDED.pid,
+        exit_code = EXCLUDED.exit_code, reason = EXCLUDED.reason, begin_at = EXCLUDED.begin_at,
+        end_at = EXCLUDED.end_at, stdout = EXCLUDED.stdout, stderr = EXCLUDED.stderr,
+        results = CASE WHEN EXCLUDED.results = '{}' THEN a.results ELSE EXCLUDED.results END, updated_at = now()
+    WHERE $2::jsonb ? (a.status::text || '>' || EXCLUDED.status::text)
+), event AS (
+    SELECT u.n, r ->> 0 AS job_id, (r ->> 1)::integer AS attempt, (r ->> 2)::job_status AS status,
+        jetjobs_instant((r ->> 3)::bigint) AS at, (r ->> 4)::boolean AS stale, (r ->> 5)::boolean AS outcome,
+        u.payload
+    FROM ROWS FROM (jsonb_array_elements($3::jsonb), jsonb_array_elements($4::jsonb)) WITH ORDINALITY
+        AS u (r, payload, n)
+), recorded AS (
+    INSERT INTO job_event (job_id, attempt, status, at, stale, payload)
+    SELECT job_id, attempt, status, at, stale, payload FROM event
+    ON CONFLICT (job_id, attempt, status) DO NOTHING
+), kept AS (
     INSERT INTO flow_inbox (job_id, payload)
-    SELECT u.job_id, u.payload
-    FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u (job_id, payload, n)
-    JOIN flow_node f ON f.job_id = u.job_id AND f.status = 'dispatched'
-    ORDER BY u.n
+    SELECT e.job_id, e.payload::text
+    FROM event e JOIN flow_node f ON f.job_id = e.job_id AND f.status = 'dispatched'
+    WHERE e.outcome
+    ORDER BY e.n
     RETURNING 1
 )
-SELECT pg_notify($3, count(*)::text) FROM kept HAVING count(*) > 0;
+SELECT pg_notify($5, count(*)::text) FROM kept HAVING count(*) > 0;
 
 -- name: record_dead_letters --
 -- Keep dead letters; a redelivered one (same stream sequence and time) is recorded once.
@@ -265,16 +282,6 @@ FROM dead_letter
 WHERE $1::text IS NULL OR company = $1
 ORDER BY at DESC, id DESC
 LIMIT $2;
-
--- name: record_dispatch_deadlines --
--- Remember each job message's stream position and deadline; a later attempt replaces an earlier one.
-INSERT INTO job_dispatch AS d (job_id, attempt, stream_seq, deadline)
-SELECT u.job_id, u.attempt, u.seq, u.deadline
-FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::timestamptz[]) AS u(job_id, attempt, seq, deadline)
-JOIN job ON job.id = u.job_id
-ON CONFLICT (job_id) DO UPDATE SET
-    attempt = EXCLUDED.attempt, stream_seq = EXCLUDED.stream_seq, deadline = EXCLUDED.deadline
-WHERE d.attempt <= EXCLUDED.attempt;
 
 -- name: overdue_dispatches --
 -- Jobs still waiting for an executor past their deadline, oldest first.

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
 import pytest
+from nats.aio.msg import Msg
 
-from bus import Bus, Layout, encode
+from bus import Bus, Delivery, Layout, encode
 from contracts import api
 from contracts import subjects as s
 from contracts.enums import ErrorKind, Status
@@ -21,7 +22,7 @@ from contracts.records import JobRecord
 from jetjobs.embedded import PostgresServer
 from store import StoreConfig, StoreService, migrate
 from store.queries import Queries
-from store.writers import write_dead_letters, write_dispatches, write_events
+from store.writers import project_dispatches, write_dead_letters, write_dispatches, write_events
 from tests.integration.test_store import Harness, eventually, harness, job_when
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -57,11 +58,14 @@ async def publish(h: Harness, *events: JobEvent) -> None:
 
 
 async def drained(h: Harness, stream: str = s.EVENTS_STREAM, durable: str = s.STORE_EVENTS_CONSUMER) -> None:
-    """Wait until the store has settled everything on one of its consumers."""
+    """Wait until the store has settled everything on one of its consumers: its ack floor
+    has reached the stream's last message (right after a publish, the consumer's own
+    pending count may not include the new message yet)."""
 
     async def check() -> bool:
+        last = (await h.bus.js.stream_info(stream)).state.last_seq
         info = await h.bus.js.consumer_info(stream, durable)
-        return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+        return bool(info.ack_floor is not None and (info.ack_floor.stream_seq or 0) >= last)
 
     await eventually(check)
 
@@ -245,6 +249,58 @@ async def test_nul_characters_are_stored_replaced(h: Harness) -> None:
     await publish(h, event(job_id, Status.PROCESSED, stdout="a\x00b", reason="r\x00"))
     job = await job_when(h, job_id, lambda j: j.status is Status.PROCESSED)
     assert job.stdout == "a\ufffdb" and job.reason == "r\ufffd"
+
+
+async def test_instants_are_stored_to_the_microsecond(h: Harness) -> None:
+    job_id = new_id()
+    scheduled = datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
+    dispatched = datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5, minutes=-30)))
+    begin = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    end = datetime(2026, 3, 1, 12, 0, 0, 123457, tzinfo=timezone(timedelta(hours=14)))
+    await publish(h, event(job_id, Status.PROCESSED, exit_code=0, at=end, begin=begin, end=end))
+    await job_when(h, job_id, lambda j: j.status is Status.PROCESSED)
+    timeout = 7.0000015
+    await h.bus.publisher.dispatch(
+        [message(job_id, scheduled_at=scheduled, dispatched_at=dispatched, timeout=timeout)]
+    )
+    job = await job_when(h, job_id, lambda j: j.dispatched_at is not None)
+    assert (job.scheduled_at, job.dispatched_at, job.begin, job.end) == (scheduled, dispatched, begin, end)
+    await drained(h, s.DISPATCH_STREAM, s.STORE_DISPATCH_CONSUMER)
+    deadline = await h.conn.fetchval("SELECT deadline FROM job_dispatch WHERE job_id = $1", job_id)
+    assert deadline == dispatched + timedelta(seconds=timeout)
+    assert await h.conn.fetchval("SELECT at FROM job_event WHERE job_id = $1", job_id) == end
+
+
+def delivery(message: JobMessage, sequence: int) -> Delivery[JobMessage]:
+    reply = f"$JS.ACK.{s.DISPATCH_STREAM}.{s.STORE_DISPATCH_CONSUMER}.1.{sequence}.{sequence}.0.0"
+    return Delivery(message, Msg(_client=None, reply=reply))  # type: ignore[arg-type]
+
+
+async def test_a_batch_with_a_jobs_retry_opens_the_first_attempt_and_keeps_the_latest_deadline(
+    database_url: str,
+) -> None:
+    await migrate(database_url)
+    conn = await asyncpg.connect(database_url)
+    try:
+        job_id, stranger = new_id(), new_id()
+        retried = message(job_id, attempt=2, dispatched_at=T0 + timedelta(seconds=30))
+        async with conn.transaction():
+            await project_dispatches(Queries(conn), [delivery(message(job_id), 7), delivery(retried, 8)])
+            await Queries(conn).record_dispatches([], [(stranger, 1, 9, T0)])
+        job = await conn.fetchrow(
+            "SELECT attempt, status::text, dispatched_at FROM job WHERE id = $1", job_id
+        )
+        assert tuple(job) == (1, "dispatched", T0), (
+            "the first message of a job in a batch is the one recorded"
+        )
+        attempts = await conn.fetch("SELECT attempt FROM job_attempt WHERE job_id = $1", job_id)
+        assert [r["attempt"] for r in attempts] == [1]
+        found = await conn.fetch("SELECT job_id, attempt, stream_seq, deadline FROM job_dispatch")
+        assert [tuple(r) for r in found] == [(job_id, 2, 8, T0 + timedelta(seconds=90))], (
+            "the latest attempt's deadline, and none for a job the batch does not hold"
+        )
+    finally:
+        await conn.close()
 
 
 async def test_dead_letters_are_recorded_once(h: Harness) -> None:

@@ -1,0 +1,121 @@
+"""The projection's rows as JSON documents, one per statement parameter.
+
+asyncpg encodes an array parameter one element at a time (two ABC instance
+checks and an encoder call for each: for a batch of events, more CPU than the
+rest of its projection) and a text parameter at once; `jsonb_array_elements`
+takes the document apart in Postgres. JSON has no timestamp: an instant goes as
+whole microseconds since the Unix epoch, which `jetjobs_instant` (migration 10)
+turns back exactly.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
+
+from contracts.flows import node_outcome
+from contracts.messages import JobEvent, JobMessage
+
+from .lifecycle import Plan, guard_pairs
+
+Deadline = tuple[str, int, int | None, datetime]
+"""(job id, attempt, stream sequence, take-by time) of a job message."""
+
+document = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_epochs: dict[tzinfo, datetime] = {}
+"""The epoch in each fixed-offset zone seen: an instant minus a datetime of the same
+zone is a plain subtraction, where two zones cost a `utcoffset()` call on each side."""
+
+
+def micros(at: datetime | None) -> int | None:
+    """An instant as microseconds since the Unix epoch."""
+    if at is None:
+        return None
+    zone = at.tzinfo
+    epoch = _epochs.get(zone) if zone is not None else None
+    if epoch is None:
+        if zone is None or zone.utcoffset(None) is None:
+            return (at - _EPOCH) // _MICROSECOND
+        epoch = _epochs[zone] = _EPOCH.astimezone(zone)
+    return (at - epoch) // _MICROSECOND
+
+
+@functools.cache
+def guard() -> str:
+    """`guard_pairs`, the moves the SQL guards allow."""
+    return document(guard_pairs())
+
+
+def dispatches(messages: Sequence[JobMessage]) -> str:
+    return document(
+        [
+            (
+                m.job_id,
+                m.company,
+                m.pool,
+                m.template_id,
+                m.app_id,
+                m.attempt,
+                m.argv,
+                micros(m.scheduled_at),
+                micros(m.dispatched_at),
+                m.launched_by,
+            )
+            for m in messages
+        ]
+    )
+
+
+def deadlines(taken_by: Sequence[Deadline]) -> str:
+    return document([(job_id, attempt, seq, micros(at)) for job_id, attempt, seq, at in taken_by])
+
+
+def states(changes: Plan) -> str:
+    """Every attempt the fold changed, with its job's company and final flag when it
+    is the job's current attempt (that row moves the job too)."""
+    jobs = changes.jobs
+    rows = []
+    for (job_id, attempt), s in sorted(changes.attempts.items()):
+        current = jobs.get(job_id)
+        company = current[0] if current is not None and current[1] is s else None
+        results = {} if s.results is None else dict(s.results)
+        rows.append(
+            (
+                job_id,
+                attempt,
+                s.status,
+                s.kind,
+                s.runner,
+                s.pid,
+                s.exit_code,
+                s.reason,
+                micros(s.begin),
+                micros(s.end),
+                s.stdout,
+                s.stderr,
+                results,
+                company,
+                s.final,
+            )
+        )
+    return document(rows)
+
+
+def events(recorded: Sequence[JobEvent], stale: Sequence[bool]) -> str:
+    """Each event's columns, its stale flag and whether it ends a flow node's job."""
+    return document(
+        [
+            (e.job_id, e.attempt, e.status, micros(e.at), flag, node_outcome(e) is not None)
+            for e, flag in zip(recorded, stale, strict=True)
+        ]
+    )
+
+
+def payloads(texts: Sequence[str]) -> str:
+    """Events' JSON texts as one array."""
+    return f"[{','.join(texts)}]"
