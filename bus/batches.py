@@ -23,10 +23,9 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.errors import ConnectionClosedError, ConnectionReconnectingError, NotJSMessageError
+from nats.errors import ConnectionClosedError, ConnectionReconnectingError
 from nats.js.api import DEFAULT_PREFIX
 
-from .consume import ACK_PREFIX, V1_TOKENS
 from .frames import ack_all
 
 log = structlog.get_logger("jetjobs.bus")
@@ -40,18 +39,6 @@ MARGIN = 1.0
 
 RETRY_PAUSE = 0.5
 """Seconds to wait before pulling again after a refusal or a lost connection."""
-
-
-def stream_sequence(reply: str | None) -> int:
-    """The stream sequence in a JetStream delivery's reply subject, read as
-    `delivery_count` reads the delivery count (nats-py's `Msg.metadata` builds two
-    objects and a datetime to tell it)."""
-    tokens = reply.split(".") if reply and reply.startswith(ACK_PREFIX) else []
-    if len(tokens) == V1_TOKENS:
-        return int(tokens[5])
-    if len(tokens) >= V1_TOKENS + 2:
-        return int(tokens[7])
-    raise NotJSMessageError
 
 
 class PullRefused(Exception):

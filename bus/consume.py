@@ -15,12 +15,7 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.errors import (
-    ConnectionClosedError,
-    ConnectionReconnectingError,
-    NoRespondersError,
-    NotJSMessageError,
-)
+from nats.errors import ConnectionClosedError, ConnectionReconnectingError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import DEFAULT_PREFIX, Header, StatusCode
@@ -28,6 +23,8 @@ from nats.js.errors import APIError
 from pydantic import BaseModel, ValidationError
 
 from contracts.errors import describe
+
+from .reply import delivery_count
 
 log = structlog.get_logger("jetjobs.bus")
 
@@ -74,24 +71,6 @@ class Delivery(Generic[M]):
     async def progress(self) -> None:
         """Reset the ack deadline: the job is still being worked on."""
         await self.msg.in_progress()
-
-
-ACK_PREFIX = "$JS.ACK."
-V1_TOKENS = 9
-"""`$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>`;
-newer servers put a domain and an account hash before the stream (11 or more tokens)."""
-
-
-def delivery_count(reply: str | None) -> int:
-    """The delivery count in a JetStream message's reply subject, read the way
-    nats-py's `Msg.metadata` does without building the rest of the metadata
-    (a timestamp among it), which cost more than the count is worth."""
-    tokens = reply.split(".") if reply and reply.startswith(ACK_PREFIX) else []
-    if len(tokens) == V1_TOKENS:
-        return int(tokens[4])
-    if len(tokens) >= V1_TOKENS + 2:
-        return int(tokens[6])
-    raise NotJSMessageError
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from datetime import timedelta
 import structlog
 
 from bus import Delivery
-from bus.batches import stream_sequence
+from bus.reply import stream_sequence
 from contracts.messages import DeadLetter, JobEvent, JobMessage
 
 from .documents import Deadline

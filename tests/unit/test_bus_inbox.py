@@ -1,5 +1,5 @@
 """Publishing without nats-py's per-message machinery: frames handed over, acks
-resolved on our inbox (or given up on), deliveries counted from the reply subject."""
+resolved on our inbox (or given up on)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ from typing import Any
 
 import pytest
 from nats.aio.msg import Msg
-from nats.errors import NotJSMessageError
 from nats.js.api import PubAck
 from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, ServiceUnavailableError
 
-from bus.consume import delivery_count
 from bus.inbox import AckInbox, Framed, pub_ack
 from bus.publish import Publisher, encode, event_msg_id
 from contracts.enums import ErrorKind, Status
@@ -148,25 +146,6 @@ async def test_confirm_publishes_again_what_was_not_stored() -> None:
 )
 def test_pub_ack_reads_a_reply_as_nats_py_does(reply: dict[str, Any]) -> None:
     assert pub_ack(dict(reply)) == PubAck.from_response(dict(reply))
-
-
-@pytest.mark.parametrize(
-    ("reply", "count"),
-    [
-        ("$JS.ACK.JETJOBS_DISPATCH.pool-default.3.10.4.1700000000000000000.0", 3),
-        ("$JS.ACK.hub.ACCHASH.JETJOBS_DISPATCH.pool-default.2.10.4.1700000000000000000.0.tok", 2),
-        ("$JS.ACK._.ACCHASH.JETJOBS_DISPATCH.pool-default.5.10.4.1700000000000000000.0", 5),
-    ],
-)
-def test_delivery_count_matches_the_metadata(reply: str, count: int) -> None:
-    msg = Msg(_client=None, reply=reply)  # type: ignore[arg-type]
-    assert delivery_count(reply) == count == msg.metadata.num_delivered
-
-
-@pytest.mark.parametrize("reply", [None, "", "_INBOX.abc.1", "$JS.ACK.S.c.1.2"])
-def test_a_reply_that_is_not_jetstreams_has_no_delivery_count(reply: str | None) -> None:
-    with pytest.raises(NotJSMessageError):
-        delivery_count(reply)
 
 
 def test_encode_is_the_models_json_without_nones() -> None:
