@@ -41,15 +41,19 @@ class CpuMeter:
 
 
 def meter(box: Servers, stack: System) -> CpuMeter:
-    """The executor's own process apart from the processes it ran for the jobs
+    """The executors' own processes apart from the processes they ran for the jobs
     (ended ones included), the store, nats-server and Postgres (all its processes)."""
-    executor = stack.executor.pid
+    executors = [e.pid for e in stack.executors]
     return CpuMeter(
         {
-            "executor": partial(cpu_seconds, executor),
-            "jobs_processes": partial(children_cpu_seconds, executor),
+            "executor": partial(_sum, cpu_seconds, executors),
+            "jobs_processes": partial(_sum, children_cpu_seconds, executors),
             "store": partial(cpu_seconds, stack.store.pid),
             "nats": partial(cpu_seconds, box.nats.pid),
             "postgres": partial(cpu_seconds, box.postgres.pid, tree=True),
         }
     )
+
+
+def _sum(read: Callable[[int], float], pids: list[int]) -> float:
+    return sum(read(pid) for pid in pids)

@@ -27,24 +27,37 @@ class System:
     nats_url: str
     database_url: str
     store: ServiceProcess
-    executor: ServiceProcess
+    executors: list[ServiceProcess]
+
+    @property
+    def executor(self) -> ServiceProcess:
+        """The first (usually the only) executor."""
+        return self.executors[0]
 
 
 @contextlib.contextmanager
 def system(
-    box: Servers, runner: str, slots: int, logs: Path, tag: str, tmpdir: str | None = None
+    box: Servers,
+    runner: str,
+    slots: int,
+    logs: Path,
+    tag: str,
+    tmpdir: str | None = None,
+    executors: int = 1,
 ) -> Iterator[System]:
-    """Empty streams, a fresh database, the store (migrated) and one executor
-    (whose jobs' working directories go under `tmpdir` when given)."""
+    """Empty streams, a fresh database, the store (migrated) and `executors` executor
+    processes sharing the pool's `slots` evenly (their jobs' working directories go
+    under `tmpdir` when given)."""
     box.restart_nats()
     database = box.fresh_database()
     nats_url = box.nats.url
     store_argv = ["store", "--nats", nats_url, "--database", database]
-    exec_argv = ["executor", "--nats", nats_url, "--slots", str(slots), "--runner", runner]
+    exec_argv = ["executor", "--nats", nats_url, "--slots", str(slots // executors), "--runner", runner]
     exec_env = {"TMPDIR": tmpdir} if tmpdir else None
     store_spec = (store_argv, logs / f"{tag}-store.log", None)
-    with running(store_spec, (exec_argv, logs / f"{tag}-executor.log", exec_env)) as procs:
-        yield System(nats_url, database, procs[0], procs[1])
+    exec_specs = [(exec_argv, logs / f"{tag}-executor{i or ''}.log", exec_env) for i in range(executors)]
+    with running(store_spec, *exec_specs) as procs:
+        yield System(nats_url, database, procs[0], procs[1:])
 
 
 def job_messages(count: int, argv: list[str], company: str = "bench") -> list[JobMessage]:

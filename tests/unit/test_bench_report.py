@@ -69,3 +69,25 @@ def test_e2e_splits_cpu_per_job_by_process_and_says_how_busy_the_machine_was() -
     assert metrics.metrics["e2e true: machine CPU busy"]["unit"] == "cores of 2"
     assert metrics.metrics["e2e true: machine CPU busy, other processes"]["values"] == [0.5]
     assert "e2e true: machine CPU busy" in table and "e2e true: machine CPU idle" in table
+
+
+def test_e2e_names_a_run_on_several_executors_apart_from_the_goals_one() -> None:
+    metrics = Metrics()
+    cpu = {"executor": 0.3, "jobs_processes": 0.5, "store": 0.2, "nats": 0.1, "postgres": 0.2, "driver": 0.1}
+    result = {
+        "jobs": 1000,
+        "rate": 600.0,
+        "complete": True,
+        "cpu_seconds": cpu,
+        "machine_cpu": {},
+        "executor_peak_rss_mb": 55.0,
+    }
+    e2e._record(metrics, "true", result, 8, executors=2)
+    e2e.add_ratios(metrics, {"raw": {"spawn_true": [1200.0]}, "true": [result]}, executors=2)
+    rate = metrics.metrics["e2e true (2 executors of 4 slots)"]
+    assert rate["values"] == [600.0] and not rate["goal"]
+    assert metrics.metrics["e2e true (2 executors of 4 slots): executor peak RSS (4 slots)"]["values"] == [
+        55.0
+    ]
+    assert metrics.metrics["e2e true (2 executors) / raw spawn"]["values"] == [50.0]
+    assert not any(name.startswith("e2e true:") or name == "e2e true" for name in metrics.metrics)
