@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +13,6 @@ from bus import Delivery, Invalid
 from bus.infra import MAX_MESSAGE_BYTES
 from bus.publish import encode
 from contracts.enums import ErrorKind, Status
-from contracts.messages import JobMessage
 from executor import ExecutorConfig, ExecutorConfigError
 from executor.dead import company_of, dead_letter, job_id_of
 from executor.environment import job_env
@@ -22,22 +21,7 @@ from executor.job import admitted, attempt_number, conclude, expired
 from executor.outcome import Failed, HandedBack, Retry, Succeeded
 from executor.output import Capture
 from executor.process import Aborted, Exited, TimedOut
-
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def message(**fields: Any) -> JobMessage:
-    values: dict[str, Any] = {
-        "job_id": "j1",
-        "company": "acme",
-        "argv": ["true"],
-        "scheduled_at": NOW,
-        "dispatched_at": NOW,
-        "timeout": 60,
-        "timeout_ack": 30,
-        "timeout_result": 10,
-    }
-    return JobMessage(**(values | fields))
+from tests.unit.jobs import NOW, message
 
 
 def result(stdout: bytes = b"", limit: int = 1000, exit_code: int | None = None) -> Result:

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from contracts.messages import JobMessage
 from executor.secrets import Prepared, Refused, SecretSource
-
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+from tests.unit.jobs import message as job_message
 
 
 def message(**fields: Any) -> JobMessage:
-    values: dict[str, Any] = {
-        "job_id": "j1",
-        "company": "acme",
-        "argv": ["echo", "{{ secret.PW }}", "$X"],
-        "scheduled_at": NOW,
-        "dispatched_at": NOW,
-        "timeout": 60,
-        "timeout_ack": 30,
-        "timeout_result": 10,
-    }
-    return JobMessage(**(values | fields))
+    return job_message(**({"argv": ["echo", "{{ secret.PW }}", "$X"]} | fields))
 
 
 async def test_a_job_without_secrets_runs_its_argv_and_env_unmasked() -> None:

@@ -16,22 +16,14 @@ from executor.classify import ExitClass, classify
 from executor.control import Control
 from executor.dead import exhausted_letter
 from executor.gate import Refuse, Release, check
+from tests.unit.jobs import message as job_message
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def message(**fields: object) -> JobMessage:
-    values: dict[str, object] = {
-        "job_id": "j1",
-        "company": "acme",
-        "argv": ["true"],
-        "scheduled_at": NOW,
-        "dispatched_at": NOW,
-        "timeout": 60.0,
-        "timeout_ack": 5.0,
-        "timeout_result": 60.0,
-    }
-    return JobMessage.model_validate({**values, **fields})
+    times = {"scheduled_at": NOW, "dispatched_at": NOW, "timeout_ack": 5.0, "timeout_result": 60.0}
+    return job_message(**(times | fields))
 
 
 @pytest.mark.parametrize(
