@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from bus import Layout
 from executor import ExecutorConfig, ExecutorService
 from executor.watcher import use_pidfd_watcher
-from jetjobs import heap, logs
-from jetjobs.services import Service, until_signalled
+from jetjobs import logs
+from jetjobs.services import Service, start_all, stop_all, until_signalled
 from store import StoreConfig, StoreService
 
 
@@ -32,14 +32,13 @@ async def serve(service: Service) -> None:
     """Start, say so on stdout, run until TERM, stop."""
     if isinstance(service, ExecutorService):
         use_pidfd_watcher()  # as `jetjobs executor` does
-    await service.start()
-    heap.settle()  # as `jetjobs` services do once started
+    started = await start_all([service])  # as `jetjobs` services start (heap settled)
     try:
         sys.stdout.write("ready\n")
         sys.stdout.flush()
         await until_signalled()
     finally:
-        await service.stop()
+        await stop_all(started)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -122,16 +122,13 @@ def template_params(spec: TemplateSpec, app_id: int | None, company_id: int) -> 
     )
 
 
-def _kind(value: str | None) -> ErrorKind | None:
-    return None if value is None else ErrorKind(value)
-
-
 _STATUSES = {status.value: status for status in Status}
 _KINDS: dict[str | None, ErrorKind | None] = {None: None, **{kind.value: kind for kind in ErrorKind}}
+"""Stored labels to enums, looked up in dicts (the enum constructors cost more per row)."""
 
 
 def attempt_state(row: Row) -> AttemptState:
-    """A `lock_jobs` row, its labels looked up in dicts (the enum constructors cost more per row)."""
+    """A `lock_jobs` row as the fold takes it."""
     return AttemptState(
         row["attempt"],
         _STATUSES[row["status"]],
@@ -151,8 +148,8 @@ def attempt_state(row: Row) -> AttemptState:
 def attempt_record(row: Row) -> AttemptRecord:
     return AttemptRecord(
         attempt=row["attempt"],
-        status=Status(row["status"]),
-        kind=_kind(row["kind"]),
+        status=_STATUSES[row["status"]],
+        kind=_KINDS[row["kind"]],
         runner=row["runner"],
         pid=row["pid"],
         exit_code=row["exit_code"],
@@ -170,8 +167,8 @@ def job_record(row: Row, attempts: list[AttemptRecord] | None = None) -> JobReco
         pool=row["pool"],
         template_id=row["template_id"],
         app_id=row["app_id"],
-        status=Status(row["status"]),
-        kind=_kind(row["kind"]),
+        status=_STATUSES[row["status"]],
+        kind=_KINDS[row["kind"]],
         attempt=row["attempt"],
         final=row["final"],
         argv=_json(row["argv"], []),
