@@ -70,6 +70,15 @@ async def drained(h: Harness, stream: str = s.EVENTS_STREAM, durable: str = s.ST
     await eventually(check)
 
 
+ORPHANS = """
+SELECT (SELECT count(*) FROM job_attempt c WHERE NOT EXISTS (SELECT 1 FROM job WHERE id = c.job_id))
+    + (SELECT count(*) FROM job_event c WHERE NOT EXISTS (SELECT 1 FROM job WHERE id = c.job_id))
+    + (SELECT count(*) FROM job_dispatch c WHERE NOT EXISTS (SELECT 1 FROM job WHERE id = c.job_id))
+"""
+"""Attempts, events and deadlines whose job is missing: the statements that write
+them write their job too (there are no foreign keys to say so)."""
+
+
 async def get(h: Harness, job_id: str) -> JobRecord:
     return await h.call("job.get", api.JobRef(id=job_id), JobRecord)
 
@@ -337,8 +346,11 @@ async def test_many_jobs_in_batches(h: Harness) -> None:
         return len(done.jobs) == len(ids)
 
     await eventually(all_processed, timeout=30)
+    await drained(h, s.DISPATCH_STREAM, s.STORE_DISPATCH_CONSUMER)
     assert await h.conn.fetchval("SELECT count(*) FROM job_event") == 3 * len(ids)
     assert await h.conn.fetchval("SELECT count(*) FROM job_attempt WHERE status = 'processed'") == len(ids)
+    assert await h.conn.fetchval("SELECT count(*) FROM job_dispatch") == len(ids)
+    assert await h.conn.fetchval(ORPHANS) == 0
 
 
 async def test_postgres_outage_loses_and_doubles_nothing(
@@ -419,6 +431,7 @@ async def test_two_stores_share_the_work_consistently(nats_url: str, database_ur
         first = await h.conn.fetch("SELECT status, kind FROM job_attempt WHERE attempt = 1")
         assert len(first) == len(ids)
         assert {(r["status"], r["kind"]) for r in first} <= {("processed", None), ("error", "lost")}
+        assert await h.conn.fetchval(ORPHANS) == 0
 
 
 async def test_events_racing_their_jobs_dispatch_leave_no_attempt_behind(database_url: str) -> None:
@@ -445,6 +458,7 @@ async def test_events_racing_their_jobs_dispatch_leave_no_attempt_behind(databas
             job_id,
         )
         assert [tuple(r) for r in found] == [(1, "error", "lost"), (2, "started", None)]
+        assert await dispatching.fetchval(ORPHANS) == 0
     finally:
         await dispatching.close()
         await eventing.close()
