@@ -2,7 +2,7 @@
 
 A new PostgreSQL backend reads the catalog for each table the first time a
 statement touches it, and asyncpg prepares each statement once per connection.
-Left to the first requests, that made run-now's lookups wait tens of
+Left to the first requests, that made run-now's lookup wait tens of
 milliseconds on each of the pool's connections in turn (the latency
 benchmark's run-now → dispatched p99 fell from 46 to 9 ms with this)."""
 
@@ -20,9 +20,7 @@ async def warm(conn: Any) -> None:
     batch), so asyncpg keeps it prepared and the backend knows its tables; the
     audit log, whose insert cannot run empty, is read instead."""
     queries, tenants = Queries(conn), TenantQueries(conn)
-    await queries.template(0)
-    await tenants.template_extras([0])
-    await tenants.template_actor_roles(0, "")
+    await tenants.template_to_run(0, "")
     await queries.lock_job_ids([])
     await queries.record_dispatches([])
     await queries.lock_jobs([])

@@ -19,6 +19,27 @@ SELECT t.id AS template_id, a.artifacts, a.exit_codes,
 FROM runtemplate t JOIN application a ON a.id = t.app_id
 WHERE t.id = ANY($1::bigint[]);
 
+-- name: template_to_run --
+-- Everything run-now needs, in one statement: the template with its company and application (as `templates` gives it), what its application and credentials add (as `template_extras`; null artifacts when it runs no application), and the roles actor $2 holds in its company with whether that company lists any actor; no row when there is no such template.
+SELECT t.id, t.name, t.app_id, t.interv, t.cron, t.timezone, t.env, t.pool,
+    t.timeout, t.timeout_ack, t.timeout_result, t.retries, t.active, t.updated_at,
+    t.overlap, t.misfire, t.catch_up_limit, t.jitter, t.paused, t.flow,
+    c.code AS company, c.enabled AS company_enabled, c.paused AS company_paused,
+    a.uuid, a.name AS app_name, a.description, a.executable, a.cmdparams, a.environment,
+    a.ociimage, a.homepage, a.tags, a.updated_at AS app_updated_at,
+    t.id AS template_id, a.artifacts, a.exit_codes,
+    coalesce((SELECT array_agg(DISTINCT f ORDER BY f)
+        FROM template_credential tc
+        JOIN credential cr ON cr.id = tc.credential_id, unnest(cr.fields) AS f
+        WHERE tc.template_id = t.id), '{}') AS credential_fields,
+    coalesce((SELECT array_agg(ca.role) FROM company_actor ca
+        WHERE ca.company_id = t.company_id AND ca.actor = $2), '{}') AS roles,
+    EXISTS (SELECT 1 FROM company_actor ca WHERE ca.company_id = t.company_id) AS closed
+FROM runtemplate t
+JOIN company c ON c.id = t.company_id
+LEFT JOIN application a ON a.id = t.app_id
+WHERE t.id = $1;
+
 -- name: upsert_credential --
 -- Create or replace a company's credential set (values arrive already encrypted).
 INSERT INTO credential AS c (company_id, name, kind, fields, key_id, nonce, ciphertext)
@@ -100,13 +121,6 @@ FROM artifact WHERE job_id = $1 AND name = $2 ORDER BY attempt DESC LIMIT 1;
 SELECT coalesce(array_agg(role) FILTER (WHERE actor = $2), '{}') AS roles, count(*) > 0 AS closed
 FROM company_actor ca JOIN company co ON co.id = ca.company_id
 WHERE co.code = $1;
-
--- name: template_actor_roles --
--- The roles an actor holds in a template's company, and whether that company lists any actor at all; no row when there is no such template.
-SELECT coalesce(array_agg(ca.role) FILTER (WHERE ca.actor = $2), '{}') AS roles, count(ca.role) > 0 AS closed
-FROM runtemplate t LEFT JOIN company_actor ca ON ca.company_id = t.company_id
-WHERE t.id = $1
-GROUP BY t.id;
 
 -- name: grant_actor --
 -- Give an actor a role in a company (granting twice changes nothing).
