@@ -166,6 +166,8 @@ class Queries:
         await self._db.fetchval(self._q("lock_job_ids"), documents.document(job_ids))
 
     async def lock_jobs(self, job_ids: Sequence[str]) -> dict[str, AttemptState]:
+        """Hold each job id like `lock_job_ids`, then read and lock the jobs' rows:
+        a job whose dispatch committed meanwhile is seen."""
         found = await self._db.fetch(self._q("lock_jobs"), documents.document(job_ids))
         return {r["id"]: rows.attempt_state(r) for r in found}
 

@@ -111,9 +111,7 @@ async def write_events(queries: Queries, events: Sequence[JobEvent], received: S
     `received` holds each event's bytes as it came off the bus. Job ids are
     locked first, so another store writing events of the same jobs waits."""
     events, payloads = event_payloads(events, received)
-    job_ids = sorted({e.job_id for e in events})
-    await queries.lock_job_ids(job_ids)
-    current = await queries.lock_jobs(job_ids)
+    current = await queries.lock_jobs(sorted({e.job_id for e in events}))
     changes = plan(current, events)
     await queries.record_events(events, payloads, changes)
     for event, stale in zip(events, changes.stale, strict=True):

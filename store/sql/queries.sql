@@ -177,11 +177,9 @@ SELECT count(pg_advisory_xact_lock(74, hashtext(u.id)))
 FROM (SELECT DISTINCT id FROM jsonb_array_elements_text($1::jsonb) AS t(id) ORDER BY id) AS u;
 
 -- name: lock_jobs --
--- The current attempt of each job, locked until commit so concurrent writers apply events in turn; $1 is a JSON array of ids.
+-- Hold each job id until commit (see `lock_job_ids`), then the current attempt of each job, its row locked until commit too, so concurrent writers apply events in turn; $1 is a JSON array of ids (`jetjobs_lock_jobs`, migration 12: one round trip).
 SELECT id, attempt, status, final, kind, runner, pid, exit_code, reason, begin_at, end_at, stdout, stderr
-FROM job WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))
-ORDER BY id
-FOR UPDATE;
+FROM jetjobs_lock_jobs($1::jsonb);
 
 -- name: record_events --
 -- Project a batch of lifecycle events: move jobs and attempts as the fold decided, keep every event (a redelivered one once), and put the outcomes of jobs that run a dispatched flow node (most run none) into the flow inbox, telling the orchestrators once per batch.
