@@ -44,7 +44,7 @@ class StoreConfig:
     nats_url: str
     database_url: str
     batch_size: int = 1000
-    linger: float = 0.02
+    linger: float = 0.05
     """Seconds a busy projection lets messages gather between transactions (see `Tuning`)."""
     name: str = "jetjobs-store"
     pool_size: int = 10
