@@ -38,13 +38,13 @@ from contracts.models import Application
 from .db import UNAVAILABLE, Db
 from .flow_jobs import check_targets, node_message
 from .flow_outbox import Kept, Outbox, Work, keep
-from .flow_queries import FlowQueries
+from .flow_queries import FlowQueries, RunHeader
 from .queries import Queries
 
 log = structlog.get_logger("jetjobs.flows")
 
 
-def _event(run: FlowRun, status: FlowStatus, **fields: Any) -> FlowEvent:
+def _event(run: FlowRun | RunHeader, status: FlowStatus, **fields: Any) -> FlowEvent:
     return FlowEvent(
         run_id=run.id, company=run.company, name=run.name, status=status, at=datetime.now(UTC), **fields
     )
@@ -177,7 +177,9 @@ class FlowEngine:
         self, conn: Db, run_id: str, ended: list[tuple[JobEvent, NodeStatus, str]], work: Work
     ) -> None:
         flows = FlowQueries(conn)
-        run = await self._run(flows, run_id, lock=True)
+        run = await flows.run_header(run_id)
+        if run is None:
+            raise ApiFailure(404, f"unknown flow run '{run_id}': see `jetjobs flow list`")
         recorded = False
         for event, status, name in ended:
             if await flows.finish_node(run_id, event.job_id, status, event.results, event.reason):
@@ -188,26 +190,31 @@ class FlowEngine:
             await self._step(conn, run_id, work)
 
     async def _step(self, conn: Db, run_id: str, work: Work) -> None:
-        """Skip and dispatch until nothing changes, then end the run if every node is done."""
+        """Skip and dispatch until nothing changes, then end the run if every node is done.
+        The run is read once: the nodes' statuses are followed here as they are written
+        (reading a big run again after each change made a step's time grow with its size)."""
         flows = FlowQueries(conn)
+        run = await self._run(flows, run_id, lock=True)
+        assert run.spec is not None
+        states = {n.name: n.status for n in run.nodes}
         while True:
-            run = await self._run(flows, run_id, lock=True)
-            assert run.spec is not None
-            states = {n.name: n.status for n in run.nodes}
-            results = {n.name: n.results for n in run.nodes}
-            step = advance(run.spec, states, results)
+            step = advance(run.spec, states, run.results)
             if not step.dispatch and not step.skip:
                 break
             for name, reason in step.skip.items():
                 await flows.skip_node(run_id, name, reason)
+                states[name] = NodeStatus.SKIPPED
                 work.events.append(
                     _event(run, run.status, node=name, node_status=NodeStatus.SKIPPED, reason=reason)
                 )
-            await self._dispatch_all(conn, run, step.dispatch, work)
-        await self._finish(flows, run, work)
+            dispatched = await self._dispatch_all(conn, run, step.dispatch, work)
+            for name in step.dispatch:
+                states[name] = NodeStatus.DISPATCHED if name in dispatched else NodeStatus.SKIPPED
+        await self._finish(flows, run, states, work)
 
-    async def _dispatch_all(self, conn: Db, run: FlowRun, names: list[str], work: Work) -> None:
-        """Build the ready nodes' messages, then mark them dispatched in one statement."""
+    async def _dispatch_all(self, conn: Db, run: FlowRun, names: list[str], work: Work) -> set[str]:
+        """Build the ready nodes' messages, then mark them dispatched in one statement;
+        the nodes dispatched (one that cannot run is skipped instead)."""
         apps: dict[str, Application] = {}
         ready: list[tuple[str, str, int]] = []
         for name in names:
@@ -216,6 +223,7 @@ class FlowEngine:
                 ready.append(built)
         if ready:
             await FlowQueries(conn).dispatch_nodes(run.id, ready)
+        return {name for name, _, _ in ready}
 
     async def _dispatch(
         self, conn: Db, run: FlowRun, name: str, work: Work, apps: dict[str, Application]
@@ -236,8 +244,10 @@ class FlowEngine:
         )
         return name, job_id, round_
 
-    async def _finish(self, flows: FlowQueries, run: FlowRun, work: Work) -> None:
-        ended = outcome({n.name: n.status for n in run.nodes})
+    async def _finish(
+        self, flows: FlowQueries, run: FlowRun, states: dict[str, NodeStatus], work: Work
+    ) -> None:
+        ended = outcome(states)
         if ended is None or run.status is not FlowStatus.STARTED:
             return
         status, reason = ended

@@ -6,7 +6,7 @@ import functools
 import json
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 from contracts.flows import FlowRun, FlowSpec, FlowStatus, NodeStatus, NodeView
 
@@ -25,6 +25,15 @@ def flows_sql() -> dict[str, Query]:
 def _spec(text: str) -> FlowSpec:
     """A run's definition never changes: validate it (cycles, conditions) once."""
     return FlowSpec.model_validate_json(text)
+
+
+class RunHeader(NamedTuple):
+    """What a run is called and where it stands, without its definition and nodes."""
+
+    id: str
+    company: str
+    name: str
+    status: FlowStatus
 
 
 OutboxItem = tuple[str, str, str, str]
@@ -46,7 +55,9 @@ def _run(row: Any, nodes: list[NodeView]) -> FlowRun:
 
 
 def _node(row: Any) -> NodeView:
-    return NodeView(
+    """Built without validation (`model_construct`), the values converted here: these
+    rows were validated when written, and a step reads every node of its run."""
+    return NodeView.model_construct(
         name=row["node"],
         status=NodeStatus(row["status"]),
         round=row["round"],
@@ -81,13 +92,21 @@ class FlowQueries:
         )
         if inserted is None:
             return False
-        for node in spec.nodes:
-            await self._db.execute(self._q("insert_node"), run_id, node.name)
+        await self._db.execute(self._q("insert_nodes"), run_id, [node.name for node in spec.nodes])
         return True
 
     async def run(self, run_id: str, *, lock: bool = False) -> FlowRun | None:
         row = await self._db.fetchrow(self._q("lock_run" if lock else "get_run"), run_id)
         return None if row is None else _run(row, await self.nodes(run_id))
+
+    async def run_header(self, run_id: str) -> RunHeader | None:
+        """A run without its definition and nodes, locked: enough to record outcomes."""
+        row = await self._db.fetchrow(self._q("lock_run_header"), run_id)
+        return (
+            None
+            if row is None
+            else RunHeader(row["id"], row["company"], row["name"], FlowStatus(row["status"]))
+        )
 
     async def runs(self, company: str | None, limit: int) -> list[FlowRun]:
         rows = await self._db.fetch(self._q("list_runs"), company, limit)

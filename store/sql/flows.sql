@@ -13,13 +13,18 @@ INSERT INTO flow_run (id, company, name, spec, status, launched_by)
 VALUES ($1, $2, $3, $4::jsonb, 'started', $5)
 ON CONFLICT (id) DO NOTHING RETURNING id;
 
--- name: insert_node --
--- Record one node of a new run, waiting.
-INSERT INTO flow_node (run_id, node, status) VALUES ($1, $2, 'waiting_for_prerequisites');
+-- name: insert_nodes --
+-- Record the nodes of a new run, waiting; $2 is their names.
+INSERT INTO flow_node (run_id, node, status)
+SELECT $1, node, 'waiting_for_prerequisites' FROM unnest($2::text[]) AS u(node);
 
 -- name: lock_run --
 -- A run, locked for the transaction deciding its next step.
 SELECT id, company, name, spec::text, status, reason, created_at, ended_at FROM flow_run WHERE id = $1 FOR UPDATE;
+
+-- name: lock_run_header --
+-- A run's name and status without its definition or nodes, locked for the transaction recording its nodes' outcomes.
+SELECT id, company, name, status FROM flow_run WHERE id = $1 FOR UPDATE;
 
 -- name: get_run --
 -- A run, not locked.
