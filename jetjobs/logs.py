@@ -17,6 +17,18 @@ def _isoformat(_: object, __: str, event: structlog.types.EventDict) -> structlo
     return event
 
 
+class _LibraryLogs(logging.Handler):
+    """What libraries log through `logging` (asyncpg's pool while PostgreSQL is away,
+    say), as one line like jetjobs' own: the error's text instead of a traceback."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields: dict[str, str] = {"logger": record.name}
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None:
+            fields["error"] = f"{type(error).__name__}: {error}"
+        structlog.get_logger().log(record.levelno, record.getMessage(), **fields)
+
+
 def configure(level: str = "info", *, json: bool | None = None) -> None:
     """Set up structlog once per process, from `main` (never at import)."""
     as_json = not sys.stderr.isatty() if json is None else json
@@ -36,3 +48,4 @@ def configure(level: str = "info", *, json: bool | None = None) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+    logging.basicConfig(handlers=[_LibraryLogs()], level=logging.WARNING, force=True)
