@@ -137,10 +137,19 @@ def celery_latency(app: Any, rate: float, seconds: float) -> dict[str, float]:
 
 
 def jetjobs_round(box: Servers, args: argparse.Namespace, logs: Path, i: int) -> dict[str, float]:
-    """One round of the jetjobs side: e2e noop, e2e true, latency."""
+    """One round of the jetjobs side: e2e noop, e2e true (one executor, then one per
+    core sharing the same slots, as Celery runs one worker process per core), latency."""
     out = {}
-    for runner, mode, slots in (("noop", "noop", 64), ("true", "process", args.slots)):
-        with system(box, mode, slots, logs, f"peers-{runner}-{i}") as stack:
+    cores = os.cpu_count() or 1
+    rounds = (
+        ("noop", "noop", 64, 1),
+        ("true", "process", args.slots, 1),
+        ("true_per_core", "process", args.slots, cores),
+    )
+    for runner, mode, slots, executors in rounds:
+        if slots % executors:
+            continue
+        with system(box, mode, slots, logs, f"peers-{runner}-{i}", executors=executors) as stack:
             out[runner] = asyncio.run(e2e.one_run(box, stack, args.jobs, ["true"]))["rate"]
     with system(box, "process", args.slots, logs, f"peers-latency-{i}") as stack:
         out["p99"] = asyncio.run(latency.one_run(stack, args.rate, args.seconds))["run-now → process start"][
@@ -162,6 +171,9 @@ def celery_round(app: Any, args: argparse.Namespace) -> dict[str, float]:
 def record(metrics: Metrics, ours: dict[str, float], theirs: dict[str, float] | None) -> None:
     metrics.add("jetjobs e2e noop", ours["noop"], "jobs/s")
     metrics.add("jetjobs e2e true", ours["true"], "jobs/s")
+    per_core = ours.get("true_per_core")
+    if per_core is not None:
+        metrics.add("jetjobs e2e true, one executor per core", per_core, "jobs/s")
     metrics.add("jetjobs run-now → process start p99", ours["p99"], "ms")
     if theirs is None:
         return
@@ -170,6 +182,8 @@ def record(metrics: Metrics, ours: dict[str, float], theirs: dict[str, float] | 
     metrics.add("celery send → process start p99", theirs["p99"], "ms")
     metrics.add("ratio e2e noop: jetjobs / celery", ours["noop"] / theirs["noop"], "x")
     metrics.add("ratio e2e true: jetjobs / celery", ours["true"] / theirs["true"], "x", ">= 2")
+    if per_core is not None:
+        metrics.add("ratio e2e true, one executor per core: jetjobs / celery", per_core / theirs["true"], "x")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
