@@ -50,6 +50,10 @@ def _event(run: FlowRun | RunHeader, status: FlowStatus, **fields: Any) -> FlowE
     )
 
 
+def _unknown_run(run_id: str) -> ApiFailure:
+    return ApiFailure(404, f"unknown flow run '{run_id}': see `jetjobs flow list`")
+
+
 class _StepFailed(Exception):
     """A step failed on something other than the database being away."""
 
@@ -113,7 +117,7 @@ class FlowEngine:
     async def _run(self, flows: FlowQueries, run_id: str, *, lock: bool = False) -> FlowRun:
         run = await flows.run(run_id, lock=lock)
         if run is None:
-            raise ApiFailure(404, f"unknown flow run '{run_id}': see `jetjobs flow list`")
+            raise _unknown_run(run_id)
         return run
 
     async def take_outcomes(self, limit: int) -> int:
@@ -179,7 +183,7 @@ class FlowEngine:
         flows = FlowQueries(conn)
         run = await flows.run_header(run_id)
         if run is None:
-            raise ApiFailure(404, f"unknown flow run '{run_id}': see `jetjobs flow list`")
+            raise _unknown_run(run_id)
         recorded = False
         for event, status, name in ended:
             if await flows.finish_node(run_id, event.job_id, status, event.results, event.reason):

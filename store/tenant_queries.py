@@ -25,7 +25,6 @@ from . import rows
 from .credentials import Sealed
 from .db import Db
 from .loader import Query, parse_queries
-from .rows import TemplateRow
 
 
 @functools.cache
@@ -58,7 +57,7 @@ class RunLookup:
     """A template to run now, what its application and credentials add (None when it
     runs no application), and what the calling actor may do in its company."""
 
-    row: TemplateRow
+    row: rows.TemplateRow
     extras: TemplateExtras | None
     roles: set[str]
     closed: bool
