@@ -203,9 +203,22 @@ class StoreApi:
         except (PublishFailed, TimeoutError) as error:
             reason = str(error) or "NATS did not answer in time"
             raise ApiFailure(503, f"could not queue template {request.id}: {reason}; try again") from None
-        async with self._pool.acquire() as conn, conn.transaction():
-            await write_dispatches(Queries(conn), [message])
-            await audit(conn, "template.run", company, summary(request))
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await write_dispatches(Queries(conn), [message])
+                await audit(conn, "template.run", company, summary(request))
+        except UNAVAILABLE as error:
+            # Queued all the same: answering an error would invite a retry that runs it
+            # twice. The dispatch projection records the job from the stream; the audit
+            # entry that could not be written is kept in this line.
+            log.warning(
+                "job.record_deferred",
+                job_id=message.job_id,
+                company=company,
+                actor=actor,
+                audit={"action": "template.run", **summary(request)},
+                error=str(error) or type(error).__name__,
+            )
         log.info("job.queued", job_id=message.job_id, company=company, template_id=request.id)
         return api.JobQueued(job_id=message.job_id, company=company)
 

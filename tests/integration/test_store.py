@@ -438,6 +438,45 @@ async def test_template_run_checks_the_actor_before_queueing_and_audits_with_the
     assert await h.conn.fetchval("SELECT count(*) FROM job WHERE id = $1", queued.job_id) == 1
 
 
+async def test_template_run_whose_record_cannot_be_written_still_answers_queued(
+    h: Harness, database_url: str
+) -> None:
+    """The job is on the bus when the store writes its record: if PostgreSQL drops
+    that write, run-now still answers with the job (an error would invite a retry
+    that runs it twice), and the dispatch projection records the job."""
+    made = await setup_template(h, interv="n", active=False)
+    published = (await h.bus.js.stream_info(s.DISPATCH_STREAM)).state.last_seq
+    blocker = await asyncpg.connect(database_url)
+    try:
+        holding = blocker.transaction()
+        await holding.start()
+        await blocker.execute("LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE")
+        running = asyncio.create_task(h.call("template.run", api.RunNow(id=made.id), api.JobQueued))
+
+        async def write_waits_for_the_lock() -> bool:
+            waiting = await h.conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%audit_log%'"
+            )
+            for row in waiting:  # the store's write dies with its connection, a real outage of one backend
+                await h.conn.execute("SELECT pg_terminate_backend($1)", row["pid"])
+            return bool(waiting)
+
+        await eventually(write_waits_for_the_lock)
+        await holding.rollback()
+        queued = await asyncio.wait_for(running, 30)
+    finally:
+        await blocker.close()
+    assert queued.company == "acme"
+
+    async def recorded() -> bool:
+        return await h.db.job_by_id(queued.job_id) is not None
+
+    await eventually(recorded)
+    assert await _count(h, "job") == 1
+    last = (await h.bus.js.stream_info(s.DISPATCH_STREAM)).state.last_seq
+    assert last == published + 1, "published once: nothing to run twice"
+
+
 async def test_job_list_filters_newest_first(h: Harness) -> None:
     made = await setup_template(h)
     ids = [(await h.call("template.run", api.RunNow(id=made.id), api.JobQueued)).job_id for _ in range(3)]
