@@ -38,6 +38,12 @@ WINDOW = 2000
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=20000, help="jobs in the backlog (3 events each)")
     parser.add_argument("--batch", type=int, default=StoreConfig.batch_size, help="the store's batch size")
+    parser.add_argument(
+        "--stores",
+        type=int,
+        default=1,
+        help="store processes sharing the work (reported apart from the goal's one-store figure)",
+    )
 
 
 def lifecycle(message: JobMessage) -> list[JobEvent]:
@@ -91,10 +97,10 @@ async def first_write(database_url: str) -> float:
         await conn.close()
 
 
-def _cpu(box: Servers, store: ServiceProcess) -> dict[str, float]:
-    """CPU seconds used so far by the store, Postgres (all its processes) and nats-server."""
+def _cpu(box: Servers, stores: list[ServiceProcess]) -> dict[str, float]:
+    """CPU seconds used so far by the stores, Postgres (all its processes) and nats-server."""
     return {
-        "store": cpu_seconds(store.pid),
+        "store": sum(cpu_seconds(store.pid) for store in stores),
         "postgres": cpu_seconds(box.postgres.pid, tree=True),
         "nats": cpu_seconds(box.nats.pid),
     }
@@ -107,13 +113,16 @@ def one_run(box: Servers, args: argparse.Namespace, logs: Path, tag: str) -> dic
     start_service(argv, logs / f"{tag}-prepare.log").stop()  # migrate and declare consumers
     messages = job_messages(args.jobs, ["true"])
     asyncio.run(publish_backlog(box.nats.url, messages))
-    store: ServiceProcess = start_service(argv, logs / f"{tag}-store.log")
+    stores = [ServiceProcess(argv, logs / f"{tag}-store{i or ''}.log") for i in range(args.stores)]
     try:
-        before = _cpu(box, store)
+        for store in stores:  # all started at once, so they take the backlog together
+            store.wait_ready()
+        before = _cpu(box, stores)
         end = asyncio.run(wait_final(database, args.jobs, timeout=120 + args.jobs / 100))
-        cpu = {name: used - before[name] for name, used in _cpu(box, store).items()}
+        cpu = {name: used - before[name] for name, used in _cpu(box, stores).items()}
     finally:
-        store.stop()
+        for store in stores:
+            store.stop()
     start = asyncio.run(first_write(database))
     record = asyncio.run(completeness(database))
     copy = asyncio.run(raw_postgres(box.fresh_database(), RawSizes(rows=4 * args.jobs, inserts=10)))
@@ -137,18 +146,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with servers() as box:
         logs = Path(args.logs)
         logs.mkdir(parents=True, exist_ok=True)
+        label, goal = ("store", ">= 20,000") if args.stores == 1 else (f"{args.stores} stores", "")
         for i in range(args.runs):
             result = one_run(box, args, logs, f"store-{i}")
             runs.append(result)
-            metrics.add("store: events ingested", result["events_per_s"], "events/s", ">= 20,000")
-            metrics.add("store: all messages (dispatch + events)", result["messages_per_s"], "msgs/s")
+            metrics.add(f"{label}: events ingested", result["events_per_s"], "events/s", goal)
+            metrics.add(f"{label}: all messages (dispatch + events)", result["messages_per_s"], "msgs/s")
             metrics.add("raw asyncpg COPY, same run", result["pg_copy_rows_per_s"], "rows/s")
             ratio = result["messages_per_s"] / result["pg_copy_rows_per_s"]
             metrics.add("store messages / COPY rows", ratio, "ratio")
             cpu = result["cpu_us_per_message"]
-            metrics.add("store process CPU per message", cpu["store"], "µs")
+            metrics.add(
+                "store processes CPU per message" if args.stores > 1 else "store process CPU per message",
+                cpu["store"],
+                "µs",
+            )
             metrics.add("postgres CPU per message", cpu["postgres"], "µs")
             metrics.add("nats-server CPU per message", cpu["nats"], "µs")
-            metrics.add("store: every status persisted", 1.0 if result["complete"] else 0.0, "1 = yes")
-    params = {"jobs": args.jobs, "batch": args.batch, "runs": args.runs}
+            metrics.add(f"{label}: every status persisted", 1.0 if result["complete"] else 0.0, "1 = yes")
+    params = {"jobs": args.jobs, "batch": args.batch, "runs": args.runs, "stores": args.stores}
     return {"parameters": params, "metrics": metrics.metrics, "runs": runs}

@@ -79,6 +79,12 @@ def test_store_ingests_the_whole_backlog(tmp_path: Path) -> None:
     assert values(report, "store: events ingested")[0] > 0
 
 
+def test_two_stores_share_the_backlog(tmp_path: Path) -> None:
+    report = bench(tmp_path, "store", "--jobs", "50", "--stores", "2")
+    assert values(report, "2 stores: every status persisted") == [1.0]
+    assert values(report, "2 stores: events ingested")[0] > 0
+
+
 def test_peers_compares_with_celery_or_says_why_not(tmp_path: Path) -> None:
     report = bench(tmp_path, "peers", "--jobs", "20", "--rate", "20", "--seconds", "0.5")
     assert values(report, "jetjobs e2e true")[0] > 0
