@@ -146,7 +146,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with servers() as box:
         logs = Path(args.logs)
         logs.mkdir(parents=True, exist_ok=True)
-        label, goal = ("store", ">= 20,000") if args.stores == 1 else (f"{args.stores} stores", "")
+        label, goal, cpu_label = (
+            ("store", ">= 20,000", "store process")
+            if args.stores == 1
+            else (f"{args.stores} stores", "", "store processes")
+        )
         for i in range(args.runs):
             result = one_run(box, args, logs, f"store-{i}")
             runs.append(result)
@@ -156,11 +160,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ratio = result["messages_per_s"] / result["pg_copy_rows_per_s"]
             metrics.add("store messages / COPY rows", ratio, "ratio")
             cpu = result["cpu_us_per_message"]
-            metrics.add(
-                "store processes CPU per message" if args.stores > 1 else "store process CPU per message",
-                cpu["store"],
-                "µs",
-            )
+            metrics.add(f"{cpu_label} CPU per message", cpu["store"], "µs")
             metrics.add("postgres CPU per message", cpu["postgres"], "µs")
             metrics.add("nats-server CPU per message", cpu["nats"], "µs")
             metrics.add(f"{label}: every status persisted", 1.0 if result["complete"] else 0.0, "1 = yes")

@@ -136,19 +136,17 @@ def celery_latency(app: Any, rate: float, seconds: float) -> dict[str, float]:
     return {"p50": statistics.median(delays), "p99": latency.percentile(delays, 99), "max": max(delays)}
 
 
-def jetjobs_round(box: Servers, args: argparse.Namespace, logs: Path, i: int) -> dict[str, float]:
-    """One round of the jetjobs side: e2e noop, e2e true (one executor, then one per
-    core sharing the same slots, as Celery runs one worker process per core), latency."""
+def jetjobs_round(
+    box: Servers, args: argparse.Namespace, logs: Path, i: int, per_core: int | None
+) -> dict[str, float]:
+    """One round of the jetjobs side: e2e noop, e2e true (one executor, then, unless
+    `per_core` is None, that many sharing the same slots, as Celery runs one worker
+    process per core), latency."""
     out = {}
-    cores = os.cpu_count() or 1
-    rounds = (
-        ("noop", "noop", 64, 1),
-        ("true", "process", args.slots, 1),
-        ("true_per_core", "process", args.slots, cores),
-    )
+    rounds = [("noop", "noop", 64, 1), ("true", "process", args.slots, 1)]
+    if per_core is not None:
+        rounds.append(("true_per_core", "process", args.slots, per_core))
     for runner, mode, slots, executors in rounds:
-        if slots % executors:
-            continue
         with system(box, mode, slots, logs, f"peers-{runner}-{i}", executors=executors) as stack:
             out[runner] = asyncio.run(e2e.one_run(box, stack, args.jobs, ["true"]))["rate"]
     with system(box, "process", args.slots, logs, f"peers-latency-{i}") as stack:
@@ -193,12 +191,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     logs.mkdir(parents=True, exist_ok=True)
     skipped = why_no_celery()
     notes = [] if skipped is None else [f"celery skipped: {skipped}"]
-    if skipped is not None:
-        print(f"peers: celery skipped: {skipped}", file=sys.stderr)
+    cores = os.cpu_count() or 1
+    per_core = None if args.slots % cores else cores
+    if per_core is None:
+        notes.append(
+            f"jetjobs with one executor per core skipped: {cores} cores do not share {args.slots} slots evenly"
+        )
+    for note in notes:
+        print(f"peers: {note}", file=sys.stderr)
     with servers() as box, celery_stack(logs) if skipped is None else contextlib.nullcontext() as app:
         for i in range(args.runs):
-            ours = jetjobs_round(box, args, logs, i)
+            ours = jetjobs_round(box, args, logs, i, per_core)
             record(metrics, ours, None if app is None else celery_round(app, args))
     params: dict[str, Any] = {k: getattr(args, k) for k in ("jobs", "rate", "seconds", "slots", "runs")}
-    params["celery_concurrency"] = os.cpu_count()
+    params["celery_concurrency"] = cores
     return {"parameters": params, "metrics": metrics.metrics, "notes": notes}

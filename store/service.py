@@ -43,8 +43,8 @@ class StoreConfig:
 
     nats_url: str
     database_url: str
-    batch_size: int = 1000
-    linger: float = 0.05
+    batch_size: int = Tuning.batch_size
+    linger: float = Tuning.linger
     """Seconds a busy projection lets messages gather between transactions (see `Tuning`)."""
     name: str = "jetjobs-store"
     pool_size: int = 10
