@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import graphlib
 import re
 import uuid
 from enum import StrEnum
@@ -99,25 +100,26 @@ def _unique(nodes: list[FlowNode]) -> dict[str, FlowNode]:
 
 
 def _topological(by_name: dict[str, FlowNode]) -> list[str]:
-    """Nodes in an order where every node follows its prerequisites; FlowError on a cycle."""
-    order: list[str] = []
-    state: dict[str, int] = {}
+    """Nodes in an order where every node follows its prerequisites; FlowError on a
+    cycle. `graphlib` sorts without recursion, so a long chain listed from its end
+    is no deeper to check than a short one."""
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for node in by_name.values():
+        sorter.add(node.name, *(edge.node for edge in node.depends))
+    try:
+        return list(sorter.static_order())
+    except graphlib.CycleError as error:
+        raise FlowError(_cycle_message(by_name, error.args[1])) from None
 
-    def visit(name: str, path: list[str]) -> None:
-        if state.get(name) == 2:
-            return
-        if state.get(name) == 1:
-            cycle = [*path[path.index(name) :], name]
-            raise FlowError(f"node '{name}' depends on itself: cycle {' -> '.join(cycle)}")
-        state[name] = 1
-        for edge in by_name[name].depends:
-            visit(edge.node, [*path, name])
-        state[name] = 2
-        order.append(name)
 
-    for name in by_name:
-        visit(name, [])
-    return order
+def _cycle_message(by_name: dict[str, FlowNode], cycle: list[str]) -> str:
+    """The cycle as "depends on" arrows, from its first node in the definition's order."""
+    path = list(reversed(cycle[1:]))  # graphlib lists prerequisites first; one lap, no repeat
+    position = {name: i for i, name in enumerate(by_name)}
+    first = min(path, key=position.__getitem__)
+    start = path.index(first)
+    lap = [*path[start:], *path[:start], first]
+    return f"node '{first}' depends on itself: cycle {' -> '.join(lap)}"
 
 
 def ancestors(by_name: dict[str, FlowNode], name: str) -> set[str]:
@@ -140,18 +142,21 @@ def _check_edges(by_name: dict[str, FlowNode]) -> None:
 
 
 def _check_conditions(by_name: dict[str, FlowNode]) -> None:
+    """Conditions parse and read only prerequisites' results (a node's upstream is
+    found only when it has a condition: a long chain without any stays linear)."""
     for node in by_name.values():
+        when = [edge.when for edge in node.depends if edge.when is not None]
+        if not when:
+            continue
         upstream = ancestors(by_name, node.name)
-        for edge in node.depends:
-            if edge.when is None:
-                continue
+        for text in when:
             try:
-                tree = conditions.parse(edge.when)
+                tree = conditions.parse(text)
             except conditions.ConditionError as error:
-                raise FlowError(f"node '{node.name}': bad condition {edge.when!r}: {error}") from None
+                raise FlowError(f"node '{node.name}': bad condition {text!r}: {error}") from None
             for ref in sorted(conditions.refs(tree) - upstream):
                 raise FlowError(
-                    f"node '{node.name}': condition {edge.when!r} reads node '{ref}', "
+                    f"node '{node.name}': condition {text!r} reads node '{ref}', "
                     "which is not one of its prerequisites"
                 )
 

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from contracts import conditions
 from contracts.enums import Status
 from contracts.flowplan import advance, node_env, outcome, retry_states
-from contracts.flows import FlowSpec, NodeStatus, flow_job_id, node_outcome, result_var
+from contracts.flows import FlowSpec, NodeStatus, check_graph, flow_job_id, node_outcome, result_var
 from contracts.messages import JobEvent
 
 W, D, S, F, K = (
@@ -102,6 +102,8 @@ def test_bad_conditions_are_refused(text: str) -> None:
     ("nodes", "message"),
     [
         ([n("a", "b"), n("b", "a")], "node 'a' depends on itself: cycle a -> b -> a"),
+        ([n("c", "a"), n("a", "b"), n("b", "c")], "node 'c' depends on itself: cycle c -> a -> b -> c"),
+        ([n("a", "a")], "node 'a' depends on itself: cycle a -> a"),
         ([n("a", "ghost")], "node 'a' depends on unknown node 'ghost'"),
         ([n("a"), n("a")], "node 'a' is defined twice"),
         ([n("a"), n("b", {"node": "a", "when": "a.x =="})], "node 'b': bad condition"),
@@ -112,6 +114,14 @@ def test_bad_conditions_are_refused(text: str) -> None:
 def test_invalid_graphs_name_the_node(nodes: list[dict[str, Any]], message: str) -> None:
     with pytest.raises(ValidationError, match=message.replace("(", r"\(")):
         spec(*nodes)
+
+
+def test_a_long_chain_listed_from_its_end_is_checked_in_dependency_order() -> None:
+    """Deeper than Python's recursion limit, and every node checked once."""
+    count = 5000
+    nodes = [n(f"n{i}", f"n{i - 1}") if i else n("n0") for i in range(count)]
+    flow = spec(*reversed(nodes))
+    assert check_graph(flow.nodes) == [f"n{i}" for i in range(count)]
 
 
 def test_results_flow_downstream_with_documented_names() -> None:
