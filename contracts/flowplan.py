@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import heapq
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from . import conditions
@@ -39,29 +41,45 @@ def _blocked(
     return None
 
 
-def advance(spec: FlowSpec, states: Mapping[str, NodeStatus], results: conditions.Results) -> Step:
+def advance(
+    spec: FlowSpec,
+    states: Mapping[str, NodeStatus],
+    results: conditions.Results,
+    changed: Iterable[str] | None = None,
+) -> Step:
     """Waiting nodes whose every edge now holds are dispatched; those with an edge
-    that can no longer hold are skipped, which may in turn skip their dependants."""
+    that can no longer hold are skipped, which may in turn skip their dependants.
+    Only the dependants of the `changed` nodes are looked at (every node when None,
+    as a run starts or is retried), so a step costs what it touches, not the run's size."""
     current = dict(states)
+    position = spec.position
+    names = (
+        (n.name for n in spec.nodes) if changed is None else (d for c in changed for d in spec.dependants[c])
+    )
+    todo = [(position[name], name) for name in names]
+    heapq.heapify(todo)  # in the definition's order, so a skip's reason does not depend on what changed
     skip: dict[str, str] = {}
-    changed = True
-    while changed:
-        changed = False
-        for node in spec.nodes:
-            if current[node.name] is not NodeStatus.WAITING:
-                continue
-            reason = _blocked(spec, node.name, current, results)
-            if reason is not None:
-                current[node.name] = NodeStatus.SKIPPED
-                skip[node.name] = reason
-                changed = True
+    ready: set[str] = set()
+    while todo:
+        _, name = heapq.heappop(todo)
+        if current[name] is not NodeStatus.WAITING:
+            continue
+        reason = _blocked(spec, name, current, results)
+        if reason is None:
+            ready.add(name)
+            continue
+        current[name] = NodeStatus.SKIPPED
+        skip[name] = reason
+        for dependant in spec.dependants[name]:
+            heapq.heappush(todo, (position[dependant], dependant))
+    in_order = functools.partial(sorted, key=position.__getitem__)
     dispatch = [
-        node.name
-        for node in spec.nodes
-        if current[node.name] is NodeStatus.WAITING
-        and all(_edge_holds(e, current, results) for e in node.depends)
+        name
+        for name in in_order(ready)
+        if current[name] is NodeStatus.WAITING
+        and all(_edge_holds(e, current, results) for e in spec.node(name).depends)
     ]
-    return Step(dispatch, skip)
+    return Step(dispatch, {name: skip[name] for name in in_order(skip)})
 
 
 def outcome(states: Mapping[str, NodeStatus]) -> tuple[FlowStatus, str | None] | None:
@@ -77,6 +95,8 @@ def outcome(states: Mapping[str, NodeStatus]) -> tuple[FlowStatus, str | None] |
 def node_env(spec: FlowSpec, name: str, results: conditions.Results) -> dict[str, str]:
     """Flow env < node env < results of every upstream node as `JETJOBS_RESULT_<NODE>_<KEY>`."""
     env = {**spec.env_vars, **spec.node(name).env}
+    if not any(results.values()):  # nothing to pass on: spare the walk up a long chain
+        return env
     for upstream in sorted(ancestors(spec.by_name, name)):
         for key, value in results.get(upstream, {}).items():
             env[result_var(upstream, key)] = value

@@ -86,6 +86,20 @@ class FlowSpec(Frozen):
         """Nodes by name (built once: a step looks nodes up many times)."""
         return {n.name: n for n in self.nodes}
 
+    @functools.cached_property
+    def dependants(self) -> dict[str, list[str]]:
+        """The nodes each node's edges lead to, in the definition's order."""
+        found: dict[str, list[str]] = {n.name: [] for n in self.nodes}
+        for node in self.nodes:
+            for edge in node.depends:
+                found[edge.node].append(node.name)
+        return found
+
+    @functools.cached_property
+    def position(self) -> dict[str, int]:
+        """Each node's place in the definition: steps list nodes in this order."""
+        return {n.name: i for i, n in enumerate(self.nodes)}
+
     def node(self, name: str) -> FlowNode:
         return self.by_name[name]
 

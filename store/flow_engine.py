@@ -11,7 +11,7 @@ duplicate.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,13 +38,14 @@ from contracts.models import Application
 from .db import UNAVAILABLE, Db
 from .flow_jobs import check_targets, node_message
 from .flow_outbox import Kept, Outbox, Work, keep
-from .flow_queries import FlowQueries, RunHeader
+from .flow_queries import FlowQueries, LockedRun
+from .flow_state import RunCache, RunState
 from .queries import Queries
 
 log = structlog.get_logger("jetjobs.flows")
 
 
-def _event(run: FlowRun | RunHeader, status: FlowStatus, **fields: Any) -> FlowEvent:
+def _event(run: FlowRun | LockedRun | RunState, status: FlowStatus, **fields: Any) -> FlowEvent:
     return FlowEvent(
         run_id=run.id, company=run.company, name=run.name, status=status, at=datetime.now(UTC), **fields
     )
@@ -79,6 +80,7 @@ class FlowEngine:
     def __init__(self, pool: Any, bus: Bus) -> None:
         self._pool = pool
         self._outbox = Outbox(pool, bus.publisher)
+        self._runs = RunCache()
         self.unsent = True
         """The outbox may hold a committed step's messages (a failed publish, or a
         store that stopped before sending): the flow loop drains it."""
@@ -92,10 +94,11 @@ class FlowEngine:
             await flows.save_definition(spec)
             if not await flows.insert_run(run_id, spec, launched_by):
                 return await self._run(flows, run_id)
-            run = await self._run(flows, run_id)
+            run = await self._state(flows, await self._lock(flows, run_id))
             work = Work(events=[_event(run, FlowStatus.STARTED)])
-            await self._step(conn, run_id, work)
+            await self._step(conn, run, work)
             kept = await keep(conn, work)
+        self._runs.keep([run])
         await self._send(kept)
         log.info("flow.started", run_id=run_id, company=spec.company, flow=spec.name, launched_by=launched_by)
         return await self.get(run_id)
@@ -114,11 +117,23 @@ class FlowEngine:
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             return await self._run(FlowQueries(conn), run_id)
 
-    async def _run(self, flows: FlowQueries, run_id: str, *, lock: bool = False) -> FlowRun:
-        run = await flows.run(run_id, lock=lock)
+    async def _run(self, flows: FlowQueries, run_id: str) -> FlowRun:
+        run = await flows.run(run_id)
         if run is None:
             raise _unknown_run(run_id)
         return run
+
+    async def _lock(self, flows: FlowQueries, run_id: str) -> LockedRun:
+        locked = await flows.lock_run(run_id)
+        if locked is None:
+            raise _unknown_run(run_id)
+        return locked
+
+    async def _state(self, flows: FlowQueries, locked: LockedRun) -> RunState:
+        """The locked run's nodes: as kept from this orchestrator's last step of it
+        when no other transaction changed them since, else read."""
+        kept = self._runs.get(locked)
+        return kept if kept is not None else RunState.of(await self._run(flows, locked.id), locked)
 
     async def take_outcomes(self, limit: int) -> int:
         """Advance runs on the oldest due outcomes of the flow inbox: one transaction
@@ -143,31 +158,39 @@ class FlowEngine:
             events = [e for e in (_outcome_event(payload) for _, payload in rows) if e is not None]
             work = Work()
             try:
-                await self._advance(conn, events, work)
+                stepped = await self._advance(conn, events, work)
             except UNAVAILABLE:
                 raise
             except Exception as error:
                 raise _StepFailed([row_id for row_id, _ in rows], [e.job_id for e in events]) from error
             await flows.delete_inbox([row_id for row_id, _ in rows])
             kept = await keep(conn, work)
+        self._runs.keep(stepped)
         try:
             await self._send(kept)
         except Exception as error:  # committed and kept in the outbox: the loop sends it again
             log.warning("flow.publish_failed", messages=len(kept.items), error=repr(error))
         return len(rows)
 
-    async def _advance(self, conn: Db, events: Sequence[JobEvent], work: Work) -> None:
-        """Record the nodes' outcomes and step every run they belong to, runs in id order."""
+    async def _advance(self, conn: Db, events: Sequence[JobEvent], work: Work) -> list[RunState]:
+        """Record the nodes' outcomes and step every run they belong to, runs in id
+        order; the runs stepped."""
         ended = {e.job_id: (e, s) for e in events if (s := node_outcome(e)) is not None}
         if not ended:
-            return
+            return []
         flows = FlowQueries(conn)
         by_run: dict[str, list[tuple[JobEvent, NodeStatus, str]]] = {}
         for job_id, run_id, name in await flows.nodes_of_jobs(list(ended)):
             event, status = ended[job_id]
             by_run.setdefault(run_id, []).append((event, status, name))
+        stepped = []
         for run_id in sorted(by_run):  # one order for every orchestrator: no deadlock
-            await self._record(conn, run_id, by_run[run_id], work)
+            recorded = await self._record(flows, run_id, by_run[run_id], work)
+            if recorded is not None:
+                run, ended_now = recorded
+                await self._step(conn, run, work, ended_now)
+                stepped.append(run)
+        return stepped
 
     async def _send(self, kept: Kept) -> None:
         """Publish a committed step's work; if that fails, `unsent` says the outbox needs a drain."""
@@ -178,84 +201,90 @@ class FlowEngine:
             raise
 
     async def _record(
-        self, conn: Db, run_id: str, ended: list[tuple[JobEvent, NodeStatus, str]], work: Work
-    ) -> None:
-        flows = FlowQueries(conn)
-        run = await flows.run_header(run_id)
-        if run is None:
-            raise _unknown_run(run_id)
-        recorded = False
+        self, flows: FlowQueries, run_id: str, ended: list[tuple[JobEvent, NodeStatus, str]], work: Work
+    ) -> tuple[RunState, set[str]] | None:
+        """Record the nodes' outcomes in one statement; the run to step and the nodes
+        that ended, if it is still started and an outcome was new."""
+        locked = await self._lock(flows, run_id)
+        outcomes = [(event.job_id, status, event.results, event.reason) for event, status, _ in ended]
+        recorded = await flows.finish_nodes(run_id, outcomes)
         for event, status, name in ended:
-            if await flows.finish_node(run_id, event.job_id, status, event.results, event.reason):
-                recorded = True
+            if name in recorded:
                 fields = {"node": name, "node_status": status, "job_id": event.job_id, "reason": event.reason}
-                work.events.append(_event(run, run.status, **fields))
-        if recorded and run.status is FlowStatus.STARTED:
-            await self._step(conn, run_id, work)
+                work.events.append(_event(locked, locked.status, **fields))
+        if not recorded or locked.status is not FlowStatus.STARTED:
+            return None
+        run = await self._state(flows, locked)
+        run.changed = True
+        for event, status, name in ended:
+            if name in recorded:
+                run.states[name] = status
+                run.results[name] = event.results
+        return run, recorded
 
-    async def _step(self, conn: Db, run_id: str, work: Work) -> None:
-        """Skip and dispatch until nothing changes, then end the run if every node is done.
-        The run is read once: the nodes' statuses are followed here as they are written
-        (reading a big run again after each change made a step's time grow with its size)."""
+    async def _step(self, conn: Db, run: RunState, work: Work, changed: Iterable[str] | None = None) -> None:
+        """Skip and dispatch until nothing changes, then end the run if every node is
+        done, following the nodes' statuses in `run` as they are written. Only the
+        dependants of the `changed` nodes can move (every node when None)."""
         flows = FlowQueries(conn)
-        run = await self._run(flows, run_id, lock=True)
-        assert run.spec is not None
-        states = {n.name: n.status for n in run.nodes}
         while True:
-            step = advance(run.spec, states, run.results)
-            if not step.dispatch and not step.skip:
+            step = advance(run.spec, run.states, run.results, changed)
+            if step.skip:
+                await self._skip(flows, run, step.skip, work)
+            refused = await self._dispatch_all(conn, run, step.dispatch, work)
+            if not refused:
                 break
-            for name, reason in step.skip.items():
-                await flows.skip_node(run_id, name, reason)
-                states[name] = NodeStatus.SKIPPED
-                work.events.append(
-                    _event(run, run.status, node=name, node_status=NodeStatus.SKIPPED, reason=reason)
-                )
-            dispatched = await self._dispatch_all(conn, run, step.dispatch, work)
-            for name in step.dispatch:
-                states[name] = NodeStatus.DISPATCHED if name in dispatched else NodeStatus.SKIPPED
-        await self._finish(flows, run, states, work)
+            changed = refused  # skipped as they cannot run: their dependants decide again
+        await self._finish(flows, run, work)
 
-    async def _dispatch_all(self, conn: Db, run: FlowRun, names: list[str], work: Work) -> set[str]:
+    async def _skip(self, flows: FlowQueries, run: RunState, reasons: dict[str, str], work: Work) -> None:
+        await flows.skip_nodes(run.id, reasons)
+        run.changed = True
+        for name, reason in reasons.items():
+            run.states[name] = NodeStatus.SKIPPED
+            work.events.append(
+                _event(run, run.status, node=name, node_status=NodeStatus.SKIPPED, reason=reason)
+            )
+
+    async def _dispatch_all(self, conn: Db, run: RunState, names: list[str], work: Work) -> list[str]:
         """Build the ready nodes' messages, then mark them dispatched in one statement;
-        the nodes dispatched (one that cannot run is skipped instead)."""
+        the nodes that cannot run, skipped instead, saying why."""
         apps: dict[str, Application] = {}
         ready: list[tuple[str, str, int]] = []
+        refused: dict[str, str] = {}
         for name in names:
-            built = await self._dispatch(conn, run, name, work, apps)
-            if built is not None:
-                ready.append(built)
+            round_ = run.rounds[name] + (1 if run.job_ids[name] else 0)
+            job_id = flow_job_id(run.id, name, round_)
+            env = node_env(run.spec, name, run.results)
+            try:
+                message = await node_message(conn, run.spec, run.spec.node(name), job_id, env, apps)
+            except ApiFailure as error:
+                refused[name] = f"cannot run: {error.message}"
+                continue
+            work.messages.append(message)
+            work.events.append(
+                _event(run, run.status, node=name, node_status=NodeStatus.DISPATCHED, job_id=job_id)
+            )
+            ready.append((name, job_id, round_))
+        flows = FlowQueries(conn)
+        if refused:
+            await self._skip(flows, run, refused, work)
         if ready:
-            await FlowQueries(conn).dispatch_nodes(run.id, ready)
-        return {name for name, _, _ in ready}
+            await flows.dispatch_nodes(run.id, ready)
+            run.changed = True
+        for name, job_id, round_ in ready:
+            run.states[name] = NodeStatus.DISPATCHED
+            run.job_ids[name] = job_id
+            run.rounds[name] = round_
+        return list(refused)
 
-    async def _dispatch(
-        self, conn: Db, run: FlowRun, name: str, work: Work, apps: dict[str, Application]
-    ) -> tuple[str, str, int] | None:
-        assert run.spec is not None
-        view = run.node(name)
-        round_ = view.round + (1 if view.job_id else 0)
-        job_id = flow_job_id(run.id, name, round_)
-        env = node_env(run.spec, name, run.results)
-        try:
-            message = await node_message(conn, run.spec, run.spec.node(name), job_id, env, apps)
-        except ApiFailure as error:
-            await FlowQueries(conn).skip_node(run.id, name, f"cannot run: {error.message}")
-            return None
-        work.messages.append(message)
-        work.events.append(
-            _event(run, run.status, node=name, node_status=NodeStatus.DISPATCHED, job_id=job_id)
-        )
-        return name, job_id, round_
-
-    async def _finish(
-        self, flows: FlowQueries, run: FlowRun, states: dict[str, NodeStatus], work: Work
-    ) -> None:
-        ended = outcome(states)
+    async def _finish(self, flows: FlowQueries, run: RunState, work: Work) -> None:
+        ended = outcome(run.states)
         if ended is None or run.status is not FlowStatus.STARTED:
             return
         status, reason = ended
         await flows.end_run(run.id, status, reason)
+        run.status = status
         work.events.append(_event(run, status, reason=reason, result=run.result))
         log.info("flow.ended", run_id=run.id, company=run.company, status=status.value, reason=reason)
 
@@ -273,18 +302,23 @@ class FlowEngine:
         work = Work()
         async with self._pool.acquire() as conn, conn.transaction():
             flows = FlowQueries(conn)
-            run = await self._run(flows, run_id, lock=True)
-            if run.status in (FlowStatus.STARTED, FlowStatus.FINISHED):
+            locked = await self._lock(flows, run_id)
+            if locked.status in (FlowStatus.STARTED, FlowStatus.FINISHED):
                 raise ApiFailure(
                     409,
-                    f"flow run {run_id} is {run.status.value}: only an ended run with failures can be retried",
+                    f"flow run {run_id} is {locked.status.value}: only an ended run with failures can be retried",
                 )
-            for node in run.nodes:
-                await flows.reset_node(run_id, node.name)
+            run = await self._state(flows, locked)
+            run.changed = True
+            for name in await flows.reset_nodes(run_id):
+                run.states[name] = NodeStatus.WAITING
+                run.results[name] = {}
             await flows.end_run(run_id, FlowStatus.STARTED, None)
+            run.status = FlowStatus.STARTED
             work.events.append(_event(run, FlowStatus.STARTED, reason="retry"))
-            await self._step(conn, run_id, work)
+            await self._step(conn, run, work)
             kept = await keep(conn, work)
+        self._runs.keep([run])
         await self._send(kept)
         log.info("flow.retried", run_id=run_id, company=run.company)
         return await self.get(run_id)
@@ -294,18 +328,21 @@ class FlowEngine:
         cancels the running jobs returned."""
         async with self._pool.acquire() as conn, conn.transaction():
             flows = FlowQueries(conn)
-            run = await self._run(flows, run_id, lock=True)
-            if run.status is not FlowStatus.STARTED:
+            locked = await self._lock(flows, run_id)
+            if locked.status is not FlowStatus.STARTED:
                 raise ApiFailure(
-                    409, f"flow run {run_id} already ended ({run.status.value}): nothing to cancel"
+                    409, f"flow run {run_id} already ended ({locked.status.value}): nothing to cancel"
                 )
-            for node in run.nodes:
-                await flows.skip_node(run_id, node.name, "flow cancelled")
+            run = await self._state(flows, locked)
+            waiting = {name: "flow cancelled" for name, st in run.states.items() if st is NodeStatus.WAITING}
+            if waiting:
+                await flows.skip_nodes(run_id, waiting)
             await flows.end_run(run_id, FlowStatus.CANCELLED, "cancelled by request")
+            run.status = FlowStatus.CANCELLED
             kept = await keep(
                 conn, Work(events=[_event(run, FlowStatus.CANCELLED, reason="cancelled by request")])
             )
+        self._runs.keep([run])
         await self._send(kept)
-        running = [n.job_id for n in run.nodes if n.status is NodeStatus.DISPATCHED and n.job_id]
-        log.info("flow.cancelled", run_id=run_id, company=run.company, running=len(running))
-        return await self.get(run_id), running
+        log.info("flow.cancelled", run_id=run_id, company=run.company, running=len(run.running()))
+        return await self.get(run_id), run.running()

@@ -27,13 +27,16 @@ def _spec(text: str) -> FlowSpec:
     return FlowSpec.model_validate_json(text)
 
 
-class RunHeader(NamedTuple):
-    """What a run is called and where it stands, without its definition and nodes."""
+class LockedRun(NamedTuple):
+    """A run's name and status, locked; which transaction last changed it or its
+    nodes (None before any change) and which transaction holds the lock."""
 
     id: str
     company: str
     name: str
     status: FlowStatus
+    changed_in: str | None
+    this_xact: str
 
 
 OutboxItem = tuple[str, str, str, str]
@@ -95,18 +98,17 @@ class FlowQueries:
         await self._db.execute(self._q("insert_nodes"), run_id, [node.name for node in spec.nodes])
         return True
 
-    async def run(self, run_id: str, *, lock: bool = False) -> FlowRun | None:
-        row = await self._db.fetchrow(self._q("lock_run" if lock else "get_run"), run_id)
+    async def run(self, run_id: str) -> FlowRun | None:
+        row = await self._db.fetchrow(self._q("get_run"), run_id)
         return None if row is None else _run(row, await self.nodes(run_id))
 
-    async def run_header(self, run_id: str) -> RunHeader | None:
-        """A run without its definition and nodes, locked: enough to record outcomes."""
-        row = await self._db.fetchrow(self._q("lock_run_header"), run_id)
-        return (
-            None
-            if row is None
-            else RunHeader(row["id"], row["company"], row["name"], FlowStatus(row["status"]))
-        )
+    async def lock_run(self, run_id: str) -> LockedRun | None:
+        """A run without its definition and nodes, locked until the transaction ends."""
+        row = await self._db.fetchrow(self._q("lock_run"), run_id)
+        if row is None:
+            return None
+        status = FlowStatus(row["status"])
+        return LockedRun(row["id"], row["company"], row["name"], status, row["changed_in"], row["this_xact"])
 
     async def runs(self, company: str | None, limit: int) -> list[FlowRun]:
         rows = await self._db.fetch(self._q("list_runs"), company, limit)
@@ -120,24 +122,30 @@ class FlowQueries:
         rows = await self._db.fetch(self._q("nodes_of_jobs"), job_ids)
         return [(row["job_id"], row["run_id"], row["node"]) for row in rows]
 
-    async def finish_node(
-        self, run_id: str, job_id: str, status: NodeStatus, results: dict[str, str], reason: str | None
-    ) -> bool:
-        found = await self._db.fetchval(
-            self._q("finish_node"), run_id, job_id, status.value, json.dumps(results), reason
-        )
-        return found is not None
+    async def finish_nodes(
+        self, run_id: str, ended: Sequence[tuple[str, NodeStatus, dict[str, str], str | None]]
+    ) -> set[str]:
+        """Record dispatched nodes' outcomes: (job id, status, results, reason) each;
+        the nodes recorded (an outcome recorded before is not recorded again)."""
+        job_ids = [job_id for job_id, _, _, _ in ended]
+        statuses = [status.value for _, status, _, _ in ended]
+        results = [json.dumps(found) for _, _, found, _ in ended]
+        reasons = [reason for _, _, _, reason in ended]
+        rows = await self._db.fetch(self._q("finish_nodes"), run_id, job_ids, statuses, results, reasons)
+        return {row["node"] for row in rows}
 
     async def dispatch_nodes(self, run_id: str, ready: list[tuple[str, str, int]]) -> None:
         """Mark waiting nodes dispatched: (node, job id, round) each."""
         names, job_ids, rounds = (list(column) for column in zip(*ready, strict=True))
         await self._db.execute(self._q("dispatch_nodes"), run_id, names, job_ids, rounds)
 
-    async def skip_node(self, run_id: str, node: str, reason: str) -> None:
-        await self._db.execute(self._q("skip_node"), run_id, node, reason)
+    async def skip_nodes(self, run_id: str, reasons: dict[str, str]) -> None:
+        """Mark waiting nodes skipped, each with why."""
+        await self._db.execute(self._q("skip_nodes"), run_id, list(reasons), list(reasons.values()))
 
-    async def reset_node(self, run_id: str, node: str) -> None:
-        await self._db.execute(self._q("reset_node"), run_id, node)
+    async def reset_nodes(self, run_id: str) -> list[str]:
+        """For a retry: the failed and skipped nodes wait again; which they are."""
+        return [row["node"] for row in await self._db.fetch(self._q("reset_nodes"), run_id)]
 
     async def end_run(self, run_id: str, status: FlowStatus, reason: str | None) -> None:
         await self._db.execute(self._q("end_run"), run_id, status.value, reason)

@@ -19,12 +19,10 @@ INSERT INTO flow_node (run_id, node, status)
 SELECT $1, node, 'waiting_for_prerequisites' FROM unnest($2::text[]) AS u(node);
 
 -- name: lock_run --
--- A run, locked for the transaction deciding its next step.
-SELECT id, company, name, spec::text, status, reason, created_at, ended_at FROM flow_run WHERE id = $1 FOR UPDATE;
-
--- name: lock_run_header --
--- A run's name and status without its definition or nodes, locked for the transaction recording its nodes' outcomes.
-SELECT id, company, name, status FROM flow_run WHERE id = $1 FOR UPDATE;
+-- A run's name and status, locked for the transaction that changes its nodes,
+-- with the transaction that last changed it or its nodes and the current one (see `flow_state`).
+SELECT id, company, name, status, changed_in::text, pg_current_xact_id()::text AS this_xact
+FROM flow_run WHERE id = $1 FOR UPDATE;
 
 -- name: get_run --
 -- A run, not locked.
@@ -50,10 +48,13 @@ FROM flow_node n LEFT JOIN job j ON j.id = n.job_id WHERE n.run_id = $1 ORDER BY
 -- The flow nodes some jobs run (most jobs run none).
 SELECT job_id, run_id, node FROM flow_node WHERE job_id = ANY($1::text[]);
 
--- name: finish_node --
--- Record a dispatched node's outcome; nothing when it was already recorded.
-UPDATE flow_node SET status = $3, results = $4::jsonb, reason = $5, updated_at = now()
-WHERE run_id = $1 AND job_id = $2 AND status = 'dispatched' RETURNING node;
+-- name: finish_nodes --
+-- Record dispatched nodes' outcomes by job id ($2 job ids, $3 statuses, $4 results,
+-- $5 reasons); returns the nodes recorded (one already recorded is left as it is).
+UPDATE flow_node n SET status = u.status, results = u.results::jsonb, reason = u.reason, updated_at = now()
+FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS u (job_id, status, results, reason)
+WHERE n.run_id = $1 AND n.job_id = u.job_id AND n.status = 'dispatched'
+RETURNING n.node;
 
 -- name: dispatch_nodes --
 -- Mark waiting nodes dispatched under the job ids of their rounds, all in one statement.
@@ -61,15 +62,17 @@ UPDATE flow_node n SET status = 'dispatched', job_id = u.job_id, round = u.round
 FROM unnest($2::text[], $3::text[], $4::int[]) AS u (node, job_id, round)
 WHERE n.run_id = $1 AND n.node = u.node AND n.status = 'waiting_for_prerequisites';
 
--- name: skip_node --
--- Mark a waiting node skipped, saying why.
-UPDATE flow_node SET status = 'skipped', reason = $3, updated_at = now()
-WHERE run_id = $1 AND node = $2 AND status = 'waiting_for_prerequisites';
+-- name: skip_nodes --
+-- Mark waiting nodes skipped, each saying why ($2 nodes, $3 reasons).
+UPDATE flow_node n SET status = 'skipped', reason = u.reason, updated_at = now()
+FROM unnest($2::text[], $3::text[]) AS u (node, reason)
+WHERE n.run_id = $1 AND n.node = u.node AND n.status = 'waiting_for_prerequisites';
 
--- name: reset_node --
--- For a retry: a failed or skipped node waits again.
+-- name: reset_nodes --
+-- For a retry: a run's failed and skipped nodes wait again; returns them.
 UPDATE flow_node SET status = 'waiting_for_prerequisites', reason = NULL, results = '{}', updated_at = now()
-WHERE run_id = $1 AND node = $2 AND status IN ('failed', 'skipped');
+WHERE run_id = $1 AND status IN ('failed', 'skipped')
+RETURNING node;
 
 -- name: end_run --
 -- Set a run's status (and end time once it ended).
