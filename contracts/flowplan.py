@@ -32,13 +32,17 @@ def _edge_holds(edge: Edge, states: Mapping[str, NodeStatus], results: condition
 
 
 def _blocked(
-    spec: FlowSpec, name: str, states: Mapping[str, NodeStatus], results: conditions.Results
+    edges: Iterable[Edge], states: Mapping[str, NodeStatus], results: conditions.Results
 ) -> str | None:
-    for edge in spec.node(name).depends:
+    for edge in edges:
         if states[edge.node] in DONE and not _edge_holds(edge, states, results):
             why = f"on: {edge.on}" if states[edge.node] not in _MATCHES[edge.on] else f"when: {edge.when}"
             return f"{edge.node} ended {states[edge.node].value}, edge needs {why}"
     return None
+
+
+ALL_EDGES = -1
+"""In the work list of `advance`: look at every edge of the node, not just one."""
 
 
 def advance(
@@ -49,29 +53,34 @@ def advance(
 ) -> Step:
     """Waiting nodes whose every edge now holds are dispatched; those with an edge
     that can no longer hold are skipped, which may in turn skip their dependants.
-    Only the dependants of the `changed` nodes are looked at (every node when None,
-    as a run starts or is retried), so a step costs what it touches, not the run's size."""
+    Only the edges leaving the `changed` nodes are looked at (every edge when None,
+    as a run starts or is retried), so a step costs what it touches, not the
+    run's size: an edge that held before still holds, unless a condition on the
+    node reads results that just came (then all its edges are looked at)."""
     current = dict(states)
     position = spec.position
-    names = (
-        (n.name for n in spec.nodes) if changed is None else (d for c in changed for d in spec.dependants[c])
+    todo: list[tuple[int, int, str]] = (
+        [(position[n.name], ALL_EDGES, n.name) for n in spec.nodes]
+        if changed is None
+        else [(position[d], index, d) for c in changed for d, index in spec.dependants[c]]
     )
-    todo = [(position[name], name) for name in names]
     heapq.heapify(todo)  # in the definition's order, so a skip's reason does not depend on what changed
     skip: dict[str, str] = {}
     ready: set[str] = set()
     while todo:
-        _, name = heapq.heappop(todo)
+        _, index, name = heapq.heappop(todo)
         if current[name] is not NodeStatus.WAITING:
             continue
-        reason = _blocked(spec, name, current, results)
+        depends = spec.node(name).depends
+        edges = depends if index == ALL_EDGES or name in spec.conditional else (depends[index],)
+        reason = _blocked(edges, current, results)
         if reason is None:
             ready.add(name)
             continue
         current[name] = NodeStatus.SKIPPED
         skip[name] = reason
-        for dependant in spec.dependants[name]:
-            heapq.heappush(todo, (position[dependant], dependant))
+        for dependant, edge in spec.dependants[name]:
+            heapq.heappush(todo, (position[dependant], edge, dependant))
     in_order = functools.partial(sorted, key=position.__getitem__)
     dispatch = [
         name

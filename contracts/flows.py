@@ -87,13 +87,19 @@ class FlowSpec(Frozen):
         return {n.name: n for n in self.nodes}
 
     @functools.cached_property
-    def dependants(self) -> dict[str, list[str]]:
-        """The nodes each node's edges lead to, in the definition's order."""
-        found: dict[str, list[str]] = {n.name: [] for n in self.nodes}
+    def dependants(self) -> dict[str, list[tuple[str, int]]]:
+        """The edges leaving each node: (dependant, index of the edge among its depends)."""
+        found: dict[str, list[tuple[str, int]]] = {n.name: [] for n in self.nodes}
         for node in self.nodes:
-            for edge in node.depends:
-                found[edge.node].append(node.name)
+            for index, edge in enumerate(node.depends):
+                found[edge.node].append((node.name, index))
         return found
+
+    @functools.cached_property
+    def conditional(self) -> frozenset[str]:
+        """The nodes with a condition on an edge: one may read any upstream node's
+        results, so all their edges are looked at again whenever one prerequisite ends."""
+        return frozenset(n.name for n in self.nodes if any(e.when is not None for e in n.depends))
 
     @functools.cached_property
     def position(self) -> dict[str, int]:

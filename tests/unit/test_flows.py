@@ -56,30 +56,36 @@ def test_failure_skips_success_dependants_and_runs_failure_branch() -> None:
     assert advance(flow, again, {}).dispatch == ["a"]
 
 
-@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("seed", range(40))
 def test_a_step_from_the_nodes_that_ended_decides_as_one_over_the_whole_run(seed: int) -> None:
-    """Random DAGs with every kind of edge, run to the end with random outcomes: the
-    step that looks only at the ended nodes' dependants agrees with the full one."""
+    """Random DAGs with every kind of edge, some with conditions on results of other
+    prerequisites, run to the end with random outcomes: the step that looks only at
+    the edges leaving the ended nodes agrees with the one that looks at every edge."""
     rng = random.Random(seed)
     nodes = []
     for i in range(30):
-        depends = [
+        depends: list[dict[str, Any]] = [
             {"node": f"n{j}", "on": rng.choice(["success", "failure", "always"])}
             for j in rng.sample(range(i), min(i, rng.randint(0, 3)))
         ]
+        for edge in depends:
+            if rng.random() < 0.3:
+                edge["when"] = f"{rng.choice(depends)['node']}.v {rng.choice(['==', '!='])} 1"
         nodes.append(n(f"n{i}", *depends))
     flow = spec(*nodes)
     states = {node.name: W for node in flow.nodes}
+    results: dict[str, dict[str, str]] = {}
     changed: list[str] | None = None
     while True:
-        step = advance(flow, states, {}, changed)
-        assert step == advance(flow, states, {})
+        step = advance(flow, states, results, changed)
+        assert step == advance(flow, states, results)
         states |= dict.fromkeys(step.skip, K) | dict.fromkeys(step.dispatch, D)
         running = [name for name, status in states.items() if status is D]
         if not running:
             break
         changed = rng.sample(running, rng.randint(1, len(running)))
         states |= {name: rng.choice([S, F]) for name in changed}
+        results |= {name: {"v": rng.choice(["0", "1"])} for name in changed if states[name] is S}
     assert all(status in (S, F, K) for status in states.values())
 
 
