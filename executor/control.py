@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -16,6 +17,17 @@ class Control:
     abort: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: str | None = None
     job_id: str | None = None
+    released: bool = False
+    """Whether the job gave its slot back: its process is gone and its working
+    directory returned; what is left (reporting the outcome, settling) needs no slot."""
+    on_release: Callable[[], None] | None = None
+
+    def release(self) -> None:
+        """Give the slot back (once) so the next job can be pulled."""
+        if not self.released:
+            self.released = True
+            if self.on_release is not None:
+                self.on_release()
 
     def hand_back(self) -> None:
         """The executor is stopping: kill the process and let another runner take the job."""

@@ -134,6 +134,7 @@ async def _attempt(
         deadline = asyncio.get_running_loop().time() + message.timeout_result
         async with runtime.workdirs.attempt() as workdir:
             event, outcome = await _run(attempt, workdir, deadline, runtime, control, trail, jlog)
+        control.release()  # the process is gone: its outcome is reported while the next job starts
         await trail.close(event)
         await _bury(delivery, event, runtime, jlog)
     runtime.metrics.finished(event)

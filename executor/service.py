@@ -1,5 +1,7 @@
 """The executor service: pulls a pool's job messages, never more than it has
-free slots, and runs each in its own task."""
+free slots, and runs each in its own task. A job holds its slot until its process
+is gone; reporting its outcome and settling its message go on while the slot
+runs the next job."""
 
 from __future__ import annotations
 
@@ -60,8 +62,9 @@ class ExecutorService:
 
     @property
     def running(self) -> int:
-        """Jobs in progress right now."""
-        return len(self._jobs)
+        """Jobs holding a slot right now (a job whose process ended and whose outcome
+        is being reported holds none)."""
+        return sum(1 for control in self._jobs.values() if not control.released)
 
     async def start(self) -> None:
         """Connect, make sure the pool's consumer exists, and start pulling."""
@@ -164,20 +167,25 @@ class ExecutorService:
 
     async def _pull(self, feed: PullFeed[JobMessage]) -> None:
         """Keep pull requests outstanding for the free slots, topping them up when a
-        job ends or a request does. With many slots, requests are sent in batches
-        of at least an eighth of them."""
+        job gives its slot back or a request ends. With many slots, requests are
+        sent in batches of at least an eighth of them."""
         slots = self._config.slots
         least = max(1, slots // 8)
         while not self._stopping:
             self._wake.clear()
             try:
-                await feed.want(slots - len(self._jobs), least)
+                await feed.want(self._room(slots), least)
             except Exception:
                 log.exception("executor.fetch_failed", pool=self._config.pool)
                 await asyncio.sleep(FETCH_WAIT)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(PULL_EXPIRES):
                     await self._wake.wait()
+
+    def _room(self, slots: int) -> int:
+        """Free slots; and never more jobs in hand than twice the slots, so jobs
+        whose reports wait on a slow NATS cannot pile up."""
+        return min(slots - self.running, 2 * slots - len(self._jobs))
 
     def _reconnected(self) -> None:
         """Pull requests do not survive a reconnect for sure: ask again."""
@@ -190,7 +198,9 @@ class ExecutorService:
         runtime = self._runtime
         received = admitted(delivered)
         job_id = None if isinstance(received, Invalid) else received.payload.job_id
-        control = Control(received=asyncio.get_running_loop().time(), job_id=job_id)
+        control = Control(
+            received=asyncio.get_running_loop().time(), job_id=job_id, on_release=self._wake.set
+        )
         if self._stopping or runtime is None:
             task = asyncio.create_task(settle(received.msg, Nak()))
         else:

@@ -423,7 +423,7 @@ async def test_never_runs_more_than_its_slots(
         spans.append((final.begin, final.end))
     most = max(sum(1 for b, e in spans if b <= at < e) for at, _ in spans)
     assert most == 2
-    assert max(pending) <= 2
+    assert max(pending) <= 4  # two running, and at most two more reporting their outcomes
 
 
 # --------------------------------------------------------------------------- stopping
