@@ -94,5 +94,7 @@ class Outbox:
     async def _publish(self, messages: list[JobMessage], events: list[OutboxItem]) -> None:
         if messages:
             await self._publisher.dispatch(messages)
-        for _, subject, msg_id, payload in events:
-            await self._publisher.publish(subject, payload.encode(), msg_id)
+        if events:
+            await self._publisher.publish_all(
+                [(subject, payload.encode(), msg_id) for _, subject, msg_id, payload in events]
+            )
