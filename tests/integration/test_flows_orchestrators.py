@@ -44,6 +44,12 @@ async def prepared_apps(nats_url: str, database_url: str) -> tuple[str, str]:
         return first.app.uuid, second.app.uuid
 
 
+def acme_flow(name: str, nodes: list[tuple[str, ...]]) -> FlowSpec:
+    """A flow of `true` nodes: (application, name, prerequisites...) each."""
+    listed = [node(app, node_name, "true", *depends) for app, node_name, *depends in nodes]
+    return FlowSpec.model_validate({"name": name, "company": "acme", "nodes": listed})
+
+
 async def ended_node(conn: asyncpg.Connection, run_id: str, name: str) -> None:
     """Hand the orchestrators the outcome of a dispatched node's job, as the
     events projection would."""
@@ -59,18 +65,7 @@ async def ended_node(conn: asyncpg.Connection, run_id: str, name: str) -> None:
 
 async def test_each_orchestrator_sees_the_steps_the_other_took(nats_url: str, database_url: str) -> None:
     app, _ = await prepared_apps(nats_url, database_url)
-    spec = FlowSpec.model_validate(
-        {
-            "name": "chain",
-            "company": "acme",
-            "nodes": [
-                node(app, "a", "true"),
-                node(app, "b", "true", "a"),
-                node(app, "c", "true", "b"),
-                node(app, "d", "true", "c"),
-            ],
-        }
-    )
+    spec = acme_flow("chain", [(app, "a"), (app, "b", "a"), (app, "c", "b"), (app, "d", "c")])
     conn = await asyncpg.connect(database_url)
     try:
         async with two_engines(nats_url, database_url) as (first, second):
@@ -110,18 +105,7 @@ async def test_a_node_that_cannot_run_when_its_turn_comes_is_skipped_with_its_de
     nats_url: str, database_url: str
 ) -> None:
     app, doomed = await prepared_apps(nats_url, database_url)
-    spec = FlowSpec.model_validate(
-        {
-            "name": "doomed",
-            "company": "acme",
-            "nodes": [
-                node(app, "a", "true"),
-                node(doomed, "b", "true", "a"),
-                node(app, "c", "true", "b"),
-                node(app, "other", "true", "a"),
-            ],
-        }
-    )
+    spec = acme_flow("doomed", [(app, "a"), (doomed, "b", "a"), (app, "c", "b"), (app, "other", "a")])
     conn = await asyncpg.connect(database_url)
     bus = await Bus.attach(nats_url, "jetjobs-test")
     seen: list[FlowEvent] = []
