@@ -129,7 +129,7 @@ async def _attempt(
     acknowledged = events.acknowledged(attempt)
     await trail.add(acknowledged)
     runtime.metrics.acknowledged(message, acknowledged.at)
-    jlog.info("job.acknowledged", runner=runtime.runner)
+    jlog.debug("job.acknowledged", runner=runtime.runner)
     with runtime.heartbeats.keep(delivery):
         deadline = asyncio.get_running_loop().time() + message.timeout_result
         async with runtime.workdirs.attempt() as workdir:
@@ -138,7 +138,7 @@ async def _attempt(
         await trail.close(event)
         await _bury(delivery, event, runtime, jlog)
     runtime.metrics.finished(event)
-    if jlog.informs:
+    if jlog.informs:  # one line per job at info: acknowledged and started are at debug
         jlog.info(
             "job.finished",
             status=event.status.value,
@@ -146,6 +146,10 @@ async def _attempt(
             exit_code=event.exit_code,
             final=event.final,
             retry_in=event.retry_in,
+            runner=runtime.runner,
+            seconds=round((event.end - event.begin).total_seconds(), 3)
+            if event.begin and event.end
+            else None,
         )
     return outcome
 
@@ -209,7 +213,7 @@ async def _run(
         begin = utcnow()
         await trail.add(events.started(attempt, running.pid, begin))
         runtime.metrics.started(message)
-        jlog.info("job.started", pid=running.pid)
+        jlog.debug("job.started", pid=running.pid)
         ending = await running.finish(deadline, control.abort, runtime.grace)
     await masked.flush()
     await live.close()

@@ -31,6 +31,11 @@ class JobLog:
         self.informs = enabled(logging.INFO)
         """Whether info events are let through (worth building their fields)."""
 
+    def debug(self, event: str, **fields: Any) -> None:
+        """Only where info is let through too (the bound logger drops it below debug)."""
+        if self.informs:
+            self._logger().debug(event, **fields)
+
     def info(self, event: str, **fields: Any) -> None:
         if self.informs:
             self._logger().info(event, **fields)

@@ -31,13 +31,23 @@ def capture() -> Iterator[LogCapture]:
 def test_info_events_carry_the_jobs_identity(capture: LogCapture, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(joblog, "log", logger_at(logging.INFO))
     jlog = JobLog(job_id="j1", company="acme", template=None, attempt=2)
-    jlog.info("job.acknowledged", runner="r1")
+    jlog.debug("job.acknowledged", runner="r1")
+    jlog.info("job.finished", status="processed")
     jlog.warning("job.released", reason="late")
     identity = {"job_id": "j1", "company": "acme", "template": None, "attempt": 2}
     assert capture.entries == [
-        identity | {"runner": "r1", "event": "job.acknowledged", "log_level": "info"},
+        identity | {"status": "processed", "event": "job.finished", "log_level": "info"},
         identity | {"reason": "late", "event": "job.released", "log_level": "warning"},
     ]
+
+
+def test_debug_events_come_through_at_debug_level(
+    capture: LogCapture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(joblog, "log", logger_at(logging.DEBUG))
+    jlog = JobLog(job_id="j1", company="acme", template=None, attempt=1)
+    jlog.debug("job.started", pid=42)
+    assert [(e["event"], e["pid"], e["log_level"]) for e in capture.entries] == [("job.started", 42, "debug")]
 
 
 def test_a_level_that_drops_info_binds_nothing_for_it(
