@@ -19,8 +19,9 @@ from contracts.flows import FlowRun, FlowSpec, FlowStatus, NodeStatus
 
 from .flow_queries import LockedRun
 
-KEEP_RUNS = 256
-"""Runs kept at once (the least recently stepped go first)."""
+KEEP_NODES = 100_000
+"""Nodes kept at once, over all runs (about half a kilobyte each); the least
+recently stepped runs go first, and a run bigger than this is read at each step."""
 
 
 @dataclass
@@ -88,10 +89,12 @@ class RunState:
 
 
 class RunCache:
-    """The runs this orchestrator stepped last, by id (bounded, least recent first out)."""
+    """The runs this orchestrator stepped last, by id, at most `nodes` nodes in
+    all (least recently stepped out first)."""
 
-    def __init__(self, size: int = KEEP_RUNS) -> None:
-        self._size = size
+    def __init__(self, nodes: int = KEEP_NODES) -> None:
+        self._limit = nodes
+        self._nodes = 0
         self._runs: OrderedDict[str, RunState] = OrderedDict()
 
     def get(self, locked: LockedRun) -> RunState | None:
@@ -111,10 +114,19 @@ class RunCache:
         for run in runs:
             if run.changed:
                 run.changed_in, run.changed = run.xact, False
-            if run.status is not FlowStatus.STARTED:
-                self._runs.pop(run.id, None)
-                continue
-            self._runs[run.id] = run
-            self._runs.move_to_end(run.id)
-        while len(self._runs) > self._size:
-            self._runs.popitem(last=False)
+            self._forget(run.id)
+            if run.status is FlowStatus.STARTED and len(run.states) <= self._limit:
+                self._runs[run.id] = run
+                self._nodes += len(run.states)
+        while self._nodes > self._limit:
+            self._forget(next(iter(self._runs)))
+
+    def _forget(self, run_id: str) -> None:
+        gone = self._runs.pop(run_id, None)
+        if gone is not None:
+            self._nodes -= len(gone.states)
+
+    @property
+    def nodes(self) -> int:
+        """Nodes kept now."""
+        return self._nodes
