@@ -252,10 +252,11 @@ class FlowEngine:
         apps: dict[str, Application] = {}
         ready: list[tuple[str, str, int]] = []
         refused: dict[str, str] = {}
+        passed_on = {node: found for node, found in run.results.items() if found}  # once, not per node
         for name in names:
             round_ = run.rounds[name] + (1 if run.job_ids[name] else 0)
             job_id = flow_job_id(run.id, name, round_)
-            env = node_env(run.spec, name, run.results)
+            env = node_env(run.spec, name, passed_on)
             try:
                 message = await node_message(conn, run.spec, run.spec.node(name), job_id, env, apps)
             except ApiFailure as error:
