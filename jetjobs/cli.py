@@ -16,6 +16,7 @@ from contracts.enums import Interval, Status
 from contracts.models import Timeouts
 from executor.binding import ExecutorStartError
 from executor.watcher import use_pidfd_watcher
+from store import StoreUnavailable, UnsupportedPostgres
 
 from . import (
     cli_flows,
@@ -45,6 +46,8 @@ EXPECTED_ERRORS = (
     PublishFailed,
     settings.SettingsError,
     ExecutorStartError,
+    StoreUnavailable,
+    UnsupportedPostgres,
 )
 
 

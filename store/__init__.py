@@ -5,7 +5,7 @@ serves the API over NATS.
 """
 
 from .db import StoreUnavailable
-from .migrate import migrate
+from .migrate import UnsupportedPostgres, migrate
 from .service import StoreConfig, StoreService
 
-__all__ = ["StoreConfig", "StoreService", "StoreUnavailable", "migrate"]
+__all__ = ["StoreConfig", "StoreService", "StoreUnavailable", "UnsupportedPostgres", "migrate"]

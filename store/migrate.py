@@ -16,6 +16,22 @@ log = structlog.get_logger("jetjobs.store")
 MIGRATION_LOCK = 0x6A65746A6F6273
 """The advisory lock key ("jetjobs" in ASCII) every store takes while migrating."""
 
+OLDEST_POSTGRES = 13
+"""The oldest PostgreSQL major version the schema runs on (it uses `xid8`)."""
+
+
+class UnsupportedPostgres(Exception):
+    """The server is older than the schema needs; the message says what to do."""
+
+
+def check_server(major: int, minor: int) -> None:
+    """Refuse a server older than `OLDEST_POSTGRES`, before any migration runs on it."""
+    if major < OLDEST_POSTGRES:
+        raise UnsupportedPostgres(
+            f"jetjobs needs PostgreSQL {OLDEST_POSTGRES} or newer, and this server is {major}.{minor}: "
+            "upgrade it, or set JETJOBS_DATABASE_URL to a newer one (`jetjobs up` runs one)"
+        )
+
 
 async def _apply(conn: Any, queries: Queries, migration: Migration) -> None:
     async with conn.transaction():
@@ -27,6 +43,8 @@ async def _apply(conn: Any, queries: Queries, migration: Migration) -> None:
 async def apply_migrations(conn: Any) -> list[int]:
     """Apply the missing migrations in order, each in its own transaction, under
     the advisory lock held on `conn`; returns the versions applied (none when current)."""
+    version = conn.get_server_version()
+    check_server(version.major, version.minor)
     queries = Queries(conn)
     await queries.lock_migrations(MIGRATION_LOCK)
     try:

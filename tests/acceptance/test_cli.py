@@ -115,6 +115,13 @@ async def test_unreachable_nats_is_a_clear_error() -> None:
     one_line_error(bad, "is not a valid URL")
 
 
+async def test_a_store_without_its_database_is_a_clear_error() -> None:
+    env = clean_env(JETJOBS_DATABASE_URL="postgresql://jj:secret@127.0.0.1:1/none", JETJOBS_METRICS_PORT="0")
+    result = await jetjobs("store", env=env, timeout=30)
+    one_line_error(result, "cannot use PostgreSQL at postgresql://jj:***@127.0.0.1:1/none")
+    assert "secret" not in result.err
+
+
 async def test_schema_export_writes_json_schemas(tmp_path: Path) -> None:
     result = await jetjobs("schema", "export", str(tmp_path / "schemas"), env=clean_env())
     assert result.code == 0, result
