@@ -208,18 +208,16 @@ class FlowEngine:
         locked = await self._lock(flows, run_id)
         outcomes = [(event.job_id, status, event.results, event.reason) for event, status, _ in ended]
         recorded = await flows.finish_nodes(run_id, outcomes)
-        for event, status, name in ended:
-            if name in recorded:
-                fields = {"node": name, "node_status": status, "job_id": event.job_id, "reason": event.reason}
-                work.events.append(_event(locked, locked.status, **fields))
-        if not recorded or locked.status is not FlowStatus.STARTED:
+        new = [(event, status, name) for event, status, name in ended if name in recorded]
+        for event, status, name in new:
+            fields = {"node": name, "node_status": status, "job_id": event.job_id, "reason": event.reason}
+            work.events.append(_event(locked, locked.status, **fields))
+        if not new or locked.status is not FlowStatus.STARTED:
             return None
         run = await self._state(flows, locked)
-        run.changed = True
-        for event, status, name in ended:
-            if name in recorded:
-                run.states[name] = status
-                run.results[name] = event.results
+        for event, status, name in new:
+            run.states[name] = status
+            run.results[name] = event.results
         return run, recorded
 
     async def _step(self, conn: Db, run: RunState, work: Work, changed: Iterable[str] | None = None) -> None:
@@ -239,7 +237,6 @@ class FlowEngine:
 
     async def _skip(self, flows: FlowQueries, run: RunState, reasons: dict[str, str], work: Work) -> None:
         await flows.skip_nodes(run.id, reasons)
-        run.changed = True
         for name, reason in reasons.items():
             run.states[name] = NodeStatus.SKIPPED
             work.events.append(
@@ -272,7 +269,6 @@ class FlowEngine:
             await self._skip(flows, run, refused, work)
         if ready:
             await flows.dispatch_nodes(run.id, ready)
-            run.changed = True
         for name, job_id, round_ in ready:
             run.states[name] = NodeStatus.DISPATCHED
             run.job_ids[name] = job_id
@@ -310,7 +306,6 @@ class FlowEngine:
                     f"flow run {run_id} is {locked.status.value}: only an ended run with failures can be retried",
                 )
             run = await self._state(flows, locked)
-            run.changed = True
             for name in await flows.reset_nodes(run_id):
                 run.states[name] = NodeStatus.WAITING
                 run.results[name] = {}

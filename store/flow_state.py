@@ -43,8 +43,6 @@ class RunState:
     rounds: dict[str, int]
     job_ids: dict[str, str | None]
     results: dict[str, dict[str, str]]
-    changed: bool = False
-    """Whether this transaction wrote to the nodes."""
 
     @classmethod
     def of(cls, run: FlowRun, locked: LockedRun) -> RunState:
@@ -110,10 +108,11 @@ class RunCache:
         return copy
 
     def keep(self, runs: Iterable[RunState]) -> None:
-        """Keep what a committed transaction wrote; an ended run is stepped no more."""
+        """Keep what a committed transaction wrote: every run kept was changed by it
+        (one it left as it was only costs a read at its next step); an ended run
+        is stepped no more."""
         for run in runs:
-            if run.changed:
-                run.changed_in, run.changed = run.xact, False
+            run.changed_in = run.xact
             self._forget(run.id)
             if run.status is FlowStatus.STARTED and len(run.states) <= self._limit:
                 self._runs[run.id] = run

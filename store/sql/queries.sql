@@ -172,9 +172,8 @@ ON CONFLICT (job_id) DO UPDATE SET
 WHERE d.attempt <= EXCLUDED.attempt;
 
 -- name: lock_job_ids --
--- Serialize event writers per job id, even for jobs no row exists for yet (key space 74 is the store's); $1 is a JSON array of ids.
-SELECT count(pg_advisory_xact_lock(74, hashtext(u.id)))
-FROM (SELECT DISTINCT id FROM jsonb_array_elements_text($1::jsonb) AS t(id) ORDER BY id) AS u;
+-- Serialize writers per job id, even for jobs no row exists for yet (`jetjobs_lock_job_ids`, migration 14: key space 74 is the store's); $1 is a JSON array of ids.
+SELECT jetjobs_lock_job_ids($1::jsonb);
 
 -- name: lock_jobs --
 -- Hold each job id until commit (see `lock_job_ids`), then the current attempt of each job, its row locked until commit too, so concurrent writers apply events in turn; $1 is a JSON array of ids (`jetjobs_lock_jobs`, migration 12: one round trip).

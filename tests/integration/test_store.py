@@ -364,16 +364,22 @@ async def test_every_pooled_connection_is_ready_for_run_now_before_the_first_req
     connections = [await pool.acquire() for _ in range(pool.get_max_size())]
     try:
         prepared = [
-            await c.fetchval(
-                "SELECT count(*) FROM pg_prepared_statements"
-                " WHERE statement LIKE '%company_actor%' AND statement LIKE '%runtemplate%'"
+            await c.fetchrow(
+                "SELECT count(*) FILTER (WHERE statement LIKE '%company_actor%' AND statement LIKE '%runtemplate%')"
+                " AS run_now, count(*) FILTER (WHERE statement LIKE '%flow_inbox%SKIP LOCKED%') AS take_inbox,"
+                " count(*) FILTER (WHERE statement LIKE '%this_xact%') AS lock_run,"
+                " count(*) FILTER (WHERE statement LIKE '%flow_node n SET status = u.status%') AS finish_nodes"
+                " FROM pg_prepared_statements WHERE statement NOT LIKE '%pg_prepared_statements%'"  # not this one
             )
             for c in connections
         ]
     finally:
         for c in connections:
             await pool.release(c)
-    assert len(prepared) == 10 and min(prepared) >= 1, prepared  # run-now's one lookup
+    assert len(prepared) == 10, prepared
+    assert min(row["run_now"] for row in prepared) >= 1, prepared  # run-now's one lookup
+    # a flow step's statements: taking outcomes, locking the run, recording the outcomes
+    assert all(row["take_inbox"] and row["lock_run"] and row["finish_nodes"] for row in prepared), prepared
 
 
 async def test_start_resyncs_the_board(nats_url: str, database_url: str) -> None:

@@ -29,13 +29,13 @@ def run(run_id: str, nodes: int, changed_in: str | None = "100", xact: str = "10
 
 
 def locked(run_id: str, changed_in: str | None, xact: str = "200") -> LockedRun:
+    """The run as a later transaction locks it; `changed_in` as Postgres has it then."""
     return LockedRun(run_id, "acme", "f", FlowStatus.STARTED, changed_in, xact)
 
 
 def test_a_kept_run_is_used_until_another_transaction_changes_it() -> None:
     cache = RunCache()
-    first = run("r1", 3)
-    first.changed = True  # its transaction, 101, wrote the run's nodes and committed
+    first = run("r1", 3)  # its transaction, 101, wrote the run's nodes and committed
     cache.keep([first])
     again = cache.get(locked("r1", "101", xact="102"))
     assert again is not None and again.xact == "102" and again.changed_in == "101"
@@ -52,16 +52,16 @@ def test_an_ended_run_is_dropped() -> None:
     ended = run("r1", 2)
     ended.status = FlowStatus.FINISHED
     cache.keep([ended])
-    assert cache.get(locked("r1", "100")) is None and cache.nodes == 0
+    assert cache.get(locked("r1", "101")) is None and cache.nodes == 0
 
 
 def test_runs_are_kept_within_a_budget_of_nodes_least_recently_stepped_out_first() -> None:
     cache = RunCache(nodes=10)
     cache.keep([run("a", 4), run("b", 4)])
-    assert cache.get(locked("a", "100")) is not None  # a is now the most recent
+    assert cache.get(locked("a", "101")) is not None  # a is now the most recent
     cache.keep([run("c", 4)])
     assert cache.nodes == 8
-    assert cache.get(locked("b", "100")) is None
-    assert cache.get(locked("a", "100")) is not None and cache.get(locked("c", "100")) is not None
+    assert cache.get(locked("b", "101")) is None
+    assert cache.get(locked("a", "101")) is not None and cache.get(locked("c", "101")) is not None
     cache.keep([run("huge", 11)])  # bigger than the whole budget: read at every step instead
-    assert cache.get(locked("huge", "100")) is None and cache.nodes == 8
+    assert cache.get(locked("huge", "101")) is None and cache.nodes == 8
