@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
+from .executables import Executables
 from .output import Capture, Pipe, Sink
 from .poller import poller
 from .waiting import first
@@ -104,11 +105,17 @@ def _devnull() -> int:
     return os.open(os.devnull, os.O_RDWR)
 
 
-def _popen(spec: Launch, stdout: int, stderr: int) -> subprocess.Popen[bytes]:
+EXECUTABLES = Executables()
+"""The places of the commands this executor runs (one table per process)."""
+
+
+def _popen(spec: Launch, stdout: int, stderr: int, executable: str | None) -> subprocess.Popen[bytes]:
     """Fork and exec, inline: it returns as soon as the command runs (vfork), and a
-    thread hop would cost more than it saves."""
+    thread hop would cost more than it saves. `executable` is the file to run, when
+    known already; the command's own argv[0] is kept either way."""
     return subprocess.Popen(
         list(spec.argv),
+        executable=executable,
         stdin=_devnull(),
         stdout=stdout,
         stderr=stderr,
@@ -127,12 +134,12 @@ class Spawned:
     stderr: int
 
 
-def spawn(spec: Launch) -> Spawned | NotRunnable:
+def spawn(spec: Launch, executables: Executables = EXECUTABLES) -> Spawned | NotRunnable:
     """Start `spec.argv` in its own session with output piped, or say why it cannot start."""
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     try:
-        process = _popen(spec, out_write, err_write)
+        process = _popen_found(spec, out_write, err_write, executables)
     except (OSError, ValueError) as error:
         os.close(out_read)
         os.close(err_read)
@@ -141,6 +148,20 @@ def spawn(spec: Launch) -> Spawned | NotRunnable:
         os.close(out_write)
         os.close(err_write)
     return Spawned(process, out_read, err_read)
+
+
+def _popen_found(spec: Launch, stdout: int, stderr: int, executables: Executables) -> subprocess.Popen[bytes]:
+    """`_popen` from the command's known place; where that fails (the file was
+    moved, say), once more the usual way, so errors and fallbacks are exec's own."""
+    name, search = (spec.argv[0] if spec.argv else ""), spec.env.get("PATH", os.defpath)
+    place = executables.place(name, search)
+    if place is None:
+        return _popen(spec, stdout, stderr, None)
+    try:
+        return _popen(spec, stdout, stderr, place)
+    except OSError:
+        executables.forget(name, search)
+        return _popen(spec, stdout, stderr, None)
 
 
 async def launch(spec: Launch) -> Running | NotRunnable:
