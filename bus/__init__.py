@@ -6,7 +6,7 @@ with `decode`/`settle`, `TemplateBoard`, and `ApiServer`/`ApiClient`.
 
 from .api import ApiClient, ApiServer
 from .boards import CancelBoard, CancelFeed, RunnerBoard, delete_dispatch, last_event, store_backlog
-from .connection import BusUnavailable
+from .connection import BusUnavailable, UnsupportedNats
 from .consume import Ack, Action, Delivery, Invalid, Nak, PullConsumer, PullFeed, Term, decode, settle
 from .infra import InfrastructureDrift, Layout
 from .publish import EventTrail, Publisher, PublishFailed, encode
@@ -38,6 +38,7 @@ __all__ = [
     "RunnerBoard",
     "TemplateBoard",
     "Term",
+    "UnsupportedNats",
     "decode",
     "delete_dispatch",
     "encode",

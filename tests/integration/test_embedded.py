@@ -16,9 +16,9 @@ import nats
 import pytest
 from nats.js.api import StorageType
 
+from bus.connection import OLDEST_NATS
 from jetjobs import embedded
 from jetjobs.embedded import (
-    MIN_NATS_VERSION,
     EmbeddedError,
     NatsServer,
     PostgresServer,
@@ -86,7 +86,7 @@ def test_binary_is_recent_and_from_the_venv(fresh_binary_lookup: None) -> None:
     binary = nats_server_binary()
     assert binary.parent == Path(sysconfig.get_path("scripts"))
     version = embedded._nats_version(binary)
-    assert version is not None and version >= MIN_NATS_VERSION
+    assert version is not None and version >= OLDEST_NATS
 
 
 def _fake_nats(directory: Path, version: str) -> None:
