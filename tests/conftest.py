@@ -24,6 +24,17 @@ from tests.servers import ExternalNats, ExternalPostgres, shutdown
 DATABASE_URL_ENV = "JETJOBS_TEST_DATABASE_URL"
 NATS_URL_ENV = "JETJOBS_TEST_NATS_URL"
 
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests sharing one NATS of your own (JETJOBS_TEST_NATS_URL) delete its jetjobs
+    streams around each test, so they run in one process: the workers of `-n`
+    would delete each other's streams mid-test."""
+    if os.environ.get(NATS_URL_ENV) and getattr(config.option, "dist", "no") != "no":
+        config.option.dist = "no"
+        config.option.numprocesses = 0
+
+
 # Many tests each open a connection pool against the one session server.
 PG_TEST_SETTINGS = {"max_connections": "200"}
 
