@@ -56,7 +56,9 @@ def test_e2e_runs_both_runners_with_every_status_persisted(tmp_path: Path) -> No
     assert values(report, "e2e noop: every status persisted") == [1.0]
     assert values(report, "e2e true: every status persisted") == [1.0]
     assert values(report, "raw spawn /bin/true with pipes, 8-way")[0] > 0
-    assert values(report, "e2e true / raw spawn")[0] > 0
+    beside = values(report, "raw spawn /bin/true with pipes, 8-way, beside each e2e true run")
+    assert beside[0] > 0
+    assert values(report, "e2e true / raw spawn") == [report["runs"]["true"][0]["rate"] / beside[0] * 100]
     assert report["metrics"]["e2e noop"]["median"] > 0
     assert values(report, "e2e true: jobs' processes CPU per job")[0] >= 0
     assert values(report, "e2e true: executor (own process) CPU per job")[0] > 0

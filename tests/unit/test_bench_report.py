@@ -81,9 +81,10 @@ def test_e2e_names_a_run_on_several_executors_apart_from_the_goals_one() -> None
         "cpu_seconds": cpu,
         "machine_cpu": {},
         "executor_peak_rss_mb": 55.0,
+        "spawn_beside": 1200.0,
     }
     e2e._record(metrics, "true", result, 8, executors=2)
-    e2e.add_ratios(metrics, {"raw": {"spawn_true": [1200.0]}, "true": [result]}, executors=2)
+    e2e.add_ratios(metrics, {"raw": {"spawn_true": [2400.0]}, "true": [result]}, executors=2)
     rate = metrics.metrics["e2e true (2 executors of 4 slots)"]
     assert rate["values"] == [600.0] and not rate["goal"]
     assert metrics.metrics["e2e true (2 executors of 4 slots): executor peak RSS (4 slots)"]["values"] == [
