@@ -150,7 +150,10 @@ class ExecutorService:
         await stop_tasks(late, grace=self._config.grace + STOP_MARGIN)
 
     def _job_ids(self) -> list[str]:
-        return sorted(c.job_id for c in self._jobs.values() if c.job_id is not None)
+        """The jobs holding a slot, as the heartbeat announces them: one whose process is
+        gone and whose outcome is being reported runs no more (`status` would show more
+        slots used than there are)."""
+        return sorted(c.job_id for c in self._jobs.values() if c.job_id is not None and not c.released)
 
     def _cancel(self, job_id: str, reason: str) -> None:
         """A cancel arrived: stop the job if it is here (queued or running)."""

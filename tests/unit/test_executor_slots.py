@@ -35,6 +35,7 @@ async def test_a_job_reporting_its_outcome_holds_no_slot_and_jobs_in_hand_stay_b
         controls[2].release()
         # one process running, three jobs reporting: a free slot, but twice the slots in hand
         assert (service.running, service._room(2)) == (1, 0)
+        assert service._job_ids() == ["j3"]  # what the heartbeat announces as running
     finally:
         for task in tasks:
             task.cancel()
