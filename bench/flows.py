@@ -108,6 +108,7 @@ def _measure(
     metrics.add(f"{kind}_lag_p50_ms", _ms(_quantile(lags, 0.5)), "ms", "prerequisite outcome → dispatch")
     metrics.add(f"{kind}_lag_p99_ms", _ms(_quantile(lags, 0.99)), "ms")
     metrics.add(f"{kind}_wall_s", result["wall"], "s")
+    metrics.add(f"{kind}_finished", 1.0 if result["status"] == FlowStatus.FINISHED.value else 0.0, "1 = yes")
     result["edges_measured"] = len(lags)
     result["mean_lag_ms"] = _ms(statistics.fmean(lags)) if lags else None
     return result

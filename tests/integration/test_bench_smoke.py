@@ -106,3 +106,12 @@ def test_scheduler_fires_every_slot_and_loads_in_a_fresh_process(tmp_path: Path)
     assert values(report, "fire lateness p99")[0] >= 0
     assert values(report, "scheduler RSS growth after load")[0] > 0
     assert values(report, "one change reaches the plan")[0] > 0
+
+
+def test_flows_runs_both_shapes_to_the_end(tmp_path: Path) -> None:
+    report = bench(tmp_path, "flows", "--nodes", "12")
+    for shape in ("wide", "deep"):
+        assert values(report, f"{shape}_finished") == [1.0]
+        assert report["runs"][shape][0]["edges_measured"] == 11  # every node after the first
+        assert values(report, f"{shape}_wall_s")[0] > 0
+        assert 0 <= values(report, f"{shape}_lag_p50_ms")[0] <= values(report, f"{shape}_lag_p99_ms")[0]
