@@ -34,14 +34,20 @@ class UnsupportedNats(Exception):
     """The server is older than `OLDEST_NATS`; the message says what to do."""
 
 
+def nats_version(text: str) -> tuple[int, int, int] | None:
+    """(major, minor, patch) of the first version in `text` (`2.9.10`, `nats-server: v2.15.1`)."""
+    match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", text)
+    if match is None:
+        return None
+    major, minor, patch = (int(part) for part in match.groups())
+    return major, minor, patch
+
+
 def check_server(version: str, url: str) -> None:
     """Refuse a nats-server older than `OLDEST_NATS` (a version it does not state
     in the usual form is let through: nothing can be said about it)."""
-    match = re.match(r"v?(\d+)\.(\d+)\.(\d+)", version)
-    if match is None:
-        return
-    found = tuple(int(part) for part in match.groups())
-    if found < OLDEST_NATS:
+    found = nats_version(version)
+    if found is not None and found < OLDEST_NATS:
         wanted = ".".join(map(str, OLDEST_NATS))
         raise UnsupportedNats(
             f"NATS at {redacted(url)} is nats-server {version}, and jetjobs needs {wanted} or newer "

@@ -44,7 +44,6 @@ class Executables:
             return None
         found = shutil.which(name, path=search)
         if found is None:
-            self._found.pop(key, None)
             return None
         if len(self._found) >= KEPT:
             self._found.clear()

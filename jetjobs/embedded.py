@@ -12,7 +12,6 @@ import contextlib
 import functools
 import importlib.util
 import os
-import re
 import shutil
 import signal
 import socket
@@ -29,7 +28,7 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Protocol, Self, TypeVar
 
-from bus.connection import OLDEST_NATS
+from bus.connection import OLDEST_NATS, nats_version
 
 __all__ = [
     "EmbeddedError",
@@ -216,15 +215,6 @@ def _launched(make: Callable[[int], _Server], port: int | None, host: str) -> _S
 # --------------------------------------------------------------------------- NATS
 
 
-def _parse_version(text: str) -> tuple[int, int, int] | None:
-    """Extract (major, minor, patch) from `nats-server --version` output."""
-    match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", text)
-    if match is None:
-        return None
-    major, minor, patch = (int(part) for part in match.groups())
-    return major, minor, patch
-
-
 def _nats_version(binary: Path) -> tuple[int, int, int] | None:
     """The version a nats-server binary reports, or None if it cannot say."""
     try:
@@ -233,7 +223,7 @@ def _nats_version(binary: Path) -> tuple[int, int, int] | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return _parse_version(result.stdout + result.stderr)
+    return nats_version(result.stdout + result.stderr)
 
 
 def _nats_candidates() -> list[Path]:

@@ -6,7 +6,6 @@ without any error). Runs against a real older server when the machine has one
 from __future__ import annotations
 
 import asyncio
-import re
 import shutil
 import signal
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bus.connection import OLDEST_NATS
+from jetjobs import embedded
 from jetjobs.embedded import free_port
 from tests.acceptance.cli import clean_env, jetjobs
 from tests.acceptance.test_cli import one_line_error
@@ -28,10 +28,9 @@ def older_server() -> tuple[str, str] | None:
     for place in (*PLACES, shutil.which("nats-server") or ""):
         if not place or not Path(place).is_file():
             continue
-        printed = subprocess.run([place, "--version"], capture_output=True, text=True, timeout=10).stdout
-        match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", printed)
-        if match and tuple(int(part) for part in match.groups()) < OLDEST_NATS:
-            return place, ".".join(match.groups())
+        version = embedded._nats_version(Path(place))
+        if version is not None and version < OLDEST_NATS:
+            return place, ".".join(map(str, version))
     return None
 
 
