@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import report, scenarios
+from .arguments import count
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
         module = scenarios.load(module_name)
         doc = (module.__doc__ or name).strip().splitlines()[0]
         child = sub.add_parser(name, help=doc, description=module.__doc__)
-        child.add_argument("--runs", type=int, default=3, help="repetitions (median and spread over them)")
+        child.add_argument(
+            "--runs", type=count(), default=3, help="repetitions (median and spread over them)"
+        )
         child.add_argument(
             "--out", type=Path, help="JSON report path (default bench/results/<scenario>.json)"
         )
@@ -55,9 +58,6 @@ async def _await(awaitable: Any) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    if args.runs < 1:
-        print("python -m bench: error: --runs must be at least 1", file=sys.stderr)
-        return 2
     final = report.finish(args.scenario, execute(args), argv)
     out = args.out or Path("bench") / "results" / f"{args.scenario}.json"
     report.write(final, out)

@@ -18,6 +18,7 @@ from typing import Any
 from bus import Bus
 
 from . import raw
+from .arguments import count, positive
 from .cpu_meter import meter
 from .harness import Servers, servers
 from .procinfo import peak_rss_mb
@@ -38,10 +39,10 @@ its jobs' processes (ended ones included) beside it; the driver publishes and po
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--jobs", type=int, default=3000, help="jobs per run with runner true")
-    parser.add_argument("--noop-jobs", type=int, default=10000, help="jobs per run with runner noop")
-    parser.add_argument("--slots", type=int, default=8, help="executor slots with runner true")
-    parser.add_argument("--noop-slots", type=int, default=64, help="executor slots with runner noop")
+    parser.add_argument("--jobs", type=count(), default=3000, help="jobs per run with runner true")
+    parser.add_argument("--noop-jobs", type=count(), default=10000, help="jobs per run with runner noop")
+    parser.add_argument("--slots", type=count(), default=8, help="executor slots with runner true")
+    parser.add_argument("--noop-slots", type=count(), default=64, help="executor slots with runner noop")
     parser.add_argument("--runner", choices=["both", "true", "noop"], default="both")
     parser.add_argument("--no-raw", action="store_true", help="skip the raw baselines")
     parser.add_argument(
@@ -49,12 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--executors",
-        type=int,
+        type=count(),
         default=1,
         help="executor processes sharing the slots evenly (each runs its jobs from one event loop)",
     )
     parser.add_argument(
-        "--raw-fraction", type=float, default=1.0, help="scale the raw baselines' sizes (smoke tests)"
+        "--raw-fraction", type=positive, default=1.0, help="scale the raw baselines' sizes (smoke tests)"
     )
 
 

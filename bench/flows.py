@@ -21,6 +21,7 @@ from contracts import api
 from contracts.flows import FlowRef, FlowRun, FlowRunRequest, FlowSpec, FlowStatus
 from contracts.models import Company
 
+from .arguments import count
 from .harness import Servers, servers
 from .report import Metrics
 from .stack import system
@@ -39,10 +40,10 @@ GROUP BY d.id, d.dispatched_at
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--nodes", type=int, default=1000, help="nodes per flow")
+    parser.add_argument("--nodes", type=count(3), default=1000, help="nodes per flow")
     parser.add_argument("--shape", choices=["both", "wide", "deep"], default="both")
     parser.add_argument("--runner", choices=["noop", "true"], default="noop")
-    parser.add_argument("--slots", type=int, default=64)
+    parser.add_argument("--slots", type=count(), default=64)
 
 
 def shape(kind: str, count: int, app: str) -> FlowSpec:

@@ -25,6 +25,7 @@ from contracts.enums import Status
 from contracts.messages import JobEvent, JobMessage
 from store import StoreConfig
 
+from .arguments import count
 from .harness import Servers, ServiceProcess, servers, start_service
 from .procinfo import cpu_seconds
 from .raw import RawSizes
@@ -36,11 +37,13 @@ WINDOW = 2000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--jobs", type=int, default=20000, help="jobs in the backlog (3 events each)")
-    parser.add_argument("--batch", type=int, default=StoreConfig.batch_size, help="the store's batch size")
+    parser.add_argument("--jobs", type=count(), default=20000, help="jobs in the backlog (3 events each)")
+    parser.add_argument(
+        "--batch", type=count(), default=StoreConfig.batch_size, help="the store's batch size"
+    )
     parser.add_argument(
         "--stores",
-        type=int,
+        type=count(),
         default=1,
         help="store processes sharing the work (reported apart from the goal's one-store figure)",
     )

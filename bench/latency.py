@@ -25,6 +25,7 @@ from bus import ApiClient, Bus
 from contracts import api
 from contracts.models import Company, RunTemplate, TemplateSpec
 
+from .arguments import count, positive
 from .harness import servers
 from .report import Metrics
 from .stack import System, system, wait_final
@@ -43,9 +44,9 @@ taking the job, then the executor's work before the spawn and the spawn itself."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rate", type=float, default=50.0, help="run-now requests per second")
-    parser.add_argument("--seconds", type=float, default=10.0, help="how long to send them")
-    parser.add_argument("--slots", type=int, default=8)
+    parser.add_argument("--rate", type=positive, default=50.0, help="run-now requests per second")
+    parser.add_argument("--seconds", type=positive, default=10.0, help="how long to send them")
+    parser.add_argument("--slots", type=count(), default=8)
 
 
 async def bench_template(client: ApiClient) -> int:
@@ -137,7 +138,17 @@ async def one_run(stack: System, rate: float, seconds: float) -> dict[str, dict[
     return {label: delays(times, start, end) for label, start, end in STAGES}
 
 
+def check_requests(scenario: str, rate: float, seconds: float) -> None:
+    """Exit with a usage error when `rate` for `seconds` sends no request at all."""
+    if int(rate * seconds) < 1:
+        raise SystemExit(
+            f"python -m bench {scenario}: error: --rate {rate:g} for --seconds {seconds:g} "
+            "sends no request: raise either so that their product is at least 1"
+        )
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    check_requests("latency", args.rate, args.seconds)
     metrics = Metrics()
     runs = []
     with servers() as box:

@@ -24,6 +24,7 @@ from typing import Any
 from jetjobs.embedded import free_port
 
 from . import e2e, latency
+from .arguments import count, positive
 from .harness import Servers, servers
 from .report import Metrics
 from .stack import system
@@ -32,10 +33,12 @@ READY_TIMEOUT = 30.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--jobs", type=int, default=2000, help="jobs per e2e run, for each system and runner")
-    parser.add_argument("--rate", type=float, default=50.0, help="latency: requests per second")
-    parser.add_argument("--seconds", type=float, default=5.0, help="latency: how long")
-    parser.add_argument("--slots", type=int, default=8, help="jetjobs executor slots")
+    parser.add_argument(
+        "--jobs", type=count(), default=2000, help="jobs per e2e run, for each system and runner"
+    )
+    parser.add_argument("--rate", type=positive, default=50.0, help="latency: requests per second")
+    parser.add_argument("--seconds", type=positive, default=5.0, help="latency: how long")
+    parser.add_argument("--slots", type=count(), default=8, help="jetjobs executor slots")
 
 
 def why_no_celery() -> str | None:
@@ -186,6 +189,7 @@ def record(metrics: Metrics, ours: dict[str, float], theirs: dict[str, float] | 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Rounds alternate between the two systems, so both see the same machine."""
+    latency.check_requests("peers", args.rate, args.seconds)
     metrics = Metrics()
     logs = Path(args.logs)
     logs.mkdir(parents=True, exist_ok=True)

@@ -33,14 +33,15 @@ from jetjobs import logs
 from jetjobs.embedded import NatsServer
 from scheduler import SchedulerConfig, SchedulerService
 
+from .arguments import count, positive
 from .procinfo import cpu_seconds
 from .report import Metrics
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--templates", type=int, default=1000, help="templates firing every second")
-    parser.add_argument("--seconds", type=float, default=60.0, help="how long they fire")
-    parser.add_argument("--scale", type=int, default=100_000, help="templates for the load test")
+    parser.add_argument("--templates", type=count(), default=1000, help="templates firing every second")
+    parser.add_argument("--seconds", type=positive, default=60.0, help="how long they fire")
+    parser.add_argument("--scale", type=count(), default=100_000, help="templates for the load test")
 
 
 def _template(template_id: int, cron: str) -> ActiveTemplate:

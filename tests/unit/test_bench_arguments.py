@@ -1,0 +1,35 @@
+"""The benchmarks refuse numbers that leave nothing to measure, naming the option."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.__main__ import main
+from bench.latency import check_requests
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["e2e", "--jobs", "0"], "argument --jobs: must be at least 1, got 0"),
+        (["e2e", "--runs", "0"], "argument --runs: must be at least 1, got 0"),
+        (["e2e", "--raw-fraction", "nan"], "argument --raw-fraction: must be a number above 0, got nan"),
+        (["store", "--stores", "two"], "argument --stores: expected a whole number, got 'two'"),
+        (["latency", "--rate", "-5"], "argument --rate: must be a number above 0, got -5"),
+        (["flows", "--nodes", "2"], "argument --nodes: must be at least 3, got 2"),
+        (["scheduler", "--seconds", "x"], "argument --seconds: expected a number, got 'x'"),
+    ],
+)
+def test_a_number_that_leaves_nothing_to_measure_is_a_usage_error(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert said in capsys.readouterr().err
+
+
+def test_a_rate_and_duration_that_send_nothing_are_refused_before_any_server_starts() -> None:
+    with pytest.raises(SystemExit, match=r"--rate 0\.5 for --seconds 1 sends no request"):
+        check_requests("latency", 0.5, 1.0)
+    check_requests("latency", 1.0, 1.0)  # one request is enough
