@@ -55,13 +55,45 @@ async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
+def unwritable(out: Path) -> str | None:
+    """Why the JSON report could not go to `out`, found by trying before a run of
+    minutes: its folder is made, the file opened to append (so it is left as it
+    is) or, when missing, a scratch file made beside it."""
+    if out.is_dir():
+        return f"--out {out} is a folder: name a file in it"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists():
+            with out.open("a"):
+                pass
+        else:
+            with tempfile.TemporaryFile(dir=out.parent):
+                pass
+    except (FileExistsError, NotADirectoryError):
+        return f"cannot write the JSON report to {out}: part of {out.parent} is a file, not a folder"
+    except OSError as error:
+        return f"cannot write the JSON report to {out}: {error.strerror or error}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    final = report.finish(args.scenario, execute(args), argv)
     out = args.out or Path("bench") / "results" / f"{args.scenario}.json"
-    report.write(final, out)
+    refused = unwritable(out)
+    if refused:
+        print(f"python -m bench: error: {refused}", file=sys.stderr)
+        return 2
+    final = report.finish(args.scenario, execute(args), argv)
     print(report.table(final))
+    try:
+        report.write(final, out)
+    except OSError as error:
+        print(
+            f"\npython -m bench: error: the JSON report could not be written to {out}: {error}",
+            file=sys.stderr,
+        )
+        return 1
     print(f"\nJSON report: {out}   service logs: {args.logs}")
     return 0
 

@@ -1,10 +1,13 @@
-"""The benchmarks refuse numbers that leave nothing to measure, naming the option."""
+"""The benchmarks refuse, before any server starts, numbers that leave nothing
+to measure and a report path they could not write, naming the option."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from bench.__main__ import main
+from bench.__main__ import main, unwritable
 from bench.latency import check_requests
 
 
@@ -33,3 +36,26 @@ def test_a_rate_and_duration_that_send_nothing_are_refused_before_any_server_sta
     with pytest.raises(SystemExit, match=r"--rate 0\.5 for --seconds 1 sends no request"):
         check_requests("latency", 0.5, 1.0)
     check_requests("latency", 1.0, 1.0)  # one request is enough
+
+
+def test_a_report_path_that_cannot_be_written_is_refused_before_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("kept\n")
+    for out, said in [
+        (tmp_path, "is a folder: name a file in it"),
+        (blocker / "e2e.json", "is a file, not a folder"),
+    ]:
+        assert main(["e2e", "--out", str(out)]) == 2
+        assert said in capsys.readouterr().err
+    assert blocker.read_text() == "kept\n"
+
+
+def test_an_existing_report_is_left_as_it_is_by_the_check(tmp_path: Path) -> None:
+    earlier = tmp_path / "results" / "e2e.json"
+    assert unwritable(earlier) is None  # its folder is made, nothing else
+    assert list(earlier.parent.iterdir()) == []
+    earlier.write_text("{}\n")
+    assert unwritable(earlier) is None
+    assert earlier.read_text() == "{}\n"
