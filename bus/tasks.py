@@ -1,9 +1,11 @@
 """Stopping background tasks that talk to NATS.
 
 nats-py swallows a cancellation that lands inside a publish (its flush step
-catches `CancelledError`), so a task cancelled once may carry on as if nothing
-happened, and waiting for it would hang a service's stop for ever. This
-cancels again until the task has really ended."""
+catches `CancelledError`), and on Python 3.11 one that lands inside a request
+as its reply comes (`asyncio.wait_for` returns the reply then), so a task
+cancelled once may carry on as if nothing happened, and waiting for it would
+hang a service's stop for ever. This cancels again until the task has really
+ended."""
 
 from __future__ import annotations
 
