@@ -84,7 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if refused:
         print(f"python -m bench: error: {refused}", file=sys.stderr)
         return 2
-    final = report.finish(args.scenario, execute(args), argv)
+    try:
+        result = execute(args)
+    except KeyboardInterrupt:  # the servers and services were stopped on the way out
+        print(f"\npython -m bench {args.scenario}: interrupted; no report written", file=sys.stderr)
+        return 130
+    final = report.finish(args.scenario, result, argv)
     print(report.table(final))
     try:
         report.write(final, out)

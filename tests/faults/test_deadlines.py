@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from contracts import api
 from contracts import subjects as s
 from contracts.lifecycle import CancelReply, DeadLetterList, DeadLetterQuery, DeadLetterRef, Replayed
 from tests.faults.harness import Faults, faults
+from tests.processes import alive
 from tests.stack import eventually
 
 pytestmark = pytest.mark.timeout(90)
@@ -24,16 +24,6 @@ pytestmark = pytest.mark.timeout(90)
 async def f(nats_url: str, database_url: str, tmp_path: Path) -> AsyncIterator[Faults]:
     async with faults(nats_url, database_url, tmp_path) as harness:
         yield harness
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for a reaper that is not ours counts as gone)."""
-    try:
-        os.kill(pid, 0)
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (ProcessLookupError, FileNotFoundError):
-        return False
-    return state != "Z"
 
 
 async def test_timeout_result_kills_the_group_retries_then_dead_letters(f: Faults, tmp_path: Path) -> None:

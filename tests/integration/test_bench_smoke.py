@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.processes import alive, below
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -115,3 +119,28 @@ def test_flows_runs_both_shapes_to_the_end(tmp_path: Path) -> None:
         assert report["runs"][shape][0]["edges_measured"] == 11  # every node after the first
         assert values(report, f"{shape}_wall_s")[0] > 0
         assert 0 <= values(report, f"{shape}_lag_p50_ms")[0] <= values(report, f"{shape}_lag_p99_ms")[0]
+
+
+def test_ctrl_c_stops_every_server_and_service_and_says_so(tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "bench", "e2e", "--runner", "noop", "--noop-jobs", "1000000", "--no-raw"]
+    argv += ["--runs", "1", "--out", str(tmp_path / "report.json"), "--logs", str(tmp_path / "logs")]
+    run = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started: dict[int, str] = {}
+    try:
+        deadline = time.monotonic() + 90
+        while not any("bench.service executor" in line for line in started.values()):
+            assert time.monotonic() < deadline and run.poll() is None, "the executor never started"
+            time.sleep(0.2)
+            started = below(run.pid)
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=60)
+        assert run.returncode == 130, err[-3000:]
+        assert "python -m bench e2e: interrupted; no report written" in err
+        assert "Traceback" not in err
+        assert not (tmp_path / "report.json").exists()
+        assert [line for pid, line in started.items() if alive(pid)] == []
+    finally:
+        for pid in [run.pid, *started]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        run.communicate()

@@ -19,6 +19,7 @@ from contracts import subjects as s
 from contracts.enums import ErrorKind, Status
 from contracts.messages import DeadLetter, JobEvent, JobMessage
 from executor import ExecutorConfig, ExecutorService
+from tests.processes import alive
 
 StartExecutor = Callable[..., Awaitable[ExecutorService]]
 WAIT = 20.0
@@ -70,15 +71,6 @@ def job(argv: list[str], **fields: Any) -> JobMessage:
 
 def sh(script: str, **fields: Any) -> JobMessage:
     return job(["sh", "-c", script], **fields)
-
-
-def alive(pid: int) -> bool:
-    """Running or stopped, but not gone and not a zombie waiting to be reaped."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @pytest.fixture
