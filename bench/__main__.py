@@ -13,6 +13,7 @@ from typing import Any
 
 from . import report, scenarios
 from .arguments import count
+from .harness import profiling_refused
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     out = args.out or Path("bench") / "results" / f"{args.scenario}.json"
-    refused = unwritable(out)
+    refused = unwritable(out) or profiling_refused()
     if refused:
         print(f"python -m bench: error: {refused}", file=sys.stderr)
         return 2

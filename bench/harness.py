@@ -67,6 +67,18 @@ def servers() -> Iterator[Servers]:
             box.postgres.stop()
 
 
+def py_spy() -> str | None:
+    """The py-spy executable: on PATH or beside this Python."""
+    return shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+
+
+def profiling_refused() -> str | None:
+    """Why profiling was asked for (`JETJOBS_BENCH_PROFILE`) but cannot happen."""
+    if os.environ.get(PROFILE_ENV) and py_spy() is None:
+        return f"{PROFILE_ENV} is set, but py-spy is not installed: `pip install py-spy`, or unset it"
+    return None
+
+
 class ServiceProcess:
     """A jetjobs service in a child process (`python -m bench.service`), stopped by pid."""
 
@@ -93,7 +105,7 @@ class ServiceProcess:
     def _profile(self) -> None:
         """Attach py-spy (collapsed stacks, one file per service process) when asked to."""
         folder = os.environ.get(PROFILE_ENV)
-        spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+        spy = py_spy()
         if not folder or spy is None:
             return
         path = Path(folder) / f"{self.log_path.stem}.txt"

@@ -1,13 +1,15 @@
 """The benchmarks refuse, before any server starts, numbers that leave nothing
-to measure and a report path they could not write, naming the option."""
+to measure, a report path they could not write and profiling without py-spy."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from bench.__main__ import main, unwritable
+from bench.harness import PROFILE_ENV, profiling_refused
 from bench.latency import check_requests
 
 
@@ -59,3 +61,15 @@ def test_an_existing_report_is_left_as_it_is_by_the_check(tmp_path: Path) -> Non
     earlier.write_text("{}\n")
     assert unwritable(earlier) is None
     assert earlier.read_text() == "{}\n"
+
+
+def test_profiling_asked_for_without_py_spy_is_refused_before_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no py-spy on PATH, nor beside this "Python"
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.delenv(PROFILE_ENV, raising=False)
+    assert profiling_refused() is None
+    monkeypatch.setenv(PROFILE_ENV, str(tmp_path / "profiles"))
+    assert main(["e2e", "--out", str(tmp_path / "e2e.json")]) == 2
+    assert f"{PROFILE_ENV} is set, but py-spy is not installed" in capsys.readouterr().err
