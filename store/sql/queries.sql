@@ -172,11 +172,11 @@ ON CONFLICT (job_id) DO UPDATE SET
 WHERE d.attempt <= EXCLUDED.attempt;
 
 -- name: lock_job_ids --
--- Serialize writers per job id, even for jobs no row exists for yet (`jetjobs_lock_job_ids`, migration 14: key space 74 is the store's); $1 is a JSON array of ids.
+-- Serialize writers per job id, even for jobs no row exists for yet (`jetjobs_lock_job_ids`, as migration 15 left it: key space 74 is the store's, ids in byte order); $1 is a JSON array of ids.
 SELECT jetjobs_lock_job_ids($1::jsonb);
 
 -- name: lock_jobs --
--- Hold each job id until commit (see `lock_job_ids`), then the current attempt of each job, its row locked until commit too, so concurrent writers apply events in turn; $1 is a JSON array of ids (`jetjobs_lock_jobs`, migration 12: one round trip).
+-- Hold each job id until commit (see `lock_job_ids`), then the current attempt of each job, its row locked until commit too, so concurrent writers apply events in turn; $1 is a JSON array of ids (`jetjobs_lock_jobs`, as migration 14 left it: one round trip).
 SELECT id, attempt, status, final, kind, runner, pid, exit_code, reason, begin_at, end_at, stdout, stderr
 FROM jetjobs_lock_jobs($1::jsonb);
 
