@@ -34,7 +34,7 @@ class CpuMeter:
     def stop(self) -> dict[str, float]:
         now = self._read()
         after = machine_cpu.read()
-        self.used = {name: round(now[name] - self._before[name], 2) for name in now}
+        self.used = {name: round(now[name] - self._before[name], 6) for name in now}
         if self._machine_before is not None and after is not None:
             self.machine = machine_cpu.usage(self._machine_before, after, sum(self.used.values()))
         return self.used

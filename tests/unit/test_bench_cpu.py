@@ -37,6 +37,23 @@ def test_an_ended_childs_cpu_counts_for_its_parent_and_not_as_its_own() -> None:
     assert procinfo.cpu_seconds(me) - own < 0.25
 
 
+def test_a_process_own_cpu_is_read_to_well_under_a_clock_tick() -> None:
+    me = os.getpid()
+    before, mine = procinfo.own_cpu_seconds(me), time.process_time()
+    end = time.process_time() + 0.003
+    while time.process_time() < end:
+        pass
+    used = procinfo.own_cpu_seconds(me) - before
+    assert 0.003 <= used < 1 / procinfo.TICK
+    assert abs(used - (time.process_time() - mine)) < 0.001
+
+
+def test_an_ended_process_has_no_cpu_left_to_read() -> None:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    assert procinfo.own_cpu_seconds(child.pid) == 0.0
+
+
 PROC_STAT = """cpu  100 5 50 1000 20 0 10 3 7 0
 cpu0 50 5 25 500 10 0 5 2 7 0
 cpu1 50 0 25 500 10 0 5 1 0 0
