@@ -30,7 +30,7 @@ from . import (
     settings,
     up,
 )
-from .cli_common import Handler, add_command, call
+from .cli_common import Handler, add_command, call, global_options
 from .commands import CommandError
 from .embedded import EmbeddedError
 from .observe.http import MetricsServerError
@@ -180,24 +180,6 @@ async def cmd_job_list(args: argparse.Namespace, conf: settings.Settings) -> int
     return await call(args, conf, lambda s: commands.job_list(s, query))
 
 
-def _global_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--nats-url", help="NATS server URL [env JETJOBS_NATS_URL]")
-    parser.add_argument("--database-url", help="PostgreSQL URL, for the store [env JETJOBS_DATABASE_URL]")
-    parser.add_argument("--home", help="folder of `jetjobs up` data (default .jetjobs) [env JETJOBS_HOME]")
-    parser.add_argument("--config", help="TOML file with any of these settings [env JETJOBS_CONFIG]")
-    parser.add_argument("--log-level", help="debug, info, warning or error [env JETJOBS_LOG_LEVEL]")
-    parser.add_argument(
-        "--replicas", type=int, help="stream replicas (3 on a cluster) [env JETJOBS_REPLICAS]"
-    )
-    parser.add_argument(
-        "--metrics-port", help="port of /metrics, /healthz, /readyz; 0: off [env JETJOBS_METRICS_PORT]"
-    )
-    parser.add_argument(
-        "--metrics-host", help="address the metrics port listens on [env JETJOBS_METRICS_HOST]"
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON for scripts instead of tables")
-
-
 def _timeout_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, help="seconds from dispatch for an executor to take the job")
     parser.add_argument(
@@ -336,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jetjobs", description="Jobs for many tenants over NATS JetStream, recorded in PostgreSQL."
     )
-    _global_options(parser)
+    global_options(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _service_commands(sub)
     _entity_commands(sub)

@@ -64,7 +64,8 @@ async def test_job_run_wait_prints_the_outcome_and_exit_status(stack: Stack) -> 
     record = json.loads(result.out)
     assert (record["status"], record["kind"], record["exit_code"]) == ("error", "exit", 4)
 
-    listing = json.loads((await jetjobs("--json", "job", "list", "--company", "acme", env=env)).out)
+    # settings go before or after the command
+    listing = json.loads((await jetjobs("job", "list", "--company", "acme", "--json", env=env)).out)
     assert {j["status"] for j in listing} == {"processed", "error"}
     shown = await jetjobs("job", "show", record["id"], env=env)
     assert record["id"] in shown.out and "exit code 4" in shown.out
