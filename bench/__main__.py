@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from jetjobs.cli_numbers import count
+
 from . import report, scenarios
-from .arguments import count
 from .harness import profiling_refused
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from bus import Bus
+from jetjobs.cli_numbers import count, positive
 
 from . import raw
-from .arguments import count, positive
 from .cpu_meter import meter
 from .harness import Servers, servers
 from .procinfo import peak_rss_mb

@@ -20,8 +20,8 @@ from bus import ApiClient, Bus
 from contracts import api
 from contracts.flows import FlowRef, FlowRun, FlowRunRequest, FlowSpec, FlowStatus
 from contracts.models import Company
+from jetjobs.cli_numbers import count
 
-from .arguments import count
 from .harness import Servers, servers
 from .report import Metrics
 from .stack import system

@@ -23,9 +23,9 @@ from bus.publish import event_msg_id
 from contracts import subjects as s
 from contracts.enums import Status
 from contracts.messages import JobEvent, JobMessage
+from jetjobs.cli_numbers import count
 from store import StoreConfig
 
-from .arguments import count
 from .harness import Servers, ServiceProcess, servers, start_service
 from .procinfo import cpu_seconds
 from .raw import RawSizes

@@ -24,8 +24,8 @@ import asyncpg
 from bus import ApiClient, Bus
 from contracts import api
 from contracts.models import Company, RunTemplate, TemplateSpec
+from jetjobs.cli_numbers import count, positive
 
-from .arguments import count, positive
 from .harness import servers
 from .report import Metrics
 from .stack import System, system, wait_final

@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from jetjobs.cli_numbers import count, positive
 from jetjobs.embedded import free_port
 
 from . import e2e, latency
-from .arguments import count, positive
 from .harness import Servers, servers
 from .report import Metrics
 from .stack import system

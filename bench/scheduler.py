@@ -30,10 +30,10 @@ from contracts.dispatch import job_message, scheduled_job_id
 from contracts.models import ActiveTemplate
 from contracts.schedule import Overlap, SlotRecord
 from jetjobs import logs
+from jetjobs.cli_numbers import count, positive
 from jetjobs.embedded import NatsServer
 from scheduler import SchedulerConfig, SchedulerService
 
-from .arguments import count, positive
 from .procinfo import cpu_seconds
 from .report import Metrics
 

@@ -91,6 +91,12 @@ class Bus:
         js = nc.jetstream(timeout=10)
         return cls(nc, js, layout, Publisher(nc, js, layout))
 
+    @property
+    def server_version(self) -> str:
+        """The version of the nats-server connected to, as it states it (`2.15.1`)."""
+        version = self.nc.connected_server_version
+        return f"{version.major}.{version.minor}.{version.patch}"
+
     async def close(self) -> None:
         """Flush what is buffered and disconnect."""
         if not self.nc.is_closed:

@@ -9,10 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from bus import BusUnavailable, InfrastructureDrift, PublishFailed, UnsupportedNats
 from contracts import schema
 from contracts.api import ApiFailure, JobQuery, RunNow
 from contracts.enums import Interval, Status
+from contracts.errors import describe
 from contracts.models import Timeouts
 from executor.binding import ExecutorStartError
 from executor.watcher import use_pidfd_watcher
@@ -31,6 +34,7 @@ from . import (
     up,
 )
 from .cli_common import Handler, add_command, call, global_options
+from .cli_numbers import count, positive
 from .commands import CommandError
 from .embedded import EmbeddedError
 from .observe.http import MetricsServerError
@@ -181,14 +185,16 @@ async def cmd_job_list(args: argparse.Namespace, conf: settings.Settings) -> int
 
 
 def _timeout_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timeout", type=float, help="seconds from dispatch for an executor to take the job")
     parser.add_argument(
-        "--timeout-ack", dest="timeout_ack", type=float, help="seconds to acknowledge once received"
+        "--timeout", type=positive, help="seconds from dispatch for an executor to take the job"
+    )
+    parser.add_argument(
+        "--timeout-ack", dest="timeout_ack", type=positive, help="seconds to acknowledge once received"
     )
     parser.add_argument(
         "--timeout-result",
         dest="timeout_result",
-        type=float,
+        type=positive,
         help="seconds from acknowledgement to the result",
     )
 
@@ -300,7 +306,7 @@ def _job_commands(sub: Any) -> None:
     run.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment override for this run")
     run.add_argument("--wait", action="store_true", help="wait for the outcome; exit 1 if the job failed")
     run.add_argument(
-        "--wait-timeout", type=float, default=3600.0, help="give up waiting after this many seconds"
+        "--wait-timeout", type=positive, default=3600.0, help="give up waiting after this many seconds"
     )
     _timeout_options(run)
     cli_lifecycle.register_job(job)
@@ -310,7 +316,7 @@ def _job_commands(sub: Any) -> None:
     listing.add_argument("--company")
     listing.add_argument("--template", type=int)
     listing.add_argument("--status", choices=[s.value for s in Status])
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=count(), default=50)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -349,6 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(handler(args, conf)) or 0
     except EXPECTED_ERRORS as error:
         print(f"jetjobs: error: {getattr(error, 'message', None) or error}", file=sys.stderr)
+        return 1
+    except ValidationError as error:  # a request built here from what was typed
+        print(f"jetjobs: error: {describe(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -12,53 +12,46 @@ from . import commands, settings
 Handler = Callable[[argparse.Namespace, settings.Settings], Coroutine[Any, Any, int | None]]
 
 
-def global_options(parser: argparse.ArgumentParser, default: Any = None) -> None:
-    """The settings every command takes. The top parser holds their defaults; each
-    command takes them too (defaults suppressed, so one not given there keeps the
-    value given before it): `jetjobs job list --json` as well as `jetjobs --json job list`."""
+SETTINGS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("--nats-url", {"help": "NATS server URL [env JETJOBS_NATS_URL]"}),
+    ("--database-url", {"help": "PostgreSQL URL, for the store [env JETJOBS_DATABASE_URL]"}),
+    ("--home", {"help": "folder of `jetjobs up` data (default .jetjobs) [env JETJOBS_HOME]"}),
+    ("--config", {"help": "TOML file with any of these settings [env JETJOBS_CONFIG]"}),
+    ("--log-level", {"help": "debug, info, warning or error [env JETJOBS_LOG_LEVEL]"}),
+    ("--replicas", {"type": int, "help": "stream replicas (3 on a cluster) [env JETJOBS_REPLICAS]"}),
+    ("--metrics-port", {"help": "port of /metrics, /healthz, /readyz; 0: off [env JETJOBS_METRICS_PORT]"}),
+    ("--metrics-host", {"help": "address the metrics port listens on [env JETJOBS_METRICS_HOST]"}),
+    ("--json", {"action": "store_true", "help": "print JSON for scripts instead of tables"}),
+)
+"""The settings every command takes, before or after the command's name."""
+
+AFTER_THE_COMMAND = (
+    "The settings of `jetjobs --help` (--json, --nats-url, …) may also come after the command."
+)
+
+
+def global_options(parser: argparse.ArgumentParser) -> None:
+    """The settings, on the top parser, which holds their defaults."""
     group = parser.add_argument_group("settings (before or after the command)")
-    group.add_argument("--nats-url", default=default, help="NATS server URL [env JETJOBS_NATS_URL]")
-    group.add_argument(
-        "--database-url", default=default, help="PostgreSQL URL, for the store [env JETJOBS_DATABASE_URL]"
-    )
-    group.add_argument(
-        "--home", default=default, help="folder of `jetjobs up` data (default .jetjobs) [env JETJOBS_HOME]"
-    )
-    group.add_argument(
-        "--config", default=default, help="TOML file with any of these settings [env JETJOBS_CONFIG]"
-    )
-    group.add_argument(
-        "--log-level", default=default, help="debug, info, warning or error [env JETJOBS_LOG_LEVEL]"
-    )
-    group.add_argument(
-        "--replicas",
-        type=int,
-        default=default,
-        help="stream replicas (3 on a cluster) [env JETJOBS_REPLICAS]",
-    )
-    group.add_argument(
-        "--metrics-port",
-        default=default,
-        help="port of /metrics, /healthz, /readyz; 0: off [env JETJOBS_METRICS_PORT]",
-    )
-    group.add_argument(
-        "--metrics-host",
-        default=default,
-        help="address the metrics port listens on [env JETJOBS_METRICS_HOST]",
-    )
-    group.add_argument(
-        "--json",
-        action="store_true",
-        default=False if default is None else default,
-        help="print JSON for scripts instead of tables",
-    )
+    for flag, options in SETTINGS:
+        group.add_argument(flag, **options)
+
+
+def _settings_after(parser: argparse.ArgumentParser) -> None:
+    """The settings on a command, unlisted (its help points to them) and without
+    defaults, so one not given there keeps the value given before the command:
+    `jetjobs job list --json` as well as `jetjobs --json job list`."""
+    for flag, options in SETTINGS:
+        parser.add_argument(flag, **{**options, "default": argparse.SUPPRESS, "help": argparse.SUPPRESS})
 
 
 def add_command(sub: Any, name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
-    """A subcommand of `sub` that runs `handler`, taking the global settings too."""
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+    """A subcommand of `sub` that runs `handler`, taking the settings too."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=help_text, description=help_text, epilog=AFTER_THE_COMMAND
+    )
     parser.set_defaults(handler=handler)
-    global_options(parser, default=argparse.SUPPRESS)
+    _settings_after(parser)
     return parser
 
 

@@ -20,6 +20,7 @@ from contracts.flows import (
 
 from . import commands, render, settings
 from .cli_common import add_command, call
+from .cli_numbers import count
 from .commands import CommandError
 from .flow_view import describe_run, draw, load_flow
 
@@ -150,7 +151,7 @@ def register(sub: Any) -> None:
     )
     listing = add_command(flow, "list", cmd_flow_list, "list flow runs, newest first")
     listing.add_argument("--company")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=count(), default=50)
     add_command(flow, "cancel", cmd_flow_cancel, "cancel running nodes and skip the rest").add_argument("run")
     retry = add_command(flow, "retry", cmd_flow_retry, "re-run the failed and skipped nodes of a run")
     retry.add_argument("run")

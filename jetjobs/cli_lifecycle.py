@@ -18,6 +18,7 @@ from contracts.lifecycle import (
 
 from . import commands, render, settings
 from .cli_common import add_command, call
+from .cli_numbers import count
 
 
 def _short(text: str, width: int = 80) -> str:
@@ -70,7 +71,7 @@ def register(sub: Any) -> None:
     )
     listing = add_command(dlq, "list", cmd_dlq_list, "list dead letters, newest first")
     listing.add_argument("--company")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=count(), default=50)
     replay = add_command(
         dlq, "replay", cmd_dlq_replay, "run a dead letter's job again, with a fresh retry budget"
     )

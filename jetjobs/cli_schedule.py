@@ -16,6 +16,7 @@ from contracts.models import RunTemplate, cron_for
 
 from . import commands, render, settings
 from .cli_common import add_command, call
+from .cli_numbers import count
 from .commands import CommandError
 from .progress import progress
 
@@ -184,12 +185,12 @@ def register_template(template: Any) -> None:
     )
     backfill.add_argument("--to", dest="end", type=_instant, required=True, help="range end (inclusive)")
     backfill.add_argument(
-        "--limit", type=int, default=1000, help="refuse ranges with more slots (default 1000)"
+        "--limit", type=count(), default=1000, help="refuse ranges with more slots (default 1000)"
     )
     explain = add_command(template, "explain", cmd_template_explain, "why a template runs, or does not")
     explain.add_argument("id", type=int)
-    explain.add_argument("--next", type=int, default=5, help="upcoming fire times to list")
-    explain.add_argument("--last", type=int, default=10, help="latest slots to list")
+    explain.add_argument("--next", type=count(0), default=5, help="upcoming fire times to list")
+    explain.add_argument("--last", type=count(0), default=10, help="latest slots to list")
 
 
 def register_company(company: Any) -> None:

@@ -24,6 +24,7 @@ from store.tokens import bootstrap_token
 
 from . import commands, render, settings
 from .cli_common import add_command, call
+from .cli_numbers import count
 from .commands import CommandError
 
 
@@ -108,14 +109,29 @@ async def cmd_template_env(args: argparse.Namespace, conf: settings.Settings) ->
     await call(args, conf, action)
 
 
+def _folder(out: Path) -> None:
+    """Make the --out folder before anything is fetched, or say why it cannot be."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CommandError(f"--out {out}: a file is in the way; give a folder") from None
+    except OSError as error:
+        raise CommandError(f"--out {out}: cannot make the folder: {error.strerror}") from None
+
+
 def _save(out: Path, info: t.ArtifactInfo, content: str | None) -> str:
     if content is None:
         return f"skipped {info.name}: {info.note or 'not stored'}"
     target = (out / info.name).resolve()
     if not target.is_relative_to(out.resolve()):
         return f"skipped {info.name}: its name points outside {out}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(base64.b64decode(content))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(base64.b64decode(content))
+    except OSError as error:
+        raise CommandError(
+            f"cannot write {target}: {error.strerror}; give --out a folder you can write"
+        ) from None
     return f"wrote {target} ({info.size} bytes)"
 
 
@@ -131,6 +147,7 @@ async def cmd_job_artifacts(args: argparse.Namespace, conf: settings.Settings) -
                 reply.artifacts, render.table(rows, ["attempt", "name", "type", "size", "sha256", "note"])
             )
             return
+        await asyncio.to_thread(_folder, Path(args.out))
         for info in reply.artifacts:
             got = await ses.api.call(
                 "artifact.get", t.ArtifactRef(job_id=args.id, name=info.name), t.ArtifactContent
@@ -295,7 +312,7 @@ def register(sub: Any) -> None:
     add_command(token, "list", cmd_token_list, "list API tokens (never their values)").add_argument("--actor")
     audit = add_command(sub, "audit", cmd_audit, "read the audit log, newest first")
     audit.add_argument("--company")
-    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--limit", type=count(), default=50)
 
 
 def register_company(company: Any) -> None:

@@ -52,7 +52,7 @@ async def _failures(ses: Session, report: Report) -> None:
 
 async def gather(ses: Session, nats_url: str) -> Report:
     """Read everything `status` shows, from JetStream and the store's API."""
-    version = ses.bus.nc.connected_server_version
+    version = ses.bus.server_version
     report = Report(nats=f"{nats_url} reachable (nats-server {version})", store="unknown")
     js = ses.bus.js
     report.leader = await scheduler_leader(js)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -110,6 +111,7 @@ async def test_status_shows_queues_runners_lag_and_failures(stack: Stack) -> Non
 
     report = await eventually(lag_gone, what="status to show the failure with no store lag")
     assert report["store"] == "answering"
+    assert re.search(r"reachable \(nats-server \d+\.\d+\.\d+\)$", report["nats"]), report["nats"]
     assert report["failures"][0]["job"] == failed.id
     assert [p["pool"] for p in report["pools"]] == ["default"]
     human = await jetjobs("status", env=env)

@@ -111,6 +111,16 @@ async def test_credentials_env_artifacts_export_actors_and_audit(
     out = tmp_path / "downloaded"
     await ok("job", "artifacts", job["id"], "--out", str(out), env=env)
     assert (out / "report.bin").read_bytes() == b"r\x00e"
+    in_the_way = out / "report.bin"
+    one_line_error(
+        await jetjobs("job", "artifacts", job["id"], "--out", str(in_the_way), env=env),
+        f"--out {in_the_way}: a file is in the way; give a folder",
+    )
+    one_line_error(
+        await jetjobs("job", "artifacts", job["id"], "--out", str(in_the_way / "sub"), env=env),
+        f"--out {in_the_way / 'sub'}: cannot make the folder: Not a directory",
+    )
+    assert in_the_way.read_bytes() == b"r\x00e"
 
     exported = json.loads((await ok("app", "export", document["uuid"], env=env)).out)
     assert exported["uuid"] == document["uuid"] and exported["ociimage"] == IMAGE

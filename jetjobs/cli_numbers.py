@@ -1,6 +1,6 @@
-"""Types for the scenarios' numeric options: a count or a rate of zero or less
-ends in a division by zero or a run with nothing to measure, so argparse
-refuses it up front, naming the option."""
+"""argparse types for numeric options (of the CLI and the benchmarks): a limit,
+count, timeout or rate out of range is refused before anything runs, naming the
+option, instead of failing later in a model's validation or a division."""
 
 from __future__ import annotations
 
