@@ -109,16 +109,6 @@ async def cmd_template_env(args: argparse.Namespace, conf: settings.Settings) ->
     await call(args, conf, action)
 
 
-def _folder(out: Path) -> None:
-    """Make the --out folder before anything is fetched, or say why it cannot be."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise CommandError(f"--out {out}: a file is in the way; give a folder") from None
-    except OSError as error:
-        raise CommandError(f"--out {out}: cannot make the folder: {error.strerror}") from None
-
-
 def _save(out: Path, info: t.ArtifactInfo, content: str | None) -> str:
     if content is None:
         return f"skipped {info.name}: {info.note or 'not stored'}"
@@ -147,7 +137,7 @@ async def cmd_job_artifacts(args: argparse.Namespace, conf: settings.Settings) -
                 reply.artifacts, render.table(rows, ["attempt", "name", "type", "size", "sha256", "note"])
             )
             return
-        await asyncio.to_thread(_folder, Path(args.out))
+        await asyncio.to_thread(settings.make_folder, Path(args.out), "--out")
         for info in reply.artifacts:
             got = await ses.api.call(
                 "artifact.get", t.ArtifactRef(job_id=args.id, name=info.name), t.ArtifactContent

@@ -18,6 +18,16 @@ class SettingsError(Exception):
     """A configuration value is wrong; the message names it and the fix."""
 
 
+def make_folder(path: Path, option: str) -> None:
+    """Make the folder a user named with `option` (and its parents), or say why not."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise SettingsError(f"{option} {path}: a file is in the way; give a folder") from None
+    except OSError as error:
+        raise SettingsError(f"{option} {path}: cannot make the folder: {error.strerror}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a jetjobs process is configured with.

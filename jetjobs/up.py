@@ -16,7 +16,7 @@ from bus import ApiClient, Bus
 from . import demo, services
 from .embedded import NatsServer, PostgresServer
 from .observe.serve import STORE_PORT, serving
-from .settings import ENDPOINTS_FILE, Settings, SettingsError
+from .settings import ENDPOINTS_FILE, Settings, SettingsError, make_folder
 
 PREFERRED_NATS_PORT = 14222
 PREFERRED_PG_PORT = 15432
@@ -90,7 +90,7 @@ def _check_not_running(home: Path) -> None:
 async def embedded(settings: Settings) -> AsyncIterator[Settings]:
     """Servers up and announced in `home/endpoints.json` for the length of the block."""
     home = settings.home.resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    make_folder(home, "--home (JETJOBS_HOME)")
     _check_not_running(home)
     servers, settings = await asyncio.to_thread(start_servers, settings, home)
     endpoints = home / ENDPOINTS_FILE

@@ -105,3 +105,19 @@ async def test_up_demo_runs_jobs_and_stops_cleanly(tmp_path: Path) -> None:
     finally:
         assert await interrupt(again) == 0
     assert processes_using(home) == []
+
+
+async def test_a_home_that_cannot_be_a_folder_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
+    in_the_way = tmp_path / "home"
+    in_the_way.write_text("not a folder")
+    for home, expected in (
+        (in_the_way, f"--home (JETJOBS_HOME) {in_the_way}: a file is in the way; give a folder"),
+        (
+            in_the_way / "sub",
+            f"--home (JETJOBS_HOME) {in_the_way / 'sub'}: cannot make the folder: Not a directory",
+        ),
+    ):
+        result = await jetjobs("up", env=clean_env(JETJOBS_HOME=str(home)), timeout=30)
+        assert (result.code, result.out) == (1, ""), result
+        assert result.err == f"jetjobs: error: {expected}\n"
+    assert in_the_way.read_text() == "not a folder"
