@@ -125,7 +125,12 @@ async def cmd_up(args: argparse.Namespace, conf: settings.Settings) -> None:
 
 
 async def cmd_schema_export(args: argparse.Namespace, conf: settings.Settings) -> None:
-    written = schema.export(Path(args.directory))
+    directory = Path(args.directory)
+    settings.make_folder(directory, "schema export")
+    try:
+        written = schema.export(directory)
+    except OSError as error:
+        raise settings.SettingsError(f"schema export {directory}: cannot write: {error.strerror}") from None
     print(f"wrote {len(written)} JSON Schemas to {args.directory}")
 
 
@@ -138,7 +143,8 @@ async def cmd_company_list(args: argparse.Namespace, conf: settings.Settings) ->
 
 
 async def cmd_app_import(args: argparse.Namespace, conf: settings.Settings) -> int | None:
-    return await call(args, conf, lambda s: commands.app_import(s, [Path(f) for f in args.files]))
+    documents = [(Path(f), commands.read_app_file(Path(f))) for f in args.files]  # before connecting
+    return await call(args, conf, lambda s: commands.app_import(s, documents))
 
 
 async def cmd_app_list(args: argparse.Namespace, conf: settings.Settings) -> int | None:

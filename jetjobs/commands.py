@@ -107,8 +107,8 @@ def read_app_file(path: Path) -> dict[str, Any]:
     return document  # type: ignore[no-any-return]
 
 
-async def app_import(ses: Session, files: Sequence[Path]) -> None:
-    documents = [(path, read_app_file(path)) for path in files]
+async def app_import(ses: Session, documents: Sequence[tuple[Path, dict[str, Any]]]) -> None:
+    """Import app documents read (and checked) by `read_app_file`."""
     with progress("importing apps", len(documents)) as tick:
         for path, document in documents:
             reply = await ses.api.call(
