@@ -1,5 +1,5 @@
-"""Numbers and filters a user types are refused before anything runs, in one line
-that names the option, never with a traceback."""
+"""Numbers a user types out of range are refused by argparse before anything runs
+(logging included), in one line that names the option, never with a traceback."""
 
 from __future__ import annotations
 
@@ -36,13 +36,3 @@ def test_a_number_out_of_range_is_refused_naming_the_option(
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1].endswith(expected)
     assert "Traceback" not in err
-
-
-def test_a_filter_a_request_cannot_hold_is_one_line_before_connecting(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    code = main(["--nats-url", "nats://127.0.0.1:1", "job", "list", "--company", "Bad Co"])
-    assert code == 1
-    out, err = capsys.readouterr()
-    assert out == ""
-    assert err.startswith("jetjobs: error: company: String should match pattern") and err.count("\n") == 1
