@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from jetjobs.cli import main
+from tests.usage import usage_error
 
 
 @pytest.mark.parametrize(
@@ -30,9 +31,6 @@ from jetjobs.cli import main
 def test_a_number_out_of_range_is_refused_naming_the_option(
     argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(SystemExit) as refused:
-        main(argv)
-    assert refused.value.code == 2
-    err = capsys.readouterr().err
+    err = usage_error(main, argv, capsys)
     assert err.strip().splitlines()[-1].endswith(expected)
     assert "Traceback" not in err
