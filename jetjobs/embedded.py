@@ -9,6 +9,7 @@ cycle synchronously. Nothing happens at import time.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import importlib.util
 import os
@@ -112,10 +113,38 @@ def _tcp_open(host: str, port: int) -> bool:
         return False
 
 
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option: the signal a process gets when the thread that started it ends."""
+
+
+def _stop_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
+    """Where Linux allows it, a `preexec_fn` that has the server sent `sig` (its own
+    graceful stop) when the thread that started it ends, so a `jetjobs up` killed
+    outright (SIGKILL, the OOM killer, a second Ctrl-C) leaves no server behind.
+    The servers are started from threads that live as long as their owner: the
+    main thread, or the event loop's executor, which is shut down last."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def arm() -> None:
+        if prctl(PR_SET_PDEATHSIG, int(sig)) != 0 or os.getppid() != parent:
+            os._exit(1)  # could not arm, or the parent is already gone: never run orphaned
+
+    return arm
+
+
 def _spawn(
-    argv: Sequence[str], log_path: Path, *, user: int | None = None, group: int | None = None
+    argv: Sequence[str],
+    log_path: Path,
+    stop_signal: signal.Signals,
+    *,
+    user: int | None = None,
+    group: int | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start a server in its own session so a terminal's Ctrl-C reaches us, not it."""
+    """Start a server in its own session so a terminal's Ctrl-C reaches us, not it;
+    it gets `stop_signal` if we die without stopping it."""
     with log_path.open("ab") as log:
         return subprocess.Popen(
             list(argv),
@@ -127,6 +156,7 @@ def _spawn(
             user=user,
             group=group,
             extra_groups=[] if user is not None else None,
+            preexec_fn=_stop_with_parent(stop_signal),
         )
 
 
@@ -343,7 +373,7 @@ class NatsServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.monitor_port = free_port(self.host)
         offset = _file_size(self.log_path)
-        child = self._child = _Child(_spawn(self._argv(), self.log_path))
+        child = self._child = _Child(_spawn(self._argv(), self.log_path, signal.SIGTERM))
         _wait_until(self._ready, child, NATS_READY_TIMEOUT, "nats-server", self.log_path, offset)
 
     def _ready(self) -> bool:
@@ -642,7 +672,7 @@ class PostgresServer:
         _clear_stale_locks(self.data_dir, self.socket_dir, self.port)
         offset = _file_size(self.log_path)
         uid, gid = (owner.uid, owner.gid) if owner is not None else (None, None)
-        process = _spawn(self._argv(bin_dir), self.log_path, user=uid, group=gid)
+        process = _spawn(self._argv(bin_dir), self.log_path, signal.SIGINT, user=uid, group=gid)
         child = self._child = _Child(process)
         if owner is not None:
             os.chown(self.log_path, owner.uid, owner.gid)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from bus import Layout
@@ -76,21 +77,40 @@ def executor(settings: Settings, telemetry: Telemetry | None = None) -> Executor
     return ExecutorService(config, layout_for(settings), telemetry)
 
 
-async def until_signalled(*exits: asyncio.Event) -> None:
-    """Return on SIGINT or SIGTERM (Ctrl-C, systemd stop, docker stop), or when
-    one of `exits` is set (a service that decided to stop, e.g. at its memory ceiling)."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Ctrl-C, systemd or docker stop, the terminal closed: each asks for an orderly stop."""
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[asyncio.Event]:
+    """An event set by a stop signal from here to the end of the block: enter it
+    before telling anyone the system is up, so no signal finds it unprepared."""
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    waits = [asyncio.ensure_future(e.wait()) for e in (stop, *exits)]
+    caught = asyncio.Event()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, caught.set)
+    try:
+        yield caught
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+
+
+async def until_set(*events: asyncio.Event) -> None:
+    """Return once one of `events` is set."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
     try:
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiting in waits:
             waiting.cancel()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+
+
+async def until_signalled(*exits: asyncio.Event) -> None:
+    """Return on a stop signal, or when one of `exits` is set (a service that decided
+    to stop, e.g. at its memory ceiling)."""
+    with stop_signals() as caught:
+        await until_set(caught, *exits)
 
 
 async def start_all(services: Sequence[Service]) -> list[Service]:

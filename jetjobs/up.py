@@ -124,7 +124,7 @@ def banner(settings: Settings, metrics_url: str | None = None) -> str:
     )
 
 
-async def _with_demo(settings: Settings) -> None:
+async def _with_demo(settings: Settings, stop: asyncio.Event) -> None:
     bus = await Bus.attach(settings.require_nats(), "jetjobs-demo")
     printer: asyncio.Task[None] | None = None
     try:
@@ -133,7 +133,7 @@ async def _with_demo(settings: Settings) -> None:
         print(
             "demo: company 'demo', templates 'hello' (every 5 s) and 'grumpy' (every 20 s, fails)", flush=True
         )
-        await services.until_signalled()
+        await services.until_set(stop)
     finally:
         if printer is not None:
             printer.cancel()
@@ -158,11 +158,12 @@ async def up(settings: Settings, *, with_demo: bool) -> None:
             ]
         )
         try:
-            print(banner(settings, metrics.url if metrics else None), flush=True)
-            if with_demo:
-                await _with_demo(settings)
-            else:
-                await services.until_signalled()
+            with services.stop_signals() as stop:
+                print(banner(settings, metrics.url if metrics else None), flush=True)
+                if with_demo:
+                    await _with_demo(settings, stop)
+                else:
+                    await services.until_set(stop)
         finally:
             await services.stop_all(running)
     print("jetjobs stopped", flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 from tests.acceptance.cli import clean_env, jetjobs
+from tests.stack import eventually
 
 
 def processes_using(folder: Path) -> list[int]:
@@ -22,7 +24,7 @@ def processes_using(folder: Path) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if str(folder) in cmdline and "pytest" not in cmdline:
+        if str(folder) in cmdline:
             found.append(int(entry.name))
     return found
 
@@ -121,3 +123,45 @@ async def test_a_home_that_cannot_be_a_folder_is_one_line_and_starts_nothing(tmp
         assert (result.code, result.out) == (1, ""), result
         assert result.err == f"jetjobs: error: {expected}\n"
     assert in_the_way.read_text() == "not a folder"
+
+
+async def gone(home: Path, timeout: float) -> None:
+    """Wait until no process mentions `home`; any still there after `timeout` is
+    killed, so the test leaves nothing behind, and the test fails."""
+
+    async def none_left() -> bool:
+        return not processes_using(home)
+
+    try:
+        await eventually(none_left, timeout, what=f"every process of {home} to end")
+    except AssertionError:
+        left = processes_using(home)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        raise AssertionError(f"still running: {left}") from None
+
+
+async def test_up_killed_outright_takes_its_servers_along_and_starts_again(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    process = await start_up(home)
+    assert process.stdout is not None
+    try:
+        await read_until(process.stdout, "jetjobs is up", timeout=60)
+        servers = [pid for pid in processes_using(home) if pid != process.pid]
+        assert len(servers) >= 2, "nats-server and the postmaster"
+    finally:
+        process.kill()  # SIGKILL: jetjobs up stops nothing itself
+        await process.wait()
+    await gone(home, timeout=30)  # the servers do not outlive the jetjobs up that started them
+
+    again = await start_up(home)  # the same home: no stale lock, no port in use
+    assert again.stdout is not None
+    try:
+        await read_until(again.stdout, "jetjobs is up", timeout=60)
+    finally:
+        again.send_signal(signal.SIGHUP)  # the terminal closed: stopped in order
+        code = await asyncio.wait_for(again.wait(), 30)
+    assert code == 0
+    assert not (home / "endpoints.json").exists()
+    await gone(home, timeout=5)
