@@ -12,11 +12,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bus import ApiClient, Bus
+from store.credentials import new_key
 
 from . import demo, services
 from .embedded import NatsServer, PostgresServer
 from .observe.serve import STORE_PORT, serving
 from .settings import ENDPOINTS_FILE, Settings, SettingsError, make_folder
+
+SECRET_KEY_FILE = "secret.key"
 
 PREFERRED_NATS_PORT = 14222
 PREFERRED_PG_PORT = 15432
@@ -86,12 +89,26 @@ def _check_not_running(home: Path) -> None:
         raise SettingsError(f"jetjobs up is already running for {home} (pid {pid}); stop it or use --home")
 
 
+def home_key(home: Path) -> Path:
+    """The key that encrypts the credentials of the embedded database, kept beside it
+    (made on first use, readable by this user only), so credentials work from the
+    first `jetjobs up`; a key of your own (JETJOBS_SECRET_KEY_FILE) replaces it."""
+    path = home / SECRET_KEY_FILE
+    with contextlib.suppress(FileExistsError):
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as key_file:
+            key_file.write(new_key() + "\n")
+    return path
+
+
 @contextlib.asynccontextmanager
 async def embedded(settings: Settings) -> AsyncIterator[Settings]:
     """Servers up and announced in `home/endpoints.json` for the length of the block."""
     home = settings.home.resolve()
     make_folder(home, "--home (JETJOBS_HOME)")
     _check_not_running(home)
+    if not (settings.database_url or settings.secret_key or settings.secret_key_file):
+        settings = replace(settings, secret_key_file=str(home_key(home)))
     servers, settings = await asyncio.to_thread(start_servers, settings, home)
     endpoints = home / ENDPOINTS_FILE
     try:

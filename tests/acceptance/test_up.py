@@ -88,6 +88,11 @@ async def test_up_demo_runs_jobs_and_stops_cleanly(tmp_path: Path) -> None:
         )
         assert listing.code == 0, listing
         assert any(job["status"] == "processed" for job in json.loads(listing.out))
+        stored = await jetjobs(
+            "--home", str(home), "credentials", "set", "demo", "abra", "API_PASSWORD=s3cret", env=clean_env()
+        )
+        assert stored.code == 0, stored  # with the key `up` made beside its database
+        assert (home / "secret.key").stat().st_mode & 0o777 == 0o600
     finally:
         code = await interrupt(process)
     assert code == 0
@@ -104,6 +109,11 @@ async def test_up_demo_runs_jobs_and_stops_cleanly(tmp_path: Path) -> None:
         assert any(job["status"] == "processed" for job in json.loads(kept.out)), (
             "history lost across restart"
         )
+        # the same key again: the credential set before the restart still opens for a run
+        assigned = await jetjobs("--home", str(home), "credentials", "assign", "1", "abra", env=clean_env())
+        assert assigned.code == 0, assigned
+        run = await jetjobs("--home", str(home), "--json", "job", "run", "1", "--wait", env=clean_env())
+        assert run.code == 0 and json.loads(run.out)["status"] == "processed", run
     finally:
         assert await interrupt(again) == 0
     assert processes_using(home) == []
