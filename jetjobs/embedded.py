@@ -227,12 +227,20 @@ class _Launchable(Protocol):
 _Server = TypeVar("_Server", bound=_Launchable)
 
 
-def _launched(make: Callable[[int], _Server], port: int | None, host: str) -> _Server:
-    """A server launched on `port`, or on a free port, trying another when some
-    other process grabs the chosen one between the check and the bind."""
+def _launched(
+    make: Callable[[int], _Server], port: int | None, host: str, preferred: int | None = None
+) -> _Server:
+    """A server launched on `port`; or else on `preferred` and then on free ports,
+    trying another when some other process holds or grabs the chosen one."""
     attempts = 1 if port is not None else _START_ATTEMPTS
     for attempt in range(attempts):
-        server = make(port if port is not None else free_port(host))
+        if port is not None:
+            chosen = port
+        elif attempt == 0 and preferred is not None:
+            chosen = preferred
+        else:
+            chosen = free_port(host)
+        server = make(chosen)
         try:
             server._launch()
             return server
@@ -321,11 +329,13 @@ class NatsServer:
         data_dir: Path,
         *,
         port: int | None = None,
+        preferred_port: int | None = None,
         host: str = "127.0.0.1",
         config_file: Path | None = None,
         extra_args: Sequence[str] = (),
     ) -> NatsServer:
-        """Start a server and return once it accepts clients with JetStream ready."""
+        """Start a server and return once it accepts clients with JetStream ready; on
+        `port`, or on `preferred_port` while it is free, or on any free port."""
         data_dir = Path(data_dir).resolve()
         return _launched(
             lambda free: cls(
@@ -333,6 +343,7 @@ class NatsServer:
             ),
             port,
             host,
+            preferred_port,
         )
 
     @property
@@ -585,6 +596,17 @@ def _initdb(data_dir: Path, bin_dir: Path, owner: _RunAs | None) -> None:
         )
 
 
+def _postmaster_ready(data_dir: Path, pid: int) -> bool:
+    """Whether the postmaster `pid` itself says it is ready, in its data directory's
+    postmaster.pid (line 1 its pid, line 8 its status): a server someone else runs on
+    the same port would answer `pg_isready` while ours failed to bind it."""
+    try:
+        lines = (data_dir / "postmaster.pid").read_text().splitlines()
+    except OSError:
+        return False
+    return len(lines) >= 8 and lines[0].strip() == str(pid) and lines[7].strip() == "ready"
+
+
 def _pg_isready(bin_dir: Path, host: str, port: int) -> bool:
     """True once the postmaster accepts connections (recovery finished)."""
     argv = [str(bin_dir / "pg_isready"), "-q", "-h", _connect_host(host), "-p", str(port)]
@@ -611,15 +633,18 @@ class PostgresServer:
         data_dir: Path,
         *,
         port: int | None = None,
+        preferred_port: int | None = None,
         host: str = "127.0.0.1",
         extra_settings: Mapping[str, str] = _NO_SETTINGS,
     ) -> PostgresServer:
-        """Initialise the cluster if needed, start it, return once it takes queries."""
+        """Initialise the cluster if needed, start it, return once it takes queries; on
+        `port`, or on `preferred_port` while it is free, or on any free port."""
         data_dir = Path(data_dir).resolve()
         return _launched(
             lambda free: cls(data_dir=data_dir, port=free, host=host, extra_settings=dict(extra_settings)),
             port,
             host,
+            preferred_port,
         )
 
     @property
@@ -676,7 +701,12 @@ class PostgresServer:
         child = self._child = _Child(process)
         if owner is not None:
             os.chown(self.log_path, owner.uid, owner.gid)
-        ready = functools.partial(_pg_isready, bin_dir, self.host, self.port)
+
+        def ready() -> bool:
+            return _postmaster_ready(self.data_dir, process.pid) and _pg_isready(
+                bin_dir, self.host, self.port
+            )
+
         _wait_until(ready, child, PG_READY_TIMEOUT, "postgres", self.log_path, offset)
 
     def psql(self, sql: str, database: str = "postgres") -> str:

@@ -67,10 +67,10 @@ def start_servers(settings: Settings, home: Path) -> tuple[Servers, Settings]:
     servers = Servers()
     try:
         if not settings.nats_url:
-            servers.nats = NatsServer.start(home / "nats", port=_port_or_none(PREFERRED_NATS_PORT))
+            servers.nats = NatsServer.start(home / "nats", preferred_port=PREFERRED_NATS_PORT)
             settings = replace(settings, nats_url=servers.nats.url)
         if not settings.database_url:
-            servers.postgres = PostgresServer.start(home / "postgres", port=_port_or_none(PREFERRED_PG_PORT))
+            servers.postgres = PostgresServer.start(home / "postgres", preferred_port=PREFERRED_PG_PORT)
             _ensure_database(servers.postgres)
             settings = replace(settings, database_url=servers.postgres.dsn(DATABASE))
     except BaseException:

@@ -290,3 +290,28 @@ def test_external_postgres_adapter(pg_server: PostgresServer | ExternalPostgres)
         assert run_psql(external.dsn("jj_ext"), "select current_database()").strip() == "jj_ext"
     finally:
         external.drop_database("jj_ext")
+
+
+def test_nats_moves_off_a_preferred_port_another_server_holds(
+    tmp_path: Path, embedded_nats: NatsServer
+) -> None:
+    server = NatsServer.start(tmp_path, preferred_port=embedded_nats.port)
+    try:
+        assert server.port != embedded_nats.port
+        assert server.monitor_port != embedded_nats.monitor_port
+    finally:
+        shutdown(server)
+
+
+def test_postgres_moves_off_a_preferred_port_another_postgres_answers_on(
+    tmp_path: Path, embedded_postgres: PostgresServer
+) -> None:
+    """The other server answers `pg_isready` on that port while ours fails to bind it:
+    ours must not take it for itself."""
+    server = PostgresServer.start(tmp_path / "data", preferred_port=embedded_postgres.port)
+    try:
+        assert server.port != embedded_postgres.port
+        shown = server.psql("SHOW data_directory").strip()
+        assert Path(shown) == server.data_dir
+    finally:
+        shutdown(server)
