@@ -15,7 +15,7 @@ from bus import ApiClient, Bus
 from store.credentials import new_key
 
 from . import demo, services
-from .embedded import NatsServer, PostgresServer
+from .embedded import NatsServer, PostgresServer, free_port
 from .observe.serve import STORE_PORT, serving
 from .settings import ENDPOINTS_FILE, Settings, SettingsError, make_folder
 
@@ -40,20 +40,14 @@ class Servers:
 
 
 def _port_or_none(port: int) -> int | None:
-    """The preferred port when it is free, so `nats sub` commands stay the same
-    from run to run; otherwise let the server take any free one."""
+    """The metrics port when it is free, so dashboards find it from run to run;
+    otherwise None (the servers move off their preferred ports by themselves)."""
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
             return None
     return port
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _ensure_database(postgres: PostgresServer) -> None:
@@ -162,7 +156,7 @@ async def up(settings: Settings, *, with_demo: bool) -> None:
     """Run the whole system in this process until Ctrl-C."""
     metrics_port = settings.metrics_port
     if metrics_port is None:
-        metrics_port = _port_or_none(STORE_PORT) or _free_port()
+        metrics_port = _port_or_none(STORE_PORT) or free_port()
     async with (
         embedded(settings) as settings,
         serving(replace(settings, metrics_port=metrics_port), STORE_PORT) as (telemetry, metrics),
