@@ -126,6 +126,9 @@ def _save(out: Path, info: t.ArtifactInfo, content: str | None) -> str:
 
 
 async def cmd_job_artifacts(args: argparse.Namespace, conf: settings.Settings) -> None:
+    if args.out is not None:
+        settings.make_folder(Path(args.out), "--out")  # before connecting, like every local check
+
     async def action(ses: commands.Session) -> None:
         reply = await ses.api.call("artifact.list", api.JobRef(id=args.id), t.ArtifactList)
         if args.out is None:
@@ -137,7 +140,6 @@ async def cmd_job_artifacts(args: argparse.Namespace, conf: settings.Settings) -
                 reply.artifacts, render.table(rows, ["attempt", "name", "type", "size", "sha256", "note"])
             )
             return
-        await asyncio.to_thread(settings.make_folder, Path(args.out), "--out")
         for info in reply.artifacts:
             got = await ses.api.call(
                 "artifact.get", t.ArtifactRef(job_id=args.id, name=info.name), t.ArtifactContent
