@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from . import multiflexi_extras as extras
+from .cmdline import CommandLineError, placeholders, words
 from .models import Application, EnvField
 
 _NAMESPACE = uuid.UUID("0b5e3c1a-2f6d-4c8e-9b7a-5d4e3f2a1b0c")
@@ -41,6 +42,9 @@ KNOWN_KEYS = frozenset(
 UNUSED_KEYS = ("image", "setup", "deploy", "requirements")
 """Keys jetjobs reads but does not act on: said in a warning when they hold something."""
 ENV_KEYS = frozenset({"type", "description", "defval", "required", "hint", "options", "category", "name"})
+ENV_UNUSED = ("hint", "options", "category", "name")
+"""Field keys jetjobs keeps in the imported document (so `app export` gives them
+back) but does not act on: said in one warning."""
 
 
 class AppFileError(ValueError):
@@ -124,20 +128,42 @@ def parse_app(raw: Any) -> tuple[Application, list[str]]:
     if unused:
         warnings.append(f"not used by jetjobs: {', '.join(unused)}")
     name = localized(raw.get("name")) or executable
-    cmdparams = raw.get("cmdparamsTemplate") or raw.get("cmdparams") or ""
+    cmdparams = str(raw.get("cmdparamsTemplate") or raw.get("cmdparams") or "")
+    try:
+        words(cmdparams)
+    except CommandLineError as error:
+        raise AppFileError(str(error)) from None
     app = Application(
         uuid=_app_uuid(raw, name, executable, warnings),
         name=name,
         description=localized(raw.get("description")),
         executable=executable,
-        cmdparams=str(cmdparams),
+        cmdparams=cmdparams,
         environment=_environment(raw.get("environment"), warnings),
         ociimage=str(raw.get("ociimage") or ""),
         homepage=str(raw.get("homepage") or ""),
         tags=_tags(raw),
         **_extras(raw, warnings),
     )
+    warnings += _env_notes(raw.get("environment"), app)
     return app, warnings
+
+
+def _env_notes(raw: Any, app: Application) -> list[str]:
+    """What of the environment declarations jetjobs does not act on."""
+    notes = []
+    fields = raw if isinstance(raw, dict) else {}
+    for key in ENV_UNUSED:
+        holders = [str(name) for name, spec in fields.items() if isinstance(spec, dict) and spec.get(key)]
+        if holders:
+            notes.append(f"environment: {key} of {', '.join(holders)} kept but not used by jetjobs")
+    undeclared = [name for name in placeholders(app.cmdparams) if name not in app.environment]
+    if undeclared:
+        notes.append(
+            f"cmdparams: {', '.join(undeclared)} not declared in environment: "
+            "filled only when a template or run sets it, otherwise empty (a word of its own is left out)"
+        )
+    return notes
 
 
 def _extras(raw: dict[str, Any], warnings: list[str]) -> dict[str, Any]:

@@ -75,6 +75,25 @@ def test_unknown_fields_warn_instead_of_failing() -> None:
     assert any("uuid" in w for w in warnings)
 
 
+def test_what_jetjobs_keeps_but_does_not_use_is_said() -> None:
+    _, downloader = parse_app(load_app("cs_statement_downloader"))
+    _, fixer = parse_app(load_app("price_fixer"))
+    assert "environment: options of STATEMENT_FORMAT kept but not used by jetjobs" in downloader
+    assert any(w.startswith("environment: hint of CSAS_ACCOUNT_IBAN") for w in downloader)
+    assert any(w.startswith("environment: category of ABRAFLEXI_COMPANY") for w in fixer)
+
+
+def test_a_command_line_with_unbalanced_quotes_is_refused_at_import() -> None:
+    with pytest.raises(AppFileError, match="cannot be split into words \\(no closing quotation\\): balance"):
+        parse_app({"executable": "sh", "cmdparams": "-c 'echo {A}"})
+
+
+def test_a_placeholder_the_app_does_not_declare_is_said() -> None:
+    document = {"executable": "prog", "cmdparams": "{A} ${B} {A}", "environment": {"A": {"type": "string"}}}
+    _, warnings = parse_app(document)
+    assert any(w.startswith("cmdparams: B not declared in environment") for w in warnings)
+
+
 def test_argv_expansion_never_needs_a_shell() -> None:
     env = {"DIR": "/tmp/a b", "FMT": "pdf", "EMPTY": ""}
     argv = expand_argv("prog", "-d ${DIR} --format={FMT} '$(rm -rf /)' {EMPTY}", env)
