@@ -59,6 +59,12 @@ class FlowNode(Frozen):
     retries: int | None = Field(default=None, ge=0, le=100)
     depends: list[Edge] = []
 
+    @field_validator("app", mode="before")
+    @classmethod
+    def _app_id(cls, value: Any) -> Any:
+        """YAML reads `app: 3` as a number: an application id all the same."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
     @model_validator(mode="after")
     def _one_target(self) -> FlowNode:
         if (self.app is None) == (self.template is None):

@@ -94,6 +94,13 @@ def test_yaml_on_key_read_as_true_is_accepted() -> None:
     assert flow.node("b").depends[0].on == "always"
 
 
+def test_an_app_id_yaml_reads_as_a_number_is_accepted() -> None:
+    flow = FlowSpec.model_validate({"name": "f", "company": "acme", "nodes": [{"name": "a", "app": 1}]})
+    assert flow.node("a").app == "1"
+    with pytest.raises(ValidationError, match="valid string"):
+        FlowSpec.model_validate({"name": "f", "company": "acme", "nodes": [{"name": "a", "app": True}]})
+
+
 def test_conditions_choose_one_branch() -> None:
     flow = spec(
         n("check"),
