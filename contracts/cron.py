@@ -24,9 +24,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
-from .models import check_cron, check_timezone
+from .models import check_cron, check_timezone, never_fires
 
 
 def _require_aware(name: str, value: datetime) -> None:
@@ -88,7 +88,8 @@ def resolve(wall: datetime, zone: ZoneInfo) -> datetime:
 
 
 def _slots(cron: str, timezone: str, after: datetime) -> Iterator[datetime]:
-    """Every slot strictly after `after`, in order, without repeats."""
+    """Every slot strictly after `after`, in order, without repeats; none for an
+    expression that matches no date (one stored before such were refused)."""
     _require_aware("after", after)
     expression, seconds_first = _checked(cron)
     zone = _zone(timezone)
@@ -97,7 +98,10 @@ def _slots(cron: str, timezone: str, after: datetime) -> Iterator[datetime]:
     walls.set_current(start, force=True)
     previous = after
     while True:
-        wall: datetime = walls.get_next(datetime)
+        try:
+            wall: datetime = walls.get_next(datetime)
+        except CroniterBadDateError:
+            return
         slot = resolve(wall, zone)
         if slot > previous:
             previous = slot
@@ -109,7 +113,9 @@ def next_fire(cron: str, timezone: str, after: datetime) -> datetime:
     """The first slot strictly after `after`; raises ValueError naming a bad
     cron expression, timezone or naive datetime. Remembered, because templates
     sharing a schedule ask for the same slot at once (after each fire, at load)."""
-    return next(_slots(cron, timezone, after))
+    for slot in _slots(cron, timezone, after):
+        return slot
+    raise ValueError(never_fires(cron))
 
 
 def fires_between(

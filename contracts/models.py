@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import Field, field_validator, model_validator
 
 from .base import Code, Frozen
@@ -94,6 +96,27 @@ def check_cron(expression: str) -> str:
     return expression
 
 
+@functools.lru_cache(maxsize=1024)
+def check_fires(expression: str) -> str:
+    """Refuse a valid cron expression that matches no date at all (`0 0 30 2 *`):
+    accepted, it would never run and could not be explained."""
+    try:
+        croniter(
+            expression, datetime(2000, 1, 1), second_at_beginning=len(expression.split()) == 6
+        ).get_next()
+    except CroniterBadDateError:
+        raise ValueError(never_fires(expression)) from None
+    return expression
+
+
+def never_fires(expression: str) -> str:
+    """Why a cron expression has no slot, and what to change."""
+    return (
+        f"cron expression {expression!r} never fires: no date has the day of month and month "
+        "it names (such as 30 February); change its day or month field"
+    )
+
+
 def check_timezone(name: str) -> str:
     """Validate an IANA timezone name."""
     try:
@@ -132,7 +155,12 @@ class TemplateSpec(Frozen):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        return None if value is None else check_cron(value)
+        if value is None:
+            return None
+        check_cron(value)
+        # A stored template (a subclass) loads as it was accepted, so one saved before
+        # this check still lists and can be fixed; a new or changed spec must fire.
+        return check_fires(value) if cls is TemplateSpec else value
 
     @field_validator("timezone")
     @classmethod

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from contracts.cron import next_fires
 from contracts.enums import Interval
-from contracts.models import cron_for
+from contracts.models import RunTemplate, TemplateSpec, cron_for
 from scheduler.cron import fires_between, next_fire
 
 
@@ -154,3 +155,24 @@ def test_naive_datetimes_are_refused() -> None:
         next_fire("* * * * *", "UTC", datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="must carry a timezone"):
         fires_between("* * * * *", "UTC", AFTER, datetime(2026, 1, 1))
+
+
+@pytest.mark.parametrize("cron", ["0 0 30 2 *", "0 0 31 4 *", "0 0 0 30 2 *"])
+def test_a_cron_that_matches_no_date_is_refused_with_the_reason(cron: str) -> None:
+    with pytest.raises(ValueError, match="never fires: no date has the day of month and month"):
+        TemplateSpec(name="t", app="1", company="acme", interv=Interval.CUSTOM, cron=cron)
+
+
+def test_a_leap_day_or_a_weekday_alternative_still_fires() -> None:
+    for cron in ("0 0 29 2 *", "0 0 30 2 1"):
+        TemplateSpec(name="t", app="1", company="acme", interv=Interval.CUSTOM, cron=cron)
+    assert next_fire("0 0 29 2 *", "UTC", AFTER) == utc(2028, 2, 29)
+
+
+def test_a_stored_template_that_never_fires_loads_and_has_no_slot() -> None:
+    stored = RunTemplate(id=7, name="t", app="1", company="acme", interv=Interval.CUSTOM, cron="0 0 30 2 *")
+    assert stored.cron == "0 0 30 2 *"
+    assert next_fires("0 0 30 2 *", "UTC", AFTER, 3) == []
+    assert fires_between("0 0 30 2 *", "UTC", AFTER, AFTER + timedelta(days=3000)) == []
+    with pytest.raises(ValueError, match="never fires"):
+        next_fire("0 0 30 2 *", "UTC", AFTER)
