@@ -3,7 +3,8 @@
 Keys are 32 random bytes, base64-encoded, one per line of the key file (or the
 single value of JETJOBS_SECRET_KEY). The first key encrypts; every key
 decrypts, so a key can be rotated in without downtime: add the new key first,
-restart the stores, run `jetjobs credentials rotate-key`, then drop the old."""
+run `jetjobs credentials rotate-key`, then drop the old. Running stores follow
+the key file without a restart (see `Keyring`)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 NONCE_BYTES = 12
+
+log = structlog.get_logger("jetjobs.store")
 
 
 class SecretKeyError(ValueError):
@@ -68,9 +72,17 @@ def _aad(company: str, name: str) -> bytes:
 
 
 class Keyring:
-    """The operator's keys: the first encrypts, all decrypt."""
+    """The operator's keys: the first encrypts, all decrypt. Keys from a key file
+    follow the file: a changed file is read again before sealing, and when a
+    stored credential names a key the ring does not hold."""
 
-    def __init__(self, keys: Sequence[bytes]) -> None:
+    def __init__(self, keys: Sequence[bytes], source: KeyFile | None = None) -> None:
+        self._use(keys)
+        self._source = source
+        self._unusable = False
+        """The key file changed and could not be read again: the keys held are older than it."""
+
+    def _use(self, keys: Sequence[bytes]) -> None:
         if not keys:
             raise SecretKeyError("no secret key given")
         self._keys = {key_id(k): AESGCM(k) for k in keys}
@@ -79,26 +91,51 @@ class Keyring:
     @classmethod
     def load(cls, key: str | None, key_file: str | None) -> Keyring | None:
         """From JETJOBS_SECRET_KEY and/or JETJOBS_SECRET_KEY_FILE; None when neither is set."""
-        keys: list[bytes] = []
-        if key:
-            keys.append(parse_key(key, "JETJOBS_SECRET_KEY"))
-        if key_file:
-            keys.extend(read_key_file(Path(key_file)))
-        return cls(keys) if keys else None
+        given = [parse_key(key, "JETJOBS_SECRET_KEY")] if key else []
+        if not key_file:
+            return cls(given) if given else None
+        source = KeyFile(Path(key_file), given)
+        return cls(source.read(), source)
+
+    def refresh(self) -> None:
+        """Take up a key file changed since it was read (a rotation): one stat when it has not.
+        A file that became unreadable or invalid leaves the keys held as they are."""
+        if self._source is None:
+            return
+        try:
+            keys = self._source.reread()
+        except SecretKeyError as error:
+            self._unusable = True
+            log.warning("credentials.key_file_unusable", error=str(error), keys_kept=len(self._keys))
+            return
+        if keys is not None:
+            self._use(keys)
+            self._unusable = False
+            log.info(
+                "credentials.key_file_read", path=str(self._source.path), keys=len(keys), primary=self.primary
+            )
+
+    def _missing(self, company: str, name: str, key: str) -> str:
+        """Why a credential cannot be opened; callers may be executors, so no file path."""
+        text = (
+            f"credential {company}/{name} is encrypted with key {key}, which is not configured: "
+            "add that key to JETJOBS_SECRET_KEY_FILE"
+        )
+        return f"{text} (the store cannot read that file now: see its log)" if self._unusable else text
 
     def seal(self, company: str, name: str, values: Mapping[str, str]) -> Sealed:
+        self.refresh()
         nonce = os.urandom(NONCE_BYTES)
         plain = json.dumps(dict(values), sort_keys=True).encode()
         ciphertext = self._keys[self.primary].encrypt(nonce, plain, _aad(company, name))
         return Sealed(self.primary, nonce, ciphertext)
 
     def open(self, company: str, name: str, sealed: Sealed) -> dict[str, str]:
+        if sealed.key_id not in self._keys:
+            self.refresh()
         aead = self._keys.get(sealed.key_id)
         if aead is None:
-            raise UndecryptableError(
-                f"credential {company}/{name} is encrypted with key {sealed.key_id}, which is not configured: "
-                "add that key to JETJOBS_SECRET_KEY_FILE"
-            )
+            raise UndecryptableError(self._missing(company, name, sealed.key_id))
         try:
             plain = aead.decrypt(sealed.nonce, sealed.ciphertext, _aad(company, name))
         except InvalidTag:
@@ -121,3 +158,31 @@ def read_key_file(path: Path) -> list[bytes]:
     if not keys:
         raise SecretKeyError(f"secret key file {path} holds no key")
     return keys
+
+
+def _signature(path: Path) -> tuple[int, int, int, int] | None:
+    """What changes when a file is written, replaced or has its mode changed; None when it is gone."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+class KeyFile:
+    """A key file as last read, so a running store notices when it changes."""
+
+    def __init__(self, path: Path, given: Sequence[bytes] = ()) -> None:
+        self.path = path
+        self._given = list(given)
+        self._seen: tuple[int, int, int, int] | None = None
+
+    def read(self) -> list[bytes]:
+        """The given key (JETJOBS_SECRET_KEY) first, then the file's; SecretKeyError if unusable."""
+        self._seen = _signature(self.path)  # before reading: a write in between is read next time
+        return [*self._given, *read_key_file(self.path)]
+
+    def reread(self) -> list[bytes] | None:
+        """The keys if the file changed since it was last read, None if it did not (one stat).
+        A file found unusable is not read again until it changes once more."""
+        return None if _signature(self.path) == self._seen else self.read()
