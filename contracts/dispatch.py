@@ -87,6 +87,7 @@ def job_message(
     """The message that runs `template` for `slot`."""
     env = merged_env(template.env, env_overrides or {})
     secrets = [name for name in template.secrets if name not in env]
+    masked = [name for name in template.masked or () if env.get(name)] or None
     limits = timeouts or template.timeouts
     return JobMessage(
         job_id=job_id,
@@ -105,6 +106,7 @@ def job_message(
         launched_by=launched_by,
         exit_codes=template.exit_codes,
         secrets=secrets,
+        masked=masked,
         required=template.required,
         artifacts=template.artifacts,
         image=template.image,

@@ -33,6 +33,14 @@ class JobMessage(Frozen):
         default=[],
         description="variables the executor fetches from the store just in time: names, never values",
     )
+    masked: list[str] | None = Field(
+        default=None,
+        description=(
+            "variables of `env` the application declares secret: the executor masks their values in "
+            "everything the job prints, stored or streamed (values in `secrets` are masked anyway); "
+            "absent when there are none, so a job without any reads as before"
+        ),
+    )
     required: list[str] = Field(default=[], description="variables that must be set, or the run is invalid")
     artifacts: list[ArtifactSpec] = Field(default=[], description="files to collect after the run")
     image: str = Field(default="", description="the application's OCI image, for container executors")

@@ -221,6 +221,11 @@ class ActiveTemplate(Frozen):
         default=[], description="variables filled from company credentials at run time"
     )
     required: list[str] = Field(default=[], description="variables that must be set for a run to start")
+    masked: list[str] | None = Field(
+        default=None,
+        description="variables the application declares secret: masked in the job's output "
+        "(absent when none, so a template without any reads as before)",
+    )
     artifacts: list[ArtifactSpec] = []
     exit_codes: ExitCodes | None = None
     image: str = Field(default="", description="the application's OCI image (`ociimage`)")

@@ -1,6 +1,9 @@
 """Secrets just in time: a job message names the variables its credentials
 provide; the executor asks the store for their values right before starting
-the process, and masks them in everything the job prints, stored or streamed."""
+the process, and masks them in everything the job prints, stored or streamed.
+It masks as well the values of the variables the message lists in `masked`
+(fields the application declares secret, set by a default, the template or
+the run), which travel in the message's env."""
 
 from __future__ import annotations
 
@@ -142,7 +145,7 @@ class SecretSource:
 
     async def prepare(self, message: JobMessage, env: Mapping[str, str]) -> Prepared | Refused:
         """The final argv and environment; values fetched never leave this process."""
-        if not message.secrets and not message.required:
+        if not message.secrets and not message.required and not message.masked:
             return Prepared(list(message.argv), dict(env), UNMASKED)
         try:
             values = await self.fetch(message)
@@ -154,7 +157,8 @@ class SecretSource:
             return Refused(
                 f"missing required variables: {', '.join(missing)} (set them in the template or a credential)"
             )
-        return Prepared(fill_secrets(message.argv, values), final, Masker(list(values.values())))
+        declared = [final[name] for name in message.masked or () if name in final]
+        return Prepared(fill_secrets(message.argv, values), final, Masker([*values.values(), *declared]))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import structlog
 
 from bus import TemplateBoard
 from contracts.dispatch import application_env, merged_env
-from contracts.models import ActiveTemplate, cron_for
+from contracts.models import ActiveTemplate, Application, cron_for
 
 from .layering import with_extras
 from .queries import Queries
@@ -34,6 +34,7 @@ def active_template(row: TemplateRow, cron: str, extras: TemplateExtras | None =
         executable="" if app is None else app.executable,
         cmdparams="" if app is None else app.cmdparams,
         env=spec.env if app is None else merged_env(application_env(app), spec.env),
+        masked=None if app is None else secret_fields(app) or None,
         flow=spec.flow,
         cron=cron,
         timezone=spec.timezone,
@@ -46,6 +47,11 @@ def active_template(row: TemplateRow, cron: str, extras: TemplateExtras | None =
         paused=spec.paused or row.company_paused,
     )
     return view if app is None else with_extras(view, app, spec.env, extras)
+
+
+def secret_fields(app: Application) -> list[str]:
+    """The variables whose values a job must never print, whichever layer sets them."""
+    return sorted(name for name, spec in app.environment.items() if spec.secret)
 
 
 def scheduled(row: TemplateRow, extras: TemplateExtras | None = None) -> ActiveTemplate | None:

@@ -11,7 +11,7 @@ from contracts.messages import JobMessage
 from contracts.models import Application, Timeouts, cron_for
 
 from . import resolve
-from .board import active_template
+from .board import active_template, secret_fields
 from .db import Db
 from .queries import Queries
 from .tenant_queries import TenantQueries
@@ -37,6 +37,7 @@ def _app_message(
         retries=node.retries or 0,
         launched_by=f"flow:{spec.name}",
         exit_codes=app.exit_codes,
+        masked=[name for name in secret_fields(app) if merged.get(name)] or None,
         artifacts=app.artifacts,
         image=app.ociimage,
     )
