@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import re
-import shlex
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
+from .cmdline import PLACEHOLDER, words
 from .messages import JobMessage
 from .models import ActiveTemplate, Application, Timeouts
 
 _NAMESPACE = uuid.UUID("6f1f4f2e-7a54-4d0e-9a5f-1c2b8e0d9a11")
-_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
 def scheduled_job_id(template_id: int, slot: datetime) -> str:
     """The job id of a template's slot: the same slot always gives the same id,
     so a second scheduler or a restart is dropped as a duplicate."""
@@ -45,9 +42,9 @@ def expand_argv(
     their values never travel in a message."""
     argv = [executable]
     fill = _filler(env, keep)
-    for word in shlex.split(cmdparams):
-        filled = _PLACEHOLDER.sub(fill, word)
-        if filled or not _PLACEHOLDER.fullmatch(word):
+    for word in words(cmdparams):
+        filled = PLACEHOLDER.sub(fill, word)
+        if filled or not PLACEHOLDER.fullmatch(word):
             argv.append(filled)
     return argv
 
@@ -58,7 +55,7 @@ def fill_secrets(argv: Sequence[str], values: Mapping[str, str]) -> list[str]:
     def fill(match: re.Match[str]) -> str:
         return values.get(match.group(1) or match.group(2), match.group(0))
 
-    return [argv[0], *(_PLACEHOLDER.sub(fill, word) for word in argv[1:])]
+    return [argv[0], *(PLACEHOLDER.sub(fill, word) for word in argv[1:])]
 
 
 def application_env(app: Application) -> dict[str, str]:
