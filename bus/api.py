@@ -10,7 +10,7 @@ from typing import TypeVar
 import structlog
 from nats import micro
 from nats.aio.client import Client
-from nats.errors import NoRespondersError
+from nats.errors import MaxPayloadError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.micro.request import Request
 from nats.micro.service import Service
@@ -126,10 +126,16 @@ class ApiClient:
     async def call(self, op: str, request: BaseModel, reply: type[R]) -> R:
         """Send one request and decode its reply."""
         subject = s.api_subject(op)
+        payload = request.model_dump_json().encode()
         try:
-            msg = await self._nc.request(
-                subject, request.model_dump_json().encode(), timeout=self._timeout, headers=self._headers
-            )
+            msg = await self._nc.request(subject, payload, timeout=self._timeout, headers=self._headers)
+        except MaxPayloadError:
+            raise ApiFailure(
+                413,
+                f"{op}: the request is {len(payload)} bytes and the NATS server takes at most "
+                f"{self._nc.max_payload} (its max_payload): send less, e.g. fewer or shorter values, "
+                "or raise max_payload in the server's configuration",
+            ) from None
         except NoRespondersError:
             raise ApiFailure(
                 503, "no jetjobs store is answering: start `jetjobs store` or `jetjobs up`"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from . import flows as fl
 from . import lifecycle as lc
@@ -44,8 +44,26 @@ class TemplateRef(Frozen):
 
 
 class TemplateUpdate(Frozen):
+    """Changes to a template, applied in one transaction under its row lock, so
+    concurrent updates of different env keys both take effect."""
+
     id: int
-    changes: dict[str, Any] = Field(description="fields of TemplateSpec to change")
+    changes: dict[str, Any] = Field(
+        default={}, description="fields of TemplateSpec to change; `env` replaces the whole environment"
+    )
+    set_env: dict[str, str] = Field(
+        default={}, description="environment variables to add or replace (after `changes`); others are kept"
+    )
+    unset_env: list[str] = Field(
+        default=[], description="environment variables to remove (after `set_env`); absent ones are ignored"
+    )
+
+    @model_validator(mode="after")
+    def _set_or_unset(self) -> TemplateUpdate:
+        both = sorted(set(self.set_env) & set(self.unset_env))
+        if both:
+            raise ValueError(f"{', '.join(both)}: both set and unset; give each variable once")
+        return self
 
 
 class TemplateList(Frozen):

@@ -12,6 +12,8 @@ from .messages import JobMessage
 from .models import ActiveTemplate, Application, Timeouts
 
 _NAMESPACE = uuid.UUID("6f1f4f2e-7a54-4d0e-9a5f-1c2b8e0d9a11")
+
+
 def scheduled_job_id(template_id: int, slot: datetime) -> str:
     """The job id of a template's slot: the same slot always gives the same id,
     so a second scheduler or a restart is dropped as a duplicate."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,10 +14,10 @@ from pydantic import ValidationError
 
 from bus import BusUnavailable, InfrastructureDrift, PublishFailed, UnsupportedNats
 from contracts import schema
-from contracts.api import ApiFailure, JobQuery, RunNow
+from contracts.api import ApiFailure, JobQuery, RunNow, TemplateUpdate
 from contracts.enums import Interval, Status
 from contracts.errors import describe
-from contracts.models import Timeouts
+from contracts.models import Company, Timeouts
 from executor.binding import ExecutorStartError
 from executor.watcher import use_pidfd_watcher
 from store import StoreUnavailable, UnsupportedPostgres
@@ -33,12 +34,13 @@ from . import (
     settings,
     up,
 )
-from .cli_common import Handler, add_command, call, global_options
+from .cli_common import Handler, add_command, add_group, call, check_code, global_options, most, parse
 from .cli_numbers import count, positive
 from .commands import CommandError
 from .embedded import EmbeddedError
 from .observe.http import MetricsServerError
 from .observe.serve import EXECUTOR_PORT, SCHEDULER_PORT, STORE_PORT, serving
+from .replies import SchemasWritten
 
 EXPECTED_ERRORS = (
     ApiFailure,
@@ -93,7 +95,7 @@ def _template_values(args: argparse.Namespace, *, partial: bool) -> dict[str, An
         "pool": args.pool_name,
         "retries": args.retries,
         "active": args.active,
-        "env": _env_pairs(args.env) if args.env else None,
+        "env": None if partial or not args.env else _env_pairs(args.env),
         **cli_schedule.schedule_values(args),
     }
     if timeouts := _timeouts(args):
@@ -131,11 +133,16 @@ async def cmd_schema_export(args: argparse.Namespace, conf: settings.Settings) -
         written = schema.export(directory)
     except OSError as error:
         raise settings.SettingsError(f"schema export {directory}: cannot write: {error.strerror}") from None
-    print(f"wrote {len(written)} JSON Schemas to {args.directory}")
+    reply = SchemasWritten(directory=str(directory), files=[str(path) for path in written])
+    commands.show(args.json, reply, f"wrote {len(written)} JSON Schemas to {args.directory}")
 
 
 async def cmd_company_create(args: argparse.Namespace, conf: settings.Settings) -> int | None:
-    return await call(args, conf, lambda s: commands.company_create(s, args.code, args.name))
+    code = check_code(args.code, "company code")
+    if args.name == "":
+        raise CommandError("--name is empty: give a display name, or leave --name out to use the code")
+    company = Company(code=code, name=args.name or code)
+    return await call(args, conf, lambda s: commands.company_create(s, company))
 
 
 async def cmd_company_list(args: argparse.Namespace, conf: settings.Settings) -> int | None:
@@ -156,9 +163,22 @@ async def cmd_template_create(args: argparse.Namespace, conf: settings.Settings)
     return await call(args, conf, lambda s: commands.template_create(s, values))
 
 
-async def cmd_template_update(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+def _template_update(args: argparse.Namespace) -> TemplateUpdate:
+    """The update as typed: `--env` sets single keys and `--unset-env` drops them, both
+    applied by the store under the template's lock; `--replace-env` makes `--env` the whole env."""
     changes = _template_values(args, partial=True)
-    return await call(args, conf, lambda s: commands.template_update(s, args.id, changes))
+    pairs = _env_pairs(args.env)
+    if args.replace_env:
+        return TemplateUpdate(id=args.id, changes={**changes, "env": pairs})
+    unset = args.unset_env or []
+    if both := sorted(set(pairs) & set(unset)):
+        raise CommandError(f"{', '.join(both)}: both in --env and --unset-env; give each variable once")
+    return TemplateUpdate(id=args.id, changes=changes, set_env=pairs, unset_env=unset)
+
+
+async def cmd_template_update(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+    request = _template_update(args)
+    return await call(args, conf, lambda s: commands.template_update(s, request))
 
 
 async def cmd_template_list(args: argparse.Namespace, conf: settings.Settings) -> int | None:
@@ -223,14 +243,39 @@ def _template_options(parser: argparse.ArgumentParser, *, create: bool) -> None:
         "--cron", help="cron expression: 5 fields, or 6 with seconds first (implies --interval c)"
     )
     parser.add_argument("--timezone", help="IANA timezone the cron is read in (default UTC)")
-    parser.add_argument(
-        "--env", action="append", metavar="KEY=VALUE", help="environment override (repeatable)"
-    )
+    if create:
+        parser.add_argument(
+            "--env", action="append", metavar="KEY=VALUE", help="environment override (repeatable)"
+        )
+    else:
+        _env_update_options(parser)
     parser.add_argument("--pool", dest="pool_name", help="executor pool (default 'default')")
     parser.add_argument("--retries", type=int, help="automatic re-runs after an error")
     parser.add_argument("--active", type=_bool, help="true or false: whether the template is scheduled")
     _timeout_options(parser)
     cli_schedule.schedule_options(parser)
+
+
+def _env_update_options(parser: argparse.ArgumentParser) -> None:
+    """How `template update` changes the env: key by key, or all of it."""
+    parser.add_argument(
+        "--env",
+        action="append",
+        metavar="KEY=VALUE",
+        help="add or replace this variable; the template's other variables are kept (repeatable)",
+    )
+    whole = parser.add_mutually_exclusive_group()
+    whole.add_argument(
+        "--unset-env",
+        action="append",
+        metavar="KEY",
+        help="remove this variable from the template's env; one it lacks is ignored (repeatable)",
+    )
+    whole.add_argument(
+        "--replace-env",
+        action="store_true",
+        help="replace the template's whole env with the --env variables given (none: empty it)",
+    )
 
 
 def _service_commands(sub: Any) -> None:
@@ -266,18 +311,17 @@ def _service_commands(sub: Any) -> None:
         help="create nothing on NATS, only bind to the consumer (NATS users without "
         "provisioning rights) [env JETJOBS_BIND_ONLY]",
     )
-    schema_parser = sub.add_parser("schema", help="JSON Schemas of every message").add_subparsers(
-        dest="action", required=True
-    )
-    add_command(schema_parser, "export", cmd_schema_export, "write one JSON Schema per message").add_argument(
-        "directory"
-    )
+    schema_parser = add_group(sub, "schema", "JSON Schemas of every message")
+    add_command(
+        schema_parser,
+        "export",
+        cmd_schema_export,
+        "write one JSON Schema per message (--json: the folder and the files written)",
+    ).add_argument("directory")
 
 
 def _entity_commands(sub: Any) -> None:
-    company = sub.add_parser("company", help="companies (tenants)").add_subparsers(
-        dest="action", required=True
-    )
+    company = add_group(sub, "company", "companies (tenants)")
     create = add_command(company, "create", cmd_company_create, "create a company")
     create.add_argument("code", help="short lowercase code used in subjects, e.g. acme")
     create.add_argument("--name", help="display name (default: the code)")
@@ -285,14 +329,17 @@ def _entity_commands(sub: Any) -> None:
     cli_tenants.register_company(company)
     cli_schedule.register_company(company)
 
-    app = sub.add_parser("app", help="applications").add_subparsers(dest="action", required=True)
-    add_command(app, "import", cmd_app_import, "import MultiFlexi app JSON files").add_argument(
-        "files", nargs="+"
-    )
+    app = add_group(sub, "app", "applications")
+    add_command(
+        app,
+        "import",
+        cmd_app_import,
+        "import MultiFlexi app JSON files (--json: the reply for one file, a JSON array for several)",
+    ).add_argument("files", nargs="+", metavar="FILE")
     add_command(app, "list", cmd_app_list, "list applications")
     cli_tenants.register_app(app)
 
-    template = sub.add_parser("template", help="run templates").add_subparsers(dest="action", required=True)
+    template = add_group(sub, "template", "run templates")
     _template_options(
         add_command(template, "create", cmd_template_create, "create a run template"), create=True
     )
@@ -300,13 +347,15 @@ def _entity_commands(sub: Any) -> None:
     update.add_argument("id", type=int)
     _template_options(update, create=False)
     add_command(template, "list", cmd_template_list, "list run templates").add_argument("--company")
-    add_command(template, "show", cmd_template_show, "show one template").add_argument("id", type=int)
+    add_command(
+        template, "show", cmd_template_show, "show one template: schedule, state, env, credentials, policies"
+    ).add_argument("id", type=int)
     cli_schedule.register_template(template)
     cli_tenants.register_template(template)
 
 
 def _job_commands(sub: Any) -> None:
-    job = sub.add_parser("job", help="jobs").add_subparsers(dest="action", required=True)
+    job = add_group(sub, "job", "jobs")
     run = add_command(job, "run", cmd_job_run, "run a template now")
     run.add_argument("template", type=int, help="template id")
     run.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment override for this run")
@@ -322,7 +371,7 @@ def _job_commands(sub: Any) -> None:
     listing.add_argument("--company")
     listing.add_argument("--template", type=int)
     listing.add_argument("--status", choices=[s.value for s in Status])
-    listing.add_argument("--limit", type=count(), default=50)
+    listing.add_argument("--limit", type=count(1, most(JobQuery, "limit")), default=50)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -350,15 +399,27 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
     return flags
 
 
+def _reader_gone() -> int:
+    """stdout's reader left early (`jetjobs job list | head -1`): as Python's docs
+    advise, point stdout at devnull so the final flush cannot fail again, and exit 1."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: a user's mistake is one line on stderr and a non-zero exit."""
-    args = build_parser().parse_args(argv)
+    args = parse(build_parser(), argv)
     try:
         conf = settings.load(_flags(args))
         # `up` keeps the terminal for job outcomes unless asked for more
         logs.configure(conf.log_level or ("warning" if args.command == "up" else "info"))
         handler: Handler = args.handler
-        return asyncio.run(handler(args, conf)) or 0
+        code = asyncio.run(handler(args, conf)) or 0
+        sys.stdout.flush()  # here, so a reader that left is seen while it can be handled
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except EXPECTED_ERRORS as error:
         print(f"jetjobs: error: {getattr(error, 'message', None) or error}", file=sys.stderr)
         return 1

@@ -4,10 +4,15 @@ session per command made as the configured actor with its token."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, NoReturn
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from contracts.base import Code
 
 from . import commands, settings
+from .commands import CommandError
 
 Handler = Callable[[argparse.Namespace, settings.Settings], Coroutine[Any, Any, int | None]]
 
@@ -53,6 +58,52 @@ def add_command(sub: Any, name: str, handler: Any, help_text: str) -> argparse.A
     parser.set_defaults(handler=handler)
     _settings_after(parser)
     return parser
+
+
+def add_group(sub: Any, name: str, help_text: str) -> Any:
+    """A command group (`jetjobs NAME SUBCOMMAND`); `jetjobs NAME` alone is a usage
+    error naming its subcommands, checked by `parse`."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+    group = parser.add_subparsers()
+    parser.set_defaults(handler=None, incomplete=lambda: _no_subcommand(parser, group))
+    return group
+
+
+def _no_subcommand(parser: argparse.ArgumentParser, group: Any) -> NoReturn:
+    names = ", ".join(group.choices)
+    parser.error(f"missing subcommand: one of {names} (see `{parser.prog} --help`)")
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line read by `parser`. A command that takes a list of values
+    (`parser.set_defaults(trailing=DEST)`) takes them after its options too, as in
+    `credentials set acme abra --from-env PASSWORD LOGIN=admin`."""
+    args, extra = parser.parse_known_args(argv)
+    if args.handler is None:
+        args.incomplete()
+    if extra:
+        trailing = getattr(args, "trailing", None)
+        if trailing is None or any(item.startswith("-") for item in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        setattr(args, trailing, [*getattr(args, trailing), *extra])
+    return args
+
+
+def most(model: type[BaseModel], field: str) -> int:
+    """The largest value `model` takes in `field`, for the option that fills it to
+    refuse more before anything runs rather than in the request's validation."""
+    return next(int(rule.le) for rule in model.model_fields[field].metadata if hasattr(rule, "le"))
+
+
+def check_code(value: str, what: str) -> str:
+    """`value` as a company code or pool name, or a CommandError saying what one looks like."""
+    try:
+        return TypeAdapter(Code).validate_python(value)
+    except ValidationError:
+        raise CommandError(
+            f"{what} {value!r} is not valid: use up to 32 lowercase letters, digits, '_' or '-', "
+            "starting with a letter or digit"
+        ) from None
 
 
 async def call(

@@ -16,10 +16,11 @@ from contracts.flows import (
     FlowRunList,
     FlowRunRequest,
     FlowStatus,
+    check_graph,
 )
 
 from . import commands, render, settings
-from .cli_common import add_command, call
+from .cli_common import add_command, add_group, call, most
 from .cli_numbers import count
 from .commands import CommandError
 from .flow_view import describe_run, draw, load_flow
@@ -30,7 +31,9 @@ WAIT_EVERY = 0.5
 async def cmd_flow_validate(args: argparse.Namespace, conf: settings.Settings) -> int | None:
     spec = load_flow(Path(args.file))
     if args.offline:
-        print(f"flow {spec.name}: {len(spec.nodes)} nodes, no cycles, conditions parse\n{draw(spec)}")
+        checked = FlowChecked(name=spec.name, company=spec.company, order=check_graph(spec.nodes))
+        human = f"flow {spec.name}: {len(spec.nodes)} nodes, no cycles, conditions parse\n{draw(spec)}"
+        commands.show(args.json, checked, human)
         return None
 
     async def action(ses: commands.Session) -> None:
@@ -134,12 +137,16 @@ async def cmd_flow_retry(args: argparse.Namespace, conf: settings.Settings) -> i
 
 def register(sub: Any) -> None:
     """`flow validate|save|run|show|list|cancel|retry`."""
-    flow = sub.add_parser("flow", help="flows: DAGs of jobs").add_subparsers(dest="action", required=True)
+    flow = add_group(sub, "flow", "flows: DAGs of jobs")
     check = add_command(
         flow, "validate", cmd_flow_validate, "check a flow file: cycles, references, conditions"
     )
     check.add_argument("file")
-    check.add_argument("--offline", action="store_true", help="check the file only, without the store")
+    check.add_argument(
+        "--offline",
+        action="store_true",
+        help="check the file only, without the store (--json: the same reply as online)",
+    )
     add_command(flow, "save", cmd_flow_save, "validate a flow file and keep it, for templates").add_argument(
         "file"
     )
@@ -151,7 +158,7 @@ def register(sub: Any) -> None:
     )
     listing = add_command(flow, "list", cmd_flow_list, "list flow runs, newest first")
     listing.add_argument("--company")
-    listing.add_argument("--limit", type=count(), default=50)
+    listing.add_argument("--limit", type=count(1, most(FlowQuery, "limit")), default=50)
     add_command(flow, "cancel", cmd_flow_cancel, "cancel running nodes and skip the rest").add_argument("run")
     retry = add_command(flow, "retry", cmd_flow_retry, "re-run the failed and skipped nodes of a run")
     retry.add_argument("run")

@@ -17,7 +17,7 @@ from contracts.lifecycle import (
 )
 
 from . import commands, render, settings
-from .cli_common import add_command, call
+from .cli_common import add_command, add_group, call, most
 from .cli_numbers import count
 
 
@@ -66,12 +66,10 @@ async def cmd_runners(args: argparse.Namespace, conf: settings.Settings) -> None
 
 def register(sub: Any) -> None:
     """`dlq list`, `dlq replay ID` and `runners`."""
-    dlq = sub.add_parser("dlq", help="dead letters: jobs that can never run as sent").add_subparsers(
-        dest="action", required=True
-    )
+    dlq = add_group(sub, "dlq", "dead letters: jobs that can never run as sent")
     listing = add_command(dlq, "list", cmd_dlq_list, "list dead letters, newest first")
     listing.add_argument("--company")
-    listing.add_argument("--limit", type=count(), default=50)
+    listing.add_argument("--limit", type=count(1, most(DeadLetterQuery, "limit")), default=50)
     replay = add_command(
         dlq, "replay", cmd_dlq_replay, "run a dead letter's job again, with a fresh retry budget"
     )

@@ -9,8 +9,8 @@ import math
 from collections.abc import Callable
 
 
-def count(minimum: int = 1) -> Callable[[str], int]:
-    """A whole number of at least `minimum`."""
+def count(minimum: int = 1, maximum: int | None = None) -> Callable[[str], int]:
+    """A whole number of at least `minimum` (and at most `maximum`, when given)."""
 
     def parse(text: str) -> int:
         try:
@@ -19,6 +19,8 @@ def count(minimum: int = 1) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
         return value
 
     return parse

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from . import settings
-from .cli_common import add_command, call
+from .cli_common import add_command, call, check_code
 from .observe.logs import job_logs, tail_events
 from .observe.status import status
 
@@ -25,7 +25,8 @@ async def cmd_job_logs(args: argparse.Namespace, conf: settings.Settings) -> Non
 
 
 async def cmd_events(args: argparse.Namespace, conf: settings.Settings) -> None:
-    await call(args, conf, lambda ses: tail_events(ses, args.company))
+    company = None if args.company is None else check_code(args.company, "--company")
+    await call(args, conf, lambda ses: tail_events(ses, company))
 
 
 async def cmd_status(args: argparse.Namespace, conf: settings.Settings) -> None:

@@ -13,9 +13,10 @@ from contracts import api
 from contracts import schedule as sc
 from contracts.cron import fires_between
 from contracts.models import RunTemplate, cron_for
+from store.flow_templates import run_now
 
 from . import commands, render, settings
-from .cli_common import add_command, call
+from .cli_common import add_command, call, most
 from .cli_numbers import count
 from .commands import CommandError
 from .progress import progress
@@ -96,7 +97,10 @@ def _backfill_slots(template: RunTemplate, args: argparse.Namespace) -> list[dat
     """The slots of (--from, --to], or the one-line reason the range cannot be backfilled."""
     cron = cron_for(template.interv, template.cron)
     if cron is None:
-        raise CommandError(f"template {args.id} has no schedule (interval n): use `jetjobs template run`")
+        run = run_now(template.id, template.flow, template.company)
+        raise CommandError(
+            f"template {args.id} has no schedule (interval n), so no past slots: run it now with `{run}`"
+        )
     if args.end <= args.start:
         raise CommandError("--to must be later than --from")
     if args.end > datetime.now(UTC):
@@ -185,12 +189,22 @@ def register_template(template: Any) -> None:
     )
     backfill.add_argument("--to", dest="end", type=_instant, required=True, help="range end (inclusive)")
     backfill.add_argument(
-        "--limit", type=count(), default=1000, help="refuse ranges with more slots (default 1000)"
+        "--limit",
+        type=count(1, most(sc.Backfill, "limit")),
+        default=1000,
+        help="refuse ranges with more slots (default 1000)",
     )
     explain = add_command(template, "explain", cmd_template_explain, "why a template runs, or does not")
     explain.add_argument("id", type=int)
-    explain.add_argument("--next", type=count(0), default=5, help="upcoming fire times to list")
-    explain.add_argument("--last", type=count(0), default=10, help="latest slots to list")
+    explain.add_argument(
+        "--next",
+        type=count(0, most(sc.ExplainRequest, "next")),
+        default=5,
+        help="upcoming fire times to list",
+    )
+    explain.add_argument(
+        "--last", type=count(0, most(sc.ExplainRequest, "last")), default=10, help="latest slots to list"
+    )
 
 
 def register_company(company: Any) -> None:

@@ -10,22 +10,20 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
-from bus import Bus, Layout
+from bus import Layout
 from bus.infra import ensure_consumer
 from contracts import api
 from contracts import subjects as s
 from contracts import tenants as t
-from contracts.base import Code
 from store.credentials import Keyring, SecretKeyError, new_key
 from store.rotation import RotationError, rotate_key
 from store.tokens import bootstrap_token
 
 from . import commands, render, settings
-from .cli_common import add_command, call
+from .cli_common import add_command, add_group, call, check_code, most
 from .cli_numbers import count
 from .commands import CommandError
+from .replies import ArtifactSaved, ConsumerMade, KeyRotated, NewKey
 
 
 def _pairs(values: list[str]) -> dict[str, str]:
@@ -33,7 +31,9 @@ def _pairs(values: list[str]) -> dict[str, str]:
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise CommandError(f"expected KEY=VALUE, got {item!r} (values may also come from --from-env KEY)")
+            raise CommandError(
+                f"expected KEY=VALUE, got {item!r} (values may also come from --from-env NAME)"
+            )
         pairs[key] = value
     return pairs
 
@@ -44,6 +44,10 @@ async def cmd_credentials_set(args: argparse.Namespace, conf: settings.Settings)
         if name not in os.environ:
             raise CommandError(f"--from-env {name}: the variable is not set in this shell")
         values[name] = os.environ[name]
+    if not values:
+        raise CommandError(
+            f"no values for {args.company}/{args.name}: give at least one KEY=VALUE or --from-env NAME"
+        )
     request = t.CredentialSet(company=args.company, name=args.name, kind=args.kind or "", values=values)
 
     async def action(ses: commands.Session) -> None:
@@ -74,7 +78,8 @@ async def cmd_credentials_assign(args: argparse.Namespace, conf: settings.Settin
 
 
 async def cmd_credentials_new_key(args: argparse.Namespace, conf: settings.Settings) -> None:
-    print(new_key())
+    key = new_key()
+    commands.show(args.json, NewKey(key=key), key)
 
 
 async def cmd_credentials_rotate(args: argparse.Namespace, conf: settings.Settings) -> None:
@@ -91,7 +96,8 @@ async def cmd_credentials_rotate(args: argparse.Namespace, conf: settings.Settin
         changed = await rotate_key(conf.require_database(), ring)
     except RotationError as error:
         raise CommandError(str(error)) from None
-    print(f"re-encrypted {changed} credential set(s) under key {ring.primary}")
+    human = f"re-encrypted {changed} credential set(s) under key {ring.primary}"
+    commands.show(args.json, KeyRotated(reencrypted=changed, key=ring.primary), human)
 
 
 async def cmd_template_env(args: argparse.Namespace, conf: settings.Settings) -> None:
@@ -109,12 +115,13 @@ async def cmd_template_env(args: argparse.Namespace, conf: settings.Settings) ->
     await call(args, conf, action)
 
 
-def _save(out: Path, info: t.ArtifactInfo, content: str | None) -> str:
+def _save(out: Path, info: t.ArtifactInfo, content: str | None) -> ArtifactSaved:
+    saved = ArtifactSaved(name=info.name, attempt=info.attempt, size=info.size)
     if content is None:
-        return f"skipped {info.name}: {info.note or 'not stored'}"
+        return saved.model_copy(update={"skipped": info.note or "not stored"})
     target = (out / info.name).resolve()
     if not target.is_relative_to(out.resolve()):
-        return f"skipped {info.name}: its name points outside {out}"
+        return saved.model_copy(update={"skipped": f"its name points outside {out}"})
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(base64.b64decode(content))
@@ -122,29 +129,52 @@ def _save(out: Path, info: t.ArtifactInfo, content: str | None) -> str:
         raise CommandError(
             f"cannot write {target}: {error.strerror}; give --out a folder you can write"
         ) from None
-    return f"wrote {target} ({info.size} bytes)"
+    return saved.model_copy(update={"file": str(target)})
+
+
+def _saved_text(saved: ArtifactSaved) -> str:
+    if saved.file is None:
+        return f"skipped {saved.name} (attempt {saved.attempt}): {saved.skipped}"
+    return f"wrote {saved.file} ({saved.size} bytes, attempt {saved.attempt})"
+
+
+async def _download(ses: commands.Session, job_id: str, out: Path) -> None:
+    listed = await ses.api.call("artifact.list", api.JobRef(id=job_id), t.ArtifactList)
+    written = []
+    for name in sorted({a.name for a in listed.artifacts}):  # the store hands out a name's latest file
+        got = await ses.api.call("artifact.get", t.ArtifactRef(job_id=job_id, name=name), t.ArtifactContent)
+        saved = await asyncio.to_thread(_save, out, got.info, got.content)
+        if not ses.as_json:
+            print(_saved_text(saved))
+        written.append(saved)
+    if ses.as_json:
+        print(render.as_json(written))
+    elif not written:
+        print(f"job {job_id} left no artifacts")
+    elif older := _superseded(listed.artifacts):
+        print(f"not written, as a later attempt left a file of the same name: {older}")
+
+
+def _superseded(artifacts: list[t.ArtifactInfo]) -> str:
+    """The artifacts of earlier attempts whose name a later attempt's file took."""
+    latest: dict[str, int] = {}
+    for info in artifacts:
+        latest[info.name] = max(latest.get(info.name, 0), info.attempt)
+    return ", ".join(f"{a.name} (attempt {a.attempt})" for a in artifacts if a.attempt < latest[a.name])
 
 
 async def cmd_job_artifacts(args: argparse.Namespace, conf: settings.Settings) -> None:
     if args.out is not None:
         settings.make_folder(Path(args.out), "--out")  # before connecting, like every local check
+        await call(args, conf, lambda ses: _download(ses, args.id, Path(args.out)))
+        return
 
     async def action(ses: commands.Session) -> None:
         reply = await ses.api.call("artifact.list", api.JobRef(id=args.id), t.ArtifactList)
-        if args.out is None:
-            rows = [
-                (a.attempt, a.name, a.content_type, a.size, a.sha256[:12], a.note or "")
-                for a in reply.artifacts
-            ]
-            ses.show(
-                reply.artifacts, render.table(rows, ["attempt", "name", "type", "size", "sha256", "note"])
-            )
-            return
-        for info in reply.artifacts:
-            got = await ses.api.call(
-                "artifact.get", t.ArtifactRef(job_id=args.id, name=info.name), t.ArtifactContent
-            )
-            print(await asyncio.to_thread(_save, Path(args.out), got.info, got.content))
+        rows = [
+            (a.attempt, a.name, a.content_type, a.size, a.sha256[:12], a.note or "") for a in reply.artifacts
+        ]
+        ses.show(reply.artifacts, render.table(rows, ["attempt", "name", "type", "size", "sha256", "note"]))
 
     await call(args, conf, action)
 
@@ -232,41 +262,51 @@ async def cmd_audit(args: argparse.Namespace, conf: settings.Settings) -> None:
     await call(args, conf, action)
 
 
+async def _known_company(ses: commands.Session, code: str) -> None:
+    """The store's "unknown company" refusal (as every command gives it) before anything is made."""
+    await ses.api.call("company.list", api.CompanyFilter(company=code), api.CompanyList)
+
+
 async def cmd_company_consumer(args: argparse.Namespace, conf: settings.Settings) -> None:
     """An operator's step before a per-company executor starts with --bind-only."""
-    for what, value in (("company code", args.code), ("pool", args.pool)):
-        try:
-            TypeAdapter(Code).validate_python(value)
-        except ValidationError:
-            raise CommandError(
-                f"{what} {value!r} is not valid: use lowercase letters, digits, '_' or '-'"
-            ) from None
-    layout = Layout(replicas=conf.replicas, ack_wait=conf.ack_wait)
-    wanted = layout.company_consumer(args.code, args.pool)
-    bus = await Bus.attach(conf.require_nats(), "jetjobs-cli", layout)
-    try:
-        await ensure_consumer(bus.js, s.DISPATCH_STREAM, wanted)
-    finally:
-        await bus.close()
-    name = wanted.durable_name
-    print(
-        f"consumer {name} serves jobs of company {args.code}, pool {args.pool}: "
-        f"start its executors with --company {args.code} --pool {args.pool} --bind-only"
+    check_code(args.code, "company code")
+    check_code(args.pool, "pool")
+    wanted = Layout(replicas=conf.replicas, ack_wait=conf.ack_wait).company_consumer(args.code, args.pool)
+    assert wanted.durable_name is not None
+    made = ConsumerMade(
+        company=args.code, pool=args.pool, stream=s.DISPATCH_STREAM, consumer=wanted.durable_name
     )
+
+    async def action(ses: commands.Session) -> None:
+        await _known_company(ses, args.code)
+        await ensure_consumer(ses.bus.js, s.DISPATCH_STREAM, wanted)
+        ses.show(
+            made,
+            f"consumer {made.consumer} serves jobs of company {made.company}, pool {made.pool}: "
+            f"start its executors with --company {made.company} --pool {made.pool} --bind-only",
+        )
+
+    await call(args, conf, action)
 
 
 def register(sub: Any) -> None:
     """`credentials`, `actor` and `audit`."""
-    creds = sub.add_parser("credentials", help="company credential sets").add_subparsers(
-        dest="action", required=True
-    )
+    creds = add_group(sub, "credentials", "company credential sets")
     put = add_command(
         creds, "set", cmd_credentials_set, "create or replace a credential set (values stored encrypted)"
     )
     put.add_argument("company")
     put.add_argument("name")
-    put.add_argument("values", nargs="*", metavar="KEY=VALUE")
-    put.add_argument("--from-env", action="append", metavar="KEY", help="take KEY's value from this shell")
+    put.add_argument(
+        "values", nargs="*", metavar="KEY=VALUE", help="a value to store (before or after the options)"
+    )
+    put.add_argument(
+        "--from-env",
+        action="append",
+        metavar="NAME",
+        help="take variable NAME's value from this shell (repeatable)",
+    )
+    put.set_defaults(trailing="values")
     put.add_argument("--kind", help="credential type, e.g. abraflexi")
     add_command(creds, "list", cmd_credentials_list, "list a company's credential sets").add_argument(
         "company"
@@ -274,21 +314,19 @@ def register(sub: Any) -> None:
     assign = add_command(creds, "assign", cmd_credentials_assign, "let a template use a credential set")
     assign.add_argument("template", type=int)
     assign.add_argument("name")
-    add_command(creds, "new-key", cmd_credentials_new_key, "print a fresh secret key for a key file")
+    add_command(
+        creds, "new-key", cmd_credentials_new_key, "print a fresh secret key for a key file (--json: {key})"
+    )
     add_command(
         creds, "rotate-key", cmd_credentials_rotate, "re-encrypt every credential under the first key"
     )
-    actor = sub.add_parser("actor", help="who may do what in a company").add_subparsers(
-        dest="action", required=True
-    )
+    actor = add_group(sub, "actor", "who may do what in a company")
     grant = add_command(actor, "grant", cmd_actor_grant, "give an actor a role in a company")
     grant.add_argument("company")
     grant.add_argument("actor")
     grant.add_argument("role", choices=["admin", "reader", "executor"])
     add_command(actor, "list", cmd_actor_list, "list a company's actors").add_argument("company")
-    token = actor.add_parser("token", help="API tokens that prove who an actor is").add_subparsers(
-        dest="token_action", required=True
-    )
+    token = add_group(actor, "token", "API tokens that prove who an actor is")
     create = add_command(token, "create", cmd_token_create, "issue an API token to an actor (shown once)")
     create.add_argument("actor")
     create.add_argument("--admin", action="store_true", help="the token may issue and revoke tokens")
@@ -304,7 +342,7 @@ def register(sub: Any) -> None:
     add_command(token, "list", cmd_token_list, "list API tokens (never their values)").add_argument("--actor")
     audit = add_command(sub, "audit", cmd_audit, "read the audit log, newest first")
     audit.add_argument("--company")
-    audit.add_argument("--limit", type=count(), default=50)
+    audit.add_argument("--limit", type=count(1, most(t.AuditQuery, "limit")), default=50)
 
 
 def register_company(company: Any) -> None:
@@ -326,10 +364,18 @@ def register_template(template: Any) -> None:
 
 def register_job(job: Any) -> None:
     arts = add_command(
-        job, "artifacts", cmd_job_artifacts, "list a job's artifacts, or download them with --out"
+        job,
+        "artifacts",
+        cmd_job_artifacts,
+        "list a job's artifacts (of every attempt), or download them with --out",
     )
     arts.add_argument("id")
-    arts.add_argument("--out", help="folder to write the artifacts into")
+    arts.add_argument(
+        "--out",
+        metavar="DIR",
+        help="folder to write the artifacts into: each name once, the file of the latest attempt "
+        "that left it (the listing without --out shows every attempt's)",
+    )
 
 
 def register_app(app: Any) -> None:

@@ -21,6 +21,7 @@ from contracts.errors import describe
 from contracts.models import Company, RunTemplate, TemplateSpec
 from contracts.multiflexi import AppFileError, parse_app
 from contracts.records import JobRecord
+from contracts.tenants import TemplateEnv
 
 from . import render
 from .progress import progress
@@ -39,7 +40,12 @@ class Session:
     as_json: bool
 
     def show(self, value: Any, human: str) -> None:
-        print(render.as_json(value) if self.as_json else human)
+        show(self.as_json, value, human)
+
+
+def show(as_json: bool, value: Any, human: str) -> None:
+    """Print `value` as JSON for scripts (`--json`), else `human` for people."""
+    print(render.as_json(value) if as_json else human)
 
 
 def default_actor() -> str:
@@ -74,13 +80,7 @@ def spec_from(values: dict[str, Any]) -> TemplateSpec:
         raise CommandError(describe(error)) from None
 
 
-async def company_create(ses: Session, code: str, name: str | None) -> None:
-    try:
-        company = Company(code=code, name=name or code)
-    except ValidationError as error:
-        raise CommandError(
-            f"{describe(error)} (company codes are lowercase letters, digits, - and _)"
-        ) from None
+async def company_create(ses: Session, company: Company) -> None:
     created = await ses.api.call("company.create", company, Company)
     ses.show(created, f"created company {created.code} ({created.name})")
 
@@ -107,20 +107,29 @@ def read_app_file(path: Path) -> dict[str, Any]:
     return document  # type: ignore[no-any-return]
 
 
+def _imported_text(reply: api.AppImported) -> str:
+    verb = "imported" if reply.created else "updated"
+    return "\n".join(
+        [f"{verb} {reply.app.name} as app {reply.app.id} ({reply.app.uuid})"]
+        + [f"  warning: {w}" for w in reply.warnings]
+    )
+
+
 async def app_import(ses: Session, documents: Sequence[tuple[Path, dict[str, Any]]]) -> None:
-    """Import app documents read (and checked) by `read_app_file`."""
+    """Import app documents read (and checked) by `read_app_file`; with `--json`, one
+    reply object for one file, a JSON array of them for several."""
+    replies = []
     with progress("importing apps", len(documents)) as tick:
         for path, document in documents:
             reply = await ses.api.call(
                 "app.import", api.AppImport(document=document, source=str(path)), api.AppImported
             )
-            verb = "imported" if reply.created else "updated"
-            human = "\n".join(
-                [f"{verb} {reply.app.name} as app {reply.app.id} ({reply.app.uuid})"]
-                + [f"  warning: {w}" for w in reply.warnings]
-            )
-            ses.show(reply, human)
+            if not ses.as_json:
+                print(_imported_text(reply))
+            replies.append(reply)
             tick()
+    if ses.as_json:
+        print(render.as_json(replies[0] if len(replies) == 1 else replies))
 
 
 async def app_list(ses: Session) -> None:
@@ -151,12 +160,11 @@ async def template_create(ses: Session, values: dict[str, Any]) -> None:
     ses.show(created, f"created template {created.id} ({created.name})\n" + _template_rows([created]))
 
 
-async def template_update(ses: Session, template_id: int, changes: dict[str, Any]) -> None:
-    if not changes:
+async def template_update(ses: Session, request: api.TemplateUpdate) -> None:
+    if not (request.changes or request.set_env or request.unset_env):
         raise CommandError("nothing to change: pass at least one option, e.g. --active false")
-    request = api.TemplateUpdate(id=template_id, changes=changes)
     updated = await ses.api.call("template.update", request, RunTemplate)
-    ses.show(updated, f"updated template {updated.id}\n" + _template_rows([updated]))
+    await _show_template(ses, updated, f"updated template {updated.id}\n")
 
 
 async def template_list(ses: Session, company: str | None) -> None:
@@ -165,8 +173,23 @@ async def template_list(ses: Session, company: str | None) -> None:
 
 
 async def template_show(ses: Session, template_id: int) -> None:
-    template = await ses.api.call("template.get", api.TemplateRef(id=template_id), RunTemplate)
-    ses.show(template, _template_rows([template]))
+    await _show_template(
+        ses, await ses.api.call("template.get", api.TemplateRef(id=template_id), RunTemplate)
+    )
+
+
+async def _show_template(ses: Session, template: RunTemplate, head: str = "") -> None:
+    """JSON: the template; for people: `head`, then the whole template."""
+    human = "" if ses.as_json else head + render.template_detail(template, await _env_of(ses, template))
+    ses.show(template, human)
+
+
+async def _env_of(ses: Session, template: RunTemplate) -> TemplateEnv | None:
+    """An app template's merged env: its secrets masked, its credential sets named
+    (a flow template's env is not merged here: each node merges its app's)."""
+    if template.flow is not None:
+        return None
+    return await ses.api.call("template.env", api.TemplateRef(id=template.id), TemplateEnv)
 
 
 async def job_show(ses: Session, job_id: str) -> None:

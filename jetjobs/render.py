@@ -9,7 +9,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from contracts.enums import Interval
+from contracts.models import RunTemplate, cron_for
 from contracts.records import JobRecord
+from contracts.tenants import TemplateEnv
 
 
 def as_json(value: BaseModel | Sequence[BaseModel]) -> str:
@@ -81,4 +84,56 @@ def job_detail(job: JobRecord) -> str:
             (a.attempt, a.status.value, a.kind, a.exit_code, a.runner, a.begin, a.end) for a in job.attempts
         ]
         lines.append(table(rows, ["attempt", "status", "kind", "exit", "runner", "begin", "end"]))
+    return "\n".join(lines)
+
+
+def _schedule(t: RunTemplate) -> str:
+    if t.interv is Interval.NONE:
+        return "manual only (interval n)"
+    return f"interval {t.interv.value}: cron {cron_for(t.interv, t.cron)} in {t.timezone}"
+
+
+def _state(t: RunTemplate) -> str:
+    active = "active" if t.active else "inactive (--active false: never scheduled)"
+    return f"{active}, {'PAUSED (slots are skipped)' if t.paused else 'not paused'}"
+
+
+def _env_lines(t: RunTemplate, env: TemplateEnv | None) -> list[str]:
+    """The template's own variables, masked where the app declares them secret."""
+    shown = {e.name: e.value for e in env.entries if e.source == "template"} if env else {}
+    return [f"{key}={shown.get(key, value)}" for key, value in sorted(t.env.items())] or ["-"]
+
+
+def _credentials(env: TemplateEnv) -> str:
+    """The credential sets that give the template a value, each with its variables."""
+    sets: dict[str, list[str]] = {}
+    for entry in env.entries:
+        if entry.source.startswith("credential "):
+            sets.setdefault(entry.source.removeprefix("credential "), []).append(entry.name)
+    return ", ".join(f"{name} ({', '.join(fields)})" for name, fields in sorted(sets.items())) or "-"
+
+
+def template_detail(t: RunTemplate, env: TemplateEnv | None) -> str:
+    """Everything about one template; `env` (an app template's merged env) names
+    its credential sets and masks secrets."""
+    runs = f"app {t.app} (id {t.app_id})" if t.flow is None else f"flow {t.flow}"
+    timeouts = t.timeouts
+    env_lines = _env_lines(t, env)
+    lines = [
+        f"template     {t.id} ({t.name})   company {t.company}",
+        f"runs         {runs}",
+        f"schedule     {_schedule(t)}",
+        f"state        {_state(t)}",
+        f"pool         {t.pool}   retries {t.retries}",
+        f"timeouts     {timeouts.timeout:g} s to be taken, {timeouts.timeout_ack:g} s to acknowledge, "
+        f"{timeouts.timeout_result:g} s to the result",
+        f"policies     overlap {t.overlap.value}, misfire {t.misfire.value}, "
+        f"catch-up limit {t.catch_up_limit}, jitter {t.jitter:g} s",
+        f"env          {env_lines[0]}",
+        *(f"             {line}" for line in env_lines[1:]),
+    ]
+    if env is not None:
+        lines.append(f"credentials  {_credentials(env)}")
+    if env is not None and env.missing:
+        lines.append(f"missing      {', '.join(env.missing)} (required: runs fail as invalid)")
     return "\n".join(lines)

@@ -152,7 +152,7 @@ class StoreApi:
             if not await queries.lock_template(request.id):
                 raise resolve.unknown_template(request.id)
             current = await resolve.template(queries, request.id)
-            spec = resolve.merged_spec(current.template, request.changes)
+            spec = resolve.merged_spec(current.template, request)
             company = await resolve.company(queries, spec.company)
             app_id = await template_app_id(conn, spec)
             assert company.id is not None

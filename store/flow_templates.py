@@ -28,11 +28,16 @@ async def template_app_id(conn: Db, spec: TemplateSpec) -> int | None:
     return None
 
 
+def run_now(template_id: int, flow: str | None, company: str) -> str:
+    """The command that runs a template at once: `flow run` of its flow, else `job run`."""
+    return f"jetjobs flow run {company}/{flow}" if flow is not None else f"jetjobs job run {template_id}"
+
+
 def not_for_flows(template_id: int, flow: str | None, company: str, what: str) -> None:
     """Refuse an operation that runs a job of the template when it runs a flow."""
     if flow is not None:
         raise ApiFailure(
             409,
             f"template {template_id} runs flow '{flow}', not a job: {what} "
-            f"(run the flow with `jetjobs flow run {company}/{flow}`)",
+            f"(run the flow with `{run_now(template_id, flow, company)}`)",
         )

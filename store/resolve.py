@@ -4,12 +4,10 @@ with the error that says how to fix a miss."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from typing import Any
 
 from pydantic import ValidationError
 
-from contracts.api import ApiFailure
+from contracts.api import ApiFailure, TemplateUpdate
 from contracts.enums import Interval
 from contracts.errors import describe
 from contracts.models import Application, Company, RunTemplate, TemplateSpec
@@ -70,16 +68,21 @@ async def template(queries: Queries, template_id: int) -> TemplateRow:
     return found
 
 
-def merged_spec(current: RunTemplate, changes: Mapping[str, Any]) -> TemplateSpec:
-    """The stored spec with `changes` applied and checked again.
+def merged_spec(current: RunTemplate, update: TemplateUpdate) -> TemplateSpec:
+    """The stored spec with the update applied and checked again (the caller holds
+    the template's row lock, so env keys set by concurrent updates are all kept).
 
-    `timeouts` may be given in part; moving away from interval `c` drops the cron."""
+    `timeouts` may be given in part; moving away from interval `c` drops the cron;
+    `set_env` and `unset_env` then change single keys of the resulting env."""
     base = current.model_dump(mode="json", include=set(TemplateSpec.model_fields))
-    updates = dict(changes)
+    updates = dict(update.changes)
     if isinstance(updates.get("timeouts"), dict):
         updates["timeouts"] = {**base["timeouts"], **updates["timeouts"]}
     if "interv" in updates and "cron" not in updates and updates["interv"] != Interval.CUSTOM.value:
         updates["cron"] = None
+    env = updates.get("env", base["env"])
+    if (update.set_env or update.unset_env) and isinstance(env, dict):
+        updates["env"] = {k: v for k, v in {**env, **update.set_env}.items() if k not in update.unset_env}
     try:
         return TemplateSpec.model_validate({**base, **updates})
     except ValidationError as error:

@@ -165,7 +165,9 @@ def _backfillable(row: TemplateRow, request: sc.Backfill) -> str:
     cron = cron_for(row.template.interv, row.template.cron)
     if cron is None:
         raise ApiFailure(
-            409, f"template {request.id} has no schedule (interval n): use `jetjobs template run` instead"
+            409,
+            f"template {request.id} has no schedule (interval n), so no past slots: "
+            f"run it now with `jetjobs job run {request.id}`",  # a flow's is refused before
         )
     if not row.company_enabled:
         raise ApiFailure(409, f"company '{row.template.company}' is disabled: its templates cannot run")

@@ -29,7 +29,9 @@ async def _job(ses: Session, job_id: str, *, wait: bool) -> JobRecord:
         try:
             return await ses.api.call("job.get", api.JobRef(id=job_id), JobRecord)
         except ApiFailure as failure:
-            if failure.code != 404 or loop.time() >= deadline:
+            if failure.code != 404:
+                raise CommandError(failure.message) from None  # e.g. not allowed to read it: says who may
+            if loop.time() >= deadline:
                 raise CommandError(f"no job {job_id}: check the id with `jetjobs job list`") from None
         await asyncio.sleep(0.2)
 

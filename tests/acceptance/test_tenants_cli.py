@@ -134,6 +134,10 @@ async def test_credentials_env_artifacts_export_actors_and_audit(
         await jetjobs("credentials", "list", "acme", env=outsider),
         "actor 'mallory' may not read in company 'acme'",
     )
+    one_line_error(
+        await jetjobs("job", "logs", job["id"], env=outsider),
+        "actor 'mallory' may not read in company 'acme'",
+    )
     audit = await ok("audit", "--company", "acme", env=env)
     assert "credential.set" in audit.out and "actor.grant" in audit.out and SECRET not in audit.out
 
@@ -171,10 +175,11 @@ async def test_a_bind_only_company_executor_from_the_command_line(nats_url: str,
         executor = ("executor", "--company", "acme", "--pool", "solo", "--bind-only")
         one_line_error(await jetjobs(*executor, env=env), "jetjobs company consumer acme --pool solo")
         one_line_error(await jetjobs("company", "consumer", "Not A Code", env=env), "is not valid")
+        one_line_error(await jetjobs("company", "consumer", "acme", env=env), "unknown company 'acme'")
+        await stack.company("acme")
         made = await ok("company", "consumer", "acme", "--pool", "solo", env=env)
         assert "exec_solo__acme" in made.out and "--bind-only" in made.out
 
-        await stack.company("acme")
         app = await stack.app("-c 'echo served by $JETJOBS_COMPANY'")
         template = await stack.template(name="t", app=str(app.app.id), company="acme", pool="solo")
         process = await asyncio.create_subprocess_exec(
