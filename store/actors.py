@@ -1,24 +1,30 @@
 """Who may do what: each API request is made as an actor (the `Jetjobs-Actor`
-header), checked against the company's admins, readers and executors, and
-every change is written to the audit log.
+header, or the actor of its `Jetjobs-Token`), checked against the company's admins,
+readers and executors, and every change is written to the audit log.
 
 A company that lists no actors is open to every caller, which keeps a single
-operator's setup simple; granting the first role closes it."""
+operator's setup simple; granting the first role closes it.
+
+`RULES` is the one place that says, for every operation of `contracts.api.OPERATIONS`,
+what it needs in which company (or why it is open to every actor) and who writes
+the audit entry of a change; `guard_all` refuses to serve an operation without a
+rule, so none can be added unguarded."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
 from pydantic import BaseModel
 
 from bus.api import current_actor
-from contracts import api
 from contracts.api import ApiFailure
-from contracts.models import Company, TemplateSpec
 
+from . import resolve
 from .tenant_queries import TenantQueries
+from .visibility import Reader
 
 log = structlog.get_logger("jetjobs.store")
 
@@ -32,11 +38,14 @@ ALLOWED: dict[Need, frozenset[str]] = {
 }
 
 
-async def require(db: Any, company: str, need: Need) -> str:
-    """The calling actor, if it may `need` in `company`; otherwise a 403 saying who may."""
+async def require(db: Any, company: str, need: Need, known: bool = False) -> str:
+    """The calling actor, if it may `need` in `company`; otherwise a 403 saying who may
+    (and, when the company must be `known`, a 404 for one that does not exist)."""
     actor = current_actor.get()
-    roles, closed = await TenantQueries(db).actor_roles(company, actor)
-    permit(actor, company, need, roles, closed)
+    standing = await TenantQueries(db).standing(company, actor)
+    if known and not standing.known:
+        raise resolve.unknown_company(company)
+    permit(actor, company, need, standing.roles, standing.closed)
     return actor
 
 
@@ -52,74 +61,203 @@ def permit(actor: str, company: str, need: Need, roles: set[str], closed: bool) 
         )
 
 
+def reader() -> Reader:
+    """The calling actor, as the reader of a list that spans companies."""
+    return Reader(current_actor.get(), sorted(ALLOWED["read"]))
+
+
 async def audit(db: Any, action: str, company: str | None, detail: Mapping[str, Any]) -> None:
     """Record that the calling actor did `action`."""
     await TenantQueries(db).write_audit(current_actor.get(), action, company, dict(detail))
 
 
-CompanyOf = Callable[[Any, BaseModel], Awaitable[str | None]]
-
-
-async def _template_company(db: Any, template_id: int) -> str | None:
-    return await TenantQueries(db).template_company(template_id)
-
-
-async def _company_of(db: Any, request: BaseModel) -> str | None:
-    """The company a request of the core API is about, when it names one."""
-    match request:
-        case TemplateSpec() | api.CompanyFilter() | api.JobQuery():
-            return request.company
-        case api.TemplateUpdate() | api.TemplateRef():
-            return await _template_company(db, request.id)
-        case api.JobRef():
-            brief = await TenantQueries(db).job_brief(request.id)
-            return None if brief is None else brief[0]
-        case Company():
-            return request.code
-    return None
-
-
-CORE_NEEDS: dict[str, Need] = {
-    "company.list": "read",
-    "app.list": "read",
-    "template.create": "change",
-    "template.update": "change",
-    "template.get": "read",
-    "template.list": "read",
-    "job.get": "read",
-    "job.list": "read",
-}
-CORE_CHANGES = ("company.create", "app.import", "template.create", "template.update")
-"""`template.run` checks and audits for itself: it is on the path of every run-now,
-so its lookups go out together and its audit entry shares the job's transaction."""
+VALUES = {"document", "env", "set_env", "values"}
+"""Request fields that hold documents or values, which the audit log never keeps:
+of an environment it keeps only which variables changed."""
 
 
 def summary(request: BaseModel) -> dict[str, Any]:
     """What the audit log keeps of a request: small, and never a document or a value."""
-    data = request.model_dump(mode="json", exclude={"document", "env", "values"})
-    return {k: v for k, v in data.items() if v is not None}
+    data = request.model_dump(mode="json", exclude_none=True)
+    kept = {k: v for k, v in data.items() if k not in VALUES}
+    changes = kept.get("changes")
+    if isinstance(changes, dict) and "env" in changes:
+        kept["changes"] = {**{k: v for k, v in changes.items() if k != "env"}, "env": sorted(changes["env"])}
+    if data.get("set_env"):
+        kept["set_env"] = sorted(data["set_env"])
+    return kept
 
 
-def guarded(pool: Any, op: str, handler: Handler) -> Handler:
-    """`handler` with the actor checked for its company and the change audited."""
-    need = CORE_NEEDS.get(op)
-    changes = op in CORE_CHANGES
+async def _job_company(queries: TenantQueries, job_id: str) -> str | None:
+    brief = await queries.job_brief(job_id)
+    return None if brief is None else brief[0]
+
+
+OWNERS: dict[str, Callable[[TenantQueries, Any], Awaitable[str | None]]] = {
+    "template": TenantQueries.template_company,
+    "job": _job_company,
+    "letter": TenantQueries.dead_letter_company,
+    "run": TenantQueries.flow_run_company,
+}
+"""How to find the company of what an id names, by what it names."""
+
+
+@dataclass(frozen=True)
+class Of:
+    """Where a request's company is: the field at `path` (dotted, into models and
+    dicts) names it, or, with an `owner` of `OWNERS`, holds the id of what it belongs
+    to. An empty field or an unknown id finds none, and the handler answers."""
+
+    path: str
+    owner: str | None = None
+
+    async def company(self, db: Any, request: BaseModel) -> str | None:
+        value: Any = request
+        for part in self.path.split("."):
+            value = value.get(part) if isinstance(value, dict) else getattr(value, part, None)
+        if value is None or self.owner is None:
+            return value if isinstance(value, str) else None
+        return await OWNERS[self.owner](TenantQueries(db), value)
+
+
+Auditor = Literal["guard", "handler"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What an operation needs in each company `of` finds, or None when it is open to
+    every actor (`why` says why); who writes the audit entry of a change; whether the
+    handler checks `need` itself (`why` says why); and whether `of` is a list's
+    company filter, which must name a company, and without which the list shows only
+    rows of companies the actor may read (the handler passes `reader()` to its query)."""
+
+    need: Need | None
+    of: tuple[Of, ...] = ()
+    audit: Auditor | None = None
+    checker: Auditor = "guard"
+    listing: bool = False
+    why: str = ""
+
+
+def _reads(*of: Of) -> Rule:
+    return Rule("read", of)
+
+
+def _changes(*of: Of, audit: Auditor = "guard") -> Rule:
+    return Rule("change", of, audit=audit)
+
+
+def _open(why: str, *of: Of, audit: Auditor | None = None) -> Rule:
+    return Rule(None, of, audit=audit, why=why)
+
+
+NAMED = Of("company")
+LISTS = Rule("read", (NAMED,), listing=True)
+TEMPLATE = Of("id", "template")
+JOB = Of("id", "job")
+RUN = Of("id", "run")
+SHARED_APPS = (
+    "applications are one catalog that every company's templates share, and no company owns one "
+    "(so a re-import changes what each company using it runs)"
+)
+BY_TOKEN = "tokens belong to actors, not to companies: the handler requires an admin token"
+
+RULES: dict[str, Rule] = {
+    "company.create": _open(
+        "anyone may create a company: it starts open to all, and its first grant names its admin",
+        Of("code"),
+        audit="guard",
+    ),
+    "company.list": LISTS,
+    "app.import": _open(SHARED_APPS, audit="guard"),
+    "app.list": _reads(NAMED),
+    "app.export": _open(SHARED_APPS),
+    "template.create": _changes(NAMED),
+    "template.update": _changes(TEMPLATE, Of("changes.company")),
+    "template.get": _reads(TEMPLATE),
+    "template.list": LISTS,
+    "template.run": Rule(
+        "change",
+        (TEMPLATE,),
+        audit="handler",
+        checker="handler",
+        why="on every run-now's path: one statement finds the template and the actor's roles, "
+        "and the audit entry shares the job's transaction",
+    ),
+    "job.get": _reads(JOB),
+    "job.list": LISTS,
+    "job.cancel": _changes(JOB),
+    "dlq.list": LISTS,
+    "dlq.replay": _changes(Of("id", "letter")),
+    "runner.list": _open(
+        "executors serve pools, not companies; a heartbeat names only job ids, and a job needs read"
+    ),
+    "credential.set": _changes(NAMED, audit="handler"),
+    "credential.list": _reads(NAMED),
+    "credential.assign": _changes(Of("template_id", "template"), audit="handler"),
+    "secrets.fetch": Rule(
+        "execute",
+        (NAMED,),
+        audit="handler",
+        checker="handler",
+        why="on the executor's path of every job with credentials: the handler checks the template, "
+        "the job and the company together",
+    ),
+    "template.env": _reads(TEMPLATE),
+    "artifact.put": Rule(
+        "execute",
+        (NAMED,),
+        checker="handler",
+        why="on the executor's path of every artifact: the handler checks it with the job's company",
+    ),
+    "artifact.list": _reads(JOB),
+    "artifact.get": _reads(Of("job_id", "job")),
+    "actor.grant": _changes(NAMED, audit="handler"),
+    "actor.list": _reads(NAMED),
+    "audit.list": LISTS,
+    "token.create": _open(BY_TOKEN, audit="handler"),
+    "token.revoke": _open(BY_TOKEN, audit="handler"),
+    "token.list": _open(BY_TOKEN),
+    "template.pause": _changes(TEMPLATE),
+    "template.resume": _changes(TEMPLATE),
+    "company.pause": _changes(Of("code")),
+    "company.resume": _changes(Of("code")),
+    "template.backfill": _changes(TEMPLATE),
+    "template.explain": _reads(TEMPLATE),
+    "flow.validate": _reads(NAMED),
+    "flow.save": _changes(NAMED, audit="handler"),
+    "flow.run": _changes(Of("spec.company"), NAMED, audit="handler"),
+    "flow.get": _reads(RUN),
+    "flow.list": LISTS,
+    "flow.cancel": _changes(RUN, audit="handler"),
+    "flow.retry": _changes(RUN, audit="handler"),
+}
+"""Every operation's rule. `app.list` with no company lists the whole catalog;
+the handlers of `credential.*`, `actor.*`, `template.env`, `artifact.list|get`
+and `audit.list` check again as they did before this table."""
+
+
+def guarded(pool: Any, op: str, rule: Rule, handler: Handler) -> Handler:
+    """`handler` with the actor checked in each company of the request, and the change audited."""
+    if rule.checker == "handler" or (rule.need is None and rule.audit != "guard"):
+        return handler
 
     async def handle(request: BaseModel) -> BaseModel:
-        company = await _company_of(pool, request) if need or changes else None
-        if need is not None and company is not None:
-            await require(pool, company, need)
+        companies = [c for where in rule.of if (c := await where.company(pool, request)) is not None]
+        if rule.need is not None:
+            for company in companies:
+                await require(pool, company, rule.need, known=rule.listing)
         reply = await handler(request)
-        if changes:
-            await audit(pool, op, company, summary(request))
+        if rule.audit == "guard":
+            await audit(pool, op, companies[0] if companies else None, summary(request))
         return reply
 
     return handle
 
 
 def guard_all(pool: Any, handlers: Mapping[str, Handler]) -> dict[str, Handler]:
-    """Every core handler guarded; the tenant handlers check for themselves."""
-    return {
-        op: guarded(pool, op, h) if op in CORE_NEEDS or op in CORE_CHANGES else h
-        for op, h in handlers.items()
-    }
+    """Every handler behind its rule; an operation without one is a bug, found at start."""
+    missing = sorted(set(handlers) - set(RULES))
+    if missing:
+        raise LookupError(f"operations without a rule in store.actors.RULES: {', '.join(missing)}")
+    return {op: guarded(pool, op, RULES[op], handler) for op, handler in handlers.items()}

@@ -20,7 +20,7 @@ from contracts.multiflexi import AppFileError, parse_app
 from contracts.records import JobRecord
 
 from . import resolve
-from .actors import audit, permit, summary
+from .actors import audit, permit, reader, summary
 from .board import BoardKeeper, active_template
 from .db import BAD_DATA, UNAVAILABLE
 from .flow_templates import not_for_flows, template_app_id
@@ -96,9 +96,7 @@ class StoreApi:
         return created
 
     async def company_list(self, request: api.CompanyFilter) -> api.CompanyList:
-        companies = await Queries(self._pool).list_companies(request.company)
-        if request.company is not None and not companies:
-            raise resolve.unknown_company(request.company)
+        companies = await Queries(self._pool).list_companies(request.company, reader())
         return api.CompanyList(companies=companies)
 
     async def app_import(self, request: api.AppImport) -> api.AppImported:
@@ -169,9 +167,7 @@ class StoreApi:
         return (await self._template(request.id)).template
 
     async def template_list(self, request: api.CompanyFilter) -> api.TemplateList:
-        queries = Queries(self._pool)
-        await resolve.company_id(queries, request.company)
-        rows = await queries.templates(company=request.company)
+        rows = await Queries(self._pool).templates(company=request.company, reader=reader())
         return api.TemplateList(templates=[row.template for row in rows])
 
     async def template_run(self, request: api.RunNow) -> api.JobQueued:
@@ -233,6 +229,6 @@ class StoreApi:
 
     async def job_list(self, request: api.JobQuery) -> api.JobList:
         jobs = await Queries(self._pool).list_jobs(
-            request.company, request.template_id, request.status, request.limit
+            request.company, request.template_id, request.status, request.limit, reader()
         )
         return api.JobList(jobs=jobs)

@@ -12,6 +12,7 @@ from contracts.flows import FlowRun, FlowSpec, FlowStatus, NodeStatus, NodeView
 
 from .db import Db
 from .loader import Query, parse_queries
+from .visibility import Reader
 
 
 @functools.cache
@@ -110,8 +111,9 @@ class FlowQueries:
         status = FlowStatus(row["status"])
         return LockedRun(row["id"], row["company"], row["name"], status, row["changed_in"], row["this_xact"])
 
-    async def runs(self, company: str | None, limit: int) -> list[FlowRun]:
-        rows = await self._db.fetch(self._q("list_runs"), company, limit)
+    async def runs(self, company: str | None, limit: int, reader: Reader) -> list[FlowRun]:
+        """The newest runs, of companies `reader` may read."""
+        rows = await self._db.fetch(self._q("list_runs"), company, limit, reader.actor, reader.roles)
         return [_run(row, await self.nodes(row["id"])) for row in rows]
 
     async def nodes(self, run_id: str) -> list[NodeView]:

@@ -26,6 +26,7 @@ from contracts.lifecycle import (
 from contracts.messages import JobEvent, JobMessage
 from contracts.records import JobRecord
 
+from .actors import reader
 from .api import Handler, _typed
 from .queries import Queries
 
@@ -63,8 +64,20 @@ def replay_message(letter: DeadLetterRecord, job: JobRecord | None) -> JobMessag
             f"dead letter {letter.id} cannot be replayed: its message is not a valid job "
             f"({describe(error)}); publish a corrected job instead",
         ) from None
-    last = max(original.attempt, job.attempt if job is not None else 0, letter.replayed_as or 0)
+    last = max(original.attempt, job.attempt if job is not None else 0)
     return original.model_copy(update={"attempt": last + 1, "dispatched_at": _now()})
+
+
+def already_replayed(letter: DeadLetterRecord) -> ApiFailure:
+    """The refusal of a second replay: the first one's attempt may still run, and a
+    second copy of the job would compete with it for the same record."""
+    job = "" if letter.job_id is None else f" of job {letter.job_id}"
+    return ApiFailure(
+        409,
+        f"dead letter {letter.id} was already replayed, as attempt {letter.replayed_as}{job}: "
+        "if that attempt failed too, replay the job's newest dead letter "
+        f"(`jetjobs dlq list --company {letter.company}`)",
+    )
 
 
 class LifecycleApi:
@@ -116,7 +129,7 @@ class LifecycleApi:
             raise ApiFailure(503, f"could not record job {event.job_id}'s end ({error}); try again") from None
 
     async def dlq_list(self, request: DeadLetterQuery) -> DeadLetterList:
-        found = await Queries(self._pool).dead_letter_records(request.company, request.limit)
+        found = await Queries(self._pool).dead_letter_records(request.company, request.limit, reader())
         return DeadLetterList(dead_letters=found)
 
     async def dlq_replay(self, request: DeadLetterRef) -> Replayed:
@@ -125,6 +138,8 @@ class LifecycleApi:
             letter = await queries.dead_letter_by_id(request.id)
             if letter is None:
                 raise ApiFailure(404, f"unknown dead letter {request.id}: see `jetjobs dlq list`")
+            if letter.replayed_as is not None:
+                raise already_replayed(letter)
             job = await queries.job_by_id(letter.job_id) if letter.job_id else None
             message = replay_message(letter, job)
             try:

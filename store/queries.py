@@ -21,6 +21,7 @@ from .documents import Deadline
 from .lifecycle import AttemptState, Plan
 from .loader import queries
 from .rows import TemplateRow
+from .visibility import Reader
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,10 @@ class Queries:
         row = await self._db.fetchrow(self._q("insert_company"), company.code, company.name, company.enabled)
         return None if row is None else rows.company(row)
 
-    async def list_companies(self, code: str | None = None) -> list[Company]:
-        return [rows.company(r) for r in await self._db.fetch(self._q("list_companies"), code)]
+    async def list_companies(self, code: str | None, reader: Reader) -> list[Company]:
+        """Companies, optionally just one, that `reader` may read."""
+        found = await self._db.fetch(self._q("list_companies"), code, reader.actor, reader.roles)
+        return [rows.company(r) for r in found]
 
     async def company_by_code(self, code: str) -> Company | None:
         row = await self._db.fetchrow(self._q("company_by_code"), code)
@@ -139,10 +142,16 @@ class Queries:
         return None if value is None else int(value)
 
     async def templates(
-        self, ids: Sequence[int] | None = None, company: str | None = None, app_id: int | None = None
+        self,
+        ids: Sequence[int] | None = None,
+        company: str | None = None,
+        app_id: int | None = None,
+        reader: Reader | None = None,
     ) -> list[TemplateRow]:
+        """Templates, those of companies `reader` may read when one is given."""
+        actor, roles = (None, None) if reader is None else (reader.actor, reader.roles)
         found = await self._db.fetch(
-            self._q("templates"), None if ids is None else list(ids), company, app_id
+            self._q("templates"), None if ids is None else list(ids), company, app_id, actor, roles
         )
         return [rows.template(r) for r in found]
 
@@ -207,10 +216,13 @@ class Queries:
         return [RecordedEvent(r["attempt"], Status(r["status"]), r["at"], r["stale"]) for r in found]
 
     async def list_jobs(
-        self, company: str | None, template_id: int | None, status: Status | None, limit: int
+        self, company: str | None, template_id: int | None, status: Status | None, limit: int, reader: Reader
     ) -> list[JobRecord]:
+        """The newest jobs matching the filters, of companies `reader` may read."""
         label = None if status is None else status.value
-        found = await self._db.fetch(self._q("list_jobs"), company, template_id, label, limit)
+        found = await self._db.fetch(
+            self._q("list_jobs"), company, template_id, label, limit, reader.actor, reader.roles
+        )
         return [rows.job_record(r) for r in found]
 
     async def dead_letters(self, company: str | None, limit: int) -> list[tuple[int, DeadLetter]]:
@@ -248,8 +260,13 @@ class Queries:
         seq = await self._db.fetchval(self._q("dispatch_of"), job_id)
         return None if seq is None else int(seq)
 
-    async def dead_letter_records(self, company: str | None, limit: int) -> list[DeadLetterRecord]:
-        found = await self._db.fetch(self._q("dead_letter_records"), company, limit)
+    async def dead_letter_records(
+        self, company: str | None, limit: int, reader: Reader
+    ) -> list[DeadLetterRecord]:
+        """The newest dead letters, of companies `reader` may read."""
+        found = await self._db.fetch(
+            self._q("dead_letter_records"), company, limit, reader.actor, reader.roles
+        )
         return [rows.dead_letter_record(r) for r in found]
 
     async def dead_letter_by_id(self, letter_id: int) -> DeadLetterRecord | None:

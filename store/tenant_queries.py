@@ -25,6 +25,7 @@ from . import rows
 from .credentials import Sealed
 from .db import Db
 from .loader import Query, parse_queries
+from .visibility import Reader
 
 
 @functools.cache
@@ -50,6 +51,15 @@ class StoredCredential:
     name: str
     fields: list[str]
     sealed: Sealed
+
+
+@dataclass(frozen=True)
+class Standing:
+    """An actor's roles in a company, whether the company lists any actor, and whether it exists."""
+
+    roles: set[str]
+    closed: bool
+    known: bool
 
 
 @dataclass(frozen=True)
@@ -167,6 +177,14 @@ class TenantQueries:
         value = await self._db.fetchval(self._q("template_company"), template_id)
         return None if value is None else str(value)
 
+    async def dead_letter_company(self, letter_id: int) -> str | None:
+        value = await self._db.fetchval(self._q("dead_letter_company"), letter_id)
+        return None if value is None else str(value)
+
+    async def flow_run_company(self, run_id: str) -> str | None:
+        value = await self._db.fetchval(self._q("flow_run_company"), run_id)
+        return None if value is None else str(value)
+
     async def job_brief(self, job_id: str) -> tuple[str, int | None, bool] | None:
         row = await self._db.fetchrow(self._q("job_brief"), job_id)
         return None if row is None else (row["company"], row["template_id"], row["final"])
@@ -200,10 +218,14 @@ class TenantQueries:
         content = row["content"]
         return _artifact(row), None if content is None else bytes(content)
 
+    async def standing(self, company: str, actor: str) -> Standing:
+        row = await self._db.fetchrow(self._q("actor_roles"), company, actor)
+        return Standing(set(row["roles"]), bool(row["closed"]), bool(row["known"]))
+
     async def actor_roles(self, company: str, actor: str) -> tuple[set[str], bool]:
         """The actor's roles in the company, and whether the company lists actors at all."""
-        row = await self._db.fetchrow(self._q("actor_roles"), company, actor)
-        return set(row["roles"]), bool(row["closed"])
+        found = await self.standing(company, actor)
+        return found.roles, found.closed
 
     async def grant_actor(self, company_id: int, actor: str, role: str) -> None:
         await self._db.execute(self._q("grant_actor"), company_id, actor, role)
@@ -215,8 +237,13 @@ class TenantQueries:
     async def write_audit(self, actor: str, action: str, company: str | None, detail: dict[str, Any]) -> None:
         await self._db.execute(self._q("write_audit"), actor, action, company, json.dumps(detail))
 
-    async def audit_entries(self, company: str | None, limit: int) -> list[AuditEntry]:
-        found = await self._db.fetch(self._q("audit_entries"), company, limit)
+    async def audit_entries(
+        self, company: str | None, limit: int, reader: Reader | None = None
+    ) -> list[AuditEntry]:
+        """Entries newest first; for a `reader`, only those of companies it may read
+        and of no company (None: every entry, for the store's own use)."""
+        actor, roles = (None, None) if reader is None else (reader.actor, reader.roles)
+        found = await self._db.fetch(self._q("audit_entries"), company, limit, actor, roles)
         return [
             AuditEntry(
                 at=r["at"],

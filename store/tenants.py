@@ -15,7 +15,7 @@ from contracts.api import ApiFailure
 from contracts.multiflexi import AppFileError, parse_app, to_document
 
 from . import layering, resolve
-from .actors import audit, guard_all, require
+from .actors import audit, guard_all, reader, require
 from .api import _typed
 from .artifacts import ArtifactApi
 from .board import BoardKeeper
@@ -222,7 +222,7 @@ class TenantApi:
         if request.company is not None:
             await self._company_id(request.company)
             await require(self._pool, request.company, "read")
-        entries = await TenantQueries(self._pool).audit_entries(request.company, request.limit)
+        entries = await TenantQueries(self._pool).audit_entries(request.company, request.limit, reader())
         return t.AuditList(entries=entries)
 
 
@@ -233,14 +233,9 @@ def with_tenants(
     core: dict[str, Handler],
     require_tokens: bool = False,
 ) -> dict[str, Handler]:
-    """The core handlers, guarded by actor and audited, plus the tenant, artifact and
-    token handlers; every one behind token authentication."""
+    """The core, tenant, artifact and token handlers, each guarded by its rule in
+    `store.actors.RULES` and behind token authentication."""
     tenants = TenantApi(pool, board, keyring).handlers(core["app.import"])
     cache = TokenCache()
-    handlers = {
-        **guard_all(pool, core),
-        **tenants,
-        **ArtifactApi(pool).handlers(),
-        **TokenApi(pool, cache).handlers(),
-    }
-    return Authenticator(pool, require_tokens, cache).wrap(handlers)
+    handlers = {**core, **tenants, **ArtifactApi(pool).handlers(), **TokenApi(pool, cache).handlers()}
+    return Authenticator(pool, require_tokens, cache).wrap(guard_all(pool, handlers))

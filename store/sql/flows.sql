@@ -29,9 +29,13 @@ FROM flow_run WHERE id = $1 FOR UPDATE;
 SELECT id, company, name, spec::text, status, reason, created_at, ended_at FROM flow_run WHERE id = $1;
 
 -- name: list_runs --
--- Runs, newest first, optionally of one company.
+-- Runs, newest first, optionally of one company, without those of companies that list actors and give actor $3 none of the roles $4.
 SELECT id, company, name, spec::text, status, reason, created_at, ended_at FROM flow_run
-WHERE $1::text IS NULL OR company = $1 ORDER BY created_at DESC LIMIT $2;
+WHERE ($1::text IS NULL OR company = $1)
+    AND company <> ALL (ARRAY(
+        SELECT co.code FROM company co JOIN company_actor ca ON ca.company_id = co.id
+        GROUP BY co.code HAVING NOT bool_or(ca.actor = $3 AND ca.role = ANY ($4::text[]))))
+ORDER BY created_at DESC LIMIT $2;
 
 -- name: nodes --
 -- The nodes of a run with the status of their current job. A node ends on its

@@ -39,9 +39,12 @@ ON CONFLICT (code) DO NOTHING
 RETURNING id, code, name, enabled;
 
 -- name: list_companies --
--- Companies by code, optionally just one.
+-- Companies by code, optionally just one, without those that list actors and give actor $2 none of the roles $3.
 SELECT id, code, name, enabled FROM company
-WHERE $1::text IS NULL OR code = $1
+WHERE ($1::text IS NULL OR code = $1)
+    AND code <> ALL (ARRAY(
+        SELECT co.code FROM company co JOIN company_actor ca ON ca.company_id = co.id
+        GROUP BY co.code HAVING NOT bool_or(ca.actor = $2 AND ca.role = ANY ($3::text[]))))
 ORDER BY code;
 
 -- name: company_by_code --
@@ -115,7 +118,7 @@ SELECT id FROM runtemplate WHERE id = $1 FOR UPDATE;
 SELECT id FROM runtemplate WHERE company_id = $1 AND name = $2;
 
 -- name: templates --
--- Templates with their company and application (none for a flow template), filtered by ids, company code and application id.
+-- Templates with their company and application (none for a flow template), filtered by ids, company code and application id; with an actor $4, without the companies that list actors and give it none of the roles $5.
 SELECT t.id, t.name, t.app_id, t.interv, t.cron, t.timezone, t.env, t.pool,
     t.timeout, t.timeout_ack, t.timeout_result, t.retries, t.active, t.updated_at,
     t.overlap, t.misfire, t.catch_up_limit, t.jitter, t.paused, t.flow,
@@ -128,6 +131,9 @@ LEFT JOIN application a ON a.id = t.app_id
 WHERE ($1::bigint[] IS NULL OR t.id = ANY($1))
     AND ($2::text IS NULL OR c.code = $2)
     AND ($3::bigint IS NULL OR t.app_id = $3)
+    AND ($4::text IS NULL OR c.code <> ALL (ARRAY(
+        SELECT co.code FROM company co JOIN company_actor ca ON ca.company_id = co.id
+        GROUP BY co.code HAVING NOT bool_or(ca.actor = $4 AND ca.role = ANY ($5::text[])))))
 ORDER BY c.code, t.name, t.id;
 
 -- name: record_dispatches --
@@ -262,13 +268,16 @@ ORDER BY attempt;
 SELECT attempt, status, at, stale FROM job_event WHERE job_id = $1 ORDER BY id;
 
 -- name: list_jobs --
--- Jobs newest first, optionally of one company, template and status.
+-- Jobs newest first, optionally of one company, template and status, without those of companies that list actors and give actor $5 none of the roles $6 (computed once, then a filter on the same index scan).
 SELECT id, company, pool, template_id, app_id, status, kind, attempt, final, argv, scheduled_at,
     dispatched_at, begin_at, end_at, exit_code, pid, runner, reason, stdout, stderr, launched_by
 FROM job
 WHERE ($1::text IS NULL OR company = $1)
     AND ($2::bigint IS NULL OR template_id = $2)
     AND ($3::job_status IS NULL OR status = $3)
+    AND company <> ALL (ARRAY(
+        SELECT co.code FROM company co JOIN company_actor ca ON ca.company_id = co.id
+        GROUP BY co.code HAVING NOT bool_or(ca.actor = $5 AND ca.role = ANY ($6::text[]))))
 ORDER BY created_at DESC, id DESC
 LIMIT $4;
 
@@ -304,10 +313,13 @@ SELECT d.stream_seq FROM job_dispatch d JOIN job j ON j.id = d.job_id AND j.atte
 WHERE d.job_id = $1;
 
 -- name: dead_letter_records --
--- Dead letters with their ids, newest first, optionally of one company.
+-- Dead letters with their ids, newest first, optionally of one company, without those of companies that list actors and give actor $3 none of the roles $4.
 SELECT id, company, job_id, reason, subject, payload, headers, at, replayed_as
 FROM dead_letter
-WHERE $1::text IS NULL OR company = $1
+WHERE ($1::text IS NULL OR company = $1)
+    AND company <> ALL (ARRAY(
+        SELECT co.code FROM company co JOIN company_actor ca ON ca.company_id = co.id
+        GROUP BY co.code HAVING NOT bool_or(ca.actor = $3 AND ca.role = ANY ($4::text[]))))
 ORDER BY at DESC, id DESC
 LIMIT $2;
 

@@ -87,6 +87,14 @@ ORDER BY c.name;
 -- The company code of a template.
 SELECT co.code FROM runtemplate t JOIN company co ON co.id = t.company_id WHERE t.id = $1;
 
+-- name: dead_letter_company --
+-- The company of a dead letter.
+SELECT company FROM dead_letter WHERE id = $1;
+
+-- name: flow_run_company --
+-- The company of a flow run.
+SELECT company FROM flow_run WHERE id = $1;
+
 -- name: job_brief --
 -- A job's company, template and whether it has ended for good.
 SELECT company, template_id, final FROM job WHERE id = $1;
@@ -117,9 +125,10 @@ SELECT job_id, attempt, name, path, content_type, size, sha256, over_limit, note
 FROM artifact WHERE job_id = $1 AND name = $2 ORDER BY attempt DESC LIMIT 1;
 
 -- name: actor_roles --
--- The roles an actor holds in a company, and whether the company lists any actor at all.
-SELECT coalesce(array_agg(role) FILTER (WHERE actor = $2), '{}') AS roles, count(*) > 0 AS closed
-FROM company_actor ca JOIN company co ON co.id = ca.company_id
+-- The roles an actor holds in a company, whether the company lists any actor at all, and whether it exists.
+SELECT coalesce(array_agg(ca.role) FILTER (WHERE ca.actor = $2), '{}') AS roles,
+    count(ca.role) > 0 AS closed, count(co.id) > 0 AS known
+FROM company co LEFT JOIN company_actor ca ON ca.company_id = co.id
 WHERE co.code = $1;
 
 -- name: grant_actor --
@@ -135,9 +144,12 @@ SELECT actor, role FROM company_actor WHERE company_id = $1 ORDER BY actor, role
 INSERT INTO audit_log (actor, action, company, detail) VALUES ($1, $2, $3, $4::jsonb);
 
 -- name: audit_entries --
--- The audit log newest first, optionally of one company.
+-- The audit log newest first, optionally of one company; with an actor $3, without the entries of companies that list actors and give it none of the roles $4 (entries of no company stay).
 SELECT at, actor, action, company, detail FROM audit_log
-WHERE $1::text IS NULL OR company = $1
+WHERE ($1::text IS NULL OR company = $1)
+    AND ($3::text IS NULL OR company IS NULL OR company <> ALL (ARRAY(
+        SELECT co.code FROM company co JOIN company_actor ca ON ca.company_id = co.id
+        GROUP BY co.code HAVING NOT bool_or(ca.actor = $3 AND ca.role = ANY ($4::text[])))))
 ORDER BY at DESC, id DESC
 LIMIT $2;
 

@@ -52,6 +52,7 @@ async def test_dead_letters_are_listed_and_replayed(stack: Stack) -> None:
 
 async def test_a_malformed_message_is_buried_and_cannot_be_replayed(stack: Stack) -> None:
     env = clean_env(JETJOBS_NATS_URL=stack.nats_url)
+    await stack.company("acme")  # to list its dead letters
     await stack.bus.js.publish(s.dispatch_subject("acme", "default"), b"{not json")
     [letter] = await _letters(env, 1)
     assert letter["job_id"] is None

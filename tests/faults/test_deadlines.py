@@ -13,6 +13,7 @@ from bus import ApiClient
 from contracts import api
 from contracts import subjects as s
 from contracts.lifecycle import CancelReply, DeadLetterList, DeadLetterQuery, DeadLetterRef, Replayed
+from contracts.models import Company
 from tests.faults.harness import Faults, faults
 from tests.processes import alive
 from tests.stack import eventually
@@ -49,6 +50,7 @@ async def test_timeout_result_kills_the_group_retries_then_dead_letters(f: Fault
     assert job_id in letter["payload"] and letter["subject"] == s.dispatch_subject("acme", "default")
 
     client = ApiClient(f.bus.nc)
+    await client.call("company.create", Company(code="acme", name="Acme"), Company)  # to filter by it
     listed = await client.call("dlq.list", DeadLetterQuery(company="acme"), DeadLetterList)
     assert [d.job_id for d in listed.dead_letters] == [job_id]
     replayed = await client.call("dlq.replay", DeadLetterRef(id=listed.dead_letters[0].id), Replayed)
