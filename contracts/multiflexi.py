@@ -10,10 +10,6 @@ from .cmdline import CommandLineError, placeholders, words
 from .models import Application, EnvField
 
 _NAMESPACE = uuid.UUID("0b5e3c1a-2f6d-4c8e-9b7a-5d4e3f2a1b0c")
-SCHEMA_URL = (
-    "https://raw.githubusercontent.com/VitexSoftware/php-vitexsoftware-multiflexi-core"
-    "/refs/heads/main/multiflexi.app.schema.json"
-)
 
 KNOWN_KEYS = frozenset(
     {
@@ -174,35 +170,3 @@ def _extras(raw: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
         }
     except extras.ExtrasError as error:
         raise AppFileError(str(error)) from None
-
-
-def _export_field(spec: EnvField) -> dict[str, Any]:
-    field: dict[str, Any] = {
-        "type": "password" if spec.secret else spec.type,
-        "description": spec.description,
-    }
-    if spec.default is not None:
-        field["defval"] = spec.default
-    field["required"] = spec.required
-    return field
-
-
-def to_document(app: Application) -> dict[str, Any]:
-    """A MultiFlexi app document for `app` that `parse_app` reads back to the same application."""
-    document: dict[str, Any] = {
-        "$schema": SCHEMA_URL,
-        "uuid": app.uuid,
-        "name": app.name,
-        "description": app.description,
-        "executable": app.executable,
-        "cmdparams": app.cmdparams,
-        "environment": {name: _export_field(spec) for name, spec in app.environment.items()},
-        "ociimage": app.ociimage,
-        "homepage": app.homepage,
-        "tags": list(app.tags),
-    }
-    if app.artifacts:
-        document["artifacts"] = extras.export_artifacts(app.artifacts)
-    if app.exit_codes is not None:
-        document["exitCodes"] = extras.export_exit_codes(app.exit_codes)
-    return document

@@ -110,14 +110,3 @@ def exit_codes(raw: Any, warnings: list[str]) -> ExitCodes | None:
         return ExitCodes(**classes)
     except ValidationError as error:
         raise ExtrasError(f"exitCodes: {describe(error)}") from None
-
-
-def export_exit_codes(codes: ExitCodes) -> list[dict[str, Any]]:
-    """The `exitCodes` list of an exported app file."""
-    named = [("success", codes.success), ("retry", codes.retry), ("final", codes.final)]
-    return [{"code": code, "meaning": meaning} for meaning, listed in named for code in listed]
-
-
-def export_artifacts(specs: list[ArtifactSpec]) -> list[dict[str, str]]:
-    """The `artifacts` list of an exported app file (empty fields left out)."""
-    return [{k: v for k, v in spec.model_dump().items() if v} for spec in specs]

@@ -232,9 +232,7 @@ RULES: dict[str, Rule] = {
     "flow.cancel": _changes(RUN, audit="handler"),
     "flow.retry": _changes(RUN, audit="handler"),
 }
-"""Every operation's rule. `app.list` with no company lists the whole catalog;
-the handlers of `credential.*`, `actor.*`, `template.env`, `artifact.list|get`
-and `audit.list` check again as they did before this table."""
+"""Every operation's rule. `app.list` with no company lists the whole catalog."""
 
 
 def guarded(pool: Any, op: str, rule: Rule, handler: Handler) -> Handler:

@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from contracts.enums import ErrorKind, Interval, Status
-from contracts.lifecycle import DeadLetterRecord
-from contracts.models import Application, Company, EnvField, RunTemplate, TemplateSpec, Timeouts
+from contracts.lifecycle import DeadLetterRecord, ExitCodes
+from contracts.models import Application, ArtifactSpec, Company, EnvField, RunTemplate, TemplateSpec, Timeouts
 from contracts.records import AttemptRecord, JobRecord
 from contracts.schedule import Misfire, Overlap
 
@@ -59,7 +59,23 @@ def application(row: Row, *, id_column: str = "id", name_column: str = "name") -
         ociimage=row["ociimage"],
         homepage=row["homepage"],
         tags=list(row["tags"]),
+        **_declared(row),
     )
+
+
+_ABSENT = object()
+
+
+def _declared(row: Row) -> dict[str, Any]:
+    """The artifacts and exit codes an application declares, where the row has them."""
+    artifacts = row.get("artifacts", _ABSENT)
+    if artifacts is _ABSENT:
+        return {}
+    codes = row["exit_codes"]
+    return {
+        "artifacts": [ArtifactSpec.model_validate(a) for a in _json(artifacts, [])],
+        "exit_codes": None if codes is None else ExitCodes.model_validate_json(codes),
+    }
 
 
 def template(row: Row) -> TemplateRow:

@@ -109,9 +109,8 @@ class TenantQueries:
             self._q("set_app_extras"), app_id, listed, None if codes is None else codes.model_dump_json()
         )
 
-    async def app_extras(self, app_id: int) -> TemplateExtras | None:
-        row = await self._db.fetchrow(self._q("app_extras"), app_id)
-        return None if row is None else _extras({**dict(row), "credential_fields": []})
+    async def app_document(self, app_id: int) -> dict[str, Any]:
+        return dict(json.loads(await self._db.fetchval(self._q("app_document"), app_id)))
 
     async def template_extras(self, template_ids: Sequence[int]) -> dict[int, TemplateExtras]:
         found = await self._db.fetch(self._q("template_extras"), list(template_ids))

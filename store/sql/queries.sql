@@ -73,7 +73,7 @@ RETURNING id, uuid, name, description, executable, cmdparams, environment, ociim
 -- name: list_apps --
 -- Applications by name; with a company id, only those its templates use.
 SELECT a.id, a.uuid, a.name, a.description, a.executable, a.cmdparams, a.environment, a.ociimage,
-    a.homepage, a.tags, a.updated_at
+    a.homepage, a.tags, a.updated_at, a.artifacts, a.exit_codes
 FROM application a
 WHERE $1::bigint IS NULL
     OR EXISTS (SELECT 1 FROM runtemplate t WHERE t.app_id = a.id AND t.company_id = $1)
@@ -81,12 +81,14 @@ ORDER BY a.name, a.id;
 
 -- name: app_by_id --
 -- One application by its numeric id.
-SELECT id, uuid, name, description, executable, cmdparams, environment, ociimage, homepage, tags, updated_at
+SELECT id, uuid, name, description, executable, cmdparams, environment, ociimage, homepage, tags, updated_at,
+    artifacts, exit_codes
 FROM application WHERE id = $1;
 
 -- name: app_by_uuid --
 -- One application by its uuid.
-SELECT id, uuid, name, description, executable, cmdparams, environment, ociimage, homepage, tags, updated_at
+SELECT id, uuid, name, description, executable, cmdparams, environment, ociimage, homepage, tags, updated_at,
+    artifacts, exit_codes
 FROM application WHERE uuid = $1;
 
 -- name: insert_template --

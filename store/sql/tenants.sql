@@ -5,9 +5,9 @@
 -- Record what an application declares beyond the basics (artifacts, exit codes).
 UPDATE application SET artifacts = $2::jsonb, exit_codes = $3::jsonb WHERE id = $1;
 
--- name: app_extras --
--- An application's declared artifacts and exit codes.
-SELECT artifacts, exit_codes FROM application WHERE id = $1;
+-- name: app_document --
+-- The app file an application was last imported from, as it was.
+SELECT document FROM application WHERE id = $1;
 
 -- name: template_extras --
 -- Per template: its application's artifacts and exit codes, and the fields its credentials provide.

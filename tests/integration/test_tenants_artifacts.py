@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from pathlib import Path
 
 from contracts import api
 from contracts import tenants as t
@@ -55,8 +56,11 @@ async def test_artifacts_round_trip_and_limits(nats_url: str, database_url: str)
             assert got.info.sha256 == hashlib.sha256(expected).hexdigest()
 
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "disk-report.multiflexi.app.json"
+
+
 async def test_fixture_apps_import_export_and_update_in_place(nats_url: str, database_url: str) -> None:
-    paths = app_files()
+    paths = [*app_files(), EXAMPLE]
     async with tenant_stack(nats_url, database_url, None) as stack:
         for path in paths:
             document = json.loads(path.read_text())
@@ -66,4 +70,8 @@ async def test_fixture_apps_import_export_and_update_in_place(nats_url: str, dat
                 "app.import", api.AppImport(document=exported.document), api.AppImported
             )
             assert not again.created and again.app.id == first.app.id
+            assert exported.document == {**document, "uuid": first.app.uuid}  # as imported: nothing lost
             assert parse_app(exported.document)[0] == parse_app(document)[0]
+            listed = await stack.client.call("app.list", api.CompanyFilter(), api.AppList)
+            shown = next(app for app in listed.apps if app.uuid == first.app.uuid)
+            assert (shown.artifacts, shown.exit_codes) == (again.app.artifacts, again.app.exit_codes)
