@@ -66,6 +66,7 @@ class Company(Frozen):
     code: Code
     name: str = Field(min_length=1)
     enabled: bool = True
+    paused: bool = Field(default=False, description="every template paused (`jetjobs company pause`)")
 
 
 class Timeouts(Frozen):

@@ -87,8 +87,8 @@ async def company_create(ses: Session, company: Company) -> None:
 
 async def company_list(ses: Session) -> None:
     reply = await ses.api.call("company.list", api.CompanyFilter(), api.CompanyList)
-    rows = [(c.code, c.name, c.enabled) for c in reply.companies]
-    ses.show(reply.companies, render.table(rows, ["code", "name", "enabled"]))
+    rows = [(c.code, c.name, c.enabled, c.paused) for c in reply.companies]
+    ses.show(reply.companies, render.table(rows, ["code", "name", "enabled", "paused"]))
 
 
 def read_app_file(path: Path) -> dict[str, Any]:

@@ -76,7 +76,9 @@ class Queries:
     # companies
 
     async def insert_company(self, company: Company) -> Company | None:
-        row = await self._db.fetchrow(self._q("insert_company"), company.code, company.name, company.enabled)
+        row = await self._db.fetchrow(
+            self._q("insert_company"), company.code, company.name, company.enabled, company.paused
+        )
         return None if row is None else rows.company(row)
 
     async def list_companies(self, code: str | None, reader: Reader) -> list[Company]:

@@ -43,7 +43,9 @@ def _json(value: str | None, default: Any) -> Any:
 
 
 def company(row: Row) -> Company:
-    return Company(id=row["id"], code=row["code"], name=row["name"], enabled=row["enabled"])
+    return Company(
+        id=row["id"], code=row["code"], name=row["name"], enabled=row["enabled"], paused=row["paused"]
+    )
 
 
 def application(row: Row, *, id_column: str = "id", name_column: str = "name") -> Application:

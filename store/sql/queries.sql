@@ -34,13 +34,13 @@ ORDER BY e.enumsortorder;
 
 -- name: insert_company --
 -- Create a company; returns nothing when the code is taken.
-INSERT INTO company (code, name, enabled) VALUES ($1, $2, $3)
+INSERT INTO company (code, name, enabled, paused) VALUES ($1, $2, $3, $4)
 ON CONFLICT (code) DO NOTHING
-RETURNING id, code, name, enabled;
+RETURNING id, code, name, enabled, paused;
 
 -- name: list_companies --
 -- Companies by code, optionally just one, without those that list actors and give actor $2 none of the roles $3.
-SELECT id, code, name, enabled FROM company
+SELECT id, code, name, enabled, paused FROM company
 WHERE ($1::text IS NULL OR code = $1)
     AND code <> ALL (ARRAY(
         SELECT co.code FROM company co JOIN company_actor ca ON ca.company_id = co.id
@@ -49,7 +49,7 @@ ORDER BY code;
 
 -- name: company_by_code --
 -- One company, to resolve a code a user typed.
-SELECT id, code, name, enabled FROM company WHERE code = $1;
+SELECT id, code, name, enabled, paused FROM company WHERE code = $1;
 
 -- name: upsert_app --
 -- Import an application, or update the one with the same uuid in place.

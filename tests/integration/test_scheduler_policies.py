@@ -130,6 +130,8 @@ async def test_pause_and_resume_a_company(nats_url: str, database_url: str) -> N
             stack, tid, lambda rs: sum(r.reason is SlotReason.PAUSED for r in rs) >= 3
         )
         assert (await explain(stack, tid)).company_paused
+        listed = await stack.client.call("company.list", api.CompanyFilter(company="acme"), api.CompanyList)
+        assert listed.companies[0].paused
         await stack.client.call("company.resume", sc.CompanyRef(code="acme"), sc.CompanyPaused)
         resumed = await until_records(stack, tid, lambda rs: any(r.trigger is Trigger.FIRE_ONCE for r in rs))
     assert all(r.job_id is None for r in paused if r.reason is SlotReason.PAUSED)
