@@ -12,7 +12,7 @@ from . import schedule as sc
 from . import tenants as t
 from .base import Code, Frozen, JobId
 from .enums import Status
-from .models import Application, Company, RunTemplate, TemplateSpec, Timeouts
+from .models import Application, BoundedTimeouts, Company, RunTemplate, TemplateSpec
 from .records import JobRecord
 
 
@@ -73,7 +73,7 @@ class TemplateList(Frozen):
 class RunNow(Frozen):
     id: int = Field(description="template id")
     env: dict[str, str] = {}
-    timeouts: Timeouts | None = None
+    timeouts: BoundedTimeouts | None = None
     launched_by: str = "api"
 
 

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 """A company code or pool name: lowercase, safe as a NATS subject token."""
 
 JobId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 """A job id: safe as a subject token and as a `Nats-Msg-Id`."""
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+"""The instants a message may carry. Adding the longest timeout (ten years) to
+LATEST stays within Python's datetime (year 9999) and Postgres; without a bound,
+a year-9999 instant plus a timeout, or moved to UTC, overflows."""
+
+INT4_MAX = 2**31 - 1
+"""The largest Postgres `integer` (attempt numbers, retries)."""
+
+INT8_MAX = 2**63 - 1
+"""The largest Postgres `bigint`."""
+
+Int8 = Annotated[int, Field(ge=-INT8_MAX - 1, le=INT8_MAX)]
+"""A number Postgres stores as `bigint` (ids, pids, exit codes)."""
 
 
 def _require_timezone(value: datetime) -> datetime:
@@ -20,7 +35,22 @@ def _require_timezone(value: datetime) -> datetime:
     return value
 
 
-AwareDatetime = Annotated[datetime, AfterValidator(_require_timezone)]
+def _within_range(value: datetime) -> datetime:
+    # Compared, not converted: moving 9999-12-31T23:59-14:00 to UTC overflows.
+    if not EARLIEST <= value <= LATEST:
+        raise ValueError(
+            f"timestamp {value.isoformat()} is out of range: give one from "
+            "1970-01-01T00:00:00Z to 9000-12-31T23:59:59Z (in UTC)"
+        )
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_require_timezone), AfterValidator(_within_range)]
+"""An instant a message or request carries: with a timezone, within EARLIEST..LATEST."""
+
+RecordedDatetime = Annotated[datetime, AfterValidator(_require_timezone)]
+"""An instant read back from the record: any the database holds is shown, so a row
+stored before the range was checked still lists."""
 
 
 class Frozen(BaseModel):

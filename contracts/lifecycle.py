@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from .base import AwareDatetime, Code, Frozen, JobId
+from .base import INT8_MAX, AwareDatetime, Code, Frozen, JobId, RecordedDatetime
 
 
 class ExitCodes(Frozen):
@@ -69,7 +69,7 @@ class DeadLetterRecord(Frozen):
     subject: str
     payload: str
     headers: dict[str, str] = {}
-    at: AwareDatetime
+    at: RecordedDatetime
     replayed_as: int | None = Field(default=None, description="the attempt a replay started")
 
 
@@ -78,7 +78,7 @@ class DeadLetterList(Frozen):
 
 
 class DeadLetterRef(Frozen):
-    id: int = Field(ge=1)
+    id: int = Field(ge=1, le=INT8_MAX)
 
 
 class Replayed(Frozen):

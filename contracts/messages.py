@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .base import AwareDatetime, Code, Frozen, JobId
+from .base import INT4_MAX, AwareDatetime, Code, Frozen, Int8, JobId
 from .enums import ErrorKind, Status
 from .lifecycle import ExitCodes
-from .models import ArtifactSpec
+from .models import MAX_RETRIES, MAX_TIMEOUT, AckTimeout, ArtifactSpec, Timeout
+
+MAX_FIRST_ATTEMPT = 1_000_000_000
+"""The highest attempt a message may start at: every redelivery is one more, and
+attempts are stored as Postgres `integer` (up to 2,147,483,647)."""
 
 
 class JobMessage(Frozen):
@@ -16,17 +20,25 @@ class JobMessage(Frozen):
     job_id: JobId
     company: Code
     pool: Code = "default"
-    template_id: int | None = None
-    app_id: int | None = None
+    template_id: Int8 | None = None
+    app_id: Int8 | None = None
     argv: list[str] = Field(min_length=1, description="executable and arguments; never a shell string")
     env: dict[str, str] = {}
     scheduled_at: AwareDatetime
     dispatched_at: AwareDatetime
-    timeout: float = Field(gt=0, description="seconds from dispatch within which an executor must take it")
-    timeout_ack: float = Field(gt=0, description="seconds from receipt to acknowledgement")
-    timeout_result: float = Field(gt=0, description="seconds from acknowledgement to the result")
-    retries: int = Field(default=0, ge=0, description="automatic re-runs after an error")
-    attempt: int = Field(default=1, ge=1, description="attempt number of this message's first delivery")
+    timeout: Timeout = Field(
+        description="seconds from dispatch within which an executor must take it; at most ten years"
+    )
+    timeout_ack: AckTimeout = Field(
+        description="seconds from receipt to acknowledgement; from 1 s to ten years"
+    )
+    timeout_result: Timeout = Field(
+        description="seconds from acknowledgement to the result; at most ten years"
+    )
+    retries: int = Field(default=0, ge=0, le=MAX_RETRIES, description="automatic re-runs after an error")
+    attempt: int = Field(
+        default=1, ge=1, le=MAX_FIRST_ATTEMPT, description="attempt number of this message's first delivery"
+    )
     launched_by: str = "scheduler"
     exit_codes: ExitCodes | None = Field(default=None, description="how the application's exit codes count")
     secrets: list[str] = Field(
@@ -51,12 +63,12 @@ class JobEvent(Frozen):
 
     job_id: JobId
     company: Code
-    attempt: int = Field(ge=1, description="the fencing token: later attempts supersede earlier")
+    attempt: int = Field(ge=1, le=INT4_MAX, description="the fencing token: later attempts supersede earlier")
     status: Status
     at: AwareDatetime
     runner: str | None = None
-    pid: int | None = None
-    exit_code: int | None = None
+    pid: Int8 | None = None
+    exit_code: Int8 | None = None
     kind: ErrorKind | None = None
     reason: str | None = None
     begin: AwareDatetime | None = None
@@ -64,7 +76,9 @@ class JobEvent(Frozen):
     stdout: str | None = None
     stderr: str | None = None
     final: bool = Field(default=False, description="no further attempt will follow this one")
-    retry_in: float | None = Field(default=None, description="seconds until the next attempt")
+    retry_in: float | None = Field(
+        default=None, ge=0, le=MAX_TIMEOUT, description="seconds until the next attempt"
+    )
     results: dict[str, str] = Field(
         default_factory=dict, description="what the job wrote to JETJOBS_RESULT_FILE"
     )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from .base import Code, Frozen
 from .enums import INTERVAL_CRON, Interval
@@ -69,12 +69,65 @@ class Company(Frozen):
     paused: bool = Field(default=False, description="every template paused (`jetjobs company pause`)")
 
 
-class Timeouts(Frozen):
-    """The three lifecycle timeouts of a job message, in seconds."""
+MAX_TIMEOUT = 315_360_000.0
+"""Ten years (3650 days) in seconds: the longest any timeout may be. Far beyond any
+real job, yet a deadline computed from it (dispatch time plus timeout) stays a
+valid date for every instant a message may carry (see `base.LATEST`)."""
 
-    timeout: float = Field(default=3600.0, gt=0, description="dispatch → taken by an executor")
-    timeout_ack: float = Field(default=30.0, gt=0, description="received → acknowledged")
-    timeout_result: float = Field(default=3600.0, gt=0, description="acknowledged → result")
+MIN_TIMEOUT_ACK = 1.0
+"""The shortest `timeout_ack`, in seconds: an executor that takes longer hands the
+message back, so a shorter one (0.0001) hands back nearly every delivery at once."""
+
+MAX_RETRIES = 100
+MAX_JITTER = 3600.0
+MAX_CATCH_UP = 1000
+"""Bounds a template's retries, jitter (seconds) and catch-up limit always had; the
+board's copy (`ActiveTemplate`) keeps them too, so no slot time or run horizon overflows."""
+
+Timeout = Annotated[float, Field(gt=0, le=MAX_TIMEOUT)]
+"""Seconds a job message may give a step of its lifecycle."""
+
+AckTimeout = Annotated[float, Field(ge=MIN_TIMEOUT_ACK, le=MAX_TIMEOUT)]
+"""Seconds a job message gives an executor to acknowledge it."""
+
+
+class Timeouts(Frozen):
+    """The three lifecycle timeouts of a job message, in seconds.
+
+    New values must be `bounded()` (a new or changed template, a run): every one
+    at most MAX_TIMEOUT, `timeout_ack` at least MIN_TIMEOUT_ACK. The fields alone
+    accept any positive number because the store builds this from template rows,
+    and a template saved before the bounds must still load (to be listed and
+    fixed); the scheduler skips such a template and no job message can carry it."""
+
+    timeout: float = Field(
+        default=3600.0, gt=0, description="dispatch → taken by an executor; at most 315360000 (ten years)"
+    )
+    timeout_ack: float = Field(
+        default=30.0, gt=0, description="received → acknowledged; from 1 to 315360000 (ten years)"
+    )
+    timeout_result: float = Field(
+        default=3600.0, gt=0, description="acknowledged → result; at most 315360000 (ten years)"
+    )
+
+    def bounded(self) -> Timeouts:
+        """These timeouts if every one is within its bounds; else ValueError naming the first that is not."""
+        for name in ("timeout", "timeout_ack", "timeout_result"):
+            value = getattr(self, name)
+            if not value <= MAX_TIMEOUT:
+                raise ValueError(
+                    f"{name} {value:.15g} s is too long: give at most {MAX_TIMEOUT:.0f} s (ten years)"
+                )
+        if self.timeout_ack < MIN_TIMEOUT_ACK:
+            raise ValueError(
+                f"timeout_ack {self.timeout_ack:.15g} s is too short: give at least {MIN_TIMEOUT_ACK:g} s "
+                "(an executor needs that long to acknowledge a job)"
+            )
+        return self
+
+
+BoundedTimeouts = Annotated[Timeouts, AfterValidator(Timeouts.bounded)]
+"""Timeouts a request gives now: checked against the bounds (see `Timeouts`)."""
 
 
 def cron_for(interv: Interval, cron: str | None) -> str | None:
@@ -145,12 +198,16 @@ class TemplateSpec(Frozen):
     env: dict[str, str] = {}
     pool: Code = "default"
     timeouts: Timeouts = Timeouts()
-    retries: int = Field(default=0, ge=0, le=100)
+    retries: int = Field(default=0, ge=0, le=MAX_RETRIES)
     active: bool = True
     overlap: Overlap = Overlap.FORBID
     misfire: Misfire = Misfire.SKIP
-    catch_up_limit: int = Field(default=10, ge=1, le=1000, description="most missed slots `catch_up` runs")
-    jitter: float = Field(default=0.0, ge=0, le=3600, description="up to this many seconds of start delay")
+    catch_up_limit: int = Field(
+        default=10, ge=1, le=MAX_CATCH_UP, description="most missed slots `catch_up` runs"
+    )
+    jitter: float = Field(
+        default=0.0, ge=0, le=MAX_JITTER, description="up to this many seconds of start delay"
+    )
     paused: bool = False
 
     @field_validator("cron")
@@ -162,6 +219,13 @@ class TemplateSpec(Frozen):
         # A stored template (a subclass) loads as it was accepted, so one saved before
         # this check still lists and can be fixed; a new or changed spec must fire.
         return check_fires(value) if cls is TemplateSpec else value
+
+    @field_validator("timeouts")
+    @classmethod
+    def _timeouts(cls, value: Timeouts) -> Timeouts:
+        # As for cron: a stored template loads with the timeouts it was saved with,
+        # so one saved before the bounds still lists and can be fixed.
+        return value.bounded() if cls is TemplateSpec else value
 
     @field_validator("timezone")
     @classmethod
@@ -216,8 +280,11 @@ class ActiveTemplate(Frozen):
     env: dict[str, str] = {}
     cron: str
     timezone: str = "UTC"
-    timeouts: Timeouts = Timeouts()
-    retries: int = 0
+    timeouts: Timeouts = Field(
+        default=Timeouts(),
+        description="as stored: the scheduler skips a template whose timeouts are out of bounds",
+    )
+    retries: int = Field(default=0, ge=0, le=MAX_RETRIES)
     secrets: list[str] = Field(
         default=[], description="variables filled from company credentials at run time"
     )
@@ -232,7 +299,7 @@ class ActiveTemplate(Frozen):
     image: str = Field(default="", description="the application's OCI image (`ociimage`)")
     overlap: Overlap = Overlap.FORBID
     misfire: Misfire = Misfire.SKIP
-    catch_up_limit: int = 10
-    jitter: float = 0.0
+    catch_up_limit: int = Field(default=10, ge=1, le=MAX_CATCH_UP)
+    jitter: float = Field(default=0.0, ge=0, le=MAX_JITTER)
     paused: bool = Field(default=False, description="the template or its company is paused")
     flow: str | None = Field(default=None, description="the flow a fire starts instead of a job")

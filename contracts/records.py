@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import AwareDatetime, Frozen
+from .base import Frozen, RecordedDatetime
 from .enums import ErrorKind, Status
 
 
@@ -16,8 +16,8 @@ class AttemptRecord(Frozen):
     pid: int | None = None
     exit_code: int | None = None
     reason: str | None = None
-    begin: AwareDatetime | None = None
-    end: AwareDatetime | None = None
+    begin: RecordedDatetime | None = None
+    end: RecordedDatetime | None = None
     results: dict[str, str] = {}
     """What the job wrote to JETJOBS_RESULT_FILE in this attempt."""
 
@@ -35,10 +35,10 @@ class JobRecord(Frozen):
     attempt: int
     final: bool
     argv: list[str] = []
-    scheduled_at: AwareDatetime | None = None
-    dispatched_at: AwareDatetime | None = None
-    begin: AwareDatetime | None = None
-    end: AwareDatetime | None = None
+    scheduled_at: RecordedDatetime | None = None
+    dispatched_at: RecordedDatetime | None = None
+    begin: RecordedDatetime | None = None
+    end: RecordedDatetime | None = None
     exit_code: int | None = None
     pid: int | None = None
     runner: str | None = None

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from .base import AwareDatetime, Code, Frozen, JobId
+from .base import INT4_MAX, INT8_MAX, AwareDatetime, Code, Frozen, JobId
 
 Role = Literal["admin", "reader", "executor"]
 
@@ -102,11 +102,11 @@ class ArtifactUpload(Frozen):
 
     job_id: JobId
     company: Code
-    attempt: int = Field(ge=1)
+    attempt: int = Field(ge=1, le=INT4_MAX)
     name: str = Field(min_length=1, max_length=255)
     path: str = ""
     content_type: str = "application/octet-stream"
-    size: int = Field(ge=0)
+    size: int = Field(ge=0, le=INT8_MAX)
     sha256: str = ""
     content: str | None = Field(default=None, description="base64; None when over a limit")
     over_limit: bool = False

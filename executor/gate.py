@@ -21,11 +21,17 @@ class Refuse:
     reason: str
 
 
+RELEASE_DELAY = 1.0
+"""Seconds a released message waits before it is delivered again: another executor
+takes it soon, yet an executor that is always too slow cannot spin on it."""
+
+
 @dataclass(frozen=True)
 class Release:
-    """This executor was too slow to acknowledge: let another one take the message."""
+    """This executor was too slow to acknowledge: let another one take the message, after `delay`."""
 
     reason: str
+    delay: float = RELEASE_DELAY
 
 
 Gate = Refuse | Release | None
@@ -33,13 +39,25 @@ Gate = Refuse | Release | None
 
 def expired(message: JobMessage, delivered: int, now: datetime) -> str | None:
     """Why a message is too old to run, or None. Only a first delivery can be late:
-    a redelivery (retry, hand-back) was taken in time before."""
+    a redelivery (retry, hand-back) was taken in time before. Raises OverflowError
+    when its deadline is past any date (the contract's bounds rule that out)."""
+    if delivered > 1:
+        return None
     deadline = message.dispatched_at + timedelta(seconds=message.timeout)
-    if delivered > 1 or now <= deadline:
+    if now <= deadline:
         return None
     return (
         f"not taken within {message.timeout:g} s of dispatch "
         f"(dispatched {message.dispatched_at.isoformat()}, received {now.isoformat()})"
+    )
+
+
+def no_deadline(message: JobMessage, error: Exception) -> str:
+    """Why a message whose take-by time cannot be computed never runs: checked on
+    every delivery, the error would otherwise repeat for ever."""
+    return (
+        f"timeout {message.timeout:g} s from dispatched_at {message.dispatched_at.isoformat()} "
+        f"is past any date ({error}): publish it with a shorter timeout or an earlier time"
     )
 
 
@@ -59,7 +77,10 @@ def check(
     reason = control.cancelled or cancelled.get(message.job_id)
     if reason is not None:
         return Refuse(ErrorKind.CANCELLED, f"cancelled before it started: {reason}")
-    too_late = expired(message, delivered, now)
+    try:
+        too_late = expired(message, delivered, now)
+    except (OverflowError, ValueError) as error:
+        return Refuse(ErrorKind.INVALID, no_deadline(message, error))
     if too_late is not None:
         return Refuse(ErrorKind.UNDELIVERED, too_late)
     overdue = ack_overdue(message, control, asyncio.get_running_loop().time())

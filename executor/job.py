@@ -117,13 +117,14 @@ async def _attempt(
         return Succeeded()
     gate = check(message, delivery.delivered, control, runtime.cancelled, utcnow())
     if isinstance(gate, Release):
-        jlog.warning("job.released", reason=gate.reason)
-        return HandedBack()
+        jlog.warning("job.released", reason=gate.reason, retry_in=gate.delay)
+        return HandedBack(gate.delay)
     if isinstance(gate, Refuse):
         rejection = events.rejected(attempt, gate.kind, gate.reason)
         await runtime.publisher.event(rejection)
         runtime.metrics.finished(rejection)
         jlog.warning("job.finished", kind=gate.kind.value, reason=gate.reason, final=True)
+        await _bury(delivery, rejection, runtime, jlog)
         return Rejected(gate.reason)
     trail = runtime.publisher.trail()
     acknowledged = events.acknowledged(attempt)

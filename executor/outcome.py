@@ -42,7 +42,10 @@ class Rejected:
 
 @dataclass(frozen=True)
 class HandedBack:
-    """The executor stopped before the job finished: let another executor take it."""
+    """This executor will not finish the job (it stopped, or was too slow to
+    acknowledge it): another executor takes it after `delay` seconds."""
+
+    delay: float = 0.0
 
 
 Outcome = Succeeded | Retry | Failed | Rejected | HandedBack
@@ -55,8 +58,8 @@ def action_for(outcome: Outcome) -> Action:
             return Ack()
         case Retry(delay):
             return Nak(delay)
-        case HandedBack():
-            return Nak()
+        case HandedBack(delay):
+            return Nak(delay)
         case Rejected(reason):
             return Term(reason)
 

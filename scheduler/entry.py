@@ -40,8 +40,10 @@ class Entry:
     @classmethod
     def of(cls, template: ActiveTemplate, raw: bytes | None = None) -> Entry:
         """The entry of a decoded template; strings many templates share (cron,
-        zone, company) are interned so they are held once."""
-        limits = template.timeouts
+        zone, company) are interned so they are held once. ValueError when its
+        timeouts are out of bounds (a template stored before they were checked):
+        its run horizon would overflow, and no job message could carry them."""
+        limits = template.timeouts.bounded()
         seconds = limits.timeout + (limits.timeout_ack + limits.timeout_result) * (template.retries + 1)
         return cls(
             id=template.id,

@@ -27,6 +27,10 @@ log = structlog.get_logger("jetjobs.scheduler")
 
 __all__ = ["Backoff", "Due", "Plan"]
 
+UNSCHEDULABLE = (ValueError, OverflowError)
+"""What a template that cannot be scheduled raises (a pydantic ValidationError is a
+ValueError): caught per template, so one bad template never stops the others."""
+
 
 @dataclass(frozen=True)
 class Backoff:
@@ -99,14 +103,19 @@ class Plan:
 
     # -- templates -------------------------------------------------------------
 
-    def put(self, template: ActiveTemplate | Entry, now: datetime) -> None:
-        """Add or replace a template. Its pending slot stays when the schedule
-        (cron and timezone) is unchanged; otherwise it moves to the first slot
-        after `now`. A template seen again after an outage owes its missed slots
-        to its misfire policy; a resumed one owes those of its pause. A template
-        whose schedule cannot be evaluated is dropped with an error logged."""
-        if isinstance(template, ActiveTemplate):
-            template = Entry.of(template)
+    def put(self, template: ActiveTemplate | Entry, now: datetime, raw: bytes | None = None) -> None:
+        """Add or replace a template (`raw`: its board bytes). Its pending slot stays
+        when the schedule (cron and timezone) is unchanged; otherwise it moves to
+        the first slot after `now`. A template seen again after an outage owes its
+        missed slots to its misfire policy; a resumed one owes those of its pause.
+        A template that cannot be scheduled (values out of bounds, a schedule that
+        cannot be evaluated) is dropped with an error logged; the others go on."""
+        try:
+            self._put(template if isinstance(template, Entry) else Entry.of(template, raw), now)
+        except UNSCHEDULABLE as error:
+            self._invalid(template.id, error)
+
+    def _put(self, template: Entry, now: datetime) -> None:
         old = self._templates.get(template.id)
         pending = self._heap.get(template.id)
         waiting = pending is not None or template.id in self._taken
@@ -119,14 +128,13 @@ class Plan:
             return
         if old is not None and not _same_schedule(old, template):
             self._anchors.pop(template.id, None)
-        try:
-            timer = self._first_timer(template, now)
-        except ValueError as error:
-            log.error("schedule.invalid_template", template_id=template.id, reason=str(error))
-            self.remove(template.id)
-            return
+        timer = self._first_timer(template, now)
         self._templates[template.id] = template
         self._heap.push(timer)
+
+    def _invalid(self, template_id: int, error: Exception) -> None:
+        log.error("schedule.invalid_template", template_id=template_id, reason=str(error))
+        self.remove(template_id)
 
     def _first_timer(self, template: Entry, now: datetime) -> Timer:
         """The first pending slot; slots between the anchor and `now` go to the backlog."""
@@ -219,12 +227,9 @@ class Plan:
         if template is None or template_id in self._heap:
             return
         try:
-            due = next_fire(template.cron, template.timezone, slot)
-        except ValueError as error:
-            log.error("schedule.invalid_template", template_id=template_id, reason=str(error))
-            self.remove(template_id)
-            return
-        self._heap.push(self._timer(template, due))
+            self._heap.push(self._timer(template, next_fire(template.cron, template.timezone, slot)))
+        except UNSCHEDULABLE as error:
+            self._invalid(template_id, error)
 
     def settled_backlog(self) -> None:
         """The backlog taken last was published: stop backing off."""

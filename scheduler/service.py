@@ -26,7 +26,6 @@ from bus.slots import SlotLog, finished_jobs
 from bus.tasks import stop_tasks
 from bus.templates import BoardChange, Posted
 
-from .entry import Entry
 from .firer import Firer
 from .leader import Leadership
 from .metrics import SchedulerMetrics
@@ -282,7 +281,7 @@ class SchedulerService:
                 self._plan.remove(template_id)
                 self.metrics.forget(template_id)
             case Posted(template=template, raw=raw):
-                self._plan.put(Entry.of(template, raw), self._load_started if seen is not None else utcnow())
+                self._plan.put(template, self._load_started if seen is not None else utcnow(), raw)
                 if seen is not None:
                     seen.add(template.id)
         return seen

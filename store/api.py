@@ -8,13 +8,14 @@ from typing import Any, TypeVar
 
 import asyncpg
 import structlog
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from bus import Publisher, PublishFailed
 from bus.api import current_actor
 from contracts import api
 from contracts.api import ApiFailure
 from contracts.dispatch import adhoc_job_id, job_message
+from contracts.errors import describe
 from contracts.models import Company, RunTemplate, TemplateSpec, cron_for
 from contracts.multiflexi import AppFileError, parse_app
 from contracts.records import JobRecord
@@ -46,6 +47,8 @@ def _typed(op: str, request_type: type[Q], handler: Callable[[Q], Awaitable[Base
             return await handler(request)
         except BAD_DATA as error:
             raise ApiFailure(400, f"{op}: a value is out of range or cannot be stored ({error})") from None
+        except ValidationError as error:  # stored before a check it now fails, e.g. a template's timeout
+            raise ApiFailure(400, f"{op}: {describe(error)}; change it to a value that is allowed now") from None
         except UNAVAILABLE as error:
             log.warning("store.db_unavailable", operation=op, error=str(error) or type(error).__name__)
             raise ApiFailure(

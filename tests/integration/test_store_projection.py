@@ -262,9 +262,10 @@ async def test_nul_characters_are_stored_replaced(h: Harness) -> None:
 
 async def test_instants_are_stored_to_the_microsecond(h: Harness) -> None:
     job_id = new_id()
-    scheduled = datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
-    dispatched = datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5, minutes=-30)))
-    begin = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    # The first and last instants a message may carry (contracts.base.EARLIEST, LATEST).
+    scheduled = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
+    dispatched = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=timezone(timedelta(hours=-5, minutes=-30)))
+    begin = datetime(9000, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
     end = datetime(2026, 3, 1, 12, 0, 0, 123457, tzinfo=timezone(timedelta(hours=14)))
     await publish(h, event(job_id, Status.PROCESSED, exit_code=0, at=end, begin=begin, end=end))
     await job_when(h, job_id, lambda j: j.status is Status.PROCESSED)

@@ -7,15 +7,18 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from contracts import schema
+from contracts.api import RunNow
+from contracts.base import EARLIEST, LATEST
 from contracts.dispatch import expand_argv, scheduled_job_id
 from contracts.enums import Interval, Status
 from contracts.errors import describe
-from contracts.messages import JobMessage
-from contracts.models import TemplateSpec
+from contracts.messages import JobEvent, JobMessage
+from contracts.models import MAX_TIMEOUT, MIN_TIMEOUT_ACK, ActiveTemplate, RunTemplate, TemplateSpec, Timeouts
 from contracts.multiflexi import AppFileError, parse_app
+from contracts.records import JobRecord
 from contracts.schedule import SlotOutcome, SlotReason
 from contracts.states import FINAL, TRANSITIONS, can_transition, predecessors
 from tests.fixtures import app_files, load_app
@@ -163,3 +166,121 @@ def test_schema_export_covers_the_slot_records_on_the_slots_subject(tmp_path: Pa
     assert {"template_id", "company", "slot", "outcome", "recorded_at"} <= set(slot["required"])
     assert set(slot["$defs"]["SlotOutcome"]["enum"]) == {o.value for o in SlotOutcome}
     assert set(slot["$defs"]["SlotReason"]["enum"]) == {r.value for r in SlotReason}
+
+
+SPEC: dict[str, object] = {
+    "name": "huge",
+    "app": "3",
+    "company": "acme",
+    "interv": "c",
+    "cron": "*/20 * * * * *",
+}
+
+
+def job(**fields: object) -> dict[str, object]:
+    at = "2026-01-01T00:00:00Z"
+    values = {"job_id": "j", "company": "acme", "argv": ["true"], "scheduled_at": at, "dispatched_at": at}
+    return values | {"timeout": 60, "timeout_ack": 30, "timeout_result": 60} | fields
+
+
+def refusal(model: type[BaseModel], data: object) -> str:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate_json(json.dumps(data)) if isinstance(data, dict) else model.model_validate(data)
+    message = describe(caught.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("timeouts", "expected"),
+    [
+        ({"timeout": 1e14}, "timeout 100000000000000 s is too long: give at most 315360000 s (ten years)"),
+        ({"timeout_result": 315360001}, "timeout_result 315360001 s is too long"),
+        ({"timeout_ack": 0.0001}, "timeout_ack 0.0001 s is too short: give at least 1 s"),
+    ],
+)
+def test_new_templates_and_runs_refuse_timeouts_out_of_bounds(
+    timeouts: dict[str, float], expected: str
+) -> None:
+    assert expected in refusal(TemplateSpec, SPEC | {"timeouts": timeouts})
+    assert expected in refusal(RunNow, {"id": 2, "timeouts": timeouts})
+    with pytest.raises(ValidationError) as caught:
+        RunNow(id=2, timeouts=Timeouts(**timeouts))  # as the command line builds it
+    assert expected in describe(caught.value)
+
+
+def test_timeouts_at_their_bounds_are_accepted() -> None:
+    limits = Timeouts(timeout=MAX_TIMEOUT, timeout_ack=MIN_TIMEOUT_ACK, timeout_result=MAX_TIMEOUT)
+    assert TemplateSpec.model_validate(SPEC | {"timeouts": limits}).timeouts == limits
+    assert JobMessage.model_validate(job(timeout=MAX_TIMEOUT, timeout_ack=1, timeout_result=MAX_TIMEOUT))
+
+
+def test_a_template_stored_before_the_bounds_still_loads_and_lists() -> None:
+    stored = RunTemplate.model_validate(
+        SPEC | {"id": 1, "timeouts": Timeouts(timeout=1e14, timeout_ack=0.0001)}
+    )
+    assert RunTemplate.model_validate_json(stored.model_dump_json()) == stored
+    board = ActiveTemplate(id=1, revision="r", name="huge", company="acme", pool="default", cron="* * * * *")
+    projected = board.model_copy(update={"timeouts": stored.timeouts})
+    assert ActiveTemplate.model_validate_json(projected.model_dump_json()).timeouts == stored.timeouts
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"timeout": 1e400}, "timeout: Input should be less than or equal to 315360000"),
+        ({"timeout_result": 1e14}, "timeout_result: Input should be less than or equal to 315360000"),
+        ({"timeout_ack": 0.0001}, "timeout_ack: Input should be greater than or equal to 1"),
+        ({"attempt": 3_000_000_000}, "attempt: Input should be less than or equal to 1000000000"),
+        ({"retries": 101}, "retries: Input should be less than or equal to 100"),
+        ({"template_id": 2**63}, "template_id: Input should be less than or equal to 9223372036854775807"),
+        ({"dispatched_at": "9999-12-31T23:00:00+00:00"}, "dispatched_at: timestamp 9999-12-31T23:00:00"),
+        ({"scheduled_at": "1969-12-31T23:59:59Z"}, "scheduled_at: timestamp 1969-12-31T23:59:59"),
+    ],
+)
+def test_job_messages_out_of_range_are_invalid(fields: dict[str, object], expected: str) -> None:
+    assert expected in refusal(JobMessage, job(**fields))
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"end": "9999-12-31T23:59:59-14:00"}, "end: timestamp 9999-12-31T23:59:59-14:00 is out of range"),
+        ({"pid": 2**63}, "pid: Input should be less than or equal to 9223372036854775807"),
+        ({"exit_code": -(2**63) - 1}, "exit_code: Input should be greater than or equal to"),
+        ({"attempt": 2**31}, "attempt: Input should be less than or equal to 2147483647"),
+        ({"retry_in": 1e400}, "retry_in: Input should be less than or equal to 315360000"),
+    ],
+)
+def test_events_out_of_range_are_invalid(fields: dict[str, object], expected: str) -> None:
+    event = {
+        "job_id": "j",
+        "company": "acme",
+        "attempt": 1,
+        "status": "processed",
+        "at": "2026-01-01T00:00:00Z",
+    }
+    assert expected in refusal(JobEvent, event | fields)
+
+
+def test_an_instant_out_of_range_says_the_allowed_range() -> None:
+    message = refusal(JobMessage, job(dispatched_at="0001-01-01T00:00:00+14:00"))
+    assert "give one from 1970-01-01T00:00:00Z to 9000-12-31T23:59:59Z (in UTC)" in message
+
+
+def test_the_latest_instant_plus_the_longest_timeout_is_still_a_date() -> None:
+    message = JobMessage.model_validate(job(dispatched_at=LATEST, timeout=MAX_TIMEOUT))
+    assert message.dispatched_at + timedelta(seconds=message.timeout) > LATEST
+    assert JobMessage.model_validate(job(scheduled_at=EARLIEST)).scheduled_at == EARLIEST
+
+
+def test_the_record_shows_any_instant_it_holds() -> None:
+    stored = datetime(9999, 12, 31, tzinfo=UTC)
+    record = JobRecord(id="j", company="acme", status=Status.PROCESSED, attempt=1, final=True, end=stored)
+    assert JobRecord.model_validate_json(record.model_dump_json()).end == stored
+
+
+def test_board_entries_keep_the_spec_bounds_on_jitter_and_retries() -> None:
+    board = {"id": 1, "revision": "r", "name": "t", "company": "acme", "pool": "default", "cron": "* * * * *"}
+    assert "jitter" in refusal(ActiveTemplate, board | {"jitter": 1e14})
+    assert "retries" in refusal(ActiveTemplate, board | {"retries": 10**9})

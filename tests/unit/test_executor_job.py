@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import os
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from bus import Delivery, Invalid
+from bus import Delivery, Invalid, Nak
 from bus.infra import MAX_MESSAGE_BYTES
 from bus.publish import encode
 from contracts.enums import ErrorKind, Status
+from contracts.messages import JobMessage
 from executor import ExecutorConfig, ExecutorConfigError
+from executor.control import Control
 from executor.dead import company_of, dead_letter, job_id_of
 from executor.environment import job_env
 from executor.events import Attempt, Result
+from executor.gate import RELEASE_DELAY, Gate, Refuse, Release, check
 from executor.job import admitted, attempt_number, conclude, expired
-from executor.outcome import Failed, HandedBack, Retry, Succeeded
+from executor.outcome import Failed, HandedBack, Retry, Succeeded, action_for
 from executor.output import Capture
 from executor.process import Aborted, Exited, TimedOut
 from tests.unit.jobs import NOW, message
@@ -187,3 +192,34 @@ def test_config_rejects_bad_values(fields: dict[str, Any], problem: str) -> None
 
 def test_config_default_runner_is_host_and_pid() -> None:
     assert ExecutorConfig(nats_url="nats://x").runner_id.endswith(f"-{os.getpid()}")
+
+
+def gate_of(job: JobMessage, delivered: int = 1, waited: float = 0.0) -> Gate:
+    async def check_now() -> Gate:
+        received = asyncio.get_running_loop().time() - waited
+        return check(job, delivered, Control(received=received), {}, NOW)
+
+    return asyncio.run(check_now())
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"timeout": 1e14},
+        {"timeout": math.inf},
+        {"dispatched_at": datetime(9999, 12, 31, 23, tzinfo=UTC), "timeout": 3600},
+    ],
+)
+def test_a_take_by_time_past_any_date_refuses_the_job_as_invalid(fields: dict[str, Any]) -> None:
+    # Unvalidated, as a message from a publisher with older contracts would be.
+    job = message().model_copy(update=fields)
+    refused = gate_of(job)
+    assert isinstance(refused, Refuse) and refused.kind is ErrorKind.INVALID
+    assert "is past any date" in refused.reason and "shorter timeout" in refused.reason
+    assert gate_of(job, delivered=2) is None, "a redelivery was taken in time before"
+
+
+def test_a_released_job_is_handed_back_after_a_pause() -> None:
+    released = gate_of(message(timeout_ack=1), waited=2)
+    assert isinstance(released, Release) and released.delay == RELEASE_DELAY >= 1
+    assert action_for(HandedBack(released.delay)) == Nak(RELEASE_DELAY)

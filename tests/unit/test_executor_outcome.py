@@ -77,6 +77,7 @@ def test_next_retry_counts_runs_of_this_message(attempt: int, first: int, retrie
         (Failed(), Ack()),
         (Retry(2.5), Nak(2.5)),
         (HandedBack(), Nak(0.0)),
+        (HandedBack(1.0), Nak(1.0)),
         (Rejected("too old"), Term("too old")),
     ],
 )

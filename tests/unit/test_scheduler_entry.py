@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from structlog.testing import capture_logs
+
 from bus.handoff import Handoff
 from contracts import subjects as s
 from contracts.dispatch import job_message, scheduled_job_id
 from contracts.messages import JobMessage
-from contracts.models import ActiveTemplate, Timeouts
+from contracts.models import MAX_RETRIES, MAX_TIMEOUT, ActiveTemplate, Timeouts
 from contracts.schedule import Misfire, Overlap
 from scheduler.entry import Entry
+from scheduler.plan import Plan
 
 SLOT = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
 
@@ -77,3 +81,41 @@ def test_a_prepared_message_is_one_protocol_frame_with_its_dedup_id_and_ack_repl
     assert rest[int(total) :] == b"\r\n"
     assert first.size == int(total)
     assert JobMessage.model_validate_json(body) == message
+
+
+STORED_TOO_LONG = {"timeout": 1e14, "timeout_ack": 30, "timeout_result": 60}
+"""Timeouts a template could be saved with before they were bounded."""
+
+
+def test_a_template_with_timeouts_out_of_bounds_has_no_entry() -> None:
+    with pytest.raises(ValueError, match="timeout 100000000000000 s is too long"):
+        Entry.of(template(timeouts=STORED_TOO_LONG))
+    with pytest.raises(ValueError, match=r"timeout_ack 0\.0001 s is too short"):
+        Entry.of(template(timeouts={"timeout_ack": 0.0001}))
+
+
+def test_the_longest_horizon_the_bounds_allow_is_still_a_date() -> None:
+    longest = {"timeout": MAX_TIMEOUT, "timeout_ack": MAX_TIMEOUT, "timeout_result": MAX_TIMEOUT}
+    entry = Entry.of(template(timeouts=longest, retries=MAX_RETRIES))
+    assert SLOT + entry.horizon > SLOT
+
+
+def test_a_template_that_cannot_be_scheduled_is_skipped_and_the_others_go_on() -> None:
+    plan, stored = Plan(), template(2, timeouts=STORED_TOO_LONG)
+    with capture_logs() as logs:
+        plan.put(template(1), SLOT)
+        plan.put(stored, SLOT, stored.model_dump_json().encode())  # as read from the board
+        plan.put(template(3), SLOT)
+    assert plan.ids() == {1, 3}
+    [invalid] = [line for line in logs if line["event"] == "schedule.invalid_template"]
+    assert invalid["template_id"] == 2 and "too long" in invalid["reason"]
+    assert [due.template.id for due in plan.take_due(SLOT + timedelta(minutes=5))] == [1, 3]
+
+
+def test_a_change_that_cannot_be_scheduled_drops_the_template_until_it_is_fixed() -> None:
+    plan = Plan()
+    plan.put(template(1), SLOT)
+    plan.put(template(1, revision="r2", timeouts=STORED_TOO_LONG), SLOT)
+    assert plan.ids() == set() and plan.next_due() is None
+    plan.put(template(1, revision="r3"), SLOT)
+    assert plan.ids() == {1}
