@@ -15,7 +15,7 @@ from . import conditions
 from .base import AwareDatetime, Code, Frozen
 from .enums import Status
 from .messages import JobEvent
-from .models import Timeouts
+from .models import BoundedTimeouts
 
 NodeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")]
 """A node name: letters, digits, `_` and `-`, starting with a letter."""
@@ -55,7 +55,7 @@ class FlowNode(Frozen):
     app: str | None = None
     template: int | None = None
     env: dict[str, str] = {}
-    timeouts: Timeouts | None = None
+    timeouts: BoundedTimeouts | None = None
     retries: int | None = Field(default=None, ge=0, le=100)
     depends: list[Edge] = []
 

@@ -101,6 +101,12 @@ def test_an_app_id_yaml_reads_as_a_number_is_accepted() -> None:
         FlowSpec.model_validate({"name": "f", "company": "acme", "nodes": [{"name": "a", "app": True}]})
 
 
+def test_a_node_timeout_past_the_bounds_is_refused_when_the_flow_is_read() -> None:
+    node = {"name": "a", "app": "1", "timeouts": {"timeout_result": 1e14}}
+    with pytest.raises(ValidationError, match="timeout_result 100000000000000 s is too long"):
+        FlowSpec.model_validate({"name": "f", "company": "acme", "nodes": [node]})
+
+
 def test_conditions_choose_one_branch() -> None:
     flow = spec(
         n("check"),
