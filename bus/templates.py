@@ -131,6 +131,6 @@ def _posted(msg: Msg) -> Posted | Removed | None:
         return Removed(template_id)
     try:
         return Posted(ActiveTemplate.model_validate_json(msg.data), msg.data)
-    except ValidationError as error:
-        log.error("templates.invalid", subject=msg.subject, reason=describe(error))
-        return None
+    except ValidationError as error:  # its last good version is no longer what was asked: stop it
+        log.error("templates.invalid", subject=msg.subject, template_id=template_id, reason=describe(error))
+        return Removed(template_id)

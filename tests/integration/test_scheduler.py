@@ -244,3 +244,18 @@ async def test_invalid_template_is_skipped_and_others_fire(
     assert service.plan.ids() == {2}
     await board.put(template(1, revision="r2"))
     await until(bus, 1, 1, timeout=2.5)
+
+
+async def test_a_template_whose_new_version_is_unreadable_stops_firing(
+    bus: Bus, board: TemplateBoard, start_scheduler: Start
+) -> None:
+    await board.put(template(1))
+    service = await start_scheduler()
+    await until(bus, 1, 1, timeout=2.5)
+    kv = await bus.js.key_value(s.TEMPLATES_BUCKET)
+    await kv.put(s.template_key(1), b'{"id": 1, "not": "a template"}')
+    await asyncio.sleep(0.3)
+    before = len(await of_template(bus, 1))
+    await asyncio.sleep(2.0)
+    assert service.plan.ids() == set()
+    assert len(await of_template(bus, 1)) == before
