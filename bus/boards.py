@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 
 import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.errors import APIError, KeyNotFoundError, NoKeysError, NotFoundError
+from nats.js.api import KeyValueConfig
+from nats.js.errors import APIError, KeyNotFoundError, NoKeysError, NoStreamResponseError, NotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from pydantic import ValidationError
 
@@ -16,23 +18,47 @@ from contracts import subjects as s
 from contracts.lifecycle import RunnerInfo
 from contracts.messages import JobEvent
 
+from .infra import Layout, ensure_bucket
+
 log = structlog.get_logger("jetjobs.bus")
 
 
 class RunnerBoard:
-    """Executors put their heartbeat here; the bucket's TTL forgets the silent ones."""
+    """Executors put their heartbeat here; the bucket's TTL forgets the silent ones.
 
-    def __init__(self, kv: KeyValue) -> None:
+    The bucket is kept in memory, so a NATS restart loses it: a board opened with
+    the service's layout makes it again when it finds it missing, and goes on."""
+
+    def __init__(self, js: JetStreamContext, kv: KeyValue, config: KeyValueConfig | None) -> None:
+        self._js = js
         self._kv = kv
+        self._config = config
 
     @classmethod
-    async def open(cls, js: JetStreamContext) -> RunnerBoard:
-        """Bind to the bucket (provisioned by `bus.infra.provision`)."""
-        return cls(await js.key_value(s.RUNNERS_BUCKET))
+    async def open(cls, js: JetStreamContext, layout: Layout | None = None) -> RunnerBoard:
+        """Bind to the bucket (provisioned by `bus.infra.provision`); with a `layout`,
+        make it first if it is missing, and again whenever it goes missing."""
+        config = None if layout is None else layout.runners_bucket()
+        if config is not None:
+            await ensure_bucket(js, config)
+        return cls(js, await js.key_value(s.RUNNERS_BUCKET), config)
+
+    async def _restore(self, error: Exception) -> None:
+        """Make the lost bucket again as it was provisioned; re-raise `error` when this
+        board may not (opened without a layout: a read-only look)."""
+        if self._config is None:
+            raise error
+        if await ensure_bucket(self._js, self._config):
+            log.warning("runners.bucket_recreated", bucket=self._config.bucket, error=repr(error))
 
     async def beat(self, info: RunnerInfo) -> None:
         """Announce (again) that this runner is alive; each put restarts its TTL."""
-        await self._kv.put(s.runner_key(info.pool, info.id), info.model_dump_json().encode())
+        key, value = s.runner_key(info.pool, info.id), info.model_dump_json().encode()
+        try:
+            await self._kv.put(key, value)
+        except NoStreamResponseError as error:
+            await self._restore(error)
+            await self._kv.put(key, value)
 
     async def leave(self, info: RunnerInfo) -> None:
         """Say goodbye on a clean stop, so nobody waits for the TTL."""
@@ -45,12 +71,25 @@ class RunnerBoard:
             keys = await self._kv.keys()
         except NoKeysError:
             return []
+        except NotFoundError as error:  # the bucket itself: nobody has announced since it was lost
+            await self._restore(error)
+            return []
         runners: list[RunnerInfo] = []
         for key in keys:
             info = await self._get(key)
             if info is not None:
                 runners.append(info)
         return sorted(runners, key=lambda r: (r.pool, r.id))
+
+    async def made(self) -> datetime | None:
+        """When the server made the bucket (None: just made again here). A new value
+        means it was lost and made again: for one TTL it may miss live runners."""
+        try:
+            info = await self._js.stream_info(f"KV_{s.RUNNERS_BUCKET}")
+        except NotFoundError as error:
+            await self._restore(error)
+            return None
+        return info.created
 
     async def _get(self, key: str) -> RunnerInfo | None:
         try:

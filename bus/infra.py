@@ -164,14 +164,19 @@ class Layout:
         return [
             self._bucket(s.TEMPLATES_BUCKET, "active run templates, projected by the store"),
             self._bucket(s.LEASES_BUCKET, "scheduler leader lease", ttl=self.lease_ttl),
-            self._bucket(
-                s.RUNNERS_BUCKET,
-                "live executors: a key vanishes when its heartbeats stop",
-                ttl=self.runner_ttl,
-                storage=StorageType.MEMORY,
-            ),
+            self.runners_bucket(),
             self._bucket(s.CANCELS_BUCKET, "cancelled job ids, watched by executors", ttl=self.cancel_ttl),
         ]
+
+    def runners_bucket(self) -> KeyValueConfig:
+        """Heartbeats, kept in memory: a NATS restart loses the bucket, and whoever
+        finds it missing makes it again with this (see `bus.boards.RunnerBoard`)."""
+        return self._bucket(
+            s.RUNNERS_BUCKET,
+            "live executors: a key vanishes when its heartbeats stop",
+            ttl=self.runner_ttl,
+            storage=StorageType.MEMORY,
+        )
 
     def _bucket(
         self, name: str, description: str, ttl: float | None = None, storage: StorageType = StorageType.FILE
@@ -214,12 +219,14 @@ async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerCon
         ) from None
 
 
-async def ensure_bucket(js: JetStreamContext, config: KeyValueConfig) -> None:
-    """Create the KV bucket when missing; an existing one is left as it is."""
+async def ensure_bucket(js: JetStreamContext, config: KeyValueConfig) -> bool:
+    """Create the KV bucket when missing (whether it was); an existing one is left as it is."""
     try:
         await js.key_value(config.bucket)
     except (NotFoundError, BadRequestError):
         await js.create_key_value(config)
+        return True
+    return False
 
 
 RETIRED_CONSUMERS = [(s.EVENTS_STREAM, "store_flows")]

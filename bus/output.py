@@ -111,9 +111,3 @@ async def job_output(
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
-
-
-async def consumer_pending(js: JetStreamContext, stream: str, durable: str) -> int:
-    """Messages the durable consumer has not yet been delivered: its lag."""
-    info = await js.consumer_info(stream, durable)
-    return int(info.num_pending or 0)

@@ -39,15 +39,21 @@ async def pool_depths(js: JetStreamContext) -> list[PoolDepth]:
     return sorted(depths, key=lambda d: d.pool)
 
 
+async def consumer_lag(js: JetStreamContext, stream: str, durable: str) -> int:
+    """Messages a durable consumer has not settled: not yet delivered, or delivered and
+    not yet acknowledged (the store holds a batch unacknowledged until Postgres has it)."""
+    info = await js.consumer_info(stream, durable)
+    return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+
 async def store_lag(js: JetStreamContext) -> dict[str, int]:
-    """Messages each store consumer has not been delivered yet (missing consumers left out)."""
+    """Messages each store consumer has not written yet (missing consumers left out)."""
     lag: dict[str, int] = {}
     for stream, durable in STORE_CONSUMERS:
         try:
-            info = await js.consumer_info(stream, durable)
+            lag[durable] = await consumer_lag(js, stream, durable)
         except NotFoundError:
             continue
-        lag[durable] = int(info.num_pending or 0)
     return lag
 
 

@@ -79,7 +79,8 @@ class Lifeline:
 
     async def start(self) -> None:
         """Announce this runner, then keep announcing, watching cancels and memory."""
-        self._runners = await RunnerBoard.open(self._bus.js)
+        # a bind-only executor may not make the bucket again after a NATS restart: the store does
+        self._runners = await RunnerBoard.open(self._bus.js, None if self._config.bind_only else self._layout)
         await self._runners.beat(self.info())
         cancels = CancelFeed(self._bus.nc) if self._config.bind_only else await CancelBoard.open(self._bus.js)
         self._spawn(self._beat(self._runners), "beat")

@@ -26,8 +26,11 @@ BAD_DATA: tuple[type[BaseException], ...] = (
     asyncpg.DataError,
     asyncpg.IntegrityConstraintViolationError,
     asyncpg.exceptions.ProgramLimitExceededError,
+    OverflowError,
 )
-"""The rows themselves cannot be stored: retrying would never succeed."""
+"""The rows themselves cannot be stored: retrying would never succeed. An
+OverflowError is arithmetic on a message's values (a date past year 9999) while
+its rows are made."""
 
 
 class StoreUnavailable(Exception):

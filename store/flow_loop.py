@@ -5,13 +5,15 @@ templates (from JetStream)."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import structlog
 
-from bus import Ack, Bus, Invalid, Nak, PullConsumer, Term, decode, settle
+from bus import Ack, Bus, Delivery, Invalid, Nak, Publisher, PullConsumer, Term, decode, settle
 from bus.flows import FLOW_STARTS_CONSUMER, ensure_flow_starts_consumer
+from bus.letters import bury, company_of
 from contracts.api import ApiFailure
-from contracts.flows import FLOWS_STREAM, FlowStart
+from contracts.flows import FLOWS_STREAM, FlowStart, flow_start_subject
 
 from .db import UNAVAILABLE, StoreUnavailable, connect
 from .flow_engine import FlowEngine
@@ -32,6 +34,9 @@ CHECK_EVERY = 5.0
 RESEND_EVERY = 1.0
 """Seconds between tries while the outbox holds what a failed publish left, or Postgres is away."""
 
+COMPANY_TOKEN = flow_start_subject("*").split(".").index("*")
+"""Where a flow start's subject names its company."""
+
 
 async def run_flows(engine: FlowEngine, bus: Bus, database_url: str, stopping: asyncio.Event) -> None:
     """Start scheduled flow runs and advance runs on job outcomes until `stopping` is set."""
@@ -44,13 +49,34 @@ async def _run_starts(engine: FlowEngine, bus: Bus, stopping: asyncio.Event) -> 
     try:
         while not stopping.is_set():
             for msg in await consumer.fetch(20, timeout=1.0):
-                item = decode(FlowStart, msg)
-                action = (
-                    Term(item.reason) if isinstance(item, Invalid) else await _start(engine, item.payload)
-                )
-                await settle(msg, action)
+                item = _decode(msg)
+                if isinstance(item, Invalid):
+                    await settle(msg, await _refuse(bus.publisher, item))
+                else:
+                    await settle(msg, await _start(engine, item.payload))
     finally:
         await consumer.close()
+
+
+def _decode(msg: Any) -> Delivery[FlowStart] | Invalid:
+    """A valid flow start on its own company's subject (NATS permissions confine a
+    tenant to its subjects, not what its payloads claim)."""
+    item = decode(FlowStart, msg)
+    if isinstance(item, Invalid):
+        return item
+    expected = flow_start_subject(item.payload.company)
+    if msg.subject == expected:
+        return item
+    return Invalid(
+        msg, f"came on {msg.subject} but belongs on {expected}: a payload may not name another company"
+    )
+
+
+async def _refuse(publisher: Publisher, invalid: Invalid) -> Term | Nak:
+    """A flow start that can never start a run: logged, and dead-lettered for its subject's company."""
+    company = company_of(invalid.msg.subject, COMPANY_TOKEN)
+    log.error("flow.start_invalid", subject=invalid.msg.subject, company=company, reason=invalid.reason)
+    return await bury(publisher, FLOWS_STREAM, invalid, company)
 
 
 async def _start(engine: FlowEngine, start: FlowStart) -> Ack | Nak | Term:

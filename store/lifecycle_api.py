@@ -9,6 +9,7 @@ import structlog
 from pydantic import ValidationError
 
 from bus import Bus, CancelBoard, PublishFailed, RunnerBoard, delete_dispatch
+from bus.letters import company_of
 from contracts import api
 from contracts.api import ApiFailure
 from contracts.enums import ErrorKind, Status
@@ -64,8 +65,27 @@ def replay_message(letter: DeadLetterRecord, job: JobRecord | None) -> JobMessag
             f"dead letter {letter.id} cannot be replayed: its message is not a valid job "
             f"({describe(error)}); publish a corrected job instead",
         ) from None
+    foreign = _foreign(letter, original, job)
+    if foreign is not None:
+        raise ApiFailure(
+            409,
+            f"dead letter {letter.id} of company {letter.company} cannot be replayed: {foreign}, "
+            "and a company replays only its own jobs",
+        )
     last = max(original.attempt, job.attempt if job is not None else 0)
     return original.model_copy(update={"attempt": last + 1, "dispatched_at": _now()})
+
+
+def _foreign(letter: DeadLetterRecord, original: JobMessage, job: JobRecord | None) -> str | None:
+    """What in a dead letter belongs to another company than the letter, if anything:
+    whoever may publish a company's dead letters may put anything in them."""
+    if original.company != letter.company:
+        return f"its message is a job of company {original.company}"
+    if company_of(letter.subject) != letter.company:
+        return f"its message came on {letter.subject}"
+    if job is not None and job.company != letter.company:
+        return f"it names job {job.id} of company {job.company}"
+    return None
 
 
 def already_replayed(letter: DeadLetterRecord) -> ApiFailure:
@@ -153,5 +173,5 @@ class LifecycleApi:
         return Replayed(job_id=message.job_id, company=message.company, attempt=message.attempt)
 
     async def runner_list(self, request: RunnerQuery) -> RunnerList:
-        live = await (await RunnerBoard.open(self._bus.js)).live()
+        live = await (await RunnerBoard.open(self._bus.js, self._bus.layout)).live()
         return RunnerList(runners=[r for r in live if request.pool in (None, r.pool)])

@@ -1,7 +1,8 @@
 """The store's Prometheus metrics: what it projected, how fast, and how far behind it is.
 
-Lag is the pending count of the store's own durable consumers, asked from
-JetStream just before each scrape; the flow inbox is counted in Postgres then too."""
+Lag is what the store's own durable consumers have not settled (not yet delivered,
+or delivered and not yet written), asked from JetStream just before each scrape;
+the flow inbox is counted in Postgres then too."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram
 
 from bus import Bus, Delivery
-from bus.output import consumer_pending
+from bus.overview import consumer_lag
 from bus.telemetry import Telemetry
 from contracts.messages import DeadLetter, JobEvent, JobMessage
 
@@ -47,7 +48,8 @@ class StoreMetrics:
         )
         self._pending = Gauge(
             "jetjobs_store_pending_messages",
-            "messages waiting for the store on its consumer: its lag",
+            "messages the store has not yet written, by feed: waiting on its consumer, or delivered "
+            "and held until Postgres has them (its lag)",
             ["feed"],
             registry=registry,
         )
@@ -97,11 +99,11 @@ class StoreMetrics:
         return None
 
     async def lag(self, bus: Bus | None, feeds: Sequence[Feed[Any]]) -> None:
-        """Ask JetStream how many messages each of the store's consumers has not yet seen."""
+        """Ask JetStream how many messages each of the store's consumers has not yet settled."""
         if bus is None:
             return
         for feed in feeds:
-            self._pending.labels(feed.durable).set(await consumer_pending(bus.js, feed.stream, feed.durable))
+            self._pending.labels(feed.durable).set(await consumer_lag(bus.js, feed.stream, feed.durable))
 
     async def inbox(self, pool: Any) -> None:
         """Ask Postgres how many flow outcomes wait, and how many failed their step."""

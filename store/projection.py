@@ -4,6 +4,10 @@ per batch, acks only after COMMIT.
 If Postgres is away, the batch is kept (with in-progress acks, so JetStream does
 not hand it to anyone else meanwhile) and written again with capped backoff:
 nothing is lost and, since every write is idempotent, nothing is doubled.
+
+A message is projected only if it came on the subject its payload names: NATS
+permissions confine a tenant to its own subjects, so a payload naming another
+company (or job) is refused like invalid input.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from typing import Any, Generic, TypeVar
 import structlog
 from pydantic import BaseModel
 
-from bus import Action, Delivery, Invalid, Term, decode, settle
+from bus import Action, Delivery, Invalid, Publisher, Term, decode, settle
 from bus.batches import BatchPuller
+from bus.letters import bury
 from bus.tasks import stop_tasks
 from contracts import subjects as s
 from contracts.messages import DeadLetter, JobEvent, JobMessage
@@ -36,6 +41,25 @@ Writer = Callable[[Queries, Sequence[Delivery[M]]], Awaitable[None]]
 Rejected = list[tuple[Delivery[M], str]]
 Observer = Callable[[str, Sequence[Delivery[Any]], float], None]
 """Told (feed, committed deliveries, seconds) after each commit: metrics."""
+Address = Callable[[M, str], str]
+"""The subject a payload must have come on, given the one it came on (for a token
+the payload does not name, such as a slot record's source)."""
+
+
+def _dispatch_address(message: JobMessage, _: str) -> str:
+    return s.dispatch_subject(message.company, message.pool)
+
+
+def _events_address(event: JobEvent, _: str) -> str:
+    return s.events_subject(event.company, event.job_id)
+
+
+def _dead_address(letter: DeadLetter, _: str) -> str:
+    return s.dead_subject(letter.company)
+
+
+def _slots_address(record: SlotRecord, subject: str) -> str:
+    return s.slots_subject(record.company, record.template_id, subject.rpartition(".")[2])
 
 
 @dataclass(frozen=True)
@@ -46,15 +70,22 @@ class Feed(Generic[M]):
     durable: str
     model: type[M]
     write: Writer[M]
+    address: Address[M]
+    buries: bool = False
+    """Whether the store dead-letters what it refuses: only on streams no other service
+    reads (the executor dead-letters bad job messages; a bad dead letter must not make
+    another)."""
 
 
 def feeds() -> list[Feed[Any]]:
     """Dispatch, events, dead letters and slot records, on the store's own durable consumers."""
     return [
-        Feed(s.DISPATCH_STREAM, s.STORE_DISPATCH_CONSUMER, JobMessage, project_dispatches),
-        Feed(s.EVENTS_STREAM, s.STORE_EVENTS_CONSUMER, JobEvent, project_events),
-        Feed(s.DEAD_STREAM, s.STORE_DEAD_CONSUMER, DeadLetter, project_dead_letters),
-        Feed(s.SLOTS_STREAM, s.STORE_SLOTS_CONSUMER, SlotRecord, project_slots),
+        Feed(s.DISPATCH_STREAM, s.STORE_DISPATCH_CONSUMER, JobMessage, project_dispatches, _dispatch_address),
+        Feed(
+            s.EVENTS_STREAM, s.STORE_EVENTS_CONSUMER, JobEvent, project_events, _events_address, buries=True
+        ),
+        Feed(s.DEAD_STREAM, s.STORE_DEAD_CONSUMER, DeadLetter, project_dead_letters, _dead_address),
+        Feed(s.SLOTS_STREAM, s.STORE_SLOTS_CONSUMER, SlotRecord, project_slots, _slots_address, buries=True),
     ]
 
 
@@ -94,6 +125,10 @@ def _reason(error: BaseException) -> str:
     return f"cannot be stored: {error}"
 
 
+def _misaddressed(subject: str, expected: str) -> str:
+    return f"came on {subject} but belongs on {expected}: a payload may not name another company or job"
+
+
 class Projection(Generic[M]):
     """Pulls one feed in batches and writes each batch in one transaction."""
 
@@ -105,8 +140,11 @@ class Projection(Generic[M]):
         stopping: asyncio.Event,
         tuning: Tuning,
         observe: Observer | None = None,
+        letters: Publisher | None = None,
     ) -> None:
         self._observe = observe
+        self._letters = letters if feed.buries else None
+        """Where refused messages are dead-lettered; None on feeds that bury nothing."""
         self._feed = feed
         self._consumer = consumer
         self._pool = pool
@@ -149,12 +187,15 @@ class Projection(Generic[M]):
             await self._consumer.close()
 
     async def _decode(self, msgs: Sequence[Any]) -> list[Delivery[M]]:
-        """The valid messages; the others are terminated at once."""
+        """The valid messages on their own subjects; the others are refused at once."""
         batch: list[Delivery[M]] = []
+        model, address = self._feed.model, self._feed.address
         for msg in msgs:
-            item = decode(self._feed.model, msg)
+            item = decode(model, msg)
             if isinstance(item, Invalid):
-                await self._reject(item.msg, item.reason)
+                await self._reject(msg, item.reason)
+            elif (expected := address(item.payload, msg.subject)) != msg.subject:
+                await self._reject(msg, _misaddressed(msg.subject, expected))
             else:
                 batch.append(item)
         return batch
@@ -176,9 +217,12 @@ class Projection(Generic[M]):
         log.debug("store.batch_committed", consumer=self._feed.durable, count=len(batch) - len(rejected))
 
     async def _reject(self, msg: Any, reason: str) -> None:
-        """Bad input is logged and terminated here; the executor dead-letters it."""
+        """Bad input is logged, dead-lettered where nobody else does it, and terminated."""
         log.error("store.invalid_message", consumer=self._feed.durable, subject=msg.subject, reason=reason)
-        await self._settle(msg, Term(reason))
+        action: Action = Term(reason)
+        if self._letters is not None:
+            action = await bury(self._letters, self._feed.stream, Invalid(msg, reason))
+        await self._settle(msg, action)
 
     async def _settle(self, msg: Any, action: Action) -> None:
         try:

@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from bus import Publisher, RunnerBoard, delete_dispatch, store_backlog
+from bus import Bus, RunnerBoard, delete_dispatch, store_backlog
 from contracts.enums import ErrorKind, Status
 from contracts.messages import JobEvent
 
@@ -71,15 +71,18 @@ def undelivered_event(row: Any) -> JobEvent:
 class Reaper:
     """Finds orphaned and overdue jobs and ends their attempt."""
 
-    def __init__(self, pool: Any, js: Any, publisher: Publisher, timing: ReaperTiming) -> None:
+    def __init__(self, pool: Any, bus: Bus, timing: ReaperTiming) -> None:
         self._pool = pool
-        self._js = js
-        self._publisher = publisher
+        self._bus = bus
         self._timing = timing
+        self._board_made: datetime | None = None
+        """When the runners bucket this reaper last saw was made."""
+        self._board_complete_at = 0.0
+        """Loop time from which that bucket has heard from every live runner."""
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Reap every `timing.every` seconds until the service stops."""
-        runners = await RunnerBoard.open(self._js)
+        runners = await RunnerBoard.open(self._bus.js, self._bus.layout)
         while not stopping.is_set():
             try:
                 await self.reap_once(runners)
@@ -93,22 +96,35 @@ class Reaper:
     async def reap_once(self, runners: RunnerBoard) -> int:
         """One round; returns how many attempts it ended. Skipped while the projection
         lags, since a job that looks stuck may already have reported."""
-        if await store_backlog(self._js) > 0:
+        if await store_backlog(self._bus.js) > 0:
             return 0
-        live = {r.id for r in await runners.live()}
+        live = await self._live(runners)
         queries = Queries(self._pool)
-        orphans = await queries.orphaned_attempts(self._timing.silent_for, sorted(live), BATCH)
+        orphans = (
+            [] if live is None else await queries.orphaned_attempts(self._timing.silent_for, live, BATCH)
+        )
         overdue = await queries.overdue_dispatches(BATCH)
         for row in orphans:
             await self._end(lost_event(row))
         for row in overdue:
             if row["stream_seq"] is not None:
-                await delete_dispatch(self._js, int(row["stream_seq"]))
+                await delete_dispatch(self._bus.js, int(row["stream_seq"]))
             await self._end(undelivered_event(row))
         return len(orphans) + len(overdue)
 
+    async def _live(self, runners: RunnerBoard) -> list[str] | None:
+        """The ids of the live runners; None while the board may still miss some: for one
+        heartbeat TTL after this reaper first saw its bucket, or saw it made again (a NATS
+        restart loses it, and runners take up to a TTL to announce themselves again)."""
+        live = sorted(r.id for r in await runners.live())
+        made = await runners.made()
+        now = asyncio.get_running_loop().time()
+        if made is None or made != self._board_made:
+            self._board_made, self._board_complete_at = made, now + self._timing.silent_for
+        return live if now >= self._board_complete_at else None
+
     async def _end(self, event: JobEvent) -> None:
-        await self._publisher.event(event)
+        await self._bus.publisher.event(event)
         assert event.kind is not None
         log.warning(
             "job.reaped",

@@ -105,7 +105,7 @@ class StoreService:
         for feed in feeds():
             consumer = BatchPuller(bus.nc, feed.stream, feed.durable)
             projection = Projection(
-                feed, consumer, self._pool, self._stopping, tuning, self._metrics.committed
+                feed, consumer, self._pool, self._stopping, tuning, self._metrics.committed, bus.publisher
             )
             self._loops.append(self._spawn(projection.run(), feed.durable))
         self._server = ApiServer(
@@ -123,7 +123,7 @@ class StoreService:
             )
         )
         timing = ReaperTiming(every=self._layout.runner_beat, silent_for=self._layout.runner_ttl)
-        reaper = Reaper(self._pool, bus.js, bus.publisher, timing)
+        reaper = Reaper(self._pool, bus, timing)
         self._helpers.append(self._spawn(reaper.run(self._stopping), "reaper"))
         self._helpers.append(
             self._spawn(run_flows(flows.engine, bus, self._config.database_url, self._stopping), "flows")

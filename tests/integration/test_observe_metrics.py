@@ -3,9 +3,18 @@ readiness follows the NATS connection."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import UTC, datetime
 
-from jetjobs.embedded import NatsServer
+from bus import Bus, Layout
+from bus.overview import store_lag
+from bus.telemetry import Telemetry
+from contracts import subjects as s
+from contracts.messages import JobMessage
+from jetjobs.embedded import NatsServer, PostgresServer
+from jetjobs.observe.http import MetricsServer
+from store import StoreConfig, StoreService
 from tests.observe import http_get, observed_stack, scrape
 from tests.stack import eventually
 
@@ -87,3 +96,53 @@ async def test_health_and_readiness_follow_nats(embedded_nats: NatsServer, datab
         scraped = await scrape(server.url)
         assert scraped.value("jetjobs_nats_reconnects_total", service="store") >= 1
         assert scraped.value("jetjobs_nats_disconnects_total", service="store") >= 1
+
+
+async def test_store_lag_counts_what_the_store_holds_unwritten(
+    nats_url: str, embedded_postgres: PostgresServer
+) -> None:
+    """With Postgres away the store holds what it fetched, unacknowledged: that is lag
+    too, in the metric and in `jetjobs status`, until Postgres has it."""
+    embedded_postgres.create_database("lag")
+    telemetry = Telemetry()
+    server = MetricsServer(telemetry, "127.0.0.1", 0)
+    await server.start()
+    store = StoreService(
+        StoreConfig(nats_url=nats_url, database_url=embedded_postgres.dsn("lag")), Layout(), telemetry
+    )
+    await store.start()
+    bus = await Bus.attach(nats_url, "jetjobs-test")
+    try:
+        await asyncio.to_thread(embedded_postgres.stop)
+        now = datetime.now(UTC)
+        jobs = [
+            JobMessage(
+                job_id=f"lag-{i}",
+                company="acme",
+                pool="parked",
+                argv=["true"],
+                scheduled_at=now,
+                dispatched_at=now,
+                timeout=600,
+                timeout_ack=30,
+                timeout_result=60,
+            )
+            for i in range(60)
+        ]
+        await bus.publisher.dispatch(jobs)
+
+        async def lag(wanted: int) -> bool:
+            scraped = await scrape(server.url)
+            return scraped.value("jetjobs_store_pending_messages", feed="store_dispatch") == wanted
+
+        await eventually(lambda: lag(60), what="the metric to count the 60 jobs the store holds")
+        info = await bus.js.consumer_info(s.DISPATCH_STREAM, s.STORE_DISPATCH_CONSUMER)
+        assert (info.num_pending, info.num_ack_pending) == (0, 60), "all delivered, none written"
+        assert (await store_lag(bus.js))["store_dispatch"] == 60, "what `jetjobs status` shows"
+
+        await asyncio.to_thread(embedded_postgres.restart)
+        await eventually(lambda: lag(0), timeout=30, what="the lag to fall once Postgres is back")
+    finally:
+        await bus.nc.close()
+        await store.stop()
+        await server.stop()
