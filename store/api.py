@@ -48,7 +48,9 @@ def _typed(op: str, request_type: type[Q], handler: Callable[[Q], Awaitable[Base
         except BAD_DATA as error:
             raise ApiFailure(400, f"{op}: a value is out of range or cannot be stored ({error})") from None
         except ValidationError as error:  # stored before a check it now fails, e.g. a template's timeout
-            raise ApiFailure(400, f"{op}: {describe(error)}; change it to a value that is allowed now") from None
+            raise ApiFailure(
+                400, f"{op}: {describe(error)}; change it to a value that is allowed now"
+            ) from None
         except UNAVAILABLE as error:
             log.warning("store.db_unavailable", operation=op, error=str(error) or type(error).__name__)
             raise ApiFailure(
