@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime as PydanticAwareDatetime
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 """A company code or pool name: lowercase, safe as a NATS subject token."""
@@ -29,26 +30,12 @@ Int8 = Annotated[int, Field(ge=-INT8_MAX - 1, le=INT8_MAX)]
 """A number Postgres stores as `bigint` (ids, pids, exit codes)."""
 
 
-def _require_timezone(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("timestamp must carry a timezone (e.g. 2026-01-01T00:00:00Z)")
-    return value
+AwareDatetime = Annotated[PydanticAwareDatetime, Field(ge=EARLIEST, le=LATEST)]
+"""An instant a message or request carries: with a timezone, within EARLIEST..LATEST
+(checked by pydantic's own validator: a Python one per instant doubled the cost
+of decoding an event)."""
 
-
-def _within_range(value: datetime) -> datetime:
-    # Compared, not converted: moving 9999-12-31T23:59-14:00 to UTC overflows.
-    if not EARLIEST <= value <= LATEST:
-        raise ValueError(
-            f"timestamp {value.isoformat()} is out of range: give one from "
-            "1970-01-01T00:00:00Z to 9000-12-31T23:59:59Z (in UTC)"
-        )
-    return value
-
-
-AwareDatetime = Annotated[datetime, AfterValidator(_require_timezone), AfterValidator(_within_range)]
-"""An instant a message or request carries: with a timezone, within EARLIEST..LATEST."""
-
-RecordedDatetime = Annotated[datetime, AfterValidator(_require_timezone)]
+RecordedDatetime = PydanticAwareDatetime
 """An instant read back from the record: any the database holds is shown, so a row
 stored before the range was checked still lists."""
 

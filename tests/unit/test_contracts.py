@@ -234,8 +234,14 @@ def test_a_template_stored_before_the_bounds_still_loads_and_lists() -> None:
         ({"attempt": 3_000_000_000}, "attempt: Input should be less than or equal to 1000000000"),
         ({"retries": 101}, "retries: Input should be less than or equal to 100"),
         ({"template_id": 2**63}, "template_id: Input should be less than or equal to 9223372036854775807"),
-        ({"dispatched_at": "9999-12-31T23:00:00+00:00"}, "dispatched_at: timestamp 9999-12-31T23:00:00"),
-        ({"scheduled_at": "1969-12-31T23:59:59Z"}, "scheduled_at: timestamp 1969-12-31T23:59:59"),
+        (
+            {"dispatched_at": "9999-12-31T23:00:00+00:00"},
+            "dispatched_at: Input should be less than or equal to 9000-12-31T23:59:59.999999Z",
+        ),
+        (
+            {"scheduled_at": "1969-12-31T23:59:59Z"},
+            "scheduled_at: Input should be greater than or equal to 1970-01-01T00:00:00Z",
+        ),
     ],
 )
 def test_job_messages_out_of_range_are_invalid(fields: dict[str, object], expected: str) -> None:
@@ -245,7 +251,10 @@ def test_job_messages_out_of_range_are_invalid(fields: dict[str, object], expect
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({"end": "9999-12-31T23:59:59-14:00"}, "end: timestamp 9999-12-31T23:59:59-14:00 is out of range"),
+        (
+            {"end": "9999-12-31T23:59:59-14:00"},
+            "end: Input should be less than or equal to 9000-12-31T23:59:59.999999Z",
+        ),
         ({"pid": 2**63}, "pid: Input should be less than or equal to 9223372036854775807"),
         ({"exit_code": -(2**63) - 1}, "exit_code: Input should be greater than or equal to"),
         ({"attempt": 2**31}, "attempt: Input should be less than or equal to 2147483647"),
@@ -265,7 +274,7 @@ def test_events_out_of_range_are_invalid(fields: dict[str, object], expected: st
 
 def test_an_instant_out_of_range_says_the_allowed_range() -> None:
     message = refusal(JobMessage, job(dispatched_at="0001-01-01T00:00:00+14:00"))
-    assert "give one from 1970-01-01T00:00:00Z to 9000-12-31T23:59:59Z (in UTC)" in message
+    assert "dispatched_at: Input should be greater than or equal to 1970-01-01T00:00:00Z" in message
 
 
 def test_the_latest_instant_plus_the_longest_timeout_is_still_a_date() -> None:
