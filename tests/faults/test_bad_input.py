@@ -29,6 +29,7 @@ from store.db import open_pool
 from store.projection import Feed, Projection, Tuning, feeds
 from tests.faults.harness import Faults, faults
 from tests.stack import eventually
+from tests.unit.jobs import message
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -77,16 +78,7 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def job(job_id: str) -> JobMessage:
-    return JobMessage(
-        job_id=job_id,
-        company="acme",
-        argv=["true"],
-        scheduled_at=NOW,
-        dispatched_at=NOW,
-        timeout=600,
-        timeout_ack=30,
-        timeout_result=60,
-    )
+    return message(job_id=job_id, timeout=600, timeout_result=60)
 
 
 def event(job_id: str, **fields: Any) -> JobEvent:

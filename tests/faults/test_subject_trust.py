@@ -24,6 +24,7 @@ from contracts.models import Company
 from contracts.schedule import SlotOutcome, SlotRecord
 from tests.faults.harness import Faults, faults
 from tests.stack import eventually
+from tests.unit.jobs import message
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -41,16 +42,7 @@ def new_id() -> str:
 
 
 def job(job_id: str, company: str) -> JobMessage:
-    return JobMessage(
-        job_id=job_id,
-        company=company,
-        argv=["true"],
-        scheduled_at=NOW,
-        dispatched_at=NOW,
-        timeout=600,
-        timeout_ack=30,
-        timeout_result=60,
-    )
+    return message(job_id=job_id, company=company, timeout=600, timeout_result=60)
 
 
 def event(job_id: str, company: str, status: Status, **fields: Any) -> JobEvent:

@@ -11,12 +11,12 @@ from bus import Bus, Layout
 from bus.overview import store_lag
 from bus.telemetry import Telemetry
 from contracts import subjects as s
-from contracts.messages import JobMessage
 from jetjobs.embedded import NatsServer, PostgresServer
 from jetjobs.observe.http import MetricsServer
 from store import StoreConfig, StoreService
 from tests.observe import http_get, observed_stack, scrape
 from tests.stack import eventually
+from tests.unit.jobs import message
 
 
 async def test_metrics_change_as_jobs_run(nats_url: str, database_url: str) -> None:
@@ -116,17 +116,7 @@ async def test_store_lag_counts_what_the_store_holds_unwritten(
         await asyncio.to_thread(embedded_postgres.stop)
         now = datetime.now(UTC)
         jobs = [
-            JobMessage(
-                job_id=f"lag-{i}",
-                company="acme",
-                pool="parked",
-                argv=["true"],
-                scheduled_at=now,
-                dispatched_at=now,
-                timeout=600,
-                timeout_ack=30,
-                timeout_result=60,
-            )
+            message(job_id=f"lag-{i}", pool="parked", scheduled_at=now, dispatched_at=now, timeout=600)
             for i in range(60)
         ]
         await bus.publisher.dispatch(jobs)

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from contracts.messages import JobMessage
 from contracts.output import LogChunk
 from executor.events import Attempt
 from executor.live import LiveOutput
-
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+from tests.unit.jobs import message
 
 
 class Chunks:
@@ -37,17 +33,7 @@ class Publisher:
 
 
 def attempt() -> Attempt:
-    message = JobMessage(
-        job_id="j1",
-        company="acme",
-        argv=["true"],
-        scheduled_at=NOW,
-        dispatched_at=NOW,
-        timeout=60,
-        timeout_ack=30,
-        timeout_result=10,
-    )
-    return Attempt(message, 3, "r1")
+    return Attempt(message(), 3, "r1")
 
 
 async def test_split_characters_arrive_whole_and_each_stream_counts_its_chunks() -> None:
