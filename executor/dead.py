@@ -1,16 +1,12 @@
-"""Turning a message that is not a valid job, or a job out of retries, into a dead letter."""
+"""Turning a job out of retries into a dead letter (a message that is not a valid
+job is filed by `bus.letters`, as the store files what it refuses)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bus.letters import company_of, dead_letter, job_id_of
 from contracts.enums import ErrorKind, Status
 from contracts.messages import DeadLetter, JobEvent
-
-__all__ = ["company_of", "dead_letter", "exhausted_letter", "job_id_of"]
-"""An invalid message's letter is built by `bus.letters`, as the store builds its own."""
-
 
 BURIED = frozenset({ErrorKind.EXIT, ErrorKind.TIMEOUT, ErrorKind.INVALID})
 """Failures that end a job for good after it was tried: what the dead letters keep."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from bus import Delivery, EventTrail, Invalid, Publisher, settle
+from bus.letters import dead_letter
 from contracts import subjects as s
 from contracts.enums import ErrorKind, Status
 from contracts.messages import JobEvent, JobMessage
@@ -20,7 +21,7 @@ from contracts.messages import JobEvent, JobMessage
 from . import events
 from .classify import ExitClass, classify
 from .control import Control
-from .dead import dead_letter, exhausted_letter
+from .dead import exhausted_letter
 from .environment import job_env
 from .events import Attempt, Result, utcnow
 from .gate import Refuse, Release, check

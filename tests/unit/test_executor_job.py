@@ -13,12 +13,12 @@ import pytest
 
 from bus import Delivery, Invalid, Nak
 from bus.infra import MAX_MESSAGE_BYTES
+from bus.letters import company_of, dead_letter, job_id_of
 from bus.publish import encode
 from contracts.enums import ErrorKind, Status
 from contracts.messages import JobMessage
 from executor import ExecutorConfig, ExecutorConfigError
 from executor.control import Control
-from executor.dead import company_of, dead_letter, job_id_of
 from executor.environment import job_env
 from executor.events import Attempt, Result
 from executor.gate import RELEASE_DELAY, Gate, Refuse, Release, check
