@@ -7,7 +7,19 @@ with `decode`/`settle`, `TemplateBoard`, and `ApiServer`/`ApiClient`.
 from .api import ApiClient, ApiServer
 from .boards import CancelBoard, CancelFeed, RunnerBoard, delete_dispatch, last_event, store_backlog
 from .connection import BusUnavailable, UnsupportedNats
-from .consume import Ack, Action, Delivery, Invalid, Nak, PullConsumer, PullFeed, Term, decode, settle
+from .consume import (
+    Ack,
+    Action,
+    Delivery,
+    Invalid,
+    Nak,
+    PullConsumer,
+    PullFeed,
+    Term,
+    decode,
+    misaddressed,
+    settle,
+)
 from .infra import InfrastructureDrift, Layout
 from .publish import EventTrail, Publisher, PublishFailed, encode
 from .session import Bus
@@ -45,6 +57,7 @@ __all__ = [
     "job_events",
     "last_event",
     "live_events",
+    "misaddressed",
     "settle",
     "store_backlog",
 ]

@@ -93,6 +93,16 @@ def decode(model: type[M], msg: Msg) -> Delivery[M] | Invalid:
         return Invalid(msg, f"undecodable payload: {error}")
 
 
+def misaddressed(msg: Msg, expected: str) -> Invalid | None:
+    """Why a message on another subject than `expected`, the one its payload names, is
+    refused; None when it is on its own. NATS permissions confine a tenant to its
+    subjects, not what its payloads claim, so a payload may not name another company,
+    pool or job."""
+    if msg.subject == expected:
+        return None
+    return Invalid(msg, f"came on {msg.subject}: publish it to {expected}, the subject its payload names")
+
+
 async def settle(msg: Msg, action: Action) -> None:
     """Apply an action; `term` carries its reason, which nats-py's `term()` cannot."""
     match action:

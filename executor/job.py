@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from bus import Delivery, EventTrail, Invalid, Publisher, settle
+from bus import Delivery, EventTrail, Invalid, Publisher, misaddressed, settle
 from bus.letters import dead_letter
 from contracts import subjects as s
 from contracts.enums import ErrorKind, Status
@@ -76,13 +76,7 @@ def admitted(received: Received) -> Received:
     if isinstance(received, Invalid):
         return received
     expected = s.dispatch_subject(received.payload.company, received.payload.pool)
-    if received.msg.subject == expected:
-        return received
-    return Invalid(
-        received.msg,
-        f"job for company/pool {received.payload.company}/{received.payload.pool} was published to "
-        f"{received.msg.subject}: publish it to {expected}",
-    )
+    return misaddressed(received.msg, expected) or received
 
 
 def attempt_number(message: JobMessage, delivered: int) -> int:

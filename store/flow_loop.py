@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-from bus import Ack, Bus, Delivery, Invalid, Nak, Publisher, PullConsumer, Term, decode, settle
+from bus import Ack, Bus, Delivery, Invalid, Nak, Publisher, PullConsumer, Term, decode, misaddressed, settle
 from bus.flows import FLOW_STARTS_CONSUMER, ensure_flow_starts_consumer
 from bus.letters import bury, company_of
 from contracts.api import ApiFailure
@@ -64,12 +64,7 @@ def _decode(msg: Any) -> Delivery[FlowStart] | Invalid:
     item = decode(FlowStart, msg)
     if isinstance(item, Invalid):
         return item
-    expected = flow_start_subject(item.payload.company)
-    if msg.subject == expected:
-        return item
-    return Invalid(
-        msg, f"came on {msg.subject} but belongs on {expected}: a payload may not name another company"
-    )
+    return misaddressed(msg, flow_start_subject(item.payload.company)) or item
 
 
 async def _refuse(publisher: Publisher, invalid: Invalid) -> Term | Nak:

@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 from pydantic import BaseModel
 
-from bus import Action, Delivery, Invalid, Publisher, Term, decode, settle
+from bus import Action, Delivery, Invalid, Publisher, Term, decode, misaddressed, settle
 from bus.batches import BatchPuller
 from bus.letters import bury
 from bus.tasks import stop_tasks
@@ -125,10 +125,6 @@ def _reason(error: BaseException) -> str:
     return f"cannot be stored: {error}"
 
 
-def _misaddressed(subject: str, expected: str) -> str:
-    return f"came on {subject} but belongs on {expected}: a payload may not name another company or job"
-
-
 class Projection(Generic[M]):
     """Pulls one feed in batches and writes each batch in one transaction."""
 
@@ -192,10 +188,10 @@ class Projection(Generic[M]):
         model, address = self._feed.model, self._feed.address
         for msg in msgs:
             item = decode(model, msg)
+            if not isinstance(item, Invalid):
+                item = misaddressed(msg, address(item.payload, msg.subject)) or item
             if isinstance(item, Invalid):
                 await self._reject(msg, item.reason)
-            elif (expected := address(item.payload, msg.subject)) != msg.subject:
-                await self._reject(msg, _misaddressed(msg.subject, expected))
             else:
                 batch.append(item)
         return batch

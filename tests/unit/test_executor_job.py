@@ -124,7 +124,10 @@ def test_job_on_another_companys_subject_is_refused() -> None:
     delivery = Delivery(message(company="other"), FakeMsg("jetjobs.dispatch.acme.default", b""))  # type: ignore[arg-type]
     refused = admitted(delivery)
     assert isinstance(refused, Invalid)
-    assert refused.reason.endswith("publish it to jetjobs.dispatch.other.default")
+    assert refused.reason == (
+        "came on jetjobs.dispatch.acme.default: "
+        "publish it to jetjobs.dispatch.other.default, the subject its payload names"
+    )
 
 
 def test_conclude_success() -> None:
