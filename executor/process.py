@@ -4,8 +4,8 @@ Commands are argv lists handed to exec, never to a shell. Each job gets its
 own session, so a timeout or shutdown reaches every process it spawned, and
 nothing it started outlives it.
 
-The process is started with `subprocess.Popen` and watched through the event
-loop directly: callbacks on its pidfd and output pipes (`poller`) complete two
+The process is started with `posix_spawn` (`spawning`), or `subprocess.Popen`
+where exec must search PATH, and watched through the event loop directly: callbacks on its pidfd and output pipes (`poller`) complete two
 futures, reaped and output read to its end, that `finish` and `close` wait on.
 asyncio's subprocess transports, or a task per pipe and per wait, cost about as
 much again as the spawn itself."""
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import signal
 import subprocess
@@ -22,9 +21,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
+from . import spawning
 from .executables import Executables
 from .output import Capture, Pipe, Sink
 from .poller import poller
+from .spawning import Process
 from .waiting import first
 
 READER_GRACE = 1.0
@@ -98,25 +99,18 @@ def _why_not(spec: Launch, error: OSError | ValueError) -> str:
     return f"cannot start {name!r} on runner {spec.runner}: {detail}"
 
 
-@functools.cache
-def _devnull() -> int:
-    """/dev/null, opened once for the stdin of every job (`subprocess.DEVNULL` opens
-    and closes it for each process)."""
-    return os.open(os.devnull, os.O_RDWR)
-
-
 EXECUTABLES = Executables()
 """The places of the commands this executor runs (one table per process)."""
 
 
 def _popen(spec: Launch, stdout: int, stderr: int, executable: str | None) -> subprocess.Popen[bytes]:
     """Fork and exec, inline: it returns as soon as the command runs (vfork), and a
-    thread hop would cost more than it saves. `executable` is the file to run, when
-    known already; the command's own argv[0] is kept either way."""
+    thread hop would cost more than it saves (the vfork holds the GIL). `executable`
+    is the file to run, when known already; the command's own argv[0] is kept either way."""
     return subprocess.Popen(
         list(spec.argv),
         executable=executable,
-        stdin=_devnull(),
+        stdin=spawning.devnull(),
         stdout=stdout,
         stderr=stderr,
         cwd=spec.cwd,
@@ -129,7 +123,7 @@ def _popen(spec: Launch, stdout: int, stderr: int, executable: str | None) -> su
 class Spawned:
     """A process just started in its own session, with the read ends of its output pipes."""
 
-    process: subprocess.Popen[bytes]
+    process: Process
     stdout: int
     stderr: int
 
@@ -150,15 +144,16 @@ def spawn(spec: Launch, executables: Executables = EXECUTABLES) -> Spawned | Not
     return Spawned(process, out_read, err_read)
 
 
-def _popen_found(spec: Launch, stdout: int, stderr: int, executables: Executables) -> subprocess.Popen[bytes]:
-    """`_popen` from the command's known place; where that fails (the file was
-    moved, say), once more the usual way, so errors and fallbacks are exec's own."""
+def _popen_found(spec: Launch, stdout: int, stderr: int, executables: Executables) -> Process:
+    """Started by `spawning.start` from the command's file, named or known; where
+    that fails (the file was moved, say), once more through Popen, so errors and
+    fallbacks are exec's own."""
     name, search = (spec.argv[0] if spec.argv else ""), spec.env.get("PATH", os.defpath)
-    place = executables.place(name, search)
-    if place is None:
-        return _popen(spec, stdout, stderr, None)
-    try:
+    place = name if "/" in name else executables.place(name, search)
+    if place is None or not spawning.USABLE:
         return _popen(spec, stdout, stderr, place)
+    try:
+        return spawning.start(place, spec.argv, spec.env, spec.cwd, stdout, stderr)
     except OSError:
         executables.forget(name, search)
         return _popen(spec, stdout, stderr, None)
@@ -251,7 +246,7 @@ class Running:
         await self.close()
 
 
-def _watch_exit(process: subprocess.Popen[bytes], reaped: Callable[[int], None]) -> None:
+def _watch_exit(process: Process, reaped: Callable[[int], None]) -> None:
     """Call `reaped` with the process's return code once it has been reaped: from its
     pidfd through the event loop, or where there is none, from a thread."""
     try:
