@@ -15,11 +15,8 @@ from contracts.messages import JobEvent
 from contracts.tenants import tenant_consumer
 
 from .config import ExecutorConfig
+from .config import ExecutorStartError as ExecutorStartError
 from .job import no_history
-
-
-class ExecutorStartError(Exception):
-    """The executor cannot reach its consumer; the message says why and how to fix it."""
 
 
 def consumer_name(config: ExecutorConfig) -> str:

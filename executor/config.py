@@ -1,4 +1,5 @@
-"""The executor's settings: one frozen object, checked when it is built."""
+"""The executor's settings: one frozen object, checked when it is built; and the errors
+of starting an executor, which the CLI catches without importing the executor."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ RUNNERS = ("process", "podman", "docker", "noop")
 
 class ExecutorConfigError(ValueError):
     """An executor setting is out of range; the message says which and how to fix it."""
+
+
+class ExecutorStartError(Exception):
+    """The executor cannot reach its consumer; the message says why and how to fix it."""
 
 
 def default_runner_id() -> str:

@@ -18,7 +18,7 @@ from contracts.api import ApiFailure, JobQuery, RunNow, TemplateUpdate
 from contracts.enums import Interval, Status
 from contracts.errors import describe
 from contracts.models import Company, Timeouts
-from executor.binding import ExecutorStartError
+from executor.config import ExecutorStartError
 from executor.watcher import use_pidfd_watcher
 from store import StoreUnavailable, UnsupportedPostgres
 
@@ -30,16 +30,12 @@ from . import (
     cli_tenants,
     commands,
     logs,
-    services,
     settings,
-    up,
 )
 from .cli_common import Handler, add_command, add_group, call, check_code, global_options, most, parse
 from .cli_numbers import count, positive
 from .commands import CommandError
-from .embedded import EmbeddedError
-from .observe.http import MetricsServerError
-from .observe.serve import EXECUTOR_PORT, SCHEDULER_PORT, STORE_PORT, serving
+from .errors import EmbeddedError, MetricsServerError
 from .replies import SchemasWritten
 
 EXPECTED_ERRORS = (
@@ -107,22 +103,33 @@ def _template_values(args: argparse.Namespace, *, partial: bool) -> dict[str, An
 
 
 async def cmd_store(args: argparse.Namespace, conf: settings.Settings) -> None:
+    from . import services  # here: client commands start faster without the services
+    from .observe.serve import STORE_PORT, serving
+
     async with serving(conf, STORE_PORT) as (telemetry, _):
         await services.run([services.store(conf, telemetry)])
 
 
 async def cmd_scheduler(args: argparse.Namespace, conf: settings.Settings) -> None:
+    from . import services  # here: client commands start faster without the services
+    from .observe.serve import SCHEDULER_PORT, serving
+
     async with serving(conf, SCHEDULER_PORT) as (telemetry, _):
         await services.run([services.scheduler(conf, telemetry)])
 
 
 async def cmd_executor(args: argparse.Namespace, conf: settings.Settings) -> None:
+    from . import services  # here: client commands start faster without the services
+    from .observe.serve import EXECUTOR_PORT, serving
+
     use_pidfd_watcher()
     async with serving(conf, EXECUTOR_PORT) as (telemetry, _):
         await services.run([services.executor(conf, telemetry)])
 
 
 async def cmd_up(args: argparse.Namespace, conf: settings.Settings) -> None:
+    from . import up  # here: client commands start faster without the services
+
     await up.up(conf, with_demo=args.demo)
 
 

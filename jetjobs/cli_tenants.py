@@ -15,9 +15,6 @@ from bus.infra import ensure_consumer
 from contracts import api
 from contracts import subjects as s
 from contracts import tenants as t
-from store.credentials import Keyring, SecretKeyError, new_key
-from store.rotation import RotationError, rotate_key
-from store.tokens import bootstrap_token
 
 from . import commands, render, settings
 from .cli_common import add_command, add_group, call, check_code, most
@@ -78,12 +75,18 @@ async def cmd_credentials_assign(args: argparse.Namespace, conf: settings.Settin
 
 
 async def cmd_credentials_new_key(args: argparse.Namespace, conf: settings.Settings) -> None:
+    from store.credentials import new_key  # here: client commands start faster without the store
+
     key = new_key()
     commands.show(args.json, NewKey(key=key), key)
 
 
 async def cmd_credentials_rotate(args: argparse.Namespace, conf: settings.Settings) -> None:
     """Re-encrypt under the first configured key; the others must open what is stored."""
+    # here: client commands start faster without the store
+    from store.credentials import Keyring, SecretKeyError
+    from store.rotation import RotationError, rotate_key
+
     try:
         ring = Keyring.load(conf.secret_key, conf.secret_key_file)
     except SecretKeyError as error:
@@ -215,6 +218,8 @@ def _token_rows(tokens: list[t.TokenInfo]) -> str:
 async def cmd_token_create(args: argparse.Namespace, conf: settings.Settings) -> None:
     request = t.TokenCreate(actor=args.actor, admin=args.admin, note=args.note or "")
     if args.bootstrap:
+        from store.tokens import bootstrap_token  # here: client commands start faster without the store
+
         issued = await bootstrap_token(conf.require_database(), request)
         print(render.as_json(issued) if args.json else _issued_text(issued))
         return

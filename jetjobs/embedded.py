@@ -31,6 +31,8 @@ from typing import Protocol, Self, TypeVar
 
 from bus.connection import OLDEST_NATS, nats_version
 
+from .errors import EmbeddedError
+
 __all__ = [
     "EmbeddedError",
     "NatsServer",
@@ -56,10 +58,6 @@ _NO_SETTINGS: Mapping[str, str] = MappingProxyType({})
 _MAX_SOCKET_PATH = 100
 _PORT_IN_USE = "address already in use"
 _START_ATTEMPTS = 3
-
-
-class EmbeddedError(Exception):
-    """An embedded server could not be found, started or controlled."""
 
 
 # --------------------------------------------------------------------------- helpers

@@ -8,6 +8,8 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from .errors import StoreUnavailable as StoreUnavailable
+
 CONNECT_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 60.0
 
@@ -31,10 +33,6 @@ BAD_DATA: tuple[type[BaseException], ...] = (
 """The rows themselves cannot be stored: retrying would never succeed. An
 OverflowError is arithmetic on a message's values (a date past year 9999) while
 its rows are made."""
-
-
-class StoreUnavailable(Exception):
-    """PostgreSQL could not be reached; the message names the URL and how to fix it."""
 
 
 class Db(Protocol):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from .db import UNAVAILABLE, connect
 from .loader import Migration, migrations
-from .queries import Queries
+
+# `store` re-exports `migrate` eagerly (a lazy one would be shadowed by this submodule's
+# name) and the CLI imports `store`: the asyncpg side is imported in the functions below.
+if TYPE_CHECKING:
+    from .queries import Queries
 
 log = structlog.get_logger("jetjobs.store")
 
@@ -43,6 +46,9 @@ async def _apply(conn: Any, queries: Queries, migration: Migration) -> None:
 async def apply_migrations(conn: Any) -> list[int]:
     """Apply the missing migrations in order, each in its own transaction, under
     the advisory lock held on `conn`; returns the versions applied (none when current)."""
+    from .db import UNAVAILABLE  # here: see the imports at the top
+    from .queries import Queries
+
     version = conn.get_server_version()
     check_server(version.major, version.minor)
     queries = Queries(conn)
@@ -64,6 +70,8 @@ async def apply_migrations(conn: Any) -> list[int]:
 
 async def migrate(database_url: str) -> list[int]:
     """Migrate the database at `database_url`; returns the versions applied."""
+    from .db import connect  # here: see the imports at the top
+
     conn = await connect(database_url)
     try:
         return await apply_migrations(conn)

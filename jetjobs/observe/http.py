@@ -15,14 +15,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bus.telemetry import Telemetry
 
+from ..errors import MetricsServerError as MetricsServerError
+
 log = structlog.get_logger("jetjobs.metrics")
 
 READ_TIMEOUT = 5.0
 TEXT = "text/plain; charset=utf-8"
-
-
-class MetricsServerError(Exception):
-    """The metrics port cannot be opened; the message says which and how to fix it."""
 
 
 def _response(status: int, content_type: str, body: bytes) -> bytes:
