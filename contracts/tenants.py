@@ -108,8 +108,11 @@ class ArtifactUpload(Frozen):
     content_type: str = "application/octet-stream"
     size: int = Field(ge=0, le=INT8_MAX)
     sha256: str = ""
-    content: str | None = Field(default=None, description="base64; None when over a limit")
+    content: str | None = Field(default=None, description="base64; None when over a limit or missing")
     over_limit: bool = False
+    missing: bool = Field(
+        default=False, description="declared by the application, but the job left no such file"
+    )
     note: str | None = None
 
 
@@ -122,6 +125,7 @@ class ArtifactInfo(Frozen):
     size: int
     sha256: str
     over_limit: bool = False
+    missing: bool = False
     note: str | None = None
 
 

@@ -1,7 +1,8 @@
 """Collecting the files an application declares (paths or globs relative to
 the job's working directory) after the run, within size limits, and handing
-them to the store. A file over a limit is recorded with its size and why,
-never silently dropped."""
+them to the store. A file over a limit is recorded with its size and why, and
+a declared file the job did not leave is recorded as missing: neither is
+silently dropped."""
 
 from __future__ import annotations
 
@@ -35,9 +36,12 @@ class Limits:
     per_job: int = 2048 * KIB
 
 
+MISSING = "declared by the application, but the job left no such file"
+
+
 @dataclass(frozen=True)
 class Collected:
-    """One file found after the run: its bytes, or None when over a limit."""
+    """One file found after the run: its bytes, or None when over a limit or missing."""
 
     name: str
     path: str
@@ -46,6 +50,13 @@ class Collected:
     sha256: str
     content: bytes | None
     note: str | None = None
+    missing: bool = False
+
+
+def _missing(spec: ArtifactSpec) -> Collected:
+    """The record of a declared path or glob that matched no file."""
+    kind = spec.content_type or "application/octet-stream"
+    return Collected(spec.name or spec.path, spec.path, kind, 0, "", None, MISSING, missing=True)
 
 
 def _matches(root: Path, spec: ArtifactSpec) -> list[Path]:
@@ -74,12 +85,15 @@ def _one(root: Path, path: Path, spec: ArtifactSpec, single: bool, room: int, li
 
 
 def collect(cwd: str, specs: Sequence[ArtifactSpec], limits: Limits) -> list[Collected]:
-    """Every declared file, in declaration order; a declared path that is missing is skipped."""
+    """Every declared file, in declaration order; a declared path or glob that
+    matches no file gives one record that it is missing."""
     root = Path(cwd).resolve()
     collected: list[Collected] = []
     room = limits.per_job
     for spec in specs:
         paths = _matches(root, spec)
+        if not paths:
+            collected.append(_missing(spec))
         for path in paths:
             item = _one(root, path, spec, len(paths) == 1, room, limits)
             if item.content is not None:
@@ -99,7 +113,8 @@ def upload_of(message: JobMessage, attempt: int, item: Collected) -> ArtifactUpl
         size=item.size,
         sha256=item.sha256,
         content=None if item.content is None else base64.b64encode(item.content).decode(),
-        over_limit=item.content is None,
+        over_limit=item.content is None and not item.missing,
+        missing=item.missing,
         note=item.note,
     )
 
@@ -129,5 +144,6 @@ class ArtifactCollector:
             except ApiFailure as failure:
                 jlog.warning("artifact.not_stored", artifact=item.name, reason=failure.message)
         if found:
-            jlog.info("job.artifacts", stored=stored, found=len(found))
+            missing = sum(item.missing for item in found)
+            jlog.info("job.artifacts", stored=stored, found=len(found) - missing, missing=missing)
         return stored

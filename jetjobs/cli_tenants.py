@@ -159,11 +159,13 @@ async def _download(ses: commands.Session, job_id: str, out: Path) -> None:
 
 
 def _superseded(artifacts: list[t.ArtifactInfo]) -> str:
-    """The artifacts of earlier attempts whose name a later attempt's file took."""
+    """The files of earlier attempts whose name a later attempt's file took (a later
+    attempt that left no such file takes nothing)."""
+    left = [info for info in artifacts if not info.missing]
     latest: dict[str, int] = {}
-    for info in artifacts:
+    for info in left:
         latest[info.name] = max(latest.get(info.name, 0), info.attempt)
-    return ", ".join(f"{a.name} (attempt {a.attempt})" for a in artifacts if a.attempt < latest[a.name])
+    return ", ".join(f"{a.name} (attempt {a.attempt})" for a in left if a.attempt < latest[a.name])
 
 
 async def cmd_job_artifacts(args: argparse.Namespace, conf: settings.Settings) -> None:

@@ -1,5 +1,6 @@
 """Artifacts in Postgres: executors upload what a job left behind (or the record
-that it was over a limit), users list and download it."""
+that it was over a limit, or that a declared file was missing), users list and
+download it."""
 
 from __future__ import annotations
 
@@ -27,9 +28,17 @@ Handler = Callable[[BaseModel], Awaitable[BaseModel]]
 
 def _content(upload: t.ArtifactUpload) -> bytes | None:
     """The uploaded bytes, checked against the size and checksum the executor declared."""
+    if upload.missing:
+        if upload.content is not None or upload.size or upload.over_limit:
+            raise ApiFailure(
+                400, f"artifact {upload.name}: marked missing, so it has no content, size or limit"
+            )
+        return None
     if upload.content is None:
         if not upload.over_limit:
-            raise ApiFailure(400, f"artifact {upload.name}: no content and not marked over its limit")
+            raise ApiFailure(
+                400, f"artifact {upload.name}: no content and not marked over its limit or missing"
+            )
         return None
     try:
         content = base64.b64decode(upload.content, validate=True)
@@ -71,6 +80,7 @@ class ArtifactApi:
             artifact=upload.name,
             size=upload.size,
             over_limit=upload.over_limit,
+            missing=upload.missing,
         )
         return info
 

@@ -203,6 +203,7 @@ class TenantQueries:
             upload.sha256,
             content,
             upload.over_limit,
+            upload.missing,
             upload.note,
         )
         return _artifact(row)

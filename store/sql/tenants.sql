@@ -106,23 +106,24 @@ ON CONFLICT (id) DO NOTHING;
 
 -- name: insert_artifact --
 -- Keep one artifact of an attempt; uploading it again replaces it.
-INSERT INTO artifact (job_id, attempt, name, path, content_type, size, sha256, content, over_limit, note)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+INSERT INTO artifact (job_id, attempt, name, path, content_type, size, sha256, content, over_limit, missing, note)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (job_id, attempt, name) DO UPDATE SET
     path = EXCLUDED.path, content_type = EXCLUDED.content_type, size = EXCLUDED.size,
     sha256 = EXCLUDED.sha256, content = EXCLUDED.content, over_limit = EXCLUDED.over_limit,
-    note = EXCLUDED.note
-RETURNING job_id, attempt, name, path, content_type, size, sha256, over_limit, note;
+    missing = EXCLUDED.missing, note = EXCLUDED.note
+RETURNING job_id, attempt, name, path, content_type, size, sha256, over_limit, missing, note;
 
 -- name: job_artifacts --
 -- A job's artifacts, attempt by attempt.
-SELECT job_id, attempt, name, path, content_type, size, sha256, over_limit, note
+SELECT job_id, attempt, name, path, content_type, size, sha256, over_limit, missing, note
 FROM artifact WHERE job_id = $1 ORDER BY attempt, name;
 
 -- name: artifact_content --
--- One artifact with its bytes, from the latest attempt that left it.
-SELECT job_id, attempt, name, path, content_type, size, sha256, over_limit, note, content
-FROM artifact WHERE job_id = $1 AND name = $2 ORDER BY attempt DESC LIMIT 1;
+-- One artifact with its bytes, from the latest attempt that left it; the record
+-- that it is missing only when no attempt left it.
+SELECT job_id, attempt, name, path, content_type, size, sha256, over_limit, missing, note, content
+FROM artifact WHERE job_id = $1 AND name = $2 ORDER BY missing, attempt DESC LIMIT 1;
 
 -- name: actor_roles --
 -- The roles an actor holds in a company, whether the company lists any actor at all, and whether it exists.

@@ -285,7 +285,8 @@ async def test_company_consumer_refuses_an_unknown_company_before_making_anythin
 
 
 PARTS = (
-    "-c 'echo attempt $JETJOBS_ATTEMPT > part.txt; echo $JETJOBS_ATTEMPT > only$JETJOBS_ATTEMPT.txt; exit 1'"
+    "-c 'echo attempt $JETJOBS_ATTEMPT > part.txt; echo $JETJOBS_ATTEMPT > only$JETJOBS_ATTEMPT.txt;"
+    " [ $JETJOBS_ATTEMPT = 1 ] && echo first > first.txt; exit 1'"
 )
 
 
@@ -298,7 +299,7 @@ async def test_artifacts_of_several_attempts_are_not_written_over_each_other(
         "name": "parts",
         "executable": "sh",
         "cmdparams": PARTS,
-        "artifacts": ["part.txt", "only*.txt"],
+        "artifacts": ["part.txt", "only*.txt", "first.txt", "never.txt"],
     }
     app = await stack.client.call("app.import", api.AppImport(document=document), api.AppImported)
     template = await stack.template(name="parts", app=app.app.uuid, company="acme", retries=2)
@@ -309,10 +310,21 @@ async def test_artifacts_of_several_attempts_are_not_written_over_each_other(
     out = tmp_path / "out"
     fetched = await jetjobs("job", "artifacts", job["id"], "--out", str(out), env=env)
     assert fetched.code == 0, fetched
-    assert sorted(p.name for p in out.iterdir()) == ["only1.txt", "only2.txt", "only3.txt", "part.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "first.txt",
+        "only1.txt",
+        "only2.txt",
+        "only3.txt",
+        "part.txt",
+    ]
     assert (out / "part.txt").read_text() == "attempt 3\n"
     wrote = [line for line in fetched.out.splitlines() if line.startswith("wrote ")]
-    assert len(wrote) == 4 and f"wrote {out / 'part.txt'} (10 bytes, attempt 3)" in wrote
+    assert len(wrote) == 5 and f"wrote {out / 'part.txt'} (10 bytes, attempt 3)" in wrote
+    assert f"wrote {out / 'first.txt'} (6 bytes, attempt 1)" in wrote  # attempts 2 and 3 left none
+    assert (
+        "skipped never.txt (attempt 3): declared by the application, but the job left no such file"
+        in fetched.out.splitlines()
+    )
     assert fetched.out.splitlines()[-1] == (
         "not written, as a later attempt left a file of the same name: part.txt (attempt 1), part.txt (attempt 2)"
     )
@@ -320,12 +332,15 @@ async def test_artifacts_of_several_attempts_are_not_written_over_each_other(
     again = await jetjobs("--json", "job", "artifacts", job["id"], "--out", str(tmp_path / "json"), env=env)
     saved = json.loads(again.out)
     assert [(a["name"], a["attempt"]) for a in saved] == [
+        ("first.txt", 1),
+        ("never.txt", 3),
         ("only1.txt", 1),
         ("only2.txt", 2),
         ("only3.txt", 3),
         ("part.txt", 3),
     ]
-    assert saved[3]["file"] == str(tmp_path / "json" / "part.txt") and saved[3]["skipped"] is None
+    assert saved[5]["file"] == str(tmp_path / "json" / "part.txt") and saved[5]["skipped"] is None
+    assert saved[1]["file"] is None and "left no such file" in saved[1]["skipped"]
 
 
 async def _to_a_closed_pipe(*args: str, env: dict[str, str]) -> tuple[int, bytes]:

@@ -1,5 +1,5 @@
-"""Artifacts round-trip byte for byte, over-limit files are recorded; every
-fixture app imports, exports and re-imports in place."""
+"""Artifacts round-trip byte for byte, over-limit and missing files are
+recorded; every fixture app imports, exports and re-imports in place."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
+
 from contracts import api
 from contracts import tenants as t
+from contracts.api import ApiFailure
 from contracts.enums import Status
 from contracts.multiflexi import parse_app
 from store.credentials import new_key
@@ -36,6 +39,7 @@ async def test_artifacts_round_trip_and_limits(nats_url: str, database_url: str)
                 "out/*.bin",
                 {"path": "report.csv", "name": "report", "type": "text/csv"},
                 "big.dat",
+                {"path": "never.txt", "name": "never"},
             ],
         }
         app = await stack.client.call("app.import", api.AppImport(document=document), api.AppImported)
@@ -44,7 +48,15 @@ async def test_artifacts_round_trip_and_limits(nats_url: str, database_url: str)
         assert job.status is Status.PROCESSED, job.reason
         listed = await stack.client.call("artifact.list", api.JobRef(id=job.id), t.ArtifactList)
         by_name = {a.name: a for a in listed.artifacts}
-        assert set(by_name) == {"out/one.bin", "out/two.bin", "report", "big.dat"}
+        assert set(by_name) == {"out/one.bin", "out/two.bin", "report", "big.dat", "never"}
+        never = by_name["never"]
+        assert never.missing and not never.over_limit and never.size == 0 and never.path == "never.txt"
+        assert "left no such file" in (never.note or "")
+        got_never = await stack.client.call(
+            "artifact.get", t.ArtifactRef(job_id=job.id, name="never"), t.ArtifactContent
+        )
+        assert got_never.content is None and got_never.info.missing
+        assert not any(a.missing for name, a in by_name.items() if name != "never")
         assert by_name["report"].content_type == "text/csv"
         big = by_name["big.dat"]
         assert big.over_limit and big.size == 600000 and "per-artifact limit" in (big.note or "")
@@ -54,6 +66,12 @@ async def test_artifacts_round_trip_and_limits(nats_url: str, database_url: str)
             )
             assert got.content is not None and base64.b64decode(got.content) == expected
             assert got.info.sha256 == hashlib.sha256(expected).hexdigest()
+        contradictory = t.ArtifactUpload(
+            job_id=job.id, company="acme", attempt=1, name="never", size=1, sha256="", missing=True
+        )
+        with pytest.raises(ApiFailure) as refused:
+            await stack.client.call("artifact.put", contradictory, t.ArtifactInfo)
+        assert refused.value.code == 400 and "marked missing" in refused.value.message
 
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "disk-report.multiflexi.app.json"

@@ -120,9 +120,21 @@ def test_collect_respects_limits_and_stays_inside(tmp_path: Path) -> None:
     (tmp_path / "out" / "b.txt").write_bytes(b"b" * 10)
     (tmp_path / "big").write_bytes(b"x" * 50)
     (tmp_path / "out" / "link.txt").symlink_to("/etc/hostname")
-    specs = [ArtifactSpec(path="out/*.txt"), ArtifactSpec(path="big"), ArtifactSpec(path="missing")]
+    (tmp_path / "outside.log").symlink_to("/etc/hostname")
+    specs = [
+        ArtifactSpec(path="out/*.txt"),
+        ArtifactSpec(path="big"),
+        ArtifactSpec(path="missing", name="report", content_type="text/csv"),
+        ArtifactSpec(path="*.log"),
+    ]
     found = {c.name: c for c in collect(str(tmp_path), specs, Limits(per_artifact=20, per_job=15))}
-    assert set(found) == {"out/a.txt", "out/b.txt", "big"}
+    assert set(found) == {"out/a.txt", "out/b.txt", "big", "report", "*.log"}
+    for name, path in (("report", "missing"), ("*.log", "*.log")):  # declared, matched nothing inside
+        gone = found[name]
+        assert gone.missing and gone.path == path and gone.content is None and gone.size == 0
+        assert "left no such file" in (gone.note or "")
+    assert found["report"].content_type == "text/csv"
+    assert not any(found[name].missing for name in ("out/a.txt", "out/b.txt", "big"))
     assert found["out/a.txt"].content == b"a" * 10
     assert found["out/b.txt"].content is None and "per-job" in (found["out/b.txt"].note or "")
     assert found["big"].content is None and "per-artifact" in (found["big"].note or "")
