@@ -136,6 +136,12 @@ class ArtifactList(Frozen):
 class ArtifactRef(Frozen):
     job_id: JobId
     name: str
+    attempt: int | None = Field(
+        default=None,
+        ge=1,
+        le=INT4_MAX,
+        description="that attempt's record of the name; without it, the latest attempt that left the file",
+    )
 
 
 class ArtifactContent(Frozen):

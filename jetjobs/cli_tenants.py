@@ -15,6 +15,7 @@ from bus.infra import ensure_consumer
 from contracts import api
 from contracts import subjects as s
 from contracts import tenants as t
+from contracts.base import INT4_MAX
 
 from . import commands, render, settings
 from .cli_common import add_command, add_group, call, check_code, most
@@ -141,11 +142,13 @@ def _saved_text(saved: ArtifactSaved) -> str:
     return f"wrote {saved.file} ({saved.size} bytes, attempt {saved.attempt})"
 
 
-async def _download(ses: commands.Session, job_id: str, out: Path) -> None:
+async def _download(ses: commands.Session, job_id: str, out: Path, attempt: int | None) -> None:
     listed = await ses.api.call("artifact.list", api.JobRef(id=job_id), t.ArtifactList)
+    names = {a.name for a in listed.artifacts if attempt is None or a.attempt == attempt}
     written = []
-    for name in sorted({a.name for a in listed.artifacts}):  # the store hands out a name's latest file
-        got = await ses.api.call("artifact.get", t.ArtifactRef(job_id=job_id, name=name), t.ArtifactContent)
+    for name in sorted(names):  # without --attempt, the store hands out a name's latest file
+        ref = t.ArtifactRef(job_id=job_id, name=name, attempt=attempt)
+        got = await ses.api.call("artifact.get", ref, t.ArtifactContent)
         saved = await asyncio.to_thread(_save, out, got.info, got.content)
         if not ses.as_json:
             print(_saved_text(saved))
@@ -153,9 +156,11 @@ async def _download(ses: commands.Session, job_id: str, out: Path) -> None:
     if ses.as_json:
         print(render.as_json(written))
     elif not written:
-        print(f"job {job_id} left no artifacts")
-    elif older := _superseded(listed.artifacts):
-        print(f"not written, as a later attempt left a file of the same name: {older}")
+        print(f"job {job_id} left no artifacts" + ("" if attempt is None else f" in attempt {attempt}"))
+    elif attempt is None and (older := _superseded(listed.artifacts)):
+        print(
+            f"not written, as a later attempt left a file of the same name: {older}; --attempt N writes N's"
+        )
 
 
 def _superseded(artifacts: list[t.ArtifactInfo]) -> str:
@@ -171,15 +176,14 @@ def _superseded(artifacts: list[t.ArtifactInfo]) -> str:
 async def cmd_job_artifacts(args: argparse.Namespace, conf: settings.Settings) -> None:
     if args.out is not None:
         settings.make_folder(Path(args.out), "--out")  # before connecting, like every local check
-        await call(args, conf, lambda ses: _download(ses, args.id, Path(args.out)))
+        await call(args, conf, lambda ses: _download(ses, args.id, Path(args.out), args.attempt))
         return
 
     async def action(ses: commands.Session) -> None:
         reply = await ses.api.call("artifact.list", api.JobRef(id=args.id), t.ArtifactList)
-        rows = [
-            (a.attempt, a.name, a.content_type, a.size, a.sha256[:12], a.note or "") for a in reply.artifacts
-        ]
-        ses.show(reply.artifacts, render.table(rows, ["attempt", "name", "type", "size", "sha256", "note"]))
+        shown = [a for a in reply.artifacts if args.attempt is None or a.attempt == args.attempt]
+        rows = [(a.attempt, a.name, a.content_type, a.size, a.sha256[:12], a.note or "") for a in shown]
+        ses.show(shown, render.table(rows, ["attempt", "name", "type", "size", "sha256", "note"]))
 
     await call(args, conf, action)
 
@@ -382,6 +386,12 @@ def register_job(job: Any) -> None:
         metavar="DIR",
         help="folder to write the artifacts into: each name once, the file of the latest attempt "
         "that left it (the listing without --out shows every attempt's)",
+    )
+    arts.add_argument(
+        "--attempt",
+        type=count(1, INT4_MAX),
+        metavar="N",
+        help="only attempt N's artifacts: listed, or with --out written instead of the latest files",
     )
 
 

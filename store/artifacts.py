@@ -96,11 +96,15 @@ class ArtifactApi:
 
     async def get(self, request: t.ArtifactRef) -> t.ArtifactContent:
         await self._job_company(request.job_id)
-        found = await TenantQueries(self._pool).artifact_content(request.job_id, request.name)
+        found = await TenantQueries(self._pool).artifact_content(
+            request.job_id, request.name, request.attempt
+        )
         if found is None:
+            which = "" if request.attempt is None else f" from attempt {request.attempt}"
             raise ApiFailure(
                 404,
-                f"job {request.job_id} has no artifact '{request.name}': see `jetjobs job artifacts {request.job_id}`",
+                f"job {request.job_id} has no artifact '{request.name}'{which}: "
+                f"see `jetjobs job artifacts {request.job_id}`",
             )
         info, content = found
         encoded = None if content is None else base64.b64encode(content).decode()

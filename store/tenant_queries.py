@@ -211,8 +211,10 @@ class TenantQueries:
     async def job_artifacts(self, job_id: str) -> list[ArtifactInfo]:
         return [_artifact(r) for r in await self._db.fetch(self._q("job_artifacts"), job_id)]
 
-    async def artifact_content(self, job_id: str, name: str) -> tuple[ArtifactInfo, bytes | None] | None:
-        row = await self._db.fetchrow(self._q("artifact_content"), job_id, name)
+    async def artifact_content(
+        self, job_id: str, name: str, attempt: int | None = None
+    ) -> tuple[ArtifactInfo, bytes | None] | None:
+        row = await self._db.fetchrow(self._q("artifact_content"), job_id, name, attempt)
         if row is None:
             return None
         content = row["content"]

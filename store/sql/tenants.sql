@@ -120,10 +120,12 @@ SELECT job_id, attempt, name, path, content_type, size, sha256, over_limit, miss
 FROM artifact WHERE job_id = $1 ORDER BY attempt, name;
 
 -- name: artifact_content --
--- One artifact with its bytes, from the latest attempt that left it; the record
--- that it is missing only when no attempt left it.
+-- One artifact with its bytes: from attempt $3, or when $3 is null from the
+-- latest attempt that left it (the record that it is missing only when no
+-- attempt left it).
 SELECT job_id, attempt, name, path, content_type, size, sha256, over_limit, missing, note, content
-FROM artifact WHERE job_id = $1 AND name = $2 ORDER BY missing, attempt DESC LIMIT 1;
+FROM artifact WHERE job_id = $1 AND name = $2 AND ($3::integer IS NULL OR attempt = $3)
+ORDER BY missing, attempt DESC LIMIT 1;
 
 -- name: actor_roles --
 -- The roles an actor holds in a company, whether the company lists any actor at all, and whether it exists.

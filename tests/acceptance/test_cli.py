@@ -326,7 +326,8 @@ async def test_artifacts_of_several_attempts_are_not_written_over_each_other(
         in fetched.out.splitlines()
     )
     assert fetched.out.splitlines()[-1] == (
-        "not written, as a later attempt left a file of the same name: part.txt (attempt 1), part.txt (attempt 2)"
+        "not written, as a later attempt left a file of the same name: part.txt (attempt 1), part.txt (attempt 2);"
+        " --attempt N writes N's"
     )
 
     again = await jetjobs("--json", "job", "artifacts", job["id"], "--out", str(tmp_path / "json"), env=env)
@@ -341,6 +342,21 @@ async def test_artifacts_of_several_attempts_are_not_written_over_each_other(
     ]
     assert saved[5]["file"] == str(tmp_path / "json" / "part.txt") and saved[5]["skipped"] is None
     assert saved[1]["file"] is None and "left no such file" in saved[1]["skipped"]
+
+    first = tmp_path / "first"
+    earlier = await jetjobs("job", "artifacts", job["id"], "--attempt", "1", "--out", str(first), env=env)
+    assert earlier.code == 0, earlier
+    assert sorted(p.name for p in first.iterdir()) == ["first.txt", "only1.txt", "part.txt"]
+    assert (first / "part.txt").read_text() == "attempt 1\n"
+    assert earlier.out.splitlines()[-1] == f"wrote {first / 'part.txt'} (10 bytes, attempt 1)"
+    listed = await jetjobs("--json", "job", "artifacts", job["id"], "--attempt", "2", env=env)
+    rows = {(a["name"], a["attempt"], a["missing"]) for a in json.loads(listed.out)}
+    assert rows == {
+        ("part.txt", 2, False),
+        ("only2.txt", 2, False),
+        ("first.txt", 2, True),
+        ("never.txt", 2, True),
+    }
 
 
 async def _to_a_closed_pipe(*args: str, env: dict[str, str]) -> tuple[int, bytes]:

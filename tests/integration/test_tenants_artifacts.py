@@ -66,6 +66,15 @@ async def test_artifacts_round_trip_and_limits(nats_url: str, database_url: str)
             )
             assert got.content is not None and base64.b64decode(got.content) == expected
             assert got.info.sha256 == hashlib.sha256(expected).hexdigest()
+        by_attempt = await stack.client.call(
+            "artifact.get", t.ArtifactRef(job_id=job.id, name="report", attempt=1), t.ArtifactContent
+        )
+        assert by_attempt.content is not None and by_attempt.info.attempt == 1
+        with pytest.raises(ApiFailure) as absent:
+            await stack.client.call(
+                "artifact.get", t.ArtifactRef(job_id=job.id, name="report", attempt=2), t.ArtifactContent
+            )
+        assert absent.value.code == 404 and "'report' from attempt 2" in absent.value.message
         contradictory = t.ArtifactUpload(
             job_id=job.id, company="acme", attempt=1, name="never", size=1, sha256="", missing=True
         )
