@@ -72,6 +72,12 @@ def replay_message(letter: DeadLetterRecord, job: JobRecord | None) -> JobMessag
             f"dead letter {letter.id} of company {letter.company} cannot be replayed: {foreign}, "
             "and a company replays only its own jobs",
         )
+    if letter.job_id is not None and letter.job_id != original.job_id:
+        raise ApiFailure(
+            409,
+            f"dead letter {letter.id} names job {letter.job_id}, but its message is job {original.job_id}: "
+            "replaying it would reopen the one and run the other; publish a corrected job instead",
+        )
     last = max(original.attempt, job.attempt if job is not None else 0)
     return original.model_copy(update={"attempt": last + 1, "dispatched_at": _now()})
 

@@ -178,3 +178,22 @@ async def test_replay_refuses_a_letter_that_reaches_into_another_company(f: Faul
         assert "replays only its own jobs" in refused.value.message, (what, refused.value.message)
     assert (await f.bus.js.stream_info(s.DISPATCH_STREAM)).state.last_seq == before, "nothing was dispatched"
     assert await f.status(beta_job) == "dispatched"
+
+
+async def test_replay_refuses_a_letter_that_names_another_job_than_its_message(f: Faults) -> None:
+    client = ApiClient(f.bus.nc)
+    await client.call("company.create", Company(code="acme", name="ACME"), Company)
+    named, carried = new_id(), new_id()
+    await f.bus.publisher.dispatch([job(named, "acme")])
+    own = s.dispatch_subject("acme", "default")
+    await f.bus.publisher.dead(
+        letter("acme", job(carried, "acme").model_dump_json(), own, job_id=named), "mix"
+    )
+    await drained(f, s.DEAD_STREAM, s.STORE_DEAD_CONSUMER)
+    [row] = await f.rows("SELECT id FROM dead_letter")
+    before = (await f.bus.js.stream_info(s.DISPATCH_STREAM)).state.last_seq
+    with pytest.raises(ApiFailure) as refused:
+        await client.call("dlq.replay", DeadLetterRef(id=row["id"]), Replayed)
+    assert refused.value.code == 409
+    assert f"names job {named}, but its message is job {carried}" in refused.value.message
+    assert (await f.bus.js.stream_info(s.DISPATCH_STREAM)).state.last_seq == before, "nothing was dispatched"
