@@ -76,7 +76,7 @@ def _home() -> int:
         if fd > 2:
             with contextlib.suppress(OSError):
                 os.set_inheritable(fd, False)
-    return os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+    return os.open(".", os.O_PATH | os.O_DIRECTORY)  # no read permission needed to come back
 
 
 def start(
