@@ -60,7 +60,17 @@ async def _answer(request: Request, op: str, spec: Operation, handler: Handler) 
         log.exception("api.failed", operation=op)
         await _reply_error(request, 500, f"{op}: internal error in the store; its log has the details")
         return
-    await request.respond(reply.model_dump_json().encode())
+    body = reply.model_dump_json().encode()
+    try:
+        await request.respond(body)
+    except MaxPayloadError:
+        log.warning("api.reply_too_large", operation=op, size=len(body))
+        await _reply_error(
+            request,
+            413,
+            f"{op}: the answer is {len(body)} bytes, more than this NATS server takes in one message "
+            "(max_payload): ask for less, with a smaller --limit or one --company",
+        )
 
 
 class ApiServer:

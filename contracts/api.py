@@ -10,7 +10,7 @@ from . import flows as fl
 from . import lifecycle as lc
 from . import schedule as sc
 from . import tenants as t
-from .base import Code, Frozen, JobId
+from .base import INT4_MAX, Code, Frozen, JobId
 from .enums import Status
 from .models import Application, BoundedTimeouts, Company, RunTemplate, TemplateSpec
 from .records import JobRecord
@@ -66,8 +66,18 @@ class TemplateUpdate(Frozen):
         return self
 
 
+class TemplateQuery(CompanyFilter):
+    """One page of templates, in the list's order: thousands of them would not fit
+    in one NATS message."""
+
+    offset: int = Field(default=0, ge=0, le=INT4_MAX)
+    limit: int = Field(default=500, ge=1, le=1000)
+
+
 class TemplateList(Frozen):
     templates: list[RunTemplate]
+    more: bool = False
+    """Templates follow this page: ask again with `offset` moved on by `limit`."""
 
 
 class RunNow(Frozen):
@@ -94,6 +104,9 @@ class JobQuery(Frozen):
 
 
 class JobList(Frozen):
+    """Jobs without their output (`stdout`, `stderr`), which `job.get` gives: a page of
+    jobs with 256 KiB of output each (the default limit) would not fit in one NATS message."""
+
     jobs: list[JobRecord]
 
 
@@ -118,10 +131,10 @@ OPERATIONS: dict[str, Operation] = {
     "template.create": Operation(TemplateSpec, RunTemplate, "Create a run template"),
     "template.update": Operation(TemplateUpdate, RunTemplate, "Change fields of a run template"),
     "template.get": Operation(TemplateRef, RunTemplate, "Show one run template"),
-    "template.list": Operation(CompanyFilter, TemplateList, "List run templates"),
+    "template.list": Operation(TemplateQuery, TemplateList, "List run templates, a page at a time"),
     "template.run": Operation(RunNow, JobQueued, "Run a template now"),
     "job.get": Operation(JobRef, JobRecord, "Show one job with its attempts"),
-    "job.list": Operation(JobQuery, JobList, "List jobs, newest first"),
+    "job.list": Operation(JobQuery, JobList, "List jobs, newest first, without their output"),
     "job.cancel": Operation(
         JobRef, lc.CancelReply, "Cancel a job: queued ones never start, running ones are killed"
     ),

@@ -168,8 +168,14 @@ async def template_update(ses: Session, request: api.TemplateUpdate) -> None:
 
 
 async def template_list(ses: Session, company: str | None) -> None:
-    reply = await ses.api.call("template.list", api.CompanyFilter(company=company), api.TemplateList)
-    ses.show(reply.templates, _template_rows(reply.templates))
+    templates: list[RunTemplate] = []
+    more = True
+    while more:  # page by page: thousands of templates do not fit in one NATS message
+        query = api.TemplateQuery(company=company, offset=len(templates))
+        reply = await ses.api.call("template.list", query, api.TemplateList)
+        templates += reply.templates
+        more = reply.more and bool(reply.templates)
+    ses.show(templates, _template_rows(templates))
 
 
 async def template_show(ses: Session, template_id: int) -> None:

@@ -54,7 +54,7 @@ async def install(client: ApiClient) -> None:
         if failure.code != 409:
             raise
     imported = await client.call("app.import", api.AppImport(document=APP, source="demo"), api.AppImported)
-    existing = await client.call("template.list", api.CompanyFilter(company=COMPANY), api.TemplateList)
+    existing = await client.call("template.list", api.TemplateQuery(company=COMPANY), api.TemplateList)
     names = {t.name for t in existing.templates}
     for spec in templates(imported.app.uuid):
         if spec.name not in names:

@@ -87,7 +87,7 @@ class StoreApi:
             "template.create": _typed("template.create", TemplateSpec, self.template_create),
             "template.update": _typed("template.update", api.TemplateUpdate, self.template_update),
             "template.get": _typed("template.get", api.TemplateRef, self.template_get),
-            "template.list": _typed("template.list", api.CompanyFilter, self.template_list),
+            "template.list": _typed("template.list", api.TemplateQuery, self.template_list),
             "template.run": _typed("template.run", api.RunNow, self.template_run),
             "job.get": _typed("job.get", api.JobRef, self.job_get),
             "job.list": _typed("job.list", api.JobQuery, self.job_list),
@@ -171,9 +171,12 @@ class StoreApi:
     async def template_get(self, request: api.TemplateRef) -> RunTemplate:
         return (await self._template(request.id)).template
 
-    async def template_list(self, request: api.CompanyFilter) -> api.TemplateList:
-        rows = await Queries(self._pool).templates(company=request.company, reader=reader())
-        return api.TemplateList(templates=[row.template for row in rows])
+    async def template_list(self, request: api.TemplateQuery) -> api.TemplateList:
+        rows = await Queries(self._pool).templates(
+            company=request.company, reader=reader(), offset=request.offset, limit=request.limit + 1
+        )
+        page = [row.template for row in rows[: request.limit]]
+        return api.TemplateList(templates=page, more=len(rows) > request.limit)
 
     async def template_run(self, request: api.RunNow) -> api.JobQueued:
         """Run a template now. One statement finds all it needs, and the job is

@@ -149,11 +149,21 @@ class Queries:
         company: str | None = None,
         app_id: int | None = None,
         reader: Reader | None = None,
+        offset: int | None = None,
+        limit: int | None = None,
     ) -> list[TemplateRow]:
-        """Templates, those of companies `reader` may read when one is given."""
+        """Templates, those of companies `reader` may read when one is given; `limit`
+        of them from row `offset` on, when given."""
         actor, roles = (None, None) if reader is None else (reader.actor, reader.roles)
         found = await self._db.fetch(
-            self._q("templates"), None if ids is None else list(ids), company, app_id, actor, roles
+            self._q("templates"),
+            None if ids is None else list(ids),
+            company,
+            app_id,
+            actor,
+            roles,
+            offset,
+            limit,
         )
         return [rows.template(r) for r in found]
 

@@ -120,7 +120,7 @@ SELECT id FROM runtemplate WHERE id = $1 FOR UPDATE;
 SELECT id FROM runtemplate WHERE company_id = $1 AND name = $2;
 
 -- name: templates --
--- Templates with their company and application (none for a flow template), filtered by ids, company code and application id; with an actor $4, without the companies that list actors and give it none of the roles $5.
+-- Templates with their company and application (none for a flow template), filtered by ids, company code and application id; with an actor $4, without the companies that list actors and give it none of the roles $5; rows $6 on, at most $7 of them (null: from the first, all).
 SELECT t.id, t.name, t.app_id, t.interv, t.cron, t.timezone, t.env, t.pool,
     t.timeout, t.timeout_ack, t.timeout_result, t.retries, t.active, t.updated_at,
     t.overlap, t.misfire, t.catch_up_limit, t.jitter, t.paused, t.flow,
@@ -136,7 +136,8 @@ WHERE ($1::bigint[] IS NULL OR t.id = ANY($1))
     AND ($4::text IS NULL OR c.code <> ALL (ARRAY(
         SELECT co.code FROM company co JOIN company_actor ca ON ca.company_id = co.id
         GROUP BY co.code HAVING NOT bool_or(ca.actor = $4 AND ca.role = ANY ($5::text[])))))
-ORDER BY c.code, t.name, t.id;
+ORDER BY c.code, t.name, t.id
+OFFSET $6 LIMIT $7;
 
 -- name: record_dispatches --
 -- Record job messages: insert each job, or fill in the empty descriptive columns of one an early event created (never its status); open the attempt a message starts when it is the job's current one; keep each message's stream position and take-by time for the reaper (a later attempt replaces an earlier one).
@@ -270,9 +271,10 @@ ORDER BY attempt;
 SELECT attempt, status, at, stale FROM job_event WHERE job_id = $1 ORDER BY id;
 
 -- name: list_jobs --
--- Jobs newest first, optionally of one company, template and status, without those of companies that list actors and give actor $5 none of the roles $6 (computed once, then a filter on the same index scan).
+-- Jobs newest first, optionally of one company, template and status, without those of companies that list actors and give actor $5 none of the roles $6 (computed once, then a filter on the same index scan). Without their output: a job keeps up to 256 KiB of each stream by default, and a page of them must fit in one NATS message (job.get gives it).
 SELECT id, company, pool, template_id, app_id, status, kind, attempt, final, argv, scheduled_at,
-    dispatched_at, begin_at, end_at, exit_code, pid, runner, reason, stdout, stderr, launched_by
+    dispatched_at, begin_at, end_at, exit_code, pid, runner, reason, NULL::text AS stdout,
+    NULL::text AS stderr, launched_by
 FROM job
 WHERE ($1::text IS NULL OR company = $1)
     AND ($2::bigint IS NULL OR template_id = $2)
