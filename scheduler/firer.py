@@ -85,18 +85,23 @@ class Firer:
     # -- 1. ahead of the instant --------------------------------------------------
 
     async def prepare(self, instant: datetime) -> Batch:
-        """Take every slot due at or before `instant` and build its message."""
+        """Take every slot due at or before `instant` and build its message. Its
+        messages are dispatched, and its skipped slots recorded, at the instant or
+        now if that is later: owed slots (misfire, resume) come at the earliest of
+        them, long past, and that stale time would date a skip record before its
+        own slot and make an executor refuse a run as not taken within its timeout."""
         await self._handoff.open()
         dues = self._plan.take_due(instant)
         batch = Batch(instant, backlog=any(not due.from_timer for due in dues))
+        now = max(instant, self._clock())
         for due in dues:
             if due.skip is not None:
-                batch.written.append(self._skip(due, due.skip, due.detail, instant))
+                batch.written.append(self._skip(due, due.skip, due.detail, now))
                 continue
-            match build(due, instant, self._handoff.prepare):
+            match build(due, now, self._handoff.prepare):
                 case Unbuildable(reason=reason):
                     log.error("schedule.skipped", template_id=due.template.id, slot=due.slot, reason=reason)
-                    batch.written.append(self._skip(due, SlotReason.INVALID, reason, instant))
+                    batch.written.append(self._skip(due, SlotReason.INVALID, reason, now))
                 case Firing() as firing:
                     batch.firings.append(firing)
         await self._handoff.ensure_pools({f.message.pool for f in batch.firings})

@@ -180,12 +180,14 @@ class Plan:
 
     def rebase(self, anchors: Mapping[int, datetime], now: datetime) -> None:
         """Start over from the anchors a new leader read: every template's first
-        slot, and what its misfire policy owes for the slots missed since."""
+        slot, and what its misfire policy owes for the slots missed since. Only
+        templates on the board keep their anchor: one that is not (inactive) owes
+        nothing for its time away, as when `remove` dropped it while leading."""
         templates = list(self._templates.values())
         self._templates, self._heap, self._taken = {}, TimerHeap(), set()
         self._failures, self._backlog = {}, []
         self._backlog_failures, self._backlog_after = 0, None
-        self._anchors = {k: v for k, v in anchors.items()}
+        self._anchors = {t.id: anchors[t.id] for t in templates if t.id in anchors}
         for template in templates:
             self.put(template, now)
 

@@ -222,3 +222,19 @@ def test_same_schedule_seen_again_while_its_slot_is_being_published_keeps_that_s
     plan.retry(1, due.slot, minute(3))
     timer = plan.timer(1)
     assert timer is not None and timer.slot == minute(1) and timer.revision == "r2"
+
+
+def test_a_template_off_the_board_at_a_takeover_owes_nothing_when_it_comes_back() -> None:
+    """Inactive (off the board) when a new leader read the anchors: its recorded
+    anchor is dropped, as `remove` drops it while leading, so re-activating it
+    owes no slot of its inactive time. A paused template keeps its anchor."""
+    every_second = {"cron": "* * * * * *", "misfire": "catch_up"}
+    plan = Plan(grace=1.0)
+    plan.put(template(2, paused=True, **every_second), NOW)
+    plan.rebase({1: NOW, 2: NOW}, NOW + timedelta(seconds=30))
+    assert plan.anchor(1) is None and plan.anchor(2) == NOW
+    assert {d.template.id for d in plan.backlog()} == {2}
+    plan.put(template(1, **every_second), NOW + timedelta(seconds=40))
+    assert {d.template.id for d in plan.backlog()} == {2}
+    pending = plan.timer(1)
+    assert pending is not None and pending.slot == datetime(2026, 5, 4, 10, 18, 23, tzinfo=UTC)
