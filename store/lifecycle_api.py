@@ -29,6 +29,7 @@ from contracts.records import JobRecord
 
 from .actors import reader
 from .api import Handler, _typed
+from .flow_queries import FlowQueries
 from .queries import Queries
 
 log = structlog.get_logger("jetjobs.store")
@@ -91,6 +92,31 @@ def _foreign(letter: DeadLetterRecord, original: JobMessage, job: JobRecord | No
         return f"its message came on {letter.subject}"
     if job is not None and job.company != letter.company:
         return f"it names job {job.id} of company {job.company}"
+    return None
+
+
+def in_flow(letter: DeadLetterRecord, message: JobMessage, node: tuple[str, str] | None) -> ApiFailure | None:
+    """The refusal of a replay of a flow node's job, given the (run id, node) whose job
+    it is, if any. A replay runs the job alone: its outcome would change the job's
+    record but not the node's, so the run would stay failed and its dependants never
+    run. A job of a flow no node holds any more (its run was retried since, and the
+    node given a new job) still says which flow made it, in `launched_by`."""
+    if node is not None:
+        run, name = node
+        return ApiFailure(
+            409,
+            f"dead letter {letter.id} is job {message.job_id} of node '{name}' of flow run {run}: "
+            "a replay would run it outside its flow, which would not see its outcome; "
+            f"re-run the run's failed nodes with `jetjobs flow retry {run}` once the run has ended",
+        )
+    flow = message.launched_by.removeprefix("flow:")
+    if flow != message.launched_by:
+        return ApiFailure(
+            409,
+            f"dead letter {letter.id} is job {message.job_id} of a run of flow '{flow}': "
+            "a replay would run it outside its flow; re-run the run's failed nodes with "
+            f"`jetjobs flow retry RUN` (`jetjobs flow list --company {message.company}` shows the runs)",
+        )
     return None
 
 
@@ -168,6 +194,10 @@ class LifecycleApi:
                 raise already_replayed(letter)
             job = await queries.job_by_id(letter.job_id) if letter.job_id else None
             message = replay_message(letter, job)
+            nodes = await FlowQueries(conn).nodes_of_jobs([message.job_id])
+            refusal = in_flow(letter, message, nodes[0][1:] if nodes else None)
+            if refusal is not None:
+                raise refusal
             try:
                 await self._bus.publisher.dispatch([message])
             except (PublishFailed, TimeoutError) as error:

@@ -17,12 +17,22 @@ from contracts.records import JobRecord
 
 from ..commands import CommandError, Session
 
-APPEAR_WAIT = 10.0
-"""Seconds `job logs -f` waits for a just-queued job to reach the store."""
+APPEAR_WAIT = 5.0
+"""Seconds `job logs -f` waits, silently, for a job the store does not know yet.
+
+Why wait at all: a job the scheduler, a flow or another NATS client has just
+queued is recorded by the store's dispatch projection a moment after it is
+published (milliseconds, more under a backlog), and `job run` records it before
+it answers only while Postgres is up; so a follower started right after the job
+may ask before the record exists. Why bounded: an id that is wrong (a typo, a
+job of another system) never appears, and the command must then fail with the
+same error as without `-f` rather than wait for nothing. A few seconds cover the
+store's usual lag and keep a typo's error quick."""
 
 
 async def _job(ses: Session, job_id: str, *, wait: bool) -> JobRecord:
-    """The job's record; when following, a job the store has not recorded yet is waited for."""
+    """The job's record; when following, a job the store has not recorded yet is
+    waited for, up to `APPEAR_WAIT` seconds, before the same "no job" error."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + (APPEAR_WAIT if wait else 0)
     while True:
@@ -83,8 +93,43 @@ def event_line(event: JobEvent) -> str:
     return " ".join(parts)
 
 
+STORE_AWAY = frozenset({503, 504})
+"""API failure codes that mean no store answered (none running, or too slow)."""
+
+
+async def _known_company(ses: Session, company: str) -> None:
+    """Refuse a company the store does not know (or will not let the actor read).
+
+    Events come straight from NATS, which would follow a subject no job ever
+    publishes on without a word; the store is the one that knows the companies.
+    When no store answers, the company cannot be checked: a note says so on stderr
+    and the events are followed all the same, as `status` reports a store that is
+    away rather than failing, since watching events is how one sees what still
+    runs while the store is down."""
+    unknown = CommandError(f"unknown company '{company}': `jetjobs company list` shows the companies")
+    try:
+        found = await ses.api.call("company.list", api.CompanyFilter(company=company), api.CompanyList)
+    except ApiFailure as failure:
+        if failure.code == 404:
+            raise unknown from None
+        if failure.code not in STORE_AWAY:
+            raise CommandError(failure.message) from None  # e.g. not allowed to read it: says who may
+        print(
+            f"could not check that company '{company}' exists ({failure.message}); following anyway",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
+    if not found.companies:
+        raise unknown
+
+
 async def tail_events(ses: Session, company: str | None) -> None:
-    """Print lifecycle events as they happen, until interrupted."""
+    """Print lifecycle events as they happen, until interrupted. A company given must
+    be one the store knows; with no store answering it is followed unchecked (see
+    `_known_company`)."""
+    if company is not None:
+        await _known_company(ses, company)
     print(f"following {s.events_filter(company or '*')} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     async for event in live_events(ses.bus.nc, s.events_filter(company or "*")):
         print(event.model_dump_json() if ses.as_json else event_line(event), flush=True)

@@ -20,13 +20,14 @@ async def stack(nats_url: str, database_url: str):  # type: ignore[no-untyped-de
         yield running
 
 
-async def _gated_job(stack: Stack, gate: Path) -> str:
+async def _gated_job(stack: Stack, gate: Path, *, new_company: bool = True) -> str:
     """A job that prints a line, waits until `gate` exists, then prints another."""
     script = (
         "echo first line; echo to stderr >&2; "
         f"for i in $(seq 300); do [ -e {gate} ] && break; sleep 0.1; done; echo second line"
     )
-    await stack.company("acme")
+    if new_company:
+        await stack.company("acme")
     app = await stack.app(f"-c '{script}'")
     template = await stack.template(name="gated", app=app.app.uuid, company="acme")
     return (await stack.run(template.id)).job_id
@@ -78,6 +79,7 @@ async def test_job_logs_of_an_unknown_job_is_one_clear_line(stack: Stack) -> Non
 
 async def test_events_tails_lifecycle_events(stack: Stack, tmp_path: Path) -> None:
     env = clean_env(JETJOBS_NATS_URL=stack.nats_url)
+    await stack.company("acme")  # `events` refuses a company the store does not know
     tail = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "jetjobs", "events", "--company", "acme",
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -87,7 +89,7 @@ async def test_events_tails_lifecycle_events(stack: Stack, tmp_path: Path) -> No
         assert "following jetjobs.events.acme.*" in await _read_line(tail.stderr)
         gate = tmp_path / "gate"
         gate.touch()
-        job_id = await _gated_job(stack, gate)
+        job_id = await _gated_job(stack, gate, new_company=False)
         statuses = [(await _read_line(tail.stdout)).split() for _ in range(3)]
         assert [line[2] for line in statuses] == [job_id] * 3
         assert [line[4] for line in statuses] == ["acknowledged", "started", "processed"]
