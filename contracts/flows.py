@@ -332,6 +332,23 @@ def result_var(node: str, key: str) -> str:
     return f"JETJOBS_RESULT_{_UNSAFE.sub('_', node.upper())}_{_UNSAFE.sub('_', key.upper())}"
 
 
+def check_result_names(nodes: list[FlowNode]) -> None:
+    """FlowError when two nodes would pass their results under the same variables
+    (`a-b` and `a_b` both give `JETJOBS_RESULT_A_B_…`): one value would silently
+    hide the other downstream. Checked where a definition is validated, saved or
+    run from its file, not when a stored one is read, so runs of a flow saved
+    before keep working."""
+    seen: dict[str, str] = {}
+    for node in nodes:
+        prefix = _UNSAFE.sub("_", node.name.upper())
+        if prefix in seen:
+            raise FlowError(
+                f"nodes '{seen[prefix]}' and '{node.name}' would both pass their results as "
+                f"JETJOBS_RESULT_{prefix}_<KEY>: rename one of them"
+            )
+        seen[prefix] = node.name
+
+
 class FlowRunRequest(Frozen):
     """Run a flow: a full definition, or the saved one of `company` and `name`."""
 

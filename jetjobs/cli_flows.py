@@ -10,6 +10,7 @@ from typing import Any
 from contracts.flows import (
     FlowCancelled,
     FlowChecked,
+    FlowError,
     FlowQuery,
     FlowRef,
     FlowRun,
@@ -17,6 +18,7 @@ from contracts.flows import (
     FlowRunRequest,
     FlowStatus,
     check_graph,
+    check_result_names,
 )
 
 from . import commands, render, settings
@@ -31,6 +33,10 @@ WAIT_EVERY = 0.5
 async def cmd_flow_validate(args: argparse.Namespace, conf: settings.Settings) -> int | None:
     spec = load_flow(Path(args.file))
     if args.offline:
+        try:
+            check_result_names(spec.nodes)
+        except FlowError as error:
+            raise CommandError(f"{args.file}: {error}") from None
         checked = FlowChecked(name=spec.name, company=spec.company, order=check_graph(spec.nodes))
         human = f"flow {spec.name}: {len(spec.nodes)} nodes, no cycles, conditions parse\n{draw(spec)}"
         commands.show(args.json, checked, human)

@@ -11,6 +11,7 @@ from contracts.api import ApiFailure, JobRef
 from contracts.flows import (
     FlowCancelled,
     FlowChecked,
+    FlowError,
     FlowQuery,
     FlowRef,
     FlowRun,
@@ -18,6 +19,7 @@ from contracts.flows import (
     FlowRunRequest,
     FlowSpec,
     check_graph,
+    check_result_names,
 )
 
 from . import resolve
@@ -58,6 +60,7 @@ class FlowApi:
     async def validate(self, spec: FlowSpec) -> FlowChecked:
         queries = Queries(self._pool)
         await resolve.company(queries, spec.company)
+        _check_result_names(spec)
         await check_targets(queries, spec)
         return FlowChecked(name=spec.name, company=spec.company, order=check_graph(spec.nodes))
 
@@ -70,7 +73,9 @@ class FlowApi:
 
     async def run(self, request: FlowRunRequest) -> FlowRun:
         spec = request.spec
-        if spec is None:
+        if spec is not None:
+            _check_result_names(spec)
+        else:
             assert request.company is not None and request.name is not None
             spec = await FlowQueries(self._pool).definition(request.company, request.name)
             if spec is None:
@@ -112,3 +117,10 @@ class FlowApi:
     async def retry(self, request: FlowRef) -> FlowRun:
         await self._changing("flow.retry", request.id)
         return await self._engine.retry(request.id)
+
+
+def _check_result_names(spec: FlowSpec) -> None:
+    try:
+        check_result_names(spec.nodes)
+    except FlowError as error:
+        raise ApiFailure(400, str(error)) from None

@@ -12,6 +12,7 @@ import pytest
 from contracts.api import ApiFailure
 from contracts.flows import (
     FlowCancelled,
+    FlowChecked,
     FlowEvent,
     FlowRef,
     FlowRun,
@@ -191,6 +192,29 @@ async def test_unknown_applications_are_refused_before_anything_runs(
         )
         with pytest.raises(ApiFailure, match="node 'b': unknown application '999'"):
             await engine.start_run(spec)
+        assert await stack.jobs(company="acme") == []
+
+
+async def test_nodes_whose_results_would_collide_are_refused_before_anything_runs(
+    nats_url: str, database_url: str
+) -> None:
+    async with flows(nats_url, database_url) as (stack, _engine, app):
+        spec = FlowSpec.model_validate(
+            {
+                "name": "clash",
+                "company": "acme",
+                "nodes": [node(app, "a-b", "true"), node(app, "a_b", "true")],
+            }
+        )
+        clash = "nodes 'a-b' and 'a_b' would both pass their results as JETJOBS_RESULT_A_B_<KEY>"
+        for op, request, reply in (
+            ("flow.validate", spec, FlowChecked),
+            ("flow.save", spec, FlowChecked),
+            ("flow.run", FlowRunRequest(spec=spec, launched_by="test"), FlowRun),
+        ):
+            with pytest.raises(ApiFailure) as refused:
+                await stack.client.call(op, request, reply)
+            assert refused.value.code == 400 and clash in refused.value.message, op
         assert await stack.jobs(company="acme") == []
 
 

@@ -116,3 +116,13 @@ def _to_a_closed_pipe(*args: str) -> subprocess.CompletedProcess[str]:
 def test_a_reader_that_left_ends_the_command_quietly(argv: list[str], tmp_path: Path) -> None:
     done = _to_a_closed_pipe(*(a.format(tmp=tmp_path) for a in argv))
     assert (done.returncode, done.stderr) == (1, "")
+
+
+def test_an_offline_flow_check_refuses_nodes_whose_results_would_collide(tmp_path: Path) -> None:
+    path = tmp_path / "clash.yaml"
+    path.write_text(FLOW.replace("name: load", "name: Fetch"))
+    refused(
+        jetjobs("flow", "validate", "--offline", str(path)),
+        f"{path}: nodes 'fetch' and 'Fetch' would both pass their results as JETJOBS_RESULT_FETCH_<KEY>: "
+        "rename one of them",
+    )

@@ -11,7 +11,16 @@ from pydantic import ValidationError
 from contracts import conditions
 from contracts.enums import Status
 from contracts.flowplan import advance, node_env, outcome, retry_states
-from contracts.flows import FlowSpec, NodeStatus, check_graph, flow_job_id, node_outcome, result_var
+from contracts.flows import (
+    FlowError,
+    FlowSpec,
+    NodeStatus,
+    check_graph,
+    check_result_names,
+    flow_job_id,
+    node_outcome,
+    result_var,
+)
 from contracts.messages import JobEvent
 
 W, D, S, F, K = (
@@ -218,3 +227,11 @@ def test_only_a_job_s_outcome_ends_its_node(status: Status, final: bool, expecte
         }
     )
     assert node_outcome(event) is expected
+
+
+def test_nodes_whose_results_would_share_variables_are_refused() -> None:
+    with pytest.raises(
+        FlowError, match=r"nodes 'a-b' and 'A_b' would both pass their results as JETJOBS_RESULT_A_B_"
+    ):
+        check_result_names(spec(n("a-b"), n("A_b"), n("c", "a-b", "A_b")).nodes)
+    check_result_names(spec(n("a"), n("a_b"), n("ab")).nodes)  # distinct prefixes
