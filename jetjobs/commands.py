@@ -148,7 +148,7 @@ def _template_rows(templates: Sequence[RunTemplate]) -> str:
             t.cron or t.interv.value,
             t.timezone,
             t.pool,
-            t.active,
+            "paused" if t.active and t.paused else t.active,
         )
         for t in templates
     ]

@@ -63,5 +63,8 @@ async def test_template_explain_shows_zone_leader_next_fires_and_each_slots_outc
         human = await jetjobs("template", "explain", str(failing.id), env=env)
         assert "paused: slots are recorded as skipped" in human.out.splitlines()[0]
         assert "skipped (paused)" in human.out
+        listed = await jetjobs("template", "list", env=env)
+        row = next(line for line in listed.out.splitlines() if line.split()[:1] == [str(failing.id)])
+        assert row.split()[-1] == "paused", listed.out  # active, but nothing fires
 
         one_line_error(await jetjobs("template", "explain", "999999", env=env), "999999")
