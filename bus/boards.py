@@ -10,7 +10,7 @@ import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig
-from nats.js.errors import APIError, KeyNotFoundError, NoKeysError, NoStreamResponseError, NotFoundError
+from nats.js.errors import APIError, KeyNotFoundError, NoStreamResponseError, NotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from pydantic import ValidationError
 
@@ -66,11 +66,12 @@ class RunnerBoard:
             await self._kv.delete(s.runner_key(info.pool, info.id))
 
     async def live(self) -> list[RunnerInfo]:
-        """Every runner whose last heartbeat is younger than the bucket's TTL."""
+        """Every runner whose last heartbeat is younger than the bucket's TTL. The keys
+        come from the stream's subjects: `KeyValue.keys` makes a consumer each time,
+        which the server keeps for five minutes after (about 30 stood at all times
+        for the store's reaper alone)."""
         try:
-            keys = await self._kv.keys()
-        except NoKeysError:
-            return []
+            keys = await self._keys()
         except NotFoundError as error:  # the bucket itself: nobody has announced since it was lost
             await self._restore(error)
             return []
@@ -80,6 +81,11 @@ class RunnerBoard:
             if info is not None:
                 runners.append(info)
         return sorted(runners, key=lambda r: (r.pool, r.id))
+
+    async def _keys(self) -> list[str]:
+        prefix = f"$KV.{s.RUNNERS_BUCKET}."
+        info = await self._js.stream_info(f"KV_{s.RUNNERS_BUCKET}", subjects_filter=f"{prefix}>")
+        return [subject.removeprefix(prefix) for subject in info.state.subjects or {}]
 
     async def made(self) -> datetime | None:
         """When the server made the bucket (None: just made again here). A new value

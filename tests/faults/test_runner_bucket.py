@@ -64,6 +64,22 @@ async def test_a_board_with_the_layout_makes_the_lost_bucket_again(nats_url: str
         await bus.close()
 
 
+async def test_listing_runners_leaves_no_consumer_behind(nats_url: str) -> None:
+    bus = await Bus.open(nats_url, "runners-list", LAYOUT)
+    try:
+        board = await RunnerBoard.open(bus.js, LAYOUT)
+        at = "2026-03-01T12:00:00Z"
+        for runner in ("r1", "r2", "r3"):
+            fields = {"id": runner, "host": "h", "pool": "default", "pid": 1, "slots": 1, "running": []}
+            await board.beat(RunnerInfo.model_validate(fields | {"started_at": at, "at": at}))
+        await board.leave(RunnerInfo.model_validate(fields | {"started_at": at, "at": at}))
+        for _ in range(3):
+            assert [r.id for r in await board.live()] == ["r1", "r2"]
+        assert (await bus.js.stream_info(BUCKET_STREAM)).state.consumer_count == 0
+    finally:
+        await bus.close()
+
+
 async def listed(client: ApiClient, pid: int) -> bool:
     """Whether `runner.list` lists the executor; False while the store is reconnecting
     (any other failure, such as an internal error, fails the test)."""
