@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bus import ApiClient, Bus
+from executor.config import ExecutorConfig
 from store.credentials import new_key
 
 from . import demo, services
@@ -175,6 +176,9 @@ async def up(settings: Settings, *, with_demo: bool) -> None:
                     await _with_demo(settings, stop)
                 else:
                     await services.until_set(stop)
+            print(
+                f"stopping: running jobs get up to {ExecutorConfig.drain_timeout:g} s to finish", flush=True
+            )
         finally:
             await services.stop_all(running)
     print("jetjobs stopped", flush=True)

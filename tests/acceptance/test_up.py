@@ -96,6 +96,9 @@ async def test_up_demo_runs_jobs_and_stops_cleanly(tmp_path: Path) -> None:
     finally:
         code = await interrupt(process)
     assert code == 0
+    assert process.stdout is not None
+    said = (await process.stdout.read()).decode()
+    assert "stopping: running jobs get up to 30 s to finish" in said and "jetjobs stopped" in said, said
     assert not (home / "endpoints.json").exists()
     assert processes_using(home) == [], "embedded servers left running"
 
