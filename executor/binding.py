@@ -14,8 +14,7 @@ from contracts import subjects as s
 from contracts.messages import JobEvent
 from contracts.tenants import tenant_consumer
 
-from .config import ExecutorConfig
-from .config import ExecutorStartError as ExecutorStartError
+from .config import ExecutorConfig, ExecutorStartError
 from .job import no_history
 
 

@@ -5,8 +5,9 @@ own session, so a timeout or shutdown reaches every process it spawned, and
 nothing it started outlives it.
 
 The process is started with `posix_spawn` (`spawning`), or `subprocess.Popen`
-where exec must search PATH, and watched through the event loop directly: callbacks on its pidfd and output pipes (`poller`) complete two
-futures, reaped and output read to its end, that `finish` and `close` wait on.
+where exec must search PATH, and watched through the event loop directly:
+callbacks on its pidfd and output pipes (`poller`) complete two futures, reaped
+and output read to its end, that `finish` and `close` wait on.
 asyncio's subprocess transports, or a task per pipe and per wait, cost about as
 much again as the spawn itself."""
 
@@ -133,7 +134,7 @@ def spawn(spec: Launch, executables: Executables = EXECUTABLES) -> Spawned | Not
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     try:
-        process = _popen_found(spec, out_write, err_write, executables)
+        process = _start(spec, out_write, err_write, executables)
     except (OSError, ValueError) as error:
         os.close(out_read)
         os.close(err_read)
@@ -144,7 +145,7 @@ def spawn(spec: Launch, executables: Executables = EXECUTABLES) -> Spawned | Not
     return Spawned(process, out_read, err_read)
 
 
-def _popen_found(spec: Launch, stdout: int, stderr: int, executables: Executables) -> Process:
+def _start(spec: Launch, stdout: int, stderr: int, executables: Executables) -> Process:
     """Started by `spawning.start` from the command's file, named or known; where
     that fails (the file was moved, say), once more through Popen, so errors and
     fallbacks are exec's own."""

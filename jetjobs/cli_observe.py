@@ -25,12 +25,7 @@ async def cmd_job_logs(args: argparse.Namespace, conf: settings.Settings) -> Non
 
 
 async def cmd_events(args: argparse.Namespace, conf: settings.Settings) -> None:
-    """Follow lifecycle events. `--company` must name a company the store knows, or
-    the command fails at once ("unknown company", pointing to `jetjobs company list`)
-    instead of following a subject nothing publishes on. With no store answering,
-    the company cannot be checked: a note on stderr says so and the events are
-    followed anyway, since they come from NATS alone (as `status` reports a store
-    that is away instead of failing)."""
+    """Follow lifecycle events, of a company the store knows (`tail_events`)."""
     company = None if args.company is None else check_code(args.company, "--company")
     await call(args, conf, lambda ses: tail_events(ses, company))
 

@@ -273,11 +273,6 @@ async def cmd_audit(args: argparse.Namespace, conf: settings.Settings) -> None:
     await call(args, conf, action)
 
 
-async def _known_company(ses: commands.Session, code: str) -> None:
-    """The store's "unknown company" refusal (as every command gives it) before anything is made."""
-    await ses.api.call("company.list", api.CompanyFilter(company=code), api.CompanyList)
-
-
 async def cmd_company_consumer(args: argparse.Namespace, conf: settings.Settings) -> None:
     """An operator's step before a per-company executor starts with --bind-only."""
     check_code(args.code, "company code")
@@ -289,7 +284,7 @@ async def cmd_company_consumer(args: argparse.Namespace, conf: settings.Settings
     )
 
     async def action(ses: commands.Session) -> None:
-        await _known_company(ses, args.code)
+        await commands.known_company(ses, args.code)
         await ensure_consumer(ses.bus.js, s.DISPATCH_STREAM, wanted)
         ses.show(
             made,

@@ -85,6 +85,11 @@ async def company_create(ses: Session, company: Company) -> None:
     ses.show(created, f"created company {created.code} ({created.name})")
 
 
+async def known_company(ses: Session, code: str) -> None:
+    """The store's "unknown company" refusal (as every command gives it) before anything is done."""
+    await ses.api.call("company.list", api.CompanyFilter(company=code), api.CompanyList)
+
+
 async def company_list(ses: Session) -> None:
     reply = await ses.api.call("company.list", api.CompanyFilter(), api.CompanyList)
     rows = [(c.code, c.name, c.enabled, c.paused) for c in reply.companies]

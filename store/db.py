@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from .errors import StoreUnavailable as StoreUnavailable
+from .errors import StoreUnavailable
 
 CONNECT_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 60.0

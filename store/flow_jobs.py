@@ -16,6 +16,14 @@ from .db import Db
 from .queries import Queries
 from .tenant_queries import TenantQueries
 
+LAUNCHER = "flow:"
+"""What a flow's jobs carry in `launched_by`, before the flow's name."""
+
+
+def flow_of(launched_by: str) -> str | None:
+    """The flow that launched a job, from its `launched_by`; None for any other job."""
+    return launched_by.removeprefix(LAUNCHER) if launched_by.startswith(LAUNCHER) else None
+
 
 def _app_message(
     app: Application, spec: FlowSpec, node: FlowNode, job_id: str, env: dict[str, str], now: datetime
@@ -35,7 +43,7 @@ def _app_message(
         timeout_ack=limits.timeout_ack,
         timeout_result=limits.timeout_result,
         retries=node.retries or 0,
-        launched_by=f"flow:{spec.name}",
+        launched_by=LAUNCHER + spec.name,
         exit_codes=app.exit_codes,
         masked=[name for name in secret_fields(app) if merged.get(name)] or None,
         artifacts=app.artifacts,
@@ -59,7 +67,7 @@ async def _template_message(
         job_id=job_id,
         slot=now,
         now=now,
-        launched_by=f"flow:{spec.name}",
+        launched_by=LAUNCHER + spec.name,
         env_overrides=env,
         timeouts=node.timeouts,
     )

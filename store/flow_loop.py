@@ -15,7 +15,8 @@ from bus.letters import bury, company_of
 from contracts.api import ApiFailure
 from contracts.flows import FLOWS_STREAM, FlowStart, flow_start_subject
 
-from .db import UNAVAILABLE, StoreUnavailable, connect
+from .db import UNAVAILABLE, connect
+from .errors import StoreUnavailable
 from .flow_engine import FlowEngine
 from .notify import Bell
 from .queries import FLOW_INBOX_CHANNEL

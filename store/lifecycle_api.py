@@ -29,6 +29,7 @@ from contracts.records import JobRecord
 
 from .actors import reader
 from .api import Handler, _typed
+from .flow_jobs import flow_of
 from .flow_queries import FlowQueries
 from .queries import Queries
 
@@ -109,8 +110,8 @@ def in_flow(letter: DeadLetterRecord, message: JobMessage, node: tuple[str, str]
             "a replay would run it outside its flow, which would not see its outcome; "
             f"re-run the run's failed nodes with `jetjobs flow retry {run}` once the run has ended",
         )
-    flow = message.launched_by.removeprefix("flow:")
-    if flow != message.launched_by:
+    flow = flow_of(message.launched_by)
+    if flow is not None:
         return ApiFailure(
             409,
             f"dead letter {letter.id} is job {message.job_id} of a run of flow '{flow}': "

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bus.telemetry import Telemetry
 
-from ..errors import MetricsServerError as MetricsServerError
+from ..errors import MetricsServerError
 
 log = structlog.get_logger("jetjobs.metrics")
 

@@ -15,7 +15,7 @@ from contracts.messages import JobEvent
 from contracts.output import LogChunk
 from contracts.records import JobRecord
 
-from ..commands import CommandError, Session
+from ..commands import CommandError, Session, known_company
 
 APPEAR_WAIT = 5.0
 """Seconds `job logs -f` waits, silently, for a job the store does not know yet.
@@ -97,39 +97,31 @@ STORE_AWAY = frozenset({503, 504})
 """API failure codes that mean no store answered (none running, or too slow)."""
 
 
-async def _known_company(ses: Session, company: str) -> None:
-    """Refuse a company the store does not know (or will not let the actor read).
-
-    Events come straight from NATS, which would follow a subject no job ever
-    publishes on without a word; the store is the one that knows the companies.
-    When no store answers, the company cannot be checked: a note says so on stderr
+async def _checked_company(ses: Session, company: str) -> None:
+    """Refuse a company the store does not know (or will not let the actor read):
+    events come straight from NATS, which would follow a subject no job ever
+    publishes on without a word. When no store answers, a note says so on stderr
     and the events are followed all the same, as `status` reports a store that is
-    away rather than failing, since watching events is how one sees what still
-    runs while the store is down."""
-    unknown = CommandError(f"unknown company '{company}': `jetjobs company list` shows the companies")
+    away rather than failing: watching events is how one sees what still runs
+    while the store is down."""
     try:
-        found = await ses.api.call("company.list", api.CompanyFilter(company=company), api.CompanyList)
+        await known_company(ses, company)
     except ApiFailure as failure:
-        if failure.code == 404:
-            raise unknown from None
         if failure.code not in STORE_AWAY:
-            raise CommandError(failure.message) from None  # e.g. not allowed to read it: says who may
+            raise
         print(
             f"could not check that company '{company}' exists ({failure.message}); following anyway",
             file=sys.stderr,
             flush=True,
         )
-        return
-    if not found.companies:
-        raise unknown
 
 
 async def tail_events(ses: Session, company: str | None) -> None:
     """Print lifecycle events as they happen, until interrupted. A company given must
     be one the store knows; with no store answering it is followed unchecked (see
-    `_known_company`)."""
+    `_checked_company`)."""
     if company is not None:
-        await _known_company(ses, company)
+        await _checked_company(ses, company)
     print(f"following {s.events_filter(company or '*')} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     async for event in live_events(ses.bus.nc, s.events_filter(company or "*")):
         print(event.model_dump_json() if ses.as_json else event_line(event), flush=True)

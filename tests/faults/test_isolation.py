@@ -24,7 +24,7 @@ from contracts.enums import ErrorKind, Status
 from contracts.lifecycle import CancelReply
 from contracts.tenants import tenant_consumer
 from executor import ExecutorConfig, ExecutorService
-from executor.binding import ExecutorStartError
+from executor.config import ExecutorStartError
 from jetjobs.embedded import NatsServer
 from store import StoreConfig, StoreService
 from store.credentials import new_key
