@@ -11,6 +11,7 @@ BUILT_IN = {
     "latency": "bench.latency",
     "store": "bench.ingest",
     "peers": "bench.peers",
+    "output": "bench.output",
 }
 OPTIONAL = {"scheduler": "bench.scheduler", "flows": "bench.flows"}
 """Scenarios that live in their own module and are listed when it exists."""

@@ -187,6 +187,8 @@ class Running:
         self._closed = False
 
     def _reaped(self, code: int) -> None:
+        for pipe in self._pipes:
+            pipe.hurry()
         if not self._exit.done():
             self._exit.set_result(code)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from executor import process
+from executor import output, process
 from executor.output import Sink
 from executor.poller import poller
 from executor.process import Aborted, Exited, Launch, NotRunnable, Running, TimedOut, launch
@@ -89,6 +89,58 @@ async def test_a_slow_sink_holds_back_a_full_pipe_without_losing_output(tmp_path
     assert await running.finish(FAR, asyncio.Event(), 5) == Exited(0)
     assert running.stdout.total == 300_000
     assert b"".join(taken) == bytes(300_000)
+
+
+TRICKLE = "for i in $(seq 40); do echo line $i; sleep 0.005; done"
+"""Forty lines, one write each, a few milliseconds apart: a job reporting progress."""
+
+
+async def test_trickling_output_gathers_into_few_chunks_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(output, "LINGER", 0.1)
+    taken: list[bytes] = []
+
+    async def sink(stream: str, chunk: bytes) -> None:
+        taken.append(chunk)
+
+    running = await start(["sh", "-c", TRICKLE], tmp_path, sink)
+    assert await running.finish(FAR, asyncio.Event(), 5) == Exited(0)
+    assert b"".join(taken) == b"".join(b"line %d\n" % i for i in range(1, 41))
+    assert len(taken) < 20, f"{len(taken)} chunks for 40 lines: each line went alone"
+
+
+async def test_the_end_of_the_process_cuts_the_gathering_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(output, "LINGER", 60.0)
+    taken: list[bytes] = []
+
+    async def sink(stream: str, chunk: bytes) -> None:
+        taken.append(chunk)
+
+    running = await start(["sh", "-c", "echo first; sleep 0.2; echo last"], tmp_path, sink)
+    ending = await asyncio.wait_for(running.finish(FAR, asyncio.Event(), 5), 20)
+    assert ending == Exited(0)
+    assert b"".join(taken) == b"first\nlast\n"
+
+
+async def test_a_fast_writer_in_small_writes_is_not_held_back_by_the_gathering(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three megabytes in 20-byte writes: were every read followed by a full wait,
+    the pipe would fill and the writer stop for a second, well over a hundred times."""
+    monkeypatch.setattr(output, "LINGER", 1.0)
+    taken: list[int] = []
+
+    async def sink(stream: str, chunk: bytes) -> None:
+        taken.append(len(chunk))
+
+    script = 'i=0; while [ $i -lt 150000 ]; do echo "line $i............"; i=$((i+1)); done'
+    running = await start(["sh", "-c", script], tmp_path, sink)
+    ending = await asyncio.wait_for(running.finish(FAR, asyncio.Event(), 5), 30)
+    assert ending == Exited(0)
+    assert sum(taken) == running.stdout.total > 3_000_000
 
 
 async def test_deadline_kills_the_whole_group(tmp_path: Path) -> None:
