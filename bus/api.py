@@ -34,6 +34,9 @@ TOKEN_HEADER = "Jetjobs-Token"
 current_token: ContextVar[str | None] = ContextVar("jetjobs_token", default=None)
 """The API token the request presented (the `Jetjobs-Token` header), which the store verifies."""
 
+reply_room: ContextVar[int] = ContextVar("jetjobs_reply_room", default=1024 * 1024)
+"""How many bytes the answer being made may take: the NATS server's `max_payload`."""
+
 ERROR_HEADER = "Nats-Service-Error"
 ERROR_CODE_HEADER = "Nats-Service-Error-Code"
 
@@ -43,7 +46,8 @@ async def _reply_error(request: Request, code: int, message: str) -> None:
     await request.respond_error(str(code), message.replace("\n", " ")[:1000], data=body)
 
 
-async def _answer(request: Request, op: str, spec: Operation, handler: Handler) -> None:
+async def _answer(request: Request, op: str, spec: Operation, handler: Handler, room: int) -> None:
+    reply_room.set(room)
     current_actor.set((request.headers or {}).get(ACTOR_HEADER) or ANONYMOUS)
     current_token.set((request.headers or {}).get(TOKEN_HEADER) or None)
     try:
@@ -84,12 +88,14 @@ class ApiServer:
         self._handlers = handlers
         self._tasks: set[asyncio.Task[None]] = set()
         self._service: Service | None = None
+        self._nc: Client | None = None
 
     def _endpoint(self, op: str) -> Callable[[Request], Awaitable[None]]:
         spec, handler = OPERATIONS[op], self._handlers[op]
 
         async def receive(request: Request) -> None:
-            task = asyncio.create_task(_answer(request, op, spec, handler))
+            room = reply_room.get() if self._nc is None else self._nc.max_payload
+            task = asyncio.create_task(_answer(request, op, spec, handler, room))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -97,6 +103,7 @@ class ApiServer:
 
     async def start(self, nc: Client, version: str) -> None:
         """Register the service; it answers `$SRV.PING`, `$SRV.INFO` and `$SRV.STATS`."""
+        self._nc = nc
         self._service = await micro.add_service(
             nc,
             name=s.API_SERVICE,
@@ -154,5 +161,14 @@ class ApiClient:
             raise ApiFailure(504, f"the store did not answer {op} within {self._timeout:g} s") from None
         headers = msg.headers or {}
         if ERROR_CODE_HEADER in headers:
-            raise ApiFailure(int(headers[ERROR_CODE_HEADER]), headers.get(ERROR_HEADER, "error"))
+            raise ApiFailure(int(headers[ERROR_CODE_HEADER]), _error_text(msg.data, headers))
         return reply.model_validate_json(msg.data)
+
+
+def _error_text(body: bytes, headers: Mapping[str, str]) -> str:
+    """The whole message from the error body (lines kept: `flow validate` lists a
+    problem per line); the header, one line of at most 1,000 characters, without one."""
+    try:
+        return ApiError.model_validate_json(body).error
+    except ValidationError:
+        return headers.get(ERROR_HEADER, "error")

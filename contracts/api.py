@@ -10,7 +10,7 @@ from . import flows as fl
 from . import lifecycle as lc
 from . import schedule as sc
 from . import tenants as t
-from .base import INT4_MAX, Code, Frozen, JobId
+from .base import Code, Frozen, JobId, Paged
 from .enums import Status
 from .models import Application, BoundedTimeouts, Company, RunTemplate, TemplateSpec
 from .records import JobRecord
@@ -20,8 +20,15 @@ class CompanyFilter(Frozen):
     company: Code | None = None
 
 
+class CompanyQuery(CompanyFilter, Paged):
+    """One page of companies, by code: a host of thousands of tenants would not fit
+    in one NATS message."""
+
+
 class CompanyList(Frozen):
     companies: list[Company]
+    more: bool = False
+    """Companies follow this page (see `Paged`)."""
 
 
 class AppImport(Frozen):
@@ -35,8 +42,15 @@ class AppImported(Frozen):
     warnings: list[str] = []
 
 
+class AppQuery(CompanyFilter, Paged):
+    """One page of the application catalog, by name: it grows without bound, and an
+    app's declared environment alone may take tens of kilobytes."""
+
+
 class AppList(Frozen):
     apps: list[Application]
+    more: bool = False
+    """Applications follow this page (see `Paged`)."""
 
 
 class TemplateRef(Frozen):
@@ -66,18 +80,15 @@ class TemplateUpdate(Frozen):
         return self
 
 
-class TemplateQuery(CompanyFilter):
+class TemplateQuery(CompanyFilter, Paged):
     """One page of templates, in the list's order: thousands of them would not fit
     in one NATS message."""
-
-    offset: int = Field(default=0, ge=0, le=INT4_MAX)
-    limit: int = Field(default=500, ge=1, le=1000)
 
 
 class TemplateList(Frozen):
     templates: list[RunTemplate]
     more: bool = False
-    """Templates follow this page: ask again with `offset` moved on by `limit`."""
+    """Templates follow this page (see `Paged`)."""
 
 
 class RunNow(Frozen):
@@ -125,9 +136,9 @@ class Operation(NamedTuple):
 
 OPERATIONS: dict[str, Operation] = {
     "company.create": Operation(Company, Company, "Create a company (tenant)"),
-    "company.list": Operation(CompanyFilter, CompanyList, "List companies"),
+    "company.list": Operation(CompanyQuery, CompanyList, "List companies, a page at a time"),
     "app.import": Operation(AppImport, AppImported, "Import or update a MultiFlexi application"),
-    "app.list": Operation(CompanyFilter, AppList, "List applications"),
+    "app.list": Operation(AppQuery, AppList, "List applications, a page at a time"),
     "template.create": Operation(TemplateSpec, RunTemplate, "Create a run template"),
     "template.update": Operation(TemplateUpdate, RunTemplate, "Change fields of a run template"),
     "template.get": Operation(TemplateRef, RunTemplate, "Show one run template"),
@@ -138,7 +149,10 @@ OPERATIONS: dict[str, Operation] = {
     "job.cancel": Operation(
         JobRef, lc.CancelReply, "Cancel a job: queued ones never start, running ones are killed"
     ),
-    "dlq.list": Operation(lc.DeadLetterQuery, lc.DeadLetterList, "List dead letters, newest first"),
+    "dlq.list": Operation(
+        lc.DeadLetterQuery, lc.DeadLetterList, "List dead letters, newest first, without their messages"
+    ),
+    "dlq.get": Operation(lc.DeadLetterRef, lc.DeadLetterRecord, "Show one dead letter with its message"),
     "dlq.replay": Operation(
         lc.DeadLetterRef, lc.Replayed, "Run a dead letter's job again with a fresh retry budget"
     ),
@@ -151,7 +165,7 @@ OPERATIONS: dict[str, Operation] = {
     "secrets.fetch": Operation(t.SecretsRequest, t.SecretsReply, "Credential values for a running job"),
     "template.env": Operation(TemplateRef, t.TemplateEnv, "A template's merged environment, masked"),
     "artifact.put": Operation(t.ArtifactUpload, t.ArtifactInfo, "Store one artifact of a job"),
-    "artifact.list": Operation(JobRef, t.ArtifactList, "List a job's artifacts"),
+    "artifact.list": Operation(t.ArtifactQuery, t.ArtifactList, "List a job's artifacts, a page at a time"),
     "artifact.get": Operation(t.ArtifactRef, t.ArtifactContent, "Download one artifact"),
     "app.export": Operation(t.AppRef, t.AppDocument, "An application as MultiFlexi app JSON"),
     "actor.grant": Operation(t.ActorGrant, t.ActorList, "Give an actor a role in a company"),
@@ -159,7 +173,9 @@ OPERATIONS: dict[str, Operation] = {
     "audit.list": Operation(t.AuditQuery, t.AuditList, "Read the audit log, newest first"),
     "token.create": Operation(t.TokenCreate, t.TokenIssued, "Issue an API token to an actor (admins only)"),
     "token.revoke": Operation(t.TokenRef, t.TokenInfo, "Revoke an API token (admins only)"),
-    "token.list": Operation(t.TokenFilter, t.TokenList, "List API tokens, never their values (admins only)"),
+    "token.list": Operation(
+        t.TokenFilter, t.TokenList, "List API tokens, a page at a time, never their values (admins only)"
+    ),
     "template.pause": Operation(TemplateRef, RunTemplate, "Pause a template: its slots are skipped"),
     "template.resume": Operation(TemplateRef, RunTemplate, "Resume a paused template"),
     "company.pause": Operation(sc.CompanyRef, sc.CompanyPaused, "Pause every template of a company"),
@@ -172,7 +188,7 @@ OPERATIONS: dict[str, Operation] = {
     "flow.save": Operation(fl.FlowSpec, fl.FlowChecked, "Check a flow definition and keep it for templates"),
     "flow.run": Operation(fl.FlowRunRequest, fl.FlowRun, "Start a run of a flow (a DAG of jobs)"),
     "flow.get": Operation(fl.FlowRef, fl.FlowRun, "Show one flow run with its nodes and results"),
-    "flow.list": Operation(fl.FlowQuery, fl.FlowRunList, "List flow runs, newest first"),
+    "flow.list": Operation(fl.FlowQuery, fl.FlowRunList, "List flow runs, newest first, without their nodes"),
     "flow.cancel": Operation(
         fl.FlowRef, fl.FlowCancelled, "Cancel a flow run: running nodes killed, rest skipped"
     ),

@@ -44,3 +44,13 @@ class Frozen(BaseModel):
     """Immutable, strict about unknown fields: a typo is an error, not data."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Paged(Frozen):
+    """One page of a list that may not fit in one NATS message (`max_payload`): the
+    reply says `more` when items follow, and the next page starts at `offset` moved
+    on by the number of items this one held (the store cuts a page short of `limit`
+    when its items would not fit)."""
+
+    offset: int = Field(default=0, ge=0, le=INT4_MAX)
+    limit: int = Field(default=500, ge=1, le=1000)

@@ -57,24 +57,39 @@ class CancelReply(Frozen):
 class DeadLetterQuery(Frozen):
     company: Code | None = None
     limit: int = Field(default=50, ge=1, le=1000)
+    before: int | None = Field(
+        default=None,
+        ge=1,
+        le=INT8_MAX,
+        description="the id of the last dead letter of the previous page: the older ones follow it",
+    )
 
 
-class DeadLetterRecord(Frozen):
-    """A dead letter as recorded in Postgres."""
+class DeadLetterSummary(Frozen):
+    """A dead letter as `dlq.list` gives it: without its message, which may be as large
+    as a NATS message itself (`dlq.get` gives it)."""
 
     id: int
     company: str
     job_id: str | None = None
     reason: str
     subject: str
-    payload: str
-    headers: dict[str, str] = {}
     at: RecordedDatetime
     replayed_as: int | None = Field(default=None, description="the attempt a replay started")
+    size: int = Field(description="bytes of the original message")
+
+
+class DeadLetterRecord(DeadLetterSummary):
+    """A dead letter as recorded in Postgres, with its original message and headers."""
+
+    payload: str
+    headers: dict[str, str] = {}
 
 
 class DeadLetterList(Frozen):
-    dead_letters: list[DeadLetterRecord]
+    dead_letters: list[DeadLetterSummary]
+    more: bool = False
+    """Older dead letters follow: ask again with `before` set to the last one's id."""
 
 
 class DeadLetterRef(Frozen):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from .base import INT4_MAX, INT8_MAX, AwareDatetime, Code, Frozen, JobId
+from .base import INT4_MAX, INT8_MAX, AwareDatetime, Code, Frozen, JobId, Paged
 
 Role = Literal["admin", "reader", "executor"]
 
@@ -129,8 +129,16 @@ class ArtifactInfo(Frozen):
     note: str | None = None
 
 
+class ArtifactQuery(Paged):
+    """One page of a job's artifacts: a glob may match thousands of files."""
+
+    id: JobId = Field(description="job id")
+
+
 class ArtifactList(Frozen):
     artifacts: list[ArtifactInfo]
+    more: bool = False
+    """Artifacts follow this page (see `Paged`)."""
 
 
 class ArtifactRef(Frozen):
@@ -176,9 +184,16 @@ class ActorList(Frozen):
 class AuditQuery(Frozen):
     company: Code | None = None
     limit: int = Field(default=50, ge=1, le=1000)
+    before: int | None = Field(
+        default=None,
+        ge=1,
+        le=INT8_MAX,
+        description="the id of the last entry of the previous page: the older ones follow it",
+    )
 
 
 class AuditEntry(Frozen):
+    id: int = Field(description="the entry's place in the log, for `before`")
     at: AwareDatetime
     actor: str
     action: str
@@ -188,6 +203,8 @@ class AuditEntry(Frozen):
 
 class AuditList(Frozen):
     entries: list[AuditEntry]
+    more: bool = False
+    """Older entries follow: ask again with `before` set to the last one's id."""
 
 
 class Done(Frozen):
@@ -221,9 +238,13 @@ class TokenRef(Frozen):
     id: int
 
 
-class TokenFilter(Frozen):
+class TokenFilter(Paged):
+    """One page of tokens, newest first: revoked ones are kept, so they only accumulate."""
+
     actor: str | None = None
 
 
 class TokenList(Frozen):
     tokens: list[TokenInfo]
+    more: bool = False
+    """Tokens follow this page (see `Paged`)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from contracts import api
@@ -10,7 +11,9 @@ from contracts.lifecycle import (
     CancelReply,
     DeadLetterList,
     DeadLetterQuery,
+    DeadLetterRecord,
     DeadLetterRef,
+    DeadLetterSummary,
     Replayed,
     RunnerList,
     RunnerQuery,
@@ -19,6 +22,7 @@ from contracts.lifecycle import (
 from . import commands, render, settings
 from .cli_common import add_command, add_group, call, most
 from .cli_numbers import count
+from .pages import every_page
 
 
 def _short(text: str, width: int = 80) -> str:
@@ -27,13 +31,47 @@ def _short(text: str, width: int = 80) -> str:
 
 async def cmd_dlq_list(args: argparse.Namespace, conf: settings.Settings) -> None:
     async def action(ses: commands.Session) -> None:
-        query = DeadLetterQuery(company=args.company, limit=args.limit)
-        reply = await ses.api.call("dlq.list", query, DeadLetterList)
+        async def page(got: list[DeadLetterSummary]) -> tuple[list[DeadLetterSummary], bool]:
+            before = got[-1].id if got else None
+            query = DeadLetterQuery(company=args.company, limit=args.limit - len(got), before=before)
+            reply = await ses.api.call("dlq.list", query, DeadLetterList)
+            return reply.dead_letters, reply.more
+
+        letters = await every_page(page, args.limit)
         rows = [
-            (d.id, d.company, d.job_id or "-", d.at, d.replayed_as or "", _short(d.reason))
-            for d in reply.dead_letters
+            (d.id, d.company, d.job_id or "-", d.at, d.replayed_as or "", _short(d.reason)) for d in letters
         ]
-        ses.show(reply.dead_letters, render.table(rows, ["id", "company", "job", "at", "replayed", "reason"]))
+        ses.show(letters, render.table(rows, ["id", "company", "job", "at", "replayed", "reason"]))
+
+    await call(args, conf, action)
+
+
+def _message(payload: str) -> str:
+    """The original message, indented when it is JSON (a job message usually is)."""
+    try:
+        return json.dumps(json.loads(payload), indent=2, ensure_ascii=False)
+    except ValueError:
+        return payload
+
+
+def _letter_detail(letter: DeadLetterRecord) -> str:
+    replayed = "" if letter.replayed_as is None else f"   replayed as attempt {letter.replayed_as}"
+    lines = [
+        f"dead letter  {letter.id}   company {letter.company}   job {letter.job_id or '-'}{replayed}",
+        f"at           {letter.at.isoformat()}",
+        f"subject      {letter.subject}",
+        f"reason       {letter.reason}",
+        *(f"header       {name}: {value}" for name, value in sorted(letter.headers.items())),
+        f"--- message ({letter.size} bytes)",
+        _message(letter.payload),
+    ]
+    return "\n".join(lines)
+
+
+async def cmd_dlq_show(args: argparse.Namespace, conf: settings.Settings) -> None:
+    async def action(ses: commands.Session) -> None:
+        letter = await ses.api.call("dlq.get", DeadLetterRef(id=args.id), DeadLetterRecord)
+        ses.show(letter, _letter_detail(letter))
 
     await call(args, conf, action)
 
@@ -65,11 +103,15 @@ async def cmd_runners(args: argparse.Namespace, conf: settings.Settings) -> None
 
 
 def register(sub: Any) -> None:
-    """`dlq list`, `dlq replay ID` and `runners`."""
+    """`dlq list`, `dlq show ID`, `dlq replay ID` and `runners`."""
     dlq = add_group(sub, "dlq", "dead letters: jobs that can never run as sent")
-    listing = add_command(dlq, "list", cmd_dlq_list, "list dead letters, newest first")
+    listing = add_command(
+        dlq, "list", cmd_dlq_list, "list dead letters, newest first (`dlq show ID` gives one's message)"
+    )
     listing.add_argument("--company")
     listing.add_argument("--limit", type=count(1, most(DeadLetterQuery, "limit")), default=50)
+    show = add_command(dlq, "show", cmd_dlq_show, "show one dead letter with its original message")
+    show.add_argument("id", type=int, help="dead letter id (from `jetjobs dlq list`)")
     replay = add_command(
         dlq, "replay", cmd_dlq_replay, "run a dead letter's job again, with a fresh retry budget"
     )

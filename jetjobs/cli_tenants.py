@@ -21,6 +21,7 @@ from . import commands, render, settings
 from .cli_common import add_command, add_group, call, check_code, most
 from .cli_numbers import count
 from .commands import CommandError
+from .pages import every_page
 from .replies import ArtifactSaved, ConsumerMade, KeyRotated, NewKey
 
 
@@ -142,9 +143,20 @@ def _saved_text(saved: ArtifactSaved) -> str:
     return f"wrote {saved.file} ({saved.size} bytes, attempt {saved.attempt})"
 
 
+async def _artifacts(ses: commands.Session, job_id: str) -> list[t.ArtifactInfo]:
+    """Every artifact record of the job, page by page."""
+
+    async def page(got: list[t.ArtifactInfo]) -> tuple[list[t.ArtifactInfo], bool]:
+        query = t.ArtifactQuery(id=job_id, offset=len(got))
+        reply = await ses.api.call("artifact.list", query, t.ArtifactList)
+        return reply.artifacts, reply.more
+
+    return await every_page(page)
+
+
 async def _download(ses: commands.Session, job_id: str, out: Path, attempt: int | None) -> None:
-    listed = await ses.api.call("artifact.list", api.JobRef(id=job_id), t.ArtifactList)
-    names = {a.name for a in listed.artifacts if attempt is None or a.attempt == attempt}
+    listed = await _artifacts(ses, job_id)
+    names = {a.name for a in listed if attempt is None or a.attempt == attempt}
     written = []
     for name in sorted(names):  # without --attempt, the store hands out a name's latest file
         ref = t.ArtifactRef(job_id=job_id, name=name, attempt=attempt)
@@ -157,7 +169,7 @@ async def _download(ses: commands.Session, job_id: str, out: Path, attempt: int 
         print(render.as_json(written))
     elif not written:
         print(f"job {job_id} left no artifacts" + ("" if attempt is None else f" in attempt {attempt}"))
-    elif attempt is None and (older := _superseded(listed.artifacts)):
+    elif attempt is None and (older := _superseded(listed)):
         print(
             f"not written, as a later attempt left a file of the same name: {older}; --attempt N writes N's"
         )
@@ -180,8 +192,8 @@ async def cmd_job_artifacts(args: argparse.Namespace, conf: settings.Settings) -
         return
 
     async def action(ses: commands.Session) -> None:
-        reply = await ses.api.call("artifact.list", api.JobRef(id=args.id), t.ArtifactList)
-        shown = [a for a in reply.artifacts if args.attempt is None or a.attempt == args.attempt]
+        listed = await _artifacts(ses, args.id)
+        shown = [a for a in listed if args.attempt is None or a.attempt == args.attempt]
         rows = [(a.attempt, a.name, a.content_type, a.size, a.sha256[:12], a.note or "") for a in shown]
         ses.show(shown, render.table(rows, ["attempt", "name", "type", "size", "sha256", "note"]))
 
@@ -256,19 +268,28 @@ async def cmd_token_revoke(args: argparse.Namespace, conf: settings.Settings) ->
 
 async def cmd_token_list(args: argparse.Namespace, conf: settings.Settings) -> None:
     async def action(ses: commands.Session) -> None:
-        reply = await ses.api.call("token.list", t.TokenFilter(actor=args.actor), t.TokenList)
-        ses.show(reply.tokens, _token_rows(reply.tokens))
+        async def page(got: list[t.TokenInfo]) -> tuple[list[t.TokenInfo], bool]:
+            query = t.TokenFilter(actor=args.actor, offset=len(got))
+            reply = await ses.api.call("token.list", query, t.TokenList)
+            return reply.tokens, reply.more
+
+        tokens = await every_page(page)
+        ses.show(tokens, _token_rows(tokens))
 
     await call(args, conf, action)
 
 
 async def cmd_audit(args: argparse.Namespace, conf: settings.Settings) -> None:
     async def action(ses: commands.Session) -> None:
-        reply = await ses.api.call(
-            "audit.list", t.AuditQuery(company=args.company, limit=args.limit), t.AuditList
-        )
-        rows = [(e.at, e.actor, e.action, e.company or "", json.dumps(e.detail)[:80]) for e in reply.entries]
-        ses.show(reply.entries, render.table(rows, ["at", "actor", "action", "company", "detail"]))
+        async def page(got: list[t.AuditEntry]) -> tuple[list[t.AuditEntry], bool]:
+            before = got[-1].id if got else None
+            query = t.AuditQuery(company=args.company, limit=args.limit - len(got), before=before)
+            reply = await ses.api.call("audit.list", query, t.AuditList)
+            return reply.entries, reply.more
+
+        entries = await every_page(page, args.limit)
+        rows = [(e.at, e.actor, e.action, e.company or "", json.dumps(e.detail)[:80]) for e in entries]
+        ses.show(entries, render.table(rows, ["at", "actor", "action", "company", "detail"]))
 
     await call(args, conf, action)
 

@@ -18,12 +18,13 @@ from bus import ApiClient, Bus, job_events
 from contracts import api
 from contracts import subjects as s
 from contracts.errors import describe
-from contracts.models import Company, RunTemplate, TemplateSpec
+from contracts.models import Application, Company, RunTemplate, TemplateSpec
 from contracts.multiflexi import AppFileError, parse_app
 from contracts.records import JobRecord
 from contracts.tenants import TemplateEnv
 
 from . import render
+from .pages import every_page
 from .progress import progress
 
 
@@ -91,9 +92,14 @@ async def known_company(ses: Session, code: str) -> None:
 
 
 async def company_list(ses: Session) -> None:
-    reply = await ses.api.call("company.list", api.CompanyFilter(), api.CompanyList)
-    rows = [(c.code, c.name, c.enabled, c.paused) for c in reply.companies]
-    ses.show(reply.companies, render.table(rows, ["code", "name", "enabled", "paused"]))
+    async def page(got: list[Company]) -> tuple[list[Company], bool]:
+        query = api.CompanyQuery(offset=len(got))
+        reply = await ses.api.call("company.list", query, api.CompanyList)
+        return reply.companies, reply.more
+
+    companies = await every_page(page)
+    rows = [(c.code, c.name, c.enabled, c.paused) for c in companies]
+    ses.show(companies, render.table(rows, ["code", "name", "enabled", "paused"]))
 
 
 def read_app_file(path: Path) -> dict[str, Any]:
@@ -138,9 +144,13 @@ async def app_import(ses: Session, documents: Sequence[tuple[Path, dict[str, Any
 
 
 async def app_list(ses: Session) -> None:
-    reply = await ses.api.call("app.list", api.CompanyFilter(), api.AppList)
-    rows = [(a.id, a.name, a.executable, a.uuid) for a in reply.apps]
-    ses.show(reply.apps, render.table(rows, ["id", "name", "executable", "uuid"]))
+    async def page(got: list[Application]) -> tuple[list[Application], bool]:
+        reply = await ses.api.call("app.list", api.AppQuery(offset=len(got)), api.AppList)
+        return reply.apps, reply.more
+
+    apps = await every_page(page)
+    rows = [(a.id, a.name, a.executable, a.uuid) for a in apps]
+    ses.show(apps, render.table(rows, ["id", "name", "executable", "uuid"]))
 
 
 def _template_rows(templates: Sequence[RunTemplate]) -> str:
@@ -173,13 +183,12 @@ async def template_update(ses: Session, request: api.TemplateUpdate) -> None:
 
 
 async def template_list(ses: Session, company: str | None) -> None:
-    templates: list[RunTemplate] = []
-    more = True
-    while more:  # page by page: thousands of templates do not fit in one NATS message
-        query = api.TemplateQuery(company=company, offset=len(templates))
+    async def page(got: list[RunTemplate]) -> tuple[list[RunTemplate], bool]:
+        query = api.TemplateQuery(company=company, offset=len(got))
         reply = await ses.api.call("template.list", query, api.TemplateList)
-        templates += reply.templates
-        more = reply.more and bool(reply.templates)
+        return reply.templates, reply.more
+
+    templates = await every_page(page)
     ses.show(templates, _template_rows(templates))
 
 

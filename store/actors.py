@@ -156,6 +156,7 @@ LISTS = Rule("read", (NAMED,), listing=True)
 TEMPLATE = Of("id", "template")
 JOB = Of("id", "job")
 RUN = Of("id", "run")
+LETTER = Of("id", "letter")
 SHARED_APPS = (
     "applications are one catalog that every company's templates share, and no company owns one "
     "(so a re-import changes what each company using it runs)"
@@ -188,7 +189,8 @@ RULES: dict[str, Rule] = {
     "job.list": LISTS,
     "job.cancel": _changes(JOB),
     "dlq.list": LISTS,
-    "dlq.replay": _changes(Of("id", "letter")),
+    "dlq.get": _reads(LETTER),
+    "dlq.replay": _changes(LETTER),
     "runner.list": _open(
         "executors serve pools, not companies; a heartbeat names only job ids, and a job needs read"
     ),

@@ -25,6 +25,7 @@ from .actors import audit, permit, reader, summary
 from .board import BoardKeeper, active_template
 from .db import BAD_DATA, UNAVAILABLE
 from .flow_templates import not_for_flows, template_app_id
+from .pages import fit
 from .queries import Queries
 from .rows import TemplateRow
 from .tenant_queries import TenantQueries
@@ -81,9 +82,9 @@ class StoreApi:
         """The handler of every operation, for `bus.ApiServer`."""
         return {
             "company.create": _typed("company.create", Company, self.company_create),
-            "company.list": _typed("company.list", api.CompanyFilter, self.company_list),
+            "company.list": _typed("company.list", api.CompanyQuery, self.company_list),
             "app.import": _typed("app.import", api.AppImport, self.app_import),
-            "app.list": _typed("app.list", api.CompanyFilter, self.app_list),
+            "app.list": _typed("app.list", api.AppQuery, self.app_list),
             "template.create": _typed("template.create", TemplateSpec, self.template_create),
             "template.update": _typed("template.update", api.TemplateUpdate, self.template_update),
             "template.get": _typed("template.get", api.TemplateRef, self.template_get),
@@ -100,9 +101,12 @@ class StoreApi:
         log.info("company.created", company=created.code)
         return created
 
-    async def company_list(self, request: api.CompanyFilter) -> api.CompanyList:
-        companies = await Queries(self._pool).list_companies(request.company, reader())
-        return api.CompanyList(companies=companies)
+    async def company_list(self, request: api.CompanyQuery) -> api.CompanyList:
+        found = await Queries(self._pool).list_companies(
+            request.company, reader(), request.offset, request.limit + 1
+        )
+        companies, more = fit(found, request.limit)
+        return api.CompanyList(companies=companies, more=more)
 
     async def app_import(self, request: api.AppImport) -> api.AppImported:
         try:
@@ -119,10 +123,12 @@ class StoreApi:
         log.info("app.imported", app=stored.uuid, created=created, warnings=len(warnings))
         return api.AppImported(app=stored, created=created, warnings=warnings)
 
-    async def app_list(self, request: api.CompanyFilter) -> api.AppList:
+    async def app_list(self, request: api.AppQuery) -> api.AppList:
         queries = Queries(self._pool)
         company_id = await resolve.company_id(queries, request.company)
-        return api.AppList(apps=await queries.list_apps(company_id))
+        found = await queries.list_apps(company_id, request.offset, request.limit + 1)
+        apps, more = fit(found, request.limit)
+        return api.AppList(apps=apps, more=more)
 
     async def template_create(self, spec: TemplateSpec) -> RunTemplate:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -175,8 +181,8 @@ class StoreApi:
         rows = await Queries(self._pool).templates(
             company=request.company, reader=reader(), offset=request.offset, limit=request.limit + 1
         )
-        page = [row.template for row in rows[: request.limit]]
-        return api.TemplateList(templates=page, more=len(rows) > request.limit)
+        page, more = fit([row.template for row in rows], request.limit)
+        return api.TemplateList(templates=page, more=more)
 
     async def template_run(self, request: api.RunNow) -> api.JobQueued:
         """Run a template now. One statement finds all it needs, and the job is

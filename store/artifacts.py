@@ -13,12 +13,12 @@ from typing import Any
 import structlog
 from pydantic import BaseModel
 
-from contracts import api
 from contracts import tenants as t
 from contracts.api import ApiFailure
 
 from .actors import require
 from .api import _typed
+from .pages import fit
 from .tenant_queries import TenantQueries
 
 log = structlog.get_logger("jetjobs.store")
@@ -58,7 +58,7 @@ class ArtifactApi:
     def handlers(self) -> dict[str, Handler]:
         return {
             "artifact.put": _typed("artifact.put", t.ArtifactUpload, self.put),
-            "artifact.list": _typed("artifact.list", api.JobRef, self.list),
+            "artifact.list": _typed("artifact.list", t.ArtifactQuery, self.list),
             "artifact.get": _typed("artifact.get", t.ArtifactRef, self.get),
         }
 
@@ -90,9 +90,11 @@ class ArtifactApi:
             raise ApiFailure(404, f"unknown job '{job_id}': see `jetjobs job list`")
         return brief[0]
 
-    async def list(self, request: api.JobRef) -> t.ArtifactList:
+    async def list(self, request: t.ArtifactQuery) -> t.ArtifactList:
         await self._job_company(request.id)
-        return t.ArtifactList(artifacts=await TenantQueries(self._pool).job_artifacts(request.id))
+        found = await TenantQueries(self._pool).job_artifacts(request.id, request.offset, request.limit + 1)
+        artifacts, more = fit(found, request.limit)
+        return t.ArtifactList(artifacts=artifacts, more=more)
 
     async def get(self, request: t.ArtifactRef) -> t.ArtifactContent:
         await self._job_company(request.job_id)

@@ -31,6 +31,7 @@ from .actors import reader
 from .api import Handler, _typed
 from .flow_jobs import flow_of
 from .flow_queries import FlowQueries
+from .pages import fit
 from .queries import Queries
 
 log = structlog.get_logger("jetjobs.store")
@@ -133,6 +134,10 @@ def already_replayed(letter: DeadLetterRecord) -> ApiFailure:
     )
 
 
+def unknown_letter(letter_id: int) -> ApiFailure:
+    return ApiFailure(404, f"unknown dead letter {letter_id}: see `jetjobs dlq list`")
+
+
 class LifecycleApi:
     """Handlers that change or show where jobs stand beyond plain queries."""
 
@@ -145,6 +150,7 @@ class LifecycleApi:
         return {
             "job.cancel": _typed("job.cancel", api.JobRef, self.job_cancel),
             "dlq.list": _typed("dlq.list", DeadLetterQuery, self.dlq_list),
+            "dlq.get": _typed("dlq.get", DeadLetterRef, self.dlq_get),
             "dlq.replay": _typed("dlq.replay", DeadLetterRef, self.dlq_replay),
             "runner.list": _typed("runner.list", RunnerQuery, self.runner_list),
         }
@@ -182,15 +188,24 @@ class LifecycleApi:
             raise ApiFailure(503, f"could not record job {event.job_id}'s end ({error}); try again") from None
 
     async def dlq_list(self, request: DeadLetterQuery) -> DeadLetterList:
-        found = await Queries(self._pool).dead_letter_records(request.company, request.limit, reader())
-        return DeadLetterList(dead_letters=found)
+        found = await Queries(self._pool).dead_letter_records(
+            request.company, request.limit + 1, reader(), request.before
+        )
+        letters, more = fit(found, request.limit)
+        return DeadLetterList(dead_letters=letters, more=more)
+
+    async def dlq_get(self, request: DeadLetterRef) -> DeadLetterRecord:
+        letter = await Queries(self._pool).dead_letter(request.id)
+        if letter is None:
+            raise unknown_letter(request.id)
+        return letter
 
     async def dlq_replay(self, request: DeadLetterRef) -> Replayed:
         async with self._pool.acquire() as conn, conn.transaction():
             queries = Queries(conn)
             letter = await queries.dead_letter_by_id(request.id)
             if letter is None:
-                raise ApiFailure(404, f"unknown dead letter {request.id}: see `jetjobs dlq list`")
+                raise unknown_letter(request.id)
             if letter.replayed_as is not None:
                 raise already_replayed(letter)
             job = await queries.job_by_id(letter.job_id) if letter.job_id else None

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from contracts.enums import Status
-from contracts.lifecycle import DeadLetterRecord
+from contracts.lifecycle import DeadLetterRecord, DeadLetterSummary
 from contracts.messages import DeadLetter, JobEvent, JobMessage
 from contracts.models import Application, Company, TemplateSpec
 from contracts.records import AttemptRecord, JobRecord
@@ -81,9 +81,14 @@ class Queries:
         )
         return None if row is None else rows.company(row)
 
-    async def list_companies(self, code: str | None, reader: Reader) -> list[Company]:
-        """Companies, optionally just one, that `reader` may read."""
-        found = await self._db.fetch(self._q("list_companies"), code, reader.actor, reader.roles)
+    async def list_companies(
+        self, code: str | None, reader: Reader, offset: int | None = None, limit: int | None = None
+    ) -> list[Company]:
+        """Companies, optionally just one, that `reader` may read; `limit` of them from
+        row `offset` on, when given."""
+        found = await self._db.fetch(
+            self._q("list_companies"), code, reader.actor, reader.roles, offset, limit
+        )
         return [rows.company(r) for r in found]
 
     async def company_by_code(self, code: str) -> Company | None:
@@ -110,8 +115,11 @@ class Queries:
         )
         return rows.application(row), bool(row["created"])
 
-    async def list_apps(self, company_id: int | None = None) -> list[Application]:
-        return [rows.application(r) for r in await self._db.fetch(self._q("list_apps"), company_id)]
+    async def list_apps(
+        self, company_id: int | None = None, offset: int | None = None, limit: int | None = None
+    ) -> list[Application]:
+        found = await self._db.fetch(self._q("list_apps"), company_id, offset, limit)
+        return [rows.application(r) for r in found]
 
     async def app_by_id(self, app_id: int) -> Application | None:
         row = await self._db.fetchrow(self._q("app_by_id"), app_id)
@@ -273,15 +281,21 @@ class Queries:
         return None if seq is None else int(seq)
 
     async def dead_letter_records(
-        self, company: str | None, limit: int, reader: Reader
-    ) -> list[DeadLetterRecord]:
-        """The newest dead letters, of companies `reader` may read."""
+        self, company: str | None, limit: int, reader: Reader, before: int | None = None
+    ) -> list[DeadLetterSummary]:
+        """The newest dead letters (older than letter `before`, when given) of companies
+        `reader` may read, without their messages."""
         found = await self._db.fetch(
-            self._q("dead_letter_records"), company, limit, reader.actor, reader.roles
+            self._q("dead_letter_records"), company, limit, reader.actor, reader.roles, before
         )
-        return [rows.dead_letter_record(r) for r in found]
+        return [rows.dead_letter_summary(r) for r in found]
+
+    async def dead_letter(self, letter_id: int) -> DeadLetterRecord | None:
+        row = await self._db.fetchrow(self._q("dead_letter"), letter_id)
+        return None if row is None else rows.dead_letter_record(row)
 
     async def dead_letter_by_id(self, letter_id: int) -> DeadLetterRecord | None:
+        """The dead letter, locked until the transaction ends."""
         row = await self._db.fetchrow(self._q("dead_letter_by_id"), letter_id)
         return None if row is None else rows.dead_letter_record(row)
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from contracts.enums import ErrorKind, Interval, Status
-from contracts.lifecycle import DeadLetterRecord, ExitCodes
+from contracts.lifecycle import DeadLetterRecord, DeadLetterSummary, ExitCodes
 from contracts.models import Application, ArtifactSpec, Company, EnvField, RunTemplate, TemplateSpec, Timeouts
 from contracts.records import AttemptRecord, JobRecord
 from contracts.schedule import Misfire, Overlap
@@ -205,16 +205,24 @@ def job_record(row: Row, attempts: list[AttemptRecord] | None = None) -> JobReco
     )
 
 
-def dead_letter_record(row: Any) -> DeadLetterRecord:
-    """A `dead_letter` row with its id and replay mark."""
-    return DeadLetterRecord(
+def dead_letter_summary(row: Any) -> DeadLetterSummary:
+    """A `dead_letter` row with its id and replay mark, without its message."""
+    return DeadLetterSummary(
         id=row["id"],
         company=row["company"],
         job_id=row["job_id"],
         reason=row["reason"],
         subject=row["subject"],
-        payload=row["payload"],
-        headers=_json(row["headers"], {}),
         at=row["at"],
         replayed_as=row["replayed_as"],
+        size=row["size"],
+    )
+
+
+def dead_letter_record(row: Any) -> DeadLetterRecord:
+    """A `dead_letter` row with its id, replay mark, message and headers."""
+    return DeadLetterRecord(
+        **dead_letter_summary(row).model_dump(),
+        payload=row["payload"],
+        headers=_json(row["headers"], {}),
     )

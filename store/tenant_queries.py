@@ -208,8 +208,9 @@ class TenantQueries:
         )
         return _artifact(row)
 
-    async def job_artifacts(self, job_id: str) -> list[ArtifactInfo]:
-        return [_artifact(r) for r in await self._db.fetch(self._q("job_artifacts"), job_id)]
+    async def job_artifacts(self, job_id: str, offset: int, limit: int) -> list[ArtifactInfo]:
+        found = await self._db.fetch(self._q("job_artifacts"), job_id, offset, limit)
+        return [_artifact(r) for r in found]
 
     async def artifact_content(
         self, job_id: str, name: str, attempt: int | None = None
@@ -240,14 +241,16 @@ class TenantQueries:
         await self._db.execute(self._q("write_audit"), actor, action, company, json.dumps(detail))
 
     async def audit_entries(
-        self, company: str | None, limit: int, reader: Reader | None = None
+        self, company: str | None, limit: int, reader: Reader | None = None, before: int | None = None
     ) -> list[AuditEntry]:
-        """Entries newest first; for a `reader`, only those of companies it may read
-        and of no company (None: every entry, for the store's own use)."""
+        """Entries newest first, older than entry `before` when given; for a `reader`,
+        only those of companies it may read and of no company (None: every entry, for
+        the store's own use)."""
         actor, roles = (None, None) if reader is None else (reader.actor, reader.roles)
-        found = await self._db.fetch(self._q("audit_entries"), company, limit, actor, roles)
+        found = await self._db.fetch(self._q("audit_entries"), company, limit, actor, roles, before)
         return [
             AuditEntry(
+                id=r["id"],
                 at=r["at"],
                 actor=r["actor"],
                 action=r["action"],
@@ -271,5 +274,6 @@ class TenantQueries:
         row = await self._db.fetchrow(self._q("revoke_token"), token_id)
         return None if row is None else TokenInfo(**dict(row))
 
-    async def list_tokens(self, actor: str | None) -> list[TokenInfo]:
-        return [TokenInfo(**dict(r)) for r in await self._db.fetch(self._q("list_tokens"), actor)]
+    async def list_tokens(self, actor: str | None, offset: int, limit: int) -> list[TokenInfo]:
+        found = await self._db.fetch(self._q("list_tokens"), actor, offset, limit)
+        return [TokenInfo(**dict(r)) for r in found]

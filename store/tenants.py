@@ -20,6 +20,7 @@ from .api import _typed
 from .artifacts import ArtifactApi
 from .board import BoardKeeper
 from .credentials import Keyring, UndecryptableError
+from .pages import fit
 from .queries import Queries
 from .tenant_queries import StoredCredential, TenantQueries
 from .tokens import Authenticator, TokenApi, TokenCache
@@ -213,8 +214,11 @@ class TenantApi:
         return t.ActorList(company=request.company, actors=actors)
 
     async def audit_list(self, request: t.AuditQuery) -> t.AuditList:
-        entries = await TenantQueries(self._pool).audit_entries(request.company, request.limit, reader())
-        return t.AuditList(entries=entries)
+        found = await TenantQueries(self._pool).audit_entries(
+            request.company, request.limit + 1, reader(), request.before
+        )
+        entries, more = fit(found, request.limit)
+        return t.AuditList(entries=entries, more=more)
 
 
 def with_tenants(

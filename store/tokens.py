@@ -27,6 +27,7 @@ from .actors import audit
 from .api import _typed
 from .db import connect
 from .migrate import apply_migrations
+from .pages import fit
 from .tenant_queries import TenantQueries
 
 log = structlog.get_logger("jetjobs.store")
@@ -205,4 +206,6 @@ class TokenApi:
 
     async def list(self, request: t.TokenFilter) -> t.TokenList:
         _require_admin("list API tokens")
-        return t.TokenList(tokens=await TenantQueries(self._pool).list_tokens(request.actor))
+        found = await TenantQueries(self._pool).list_tokens(request.actor, request.offset, request.limit + 1)
+        tokens, more = fit(found, request.limit)
+        return t.TokenList(tokens=tokens, more=more)

@@ -39,13 +39,14 @@ ON CONFLICT (code) DO NOTHING
 RETURNING id, code, name, enabled, paused;
 
 -- name: list_companies --
--- Companies by code, optionally just one, without those that list actors and give actor $2 none of the roles $3.
+-- Companies by code, optionally just one, without those that list actors and give actor $2 none of the roles $3; rows $4 on, at most $5 of them.
 SELECT id, code, name, enabled, paused FROM company
 WHERE ($1::text IS NULL OR code = $1)
     AND code <> ALL (ARRAY(
         SELECT co.code FROM company co JOIN company_actor ca ON ca.company_id = co.id
         GROUP BY co.code HAVING NOT bool_or(ca.actor = $2 AND ca.role = ANY ($3::text[]))))
-ORDER BY code;
+ORDER BY code
+OFFSET $4 LIMIT $5;
 
 -- name: company_by_code --
 -- One company, to resolve a code a user typed.
@@ -71,13 +72,14 @@ RETURNING id, uuid, name, description, executable, cmdparams, environment, ociim
     updated_at, (xmax = 0) AS created;
 
 -- name: list_apps --
--- Applications by name; with a company id, only those its templates use.
+-- Applications by name; with a company id, only those its templates use; rows $2 on, at most $3 of them.
 SELECT a.id, a.uuid, a.name, a.description, a.executable, a.cmdparams, a.environment, a.ociimage,
     a.homepage, a.tags, a.updated_at, a.artifacts, a.exit_codes
 FROM application a
 WHERE $1::bigint IS NULL
     OR EXISTS (SELECT 1 FROM runtemplate t WHERE t.app_id = a.id AND t.company_id = $1)
-ORDER BY a.name, a.id;
+ORDER BY a.name, a.id
+OFFSET $2 LIMIT $3;
 
 -- name: app_by_id --
 -- One application by its numeric id.
@@ -317,19 +319,27 @@ SELECT d.stream_seq FROM job_dispatch d JOIN job j ON j.id = d.job_id AND j.atte
 WHERE d.job_id = $1;
 
 -- name: dead_letter_records --
--- Dead letters with their ids, newest first, optionally of one company, without those of companies that list actors and give actor $3 none of the roles $4.
-SELECT id, company, job_id, reason, subject, payload, headers, at, replayed_as
+-- Dead letters with their ids, newest first, older than letter $5 when given, optionally of one company, without those of companies that list actors and give actor $3 none of the roles $4. Without their message and headers, only its size: each may be as large as a NATS message (dead_letter gives them).
+SELECT id, company, job_id, reason, subject, octet_length(payload) AS size, at, replayed_as
 FROM dead_letter
 WHERE ($1::text IS NULL OR company = $1)
+    AND ($5::bigint IS NULL OR (at, id) < (SELECT d.at, d.id FROM dead_letter d WHERE d.id = $5))
     AND company <> ALL (ARRAY(
         SELECT co.code FROM company co JOIN company_actor ca ON ca.company_id = co.id
         GROUP BY co.code HAVING NOT bool_or(ca.actor = $3 AND ca.role = ANY ($4::text[]))))
 ORDER BY at DESC, id DESC
 LIMIT $2;
 
+-- name: dead_letter --
+-- One dead letter with its message, to show.
+SELECT id, company, job_id, reason, subject, payload, octet_length(payload) AS size, headers, at,
+    replayed_as
+FROM dead_letter WHERE id = $1;
+
 -- name: dead_letter_by_id --
 -- One dead letter, locked while it is replayed.
-SELECT id, company, job_id, reason, subject, payload, headers, at, replayed_as
+SELECT id, company, job_id, reason, subject, payload, octet_length(payload) AS size, headers, at,
+    replayed_as
 FROM dead_letter WHERE id = $1
 FOR UPDATE;
 

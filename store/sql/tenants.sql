@@ -115,9 +115,10 @@ ON CONFLICT (job_id, attempt, name) DO UPDATE SET
 RETURNING job_id, attempt, name, path, content_type, size, sha256, over_limit, missing, note;
 
 -- name: job_artifacts --
--- A job's artifacts, attempt by attempt.
+-- A job's artifacts, attempt by attempt; rows $2 on, at most $3 of them.
 SELECT job_id, attempt, name, path, content_type, size, sha256, over_limit, missing, note
-FROM artifact WHERE job_id = $1 ORDER BY attempt, name;
+FROM artifact WHERE job_id = $1 ORDER BY attempt, name
+OFFSET $2 LIMIT $3;
 
 -- name: artifact_content --
 -- One artifact with its bytes: from attempt $3, or when $3 is null from the
@@ -147,9 +148,10 @@ SELECT actor, role FROM company_actor WHERE company_id = $1 ORDER BY actor, role
 INSERT INTO audit_log (actor, action, company, detail) VALUES ($1, $2, $3, $4::jsonb);
 
 -- name: audit_entries --
--- The audit log newest first, optionally of one company; with an actor $3, without the entries of companies that list actors and give it none of the roles $4 (entries of no company stay).
-SELECT at, actor, action, company, detail FROM audit_log
+-- The audit log newest first, older than entry $5 when given, optionally of one company; with an actor $3, without the entries of companies that list actors and give it none of the roles $4 (entries of no company stay).
+SELECT id, at, actor, action, company, detail FROM audit_log
 WHERE ($1::text IS NULL OR company = $1)
+    AND ($5::bigint IS NULL OR (at, id) < (SELECT e.at, e.id FROM audit_log e WHERE e.id = $5))
     AND ($3::text IS NULL OR company IS NULL OR company <> ALL (ARRAY(
         SELECT co.code FROM company co JOIN company_actor ca ON ca.company_id = co.id
         GROUP BY co.code HAVING NOT bool_or(ca.actor = $3 AND ca.role = ANY ($4::text[])))))
@@ -171,7 +173,8 @@ UPDATE actor_token SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1
 RETURNING id, actor, admin, note, created_by, created_at, revoked_at;
 
 -- name: list_tokens --
--- Tokens, of one actor or all, newest first; never their values.
+-- Tokens, of one actor or all, newest first; never their values; rows $2 on, at most $3 of them.
 SELECT id, actor, admin, note, created_by, created_at, revoked_at FROM actor_token
 WHERE $1::text IS NULL OR actor = $1
-ORDER BY id DESC;
+ORDER BY id DESC
+OFFSET $2 LIMIT $3;

@@ -148,6 +148,7 @@ def _gamma_requests(w: World) -> list[tuple[str, BaseModel]]:
         ("artifact.list", job),
         ("artifact.get", t.ArtifactRef(job_id=w.gamma_job, name="report")),
         ("dlq.list", DeadLetterQuery(company="gamma")),
+        ("dlq.get", DeadLetterRef(id=w.letter)),
         ("dlq.replay", DeadLetterRef(id=w.letter)),
         ("credential.list", t.CredentialFilter(company="gamma")),
         ("credential.assign", t.CredentialAssign(template_id=w.gamma_template, name="c")),

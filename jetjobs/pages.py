@@ -1,0 +1,23 @@
+"""Reading a list the store answers a page at a time, as no answer may pass the
+NATS server's `max_payload`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+Fetch = Callable[[list[T]], Awaitable[tuple[list[T], bool]]]
+"""One page, asked for after the items read so far: its items and whether more follow."""
+
+
+async def every_page(fetch: Fetch[T], limit: int | None = None) -> list[T]:
+    """The items of every page, up to `limit` of them when given."""
+    items: list[T] = []
+    while limit is None or len(items) < limit:
+        page, more = await fetch(items)
+        items += page
+        if not (more and page):
+            break
+    return items
