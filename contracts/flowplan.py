@@ -8,13 +8,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from . import conditions
-from .flows import DONE, Edge, FlowSpec, FlowStatus, NodeStatus, ancestors, result_var
+from .flowcheck import ancestors
+from .flows import DONE, Edge, FlowSpec, FlowStatus, NodeStatus, result_var
 
 _MATCHES = {
     "success": {NodeStatus.SUCCEEDED},
     "failure": {NodeStatus.FAILED},
     "always": {NodeStatus.SUCCEEDED, NodeStatus.FAILED},
 }
+
+
+NAMED_FAILURES = 10
+"""Failed nodes a run's reason names: a wide flow may fail a thousand (`flow show` lists them all)."""
 
 
 @dataclass(frozen=True)
@@ -96,9 +101,10 @@ def outcome(states: Mapping[str, NodeStatus]) -> tuple[FlowStatus, str | None] |
     if any(status not in DONE for status in states.values()):
         return None
     failed = sorted(name for name, status in states.items() if status is NodeStatus.FAILED)
-    if failed:
-        return FlowStatus.ERROR, f"node(s) failed: {', '.join(failed)}"
-    return FlowStatus.FINISHED, None
+    if not failed:
+        return FlowStatus.FINISHED, None
+    more = f" and {len(failed) - NAMED_FAILURES} more" if len(failed) > NAMED_FAILURES else ""
+    return FlowStatus.ERROR, f"node(s) failed: {', '.join(failed[:NAMED_FAILURES])}{more}"
 
 
 def node_env(spec: FlowSpec, name: str, results: conditions.Results) -> dict[str, str]:

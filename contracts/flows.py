@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import functools
 import graphlib
-import re
 import uuid
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from . import conditions
 from .base import AwareDatetime, Code, Frozen
 from .enums import Status
+from .flowcheck import Problem, graph_problems, result_name_problems, result_prefix
 from .messages import JobEvent
 from .models import BoundedTimeouts
 
@@ -23,11 +31,25 @@ NodeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,6
 RESULT_FILE_VAR = "JETJOBS_RESULT_FILE"
 """The file a job writes a JSON object of results to."""
 
+GRAPH_ERROR = "flow_graph"
+"""The validation error type of a problem between nodes (its message names the node)."""
+
 _NAMESPACE = uuid.UUID("0b8f5d0e-2f3c-4a57-9c41-5d1e6f7a8b90")
 
 
 class FlowError(ValueError):
-    """A flow definition that cannot run; the message names the node at fault."""
+    """A flow definition that cannot run: every problem found, each naming its node."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__(listing(problems))
+        self.problems = list(problems)
+
+
+def listing(problems: Sequence[str]) -> str:
+    """One problem as it is; several counted, then one per line."""
+    if len(problems) == 1:
+        return problems[0]
+    return f"{len(problems)} problems:\n" + "\n".join(f"  {p}" for p in problems)
 
 
 class Edge(Frozen):
@@ -81,10 +103,21 @@ class FlowSpec(Frozen):
     pool: Code = "default"
     nodes: list[FlowNode] = Field(min_length=1)
 
-    @field_validator("nodes")
+    @field_validator("nodes", mode="wrap")
     @classmethod
-    def _well_formed(cls, nodes: list[FlowNode]) -> list[FlowNode]:
-        check_graph(nodes)
+    def _well_formed(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> list[FlowNode]:
+        """Every problem at once: the graph's, and the nodes' own (the nodes valid
+        alone are still checked against each other)."""
+        try:
+            nodes: list[FlowNode] = handler(value)
+        except ValidationError as found:
+            if not isinstance(value, list):
+                raise
+            valid, others = _nodes_alone(value, found)
+            raise _problems_error(value, graph_problems(valid, others), found) from None
+        problems = graph_problems(nodes)
+        if problems:
+            raise _problems_error(value, problems, None)
         return nodes
 
     @functools.cached_property
@@ -116,84 +149,52 @@ class FlowSpec(Frozen):
         return self.by_name[name]
 
 
-def _unique(nodes: list[FlowNode]) -> dict[str, FlowNode]:
-    by_name: dict[str, FlowNode] = {}
-    for node in nodes:
-        if node.name in by_name:
-            raise FlowError(f"node '{node.name}' is defined twice: node names must be unique")
-        by_name[node.name] = node
-    return by_name
-
-
-def _topological(by_name: dict[str, FlowNode]) -> list[str]:
-    """Nodes in an order where every node follows its prerequisites; FlowError on a
-    cycle. `graphlib` sorts without recursion, so a long chain listed from its end
-    is no deeper to check than a short one."""
-    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
-    for node in by_name.values():
-        sorter.add(node.name, *(edge.node for edge in node.depends))
-    try:
-        return list(sorter.static_order())
-    except graphlib.CycleError as error:
-        raise FlowError(_cycle_message(by_name, error.args[1])) from None
-
-
-def _cycle_message(by_name: dict[str, FlowNode], cycle: list[str]) -> str:
-    """The cycle as "depends on" arrows, from its first node in the definition's order."""
-    path = list(reversed(cycle[1:]))  # graphlib lists prerequisites first; one lap, no repeat
-    position = {name: i for i, name in enumerate(by_name)}
-    first = min(path, key=position.__getitem__)
-    start = path.index(first)
-    lap = [*path[start:], *path[:start], first]
-    return f"node '{first}' depends on itself: cycle {' -> '.join(lap)}"
-
-
-def ancestors(by_name: dict[str, FlowNode], name: str) -> set[str]:
-    """Every node `name` depends on, directly or not."""
-    seen: set[str] = set()
-    todo = [e.node for e in by_name[name].depends]
-    while todo:
-        current = todo.pop()
-        if current not in seen:
-            seen.add(current)
-            todo.extend(e.node for e in by_name[current].depends)
-    return seen
-
-
-def _check_edges(by_name: dict[str, FlowNode]) -> None:
-    for node in by_name.values():
-        for edge in node.depends:
-            if edge.node not in by_name:
-                raise FlowError(f"node '{node.name}' depends on unknown node '{edge.node}'")
-
-
-def _check_conditions(by_name: dict[str, FlowNode]) -> None:
-    """Conditions parse and read only prerequisites' results (a node's upstream is
-    found only when it has a condition: a long chain without any stays linear)."""
-    for node in by_name.values():
-        when = [edge.when for edge in node.depends if edge.when is not None]
-        if not when:
-            continue
-        upstream = ancestors(by_name, node.name)
-        for text in when:
-            try:
-                tree = conditions.parse(text)
-            except conditions.ConditionError as error:
-                raise FlowError(f"node '{node.name}': bad condition {text!r}: {error}") from None
-            for ref in sorted(conditions.refs(tree) - upstream):
-                raise FlowError(
-                    f"node '{node.name}': condition {text!r} reads node '{ref}', "
-                    "which is not one of its prerequisites"
-                )
-
-
 def check_graph(nodes: list[FlowNode]) -> list[str]:
-    """Validate names, references, cycles and conditions; the nodes in dependency order."""
-    by_name = _unique(nodes)
-    _check_edges(by_name)
-    order = _topological(by_name)
-    _check_conditions(by_name)
-    return order
+    """The nodes in an order where every node follows its prerequisites; FlowError
+    with every problem of names, references, cycles and conditions. `graphlib`
+    sorts without recursion, so a long chain listed from its end is no deeper to
+    check than a short one."""
+    problems = graph_problems(nodes)
+    if problems:
+        raise FlowError([p.message for p in problems])
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for node in nodes:
+        sorter.add(node.name, *(edge.node for edge in node.depends))
+    return list(sorter.static_order())
+
+
+def _problems_error(value: Any, problems: list[Problem], found: ValidationError | None) -> ValidationError:
+    """The nodes' own errors, if any, and the graph's problems, each at its node."""
+    names = [_name_of(item) for item in value]
+    details: list[InitErrorDetails] = []
+    for error in found.errors() if found else []:
+        detail = InitErrorDetails(type=error["type"], loc=error["loc"], input=error["input"])
+        if "ctx" in error:
+            detail["ctx"] = error["ctx"]
+        details.append(detail)
+    for problem in problems:
+        at = names.index(problem.node)
+        kind = PydanticCustomError(GRAPH_ERROR, "{problem}", {"problem": problem.message})
+        details.append(InitErrorDetails(type=kind, loc=(at,), input=value[at]))
+    return ValidationError.from_exception_data("FlowSpec.nodes", details)
+
+
+def _nodes_alone(value: Any, found: ValidationError) -> tuple[list[FlowNode], list[str]]:
+    """The nodes of a list that failed which are valid on their own, and the names
+    of the others (as far as they have one)."""
+    failed = {error["loc"][0] for error in found.errors() if error["loc"]}
+    valid, others = [], []
+    for at, item in enumerate(value):
+        if at not in failed:
+            valid.append(FlowNode.model_validate(item))
+        elif (name := _name_of(item)) is not None:
+            others.append(name)
+    return valid, others
+
+
+def _name_of(item: Any) -> str | None:
+    name = item.get("name") if isinstance(item, dict) else getattr(item, "name", None)
+    return name if isinstance(name, str) else None
 
 
 class NodeStatus(StrEnum):
@@ -324,29 +325,18 @@ def flow_events_subject(company: str, run_id: str) -> str:
     return f"jetjobs.events.{company}.flow.{run_id}"
 
 
-_UNSAFE = re.compile(r"[^A-Z0-9_]")
-
-
 def result_var(node: str, key: str) -> str:
     """`JETJOBS_RESULT_<NODE>_<KEY>`: upper case, anything but letters, digits and `_` as `_`."""
-    return f"JETJOBS_RESULT_{_UNSAFE.sub('_', node.upper())}_{_UNSAFE.sub('_', key.upper())}"
+    return f"JETJOBS_RESULT_{result_prefix(node)}_{result_prefix(key)}"
 
 
 def check_result_names(nodes: list[FlowNode]) -> None:
-    """FlowError when two nodes would pass their results under the same variables
-    (`a-b` and `a_b` both give `JETJOBS_RESULT_A_B_…`): one value would silently
-    hide the other downstream. Checked where a definition is validated, saved or
-    run from its file, not when a stored one is read, so runs of a flow saved
-    before keep working."""
-    seen: dict[str, str] = {}
-    for node in nodes:
-        prefix = _UNSAFE.sub("_", node.name.upper())
-        if prefix in seen:
-            raise FlowError(
-                f"nodes '{seen[prefix]}' and '{node.name}' would both pass their results as "
-                f"JETJOBS_RESULT_{prefix}_<KEY>: rename one of them"
-            )
-        seen[prefix] = node.name
+    """FlowError naming every pair of nodes that would pass their results under the
+    same variables. Checked where a definition is validated, saved or run from its
+    file, not when a stored one is read, so runs of a flow saved before keep working."""
+    problems = result_name_problems(node.name for node in nodes)
+    if problems:
+        raise FlowError([p.message for p in problems])
 
 
 class FlowRunRequest(Frozen):
@@ -373,8 +363,27 @@ class FlowQuery(Frozen):
     limit: int = Field(default=50, ge=1, le=1000)
 
 
+REASON_LISTED = 200
+"""Characters of a run's reason a list keeps (`flow.get` has it whole)."""
+
+
+class FlowRunSummary(Frozen):
+    """A flow run as `flow.list` gives it: without its definition, nodes and results,
+    which could take a megabyte a run (`flow.get` has them); how many nodes stand
+    at each status instead."""
+
+    id: str
+    name: str
+    company: Code
+    status: FlowStatus
+    reason: str | None = None
+    created_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = None
+    node_counts: dict[NodeStatus, int] = {}
+
+
 class FlowRunList(Frozen):
-    runs: list[FlowRun]
+    runs: list[FlowRunSummary]
 
 
 class FlowChecked(Frozen):

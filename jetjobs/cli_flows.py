@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from contracts.api import ApiFailure
 from contracts.flows import (
     FlowCancelled,
     FlowChecked,
@@ -17,6 +18,7 @@ from contracts.flows import (
     FlowRunList,
     FlowRunRequest,
     FlowStatus,
+    NodeStatus,
     check_graph,
     check_result_names,
 )
@@ -43,7 +45,12 @@ async def cmd_flow_validate(args: argparse.Namespace, conf: settings.Settings) -
         return None
 
     async def action(ses: commands.Session) -> None:
-        reply = await ses.api.call("flow.validate", spec, FlowChecked)
+        try:
+            reply = await ses.api.call("flow.validate", spec, FlowChecked)
+        except ApiFailure as error:
+            if error.code >= 500:
+                raise
+            raise CommandError(f"{args.file}: {error.message}") from None
         ses.show(reply, f"flow {reply.name} is valid: runs {' → '.join(reply.order)}\n{draw(spec)}")
 
     return await call(args, conf, action)
@@ -111,7 +118,7 @@ async def cmd_flow_list(args: argparse.Namespace, conf: settings.Settings) -> in
                 r.name,
                 r.status.value,
                 r.created_at,
-                sum(n.status == "succeeded" for n in r.nodes),
+                f"{r.node_counts.get(NodeStatus.SUCCEEDED, 0)}/{sum(r.node_counts.values())}",
             )
             for r in reply.runs
         ]

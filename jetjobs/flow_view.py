@@ -8,9 +8,18 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
-from contracts.errors import describe
-from contracts.flows import Edge, FlowRun, FlowSpec, NodeStatus, NodeView
+from contracts.flowcheck import result_name_problems
+from contracts.flows import (
+    GRAPH_ERROR,
+    Edge,
+    FlowRun,
+    FlowSpec,
+    NodeStatus,
+    NodeView,
+    listing,
+)
 
 from .commands import CommandError
 
@@ -37,7 +46,26 @@ def load_flow(path: Path) -> FlowSpec:
     try:
         return FlowSpec.model_validate(data)
     except ValidationError as error:
-        raise CommandError(f"{path}: {describe(error)}") from None
+        problems = [_problem(item) for item in error.errors()] + _name_clashes(data)
+        raise CommandError(f"{path}: {listing(problems)}") from None
+
+
+def _problem(error: ErrorDetails) -> str:
+    """A graph problem names its node; any other says where it is."""
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == GRAPH_ERROR:
+        return message
+    return f"{'.'.join(str(p) for p in error['loc']) or 'value'}: {message}"
+
+
+def _name_clashes(data: Any) -> list[str]:
+    """Result variables shared by nodes of a definition that failed other checks: the
+    store checks them with the rest of a valid one."""
+    nodes = data.get("nodes") if isinstance(data, dict) else None
+    if not isinstance(nodes, list):
+        return []
+    names = [n["name"] for n in nodes if isinstance(n, dict) and isinstance(n.get("name"), str)]
+    return [p.message for p in result_name_problems(names)]
 
 
 def _one_line(error: Exception) -> str:

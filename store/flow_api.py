@@ -6,12 +6,12 @@ from typing import Any
 
 import structlog
 
-from bus import Bus
+from bus import Bus, CancelBoard
 from contracts.api import ApiFailure, JobRef
+from contracts.flowcheck import result_name_problems
 from contracts.flows import (
     FlowCancelled,
     FlowChecked,
-    FlowError,
     FlowQuery,
     FlowRef,
     FlowRun,
@@ -19,14 +19,13 @@ from contracts.flows import (
     FlowRunRequest,
     FlowSpec,
     check_graph,
-    check_result_names,
 )
 
 from . import resolve
 from .actors import audit, reader
 from .api import Handler, _typed
-from .flow_engine import FlowEngine
-from .flow_jobs import check_targets
+from .flow_engine import CANCELLED, FlowEngine
+from .flow_jobs import refusal, target_problems
 from .flow_queries import FlowQueries
 from .lifecycle_api import LifecycleApi
 from .queries import Queries
@@ -39,6 +38,7 @@ class FlowApi:
 
     def __init__(self, pool: Any, bus: Bus) -> None:
         self._pool = pool
+        self._bus = bus
         self._engine = FlowEngine(pool, bus)
         self._lifecycle = LifecycleApi(pool, bus)
 
@@ -58,10 +58,13 @@ class FlowApi:
         }
 
     async def validate(self, spec: FlowSpec) -> FlowChecked:
+        """Every problem at once: nodes whose results would collide, and missing or
+        foreign applications and templates."""
         queries = Queries(self._pool)
         await resolve.company(queries, spec.company)
-        _check_result_names(spec)
-        await check_targets(queries, spec)
+        problems = _name_clashes(spec) + await target_problems(queries, spec)
+        if problems:
+            raise refusal(problems)
         return FlowChecked(name=spec.name, company=spec.company, order=check_graph(spec.nodes))
 
     async def save(self, spec: FlowSpec) -> FlowChecked:
@@ -74,7 +77,8 @@ class FlowApi:
     async def run(self, request: FlowRunRequest) -> FlowRun:
         spec = request.spec
         if spec is not None:
-            _check_result_names(spec)
+            if clashes := _name_clashes(spec):
+                raise refusal(clashes + await target_problems(Queries(self._pool), spec))
         else:
             assert request.company is not None and request.name is not None
             spec = await FlowQueries(self._pool).definition(request.company, request.name)
@@ -108,19 +112,29 @@ class FlowApi:
         cancelled = []
         for job_id in running:
             try:
-                await self._lifecycle.job_cancel(JobRef(id=job_id))
+                await self._kill(job_id)
                 cancelled.append(job_id)
             except ApiFailure as error:
                 log.warning("flow.cancel_job_failed", run_id=run.id, job_id=job_id, error=error.message)
-        return FlowCancelled(run=await self._engine.get(run.id), cancelled_jobs=cancelled)
+        return FlowCancelled(run=run, cancelled_jobs=cancelled)
+
+    async def _kill(self, job_id: str) -> None:
+        """Cancel a node's job; one dispatched a moment ago may not be recorded yet,
+        and executors refuse it once it is on the cancel board."""
+        try:
+            await self._lifecycle.job_cancel(JobRef(id=job_id))
+        except ApiFailure as error:
+            if error.code != 404:
+                raise
+            try:
+                await (await CancelBoard.open(self._bus.js)).mark(job_id, CANCELLED)
+            except Exception as failed:
+                raise ApiFailure(503, f"could not record the cancel of job {job_id} ({failed!r})") from None
 
     async def retry(self, request: FlowRef) -> FlowRun:
         await self._changing("flow.retry", request.id)
         return await self._engine.retry(request.id)
 
 
-def _check_result_names(spec: FlowSpec) -> None:
-    try:
-        check_result_names(spec.nodes)
-    except FlowError as error:
-        raise ApiFailure(400, str(error)) from None
+def _name_clashes(spec: FlowSpec) -> list[ApiFailure]:
+    return [ApiFailure(400, p.message) for p in result_name_problems(n.name for n in spec.nodes)]

@@ -51,6 +51,10 @@ def _event(run: FlowRun | LockedRun | RunState, status: FlowStatus, **fields: An
     )
 
 
+CANCELLED = "cancelled by request"
+"""Why a cancelled run ended, and its nodes that had not."""
+
+
 def _unknown_run(run_id: str) -> ApiFailure:
     return ApiFailure(404, f"unknown flow run '{run_id}': see `jetjobs flow list`")
 
@@ -193,9 +197,14 @@ class FlowEngine:
         return stepped
 
     async def _send(self, kept: Kept) -> None:
-        """Publish a committed step's work; if that fails, `unsent` says the outbox needs a drain."""
+        """Publish a committed step's work; if that fails, `unsent` says the outbox needs a
+        drain. While it does, the step's work goes out with the rest, oldest first, so a
+        run's events keep their order (its end last) whatever failed before."""
         try:
-            await self._outbox.send(kept)
+            if self.unsent:
+                await self.resend()
+            else:
+                await self._outbox.send(kept)
         except BaseException:
             self.unsent = True
             raise
@@ -320,8 +329,10 @@ class FlowEngine:
         return await self.get(run_id)
 
     async def cancel(self, run_id: str) -> tuple[FlowRun, list[str]]:
-        """End a started run as cancelled: waiting nodes are skipped; the caller
-        cancels the running jobs returned."""
+        """End a started run as cancelled in one transaction: running nodes fail and
+        waiting ones are skipped, each with its flow event, and the run's end comes
+        last, as when a run ends by itself. The caller kills the running jobs
+        returned; their outcomes find their nodes ended and change nothing."""
         async with self._pool.acquire() as conn, conn.transaction():
             flows = FlowQueries(conn)
             locked = await self._lock(flows, run_id)
@@ -330,15 +341,31 @@ class FlowEngine:
                     409, f"flow run {run_id} already ended ({locked.status.value}): nothing to cancel"
                 )
             run = await self._state(flows, locked)
-            waiting = {name: "flow cancelled" for name, st in run.states.items() if st is NodeStatus.WAITING}
-            if waiting:
-                await flows.skip_nodes(run_id, waiting)
-            await flows.end_run(run_id, FlowStatus.CANCELLED, "cancelled by request")
+            running = run.running()
+            work = Work()
+            await self._stop(flows, run, work)
+            await flows.end_run(run_id, FlowStatus.CANCELLED, CANCELLED)
             run.status = FlowStatus.CANCELLED
-            kept = await keep(
-                conn, Work(events=[_event(run, FlowStatus.CANCELLED, reason="cancelled by request")])
-            )
+            work.events.append(_event(run, FlowStatus.CANCELLED, reason=CANCELLED, result=run.result))
+            kept = await keep(conn, work)
         self._runs.keep([run])
-        await self._send(kept)
-        log.info("flow.cancelled", run_id=run_id, company=run.company, running=len(run.running()))
-        return await self.get(run_id), run.running()
+        try:
+            await self._send(kept)
+        except Exception as error:  # committed and kept in the outbox: the loop sends it again
+            log.warning("flow.publish_failed", messages=len(kept.items), error=repr(error))
+        log.info("flow.cancelled", run_id=run_id, company=run.company, running=len(running))
+        return await self.get(run_id), running
+
+    async def _stop(self, flows: FlowQueries, run: RunState, work: Work) -> None:
+        """Fail the running nodes and skip the waiting ones, in the definition's order."""
+        names = [node.name for node in run.spec.nodes]
+        dispatched = [name for name in names if run.states[name] is NodeStatus.DISPATCHED]
+        if dispatched:
+            await flows.cancel_nodes(run.id, dispatched, CANCELLED)
+        for name in dispatched:
+            run.states[name] = NodeStatus.FAILED
+            fields = {"node_status": NodeStatus.FAILED, "job_id": run.job_ids[name], "reason": CANCELLED}
+            work.events.append(_event(run, run.status, node=name, **fields))
+        waiting = {name: CANCELLED for name in names if run.states[name] is NodeStatus.WAITING}
+        if waiting:
+            await self._skip(flows, run, waiting, work)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from contracts.api import ApiFailure
 from contracts.dispatch import application_env, expand_argv, job_message, merged_env
-from contracts.flows import FlowNode, FlowSpec
+from contracts.flows import FlowNode, FlowSpec, listing
 from contracts.messages import JobMessage
 from contracts.models import Application, Timeouts, cron_for
 
@@ -93,8 +93,10 @@ async def node_message(
     return await _template_message(conn, spec, node, job_id, env, now)
 
 
-async def check_targets(queries: Queries, spec: FlowSpec) -> None:
-    """Every node's application or template exists; ApiFailure naming the node if not."""
+async def target_problems(queries: Queries, spec: FlowSpec) -> list[ApiFailure]:
+    """Every node whose application or template is missing or not its company's, each
+    failure naming its node."""
+    problems = []
     for node in spec.nodes:
         try:
             if node.app is not None:
@@ -109,4 +111,18 @@ async def check_targets(queries: Queries, spec: FlowSpec) -> None:
                         400, f"template {node.template} belongs to company '{owner}', not '{spec.company}'"
                     )
         except ApiFailure as error:
-            raise ApiFailure(error.code, f"node '{node.name}': {error.message}") from None
+            problems.append(ApiFailure(error.code, f"node '{node.name}': {error.message}"))
+    return problems
+
+
+def refusal(problems: list[ApiFailure]) -> ApiFailure:
+    """One failure listing them all, one per line; its own code when it is alone."""
+    code = problems[0].code if len(problems) == 1 else 400
+    return ApiFailure(code, listing([p.message for p in problems]))
+
+
+async def check_targets(queries: Queries, spec: FlowSpec) -> None:
+    """Every node's application or template exists; ApiFailure naming each node if not."""
+    problems = await target_problems(queries, spec)
+    if problems:
+        raise refusal(problems)

@@ -8,7 +8,15 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any, NamedTuple
 
-from contracts.flows import FlowRun, FlowSpec, FlowStatus, NodeStatus, NodeView
+from contracts.flows import (
+    REASON_LISTED,
+    FlowRun,
+    FlowRunSummary,
+    FlowSpec,
+    FlowStatus,
+    NodeStatus,
+    NodeView,
+)
 
 from .db import Db
 from .loader import Query, parse_queries
@@ -111,10 +119,24 @@ class FlowQueries:
         status = FlowStatus(row["status"])
         return LockedRun(row["id"], row["company"], row["name"], status, row["changed_in"], row["this_xact"])
 
-    async def runs(self, company: str | None, limit: int, reader: Reader) -> list[FlowRun]:
-        """The newest runs, of companies `reader` may read."""
-        rows = await self._db.fetch(self._q("list_runs"), company, limit, reader.actor, reader.roles)
-        return [_run(row, await self.nodes(row["id"])) for row in rows]
+    async def runs(self, company: str | None, limit: int, reader: Reader) -> list[FlowRunSummary]:
+        """The newest runs, of companies `reader` may read, as summaries."""
+        rows = await self._db.fetch(
+            self._q("list_runs"), company, limit, reader.actor, reader.roles, REASON_LISTED
+        )
+        return [
+            FlowRunSummary(
+                id=row["id"],
+                name=row["name"],
+                company=row["company"],
+                status=FlowStatus(row["status"]),
+                reason=row["reason"],
+                created_at=row["created_at"],
+                ended_at=row["ended_at"],
+                node_counts=json.loads(row["node_counts"]),
+            )
+            for row in rows
+        ]
 
     async def nodes(self, run_id: str) -> list[NodeView]:
         return [_node(row) for row in await self._db.fetch(self._q("nodes"), run_id)]
@@ -144,6 +166,10 @@ class FlowQueries:
     async def skip_nodes(self, run_id: str, reasons: dict[str, str]) -> None:
         """Mark waiting nodes skipped, each with why."""
         await self._db.execute(self._q("skip_nodes"), run_id, list(reasons), list(reasons.values()))
+
+    async def cancel_nodes(self, run_id: str, names: list[str], reason: str) -> None:
+        """Mark dispatched nodes failed, for a cancel: their jobs' outcomes come later."""
+        await self._db.execute(self._q("cancel_nodes"), run_id, names, reason)
 
     async def reset_nodes(self, run_id: str) -> list[str]:
         """For a retry: the failed and skipped nodes wait again; which they are."""

@@ -29,13 +29,17 @@ FROM flow_run WHERE id = $1 FOR UPDATE;
 SELECT id, company, name, spec::text, status, reason, created_at, ended_at FROM flow_run WHERE id = $1;
 
 -- name: list_runs --
--- Runs, newest first, optionally of one company, without those of companies that list actors and give actor $3 none of the roles $4.
-SELECT id, company, name, spec::text, status, reason, created_at, ended_at FROM flow_run
-WHERE ($1::text IS NULL OR company = $1)
-    AND company <> ALL (ARRAY(
+-- Runs, newest first, optionally of one company, without those of companies that list actors and give actor $3 none of the roles $4;
+-- summaries: no definition, nodes or results, a reason cut to $5 characters, how many nodes stand at each status.
+SELECT r.id, r.company, r.name, r.status, left(r.reason, $5) AS reason, r.created_at, r.ended_at,
+    (SELECT coalesce(jsonb_object_agg(c.status, c.n), '{}')::text
+     FROM (SELECT n.status, count(*) AS n FROM flow_node n WHERE n.run_id = r.id GROUP BY n.status) c) AS node_counts
+FROM flow_run r
+WHERE ($1::text IS NULL OR r.company = $1)
+    AND r.company <> ALL (ARRAY(
         SELECT co.code FROM company co JOIN company_actor ca ON ca.company_id = co.id
         GROUP BY co.code HAVING NOT bool_or(ca.actor = $3 AND ca.role = ANY ($4::text[]))))
-ORDER BY created_at DESC LIMIT $2;
+ORDER BY r.created_at DESC LIMIT $2;
 
 -- name: nodes --
 -- The nodes of a run with the status of their current job. A node ends on its
@@ -71,6 +75,12 @@ WHERE n.run_id = $1 AND n.node = u.node AND n.status = 'waiting_for_prerequisite
 UPDATE flow_node n SET status = 'skipped', reason = u.reason, updated_at = now()
 FROM unnest($2::text[], $3::text[]) AS u (node, reason)
 WHERE n.run_id = $1 AND n.node = u.node AND n.status = 'waiting_for_prerequisites';
+
+-- name: cancel_nodes --
+-- Mark dispatched nodes failed, for a cancel ($2 nodes, $3 why); their jobs'
+-- outcomes, recorded later, find them ended and change nothing.
+UPDATE flow_node SET status = 'failed', reason = $3, updated_at = now()
+WHERE run_id = $1 AND node = ANY($2::text[]) AND status = 'dispatched';
 
 -- name: reset_nodes --
 -- For a retry: a run's failed and skipped nodes wait again; returns them.

@@ -139,3 +139,64 @@ async def test_a_saved_flow_is_what_a_flow_template_runs(stack: Stack, tmp_path:
     assert both.code == 2 and "not allowed with argument" in both.err, both
     run_now = await jetjobs("job", "run", "1", env=env)
     one_line_error(run_now, "template 1 runs flow 'nightly', not a job")
+
+
+MANY_MISTAKES = """
+name: many
+company: acme
+nodes:
+  - {name: a, app: '1', depends: [b]}
+  - {name: b, app: '1', depends: [a]}
+  - {name: c, app: '1', depends: [ghost]}
+  - {name: d}
+  - {name: e, app: '1', depends: [{node: c, when: 'c.x ='}]}
+  - {name: f, app: '1', depends: [{node: c, when: 'a.x == 1'}]}
+  - {name: g-h, app: '1'}
+  - {name: g_h, app: '1'}
+"""
+
+
+async def test_every_mistake_of_a_flow_file_is_reported_at_once(stack: Stack, tmp_path: Path) -> None:
+    env = clean_env(JETJOBS_NATS_URL=stack.nats_url)
+    path = tmp_path / "many.yaml"
+    path.write_text(MANY_MISTAKES)
+    expected = [
+        f"jetjobs: error: {path}: 6 problems:",
+        "  nodes.3: node 'd': give exactly one of `app` or `template`",
+        "  node 'a' depends on itself: cycle a -> b -> a",
+        "  node 'c' depends on unknown node 'ghost'",
+        "  node 'e': bad condition 'c.x =': ",
+        "  node 'f': condition 'a.x == 1' reads node 'a', which is not one of its prerequisites",
+        "  nodes 'g-h' and 'g_h' would both pass their results as JETJOBS_RESULT_G_H_<KEY>: rename one of them",
+    ]
+    for args in (("--offline",), ()):
+        result = await jetjobs("flow", "validate", str(path), *args, env=env)
+        assert result.code == 1, result
+        lines = result.err.rstrip("\n").splitlines()
+        assert len(lines) == len(expected), result.err
+        assert all(line.startswith(start) for line, start in zip(lines, expected, strict=True)), result.err
+
+    await stack.company("other")
+    app = await stack.app("-c true")
+    foreign = await stack.template(name="theirs", app=app.app.uuid, company="other")
+    path.write_text(
+        "name: many\ncompany: acme\nnodes:\n"
+        "  - {name: a-b, app: '424242'}\n"
+        f"  - {{name: a_b, app: '{app.app.uuid}'}}\n"
+        f"  - {{name: t, template: {foreign.id}, depends: [a-b]}}\n"
+        "  - {name: z, app: '434343', depends: [t]}\n"
+    )
+    result = await jetjobs("flow", "validate", str(path), env=env)
+    assert result.code == 1, result
+    assert result.err.splitlines() == [
+        f"jetjobs: error: {path}: 4 problems:",
+        "  nodes 'a-b' and 'a_b' would both pass their results as JETJOBS_RESULT_A_B_<KEY>: rename one of them",
+        "  node 'a-b': unknown application '424242': import it with `jetjobs app import FILE`",
+        f"  node 't': template {foreign.id} belongs to company 'other', not 'acme'",
+        "  node 'z': unknown application '434343': import it with `jetjobs app import FILE`",
+    ], result.err
+    offline = await jetjobs("flow", "validate", str(path), "--offline", env=env)
+    one_line_error(offline, "nodes 'a-b' and 'a_b' would both pass their results")
+    run = await jetjobs("flow", "run", str(path), env=env)
+    assert run.code == 1 and "4 problems:" in run.err and "node 'z': unknown application" in run.err, run
+    assert await stack.jobs(company="acme") == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -80,6 +81,14 @@ async def job_rows(database_url: str, job_ids: list[str]) -> dict[str, Any]:
     finally:
         await conn.close()
     return {row["id"]: row for row in rows}
+
+
+async def inbox_empty(database_url: str) -> bool:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval("SELECT count(*) FROM flow_inbox") == 0
+    finally:
+        await conn.close()
 
 
 async def test_a_diamond_passes_results_downstream(nats_url: str, database_url: str) -> None:
@@ -218,32 +227,67 @@ async def test_nodes_whose_results_would_collide_are_refused_before_anything_run
         assert await stack.jobs(company="acme") == []
 
 
-async def test_cancel_kills_running_nodes_and_skips_the_rest(nats_url: str, database_url: str) -> None:
+async def test_cancel_publishes_every_node_s_end_before_the_run_s(nats_url: str, database_url: str) -> None:
+    """A subscriber that stops at the run's end sees how every node ended; the killed
+    jobs' outcomes, coming later, publish nothing more."""
+    seen: list[FlowEvent] = []
+
+    async def receive(msg: Any) -> None:
+        seen.append(FlowEvent.model_validate_json(msg.data))
+
     async with flows(nats_url, database_url) as (stack, engine, app):
         spec = FlowSpec.model_validate(
             {
                 "name": "slow",
                 "company": "acme",
-                "nodes": [node(app, "a", "sleep 30"), node(app, "b", "true", "a")],
+                "nodes": [
+                    node(app, "a", "sleep 30"),
+                    node(app, "b", "true", "a"),
+                    node(app, "c", "sleep 30"),
+                    node(app, "d", "true", "c", "b"),
+                ],
             }
         )
         run = await engine.start_run(spec)
-        job_a = run.nodes[0].job_id
-        assert job_a is not None
+        await stack.bus.nc.subscribe(f"jetjobs.events.acme.flow.{run.id}", cb=receive)
+        jobs = {n.name: n.job_id for n in run.nodes if n.job_id}
+        assert set(jobs) == {"a", "c"}
 
         async def running() -> bool:
             try:
-                return (await stack.job(job_a)).status.value == "started"
+                return all([(await stack.job(j)).status.value == "started" for j in jobs.values()])
             except ApiFailure:  # not recorded yet
                 return False
 
-        await eventually(running, 15, "node a to start")
+        await eventually(running, 15, "nodes a and c to start")
         reply = await stack.client.call("flow.cancel", FlowRef(id=run.id), FlowCancelled)
-        assert reply.cancelled_jobs == [job_a]
+        assert sorted(reply.cancelled_jobs) == sorted(jobs.values())
         assert reply.run.status is FlowStatus.CANCELLED
-        job = await stack.final_job(job_a)
-    assert job.kind is not None and job.kind.value == "cancelled"
-    assert {n.name: n.status for n in reply.run.nodes}["b"] is NodeStatus.SKIPPED
+        killed = [await stack.final_job(j) for j in jobs.values()]
+        await eventually(
+            lambda: _true(any(e.node is None and e.status is FlowStatus.CANCELLED for e in seen)),
+            5,
+            "the run's end",
+        )
+        settled = await engine.get(run.id)
+        await eventually(lambda: inbox_empty(database_url), 10, "the killed jobs' outcomes to be taken")
+        await asyncio.sleep(0.5)  # anything their step published has arrived
+    assert all(job.kind is not None and job.kind.value == "cancelled" for job in killed)
+    ends = [(e.node, e.node_status, e.reason) for e in seen if e.node is not None]
+    assert ends == [
+        ("a", NodeStatus.FAILED, "cancelled by request"),
+        ("c", NodeStatus.FAILED, "cancelled by request"),
+        ("b", NodeStatus.SKIPPED, "cancelled by request"),
+        ("d", NodeStatus.SKIPPED, "cancelled by request"),
+    ]
+    assert seen[-1].node is None and seen[-1].status is FlowStatus.CANCELLED, seen[-1]
+    assert all(e.status is FlowStatus.STARTED for e in seen[:-1]), "the run's end is its one last event"
+    assert {n.name: n.status for n in settled.nodes} == {
+        "a": NodeStatus.FAILED,
+        "b": NodeStatus.SKIPPED,
+        "c": NodeStatus.FAILED,
+        "d": NodeStatus.SKIPPED,
+    }
 
 
 async def test_template_nodes_run_with_the_flow_env_and_stay_in_their_company(

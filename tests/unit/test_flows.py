@@ -235,3 +235,56 @@ def test_nodes_whose_results_would_share_variables_are_refused() -> None:
     ):
         check_result_names(spec(n("a-b"), n("A_b"), n("c", "a-b", "A_b")).nodes)
     check_result_names(spec(n("a"), n("a_b"), n("ab")).nodes)  # distinct prefixes
+
+
+def test_every_problem_of_a_definition_is_reported_at_once() -> None:
+    nodes = [
+        n("a", "b"),
+        n("b", "a"),
+        {"name": "bad", "app": "x", "template": 1},
+        n("c", "ghost", "bad"),
+        n("d", "d"),
+        n("e"),
+        n("e"),
+        n("f", {"node": "e", "when": "e.x =="}),
+        n("g", {"node": "e", "when": "c.x == 1"}),
+        n("h", "bad", {"node": "bad", "when": "zz.y == 1"}),
+        n("x", "y"),
+        n("y", "z"),
+        n("z", "x"),
+    ]
+    with pytest.raises(ValidationError) as refused:
+        spec(*nodes)
+    found = [(e["loc"], str(e["msg"]).removeprefix("Value error, ")) for e in refused.value.errors()]
+    assert found == [
+        (("nodes", 2), "node 'bad': give exactly one of `app` or `template`"),
+        (("nodes", 0), "node 'a' depends on itself: cycle a -> b -> a"),
+        (("nodes", 3), "node 'c' depends on unknown node 'ghost'"),
+        (("nodes", 4), "node 'd' depends on itself: cycle d -> d"),
+        (("nodes", 5), "node 'e' is defined twice: node names must be unique"),
+        (("nodes", 7), "node 'f': bad condition 'e.x ==': the condition ends too early"),
+        (
+            ("nodes", 8),
+            "node 'g': condition 'c.x == 1' reads node 'c', which is not one of its prerequisites",
+        ),
+        (("nodes", 10), "node 'x' depends on itself: cycle x -> y -> z -> x"),
+    ]
+
+
+def test_every_pair_of_colliding_result_names_is_reported() -> None:
+    with pytest.raises(FlowError) as refused:
+        check_result_names(spec(n("a-b"), n("a_b"), n("A-B"), n("c"), n("C")).nodes)
+    assert refused.value.problems == [
+        "nodes 'a-b' and 'a_b' would both pass their results as JETJOBS_RESULT_A_B_<KEY>: rename one of them",
+        "nodes 'a-b' and 'A-B' would both pass their results as JETJOBS_RESULT_A_B_<KEY>: rename one of them",
+        "nodes 'c' and 'C' would both pass their results as JETJOBS_RESULT_C_<KEY>: rename one of them",
+    ]
+    assert str(refused.value).splitlines()[0] == "3 problems:"
+
+
+def test_a_run_s_reason_names_at_most_ten_failed_nodes() -> None:
+    states = {f"n{i:02}": F for i in range(25)}
+    assert outcome(states) == (
+        "error",
+        "node(s) failed: n00, n01, n02, n03, n04, n05, n06, n07, n08, n09 and 15 more",
+    )
