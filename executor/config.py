@@ -38,6 +38,9 @@ class ExecutorConfig:
     runner_id: str = field(default_factory=default_runner_id)
     grace: float = 5.0
     output_limit: int = 256 * 1024
+    live_output_limit: int = 16 * 1024 * 1024
+    """Bytes of one attempt's output (both streams) published live to the logs stream,
+    which every tenant shares; the outcome keeps `output_limit` of each stream either way."""
     drain_timeout: float = 30.0
     name: str = "jetjobs-executor"
     actor: str = "executor"
@@ -59,6 +62,25 @@ class ExecutorConfig:
     operator created. For a NATS user without provisioning rights."""
 
     def __post_init__(self) -> None:
+        self._check_codes()
+        if self.slots < 1:
+            raise ExecutorConfigError(f"slots must be at least 1 (got {self.slots})")
+        if self.grace < 0 or self.drain_timeout < 0:
+            raise ExecutorConfigError("grace and drain_timeout are seconds and cannot be negative")
+        for name in ("output_limit", "live_output_limit"):
+            if getattr(self, name) < 1:
+                raise ExecutorConfigError(f"{name} must be at least 1 byte (got {getattr(self, name)})")
+        if self.runner not in RUNNERS:
+            raise ExecutorConfigError(f"runner must be one of {', '.join(RUNNERS)} (got {self.runner!r})")
+        if self.memory_limit_mb is not None and self.memory_limit_mb < 16:
+            raise ExecutorConfigError(
+                f"memory_limit_mb must be at least 16 (got {self.memory_limit_mb}): leave it unset for no limit"
+            )
+        if not self.runner_id:
+            raise ExecutorConfigError("runner_id cannot be empty: leave it unset for host-pid")
+
+    def _check_codes(self) -> None:
+        """The pool and company appear in subjects: NATS codes only."""
         try:
             TypeAdapter(Code).validate_python(self.pool)
         except ValidationError:
@@ -72,17 +94,3 @@ class ExecutorConfig:
                 raise ExecutorConfigError(
                     f"company {self.company!r} is not a valid company code: use lowercase letters, digits, '_' or '-'"
                 ) from None
-        if self.slots < 1:
-            raise ExecutorConfigError(f"slots must be at least 1 (got {self.slots})")
-        if self.grace < 0 or self.drain_timeout < 0:
-            raise ExecutorConfigError("grace and drain_timeout are seconds and cannot be negative")
-        if self.output_limit < 1:
-            raise ExecutorConfigError(f"output_limit must be at least 1 byte (got {self.output_limit})")
-        if self.runner not in RUNNERS:
-            raise ExecutorConfigError(f"runner must be one of {', '.join(RUNNERS)} (got {self.runner!r})")
-        if self.memory_limit_mb is not None and self.memory_limit_mb < 16:
-            raise ExecutorConfigError(
-                f"memory_limit_mb must be at least 16 (got {self.memory_limit_mb}): leave it unset for no limit"
-            )
-        if not self.runner_id:
-            raise ExecutorConfigError("runner_id cannot be empty: leave it unset for host-pid")

@@ -68,6 +68,8 @@ class Runtime:
     metrics: ExecutorMetrics = field(default_factory=unobserved)
     tenancy: Tenancy = field(default_factory=Tenancy)
     """Credentials fetched just in time and artifacts stored, through the store API."""
+    live_output_limit: int = 16 * 1024 * 1024
+    """Bytes of one attempt's output published live (`LiveOutput`)."""
 
 
 def admitted(received: Received) -> Received:
@@ -190,7 +192,7 @@ async def _run(
     prepared = await runtime.tenancy.secrets.prepare(message, env)
     if isinstance(prepared, Refused):
         return events.rejected(attempt, ErrorKind.INVALID, prepared.reason), Failed()
-    live = LiveOutput(attempt, runtime.publisher)
+    live = LiveOutput(attempt, runtime.publisher, runtime.live_output_limit)
     masked = MaskingSink(live.feed, prepared.masker)
     spawn = Launch(
         prepared.argv,

@@ -103,6 +103,7 @@ class ExecutorService:
             runner=self._config.runner_id,
             grace=self._config.grace,
             output_limit=self._config.output_limit,
+            live_output_limit=self._config.live_output_limit,
             heartbeats=Heartbeats(self._layout.ack_wait / 3),
             workdirs=Workdirs(keep=self._config.slots),
             cancelled=self._lifeline.cancelled if self._lifeline is not None else {},

@@ -318,6 +318,13 @@ def _service_commands(sub: Any) -> None:
         help="create nothing on NATS, only bind to the consumer (NATS users without "
         "provisioning rights) [env JETJOBS_BIND_ONLY]",
     )
+    ex.add_argument(
+        "--live-output-mb",
+        type=count(),
+        metavar="MIB",
+        help="MiB of a job attempt's output streamed live; past it the live log says it stopped "
+        "(default 16) [env JETJOBS_LIVE_OUTPUT_MB]",
+    )
     schema_parser = add_group(sub, "schema", "JSON Schemas of every message")
     add_command(
         schema_parser,
@@ -400,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("nats_url", "database_url", "home", "config", "log_level", "replicas", "slots")
-    executor = ("runner", "container_engine", "executor_company", "bind_only")
+    executor = ("runner", "container_engine", "executor_company", "bind_only", "live_output_mb")
     flags = {k: getattr(args, k, None) for k in (*keys, *executor, "metrics_port", "metrics_host")}
     flags["pool"] = getattr(args, "pool", None)
     return flags

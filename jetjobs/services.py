@@ -71,6 +71,7 @@ def executor(settings: Settings, telemetry: Telemetry | None = None) -> Executor
             company=settings.executor_company,
             bind_only=settings.bind_only,
             api_token=settings.api_token,
+            live_output_limit=settings.live_output_mb * 1024 * 1024,
         )
     except ExecutorConfigError as error:
         raise SettingsError(str(error)) from None

@@ -72,6 +72,9 @@ class Settings:
     """Executor: serve only this company's jobs, from its consumer `exec_<pool>__<company>`."""
     bind_only: bool = False
     """Executor: create no streams or consumers, only bind (a per-company NATS user)."""
+    live_output_mb: int = 16
+    """Executor: MiB of one attempt's output streamed live to `jetjobs.logs.…` (the
+    logs stream every tenant shares); the outcome keeps the start of the output either way."""
 
     def require_nats(self) -> str:
         """The NATS URL, or the one a running `jetjobs up` in `home` announced."""

@@ -14,6 +14,7 @@ import pytest
 from nats.aio.msg import Msg
 
 from bus import Bus, Layout
+from bus.output import job_output
 from bus.tasks import stop_tasks
 from contracts import subjects as s
 from contracts.enums import ErrorKind, Status
@@ -234,6 +235,22 @@ async def test_output_over_the_limit_is_truncated(
     final = await events.final(message.job_id)
     assert final.stdout == "x" * 1000 + "\n[jetjobs: output truncated, kept the first 1000 of 5001 bytes]\n"
     assert final.stderr == "e" * 10
+
+
+async def test_live_output_stops_at_the_limit_and_says_so_while_the_job_runs_on(
+    bus: Bus, events: Events, start_executor: StartExecutor
+) -> None:
+    await start_executor(live_output_limit=100_000, output_limit=1000)
+    message = sh("head -c 3000000 /dev/zero | tr '\\0' x; echo; echo done >&2")
+    await bus.publisher.dispatch([message])
+    final = await events.final(message.job_id)
+    assert (final.status, final.stderr) == (Status.PROCESSED, "done\n")
+    assert final.stdout is not None and "kept the first 1000 of 3000001 bytes" in final.stdout
+    chunks = [c async for c in job_output(bus.js, "acme", message.job_id)]
+    text = "".join(c.data for c in chunks)
+    assert text.startswith("x" * 100_000 + "\n[jetjobs: live output stopped after 100000 bytes")
+    assert text.endswith("the job runs on, and its outcome keeps the start of each stream]\n")
+    assert "done" not in text, "nothing is published past the limit, on either stream"
 
 
 # --------------------------------------------------------------------------- retries

@@ -185,6 +185,8 @@ def test_huge_escaped_output_still_fits_one_message() -> None:
         ({"pool": "Bad Pool"}, "not a valid pool name"),
         ({"grace": -1}, "cannot be negative"),
         ({"output_limit": 0}, "output_limit"),
+        ({"live_output_limit": 0}, "live_output_limit must be at least 1 byte"),
+        ({"company": "Acme Inc"}, "not a valid company code"),
         ({"runner_id": ""}, "runner_id"),
     ],
 )

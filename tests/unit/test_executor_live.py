@@ -38,7 +38,7 @@ def attempt() -> Attempt:
 
 async def test_split_characters_arrive_whole_and_each_stream_counts_its_chunks() -> None:
     publisher = Publisher()
-    live = LiveOutput(attempt(), publisher)  # type: ignore[arg-type]
+    live = LiveOutput(attempt(), publisher, 1000)  # type: ignore[arg-type]
     await live.feed("stdout", "né".encode()[:2])
     await live.feed("stderr", b"oops\xc3")
     await live.feed("stdout", "né\n".encode()[2:])
@@ -54,6 +54,22 @@ async def test_split_characters_arrive_whole_and_each_stream_counts_its_chunks()
 
 async def test_a_silent_job_opens_no_publisher() -> None:
     publisher = Publisher()
-    live = LiveOutput(attempt(), publisher)  # type: ignore[arg-type]
+    live = LiveOutput(attempt(), publisher, 1000)  # type: ignore[arg-type]
     await live.close()
     assert publisher.opened == [] and publisher.chunks.written == []
+
+
+async def test_output_past_the_limit_is_cut_with_a_last_chunk_that_says_so() -> None:
+    publisher = Publisher()
+    live = LiveOutput(attempt(), publisher, 10)  # type: ignore[arg-type]
+    await live.feed("stdout", b"12345")
+    await live.feed("stderr", "abcé".encode())
+    await live.feed("stdout", b"more")
+    await live.feed("stderr", b"and more")
+    await live.close()
+    written = [(c.stream, c.data) for c in publisher.chunks.written]
+    assert written[:2] == [("stdout", "12345"), ("stderr", "abcé")]
+    assert written[2][0] == "stdout" and written[2][1].startswith(
+        "\n[jetjobs: live output stopped after 10 bytes"
+    )
+    assert len(written) == 3 and publisher.chunks.closed
