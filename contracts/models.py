@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterBadDateError, croniter
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from .base import Code, Frozen
+from .base import AwareDatetime, Code, Frozen
 from .enums import INTERVAL_CRON, Interval
 from .lifecycle import ExitCodes
 from .schedule import Misfire, Overlap
@@ -303,3 +303,8 @@ class ActiveTemplate(Frozen):
     jitter: float = Field(default=0.0, ge=0, le=MAX_JITTER)
     paused: bool = Field(default=False, description="the template or its company is paused")
     flow: str | None = Field(default=None, description="the flow a fire starts instead of a job")
+    scheduled_since: AwareDatetime | None = Field(
+        default=None,
+        description="when the template was last put on the schedule (created or made active, or given "
+        "a new schedule): a misfire policy owes no slot from before it",
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import sys
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from contracts.models import ActiveTemplate
 from contracts.schedule import Misfire, Overlap
@@ -34,6 +34,8 @@ class Entry:
     """The saved flow a fire starts, for a flow template."""
     horizon: timedelta
     """The longest a run could stay active, every retry included, plus a minute."""
+    since: datetime | None
+    """When it was put on the schedule: no slot before it is owed."""
     raw: bytes
     """The template as it is on the board (JSON), decoded only when a slot fires."""
 
@@ -58,6 +60,7 @@ class Entry:
             paused=template.paused,
             flow=template.flow,
             horizon=_horizon(seconds),
+            since=template.scheduled_since,
             raw=template.model_dump_json().encode() if raw is None else raw,
         )
 

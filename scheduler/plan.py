@@ -137,8 +137,11 @@ class Plan:
         self.remove(template_id)
 
     def _first_timer(self, template: Entry, now: datetime) -> Timer:
-        """The first pending slot; slots between the anchor and `now` go to the backlog."""
+        """The first pending slot; slots between the anchor and `now` go to the backlog,
+        none from before the template was put on the schedule."""
         anchor = self._anchors.get(template.id)
+        if anchor is not None and template.since is not None:
+            anchor = max(anchor, min(template.since, now))  # a store clock ahead moves nothing past now
         start = now
         if anchor is not None:
             cutoff = now - self._grace

@@ -45,6 +45,7 @@ def active_template(row: TemplateRow, cron: str, extras: TemplateExtras | None =
         catch_up_limit=spec.catch_up_limit,
         jitter=spec.jitter,
         paused=spec.paused or row.company_paused,
+        scheduled_since=row.scheduled_since,
     )
     return view if app is None else with_extras(view, app, spec.env, extras)
 

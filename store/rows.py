@@ -30,6 +30,8 @@ class TemplateRow:
     updated_at: datetime
     app_updated_at: datetime | None
     company_paused: bool = False
+    scheduled_since: datetime | None = None
+    """When it was last put on the schedule (None: saved before this was kept)."""
 
     @property
     def revision(self) -> str:
@@ -111,6 +113,7 @@ def template(row: Row) -> TemplateRow:
         updated_at=row["updated_at"],
         app_updated_at=row["app_updated_at"],
         company_paused=row["company_paused"],
+        scheduled_since=row.get("scheduled_since"),
     )
 
 

@@ -98,18 +98,24 @@ FROM application WHERE uuid = $1;
 INSERT INTO runtemplate
     (name, app_id, company_id, interv, cron, timezone, env, pool,
      timeout, timeout_ack, timeout_result, retries, active,
-     overlap, misfire, catch_up_limit, jitter, paused, flow)
-VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+     overlap, misfire, catch_up_limit, jitter, paused, flow, scheduled_since)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, now())
 ON CONFLICT (company_id, name) DO NOTHING
 RETURNING id;
 
 -- name: update_template --
--- Replace a run template's spec; returns nothing when the id is unknown.
+-- Replace a run template's spec; returns nothing when the id is unknown. Made active
+-- again or given a new schedule, it is on the schedule from now (the right-hand sides
+-- read the row as it was).
 UPDATE runtemplate SET
     name = $2, app_id = $3, company_id = $4, interv = $5, cron = $6, timezone = $7, env = $8::jsonb,
     pool = $9, timeout = $10, timeout_ack = $11, timeout_result = $12, retries = $13, active = $14,
     overlap = $15, misfire = $16, catch_up_limit = $17, jitter = $18, paused = $19, flow = $20,
-    updated_at = now()
+    updated_at = now(),
+    scheduled_since = CASE
+        WHEN NOT active OR (interv, cron, timezone) IS DISTINCT FROM ($5, $6, $7) THEN now()
+        ELSE scheduled_since
+    END
 WHERE id = $1
 RETURNING id;
 
@@ -125,7 +131,7 @@ SELECT id FROM runtemplate WHERE company_id = $1 AND name = $2;
 -- Templates with their company and application (none for a flow template), filtered by ids, company code and application id; with an actor $4, without the companies that list actors and give it none of the roles $5; rows $6 on, at most $7 of them (null: from the first, all).
 SELECT t.id, t.name, t.app_id, t.interv, t.cron, t.timezone, t.env, t.pool,
     t.timeout, t.timeout_ack, t.timeout_result, t.retries, t.active, t.updated_at,
-    t.overlap, t.misfire, t.catch_up_limit, t.jitter, t.paused, t.flow,
+    t.overlap, t.misfire, t.catch_up_limit, t.jitter, t.paused, t.flow, t.scheduled_since,
     c.code AS company, c.enabled AS company_enabled, c.paused AS company_paused,
     a.uuid, a.name AS app_name, a.description, a.executable, a.cmdparams, a.environment,
     a.ociimage, a.homepage, a.tags, a.updated_at AS app_updated_at

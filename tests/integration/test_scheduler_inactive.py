@@ -79,3 +79,45 @@ async def test_reactivated_after_a_restart_owes_nothing_for_its_inactive_time(
     misfired = [r for r in down if r.reason is SlotReason.MISFIRE]
     assert all(r.recorded_at >= r.slot for r in misfired), [(r.slot, r.recorded_at) for r in misfired]
     assert ran.status.value == "processed", (ran.kind, ran.dispatched_at)
+
+
+async def test_reactivated_while_no_scheduler_runs_owes_only_what_follows_its_reactivation(
+    nats_url: str, database_url: str
+) -> None:
+    async with running_stack(nats_url, database_url, scheduler=False) as stack:
+        await stack.company()
+        cron = {"overlap": "allow", "cron": "* * * * * *", "misfire": "catch_up", "catch_up_limit": 50}
+        inactive = await template(stack, "-c true", **cron)
+        first = make_scheduler(nats_url)
+        await first.start()
+        try:
+            await until_records(stack, inactive, lambda rs: len(rs) >= 1)
+            changes = api.TemplateUpdate(id=inactive, changes={"active": False})
+            await stack.client.call("template.update", changes, api.RunTemplate)
+
+            async def dropped() -> bool:
+                return first.plan.entry(inactive) is None
+
+            await eventually(dropped, 10, "the inactive template to leave the plan")
+        finally:
+            await first.stop()
+        await asyncio.sleep(DOWN)
+        reactivated = datetime.now(UTC)
+        changes = api.TemplateUpdate(id=inactive, changes={"active": True})
+        await stack.client.call("template.update", changes, api.RunTemplate)
+        await asyncio.sleep(DOWN)
+        restarted = make_scheduler(nats_url)
+        await restarted.start()
+        try:
+            after = await until_records(
+                stack, inactive, lambda rs: any(r.trigger is Trigger.CATCH_UP for r in rs)
+            )
+            await asyncio.sleep(1)
+            after = await records(stack, inactive)
+        finally:
+            await restarted.stop()
+    caught_up = sorted(r.slot for r in after if r.trigger is Trigger.CATCH_UP)
+    assert caught_up and caught_up[0] > reactivated, (
+        f"slots from before the re-activation at {reactivated} were owed: {caught_up}"
+    )
+    assert len(caught_up) >= DOWN - 2, "the slots after the re-activation are owed"
