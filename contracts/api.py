@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from . import flows as fl
 from . import lifecycle as lc
@@ -96,6 +96,16 @@ class RunNow(Frozen):
     env: dict[str, str] = {}
     timeouts: BoundedTimeouts | None = None
     launched_by: str = "api"
+
+    @field_validator("launched_by")
+    @classmethod
+    def _not_a_flow(cls, value: str) -> str:
+        if value.startswith(fl.LAUNCHER):
+            raise ValueError(
+                f"'{fl.LAUNCHER}…' is reserved for the jobs of flow runs: "
+                "start a flow with `flow.run`, or name another launcher"
+            )
+        return value
 
 
 class JobQueued(Frozen):

@@ -31,6 +31,9 @@ NodeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,6
 RESULT_FILE_VAR = "JETJOBS_RESULT_FILE"
 """The file a job writes a JSON object of results to."""
 
+LAUNCHER = "flow:"
+"""What a flow's jobs carry in `launched_by`, before the flow's name: reserved for them."""
+
 GRAPH_ERROR = "flow_graph"
 """The validation error type of a problem between nodes (its message names the node)."""
 

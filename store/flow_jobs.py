@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from contracts.api import ApiFailure
 from contracts.dispatch import application_env, expand_argv, job_message, merged_env
-from contracts.flows import FlowNode, FlowSpec, listing
+from contracts.flows import LAUNCHER, FlowNode, FlowSpec, listing
 from contracts.messages import JobMessage
 from contracts.models import Application, Timeouts, cron_for
 
@@ -15,9 +15,6 @@ from .board import active_template, secret_fields
 from .db import Db
 from .queries import Queries
 from .tenant_queries import TenantQueries
-
-LAUNCHER = "flow:"
-"""What a flow's jobs carry in `launched_by`, before the flow's name."""
 
 
 def flow_of(launched_by: str) -> str | None:

@@ -293,3 +293,9 @@ def test_board_entries_keep_the_spec_bounds_on_jitter_and_retries() -> None:
     board = {"id": 1, "revision": "r", "name": "t", "company": "acme", "pool": "default", "cron": "* * * * *"}
     assert "jitter" in refusal(ActiveTemplate, board | {"jitter": 1e14})
     assert "retries" in refusal(ActiveTemplate, board | {"retries": 10**9})
+
+
+def test_a_run_cannot_pass_for_a_flow_run() -> None:
+    """`flow:` in `launched_by` marks a flow's jobs (a dead letter of one is not replayed alone)."""
+    assert "reserved for the jobs of flow runs" in refusal(RunNow, {"id": 2, "launched_by": "flow:nightly"})
+    assert RunNow(id=2, launched_by="cron-wrapper").launched_by == "cron-wrapper"
