@@ -71,6 +71,13 @@ def test_e2e_runs_both_runners_with_every_status_persisted(tmp_path: Path) -> No
     assert 0 < run["machine_cpu"]["busy_cores"] <= run["machine_cpu"]["cores"]
 
 
+def test_output_carries_every_line_to_the_live_log(tmp_path: Path) -> None:
+    report = bench(tmp_path, "output", "--jobs", "2", "--lines", "200", "--rate", "1000")
+    assert values(report, "output: every line in the live log, in order") == [1.0]
+    assert 0 < values(report, "output: log messages per 1,000 lines")[0] <= 1000
+    assert values(report, "output: executor CPU per line")[0] > 0
+
+
 def test_latency_reports_every_stage(tmp_path: Path) -> None:
     report = bench(tmp_path, "latency", "--rate", "20", "--seconds", "0.5")
     for stage in ("acknowledged", "process start", "outcome recorded"):
