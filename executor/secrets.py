@@ -21,13 +21,16 @@ from .output import Capture, Sink
 
 MASK = b"********"
 TRUNCATED = "\n[jetjobs: output truncated"
+SHORTEST = 2
+"""Characters of the shortest value masked: a one-character value would mask that
+character everywhere in the output, and hides nothing anyone could not guess."""
 
 
 class Masker:
     """Replaces every secret value in output with a fixed mask."""
 
     def __init__(self, values: Sequence[str]) -> None:
-        secrets = sorted({v.encode() for v in values if v}, key=len, reverse=True)
+        secrets = sorted({v.encode() for v in values if len(v) >= SHORTEST}, key=len, reverse=True)
         self._secrets = secrets
         self.longest = len(secrets[0]) if secrets else 0
 
@@ -44,9 +47,11 @@ class Masker:
         return MaskedCapture(inner, self) if self else inner
 
     def mask_text(self, text: str) -> str:
-        """Masks whole values, and a value cut short at the end of kept output."""
+        """Masks whole values, and a value cut short where the kept output was cut."""
         body, marker, rest = text.partition(TRUNCATED)
         masked = self.mask(body.encode())
+        if not marker:
+            return masked.decode("utf-8", errors="replace")
         for secret in self._secrets:
             for size in range(len(secret) - 1, 0, -1):
                 if masked.endswith(secret[:size]):

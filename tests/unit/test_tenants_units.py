@@ -64,6 +64,13 @@ def test_masking_whole_values_split_values_and_a_cut_tail() -> None:
     assert b"".join(sent) == b"start ******** end hunt"
 
 
+def test_a_one_character_value_and_an_uncut_tail_are_left_as_they_are() -> None:
+    masker = Masker(["a", "hunter22"])
+    capture = Capture(limit=100)
+    capture.feed(b"a cat sat, then hun")
+    assert masker.capture(capture).text() == "a cat sat, then hun"
+
+
 def test_secret_placeholders_stay_until_the_executor_fills_them() -> None:
     argv = expand_argv("app", "--user={USER} --pw=${PW} {PW}", {"USER": "u"}, keep={"PW"})
     assert argv == ["app", "--user=u", "--pw=${PW}", "{PW}"]
