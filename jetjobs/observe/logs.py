@@ -97,6 +97,11 @@ STORE_AWAY = frozenset({503, 504})
 """API failure codes that mean no store answered (none running, or too slow)."""
 
 
+CHECK_WAIT = 3.0
+"""Seconds `events` waits for the store to confirm a company before following it
+unchecked: a store that is hung rather than gone would hold it for the API's 10 s."""
+
+
 async def _checked_company(ses: Session, company: str) -> None:
     """Refuse a company the store does not know (or will not let the actor read):
     events come straight from NATS, which would follow a subject no job ever
@@ -105,15 +110,22 @@ async def _checked_company(ses: Session, company: str) -> None:
     away rather than failing: watching events is how one sees what still runs
     while the store is down."""
     try:
-        await known_company(ses, company)
+        async with asyncio.timeout(CHECK_WAIT):
+            await known_company(ses, company)
     except ApiFailure as failure:
         if failure.code not in STORE_AWAY:
             raise
-        print(
-            f"could not check that company '{company}' exists ({failure.message}); following anyway",
-            file=sys.stderr,
-            flush=True,
-        )
+        _unchecked(company, failure.message)
+    except TimeoutError:
+        _unchecked(company, f"the store did not answer within {CHECK_WAIT:g} s")
+
+
+def _unchecked(company: str, why: str) -> None:
+    print(
+        f"could not check that company '{company}' exists ({why}); following anyway",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 async def tail_events(ses: Session, company: str | None) -> None:

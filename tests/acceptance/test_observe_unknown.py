@@ -7,9 +7,11 @@ import asyncio
 import sys
 import time
 
+import nats
 import pytest
+from nats.aio.msg import Msg
 
-from jetjobs.observe.logs import APPEAR_WAIT
+from jetjobs.observe.logs import APPEAR_WAIT, CHECK_WAIT
 from tests.acceptance.cli import clean_env, jetjobs
 from tests.acceptance.test_cli import one_line_error
 from tests.stack import Stack, running_stack
@@ -67,3 +69,30 @@ async def test_events_without_a_store_warns_and_follows_all_the_same(nats_url: s
         if tail.returncode is None:
             tail.kill()
         await tail.wait()
+
+
+async def test_events_with_a_hung_store_follows_after_a_short_wait(nats_url: str) -> None:
+    """A store that takes requests and never answers (stopped, deadlocked) holds the
+    company check for a few seconds, not for the API's full timeout."""
+    hung = await nats.connect(nats_url)
+    await hung.subscribe("jetjobs.api.company.list", cb=ignore)
+    tail = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "jetjobs", "events", "--company", "acme",
+        env=clean_env(JETJOBS_NATS_URL=nats_url),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert tail.stderr is not None
+        note = (await asyncio.wait_for(tail.stderr.readline(), CHECK_WAIT + 5)).decode()
+        assert f"the store did not answer within {CHECK_WAIT:g} s" in note, note
+        following = (await asyncio.wait_for(tail.stderr.readline(), PROMPT)).decode()
+        assert "following jetjobs.events.acme.*" in following, following
+    finally:
+        if tail.returncode is None:
+            tail.kill()
+        await tail.wait()
+        await hung.close()
+
+
+async def ignore(msg: Msg) -> None:
+    """Take a request and never answer it."""
