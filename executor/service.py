@@ -52,6 +52,7 @@ class ExecutorService:
         self._puller: asyncio.Task[None] | None = None
         self._jobs: dict[asyncio.Task[None], Control] = {}
         self._lifeline: Lifeline | None = None
+        self._sweep: asyncio.Task[None] | None = None
         self.exhausted = asyncio.Event()
         """Set when the executor stops by itself (memory ceiling): its runner should exit."""
         self._wake = asyncio.Event()
@@ -84,6 +85,7 @@ class ExecutorService:
         self._stopping = False
         self.exhausted.clear()
         self._runtime = self._runtime_of(bus)
+        self._sweep = asyncio.create_task(self._runtime.workdirs.sweep())
         self._feed = PullFeed(
             bus.nc,
             s.DISPATCH_STREAM,
@@ -133,6 +135,9 @@ class ExecutorService:
             await self._runtime.heartbeats.close()
             self._runtime.workdirs.close()
             self._runtime = None
+        if self._sweep is not None:
+            await self._sweep
+            self._sweep = None
         if self._lifeline is not None:
             await self._lifeline.stop()
         await bus.close()

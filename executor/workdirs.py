@@ -5,7 +5,9 @@ kernel time per job (an inode and a block allocated, then freed). So a
 directory its job left empty (and still private) goes back to a small pool
 for the next attempt instead of being removed; one the job wrote into, or
 opened up, is removed with everything in it, as before. A job never sees
-another job's files: it starts in an empty directory either way."""
+another job's files: it starts in an empty directory either way.
+
+What a killed executor left is removed by the next one to start (`leftovers`)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,12 @@ import stat
 import tempfile
 from types import TracebackType
 
-PRIVATE = 0o700
+import structlog
+
+from . import leftovers
+from .leftovers import PRIVATE
+
+log = structlog.get_logger("jetjobs.executor")
 
 
 class Workdirs:
@@ -28,8 +35,18 @@ class Workdirs:
         self._keep = keep
         self._base = base or tempfile.gettempdir()
         self._idle: list[str] = []
-        self._prefix = f"jetjobs-{os.getpid()}-"
+        self._prefix = leftovers.prefix()
         self._uid = os.getuid()
+
+    async def sweep(self) -> None:
+        """Remove the directories of executors that died under the same folder, in a
+        thread: a big TMPDIR must not hold up the start."""
+        try:
+            removed = await asyncio.to_thread(leftovers.sweep, self._base)
+        except Exception:  # a leftover is never worth stopping the executor for
+            log.exception("executor.workdirs_sweep_failed", folder=self._base)
+            return
+        log.info("executor.workdirs_swept", removed=removed, folder=self._base)
 
     def attempt(self) -> Workdir:
         """`async with workdirs.attempt() as workdir:` an empty private directory, `workdir.path`."""
