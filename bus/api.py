@@ -102,7 +102,8 @@ class ApiServer:
         return receive
 
     async def start(self, nc: Client, version: str) -> None:
-        """Register the service; it answers `$SRV.PING`, `$SRV.INFO` and `$SRV.STATS`."""
+        """Register the service, and return once the server routes every endpoint to it;
+        it answers `$SRV.PING`, `$SRV.INFO` and `$SRV.STATS`."""
         self._nc = nc
         self._service = await micro.add_service(
             nc,
@@ -118,6 +119,7 @@ class ApiServer:
                 handler=self._endpoint(op),
                 metadata={"description": spec.description},
             )
+        await nc.flush()  # the server has every endpoint's subscription before callers are told it is up
 
     async def stop(self) -> None:
         """Stop answering and let the requests in flight finish."""

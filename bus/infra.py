@@ -18,7 +18,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 
 from contracts import subjects as s
 from contracts.flows import FLOWS_ALL, FLOWS_STREAM
@@ -42,6 +42,7 @@ class Layout:
     replicas: int = 1
     dedup_window: float = 600.0
     events_max_age: float = 30 * DAY
+    dead_max_age: float = 30 * DAY
     logs_max_age: float = DAY
     logs_max_bytes: int = 1024**3
     ack_wait: float = 30.0
@@ -91,6 +92,7 @@ class Layout:
                 description="messages no executor could run, with the reason",
                 subjects=[s.DEAD_ALL],
                 retention=RetentionPolicy.LIMITS,
+                max_age=self.dead_max_age,
                 duplicate_window=120.0,
             ),
             self._stream(
@@ -191,16 +193,36 @@ class Layout:
         )
 
 
+NO_STORAGE = 10047
+"""JetStream's "insufficient storage resources": a stream's `max_bytes` is reserved
+on the server up front, and the server has less file storage left than it asks."""
+
+
+def _no_storage(config: StreamConfig) -> InfrastructureDrift:
+    size = f"{(config.max_bytes or 0) / 1024**3:g} GiB"
+    return InfrastructureDrift(
+        f"stream {config.name} needs {size} of JetStream file storage for its size limit and the "
+        "NATS server has less left: raise `max_file_store` in its jetstream block (or free disk space)"
+    )
+
+
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
-    """Create the stream, or update it in place when its settings changed."""
+    """Create the stream, or update it in place when its settings changed (limits
+    of age and size included: a stream made by an older jetjobs takes the new ones)."""
     try:
         await js.add_stream(config)
-    except BadRequestError as error:
+    except APIError as error:
+        if error.err_code == NO_STORAGE:
+            raise _no_storage(config) from None
         if error.err_code != 10058:  # name in use with a different configuration
             raise
         try:
             await js.update_stream(config)
-        except BadRequestError as update_error:
+        except APIError as update_error:
+            if update_error.err_code == NO_STORAGE:
+                raise _no_storage(config) from None
+            if not isinstance(update_error, BadRequestError):
+                raise
             raise InfrastructureDrift(
                 f"stream {config.name} exists with settings jetjobs cannot change in place "
                 f"({update_error.description}); back it up and delete it, or restore its settings"

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from . import flows as fl
 from . import lifecycle as lc
+from . import retention as rt
 from . import schedule as sc
 from . import tenants as t
 from .base import Code, Frozen, JobId, Paged
@@ -83,6 +84,8 @@ class TemplateUpdate(Frozen):
 class TemplateQuery(CompanyFilter, Paged):
     """One page of templates, in the list's order: thousands of them would not fit
     in one NATS message."""
+
+    deleted: bool = Field(default=False, description="list the deleted templates instead of the live ones")
 
 
 class TemplateList(Frozen):
@@ -188,6 +191,9 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "template.pause": Operation(TemplateRef, RunTemplate, "Pause a template: its slots are skipped"),
     "template.resume": Operation(TemplateRef, RunTemplate, "Resume a paused template"),
+    "template.delete": Operation(
+        TemplateRef, RunTemplate, "Delete a template: it stops running, its history stays readable"
+    ),
     "company.pause": Operation(sc.CompanyRef, sc.CompanyPaused, "Pause every template of a company"),
     "company.resume": Operation(sc.CompanyRef, sc.CompanyPaused, "Resume a paused company"),
     "template.backfill": Operation(
@@ -203,6 +209,9 @@ OPERATIONS: dict[str, Operation] = {
         fl.FlowRef, fl.FlowCancelled, "Cancel a flow run: running nodes killed, rest skipped"
     ),
     "flow.retry": Operation(fl.FlowRef, fl.FlowRun, "Re-run the failed and skipped nodes of a flow run"),
+    "history.prune": Operation(
+        rt.PruneRequest, rt.Pruned, "Remove (or count) final history older than a horizon (admins only)"
+    ),
 }
 """Every API operation: its subject is `jetjobs.api.<name>`."""
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterBadDateError, croniter
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from .base import AwareDatetime, Code, Frozen
+from .base import AwareDatetime, Code, Frozen, RecordedDatetime
 from .enums import INTERVAL_CRON, Interval
 from .lifecycle import ExitCodes
 from .schedule import Misfire, Overlap
@@ -264,6 +264,10 @@ class RunTemplate(TemplateSpec):
 
     id: int
     app_id: int | None = None
+    deleted_at: RecordedDatetime | None = Field(
+        default=None,
+        description="when it was deleted: it no longer runs or changes, and its history stays readable",
+    )
 
 
 class ActiveTemplate(Frozen):

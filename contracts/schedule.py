@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from .base import AwareDatetime, Code, Frozen, JobId
+from .base import AwareDatetime, Code, Frozen, JobId, RecordedDatetime
 
 
 class Overlap(StrEnum):
@@ -143,6 +143,9 @@ class Explanation(Frozen):
     paused: bool
     company_paused: bool
     company_enabled: bool
+    deleted_at: RecordedDatetime | None = Field(
+        default=None, description="when the template was deleted: it never fires again"
+    )
     overlap: Overlap
     misfire: Misfire
     jitter: float

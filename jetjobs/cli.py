@@ -26,6 +26,7 @@ from . import (
     cli_flows,
     cli_lifecycle,
     cli_observe,
+    cli_retention,
     cli_schedule,
     cli_tenants,
     commands,
@@ -189,7 +190,7 @@ async def cmd_template_update(args: argparse.Namespace, conf: settings.Settings)
 
 
 async def cmd_template_list(args: argparse.Namespace, conf: settings.Settings) -> int | None:
-    return await call(args, conf, lambda s: commands.template_list(s, args.company))
+    return await call(args, conf, lambda s: commands.template_list(s, args.company, args.deleted))
 
 
 async def cmd_template_show(args: argparse.Namespace, conf: settings.Settings) -> int | None:
@@ -292,7 +293,9 @@ def _service_commands(sub: Any) -> None:
     up_parser.add_argument(
         "--demo", action="store_true", help="also create a demo company with jobs every few seconds"
     )
-    add_command(sub, "store", cmd_store, "run the store service (Postgres projection and API)")
+    cli_retention.store_options(up_parser)
+    store_parser = add_command(sub, "store", cmd_store, "run the store service (Postgres projection and API)")
+    cli_retention.store_options(store_parser)
     add_command(sub, "scheduler", cmd_scheduler, "run a scheduler")
     ex = add_command(sub, "executor", cmd_executor, "run an executor for one pool")
     ex.add_argument("--pool", help="pool to serve (default 'default') [env JETJOBS_POOL]")
@@ -360,7 +363,11 @@ def _entity_commands(sub: Any) -> None:
     update = add_command(template, "update", cmd_template_update, "change a run template")
     update.add_argument("id", type=int)
     _template_options(update, create=False)
-    add_command(template, "list", cmd_template_list, "list run templates").add_argument("--company")
+    listing = add_command(template, "list", cmd_template_list, "list run templates")
+    listing.add_argument("--company")
+    listing.add_argument(
+        "--deleted", action="store_true", help="list the deleted templates instead of the live ones"
+    )
     add_command(
         template, "show", cmd_template_show, "show one template: schedule, state, env, credentials, policies"
     ).add_argument("id", type=int)
@@ -402,13 +409,15 @@ def build_parser() -> argparse.ArgumentParser:
     cli_lifecycle.register(sub)
     cli_tenants.register(sub)
     cli_flows.register(sub)
+    cli_retention.register(sub)
     return parser
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("nats_url", "database_url", "home", "config", "log_level", "replicas", "slots")
     executor = ("runner", "container_engine", "executor_company", "bind_only", "live_output_mb")
-    flags = {k: getattr(args, k, None) for k in (*keys, *executor, "metrics_port", "metrics_host")}
+    store = ("retention_days", "audit_retention_days")
+    flags = {k: getattr(args, k, None) for k in (*keys, *executor, *store, "metrics_port", "metrics_host")}
     flags["pool"] = getattr(args, "pool", None)
     return flags
 

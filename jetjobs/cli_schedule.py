@@ -1,4 +1,4 @@
-"""`jetjobs template pause|resume|backfill|explain` and `jetjobs company pause|resume`:
+"""`jetjobs template pause|resume|delete|backfill|explain` and `jetjobs company pause|resume`:
 the scheduling commands, plus the schedule options of `template create|update`."""
 
 from __future__ import annotations
@@ -44,6 +44,18 @@ async def _template_paused(args: argparse.Namespace, conf: settings.Settings, op
     async def action(ses: commands.Session) -> None:
         reply = await ses.api.call(op, api.TemplateRef(id=args.id), RunTemplate)
         ses.show(reply, f"template {reply.id} ({reply.name}) {what}")
+
+    await call(args, conf, action)
+
+
+async def cmd_template_delete(args: argparse.Namespace, conf: settings.Settings) -> None:
+    async def action(ses: commands.Session) -> None:
+        reply = await ses.api.call("template.delete", api.TemplateRef(id=args.id), RunTemplate)
+        ses.show(
+            reply,
+            f"template {reply.id} ({reply.name}) deleted: it never runs again; its jobs stay "
+            f"(`jetjobs job list --template {reply.id}`)",
+        )
 
     await call(args, conf, action)
 
@@ -131,7 +143,13 @@ async def cmd_template_explain(args: argparse.Namespace, conf: settings.Settings
     await call(args, conf, action)
 
 
-def _state(e: sc.Explanation) -> str:
+SCHEDULED = "scheduled"
+
+
+def schedule_state(e: sc.Explanation) -> str:
+    """Whether the template's slots fire (SCHEDULED), or why not."""
+    if e.deleted_at is not None:
+        return f"not scheduled: deleted at {e.deleted_at:%Y-%m-%d %H:%M:%S %Z}"
     if not e.company_enabled:
         return f"not scheduled: company {e.company} is disabled"
     if not e.active:
@@ -142,7 +160,7 @@ def _state(e: sc.Explanation) -> str:
         return f"paused with its company {e.company}: slots are recorded as skipped"
     if e.paused:
         return "paused: slots are recorded as skipped"
-    return "scheduled"
+    return SCHEDULED
 
 
 def _slot_row(view: sc.SlotView) -> tuple[Any, ...]:
@@ -158,7 +176,7 @@ def explain_text(e: sc.Explanation) -> str:
     """The human form of an explanation: state, leader, next fires, last slots."""
     zone = ZoneInfo(e.timezone)
     lines = [
-        f"template {e.template_id} ({e.name}) of company {e.company}: {_state(e)}",
+        f"template {e.template_id} ({e.name}) of company {e.company}: {schedule_state(e)}",
         f"schedule: {e.cron or '-'} in {e.timezone}; overlap {e.overlap.value}, "
         f"misfire {e.misfire.value}, jitter {e.jitter:g} s",
         f"scheduler: {'leader ' + e.leader if e.leader else 'NO scheduler is leading: nothing fires'}",
@@ -174,13 +192,19 @@ def explain_text(e: sc.Explanation) -> str:
 
 
 def register_template(template: Any) -> None:
-    """`template pause|resume|backfill|explain ID`."""
+    """`template pause|resume|delete|backfill|explain ID`."""
     add_command(
         template, "pause", cmd_template_pause, "pause a template (slots are recorded as skipped)"
     ).add_argument("id", type=int)
     add_command(template, "resume", cmd_template_resume, "resume a paused template").add_argument(
         "id", type=int
     )
+    add_command(
+        template,
+        "delete",
+        cmd_template_delete,
+        "delete a template: it never runs again; its jobs and history stay (see `template list --deleted`)",
+    ).add_argument("id", type=int)
     backfill = add_command(
         template, "backfill", cmd_template_backfill, "run the past slots of a range not run yet"
     )

@@ -163,7 +163,7 @@ def _template_rows(templates: Sequence[RunTemplate]) -> str:
             t.cron or t.interv.value,
             t.timezone,
             t.pool,
-            "paused" if t.active and t.paused else t.active,
+            "deleted" if t.deleted_at is not None else "paused" if t.active and t.paused else t.active,
         )
         for t in templates
     ]
@@ -182,9 +182,9 @@ async def template_update(ses: Session, request: api.TemplateUpdate) -> None:
     await _show_template(ses, updated, f"updated template {updated.id}\n")
 
 
-async def template_list(ses: Session, company: str | None) -> None:
+async def template_list(ses: Session, company: str | None, deleted: bool) -> None:
     async def page(got: list[RunTemplate]) -> tuple[list[RunTemplate], bool]:
-        query = api.TemplateQuery(company=company, offset=len(got))
+        query = api.TemplateQuery(company=company, offset=len(got), deleted=deleted)
         reply = await ses.api.call("template.list", query, api.TemplateList)
         return reply.templates, reply.more
 

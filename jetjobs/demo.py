@@ -8,11 +8,14 @@ from datetime import datetime
 
 from bus import ApiClient, Bus, live_events
 from contracts import api
+from contracts import schedule as sc
 from contracts import subjects as s
 from contracts.api import ApiFailure
 from contracts.enums import Interval
 from contracts.messages import JobEvent
 from contracts.models import Company, RunTemplate, TemplateSpec
+
+from .cli_schedule import SCHEDULED, schedule_state
 
 COMPANY = "demo"
 
@@ -27,6 +30,10 @@ APP = {
         "DEMO_EXIT": {"type": "string", "description": "exit code to end with", "defval": "0"},
     },
 }
+
+
+SAID = {("hello", "*/5 * * * * *"): "every 5 s", ("grumpy", "*/20 * * * * *"): "every 20 s, fails"}
+"""How the demo's templates are announced while they keep the schedule it gave them."""
 
 
 def templates(app_uuid: str) -> list[TemplateSpec]:
@@ -46,8 +53,9 @@ def templates(app_uuid: str) -> list[TemplateSpec]:
     ]
 
 
-async def install(client: ApiClient) -> None:
-    """Create what the demo needs, leaving what a previous run created."""
+async def install(client: ApiClient) -> list[RunTemplate]:
+    """Create what the demo needs, leaving what a previous run created as it was left
+    (made inactive, paused, rescheduled); returns the demo's templates."""
     try:
         await client.call("company.create", Company(code=COMPANY, name="Demo Company"), Company)
     except ApiFailure as failure:
@@ -55,10 +63,37 @@ async def install(client: ApiClient) -> None:
             raise
     imported = await client.call("app.import", api.AppImport(document=APP, source="demo"), api.AppImported)
     existing = await client.call("template.list", api.TemplateQuery(company=COMPANY), api.TemplateList)
-    names = {t.name for t in existing.templates}
-    for spec in templates(imported.app.uuid):
-        if spec.name not in names:
-            await client.call("template.create", spec, RunTemplate)
+    kept = {t.name: t for t in existing.templates}
+    return [
+        kept.get(spec.name) or await client.call("template.create", spec, RunTemplate)
+        for spec in templates(imported.app.uuid)
+    ]
+
+
+async def announce(client: ApiClient, installed: list[RunTemplate]) -> str:
+    """Which of the demo's templates will run, as they are now; a line for each that
+    will not, saying why."""
+    running: list[str] = []
+    idle: list[str] = []
+    for template in installed:
+        request = sc.ExplainRequest(id=template.id, next=0, last=0)
+        explained = await client.call("template.explain", request, sc.Explanation)
+        state = schedule_state(explained)
+        if state == SCHEDULED:
+            running.append(f"'{explained.name}' ({_when(explained)})")
+        else:
+            idle.append(f"demo: '{explained.name}' {state}")
+    if not running:
+        return "\n".join([f"demo: company '{COMPANY}', no template will run", *idle])
+    listed = running[0] if len(running) == 1 else f"{', '.join(running[:-1])} and {running[-1]}"
+    plural = "s" if len(running) > 1 else ""
+    return "\n".join([f"demo: company '{COMPANY}', template{plural} {listed}", *idle])
+
+
+def _when(explained: sc.Explanation) -> str:
+    return SAID.get(
+        (explained.name, explained.cron or ""), f"cron '{explained.cron}' in {explained.timezone}"
+    )
 
 
 def describe_outcome(event: JobEvent) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import structlog
 
@@ -29,9 +30,13 @@ class _LibraryLogs(logging.Handler):
         structlog.get_logger().log(record.levelno, record.getMessage(), **fields)
 
 
-def configure(level: str = "info", *, json: bool | None = None) -> None:
-    """Set up structlog once per process, from `main` (never at import)."""
-    as_json = not sys.stderr.isatty() if json is None else json
+def configure(level: str = "info", *, json: bool | None = None, file: Path | None = None) -> None:
+    """Set up structlog (from `main`, again from `up` once its home exists; never at
+    import) before anything logs: a logger keeps the setup it first logged with. With
+    `file`, lines are appended there instead of going to stderr (it stays open for the
+    life of the process)."""
+    out = sys.stderr if file is None else file.open("a", buffering=1, encoding="utf-8")
+    as_json = not out.isatty() if json is None else json
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
     )
@@ -45,7 +50,7 @@ def configure(level: str = "info", *, json: bool | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(handlers=[_LibraryLogs()], level=logging.WARNING, force=True)

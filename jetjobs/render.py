@@ -94,6 +94,8 @@ def _schedule(t: RunTemplate) -> str:
 
 
 def _state(t: RunTemplate) -> str:
+    if t.deleted_at is not None:
+        return f"DELETED at {t.deleted_at:%Y-%m-%d %H:%M:%S %Z} (never runs again; its jobs stay)"
     active = "active" if t.active else "inactive (--active false: never scheduled)"
     return f"{active}, {'PAUSED (slots are skipped)' if t.paused else 'not paused'}"
 

@@ -16,6 +16,7 @@ from scheduler import SchedulerConfig, SchedulerService
 from scheduler.metrics import SchedulerMetrics
 from store import StoreConfig, StoreService
 from store.credentials import Keyring, SecretKeyError
+from store.retention import Retention, RetentionError
 
 from . import heap
 from .settings import Settings, SettingsError
@@ -39,12 +40,21 @@ def store_keyring(settings: Settings) -> Keyring | None:
         raise SettingsError(str(error)) from None
 
 
+def store_retention(settings: Settings) -> Retention:
+    """How long the store keeps history, or a settings error naming the bad value."""
+    try:
+        return Retention(days=settings.retention_days, audit_days=settings.audit_retention_days)
+    except RetentionError as error:
+        raise SettingsError(str(error)) from None
+
+
 def store(settings: Settings, telemetry: Telemetry | None = None) -> StoreService:
     config = StoreConfig(
         nats_url=settings.require_nats(),
         database_url=settings.require_database(),
         keyring=store_keyring(settings),
         require_tokens=settings.require_tokens,
+        retention=store_retention(settings),
     )
     return StoreService(config, layout_for(settings), telemetry)
 

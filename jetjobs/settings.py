@@ -75,6 +75,10 @@ class Settings:
     live_output_mb: int = 16
     """Executor: MiB of one attempt's output streamed live to `jetjobs.logs.…` (the
     logs stream every tenant shares); the outcome keeps the start of the output either way."""
+    retention_days: int = 0
+    """Store: days final history (jobs, flow runs, slots, dead letters) is kept (0: for ever)."""
+    audit_retention_days: int = 0
+    """Store: days the audit log is kept (0: for ever)."""
 
     def require_nats(self) -> str:
         """The NATS URL, or the one a running `jetjobs up` in `home` announced."""
@@ -132,8 +136,9 @@ def _coerce(name: str, raw: Any, default: Any) -> Any:
             number = int(raw)
         except (TypeError, ValueError):
             raise SettingsError(f"{name}={raw!r} must be a whole number") from None
-        if number < 1:
-            raise SettingsError(f"{name}={raw!r} must be at least 1")
+        least = 0 if default == 0 else 1  # a setting whose default is 0 takes 0: off
+        if number < least:
+            raise SettingsError(f"{name}={raw!r} must be at least {least}")
         return number
     if isinstance(default, Path):
         return Path(str(raw))

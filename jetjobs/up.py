@@ -15,12 +15,13 @@ from bus import ApiClient, Bus
 from executor.config import ExecutorConfig
 from store.credentials import new_key
 
-from . import demo, services
+from . import demo, logs, services
 from .embedded import NatsServer, PostgresServer, free_port
 from .observe.serve import STORE_PORT, serving
 from .settings import ENDPOINTS_FILE, Settings, SettingsError, make_folder
 
 SECRET_KEY_FILE = "secret.key"
+LOG_FILE = "jetjobs.log"
 
 PREFERRED_NATS_PORT = 14222
 PREFERRED_PG_PORT = 15432
@@ -96,12 +97,24 @@ def home_key(home: Path) -> Path:
     return path
 
 
+def _log_to_home(settings: Settings, home: Path) -> None:
+    """The services' log lines go to `home/jetjobs.log` (JSON, at the level asked for,
+    `warning` by default), beside the servers' own logs: the terminal keeps the banner
+    and the demo's job outcomes, without warnings written between them."""
+    path = home / LOG_FILE
+    try:
+        logs.configure(settings.log_level or "warning", file=path)
+    except OSError as error:
+        raise SettingsError(f"cannot write the log {path}: {error.strerror}") from None
+
+
 @contextlib.asynccontextmanager
 async def embedded(settings: Settings) -> AsyncIterator[Settings]:
     """Servers up and announced in `home/endpoints.json` for the length of the block."""
     home = settings.home.resolve()
     make_folder(home, "--home (JETJOBS_HOME)")
     _check_not_running(home)
+    _log_to_home(settings, home)
     if not (settings.database_url or settings.secret_key or settings.secret_key_file):
         settings = replace(settings, secret_key_file=str(home_key(home)))
     servers, settings = await asyncio.to_thread(start_servers, settings, home)
@@ -129,6 +142,7 @@ def banner(settings: Settings, metrics_url: str | None = None) -> str:
             if metrics_url
             else "  metrics     off",
             f"  data        {settings.home.resolve()}",
+            f"  logs        {settings.home.resolve() / LOG_FILE}",
             "  try         jetjobs job list    ·    nats --server "
             f"{settings.nats_url} sub 'jetjobs.events.>'",
             "  stop        Ctrl-C",
@@ -140,11 +154,10 @@ async def _with_demo(settings: Settings, stop: asyncio.Event) -> None:
     bus = await Bus.attach(settings.require_nats(), "jetjobs-demo")
     printer: asyncio.Task[None] | None = None
     try:
-        await demo.install(ApiClient(bus.nc, token=settings.api_token))
+        client = ApiClient(bus.nc, token=settings.api_token)
+        installed = await demo.install(client)
         printer = asyncio.create_task(demo.print_outcomes(bus))
-        print(
-            "demo: company 'demo', templates 'hello' (every 5 s) and 'grumpy' (every 20 s, fails)", flush=True
-        )
+        print(await demo.announce(client, installed), flush=True)
         await services.until_set(stop)
     finally:
         if printer is not None:

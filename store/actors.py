@@ -222,6 +222,7 @@ RULES: dict[str, Rule] = {
     "token.list": _open(BY_TOKEN),
     "template.pause": _changes(TEMPLATE),
     "template.resume": _changes(TEMPLATE),
+    "template.delete": _changes(TEMPLATE, audit="handler"),
     "company.pause": _changes(Of("code")),
     "company.resume": _changes(Of("code")),
     "template.backfill": _changes(TEMPLATE),
@@ -233,6 +234,10 @@ RULES: dict[str, Rule] = {
     "flow.list": LISTS,
     "flow.cancel": _changes(RUN, audit="handler"),
     "flow.retry": _changes(RUN, audit="handler"),
+    "history.prune": _open(
+        "history spans every company: the handler requires an admin token and audits what it removed",
+        audit="handler",
+    ),
 }
 """Every operation's rule. `app.list` with no company lists the whole catalog."""
 

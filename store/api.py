@@ -172,14 +172,18 @@ class StoreApi:
             return await resolve.template(queries, request.id)
 
     async def _template(self, template_id: int) -> TemplateRow:
-        return await resolve.template(Queries(self._pool), template_id)
+        return await resolve.template(Queries(self._pool), template_id, deleted=True)
 
     async def template_get(self, request: api.TemplateRef) -> RunTemplate:
         return (await self._template(request.id)).template
 
     async def template_list(self, request: api.TemplateQuery) -> api.TemplateList:
         rows = await Queries(self._pool).templates(
-            company=request.company, reader=reader(), offset=request.offset, limit=request.limit + 1
+            company=request.company,
+            reader=reader(),
+            offset=request.offset,
+            limit=request.limit + 1,
+            deleted=request.deleted,
         )
         page, more = fit([row.template for row in rows], request.limit)
         return api.TemplateList(templates=page, more=more)
@@ -195,6 +199,8 @@ class StoreApi:
         row = found.row
         company = row.template.company
         permit(actor, company, "change", found.roles, found.closed)
+        if row.template.deleted_at is not None:
+            raise resolve.deleted_template(row.template)
         not_for_flows(request.id, row.template.flow, company, "`job run` runs jobs only")
         if not row.company_enabled:
             raise ApiFailure(409, f"company '{company}' is disabled: its templates cannot run")

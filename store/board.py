@@ -56,9 +56,10 @@ def secret_fields(app: Application) -> list[str]:
 
 
 def scheduled(row: TemplateRow, extras: TemplateExtras | None = None) -> ActiveTemplate | None:
-    """What schedulers should fire: active, of an enabled company, with a schedule."""
+    """What schedulers should fire: active, not deleted, of an enabled company, with a schedule."""
     cron = cron_for(row.template.interv, row.template.cron)
-    if not row.template.active or not row.company_enabled or cron is None:
+    deleted = row.template.deleted_at is not None
+    if not row.template.active or deleted or not row.company_enabled or cron is None:
         return None
     return active_template(row, cron, extras)
 

@@ -97,6 +97,11 @@ class FlowQueries:
         text = await self._db.fetchval(self._q("definition"), company, name)
         return None if text is None else FlowSpec.model_validate_json(text)
 
+    async def definitions_using_template(self, company: str, template_id: int) -> list[str]:
+        """The saved flows of `company` with a node that runs the template, by name."""
+        found = await self._db.fetch(self._q("definitions_using_template"), company, template_id)
+        return [r["name"] for r in found]
+
     async def insert_run(self, run_id: str, spec: FlowSpec, launched_by: str) -> bool:
         """Record a run and its waiting nodes; False when a run of that id exists."""
         inserted = await self._db.fetchval(

@@ -16,6 +16,7 @@ from bus import Bus, Delivery
 from bus.overview import consumer_lag
 from bus.telemetry import Telemetry
 from contracts.messages import DeadLetter, JobEvent, JobMessage
+from contracts.retention import PruneCounts
 
 from .flow_queries import FlowQueries
 from .projection import Feed
@@ -77,6 +78,12 @@ class StoreMetrics:
             telemetry.company([]),
             registry=registry,
         )
+        self._pruned = Counter(
+            "jetjobs_store_pruned_rows",
+            "rows of final history removed by retention (background or `jetjobs prune`), by kind",
+            ["kind"],
+            registry=registry,
+        )
 
     def committed(self, feed: str, batch: Sequence[Delivery[Any]], seconds: float) -> None:
         """One batch is in Postgres: each counter moves once per batch, not once per message."""
@@ -85,6 +92,12 @@ class StoreMetrics:
         tally = Tally(key for delivery in batch if (key := self._counted(delivery.payload)) is not None)
         for (metric, company, labels), count in tally.items():
             self._t.labelled(metric, company, **dict(labels)).inc(count)
+
+    def pruned(self, counts: PruneCounts) -> None:
+        """One batch of retention is committed."""
+        for kind, rows in counts:
+            if rows:
+                self._pruned.labels(kind).inc(rows)
 
     def _counted(self, payload: Any) -> Counted | None:
         """The counter a stored message moves, with its company and other labels."""

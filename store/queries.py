@@ -159,9 +159,11 @@ class Queries:
         reader: Reader | None = None,
         offset: int | None = None,
         limit: int | None = None,
+        deleted: bool | None = False,
     ) -> list[TemplateRow]:
         """Templates, those of companies `reader` may read when one is given; `limit`
-        of them from row `offset` on, when given."""
+        of them from row `offset` on, when given; live ones, or only `deleted` ones
+        (None: both)."""
         actor, roles = (None, None) if reader is None else (reader.actor, reader.roles)
         found = await self._db.fetch(
             self._q("templates"),
@@ -172,11 +174,13 @@ class Queries:
             roles,
             offset,
             limit,
+            deleted,
         )
         return [rows.template(r) for r in found]
 
     async def template(self, template_id: int) -> TemplateRow | None:
-        found = await self.templates(ids=[template_id])
+        """The template, deleted or not."""
+        found = await self.templates(ids=[template_id], deleted=None)
         return found[0] if found else None
 
     # jobs: projection

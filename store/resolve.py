@@ -26,6 +26,17 @@ def unknown_template(template_id: int) -> ApiFailure:
     return ApiFailure(404, f"unknown template {template_id}: see `jetjobs template list`")
 
 
+def deleted_template(found: RunTemplate) -> ApiFailure:
+    """The refusal of a run or change of a deleted template, saying where its history is."""
+    assert found.deleted_at is not None
+    return ApiFailure(
+        409,
+        f"template {found.id} ({found.name}) was deleted at {found.deleted_at:%Y-%m-%d %H:%M:%S %Z}: "
+        "it cannot run or change; create a new template instead (its jobs stay: "
+        f"`jetjobs job list --template {found.id}`)",
+    )
+
+
 async def company(queries: Queries, code: str) -> Company:
     found = await queries.company_by_code(code)
     if found is None:
@@ -61,10 +72,13 @@ async def application(queries: Queries, ref: str) -> Application:
     return found
 
 
-async def template(queries: Queries, template_id: int) -> TemplateRow:
+async def template(queries: Queries, template_id: int, *, deleted: bool = False) -> TemplateRow:
+    """A template to run or change; a deleted one only to read (`deleted`)."""
     found = await queries.template(template_id)
     if found is None:
         raise unknown_template(template_id)
+    if found.template.deleted_at is not None and not deleted:
+        raise deleted_template(found.template)
     return found
 
 

@@ -105,6 +105,7 @@ def template(row: Row) -> TemplateRow:
         catch_up_limit=row["catch_up_limit"],
         jitter=row["jitter"],
         paused=row["paused"],
+        deleted_at=row["deleted_at"],
     )
     return TemplateRow(
         template=run,

@@ -60,6 +60,7 @@ class ScheduleApi:
 
     async def _template_paused(self, template_id: int, paused: bool) -> RunTemplate:
         if not await ScheduleQueries(self._pool).set_template_paused(template_id, paused):
+            await resolve.template(Queries(self._pool), template_id)  # says why: unknown, or deleted
             raise resolve.unknown_template(template_id)
         await self._board.refresh([template_id])
         log.info("template.paused" if paused else "template.resumed", template_id=template_id)
@@ -135,10 +136,10 @@ class ScheduleApi:
     # -- explain ---------------------------------------------------------------------
 
     async def template_explain(self, request: sc.ExplainRequest) -> sc.Explanation:
-        row = await resolve.template(Queries(self._pool), request.id)
+        row = await resolve.template(Queries(self._pool), request.id, deleted=True)
         spec = row.template
         cron = cron_for(spec.interv, spec.cron)
-        upcoming = spec.active and row.company_enabled and cron is not None
+        upcoming = spec.active and row.company_enabled and cron is not None and spec.deleted_at is None
         now = datetime.now(UTC)
         lease = await Lease.open(self._bus.js, "store")
         return sc.Explanation(
@@ -151,6 +152,7 @@ class ScheduleApi:
             paused=spec.paused,
             company_paused=row.company_paused,
             company_enabled=row.company_enabled,
+            deleted_at=spec.deleted_at,
             overlap=spec.overlap,
             misfire=spec.misfire,
             jitter=spec.jitter,

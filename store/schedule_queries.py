@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from datetime import datetime
 from importlib import resources
 from typing import Any
 
@@ -56,8 +57,13 @@ class ScheduleQueries:
         return self._sql[name].sql
 
     async def set_template_paused(self, template_id: int, paused: bool) -> bool:
-        """False when the template does not exist."""
+        """False when the template does not exist or is deleted."""
         return await self._db.fetchval(self._q("set_template_paused"), template_id, paused) is not None
+
+    async def delete_template(self, template_id: int) -> datetime | None:
+        """When the template was deleted; None when it is unknown or was deleted before."""
+        value: datetime | None = await self._db.fetchval(self._q("delete_template"), template_id)
+        return value
 
     async def set_company_paused(self, code: str, paused: bool) -> int | None:
         """The company's id; None when the code is unknown."""

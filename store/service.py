@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
@@ -19,7 +19,7 @@ from bus.telemetry import Telemetry
 from .api import StoreApi
 from .board import BoardKeeper
 from .credentials import Keyring
-from .db import open_pool, redact
+from .db import connect, open_pool, redact
 from .flow_api import FlowApi
 from .flow_loop import run_flows
 from .lifecycle_api import LifecycleApi
@@ -27,7 +27,11 @@ from .metrics import instrument
 from .migrate import migrate
 from .projection import Projection, Tuning, feeds
 from .reaper import Reaper, ReaperTiming
+from .retention import Retention
+from .retention_api import RetentionApi
+from .retention_loop import keep_history
 from .schedule_api import ScheduleApi
+from .template_delete import TemplateDeletion
 from .tenants import with_tenants
 from .warmup import warm
 
@@ -52,6 +56,8 @@ class StoreConfig:
     """The operator's secret keys; without them the store cannot keep credentials."""
     require_tokens: bool = False
     """Refuse API requests without a valid token (see `store.tokens`)."""
+    retention: Retention = field(default_factory=Retention)
+    """How long final history and the audit log are kept (by default, for ever)."""
 
 
 def _version() -> str:
@@ -117,7 +123,9 @@ class StoreService:
                     **StoreApi(self._pool, bus.publisher, board).handlers(),
                     **LifecycleApi(self._pool, bus).handlers(),
                     **ScheduleApi(self._pool, bus, board).handlers(),
+                    **TemplateDeletion(self._pool, board).handlers(),
                     **(flows := FlowApi(self._pool, bus)).handlers(),
+                    **RetentionApi(self._connect, self._pool, self._metrics.pruned).handlers(),
                 },
                 self._config.require_tokens,
             )
@@ -128,7 +136,18 @@ class StoreService:
         self._helpers.append(
             self._spawn(run_flows(flows.engine, bus, self._config.database_url, self._stopping), "flows")
         )
+        self._keep_history()
         await self._server.start(bus.nc, _version())
+
+    async def _connect(self) -> Any:
+        return await connect(self._config.database_url)
+
+    def _keep_history(self) -> None:
+        policy = self._config.retention
+        log.info("store.retention", days=policy.days or "forever", audit_days=policy.audit_days or "forever")
+        if policy.active:
+            work = keep_history(self._connect, policy, self._stopping, self._metrics.pruned)
+            self._helpers.append(self._spawn(work, "retention"))
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.create_task(work, name=f"store.{name}")

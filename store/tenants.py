@@ -101,7 +101,7 @@ class TenantApi:
         return company
 
     async def credential_assign(self, request: t.CredentialAssign) -> t.Assigned:
-        company = await self._template_company(request.template_id)
+        company = (await resolve.template(Queries(self._pool), request.template_id)).template.company
         company_id = await self._company_id(company)
         async with self._pool.acquire() as conn, conn.transaction():
             queries = TenantQueries(conn)
@@ -156,7 +156,7 @@ class TenantApi:
         return values
 
     async def template_env(self, request: api.TemplateRef) -> t.TemplateEnv:
-        row = await resolve.template(Queries(self._pool), request.id)
+        row = await resolve.template(Queries(self._pool), request.id, deleted=True)
         if row.app is None:
             raise ApiFailure(
                 409, f"template {request.id} runs flow '{row.template.flow}': its nodes have the env"

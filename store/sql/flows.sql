@@ -7,6 +7,12 @@ ON CONFLICT (company, name) DO UPDATE SET spec = EXCLUDED.spec, updated_at = now
 -- The saved definition of a flow.
 SELECT spec::text FROM flow_definition WHERE company = $1 AND name = $2;
 
+-- name: definitions_using_template --
+-- The names of a company's saved flows with a node that runs template $2.
+SELECT name FROM flow_definition
+WHERE company = $1 AND spec -> 'nodes' @> jsonb_build_array(jsonb_build_object('template', $2::bigint))
+ORDER BY name;
+
 -- name: insert_run --
 -- Record a new flow run; nothing when a run of that id exists (a scheduled slot starts once).
 INSERT INTO flow_run (id, company, name, spec, status, launched_by)

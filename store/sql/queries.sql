@@ -94,13 +94,13 @@ SELECT id, uuid, name, description, executable, cmdparams, environment, ociimage
 FROM application WHERE uuid = $1;
 
 -- name: insert_template --
--- Create a run template; returns nothing when the company already has one of that name.
+-- Create a run template; returns nothing when the company already has a live one of that name.
 INSERT INTO runtemplate
     (name, app_id, company_id, interv, cron, timezone, env, pool,
      timeout, timeout_ack, timeout_result, retries, active,
      overlap, misfire, catch_up_limit, jitter, paused, flow, scheduled_since)
 VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, now())
-ON CONFLICT (company_id, name) DO NOTHING
+ON CONFLICT (company_id, name) WHERE deleted_at IS NULL DO NOTHING
 RETURNING id;
 
 -- name: update_template --
@@ -124,21 +124,22 @@ RETURNING id;
 SELECT id FROM runtemplate WHERE id = $1 FOR UPDATE;
 
 -- name: template_id_by_name --
--- The id of a company's template of a given name (to name it in a conflict).
-SELECT id FROM runtemplate WHERE company_id = $1 AND name = $2;
+-- The id of a company's live (not deleted) template of a given name (to name it in a conflict).
+SELECT id FROM runtemplate WHERE company_id = $1 AND name = $2 AND deleted_at IS NULL;
 
 -- name: templates --
--- Templates with their company and application (none for a flow template), filtered by ids, company code and application id; with an actor $4, without the companies that list actors and give it none of the roles $5; rows $6 on, at most $7 of them (null: from the first, all).
+-- Templates with their company and application (none for a flow template), filtered by ids, company code and application id; with an actor $4, without the companies that list actors and give it none of the roles $5; rows $6 on, at most $7 of them (null: from the first, all); $8 true: only deleted ones, false: only live ones, null: both.
 SELECT t.id, t.name, t.app_id, t.interv, t.cron, t.timezone, t.env, t.pool,
     t.timeout, t.timeout_ack, t.timeout_result, t.retries, t.active, t.updated_at,
     t.overlap, t.misfire, t.catch_up_limit, t.jitter, t.paused, t.flow, t.scheduled_since,
     c.code AS company, c.enabled AS company_enabled, c.paused AS company_paused,
     a.uuid, a.name AS app_name, a.description, a.executable, a.cmdparams, a.environment,
-    a.ociimage, a.homepage, a.tags, a.updated_at AS app_updated_at
+    a.ociimage, a.homepage, a.tags, a.updated_at AS app_updated_at, t.deleted_at
 FROM runtemplate t
 JOIN company c ON c.id = t.company_id
 LEFT JOIN application a ON a.id = t.app_id
 WHERE ($1::bigint[] IS NULL OR t.id = ANY($1))
+    AND ($8::boolean IS NULL OR (t.deleted_at IS NOT NULL) = $8)
     AND ($2::text IS NULL OR c.code = $2)
     AND ($3::bigint IS NULL OR t.app_id = $3)
     AND ($4::text IS NULL OR c.code <> ALL (ARRAY(

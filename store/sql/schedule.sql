@@ -2,16 +2,21 @@
 -- with `-- name: <name> --` and a one-line comment saying what it does.
 
 -- name: set_template_paused --
--- Pause or resume one template; returns nothing when the id is unknown.
-UPDATE runtemplate SET paused = $2, updated_at = now() WHERE id = $1 RETURNING id;
+-- Pause or resume one template; returns nothing when the id is unknown or the template deleted.
+UPDATE runtemplate SET paused = $2, updated_at = now() WHERE id = $1 AND deleted_at IS NULL RETURNING id;
+
+-- name: delete_template --
+-- Delete a template, keeping its row for its history; returns when, nothing when the id is unknown or it was deleted before.
+UPDATE runtemplate SET deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL
+RETURNING deleted_at;
 
 -- name: set_company_paused --
 -- Pause or resume a company; returns its id, nothing when the code is unknown.
 UPDATE company SET paused = $2 WHERE code = $1 RETURNING id;
 
 -- name: company_template_ids --
--- Ids of every template of a company.
-SELECT id FROM runtemplate WHERE company_id = $1 ORDER BY id;
+-- Ids of every live (not deleted) template of a company.
+SELECT id FROM runtemplate WHERE company_id = $1 AND deleted_at IS NULL ORDER BY id;
 
 -- name: company_paused --
 -- Whether a company (by code) is paused; nothing when the code is unknown.

@@ -26,7 +26,7 @@ SELECT t.id, t.name, t.app_id, t.interv, t.cron, t.timezone, t.env, t.pool,
     t.overlap, t.misfire, t.catch_up_limit, t.jitter, t.paused, t.flow,
     c.code AS company, c.enabled AS company_enabled, c.paused AS company_paused,
     a.uuid, a.name AS app_name, a.description, a.executable, a.cmdparams, a.environment,
-    a.ociimage, a.homepage, a.tags, a.updated_at AS app_updated_at,
+    a.ociimage, a.homepage, a.tags, a.updated_at AS app_updated_at, t.deleted_at,
     t.id AS template_id, a.artifacts, a.exit_codes,
     coalesce((SELECT array_agg(DISTINCT f ORDER BY f)
         FROM template_credential tc

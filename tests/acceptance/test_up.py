@@ -81,7 +81,15 @@ async def test_up_demo_runs_jobs_and_stops_cleanly(tmp_path: Path) -> None:
         assert process.stdout is not None
         lines = await read_until(process.stdout, " processed ", timeout=60)
         assert any("jetjobs is up" in line for line in lines)
+        assert f"  logs        {home.resolve() / 'jetjobs.log'}\n" in lines
+        assert (
+            "demo: company 'demo', templates 'hello' (every 5 s) and 'grumpy' (every 20 s, fails)\n" in lines
+        )
         assert any("Hello from jetjobs" in line for line in lines)
+        lines += await read_until(process.stdout, " error exit (exit 3)", timeout=40)
+        # grumpy's job is dead-lettered: the warning goes to the log, not between the outcomes
+        logged = await eventually(lambda: _logged(home, "job.dead_lettered"), 10, "the dead letter logged")
+        assert json.loads(logged)["level"] == "warning"
         assert json.loads((home / "endpoints.json").read_text())["nats_url"].startswith("nats://")
         listing = await jetjobs(
             "--home", str(home), "--json", "job", "list", "--company", "demo", env=clean_env()
@@ -93,19 +101,35 @@ async def test_up_demo_runs_jobs_and_stops_cleanly(tmp_path: Path) -> None:
         )
         assert stored.code == 0, stored  # with the key `up` made beside its database
         assert (home / "secret.key").stat().st_mode & 0o777 == 0o600
+        listed = await jetjobs(
+            "--home", str(home), "--json", "template", "list", "--company", "demo", env=clean_env()
+        )
+        [grumpy] = [t["id"] for t in json.loads(listed.out) if t["name"] == "grumpy"]
+        made_inactive = await jetjobs(
+            "--home", str(home), "template", "update", str(grumpy), "--active", "false", env=clean_env()
+        )
+        assert made_inactive.code == 0, made_inactive
     finally:
         code = await interrupt(process)
     assert code == 0
     assert process.stdout is not None
     said = (await process.stdout.read()).decode()
     assert "stopping: running jobs get up to 30 s to finish" in said and "jetjobs stopped" in said, said
+    assert not [line for line in [*lines, *said.splitlines()] if line.startswith("{")], (
+        "log lines on the terminal"
+    )
     assert not (home / "endpoints.json").exists()
     assert processes_using(home) == [], "embedded servers left running"
 
-    again = await start_up(home)
+    again = await start_up(home, "--demo")
     try:
         assert again.stdout is not None
-        await read_until(again.stdout, "jetjobs is up", timeout=60)
+        announced = await read_until(again.stdout, "demo: company", timeout=60)
+        announced += [(await again.stdout.readline()).decode()]
+        assert announced[-2:] == [
+            "demo: company 'demo', template 'hello' (every 5 s)\n",
+            "demo: 'grumpy' not scheduled: the template is inactive (--active false)\n",
+        ], announced
         kept = await jetjobs(
             "--home", str(home), "--json", "job", "list", "--company", "demo", env=clean_env()
         )
@@ -120,6 +144,15 @@ async def test_up_demo_runs_jobs_and_stops_cleanly(tmp_path: Path) -> None:
     finally:
         assert await interrupt(again) == 0
     assert processes_using(home) == []
+
+
+async def _logged(home: Path, event: str) -> str | None:
+    """The first line of `home/jetjobs.log` about `event`."""
+    with contextlib.suppress(OSError):
+        for line in (home / "jetjobs.log").read_text().splitlines():
+            if f'"event": "{event}"' in line:
+                return line
+    return None
 
 
 async def test_a_home_that_cannot_be_a_folder_is_one_line_and_starts_nothing(tmp_path: Path) -> None:

@@ -140,6 +140,7 @@ def _gamma_requests(w: World) -> list[tuple[str, BaseModel]]:
         ("template.env", template),
         ("template.pause", template),
         ("template.resume", template),
+        ("template.delete", template),
         ("template.explain", sc.ExplainRequest(id=w.gamma_template)),
         ("template.backfill", sc.Backfill(id=w.gamma_template, start=past - timedelta(days=2), end=past)),
         ("job.get", job),
@@ -174,6 +175,7 @@ CHANGES = {
     "template.run",
     "template.pause",
     "template.resume",
+    "template.delete",
     "template.backfill",
     "job.cancel",
     "dlq.replay",
@@ -199,6 +201,7 @@ async def test_a_closed_company_refuses_strangers_everything_and_readers_every_c
     assert job is not None and not job.final, "the job was not cancelled"
     template = await w.ask(w.root, "template.get", api.TemplateRef(id=w.gamma_template))
     assert isinstance(template, RunTemplate) and not template.paused and template.pool == "default"
+    assert template.deleted_at is None
     assert await w.h.conn.fetchval("SELECT paused FROM company WHERE code = 'gamma'") is False
     assert await w.h.conn.fetchval("SELECT replayed_as FROM dead_letter WHERE id = $1", w.letter) is None
     strangers = await w.h.conn.fetchval("SELECT count(*) FROM audit_log WHERE actor IN ('eve', 'rita')")

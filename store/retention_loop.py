@@ -1,0 +1,60 @@
+"""The store's background retention: every few minutes, the store holding the
+retention lock removes what is older than its configured horizons. Several
+stores may run: the others find the lock taken and skip the round."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from contracts.retention import DAY
+
+from .db import UNAVAILABLE
+from .errors import StoreUnavailable
+from .retention import Horizons, OnBatch, Retention, own_connection, prune, try_lock
+
+log = structlog.get_logger("jetjobs.store")
+
+OUTAGE: tuple[type[BaseException], ...] = (*UNAVAILABLE, StoreUnavailable)
+
+
+async def keep_history(
+    connect: Callable[[], Awaitable[Any]], policy: Retention, stopping: asyncio.Event, on_batch: OnBatch
+) -> None:
+    """Prune every `policy.every` seconds until the service stops."""
+    while not stopping.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), policy.every)
+        if stopping.is_set():
+            return
+        try:
+            await prune_round(connect, policy, on_batch)
+        except OUTAGE as error:
+            log.warning("store.prune_waiting", error=str(error) or type(error).__name__)
+        except Exception:
+            log.exception("store.prune_failed")
+
+
+async def prune_round(connect: Callable[[], Awaitable[Any]], policy: Retention, on_batch: OnBatch) -> bool:
+    """One round; False when another store holds the retention lock."""
+    horizons = Horizons.ago(
+        policy.days * DAY if policy.days else None, policy.audit_days * DAY if policy.audit_days else None
+    )
+    async with own_connection(connect) as conn:
+        if not await try_lock(conn):
+            log.info("store.prune_skipped", reason="another store is pruning")
+            return False
+        started = asyncio.get_running_loop().time()
+        counts, _ = await prune(conn, horizons, policy.batch, None, on_batch)
+    log.info(
+        "store.pruned",
+        before=horizons.before and horizons.before.isoformat(),
+        audit_before=horizons.audit and horizons.audit.isoformat(),
+        seconds=round(asyncio.get_running_loop().time() - started, 3),
+        **counts.model_dump(),
+    )
+    return True
