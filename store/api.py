@@ -25,6 +25,7 @@ from .actors import audit, permit, reader, summary
 from .board import BoardKeeper, active_template
 from .db import BAD_DATA, UNAVAILABLE
 from .flow_templates import not_for_flows, template_app_id
+from .names import check_name
 from .pages import fit
 from .queries import Queries
 from .rows import TemplateRow
@@ -95,6 +96,7 @@ class StoreApi:
         }
 
     async def company_create(self, request: Company) -> Company:
+        check_name("company", request.name)
         created = await Queries(self._pool).insert_company(request)
         if created is None:
             raise ApiFailure(409, f"company '{request.code}' already exists")
@@ -113,6 +115,7 @@ class StoreApi:
             app, warnings = parse_app(request.document)
         except AppFileError as error:
             raise ApiFailure(400, f"{request.source or 'app document'}: {error}") from None
+        check_name("application", app.name)
         async with self._pool.acquire() as conn, conn.transaction():
             queries = Queries(conn)
             stored, created = await queries.upsert_app(app, request.document)
@@ -131,6 +134,7 @@ class StoreApi:
         return api.AppList(apps=apps, more=more)
 
     async def template_create(self, spec: TemplateSpec) -> RunTemplate:
+        check_name("template", spec.name)
         async with self._pool.acquire() as conn, conn.transaction():
             queries = Queries(conn)
             company = await resolve.company(queries, spec.company)
@@ -162,6 +166,8 @@ class StoreApi:
                 raise resolve.unknown_template(request.id)
             current = await resolve.template(queries, request.id)
             spec = resolve.merged_spec(current.template, request)
+            if spec.name != current.template.name:
+                check_name("template", spec.name)
             company = await resolve.company(queries, spec.company)
             app_id = await template_app_id(conn, spec)
             assert company.id is not None

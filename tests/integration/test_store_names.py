@@ -1,0 +1,51 @@
+"""Names have a length limit when they are made or changed: a name of megabytes
+would fill a page of any list on its own."""
+
+from __future__ import annotations
+
+import pytest
+
+from contracts import api
+from contracts.api import ApiFailure
+from contracts.models import Company, RunTemplate, TemplateSpec
+from store.names import LONGEST
+from tests.stack import Stack, running_stack
+
+pytestmark = pytest.mark.timeout(60)
+
+LONG = "n" * (LONGEST + 1)
+
+
+@pytest.fixture
+async def stack(nats_url: str, database_url: str):  # type: ignore[no-untyped-def]
+    async with running_stack(nats_url, database_url, scheduler=False) as running:
+        yield running
+
+
+async def refused(stack: Stack, op: str, request: object, reply: type) -> str:
+    with pytest.raises(ApiFailure) as caught:
+        await stack.client.call(op, request, reply)  # type: ignore[arg-type]
+    assert caught.value.code == 400
+    return caught.value.message
+
+
+async def test_names_over_the_limit_are_refused_with_their_length(stack: Stack) -> None:
+    message = await refused(stack, "company.create", Company(code="acme", name=LONG), Company)
+    assert (
+        message == f"company name is {LONGEST + 1} characters long: give one of at most {LONGEST} characters"
+    )
+    await stack.client.call("company.create", Company(code="acme", name="n" * LONGEST), Company)
+    document = {"name": LONG, "executable": "true"}
+    assert "application name is" in await refused(
+        stack, "app.import", api.AppImport(document=document), api.AppImported
+    )
+    app = await stack.app("-c true")
+    spec = {"name": LONG, "app": str(app.app.id), "company": "acme"}
+    assert "template name is" in await refused(
+        stack, "template.create", TemplateSpec.model_validate(spec), RunTemplate
+    )
+    template = await stack.template(name="ok", app=str(app.app.id), company="acme")
+    update = api.TemplateUpdate(id=template.id, changes={"name": LONG})
+    assert "template name is" in await refused(stack, "template.update", update, RunTemplate)
+    kept = api.TemplateUpdate(id=template.id, changes={"cron": "0 * * * *", "interv": "c"})
+    assert (await stack.client.call("template.update", kept, RunTemplate)).name == "ok"
