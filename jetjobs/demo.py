@@ -16,6 +16,7 @@ from contracts.messages import JobEvent
 from contracts.models import Company, RunTemplate, TemplateSpec
 
 from .cli_schedule import SCHEDULED, schedule_state
+from .pages import every_page
 
 COMPANY = "demo"
 
@@ -62,8 +63,13 @@ async def install(client: ApiClient) -> list[RunTemplate]:
         if failure.code != 409:
             raise
     imported = await client.call("app.import", api.AppImport(document=APP, source="demo"), api.AppImported)
-    existing = await client.call("template.list", api.TemplateQuery(company=COMPANY), api.TemplateList)
-    kept = {t.name: t for t in existing.templates}
+
+    async def page(got: list[RunTemplate]) -> tuple[list[RunTemplate], bool]:
+        query = api.TemplateQuery(company=COMPANY, offset=len(got))
+        reply = await client.call("template.list", query, api.TemplateList)
+        return reply.templates, reply.more
+
+    kept = {t.name: t for t in await every_page(page)}
     return [
         kept.get(spec.name) or await client.call("template.create", spec, RunTemplate)
         for spec in templates(imported.app.uuid)
