@@ -435,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(build_parser(), argv)
     try:
         conf = settings.load(_flags(args))
-        # `up` logs at warning by default, to a file once its home is known (`up.serve`)
+        # `up` logs at warning by default, to a file once its home is known (`up._log_to_home`)
         logs.configure(conf.log_level or ("warning" if args.command == "up" else "info"))
         handler: Handler = args.handler
         code = asyncio.run(handler(args, conf)) or 0
