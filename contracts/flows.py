@@ -244,8 +244,8 @@ class NodeView(Frozen):
     reason: str | None = None
 
 
-class FlowRun(Frozen):
-    """A flow run with its nodes; `result` gathers every node's results."""
+class FlowRunHead(Frozen):
+    """What a flow run is and where it stands, as both its views give it."""
 
     id: str
     name: str
@@ -254,6 +254,11 @@ class FlowRun(Frozen):
     reason: str | None = None
     created_at: AwareDatetime | None = None
     ended_at: AwareDatetime | None = None
+
+
+class FlowRun(FlowRunHead):
+    """A flow run with its nodes; `result` gathers every node's results."""
+
     nodes: list[NodeView] = []
     spec: FlowSpec | None = None
 
@@ -370,18 +375,11 @@ REASON_LISTED = 200
 """Characters of a run's reason a list keeps (`flow.get` has it whole)."""
 
 
-class FlowRunSummary(Frozen):
+class FlowRunSummary(FlowRunHead):
     """A flow run as `flow.list` gives it: without its definition, nodes and results,
     which could take a megabyte a run (`flow.get` has them); how many nodes stand
     at each status instead."""
 
-    id: str
-    name: str
-    company: Code
-    status: FlowStatus
-    reason: str | None = None
-    created_at: AwareDatetime | None = None
-    ended_at: AwareDatetime | None = None
     node_counts: dict[NodeStatus, int] = {}
 
 

@@ -52,18 +52,21 @@ OutboxItem = tuple[str, str, str, str]
 """(kind `job` or `event`, subject, Nats-Msg-Id, payload) of a message a step publishes."""
 
 
+def _head(row: Any) -> dict[str, Any]:
+    """The fields of `FlowRunHead` from a `flow_run` row."""
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "company": row["company"],
+        "status": FlowStatus(row["status"]),
+        "reason": row["reason"],
+        "created_at": row["created_at"],
+        "ended_at": row["ended_at"],
+    }
+
+
 def _run(row: Any, nodes: list[NodeView]) -> FlowRun:
-    return FlowRun(
-        id=row["id"],
-        name=row["name"],
-        company=row["company"],
-        status=FlowStatus(row["status"]),
-        reason=row["reason"],
-        created_at=row["created_at"],
-        ended_at=row["ended_at"],
-        nodes=nodes,
-        spec=_spec(row["spec"]),
-    )
+    return FlowRun(**_head(row), nodes=nodes, spec=_spec(row["spec"]))
 
 
 def _node(row: Any) -> NodeView:
@@ -129,19 +132,7 @@ class FlowQueries:
         rows = await self._db.fetch(
             self._q("list_runs"), company, limit, reader.actor, reader.roles, REASON_LISTED
         )
-        return [
-            FlowRunSummary(
-                id=row["id"],
-                name=row["name"],
-                company=row["company"],
-                status=FlowStatus(row["status"]),
-                reason=row["reason"],
-                created_at=row["created_at"],
-                ended_at=row["ended_at"],
-                node_counts=json.loads(row["node_counts"]),
-            )
-            for row in rows
-        ]
+        return [FlowRunSummary(**_head(row), node_counts=json.loads(row["node_counts"])) for row in rows]
 
     async def nodes(self, run_id: str) -> list[NodeView]:
         return [_node(row) for row in await self._db.fetch(self._q("nodes"), run_id)]
