@@ -14,12 +14,30 @@ import pytest
 from contracts import api
 from contracts.schedule import SlotReason, Trigger
 from tests.integration.test_scheduler_policies import records, template, until_records
-from tests.stack import eventually, make_scheduler, running_stack
+from tests.stack import Stack, eventually, make_scheduler, running_stack
 
 pytestmark = pytest.mark.timeout(60)
 
 DOWN = 4.0
 """Seconds the scheduler is down: a few per-second slots beyond the 1 s misfire grace."""
+
+
+async def made_inactive_under_a_scheduler(stack: Stack, nats_url: str, template_id: int) -> None:
+    """Let a scheduler fire the template once, make it inactive, and stop the
+    scheduler once the template has left its plan."""
+    first = make_scheduler(nats_url)
+    await first.start()
+    try:
+        await until_records(stack, template_id, lambda rs: len(rs) >= 1)
+        changes = api.TemplateUpdate(id=template_id, changes={"active": False})
+        await stack.client.call("template.update", changes, api.RunTemplate)
+
+        async def dropped() -> bool:
+            return first.plan.entry(template_id) is None
+
+        await eventually(dropped, 10, "the inactive template to leave the plan")
+    finally:
+        await first.stop()
 
 
 async def test_reactivated_after_a_restart_owes_nothing_for_its_inactive_time(
@@ -31,19 +49,7 @@ async def test_reactivated_after_a_restart_owes_nothing_for_its_inactive_time(
         inactive = await template(stack, "-c true", misfire="catch_up", catch_up_limit=3, **common)
         steady = await template(stack, "-c 'true 1'", misfire="skip", **common)
         short = await template(stack, "-c 'true 2'", misfire="fire_once", timeouts={"timeout": 2}, **common)
-        first = make_scheduler(nats_url)
-        await first.start()
-        try:
-            await until_records(stack, inactive, lambda rs: len(rs) >= 1)
-            changes = api.TemplateUpdate(id=inactive, changes={"active": False})
-            await stack.client.call("template.update", changes, api.RunTemplate)
-
-            async def dropped() -> bool:
-                return first.plan.entry(inactive) is None
-
-            await eventually(dropped, 10, "the inactive template to leave the plan")
-        finally:
-            await first.stop()
+        await made_inactive_under_a_scheduler(stack, nats_url, inactive)
         stopped = datetime.now(UTC)
         await asyncio.sleep(DOWN)
         restarted = make_scheduler(nats_url)
@@ -88,19 +94,7 @@ async def test_reactivated_while_no_scheduler_runs_owes_only_what_follows_its_re
         await stack.company()
         cron = {"overlap": "allow", "cron": "* * * * * *", "misfire": "catch_up", "catch_up_limit": 50}
         inactive = await template(stack, "-c true", **cron)
-        first = make_scheduler(nats_url)
-        await first.start()
-        try:
-            await until_records(stack, inactive, lambda rs: len(rs) >= 1)
-            changes = api.TemplateUpdate(id=inactive, changes={"active": False})
-            await stack.client.call("template.update", changes, api.RunTemplate)
-
-            async def dropped() -> bool:
-                return first.plan.entry(inactive) is None
-
-            await eventually(dropped, 10, "the inactive template to leave the plan")
-        finally:
-            await first.stop()
+        await made_inactive_under_a_scheduler(stack, nats_url, inactive)
         await asyncio.sleep(DOWN)
         reactivated = datetime.now(UTC)
         changes = api.TemplateUpdate(id=inactive, changes={"active": True})
