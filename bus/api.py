@@ -73,7 +73,8 @@ async def _answer(request: Request, op: str, spec: Operation, handler: Handler, 
             request,
             413,
             f"{op}: the answer is {len(body)} bytes, more than this NATS server takes in one message "
-            "(max_payload): ask for less, with a smaller --limit or one --company",
+            "(max_payload): lists are cut to fit, so one item alone is that large (one stored before "
+            "sizes were limited); raise max_payload in the server's configuration to read it",
         )
 
 

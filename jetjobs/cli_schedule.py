@@ -106,6 +106,11 @@ async def cmd_template_backfill(args: argparse.Namespace, conf: settings.Setting
 
 def _backfill_slots(template: RunTemplate, args: argparse.Namespace) -> list[datetime]:
     """The slots of (--from, --to], or the one-line reason the range cannot be backfilled."""
+    if template.deleted_at is not None:
+        raise CommandError(
+            f"template {template.id} ({template.name}) was deleted at {template.deleted_at:%Y-%m-%d %H:%M:%S %Z}: "
+            f"it cannot run; its jobs stay (`jetjobs job list --template {template.id}`)"
+        )
     cron = cron_for(template.interv, template.cron)
     if cron is None:
         from store.flow_templates import run_now  # here: client commands start faster without the store

@@ -56,24 +56,30 @@ def templates(app_uuid: str) -> list[TemplateSpec]:
 
 async def install(client: ApiClient) -> list[RunTemplate]:
     """Create what the demo needs, leaving what a previous run created as it was left
-    (made inactive, paused, rescheduled); returns the demo's templates."""
+    (made inactive, paused, rescheduled, deleted); returns the demo's templates."""
     try:
         await client.call("company.create", Company(code=COMPANY, name="Demo Company"), Company)
     except ApiFailure as failure:
         if failure.code != 409:
             raise
     imported = await client.call("app.import", api.AppImport(document=APP, source="demo"), api.AppImported)
-
-    async def page(got: list[RunTemplate]) -> tuple[list[RunTemplate], bool]:
-        query = api.TemplateQuery(company=COMPANY, offset=len(got))
-        reply = await client.call("template.list", query, api.TemplateList)
-        return reply.templates, reply.more
-
-    kept = {t.name: t for t in await every_page(page)}
+    kept = {t.name: t for t in await _templates(client, deleted=True)}  # deleted stays deleted
+    kept |= {t.name: t for t in await _templates(client, deleted=False)}
     return [
         kept.get(spec.name) or await client.call("template.create", spec, RunTemplate)
         for spec in templates(imported.app.uuid)
     ]
+
+
+async def _templates(client: ApiClient, *, deleted: bool) -> list[RunTemplate]:
+    """The demo company's live or deleted templates, every page."""
+
+    async def page(got: list[RunTemplate]) -> tuple[list[RunTemplate], bool]:
+        query = api.TemplateQuery(company=COMPANY, offset=len(got), deleted=deleted)
+        reply = await client.call("template.list", query, api.TemplateList)
+        return reply.templates, reply.more
+
+    return await every_page(page)
 
 
 async def announce(client: ApiClient, installed: list[RunTemplate]) -> str:

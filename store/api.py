@@ -25,7 +25,7 @@ from .actors import audit, permit, reader, summary
 from .board import BoardKeeper, active_template
 from .db import BAD_DATA, UNAVAILABLE
 from .flow_templates import not_for_flows, template_app_id
-from .names import check_name
+from .limits import check_name, check_size
 from .pages import fit
 from .queries import Queries
 from .rows import TemplateRow
@@ -116,6 +116,7 @@ class StoreApi:
         except AppFileError as error:
             raise ApiFailure(400, f"{request.source or 'app document'}: {error}") from None
         check_name("application", app.name)
+        check_size(f"application {app.name!r}", app)
         async with self._pool.acquire() as conn, conn.transaction():
             queries = Queries(conn)
             stored, created = await queries.upsert_app(app, request.document)
@@ -135,6 +136,7 @@ class StoreApi:
 
     async def template_create(self, spec: TemplateSpec) -> RunTemplate:
         check_name("template", spec.name)
+        check_size(f"template {spec.name!r}", spec)
         async with self._pool.acquire() as conn, conn.transaction():
             queries = Queries(conn)
             company = await resolve.company(queries, spec.company)
@@ -168,6 +170,7 @@ class StoreApi:
             spec = resolve.merged_spec(current.template, request)
             if spec.name != current.template.name:
                 check_name("template", spec.name)
+            check_size(f"template {request.id}", spec)
             company = await resolve.company(queries, spec.company)
             app_id = await template_app_id(conn, spec)
             assert company.id is not None

@@ -92,21 +92,24 @@ async def node_message(
 
 async def target_problems(queries: Queries, spec: FlowSpec) -> list[ApiFailure]:
     """Every node whose application or template is missing or not its company's, each
-    failure naming its node."""
+    failure naming its node. A template of another company reads as unknown, as it
+    does to that company's outsiders everywhere else."""
     problems = []
     for node in spec.nodes:
         try:
             if node.app is not None:
                 await resolve.application(queries, node.app)
             elif node.template is not None:
+                found = await queries.template(node.template)
+                if found is None or found.template.company != spec.company:  # another's is not named
+                    raise ApiFailure(
+                        404,
+                        f"no template {node.template} in company '{spec.company}': a flow runs its own "
+                        f"company's templates (`jetjobs template list --company {spec.company}`)",
+                    )
                 target = (await resolve.template(queries, node.template)).template
-                owner = target.company
                 if target.flow is not None:
                     raise ApiFailure(400, f"template {node.template} runs flow '{target.flow}', not a job")
-                if owner != spec.company:
-                    raise ApiFailure(
-                        400, f"template {node.template} belongs to company '{owner}', not '{spec.company}'"
-                    )
         except ApiFailure as error:
             problems.append(ApiFailure(error.code, f"node '{node.name}': {error.message}"))
     return problems

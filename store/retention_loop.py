@@ -22,15 +22,22 @@ log = structlog.get_logger("jetjobs.store")
 OUTAGE: tuple[type[BaseException], ...] = (*UNAVAILABLE, StoreUnavailable)
 
 
+FIRST_ROUND = 30.0
+"""Seconds from the start to the first round: out of the way of the start's own work."""
+
+
 async def keep_history(
     connect: Callable[[], Awaitable[Any]], policy: Retention, stopping: asyncio.Event, on_batch: OnBatch
 ) -> None:
-    """Prune every `policy.every` seconds until the service stops."""
+    """Prune shortly after the start (a store restarted more often than `policy.every`
+    would otherwise never prune), then every `policy.every` seconds until it stops."""
+    wait = min(FIRST_ROUND, policy.every)
     while not stopping.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), policy.every)
+            await asyncio.wait_for(stopping.wait(), wait)
         if stopping.is_set():
             return
+        wait = policy.every
         try:
             await prune_round(connect, policy, on_batch)
         except OUTAGE as error:

@@ -192,7 +192,8 @@ async def test_every_mistake_of_a_flow_file_is_reported_at_once(stack: Stack, tm
         f"jetjobs: error: {path}: 4 problems:",
         "  nodes 'a-b' and 'a_b' would both pass their results as JETJOBS_RESULT_A_B_<KEY>: rename one of them",
         "  node 'a-b': unknown application '424242': import it with `jetjobs app import FILE`",
-        f"  node 't': template {foreign.id} belongs to company 'other', not 'acme'",
+        f"  node 't': no template {foreign.id} in company 'acme': a flow runs its own company's "
+        "templates (`jetjobs template list --company acme`)",
         "  node 'z': unknown application '434343': import it with `jetjobs app import FILE`",
     ], result.err
     offline = await jetjobs("flow", "validate", str(path), "--offline", env=env)

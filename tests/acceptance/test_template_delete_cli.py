@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from contracts import api
 from contracts.models import RunTemplate
 from tests.acceptance.cli import clean_env, jetjobs
 from tests.acceptance.test_cli import one_line_error
@@ -58,5 +59,17 @@ async def test_template_delete_prints_what_happened_and_a_deleted_template_refus
         one_line_error(await jetjobs("job", "run", str(nightly.id), env=env), why)
         one_line_error(await jetjobs("template", "update", str(nightly.id), "--pool", "x", env=env), why)
         one_line_error(await jetjobs("template", "pause", str(nightly.id), env=env), why)
+        manual = await stack.template(name="manual", app=app, company="acme", interv="n")
+        await stack.client.call("template.delete", api.TemplateRef(id=manual.id), RunTemplate)
+        backfill = (
+            "template",
+            "backfill",
+            str(manual.id),
+            "--from",
+            "2026-01-01T00:00:00Z",
+            "--to",
+            "2026-01-02T00:00:00Z",
+        )
+        one_line_error(await jetjobs(*backfill, env=env), f"template {manual.id} (manual) was deleted at ")
         one_line_error(await jetjobs("template", "delete", str(nightly.id), env=env), why)
         one_line_error(await jetjobs("template", "delete", "999999", env=env), "unknown template 999999")

@@ -34,3 +34,16 @@ async def test_the_announcement_follows_the_templates_as_they_were_left(
             "demo: 'hello' paused with its company demo: slots are recorded as skipped\n"
             "demo: 'grumpy' paused with its company demo: slots are recorded as skipped"
         )
+
+
+async def test_a_deleted_demo_template_stays_deleted(nats_url: str, database_url: str) -> None:
+    async with running_stack(nats_url, database_url, scheduler=False) as stack:
+        hello, grumpy = await demo.install(stack.client)
+        await stack.client.call("template.delete", api.TemplateRef(id=hello.id), RunTemplate)
+        again = await demo.install(stack.client)
+        assert [t.id for t in again] == [hello.id, grumpy.id], "nothing is made anew"
+        announced = await demo.announce(stack.client, again)
+        assert announced.startswith("demo: company 'demo', template 'grumpy' (every 20 s, fails)\n")
+        assert "demo: 'hello' " in announced and "deleted" in announced, announced
+        live = await stack.client.call("template.list", api.TemplateQuery(company="demo"), api.TemplateList)
+        assert [t.name for t in live.templates] == ["grumpy"]

@@ -1,5 +1,5 @@
-"""Names have a length limit when they are made or changed: a name of megabytes
-would fill a page of any list on its own."""
+"""Names and sizes have limits when things are made or changed: a name of megabytes,
+or a template or application larger than a NATS message, would make its list fail."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from contracts import api
 from contracts.api import ApiFailure
 from contracts.models import Company, RunTemplate, TemplateSpec
-from store.names import LONGEST
+from store.limits import LARGEST, LONGEST
 from tests.stack import Stack, running_stack
 
 pytestmark = pytest.mark.timeout(60)
@@ -49,3 +49,24 @@ async def test_names_over_the_limit_are_refused_with_their_length(stack: Stack) 
     assert "template name is" in await refused(stack, "template.update", update, RunTemplate)
     kept = api.TemplateUpdate(id=template.id, changes={"cron": "0 * * * *", "interv": "c"})
     assert (await stack.client.call("template.update", kept, RunTemplate)).name == "ok"
+
+
+async def test_templates_and_applications_larger_than_the_limit_are_refused(stack: Stack) -> None:
+    """An application of 60,000 empty variables (700 kB sent, 5 MB as stored) or a
+    template with 300 kB of environment would have made their lists fail for everyone."""
+    await stack.client.call("company.create", Company(code="acme", name="ACME"), Company)
+    document = {"name": "wide", "executable": "true", "environment": {f"V{i}": {} for i in range(60_000)}}
+    message = await refused(stack, "app.import", api.AppImport(document=document), api.AppImported)
+    assert message.startswith("application 'wide' takes ") and f"at most {LARGEST} are kept" in message
+    listed = await stack.client.call("app.list", api.AppQuery(), api.AppList)
+    assert [a.name for a in listed.apps] == [], "nothing of a refused import is stored"
+    app = await stack.app("-c true")
+    spec = {"name": "big", "app": str(app.app.id), "company": "acme", "env": {"BLOB": "x" * 300_000}}
+    assert "template 'big' takes " in await refused(
+        stack, "template.create", TemplateSpec.model_validate(spec), RunTemplate
+    )
+    near = await stack.template(name="near", app=str(app.app.id), company="acme", env={"BLOB": "x" * 200_000})
+    update = api.TemplateUpdate(id=near.id, set_env={"MORE": "y" * 100_000})
+    assert f"template {near.id} takes " in await refused(stack, "template.update", update, RunTemplate)
+    page = await stack.client.call("template.list", api.TemplateQuery(company="acme"), api.TemplateList)
+    assert [t.name for t in page.templates] == ["near"]
