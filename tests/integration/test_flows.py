@@ -309,5 +309,8 @@ async def test_template_nodes_run_with_the_flow_env_and_stay_in_their_company(
         stolen = FlowSpec.model_validate(
             {"name": "steal", "company": "acme", "nodes": [{"name": "x", "template": foreign.id}]}
         )
-        with pytest.raises(ApiFailure, match=r"node 'x': no template \d+ in company 'acme': a flow runs its own company's templates"):
+        with pytest.raises(
+            ApiFailure,
+            match=r"node 'x': no template \d+ in company 'acme': a flow runs its own company's templates",
+        ):
             await engine.start_run(stolen)
