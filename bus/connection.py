@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +21,19 @@ misbehave without any error."""
 
 SERVICE_START_ATTEMPTS = 30
 """About 30 s of trying at start before a service gives up with a clear error."""
+
+PING_INTERVAL = 10
+MAX_OUTSTANDING_PINGS = 2
+"""A connection pings its server every PING_INTERVAL seconds and, after
+MAX_OUTSTANDING_PINGS go unanswered, gives the server up and reconnects: a server
+that hung or sits across a partition is noticed within 30 s (nats-py's defaults,
+120 s and 2, took up to 6 min, while every request and publish waited on it)."""
+
+ROUND_TRIP_PATIENCE = 60
+"""Seconds `answering` leaves a ping out. nats-py's reader dies on the answer to a
+ping its caller stopped waiting for, so a ping is never given up while its
+connection lives: this outlasts the 30 s after which the connection itself gives
+the server up (and with it the pings it sent)."""
 
 
 def redacted(url: str) -> str:
@@ -73,6 +88,28 @@ class ConnectionStats:
         return self.client is not None and self.client.is_connected
 
 
+async def answering(client: Client | None) -> bool:
+    """Whether the server answers a ping right now: a connection stays `connected` for
+    as long as it takes to notice that its server hung. Bound the wait from outside
+    without cancelling (see `ROUND_TRIP_PATIENCE`); losing the connection ends it at once."""
+    if client is None or not client.is_connected:
+        return False
+    connection = client.stats["reconnects"]
+    pong = asyncio.ensure_future(client.flush(timeout=ROUND_TRIP_PATIENCE))
+    pong.add_done_callback(_settle)
+    while not pong.done():
+        await asyncio.wait({pong}, timeout=0.5)
+        if not client.is_connected or client.stats["reconnects"] != connection:
+            return False  # a ping sent on a connection since replaced is never answered
+    return not pong.cancelled() and pong.exception() is None
+
+
+def _settle(task: asyncio.Future[None]) -> None:
+    """Retrieve the outcome of a ping nobody waits for any more."""
+    with contextlib.suppress(asyncio.CancelledError):
+        task.exception()
+
+
 class _Reporter:
     """Logs connection trouble, but not the disconnect of our own close, and
     nothing at all for a command (its one error line says it all)."""
@@ -121,6 +158,8 @@ async def connect(
             max_reconnect_attempts=SERVICE_START_ATTEMPTS if persistent else 1,
             reconnect_time_wait=1,
             connect_timeout=2,
+            ping_interval=PING_INTERVAL,
+            max_outstanding_pings=MAX_OUTSTANDING_PINGS,
             allow_reconnect=True,
             pending_size=64 * 1024 * 1024,
             error_cb=reporter.error,

@@ -8,15 +8,20 @@ from nats.js import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
 from contracts import subjects as s
+from contracts.flows import FLOWS_STREAM
 from contracts.lifecycle import RunnerInfo
 
 from .boards import RunnerBoard
+from .flows import FLOW_STARTS_CONSUMER
 
 STORE_CONSUMERS = (
     (s.DISPATCH_STREAM, s.STORE_DISPATCH_CONSUMER),
     (s.EVENTS_STREAM, s.STORE_EVENTS_CONSUMER),
     (s.DEAD_STREAM, s.STORE_DEAD_CONSUMER),
+    (s.SLOTS_STREAM, s.STORE_SLOTS_CONSUMER),
+    (FLOWS_STREAM, FLOW_STARTS_CONSUMER),
 )
+"""Every durable consumer of the store: its lag in `jetjobs status` and in its metrics."""
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 
 import structlog
 from nats.aio.client import Client
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.errors import ServiceUnavailableError
 
-from .connection import ConnectionStats, connect
+from .connection import ConnectionStats, answering, connect
 from .infra import Layout, provision
 from .publish import Publisher
 
@@ -22,6 +23,9 @@ FORMING = (NatsTimeout, ServiceUnavailableError)
 
 FORMING_PATIENCE = 60.0
 """Seconds a starting service waits for JetStream to be ready before it gives up."""
+
+CLOSE_PATIENCE = 2.0
+"""Seconds `Bus.close` waits for the server to answer before it closes without draining."""
 
 
 async def _provision_when_ready(
@@ -98,6 +102,27 @@ class Bus:
         return f"{version.major}.{version.minor}.{version.patch}"
 
     async def close(self) -> None:
-        """Flush what is buffered and disconnect."""
-        if not self.nc.is_closed:
-            await self.nc.drain()
+        """Flush what is buffered and disconnect. A connection that cannot drain (its
+        server is down or does not answer) is closed at once, dropping what it still
+        buffered, so that stopping never hangs or fails on a dead server."""
+        if self.nc.is_closed:
+            return
+        if await self._answering():
+            try:
+                await self.nc.drain()
+                return
+            except (NatsError, TimeoutError) as error:
+                reason = str(error) or type(error).__name__
+        else:
+            reason = "NATS does not answer"
+        log.warning("nats.closed_without_drain", connection=self.nc.options.get("name"), reason=reason)
+        # nats-py's close first writes what is buffered to the socket, and stops half way,
+        # its subscriptions still running, when that socket is gone: drop it here instead.
+        self.nc._pending = []
+        self.nc._pending_data_size = 0
+        await self.nc.close()
+
+    async def _answering(self) -> bool:
+        ping = asyncio.ensure_future(answering(self.nc))
+        done, _ = await asyncio.wait({ping}, timeout=CLOSE_PATIENCE)
+        return ping in done and ping.result()

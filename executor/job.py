@@ -126,7 +126,7 @@ async def _attempt(
     trail = runtime.publisher.trail()
     acknowledged = events.acknowledged(attempt)
     await trail.add(acknowledged)
-    runtime.metrics.acknowledged(message, acknowledged.at)
+    runtime.metrics.acknowledged(message, acknowledged.at, delivery.delivered)
     jlog.debug("job.acknowledged", runner=runtime.runner)
     with runtime.heartbeats.keep(delivery):
         deadline = asyncio.get_running_loop().time() + message.timeout_result

@@ -13,6 +13,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from bus import Bus
 from bus.telemetry import Telemetry
+from contracts.enums import ErrorKind, Status
 from contracts.messages import JobEvent, JobMessage
 
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -53,7 +54,8 @@ class ExecutorMetrics:
         )
         self._lag = Histogram(
             "jetjobs_executor_dispatch_lag_seconds",
-            "from the time a job was due to its acknowledgement by an executor",
+            "how long a job message waited to be taken: from its dispatch (dispatched_at) to its "
+            "acknowledgement on first delivery; retries and redeliveries are not measured",
             ["pool"],
             buckets=LAG_BUCKETS,
             registry=registry,
@@ -67,6 +69,8 @@ class ExecutorMetrics:
         )
         self._lag_child = self._lag.labels(pool)
         self._run_child = self._run.labels(pool)
+        if not telemetry.company_labels:
+            self._known(pool)
         self._gauges = {
             name: Gauge(name, text, ["pool"], registry=registry)
             for name, text in (
@@ -75,6 +79,15 @@ class ExecutorMetrics:
                 ("jetjobs_executor_free_slots", "slots free for more jobs"),
             )
         }
+
+    def _known(self, pool: str) -> None:
+        """Every series whose labels are known up front, at 0: a panel reads 0 after a
+        restart, not "No data"."""
+        for counter in (self._acknowledged, self._started, self._retries):
+            counter.labels(pool)
+        self._finished.labels(pool, Status.PROCESSED.value, "")
+        for kind in ErrorKind:
+            self._finished.labels(pool, Status.ERROR.value, kind.value)
 
     def occupancy(self, slots: int, running: Callable[[], int]) -> None:
         """Report running jobs and free slots from `running()` at scrape time."""
@@ -92,10 +105,14 @@ class ExecutorMetrics:
             child = self._children[key] = self._t.labelled(metric, company, pool=self._pool, **labels)
         return child
 
-    def acknowledged(self, message: JobMessage, at: datetime) -> None:
-        """An attempt was taken; its dispatch lag is measured from when it was due."""
+    def acknowledged(self, message: JobMessage, at: datetime, delivered: int) -> None:
+        """An attempt was taken. Only a message's first delivery measures dispatch lag:
+        JetStream does not say when a redelivery (a retry after its backoff, a hand-back,
+        a lost executor's job) became due, and from dispatch it would count the backoff
+        and the earlier attempts' run time."""
         self._child("acknowledged", self._acknowledged, message.company).inc()
-        self._lag_child.observe(max((at - message.scheduled_at).total_seconds(), 0.0))
+        if delivered == 1:
+            self._lag_child.observe(max((at - message.dispatched_at).total_seconds(), 0.0))
 
     def started(self, message: JobMessage) -> None:
         """A process started."""

@@ -8,6 +8,8 @@ import signal
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
+import structlog
+
 from bus import Layout
 from bus.telemetry import Telemetry
 from executor import ExecutorConfig, ExecutorService
@@ -20,6 +22,8 @@ from store.retention import Retention, RetentionError
 
 from . import heap
 from .settings import Settings, SettingsError
+
+log = structlog.get_logger("jetjobs")
 
 
 class Service(Protocol):
@@ -140,9 +144,13 @@ async def start_all(services: Sequence[Service]) -> list[Service]:
 
 
 async def stop_all(services: Sequence[Service]) -> None:
-    """Stop in reverse order of start."""
+    """Stop in reverse order of start; one that fails to stop is logged and does not
+    keep the others running."""
     for service in reversed(services):
-        await service.stop()
+        try:
+            await service.stop()
+        except Exception:
+            log.exception("service.stop_failed", service=type(service).__name__)
 
 
 async def run(services: Sequence[Service]) -> None:

@@ -41,12 +41,17 @@ class Servers:
                 server.stop()
 
 
-def _port_or_none(port: int) -> int | None:
+def _port_or_none(port: int, host: str) -> int | None:
     """The metrics port when it is free, so dashboards find it from run to run;
-    otherwise None (the servers move off their preferred ports by themselves)."""
-    with socket.socket() as probe:
+    otherwise None (the servers move off their preferred ports by themselves). The
+    probe binds as the server will (SO_REUSEADDR): the last run's scrapes leave the
+    port in TIME_WAIT for a minute, which does not keep the server from it, while a
+    server listening there still does."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind(("127.0.0.1", port))
+            probe.bind((host, port))
         except OSError:
             return None
     return port
@@ -170,7 +175,7 @@ async def up(settings: Settings, *, with_demo: bool) -> None:
     """Run the whole system in this process until Ctrl-C."""
     metrics_port = settings.metrics_port
     if metrics_port is None:
-        metrics_port = _port_or_none(STORE_PORT) or free_port()
+        metrics_port = _port_or_none(STORE_PORT, settings.metrics_host) or free_port(settings.metrics_host)
     async with (
         embedded(settings) as settings,
         serving(replace(settings, metrics_port=metrics_port), STORE_PORT) as (telemetry, metrics),

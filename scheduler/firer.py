@@ -253,7 +253,7 @@ class Firer:
         if duplicate:
             self._runs.finished(message.job_id)
         late = item.lateness > self._late_after
-        self._metrics.fired(template.id, due.slot, item.lateness)
+        self._metrics.fired(due.slot, item.lateness)
         self._metrics.slot("late" if late else "fired")
         log.info(
             "schedule.fired",

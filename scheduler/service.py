@@ -271,15 +271,12 @@ class SchedulerService:
         match change:
             case Loaded():
                 if seen is not None:
-                    for gone in self._plan.ids() - seen:
-                        self.metrics.forget(gone)
                     self._plan.retain(seen)
                     gc.freeze()
                 self._loaded.set()
                 return None
             case Removed(template_id):
                 self._plan.remove(template_id)
-                self.metrics.forget(template_id)
             case Posted(template=template, raw=raw):
                 self._plan.put(template, self._load_started if seen is not None else utcnow(), raw)
                 if seen is not None:

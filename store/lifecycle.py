@@ -134,6 +134,13 @@ class Plan:
     jobs: dict[str, tuple[str, AttemptState]] = field(default_factory=dict)
     attempts: dict[tuple[str, int], AttemptState] = field(default_factory=dict)
     stale: list[bool] = field(default_factory=list)
+    outcomes: list[JobEvent] = field(default_factory=list)
+    """The events that ended an attempt: each outcome once, however often it came."""
+
+
+def _ends(before: AttemptState | None, after: AttemptState) -> bool:
+    """Whether a change made an attempt final that was not final before."""
+    return after.final and (before is None or before.attempt != after.attempt or not before.final)
 
 
 def plan(current: Mapping[str, AttemptState], events: Sequence[JobEvent]) -> Plan:
@@ -142,11 +149,14 @@ def plan(current: Mapping[str, AttemptState], events: Sequence[JobEvent]) -> Pla
     states: dict[str, AttemptState] = dict(current)
     for event in events:
         job_id = event.job_id
-        state, changed, stale, superseded = apply(states.get(job_id), event)
+        before = states.get(job_id)
+        state, changed, stale, superseded = apply(before, event)
         out.stale.append(stale)
         if superseded is not None:
             out.attempts[job_id, superseded.attempt] = superseded
         if changed:
+            if _ends(before, state):
+                out.outcomes.append(event)
             states[job_id] = state
             out.jobs[job_id] = (event.company, state)
             out.attempts[job_id, state.attempt] = state

@@ -1,42 +1,42 @@
 """The store's Prometheus metrics: what it projected, how fast, and how far behind it is.
 
 Lag is what the store's own durable consumers have not settled (not yet delivered,
-or delivered and not yet written), asked from JetStream just before each scrape;
-the flow inbox is counted in Postgres then too."""
+or delivered and not yet written), and the pools' queues what no executor has
+taken yet, both asked from JetStream just before each scrape; the flow inbox is
+counted in Postgres then too. The job counters count what a batch added to the
+record, so a redelivered or repeated message counts once."""
 
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from bus import Bus, Delivery
-from bus.overview import consumer_lag
+from bus import Bus
+from bus.overview import pool_depths, store_lag
 from bus.telemetry import Telemetry
-from contracts.messages import DeadLetter, JobEvent, JobMessage
+from contracts.enums import ErrorKind, Status
 from contracts.retention import PruneCounts
 
 from .flow_queries import FlowQueries
 from .projection import Feed
+from .recorded import PerCompany, Recorded
 
 BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 
 
-Counted = tuple[Counter, str, tuple[tuple[str, str], ...]]
-"""A counter, the company, and the counter's other labels."""
-
-
 class StoreMetrics:
-    """Counters of projected messages and gauges of consumer lag."""
+    """Counters of projected messages, gauges of consumer lag and of the pools' queues."""
 
-    def __init__(self, telemetry: Telemetry) -> None:
+    def __init__(self, telemetry: Telemetry, feeds: Iterable[str] = ()) -> None:
         self._t = telemetry
+        self._pools: set[str] = set()
         registry = telemetry.registry
         self._ingested = Counter(
             "jetjobs_store_messages_ingested",
-            "messages written to Postgres, by feed (consumer)",
+            "messages written to Postgres, by feed (consumer): every delivery, redeliveries included",
             ["feed"],
             registry=registry,
         )
@@ -49,20 +49,22 @@ class StoreMetrics:
         )
         self._pending = Gauge(
             "jetjobs_store_pending_messages",
-            "messages the store has not yet written, by feed: waiting on its consumer, or delivered "
-            "and held until Postgres has them (its lag)",
+            "messages the store has not yet taken in, by feed (its durable consumers, as `jetjobs status` "
+            "shows them): waiting on the consumer, or delivered and held until Postgres has them (its lag)",
             ["feed"],
             registry=registry,
         )
         self._dispatched = Counter(
             "jetjobs_store_jobs_dispatched",
-            "job messages recorded (scheduled, run now, retried)",
+            "jobs recorded, once each (scheduled, run now, backfilled, flow nodes): a retry or a replay "
+            "of a job is not counted again; per attempt, see jetjobs_executor_jobs_acknowledged",
             telemetry.company([]),
             registry=registry,
         )
         self._outcomes = Counter(
             "jetjobs_store_job_outcomes",
-            "final outcomes recorded, by status and error kind",
+            "final outcomes of attempts recorded, by status and error kind, each once however often "
+            "its event was delivered",
             telemetry.company(["status", "kind"]),
             registry=registry,
         )
@@ -74,7 +76,7 @@ class StoreMetrics:
         )
         self._dead = Counter(
             "jetjobs_store_dead_letters",
-            "dead letters recorded",
+            "dead letters recorded, each once (company `unknown` for a company the store does not have)",
             telemetry.company([]),
             registry=registry,
         )
@@ -84,14 +86,49 @@ class StoreMetrics:
             ["kind"],
             registry=registry,
         )
+        self._waiting = Gauge(
+            "jetjobs_pool_waiting_jobs",
+            "job messages in a pool's queue that no executor has taken yet (a company's own consumer "
+            "shows as pool <pool>__<company>, as in `jetjobs status`)",
+            ["pool"],
+            registry=registry,
+        )
+        self._in_flight = Gauge(
+            "jetjobs_pool_in_flight_jobs",
+            "job messages of a pool's queue that an executor holds (running, or waiting for a retry)",
+            ["pool"],
+            registry=registry,
+        )
+        self._known(feeds)
 
-    def committed(self, feed: str, batch: Sequence[Delivery[Any]], seconds: float) -> None:
+    def _known(self, feeds: Iterable[str]) -> None:
+        """Every series whose labels are known up front, at 0: a panel reads 0 after a
+        restart, not "No data"."""
+        for feed in feeds:
+            self._ingested.labels(feed)
+            self._batch.labels(feed)
+        if not self._t.company_labels:
+            self._outcomes.labels(Status.PROCESSED.value, "")
+            for kind in ErrorKind:
+                self._outcomes.labels(Status.ERROR.value, kind.value)
+
+    def committed(self, feed: str, written: int, recorded: Recorded, seconds: float) -> None:
         """One batch is in Postgres: each counter moves once per batch, not once per message."""
-        self._ingested.labels(feed).inc(len(batch))
+        self._ingested.labels(feed).inc(written)
         self._batch.labels(feed).observe(seconds)
-        tally = Tally(key for delivery in batch if (key := self._counted(delivery.payload)) is not None)
-        for (metric, company, labels), count in tally.items():
-            self._t.labelled(metric, company, **dict(labels)).inc(count)
+        self._per_company(self._dispatched, recorded.jobs)
+        self._per_company(self._dead, recorded.dead_letters)
+        if recorded.outcomes:
+            tally = Tally(
+                (event.company, event.status.value, event.kind.value if event.kind else "")
+                for event in recorded.outcomes
+            )
+            for (company, status, kind), count in tally.items():
+                self._t.labelled(self._outcomes, company, status=status, kind=kind).inc(count)
+
+    def _per_company(self, counter: Counter, counts: PerCompany) -> None:
+        for company, count in counts:
+            self._t.labelled(counter, company).inc(count)
 
     def pruned(self, counts: PruneCounts) -> None:
         """One batch of retention is committed."""
@@ -99,24 +136,26 @@ class StoreMetrics:
             if rows:
                 self._pruned.labels(kind).inc(rows)
 
-    def _counted(self, payload: Any) -> Counted | None:
-        """The counter a stored message moves, with its company and other labels."""
-        match payload:
-            case JobMessage(company=company):
-                return self._dispatched, company, ()
-            case JobEvent(final=True, company=company) as event:
-                kind = event.kind.value if event.kind else ""
-                return self._outcomes, company, (("status", event.status.value), ("kind", kind))
-            case DeadLetter(company=company):
-                return self._dead, company, ()
-        return None
-
-    async def lag(self, bus: Bus | None, feeds: Sequence[Feed[Any]]) -> None:
+    async def lag(self, bus: Bus | None) -> None:
         """Ask JetStream how many messages each of the store's consumers has not yet settled."""
         if bus is None:
             return
-        for feed in feeds:
-            self._pending.labels(feed.durable).set(await consumer_lag(bus.js, feed.stream, feed.durable))
+        for durable, pending in (await store_lag(bus.js)).items():
+            self._pending.labels(durable).set(pending)
+
+    async def pools(self, bus: Bus | None) -> None:
+        """Ask JetStream how deep each pool's queue is; a pool whose consumer is gone goes too."""
+        if bus is None:
+            return
+        depths = await pool_depths(bus.js)
+        shown = {d.pool for d in depths}
+        for pool in self._pools - shown:
+            self._waiting.remove(pool)
+            self._in_flight.remove(pool)
+        self._pools = shown
+        for depth in depths:
+            self._waiting.labels(depth.pool).set(depth.waiting)
+            self._in_flight.labels(depth.pool).set(depth.in_flight)
 
     async def inbox(self, pool: Any) -> None:
         """Ask Postgres how many flow outcomes wait, and how many failed their step."""
@@ -135,11 +174,12 @@ def instrument(
 ) -> StoreMetrics:
     """Register the store's metrics, NATS connection and readiness (NATS and Postgres)."""
     telemetry = telemetry or Telemetry()
-    metrics = StoreMetrics(telemetry)
+    metrics = StoreMetrics(telemetry, [feed.durable for feed in feeds])
     telemetry.watch_bus("store", bus)
     telemetry.readiness("store.postgres", lambda: _database_ok(database()))
-    telemetry.before_scrape(lambda: metrics.lag(bus(), feeds))
-    telemetry.before_scrape(lambda: metrics.inbox(database()))
+    telemetry.before_scrape(lambda: metrics.lag(bus()), metrics._pending)
+    telemetry.before_scrape(lambda: metrics.pools(bus()), metrics._waiting, metrics._in_flight)
+    telemetry.before_scrape(lambda: metrics.inbox(database()), metrics._inbox)
     return metrics
 
 

@@ -1,9 +1,10 @@
 """Projecting the bus into Postgres: one loop per durable consumer, one transaction
 per batch, acks only after COMMIT.
 
-If Postgres is away, the batch is kept (with in-progress acks, so JetStream does
-not hand it to anyone else meanwhile) and written again with capped backoff:
-nothing is lost and, since every write is idempotent, nothing is doubled.
+If Postgres is away, the batch is kept and written again with capped backoff:
+nothing is lost and, since every write is idempotent, nothing is doubled. While
+a batch is being written, however long that takes, JetStream is told every third
+of AckWait that it is still in progress, so it is not handed to anyone else.
 
 A message is projected only if it came on the subject its payload names: NATS
 permissions confine a tenant to its own subjects, so a payload naming another
@@ -31,16 +32,17 @@ from contracts.schedule import SlotRecord
 
 from .db import BAD_DATA, UNAVAILABLE
 from .queries import Queries
+from .recorded import NOTHING, Recorded
 from .slots import project_slots
 from .writers import project_dead_letters, project_dispatches, project_events
 
 log = structlog.get_logger("jetjobs.store")
 
 M = TypeVar("M", bound=BaseModel)
-Writer = Callable[[Queries, Sequence[Delivery[M]]], Awaitable[None]]
+Writer = Callable[[Queries, Sequence[Delivery[M]]], Awaitable[Recorded]]
 Rejected = list[tuple[Delivery[M], str]]
-Observer = Callable[[str, Sequence[Delivery[Any]], float], None]
-"""Told (feed, committed deliveries, seconds) after each commit: metrics."""
+Observer = Callable[[str, int, Recorded, float], None]
+"""Told (feed, deliveries written, what was new in them, seconds) after each commit: metrics."""
 Address = Callable[[M, str], str]
 """The subject a payload must have come on, given the one it came on (for a token
 the payload does not name, such as a slot record's source)."""
@@ -199,11 +201,17 @@ class Projection(Generic[M]):
     async def _store(self, batch: Sequence[Delivery[M]]) -> None:
         """Write one batch, then ack what was stored and terminate what never can be."""
         began = asyncio.get_running_loop().time()
-        rejected = await self._commit(batch)
+        keeping = asyncio.create_task(self._keep(batch))
+        try:
+            rejected, recorded = await self._commit(batch)
+        finally:
+            keeping.cancel()
         refused = {id(d) for d, _ in rejected}
         stored = [d for d in batch if id(d) not in refused] if refused else batch
         if self._observe is not None:
-            self._observe(self._feed.durable, stored, asyncio.get_running_loop().time() - began)
+            self._observe(
+                self._feed.durable, len(stored), recorded, asyncio.get_running_loop().time() - began
+            )
         for delivery, reason in rejected:
             await self._reject(delivery.msg, reason)
         try:
@@ -226,15 +234,15 @@ class Projection(Generic[M]):
         except Exception as error:  # a lost ack means a redelivery, which is harmless
             log.warning("store.settle_failed", consumer=self._feed.durable, error=repr(error))
 
-    async def _commit(self, batch: Sequence[Delivery[M]]) -> Rejected[M]:
-        """Write until it sticks; returns the messages that can never be stored."""
+    async def _commit(self, batch: Sequence[Delivery[M]]) -> tuple[Rejected[M], Recorded]:
+        """Write until it sticks; returns the messages that can never be stored, and what was new."""
         delay = self._tuning.first_backoff
         while True:
             try:
                 return await self._write_all(batch)
             except Exception as error:
                 self._log_retry(error, delay, len(batch))
-            await self._hold(batch, delay)
+            await self._hold(delay)
             delay = min(delay * 2, self._tuning.max_backoff)
 
     def _log_retry(self, error: Exception, delay: float, count: int) -> None:
@@ -244,37 +252,39 @@ class Projection(Generic[M]):
         else:
             log.error("store.write_failed", exc_info=error, **fields)
 
-    async def _write_all(self, batch: Sequence[Delivery[M]]) -> Rejected[M]:
+    async def _write_all(self, batch: Sequence[Delivery[M]]) -> tuple[Rejected[M], Recorded]:
         """The whole batch at once; if some row is unstorable, one message at a time."""
         try:
-            await self._write(batch)
-            return []
+            return [], await self._write(batch)
         except BAD_DATA as error:
             if len(batch) == 1:
-                return [(batch[0], _reason(error))]
+                return [(batch[0], _reason(error))], NOTHING
         rejected: Rejected[M] = []
+        recorded = NOTHING
         for delivery in batch:
             try:
-                await self._write([delivery])
+                recorded += await self._write([delivery])
             except BAD_DATA as error:
                 rejected.append((delivery, _reason(error)))
-        return rejected
+        return rejected, recorded
 
-    async def _write(self, batch: Sequence[Delivery[M]]) -> None:
+    async def _write(self, batch: Sequence[Delivery[M]]) -> Recorded:
         async with self._pool.acquire() as conn, conn.transaction():
-            await self._feed.write(Queries(conn), batch)
+            return await self._feed.write(Queries(conn), batch)
 
-    async def _hold(self, batch: Sequence[Delivery[M]], seconds: float) -> None:
-        """Wait `seconds`, telling JetStream every third of AckWait that the batch is still ours."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
+    async def _hold(self, seconds: float) -> None:
+        """Wait `seconds` before writing the batch again; raise `Stopping` if the service stops."""
+        if await _wait(self._stopping, seconds):
+            raise Stopping
+
+    async def _keep(self, batch: Sequence[Delivery[M]]) -> None:
+        """Tell JetStream every third of AckWait that the batch (and the one fetched
+        ahead) is still ours, until cancelled: a write Postgres holds up, or retries
+        while it is away, must not let the batch go to another store meanwhile. A
+        write that takes less than that sends nothing."""
         while True:
+            await asyncio.sleep(self._tuning.ack_wait / 3)
             await self._progress(batch)
-            left = deadline - loop.time()
-            if left <= 0:
-                return
-            if await _wait(self._stopping, min(left, self._tuning.ack_wait / 3)):
-                raise Stopping
 
     async def _progress(self, batch: Sequence[Delivery[M]]) -> None:
         for delivery in [*batch, *self._next]:

@@ -187,12 +187,14 @@ class Queries:
 
     async def record_dispatches(
         self, messages: Sequence[JobMessage], deadlines: Sequence[Deadline] = ()
-    ) -> None:
+    ) -> list[tuple[str, int]]:
         """Insert jobs (each job id at most once per call) and open their attempts, with
-        the `deadlines` of these messages for the reaper when they come from the stream."""
-        await self._db.execute(
+        the `deadlines` of these messages for the reaper when they come from the stream;
+        returns (company, count) of the jobs those deadlines bring to the projection first."""
+        found = await self._db.fetch(
             self._q("record_dispatches"), documents.dispatches(messages), documents.deadlines(deadlines)
         )
+        return [(r["company"], r["jobs"]) for r in found]
 
     async def lock_job_ids(self, job_ids: Sequence[str]) -> None:
         """Hold each job id until the transaction ends (another store writing its events waits)."""
@@ -217,13 +219,14 @@ class Queries:
             FLOW_INBOX_CHANNEL,
         )
 
-    async def record_dead_letters(self, letters: Sequence[tuple[int, DeadLetter]]) -> None:
-        """Insert dead letters, each with its stream sequence."""
+    async def record_dead_letters(self, letters: Sequence[tuple[int, DeadLetter]]) -> list[tuple[str, int]]:
+        """Insert dead letters, each with its stream sequence; returns (company, count) of the new ones."""
         records = [
             (seq, d.company, d.job_id, d.reason, d.subject, d.payload, json.dumps(d.headers), d.at)
             for seq, d in letters
         ]
-        await self._db.execute(self._q("record_dead_letters"), *_columns(records, 8))
+        found = await self._db.fetch(self._q("record_dead_letters"), *_columns(records, 8))
+        return [(r["company"], r["letters"]) for r in found]
 
     # jobs: queries
 

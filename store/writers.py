@@ -14,6 +14,7 @@ from contracts.messages import DeadLetter, JobEvent, JobMessage
 from .documents import Deadline
 from .lifecycle import plan
 from .queries import Queries
+from .recorded import Recorded
 
 log = structlog.get_logger("jetjobs.store")
 
@@ -75,7 +76,7 @@ def _unique_jobs(messages: Sequence[JobMessage]) -> list[JobMessage]:
 
 async def write_dispatches(
     queries: Queries, messages: Sequence[JobMessage], deadlines: Sequence[Deadline] = ()
-) -> None:
+) -> Recorded:
     """Jobs enter the record as `dispatched` (or fill in a job an early event created),
     with the `deadlines` of these messages when they come from the stream.
 
@@ -84,7 +85,7 @@ async def write_dispatches(
     dispatch opened behind as `dispatched` for good."""
     unique = _unique_jobs([clean_message(m) for m in messages])
     await queries.lock_job_ids([m.job_id for m in unique])
-    await queries.record_dispatches(unique, deadlines)
+    return Recorded(jobs=await queries.record_dispatches(unique, deadlines))
 
 
 NUL_ESCAPE = b"\\u0000"
@@ -104,7 +105,7 @@ def event_payloads(events: Sequence[JobEvent], received: Sequence[bytes]) -> tup
     return cleaned, payloads
 
 
-async def write_events(queries: Queries, events: Sequence[JobEvent], received: Sequence[bytes]) -> None:
+async def write_events(queries: Queries, events: Sequence[JobEvent], received: Sequence[bytes]) -> Recorded:
     """Move jobs and attempts as the fold allows, keep every event with its stale
     flag, and put the outcomes of flow nodes' jobs into the flow inbox.
 
@@ -123,6 +124,7 @@ async def write_events(queries: Queries, events: Sequence[JobEvent], received: S
                 attempt=event.attempt,
                 status=event.status.value,
             )
+    return Recorded(outcomes=changes.outcomes)
 
 
 def dispatch_deadlines(batch: Sequence[Delivery[JobMessage]]) -> list[Deadline]:
@@ -137,21 +139,23 @@ def dispatch_deadlines(batch: Sequence[Delivery[JobMessage]]) -> list[Deadline]:
     return [latest[job_id] for job_id in sorted(latest)]
 
 
-async def write_dead_letters(queries: Queries, letters: Sequence[tuple[int, DeadLetter]]) -> None:
+async def write_dead_letters(queries: Queries, letters: Sequence[tuple[int, DeadLetter]]) -> Recorded:
     """Dead letters with their stream sequence (the dedup key of a redelivery)."""
-    await queries.record_dead_letters([(seq, clean_letter(letter)) for seq, letter in letters])
+    return Recorded(
+        dead_letters=await queries.record_dead_letters([(s, clean_letter(d)) for s, d in letters])
+    )
 
 
-async def project_dispatches(queries: Queries, batch: Sequence[Delivery[JobMessage]]) -> None:
+async def project_dispatches(queries: Queries, batch: Sequence[Delivery[JobMessage]]) -> Recorded:
     """A batch from the store's dispatch consumer, with each message's deadline for the reaper."""
-    await write_dispatches(queries, [d.payload for d in batch], dispatch_deadlines(batch))
+    return await write_dispatches(queries, [d.payload for d in batch], dispatch_deadlines(batch))
 
 
-async def project_events(queries: Queries, batch: Sequence[Delivery[JobEvent]]) -> None:
+async def project_events(queries: Queries, batch: Sequence[Delivery[JobEvent]]) -> Recorded:
     """A batch from the store's events consumer."""
-    await write_events(queries, [d.payload for d in batch], [d.msg.data for d in batch])
+    return await write_events(queries, [d.payload for d in batch], [d.msg.data for d in batch])
 
 
-async def project_dead_letters(queries: Queries, batch: Sequence[Delivery[DeadLetter]]) -> None:
+async def project_dead_letters(queries: Queries, batch: Sequence[Delivery[DeadLetter]]) -> Recorded:
     """A batch from the store's dead-letter consumer; the stream sequence is the dedup key."""
-    await write_dead_letters(queries, [(stream_sequence(d.msg.reply), d.payload) for d in batch])
+    return await write_dead_letters(queries, [(stream_sequence(d.msg.reply), d.payload) for d in batch])

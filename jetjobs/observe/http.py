@@ -11,7 +11,7 @@ import contextlib
 import json
 
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from bus.telemetry import Telemetry
 
@@ -89,8 +89,7 @@ class MetricsServer:
         if method not in ("GET", "HEAD"):
             return _response(405, TEXT, b"only GET\n")
         if path == "/metrics":
-            await self._telemetry.refresh()
-            return _response(200, CONTENT_TYPE_LATEST, generate_latest(self._telemetry.registry))
+            return _response(200, CONTENT_TYPE_LATEST, await self._telemetry.scrape())
         if path == "/healthz":
             return _response(200, TEXT, b"ok\n")
         if path == "/readyz":

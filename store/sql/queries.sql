@@ -149,7 +149,7 @@ ORDER BY c.code, t.name, t.id
 OFFSET $6 LIMIT $7;
 
 -- name: record_dispatches --
--- Record job messages: insert each job, or fill in the empty descriptive columns of one an early event created (never its status); open the attempt a message starts when it is the job's current one; keep each message's stream position and take-by time for the reaper (a later attempt replaces an earlier one).
+-- Record job messages: insert each job, or fill in the empty descriptive columns of one an early event created (never its status); open the attempt a message starts when it is the job's current one; keep each message's stream position and take-by time for the reaper (a later attempt replaces an earlier one). Returns, per company ('unknown' for one the store does not have), the jobs new to the projection: their first take-by row (only the projection writes them, so a job the API recorded first counts here, once; a redelivery or a replay does not).
 -- $1: [[id, company, pool, template_id, app_id, attempt, argv, scheduled_at µs, dispatched_at µs, launched_by], …]
 -- $2: [[id, attempt, stream_seq, deadline µs], …] of jobs in $1
 WITH message AS (
@@ -180,14 +180,20 @@ WITH message AS (
     SELECT recorded.id, recorded.attempt, 'dispatched'
     FROM recorded JOIN message ON message.id = recorded.id AND message.attempt = recorded.attempt
     ON CONFLICT (job_id, attempt) DO NOTHING
+), deadlines AS (
+    INSERT INTO job_dispatch AS d (job_id, attempt, stream_seq, deadline)
+    SELECT r ->> 0, (r ->> 1)::integer, (r ->> 2)::bigint, jetjobs_instant((r ->> 3)::bigint)
+    FROM jsonb_array_elements($2::jsonb) AS u(r)
+    WHERE r ->> 0 IN (SELECT id FROM message)
+    ON CONFLICT (job_id) DO UPDATE SET
+        attempt = EXCLUDED.attempt, stream_seq = EXCLUDED.stream_seq, deadline = EXCLUDED.deadline
+    WHERE d.attempt <= EXCLUDED.attempt
+    RETURNING d.job_id, d.xmax = 0 AS inserted
 )
-INSERT INTO job_dispatch AS d (job_id, attempt, stream_seq, deadline)
-SELECT r ->> 0, (r ->> 1)::integer, (r ->> 2)::bigint, jetjobs_instant((r ->> 3)::bigint)
-FROM jsonb_array_elements($2::jsonb) AS u(r)
-WHERE r ->> 0 IN (SELECT id FROM message)
-ON CONFLICT (job_id) DO UPDATE SET
-    attempt = EXCLUDED.attempt, stream_seq = EXCLUDED.stream_seq, deadline = EXCLUDED.deadline
-WHERE d.attempt <= EXCLUDED.attempt;
+SELECT coalesce(c.code, 'unknown') AS company, count(*) AS jobs
+FROM deadlines JOIN message m ON m.id = deadlines.job_id LEFT JOIN company c ON c.code = m.company
+WHERE deadlines.inserted
+GROUP BY 1;
 
 -- name: lock_job_ids --
 -- Serialize writers per job id, even for jobs no row exists for yet (`jetjobs_lock_job_ids`, as migration 15 left it: key space 74 is the store's, ids in byte order); $1 is a JSON array of ids.
@@ -256,12 +262,18 @@ WITH state AS (
 SELECT pg_notify($5, count(*)::text) FROM kept HAVING count(*) > 0;
 
 -- name: record_dead_letters --
--- Keep dead letters; a redelivered one (same stream sequence and time) is recorded once.
-INSERT INTO dead_letter (stream_seq, company, job_id, reason, subject, payload, headers, at)
-SELECT u.seq, u.company, u.job_id, u.reason, u.subject, u.payload, u.headers::jsonb, u.at
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-    $8::timestamptz[]) AS u(seq, company, job_id, reason, subject, payload, headers, at)
-ON CONFLICT (stream_seq, at) DO NOTHING;
+-- Keep dead letters; a redelivered one (same stream sequence and time) is recorded once. Returns how many were new, per company ('unknown' for one the store does not have: a letter's company is its subject's, which anyone who may publish can make up).
+WITH kept AS (
+    INSERT INTO dead_letter (stream_seq, company, job_id, reason, subject, payload, headers, at)
+    SELECT u.seq, u.company, u.job_id, u.reason, u.subject, u.payload, u.headers::jsonb, u.at
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+        $8::timestamptz[]) AS u(seq, company, job_id, reason, subject, payload, headers, at)
+    ON CONFLICT (stream_seq, at) DO NOTHING
+    RETURNING company
+)
+SELECT coalesce(c.code, 'unknown') AS company, count(*) AS letters
+FROM kept LEFT JOIN company c ON c.code = kept.company
+GROUP BY 1;
 
 -- name: job_by_id --
 -- One job's row.

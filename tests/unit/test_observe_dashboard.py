@@ -70,6 +70,7 @@ def test_dashboard_covers_what_operators_watch() -> None:
         "jetjobs_store_dead_letters_total",  # DLQ
         "jetjobs_store_pending_messages",  # store lag
         "jetjobs_scheduler_fire_lateness_seconds_bucket",  # scheduler lateness
+        "jetjobs_pool_waiting_jobs",  # jobs waiting per pool
     ):
         assert needed in used, needed
 

@@ -1,0 +1,32 @@
+"""What a committed batch added to the record: what the store's counters count, so
+a redelivered or repeated message is counted once, when it is new."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from contracts.messages import JobEvent
+
+PerCompany = Sequence[tuple[str, int]]
+"""(company, how many); `unknown` stands for every company the store does not have:
+anyone who may publish can make up company codes, and each would be a series."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """New jobs, attempts ended and dead letters one batch recorded."""
+
+    jobs: PerCompany = ()
+    outcomes: Sequence[JobEvent] = ()
+    dead_letters: PerCompany = ()
+
+    def __add__(self, other: Recorded) -> Recorded:
+        return Recorded(
+            [*self.jobs, *other.jobs],
+            [*self.outcomes, *other.outcomes],
+            [*self.dead_letters, *other.dead_letters],
+        )
+
+
+NOTHING = Recorded()
