@@ -4,6 +4,7 @@ forgets a holder that stopped renewing (DESIGN §6: `create` to take it,
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from nats.js import JetStreamContext
@@ -11,6 +12,10 @@ from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from contracts import subjects as s
+
+RELEASE_WAIT = 2.0
+"""Seconds a stopping holder tries to give the lease up: with NATS away it lapses by
+its TTL all the same, and a stop should not wait on it."""
 
 
 class Lease:
@@ -63,7 +68,8 @@ class Lease:
         revision, self._revision = self._revision, None
         if revision is not None:
             with contextlib.suppress(Exception):
-                await self._kv.delete(self._key, last=revision)
+                async with asyncio.timeout(RELEASE_WAIT):
+                    await self._kv.delete(self._key, last=revision)
 
     def forget(self) -> None:
         """Stop believing we hold it (e.g. a renewal could not be confirmed in time)."""

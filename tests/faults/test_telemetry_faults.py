@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from bus import Layout
+from bus import Bus, Layout
+from bus.lease import RELEASE_WAIT, Lease
 from bus.telemetry import CHECK_TIMEOUT, Telemetry
 from jetjobs.embedded import NatsServer, PostgresServer
 from jetjobs.observe.http import MetricsServer
@@ -202,3 +203,21 @@ async def test_a_short_nats_hang_leaves_the_connection_working(
 
 async def _status(url: str, wanted: int) -> bool:
     return (await http_get(f"{url}/readyz"))[0] == wanted
+
+
+async def test_a_stopping_scheduler_gives_its_lease_up_without_waiting_on_a_hung_nats(
+    embedded_nats: NatsServer,
+) -> None:
+    """With NATS hung the lease lapses by its TTL all the same; the stop must not wait on it."""
+    bus = await Bus.open(embedded_nats.url, "jetjobs-test", Layout(), store=True)
+    try:
+        lease = await Lease.open(bus.js, "stopping")
+        assert await lease.take()
+        loop = asyncio.get_running_loop()
+        with hung(embedded_nats.pid):
+            began = loop.time()
+            await lease.release()
+            took = loop.time() - began
+        assert took < RELEASE_WAIT + 1, f"release waited {took:.1f} s on a hung NATS"
+    finally:
+        await bus.close()
