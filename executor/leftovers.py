@@ -60,7 +60,7 @@ def sweep(base: str) -> int:
     removed = 0
     for name in dead:
         path = os.path.join(base, name)
-        if name not in busy and _private(path, uid):
+        if name not in busy and _private_at(path, uid):
             shutil.rmtree(path, ignore_errors=True)
             removed += not os.path.lexists(path)
     return removed
@@ -75,13 +75,17 @@ def _orphaned(name: str) -> bool:
     return now is None or (found[2] is not None and now != int(found[2]))
 
 
-def _private(path: str, uid: int) -> bool:
-    """A real directory (not a link) of this user, mode 0700."""
+def private(info: os.stat_result, uid: int) -> bool:
+    """A real directory (not a link, `info` from lstat) of user `uid`, mode 0700: what
+    an executor makes for a job, and all it ever reuses or removes."""
+    return stat.S_ISDIR(info.st_mode) and stat.S_IMODE(info.st_mode) == PRIVATE and info.st_uid == uid
+
+
+def _private_at(path: str, uid: int) -> bool:
     try:
-        info = os.lstat(path)
+        return private(os.lstat(path), uid)
     except OSError:
         return False
-    return stat.S_ISDIR(info.st_mode) and stat.S_IMODE(info.st_mode) == PRIVATE and info.st_uid == uid
 
 
 def _in_use(base: str) -> set[str]:

@@ -15,14 +15,12 @@ import asyncio
 import contextlib
 import os
 import shutil
-import stat
 import tempfile
 from types import TracebackType
 
 import structlog
 
 from . import leftovers
-from .leftovers import PRIVATE
 
 log = structlog.get_logger("jetjobs.executor")
 
@@ -74,10 +72,7 @@ class Workdirs:
     def _clean(self, path: str) -> bool:
         """Still a private directory of ours with nothing in it."""
         try:
-            info = os.lstat(path)
-            if not stat.S_ISDIR(info.st_mode) or stat.S_IMODE(info.st_mode) != PRIVATE:
-                return False
-            if info.st_uid != self._uid:
+            if not leftovers.private(os.lstat(path), self._uid):
                 return False
             with os.scandir(path) as entries:
                 return next(entries, None) is None

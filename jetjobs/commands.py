@@ -182,13 +182,19 @@ async def template_update(ses: Session, request: api.TemplateUpdate) -> None:
     await _show_template(ses, updated, f"updated template {updated.id}\n")
 
 
-async def template_list(ses: Session, company: str | None, deleted: bool) -> None:
+async def every_template(client: ApiClient, company: str | None, deleted: bool) -> list[RunTemplate]:
+    """The live (or the deleted) templates, of one company or all, every page."""
+
     async def page(got: list[RunTemplate]) -> tuple[list[RunTemplate], bool]:
         query = api.TemplateQuery(company=company, offset=len(got), deleted=deleted)
-        reply = await ses.api.call("template.list", query, api.TemplateList)
+        reply = await client.call("template.list", query, api.TemplateList)
         return reply.templates, reply.more
 
-    templates = await every_page(page)
+    return await every_page(page)
+
+
+async def template_list(ses: Session, company: str | None, deleted: bool) -> None:
+    templates = await every_template(ses.api, company, deleted)
     ses.show(templates, _template_rows(templates))
 
 

@@ -16,7 +16,7 @@ from contracts.messages import JobEvent
 from contracts.models import Company, RunTemplate, TemplateSpec
 
 from .cli_schedule import SCHEDULED, schedule_state
-from .pages import every_page
+from .commands import every_template
 
 COMPANY = "demo"
 
@@ -63,23 +63,12 @@ async def install(client: ApiClient) -> list[RunTemplate]:
         if failure.code != 409:
             raise
     imported = await client.call("app.import", api.AppImport(document=APP, source="demo"), api.AppImported)
-    kept = {t.name: t for t in await _templates(client, deleted=True)}  # deleted stays deleted
-    kept |= {t.name: t for t in await _templates(client, deleted=False)}
+    kept = {t.name: t for t in await every_template(client, COMPANY, deleted=True)}  # stays deleted
+    kept |= {t.name: t for t in await every_template(client, COMPANY, deleted=False)}
     return [
         kept.get(spec.name) or await client.call("template.create", spec, RunTemplate)
         for spec in templates(imported.app.uuid)
     ]
-
-
-async def _templates(client: ApiClient, *, deleted: bool) -> list[RunTemplate]:
-    """The demo company's live or deleted templates, every page."""
-
-    async def page(got: list[RunTemplate]) -> tuple[list[RunTemplate], bool]:
-        query = api.TemplateQuery(company=COMPANY, offset=len(got), deleted=deleted)
-        reply = await client.call("template.list", query, api.TemplateList)
-        return reply.templates, reply.more
-
-    return await every_page(page)
 
 
 async def announce(client: ApiClient, installed: list[RunTemplate]) -> str:

@@ -4,8 +4,10 @@ exist: one clear error within seconds, never a silent wait."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
+from collections.abc import AsyncIterator
 
 import nats
 import pytest
@@ -49,9 +51,10 @@ async def test_events_of_an_unknown_company_is_one_clear_line(stack: Stack) -> N
     assert result.out == ""
 
 
-async def test_events_without_a_store_warns_and_follows_all_the_same(nats_url: str) -> None:
-    """Watching events needs only NATS: with no store to ask, the company is not
-    checked, and the command says so on stderr and follows."""
+@contextlib.asynccontextmanager
+async def following_acme(nats_url: str, note_within: float) -> AsyncIterator[tuple[str, str]]:
+    """`jetjobs events --company acme` running: its first two stderr lines (the note,
+    then what it follows), read within `note_within` and `PROMPT` seconds; killed after."""
     tail = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "jetjobs", "events", "--company", "acme",
         env=clean_env(JETJOBS_NATS_URL=nats_url),
@@ -59,16 +62,23 @@ async def test_events_without_a_store_warns_and_follows_all_the_same(nats_url: s
     )  # fmt: skip
     try:
         assert tail.stderr is not None
-        note = (await asyncio.wait_for(tail.stderr.readline(), PROMPT)).decode()
-        assert "could not check that company 'acme' exists" in note, note
-        assert "no jetjobs store is answering" in note, note
+        note = (await asyncio.wait_for(tail.stderr.readline(), note_within)).decode()
         following = (await asyncio.wait_for(tail.stderr.readline(), PROMPT)).decode()
-        assert "following jetjobs.events.acme.*" in following, following
         assert tail.returncode is None, "it keeps following"
+        yield note, following
     finally:
         if tail.returncode is None:
             tail.kill()
         await tail.wait()
+
+
+async def test_events_without_a_store_warns_and_follows_all_the_same(nats_url: str) -> None:
+    """Watching events needs only NATS: with no store to ask, the company is not
+    checked, and the command says so on stderr and follows."""
+    async with following_acme(nats_url, PROMPT) as (note, following):
+        assert "could not check that company 'acme' exists" in note, note
+        assert "no jetjobs store is answering" in note, note
+        assert "following jetjobs.events.acme.*" in following, following
 
 
 async def test_events_with_a_hung_store_follows_after_a_short_wait(nats_url: str) -> None:
@@ -76,21 +86,11 @@ async def test_events_with_a_hung_store_follows_after_a_short_wait(nats_url: str
     company check for a few seconds, not for the API's full timeout."""
     hung = await nats.connect(nats_url)
     await hung.subscribe("jetjobs.api.company.list", cb=ignore)
-    tail = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "jetjobs", "events", "--company", "acme",
-        env=clean_env(JETJOBS_NATS_URL=nats_url),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
     try:
-        assert tail.stderr is not None
-        note = (await asyncio.wait_for(tail.stderr.readline(), CHECK_WAIT + 5)).decode()
-        assert f"the store did not answer within {CHECK_WAIT:g} s" in note, note
-        following = (await asyncio.wait_for(tail.stderr.readline(), PROMPT)).decode()
-        assert "following jetjobs.events.acme.*" in following, following
+        async with following_acme(nats_url, CHECK_WAIT + 5) as (note, following):
+            assert f"the store did not answer within {CHECK_WAIT:g} s" in note, note
+            assert "following jetjobs.events.acme.*" in following, following
     finally:
-        if tail.returncode is None:
-            tail.kill()
-        await tail.wait()
         await hung.close()
 
 

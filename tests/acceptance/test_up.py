@@ -48,7 +48,8 @@ async def read_until(stream: asyncio.StreamReader, needle: str, timeout: float) 
     return lines
 
 
-async def start_up(home: Path, *args: str) -> asyncio.subprocess.Process:
+async def start_up(home: Path, *args: str, **env: str) -> asyncio.subprocess.Process:
+    """`jetjobs up` in its own session, logging at `warning` unless `env` says otherwise."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -57,7 +58,7 @@ async def start_up(home: Path, *args: str) -> asyncio.subprocess.Process:
         str(home),
         "up",
         *args,
-        env=clean_env(JETJOBS_LOG_LEVEL="warning"),
+        env=clean_env(**{"JETJOBS_LOG_LEVEL": "warning", **env}),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,

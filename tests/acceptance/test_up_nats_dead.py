@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.acceptance.cli import clean_env
-from tests.acceptance.test_up import _logged, gone, processes_using, read_until
+from tests.acceptance.test_up import _logged, gone, processes_using, read_until, start_up
 from tests.stack import eventually
 
 pytestmark = pytest.mark.timeout(180)
@@ -26,18 +24,7 @@ def nats_server_of(home: Path) -> int:
 
 async def test_sigterm_while_nats_is_dead_stops_every_service(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "jetjobs",
-        "--home",
-        str(home),
-        "up",
-        env=clean_env(JETJOBS_LOG_LEVEL="info", JETJOBS_METRICS_PORT="0"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )
+    process = await start_up(home, JETJOBS_LOG_LEVEL="info", JETJOBS_METRICS_PORT="0")
     assert process.stdout is not None
     try:
         await read_until(process.stdout, "jetjobs is up", timeout=60)
