@@ -200,12 +200,18 @@ class Projection(Generic[M]):
 
     async def _store(self, batch: Sequence[Delivery[M]]) -> None:
         """Write one batch, then ack what was stored and terminate what never can be."""
-        began = asyncio.get_running_loop().time()
-        keeping = asyncio.create_task(self._keep(batch))
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        keeping: list[asyncio.Task[None]] = []
+        timer = loop.call_later(
+            self._tuning.ack_wait / 3, lambda: keeping.append(loop.create_task(self._keep(batch)))
+        )
         try:
             rejected, recorded = await self._commit(batch)
         finally:
-            keeping.cancel()
+            timer.cancel()
+            for task in keeping:
+                task.cancel()
         refused = {id(d) for d, _ in rejected}
         stored = [d for d in batch if id(d) not in refused] if refused else batch
         if self._observe is not None:
@@ -280,11 +286,12 @@ class Projection(Generic[M]):
     async def _keep(self, batch: Sequence[Delivery[M]]) -> None:
         """Tell JetStream every third of AckWait that the batch (and the one fetched
         ahead) is still ours, until cancelled: a write Postgres holds up, or retries
-        while it is away, must not let the batch go to another store meanwhile. A
-        write that takes less than that sends nothing."""
+        while it is away, must not let the batch go to another store meanwhile. It is
+        started only once a write has taken that long (most take milliseconds, and a
+        task per batch would cost the store's hot path for nothing)."""
         while True:
-            await asyncio.sleep(self._tuning.ack_wait / 3)
             await self._progress(batch)
+            await asyncio.sleep(self._tuning.ack_wait / 3)
 
     async def _progress(self, batch: Sequence[Delivery[M]]) -> None:
         for delivery in [*batch, *self._next]:
