@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -21,6 +22,10 @@ from contracts.messages import JobEvent
 from .infra import Layout, ensure_bucket
 
 log = structlog.get_logger("jetjobs.bus")
+
+GOODBYE_WAIT = 2.0
+"""Seconds a stopping runner tries to take itself off the board: with NATS away its
+key lapses by the bucket's TTL all the same, and a stop should not wait on it."""
 
 
 class RunnerBoard:
@@ -63,7 +68,8 @@ class RunnerBoard:
     async def leave(self, info: RunnerInfo) -> None:
         """Say goodbye on a clean stop, so nobody waits for the TTL."""
         with contextlib.suppress(Exception):
-            await self._kv.delete(s.runner_key(info.pool, info.id))
+            async with asyncio.timeout(GOODBYE_WAIT):
+                await self._kv.delete(s.runner_key(info.pool, info.id))
 
     async def live(self) -> list[RunnerInfo]:
         """Every runner whose last heartbeat is younger than the bucket's TTL. The keys

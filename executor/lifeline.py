@@ -99,7 +99,7 @@ class Lifeline:
         """Stop the duties and take this runner off the board."""
         tasks, self._tasks = self._tasks, []
         await stop_tasks(tasks)
-        if self._runners is not None:
+        if self._runners is not None and self._bus.nc.is_connected:  # else its key lapses by TTL
             await self._runners.leave(self.info())
 
     async def _beat(self, board: RunnerBoard) -> None:

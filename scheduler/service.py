@@ -183,8 +183,8 @@ class SchedulerService:
         tasks, self._tasks = self._tasks, []
         await stop_tasks(tasks)
         leadership, self._leadership = self._leadership, None
-        if leadership is not None:
-            await leadership.release()
+        if leadership is not None and self._bus is not None and self._bus.nc.is_connected:
+            await leadership.release()  # else the lease lapses by its TTL
         self._set_leading(False)
         bus, self._bus = self._bus, None
         if bus is not None:

@@ -10,14 +10,17 @@ import os
 import signal
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bus import Bus, Layout
+from bus.boards import GOODBYE_WAIT, RunnerBoard
 from bus.lease import RELEASE_WAIT, Lease
 from bus.telemetry import CHECK_TIMEOUT, Telemetry
+from contracts.lifecycle import RunnerInfo
 from jetjobs.embedded import NatsServer, PostgresServer
 from jetjobs.observe.http import MetricsServer
 from scheduler import SchedulerConfig, SchedulerService
@@ -219,5 +222,25 @@ async def test_a_stopping_scheduler_gives_its_lease_up_without_waiting_on_a_hung
             await lease.release()
             took = loop.time() - began
         assert took < RELEASE_WAIT + 1, f"release waited {took:.1f} s on a hung NATS"
+    finally:
+        await bus.close()
+
+
+async def test_a_stopping_executor_leaves_the_runners_board_without_waiting_on_a_hung_nats(
+    embedded_nats: NatsServer,
+) -> None:
+    """Its key lapses by the bucket's TTL all the same; the stop must not wait on it."""
+    bus = await Bus.open(embedded_nats.url, "jetjobs-test", Layout(), store=True)
+    try:
+        board = await RunnerBoard.open(bus.js, Layout())
+        now = datetime.now(UTC)
+        info = RunnerInfo(id="stopping", host="here", pool="default", pid=1, slots=1, started_at=now, at=now)
+        await board.beat(info)
+        loop = asyncio.get_running_loop()
+        with hung(embedded_nats.pid):
+            began = loop.time()
+            await board.leave(info)
+            took = loop.time() - began
+        assert took < GOODBYE_WAIT + 1, f"leaving waited {took:.1f} s on a hung NATS"
     finally:
         await bus.close()
