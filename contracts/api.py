@@ -11,7 +11,7 @@ from . import lifecycle as lc
 from . import retention as rt
 from . import schedule as sc
 from . import tenants as t
-from .base import Code, Frozen, JobId, Paged
+from .base import Code, Frozen, JobId, NextPage, Paged
 from .enums import Status
 from .models import Application, BoundedTimeouts, Company, RunTemplate, TemplateSpec
 from .records import JobRecord
@@ -30,6 +30,7 @@ class CompanyList(Frozen):
     companies: list[Company]
     more: bool = False
     """Companies follow this page (see `Paged`)."""
+    next: NextPage = None
 
 
 class AppImport(Frozen):
@@ -44,14 +45,15 @@ class AppImported(Frozen):
 
 
 class AppQuery(CompanyFilter, Paged):
-    """One page of the application catalog, by name: it grows without bound, and an
-    app's declared environment alone may take tens of kilobytes."""
+    """One page of the application catalog, by name (then id): it grows without bound,
+    and an app's declared environment alone may take tens of kilobytes."""
 
 
 class AppList(Frozen):
     apps: list[Application]
     more: bool = False
     """Applications follow this page (see `Paged`)."""
+    next: NextPage = None
 
 
 class TemplateRef(Frozen):
@@ -82,8 +84,8 @@ class TemplateUpdate(Frozen):
 
 
 class TemplateQuery(CompanyFilter, Paged):
-    """One page of templates, in the list's order: thousands of them would not fit
-    in one NATS message."""
+    """One page of templates, by company code, name and id: thousands of them would
+    not fit in one NATS message."""
 
     deleted: bool = Field(default=False, description="list the deleted templates instead of the live ones")
 
@@ -92,6 +94,7 @@ class TemplateList(Frozen):
     templates: list[RunTemplate]
     more: bool = False
     """Templates follow this page (see `Paged`)."""
+    next: NextPage = None
 
 
 class RunNow(Frozen):

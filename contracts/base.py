@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import AwareDatetime as PydanticAwareDatetime
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 """A company code or pool name: lowercase, safe as a NATS subject token."""
@@ -46,11 +46,37 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+NextPage = Annotated[
+    str | None,
+    Field(description="set when `more`: send it as `after` to read the page that follows"),
+]
+"""The cursor a page of a list gives for the next (see `Paged`): opaque, so a client
+need not know what the list is ordered by."""
+
+
 class Paged(Frozen):
     """One page of a list that may not fit in one NATS message (`max_payload`): the
-    reply says `more` when items follow, and the next page starts at `offset` moved
-    on by the number of items this one held (the store cuts a page short of `limit`
-    when its items would not fit)."""
+    reply says `more` when items follow, and gives `next`, the cursor to send as
+    `after` for the page that follows (the store cuts a page short of `limit` when
+    its items would not fit). A page read by cursor starts right after the last item
+    read, whatever was added or removed meanwhile; one read by `offset` skips an item
+    when one before it was removed, and repeats one when one was added."""
 
-    offset: int = Field(default=0, ge=0, le=INT4_MAX)
+    after: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the `next` of the previous page's reply, unchanged: this page follows its last item",
+    )
+    offset: int = Field(
+        default=0,
+        ge=0,
+        le=INT4_MAX,
+        description="items to skip instead (older clients): skips or repeats items the list changes meanwhile",
+    )
     limit: int = Field(default=500, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _one_start(self) -> Paged:
+        if self.after is not None and self.offset:
+            raise ValueError("give `after` (the cursor of the previous page) or `offset`, not both")
+        return self

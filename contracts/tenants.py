@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from .base import INT4_MAX, INT8_MAX, AwareDatetime, Code, Frozen, JobId, Paged
+from .base import INT4_MAX, INT8_MAX, AwareDatetime, Code, Frozen, JobId, NextPage, Paged
 
 Role = Literal["admin", "reader", "executor"]
 
@@ -130,7 +130,8 @@ class ArtifactInfo(Frozen):
 
 
 class ArtifactQuery(Paged):
-    """One page of a job's artifacts: a glob may match thousands of files."""
+    """One page of a job's artifacts, by attempt and name: a glob may match thousands
+    of files."""
 
     id: JobId = Field(description="job id")
 
@@ -139,6 +140,7 @@ class ArtifactList(Frozen):
     artifacts: list[ArtifactInfo]
     more: bool = False
     """Artifacts follow this page (see `Paged`)."""
+    next: NextPage = None
 
 
 class ArtifactRef(Frozen):
@@ -248,3 +250,4 @@ class TokenList(Frozen):
     tokens: list[TokenInfo]
     more: bool = False
     """Tokens follow this page (see `Paged`)."""
+    next: NextPage = None

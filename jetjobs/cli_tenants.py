@@ -21,7 +21,7 @@ from . import commands, render, settings
 from .cli_common import add_command, add_group, call, check_code, most
 from .cli_numbers import count
 from .commands import CommandError
-from .pages import every_page
+from .pages import every_page, every_page_after
 from .replies import ArtifactSaved, ConsumerMade, KeyRotated, NewKey
 
 
@@ -146,12 +146,11 @@ def _saved_text(saved: ArtifactSaved) -> str:
 async def _artifacts(ses: commands.Session, job_id: str) -> list[t.ArtifactInfo]:
     """Every artifact record of the job, page by page."""
 
-    async def page(got: list[t.ArtifactInfo]) -> tuple[list[t.ArtifactInfo], bool]:
-        query = t.ArtifactQuery(id=job_id, offset=len(got))
-        reply = await ses.api.call("artifact.list", query, t.ArtifactList)
-        return reply.artifacts, reply.more
+    async def page(after: str | None) -> tuple[list[t.ArtifactInfo], str | None]:
+        reply = await ses.api.call("artifact.list", t.ArtifactQuery(id=job_id, after=after), t.ArtifactList)
+        return reply.artifacts, reply.next
 
-    return await every_page(page)
+    return await every_page_after(page)
 
 
 async def _download(ses: commands.Session, job_id: str, out: Path, attempt: int | None) -> None:
@@ -268,12 +267,13 @@ async def cmd_token_revoke(args: argparse.Namespace, conf: settings.Settings) ->
 
 async def cmd_token_list(args: argparse.Namespace, conf: settings.Settings) -> None:
     async def action(ses: commands.Session) -> None:
-        async def page(got: list[t.TokenInfo]) -> tuple[list[t.TokenInfo], bool]:
-            query = t.TokenFilter(actor=args.actor, offset=len(got))
-            reply = await ses.api.call("token.list", query, t.TokenList)
-            return reply.tokens, reply.more
+        async def page(after: str | None) -> tuple[list[t.TokenInfo], str | None]:
+            reply = await ses.api.call(
+                "token.list", t.TokenFilter(actor=args.actor, after=after), t.TokenList
+            )
+            return reply.tokens, reply.next
 
-        tokens = await every_page(page)
+        tokens = await every_page_after(page)
         ses.show(tokens, _token_rows(tokens))
 
     await call(args, conf, action)

@@ -24,7 +24,7 @@ from contracts.records import JobRecord
 from contracts.tenants import TemplateEnv
 
 from . import render
-from .pages import every_page
+from .pages import every_page_after
 from .progress import progress
 
 
@@ -92,12 +92,11 @@ async def known_company(ses: Session, code: str) -> None:
 
 
 async def company_list(ses: Session) -> None:
-    async def page(got: list[Company]) -> tuple[list[Company], bool]:
-        query = api.CompanyQuery(offset=len(got))
-        reply = await ses.api.call("company.list", query, api.CompanyList)
-        return reply.companies, reply.more
+    async def page(after: str | None) -> tuple[list[Company], str | None]:
+        reply = await ses.api.call("company.list", api.CompanyQuery(after=after), api.CompanyList)
+        return reply.companies, reply.next
 
-    companies = await every_page(page)
+    companies = await every_page_after(page)
     rows = [(c.code, c.name, c.enabled, c.paused) for c in companies]
     ses.show(companies, render.table(rows, ["code", "name", "enabled", "paused"]))
 
@@ -144,11 +143,11 @@ async def app_import(ses: Session, documents: Sequence[tuple[Path, dict[str, Any
 
 
 async def app_list(ses: Session) -> None:
-    async def page(got: list[Application]) -> tuple[list[Application], bool]:
-        reply = await ses.api.call("app.list", api.AppQuery(offset=len(got)), api.AppList)
-        return reply.apps, reply.more
+    async def page(after: str | None) -> tuple[list[Application], str | None]:
+        reply = await ses.api.call("app.list", api.AppQuery(after=after), api.AppList)
+        return reply.apps, reply.next
 
-    apps = await every_page(page)
+    apps = await every_page_after(page)
     rows = [(a.id, a.name, a.executable, a.uuid) for a in apps]
     ses.show(apps, render.table(rows, ["id", "name", "executable", "uuid"]))
 
@@ -185,12 +184,12 @@ async def template_update(ses: Session, request: api.TemplateUpdate) -> None:
 async def every_template(client: ApiClient, company: str | None, deleted: bool) -> list[RunTemplate]:
     """The live (or the deleted) templates, of one company or all, every page."""
 
-    async def page(got: list[RunTemplate]) -> tuple[list[RunTemplate], bool]:
-        query = api.TemplateQuery(company=company, offset=len(got), deleted=deleted)
+    async def page(after: str | None) -> tuple[list[RunTemplate], str | None]:
+        query = api.TemplateQuery(company=company, after=after, deleted=deleted)
         reply = await client.call("template.list", query, api.TemplateList)
-        return reply.templates, reply.more
+        return reply.templates, reply.next
 
-    return await every_page(page)
+    return await every_page_after(page)
 
 
 async def template_list(ses: Session, company: str | None, deleted: bool) -> None:

@@ -16,7 +16,7 @@ from contracts import api
 from contracts.api import ApiFailure
 from contracts.dispatch import adhoc_job_id, job_message
 from contracts.errors import describe
-from contracts.models import Company, RunTemplate, TemplateSpec, cron_for
+from contracts.models import Application, Company, RunTemplate, TemplateSpec, cron_for
 from contracts.multiflexi import AppFileError, parse_app
 from contracts.records import JobRecord
 
@@ -26,7 +26,7 @@ from .board import BoardKeeper, active_template
 from .db import BAD_DATA, UNAVAILABLE
 from .flow_templates import not_for_flows, template_app_id
 from .limits import check_name, check_size
-from .pages import fit
+from .pages import Key, cursor_key, keyed_page
 from .queries import Queries
 from .rows import TemplateRow
 from .tenant_queries import TenantQueries
@@ -71,6 +71,12 @@ def _conflict(spec: TemplateSpec, existing: int | None) -> ApiFailure:
     return ApiFailure(409, f"template '{spec.name}' already exists in company '{spec.company}'{hint}")
 
 
+def _app_key(app: Application) -> Key:
+    """An application's place in `app.list`."""
+    assert app.id is not None  # read from the table
+    return (app.name, app.id)
+
+
 class StoreApi:
     """Companies, applications, templates and jobs, read from and written to Postgres."""
 
@@ -104,11 +110,12 @@ class StoreApi:
         return created
 
     async def company_list(self, request: api.CompanyQuery) -> api.CompanyList:
+        after = cursor_key("company.list", request.after, str)
         found = await Queries(self._pool).list_companies(
-            request.company, reader(), request.offset, request.limit + 1
+            request.company, reader(), request.offset, request.limit + 1, None if after is None else after[0]
         )
-        companies, more = fit(found, request.limit)
-        return api.CompanyList(companies=companies, more=more)
+        page = keyed_page(found, request.limit, lambda company: (company.code,))
+        return api.CompanyList(companies=page.items, more=page.more, next=page.next)
 
     async def app_import(self, request: api.AppImport) -> api.AppImported:
         try:
@@ -130,9 +137,10 @@ class StoreApi:
     async def app_list(self, request: api.AppQuery) -> api.AppList:
         queries = Queries(self._pool)
         company_id = await resolve.company_id(queries, request.company)
-        found = await queries.list_apps(company_id, request.offset, request.limit + 1)
-        apps, more = fit(found, request.limit)
-        return api.AppList(apps=apps, more=more)
+        after = cursor_key("app.list", request.after, str, int)
+        found = await queries.list_apps(company_id, request.offset, request.limit + 1, after)
+        page = keyed_page(found, request.limit, _app_key)
+        return api.AppList(apps=page.items, more=page.more, next=page.next)
 
     async def template_create(self, spec: TemplateSpec) -> RunTemplate:
         check_name("template", spec.name)
@@ -193,9 +201,10 @@ class StoreApi:
             offset=request.offset,
             limit=request.limit + 1,
             deleted=request.deleted,
+            after=cursor_key("template.list", request.after, str, str, int),
         )
-        page, more = fit([row.template for row in rows], request.limit)
-        return api.TemplateList(templates=page, more=more)
+        page = keyed_page([row.template for row in rows], request.limit, lambda t: (t.company, t.name, t.id))
+        return api.TemplateList(templates=page.items, more=page.more, next=page.next)
 
     async def template_run(self, request: api.RunNow) -> api.JobQueued:
         """Run a template now. One statement finds all it needs, and the job is

@@ -18,7 +18,7 @@ from contracts.api import ApiFailure
 
 from .actors import require
 from .api import _typed
-from .pages import fit
+from .pages import cursor_key, keyed_page
 from .tenant_queries import TenantQueries
 
 log = structlog.get_logger("jetjobs.store")
@@ -92,9 +92,12 @@ class ArtifactApi:
 
     async def list(self, request: t.ArtifactQuery) -> t.ArtifactList:
         await self._job_company(request.id)
-        found = await TenantQueries(self._pool).job_artifacts(request.id, request.offset, request.limit + 1)
-        artifacts, more = fit(found, request.limit)
-        return t.ArtifactList(artifacts=artifacts, more=more)
+        after = cursor_key("artifact.list", request.after, int, str)
+        found = await TenantQueries(self._pool).job_artifacts(
+            request.id, request.offset, request.limit + 1, after
+        )
+        page = keyed_page(found, request.limit, lambda artifact: (artifact.attempt, artifact.name))
+        return t.ArtifactList(artifacts=page.items, more=page.more, next=page.next)
 
     async def get(self, request: t.ArtifactRef) -> t.ArtifactContent:
         await self._job_company(request.job_id)

@@ -82,12 +82,17 @@ class Queries:
         return None if row is None else rows.company(row)
 
     async def list_companies(
-        self, code: str | None, reader: Reader, offset: int | None = None, limit: int | None = None
+        self,
+        code: str | None,
+        reader: Reader,
+        offset: int | None = None,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[Company]:
-        """Companies, optionally just one, that `reader` may read; `limit` of them from
-        row `offset` on, when given."""
+        """Companies by code, optionally just one, that `reader` may read; those after
+        code `after`, `limit` of them from row `offset` on, when given."""
         found = await self._db.fetch(
-            self._q("list_companies"), code, reader.actor, reader.roles, offset, limit
+            self._q("list_companies"), code, reader.actor, reader.roles, offset, limit, after
         )
         return [rows.company(r) for r in found]
 
@@ -116,9 +121,16 @@ class Queries:
         return rows.application(row), bool(row["created"])
 
     async def list_apps(
-        self, company_id: int | None = None, offset: int | None = None, limit: int | None = None
+        self,
+        company_id: int | None = None,
+        offset: int | None = None,
+        limit: int | None = None,
+        after: tuple[str, int] | None = None,
     ) -> list[Application]:
-        found = await self._db.fetch(self._q("list_apps"), company_id, offset, limit)
+        """Applications by name and id; those after (name, id) `after`, `limit` of them
+        from row `offset` on, when given."""
+        name, app_id = (None, None) if after is None else after
+        found = await self._db.fetch(self._q("list_apps"), company_id, offset, limit, name, app_id)
         return [rows.application(r) for r in found]
 
     async def app_by_id(self, app_id: int) -> Application | None:
@@ -160,11 +172,13 @@ class Queries:
         offset: int | None = None,
         limit: int | None = None,
         deleted: bool | None = False,
+        after: tuple[str, str, int] | None = None,
     ) -> list[TemplateRow]:
-        """Templates, those of companies `reader` may read when one is given; `limit`
-        of them from row `offset` on, when given; live ones, or only `deleted` ones
-        (None: both)."""
+        """Templates by company code, name and id, those of companies `reader` may read
+        when one is given; those after (company, name, id) `after`, `limit` of them
+        from row `offset` on, when given; live ones, or only `deleted` ones (None: both)."""
         actor, roles = (None, None) if reader is None else (reader.actor, reader.roles)
+        company_after, name_after, id_after = (None, None, None) if after is None else after
         found = await self._db.fetch(
             self._q("templates"),
             None if ids is None else list(ids),
@@ -175,6 +189,9 @@ class Queries:
             offset,
             limit,
             deleted,
+            company_after,
+            name_after,
+            id_after,
         )
         return [rows.template(r) for r in found]
 

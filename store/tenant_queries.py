@@ -208,8 +208,13 @@ class TenantQueries:
         )
         return _artifact(row)
 
-    async def job_artifacts(self, job_id: str, offset: int, limit: int) -> list[ArtifactInfo]:
-        found = await self._db.fetch(self._q("job_artifacts"), job_id, offset, limit)
+    async def job_artifacts(
+        self, job_id: str, offset: int, limit: int, after: tuple[int, str] | None = None
+    ) -> list[ArtifactInfo]:
+        """The job's artifacts by attempt and name, those after (attempt, name) `after`
+        when given."""
+        attempt, name = (None, None) if after is None else after
+        found = await self._db.fetch(self._q("job_artifacts"), job_id, offset, limit, attempt, name)
         return [_artifact(r) for r in found]
 
     async def artifact_content(
@@ -274,6 +279,9 @@ class TenantQueries:
         row = await self._db.fetchrow(self._q("revoke_token"), token_id)
         return None if row is None else TokenInfo(**dict(row))
 
-    async def list_tokens(self, actor: str | None, offset: int, limit: int) -> list[TokenInfo]:
-        found = await self._db.fetch(self._q("list_tokens"), actor, offset, limit)
+    async def list_tokens(
+        self, actor: str | None, offset: int, limit: int, after: int | None = None
+    ) -> list[TokenInfo]:
+        """Tokens newest first, those older than token `after` when given."""
+        found = await self._db.fetch(self._q("list_tokens"), actor, offset, limit, after)
         return [TokenInfo(**dict(r)) for r in found]

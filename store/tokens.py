@@ -27,7 +27,7 @@ from .actors import audit
 from .api import _typed
 from .db import connect
 from .migrate import apply_migrations
-from .pages import fit
+from .pages import cursor_key, keyed_page
 from .tenant_queries import TenantQueries
 
 log = structlog.get_logger("jetjobs.store")
@@ -206,6 +206,9 @@ class TokenApi:
 
     async def list(self, request: t.TokenFilter) -> t.TokenList:
         _require_admin("list API tokens")
-        found = await TenantQueries(self._pool).list_tokens(request.actor, request.offset, request.limit + 1)
-        tokens, more = fit(found, request.limit)
-        return t.TokenList(tokens=tokens, more=more)
+        after = cursor_key("token.list", request.after, int)
+        found = await TenantQueries(self._pool).list_tokens(
+            request.actor, request.offset, request.limit + 1, None if after is None else after[0]
+        )
+        page = keyed_page(found, request.limit, lambda token: (token.id,))
+        return t.TokenList(tokens=page.items, more=page.more, next=page.next)

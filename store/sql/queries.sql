@@ -39,9 +39,10 @@ ON CONFLICT (code) DO NOTHING
 RETURNING id, code, name, enabled, paused;
 
 -- name: list_companies --
--- Companies by code, optionally just one, without those that list actors and give actor $2 none of the roles $3; rows $4 on, at most $5 of them.
+-- Companies by code, optionally just one, without those that list actors and give actor $2 none of the roles $3; those after code $6 when given (a cursor), rows $4 on, at most $5 of them.
 SELECT id, code, name, enabled, paused FROM company
 WHERE ($1::text IS NULL OR code = $1)
+    AND ($6::text IS NULL OR code > $6)
     AND code <> ALL (ARRAY(
         SELECT co.code FROM company co JOIN company_actor ca ON ca.company_id = co.id
         GROUP BY co.code HAVING NOT bool_or(ca.actor = $2 AND ca.role = ANY ($3::text[]))))
@@ -72,12 +73,13 @@ RETURNING id, uuid, name, description, executable, cmdparams, environment, ociim
     updated_at, (xmax = 0) AS created;
 
 -- name: list_apps --
--- Applications by name; with a company id, only those its templates use; rows $2 on, at most $3 of them.
+-- Applications by name and id; with a company id, only those its templates use; those after name $4 and id $5 when given (a cursor), rows $2 on, at most $3 of them.
 SELECT a.id, a.uuid, a.name, a.description, a.executable, a.cmdparams, a.environment, a.ociimage,
     a.homepage, a.tags, a.updated_at, a.artifacts, a.exit_codes
 FROM application a
-WHERE $1::bigint IS NULL
-    OR EXISTS (SELECT 1 FROM runtemplate t WHERE t.app_id = a.id AND t.company_id = $1)
+WHERE ($1::bigint IS NULL
+        OR EXISTS (SELECT 1 FROM runtemplate t WHERE t.app_id = a.id AND t.company_id = $1))
+    AND ($4::text IS NULL OR (a.name, a.id) > ($4, $5::bigint))
 ORDER BY a.name, a.id
 OFFSET $2 LIMIT $3;
 
@@ -128,7 +130,7 @@ SELECT id FROM runtemplate WHERE id = $1 FOR UPDATE;
 SELECT id FROM runtemplate WHERE company_id = $1 AND name = $2 AND deleted_at IS NULL;
 
 -- name: templates --
--- Templates with their company and application (none for a flow template), filtered by ids, company code and application id; with an actor $4, without the companies that list actors and give it none of the roles $5; rows $6 on, at most $7 of them (null: from the first, all); $8 true: only deleted ones, false: only live ones, null: both.
+-- Templates with their company and application (none for a flow template), by company code, name and id, filtered by ids, company code and application id; with an actor $4, without the companies that list actors and give it none of the roles $5; those after company code $9, name $10 and id $11 when given (a cursor; the first condition on the code alone lets the company index skip what comes before); rows $6 on, at most $7 of them (null: from the first, all); $8 true: only deleted ones, false: only live ones, null: both.
 SELECT t.id, t.name, t.app_id, t.interv, t.cron, t.timezone, t.env, t.pool,
     t.timeout, t.timeout_ack, t.timeout_result, t.retries, t.active, t.updated_at,
     t.overlap, t.misfire, t.catch_up_limit, t.jitter, t.paused, t.flow, t.scheduled_since,

@@ -115,9 +115,11 @@ ON CONFLICT (job_id, attempt, name) DO UPDATE SET
 RETURNING job_id, attempt, name, path, content_type, size, sha256, over_limit, missing, note;
 
 -- name: job_artifacts --
--- A job's artifacts, attempt by attempt; rows $2 on, at most $3 of them.
+-- A job's artifacts, attempt by attempt, by name; those after attempt $4 and name $5 when given (a cursor), rows $2 on, at most $3 of them.
 SELECT job_id, attempt, name, path, content_type, size, sha256, over_limit, missing, note
-FROM artifact WHERE job_id = $1 ORDER BY attempt, name
+FROM artifact
+WHERE job_id = $1 AND ($4::integer IS NULL OR (attempt, name) > ($4, $5::text))
+ORDER BY attempt, name
 OFFSET $2 LIMIT $3;
 
 -- name: artifact_content --
@@ -173,8 +175,8 @@ UPDATE actor_token SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1
 RETURNING id, actor, admin, note, created_by, created_at, revoked_at;
 
 -- name: list_tokens --
--- Tokens, of one actor or all, newest first; never their values; rows $2 on, at most $3 of them.
+-- Tokens, of one actor or all, newest first; never their values; those older than token $4 when given (a cursor), rows $2 on, at most $3 of them.
 SELECT id, actor, admin, note, created_by, created_at, revoked_at FROM actor_token
-WHERE $1::text IS NULL OR actor = $1
+WHERE ($1::text IS NULL OR actor = $1) AND ($4::bigint IS NULL OR id < $4)
 ORDER BY id DESC
 OFFSET $2 LIMIT $3;
