@@ -20,7 +20,8 @@ duplicate window): it is never pruned."""
 class PruneRequest(Frozen):
     """Remove (or, dry, count) final history older than `older_than` seconds: jobs with
     their attempts, events, artifacts and output; finished flow runs; slot records;
-    dead letters. The audit log is pruned only when `audit_older_than` is given."""
+    templates deleted before it that nothing left names; dead letters. The audit log
+    is pruned only when `audit_older_than` is given."""
 
     older_than: float = Field(ge=SHORTEST, le=LONGEST, description="seconds")
     audit_older_than: float | None = Field(default=None, ge=SHORTEST, le=LONGEST, description="seconds")
@@ -38,6 +39,7 @@ class PruneCounts(Frozen):
     flow_runs: int = 0
     flow_nodes: int = 0
     slots: int = 0
+    templates: int = 0
     dead_letters: int = 0
     audit_entries: int = 0
 

@@ -39,8 +39,8 @@ def store_options(parser: argparse.ArgumentParser) -> None:
         "--retention-days",
         type=count(0),
         metavar="DAYS",
-        help="remove final jobs, flow runs, slot records and dead letters older than this "
-        "(default 0: keep everything) [env JETJOBS_RETENTION_DAYS]",
+        help="remove final jobs, flow runs, slot records, deleted templates and dead letters older "
+        "than this (default 0: keep everything) [env JETJOBS_RETENTION_DAYS]",
     )
     parser.add_argument(
         "--audit-retention-days",

@@ -86,6 +86,13 @@ class StoreMetrics:
             ["kind"],
             registry=registry,
         )
+        self._of_pruned = Counter(
+            "jetjobs_store_pruned_job_messages",
+            "late messages (events, job messages) of jobs retention had removed, dropped instead of "
+            "recording the job again, by feed",
+            ["feed"],
+            registry=registry,
+        )
         self._waiting = Gauge(
             "jetjobs_pool_waiting_jobs",
             "job messages in a pool's queue that no executor has taken yet (a company's own consumer "
@@ -117,6 +124,8 @@ class StoreMetrics:
         self._ingested.labels(feed).inc(written)
         self._batch.labels(feed).observe(seconds)
         self._per_company(self._dispatched, recorded.jobs)
+        if recorded.of_pruned_jobs:
+            self._of_pruned.labels(feed).inc(recorded.of_pruned_jobs)
         self._per_company(self._dead, recorded.dead_letters)
         if recorded.outcomes:
             tally = Tally(

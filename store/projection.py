@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
 import structlog
@@ -33,6 +34,7 @@ from contracts.schedule import SlotRecord
 from .db import BAD_DATA, UNAVAILABLE
 from .queries import Queries
 from .recorded import NOTHING, Recorded
+from .retention_fence import PrunedFence
 from .slots import project_slots
 from .writers import project_dead_letters, project_dispatches, project_events
 
@@ -77,14 +79,29 @@ class Feed(Generic[M]):
     """Whether the store dead-letters what it refuses: only on streams no other service
     reads (the executor dead-letters bad job messages; a bad dead letter must not make
     another)."""
+    fence: PrunedFence | None = None
+    """On the feeds that write jobs: drops the late messages of jobs retention removed."""
 
 
 def feeds() -> list[Feed[Any]]:
     """Dispatch, events, dead letters and slot records, on the store's own durable consumers."""
     return [
-        Feed(s.DISPATCH_STREAM, s.STORE_DISPATCH_CONSUMER, JobMessage, project_dispatches, _dispatch_address),
         Feed(
-            s.EVENTS_STREAM, s.STORE_EVENTS_CONSUMER, JobEvent, project_events, _events_address, buries=True
+            s.DISPATCH_STREAM,
+            s.STORE_DISPATCH_CONSUMER,
+            JobMessage,
+            project_dispatches,
+            _dispatch_address,
+            fence=PrunedFence(attrgetter("dispatched_at")),
+        ),
+        Feed(
+            s.EVENTS_STREAM,
+            s.STORE_EVENTS_CONSUMER,
+            JobEvent,
+            project_events,
+            _events_address,
+            buries=True,
+            fence=PrunedFence(attrgetter("at")),
         ),
         Feed(s.DEAD_STREAM, s.STORE_DEAD_CONSUMER, DeadLetter, project_dead_letters, _dead_address),
         Feed(s.SLOTS_STREAM, s.STORE_SLOTS_CONSUMER, SlotRecord, project_slots, _slots_address, buries=True),
@@ -275,8 +292,12 @@ class Projection(Generic[M]):
         return rejected, recorded
 
     async def _write(self, batch: Sequence[Delivery[M]]) -> Recorded:
+        fence = self._feed.fence
         async with self._pool.acquire() as conn, conn.transaction():
-            return await self._feed.write(Queries(conn), batch)
+            admitted = batch if fence is None else await fence.admit(conn, batch, self._feed.durable)
+            recorded = await self._feed.write(Queries(conn), admitted) if admitted else NOTHING
+        dropped = len(batch) - len(admitted)
+        return recorded + Recorded(of_pruned_jobs=dropped) if dropped else recorded
 
     async def _hold(self, seconds: float) -> None:
         """Wait `seconds` before writing the batch again; raise `Stopping` if the service stops."""

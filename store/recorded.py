@@ -15,17 +15,20 @@ anyone who may publish can make up company codes, and each would be a series."""
 
 @dataclass(frozen=True)
 class Recorded:
-    """New jobs, attempts ended and dead letters one batch recorded."""
+    """New jobs, attempts ended and dead letters one batch recorded, and the late
+    messages of pruned jobs it dropped."""
 
     jobs: PerCompany = ()
     outcomes: Sequence[JobEvent] = ()
     dead_letters: PerCompany = ()
+    of_pruned_jobs: int = 0
 
     def __add__(self, other: Recorded) -> Recorded:
         return Recorded(
             [*self.jobs, *other.jobs],
             [*self.outcomes, *other.outcomes],
             [*self.dead_letters, *other.dead_letters],
+            self.of_pruned_jobs + other.of_pruned_jobs,
         )
 
 

@@ -35,10 +35,12 @@ STEPS = (
     ("prune_flow_runs", "count_flow_runs", "flow_runs"),
     ("prune_jobs", "count_jobs", "jobs"),
     ("prune_slots", "count_slots", "slots"),
+    ("prune_templates", "count_templates", "templates"),
     ("prune_dead_letters", "count_dead_letters", "dead_letters"),
 )
 """Each kind's prune, its count, and the kind whose rows fill a batch. Flow runs go
-first: the jobs of a run that ended before the horizon are then free to go too."""
+first: the jobs of a run that ended before the horizon are then free to go too;
+deleted templates after the jobs and slot records that name them."""
 
 AUDIT_STEP = ("prune_audit", "count_audit", "audit_entries")
 
@@ -114,11 +116,14 @@ async def prune(
 ) -> tuple[PruneCounts, bool]:
     """Remove what is older than `horizons`, a batch per statement (each its own
     transaction); stop after `budget` seconds when given. Returns what went, and
-    whether old history is left."""
+    whether old history is left. The horizon is recorded first, committed before any
+    job goes: the projections drop the late messages of the jobs it removes."""
     loop = asyncio.get_running_loop()
     deadline = None if budget is None else loop.time() + budget
     total = PruneCounts()
     sql = retention_sql()
+    if horizons.before is not None:
+        await conn.execute(sql["mark_horizon"].sql, horizons.before)
     for (name, _, kind), horizon in horizons.steps():
         while True:
             started = loop.time()

@@ -2,19 +2,46 @@
 -- ($2 rows) per statement, oldest first, and counting what would go. Each block
 -- starts with `-- name: <name> --` and a one-line comment saying what it does.
 -- A prune and its count share their conditions: keep them alike.
+--
+-- A flow run keeps its jobs as long as it is kept itself (in progress, or ended
+-- after the horizon). Its node names the job of its current round; the jobs of
+-- the node's earlier rounds no node names any more, so the flow's jobs made
+-- since a kept run began are kept (its `spanning` runs, kept and begun before
+-- the horizon: only those can have made a job older than it). A job names the
+-- flow that launched it in `launched_by`, as 'flow:' and the flow's name
+-- (`contracts.flows.LAUNCHER`).
+
+-- name: mark_horizon --
+-- Remember the newest horizon history is pruned to, before any of it goes (see `pruned_before`).
+INSERT INTO retention_horizon (pruned_before) VALUES ($1)
+ON CONFLICT (only_row) DO UPDATE
+SET pruned_before = greatest(retention_horizon.pruned_before, EXCLUDED.pruned_before);
+
+-- name: pruned_before --
+-- The newest horizon history was pruned to: a message older than it, of a job with no row, is of a pruned job; null before the first prune.
+SELECT pruned_before FROM retention_horizon;
 
 -- name: try_lock --
 -- Take the retention lock on this session, so one store prunes at a time; false when another holds it.
 SELECT pg_try_advisory_lock($1);
 
 -- name: prune_jobs --
--- Remove a batch of final jobs older than the horizon, with their attempts, events, artifacts and deadline; rows a writer holds are left for later.
-WITH doomed AS (
+-- Remove a batch of final jobs older than the horizon, none of a flow run still kept, with their attempts, events, artifacts and deadline; rows a writer holds are left for later.
+WITH spanning AS MATERIALIZED (
+    SELECT company, 'flow:' || name AS launched_by, min(created_at) AS since
+    FROM flow_run
+    WHERE created_at < $1 AND (status = 'started' OR ended_at >= $1)
+    GROUP BY 1, 2
+), doomed AS (
     SELECT j.id FROM job j
     WHERE j.created_at < $1 AND j.final AND j.updated_at < $1
       AND NOT EXISTS (
           SELECT 1 FROM flow_node n JOIN flow_run r ON r.id = n.run_id
           WHERE n.job_id = j.id AND (r.status = 'started' OR r.ended_at >= $1)
+      )
+      AND NOT EXISTS (
+          SELECT 1 FROM spanning k
+          WHERE k.company = j.company AND k.launched_by = j.launched_by AND k.since <= j.created_at
       )
     ORDER BY j.created_at
     LIMIT $2
@@ -35,13 +62,22 @@ SELECT (SELECT count(*) FROM jobs) AS jobs, (SELECT count(*) FROM attempts) AS a
     (SELECT count(*) FROM deadlines) AS deadlines;
 
 -- name: count_jobs --
--- How many final jobs older than the horizon, and rows of theirs, a prune would remove.
-WITH doomed AS (
+-- How many final jobs older than the horizon, none of a flow run still kept, and rows of theirs, a prune would remove.
+WITH spanning AS MATERIALIZED (
+    SELECT company, 'flow:' || name AS launched_by, min(created_at) AS since
+    FROM flow_run
+    WHERE created_at < $1 AND (status = 'started' OR ended_at >= $1)
+    GROUP BY 1, 2
+), doomed AS (
     SELECT j.id FROM job j
     WHERE j.created_at < $1 AND j.final AND j.updated_at < $1
       AND NOT EXISTS (
           SELECT 1 FROM flow_node n JOIN flow_run r ON r.id = n.run_id
           WHERE n.job_id = j.id AND (r.status = 'started' OR r.ended_at >= $1)
+      )
+      AND NOT EXISTS (
+          SELECT 1 FROM spanning k
+          WHERE k.company = j.company AND k.launched_by = j.launched_by AND k.since <= j.created_at
       )
 )
 SELECT (SELECT count(*) FROM doomed) AS jobs,
@@ -94,6 +130,75 @@ SELECT count(*) AS slots FROM schedule_slot s
 WHERE s.recorded_at < $1
   AND NOT EXISTS (SELECT 1 FROM job j WHERE j.id = s.job_id AND NOT j.final)
   AND NOT EXISTS (SELECT 1 FROM flow_run r WHERE r.id = s.flow_run AND r.status = 'started');
+
+-- name: prune_templates --
+-- Remove a batch of templates deleted before the horizon that nothing left names: no job, slot record, flow run or saved flow (their credential assignments go with them). A flow run that names one began before its deletion: a deleted template runs in no new one.
+WITH doomed AS (
+    SELECT t.id FROM runtemplate t JOIN company c ON c.id = t.company_id
+    WHERE t.deleted_at < $1
+      AND NOT EXISTS (SELECT 1 FROM job j WHERE j.template_id = t.id)
+      AND NOT EXISTS (SELECT 1 FROM schedule_slot s WHERE s.template_id = t.id)
+      AND NOT EXISTS (
+          SELECT 1 FROM flow_run r
+          WHERE r.created_at < t.deleted_at AND r.company = c.code
+            AND r.spec -> 'nodes' @> jsonb_build_array(jsonb_build_object('template', t.id))
+      )
+      AND NOT EXISTS (
+          SELECT 1 FROM flow_definition d
+          WHERE d.company = c.code AND d.spec -> 'nodes' @> jsonb_build_array(jsonb_build_object('template', t.id))
+      )
+    ORDER BY t.deleted_at
+    LIMIT $2
+    FOR UPDATE OF t SKIP LOCKED
+), templates AS (
+    DELETE FROM runtemplate WHERE id IN (SELECT id FROM doomed) RETURNING 1
+)
+SELECT count(*) AS templates FROM templates;
+
+-- name: count_templates --
+-- How many deleted templates a prune would remove: those whose jobs, slot records and flow runs all go in the same prune.
+WITH spanning AS MATERIALIZED (
+    SELECT company, 'flow:' || name AS launched_by, min(created_at) AS since
+    FROM flow_run
+    WHERE created_at < $1 AND (status = 'started' OR ended_at >= $1)
+    GROUP BY 1, 2
+)
+SELECT count(*) AS templates FROM runtemplate t JOIN company c ON c.id = t.company_id
+WHERE t.deleted_at < $1
+  AND NOT EXISTS (
+      SELECT 1 FROM job j
+      WHERE j.template_id = t.id
+        AND NOT (
+            j.created_at < $1 AND j.final AND j.updated_at < $1
+            AND NOT EXISTS (
+                SELECT 1 FROM flow_node n JOIN flow_run r ON r.id = n.run_id
+                WHERE n.job_id = j.id AND (r.status = 'started' OR r.ended_at >= $1)
+            )
+            AND NOT EXISTS (
+                SELECT 1 FROM spanning k
+                WHERE k.company = j.company AND k.launched_by = j.launched_by AND k.since <= j.created_at
+            )
+        )
+  )
+  AND NOT EXISTS (
+      SELECT 1 FROM schedule_slot s
+      WHERE s.template_id = t.id
+        AND NOT (
+            s.recorded_at < $1
+            AND NOT EXISTS (SELECT 1 FROM job j WHERE j.id = s.job_id AND NOT j.final)
+            AND NOT EXISTS (SELECT 1 FROM flow_run r WHERE r.id = s.flow_run AND r.status = 'started')
+        )
+  )
+  AND NOT EXISTS (
+      SELECT 1 FROM flow_run r
+      WHERE r.created_at < t.deleted_at AND r.company = c.code
+        AND r.spec -> 'nodes' @> jsonb_build_array(jsonb_build_object('template', t.id))
+        AND (r.status = 'started' OR r.ended_at >= $1)
+  )
+  AND NOT EXISTS (
+      SELECT 1 FROM flow_definition d
+      WHERE d.company = c.code AND d.spec -> 'nodes' @> jsonb_build_array(jsonb_build_object('template', t.id))
+  );
 
 -- name: prune_dead_letters --
 -- Remove a batch of dead letters recorded for messages that died before the horizon.

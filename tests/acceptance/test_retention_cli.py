@@ -22,6 +22,14 @@ async def _seed(url: str) -> None:
         await old_rows.job(conn, "new", 1)
         await old_rows.dead_letters(conn, 2, 40)
         await old_rows.audit_entries(conn, 4, 400)
+        await conn.execute("INSERT INTO company (code, name) VALUES ('acme', 'ACME')")
+        await conn.execute(
+            "INSERT INTO application (uuid, name, executable, document) VALUES (gen_random_uuid(), 'a', 'true', '{}')"
+        )
+        await conn.execute(
+            "INSERT INTO runtemplate (name, app_id, company_id, timeout, timeout_ack, timeout_result, deleted_at) "
+            "VALUES ('gone', 1, 1, 60, 30, 60, now() - interval '40 days')"
+        )
     finally:
         await conn.close()
 
@@ -40,6 +48,7 @@ async def test_an_admin_prunes_history_dry_first(nats_url: str, database_url: st
         assert dry.out.startswith("would remove history that ended before ")
         assert any(line.split() == ["jobs", "3"] for line in dry.out.splitlines()), dry.out
         assert any(line.split() == ["dead", "letters", "2"] for line in dry.out.splitlines()), dry.out
+        assert any(line.split() == ["templates", "1"] for line in dry.out.splitlines()), dry.out
 
         done = await jetjobs("--json", "prune", "--older-than", "4w", "--audit-older-than", "365d", env=env)
         assert done.code == 0, done
@@ -54,6 +63,7 @@ async def test_an_admin_prunes_history_dry_first(nats_url: str, database_url: st
             "flow_runs": 0,
             "flow_nodes": 0,
             "slots": 0,
+            "templates": 1,
             "dead_letters": 2,
             "audit_entries": 4,
         }
