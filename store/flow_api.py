@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
-
-from bus import Bus, CancelBoard
-from contracts.api import ApiFailure, JobRef
+from bus import Bus
+from contracts.api import ApiFailure
 from contracts.flowcheck import result_name_problems
 from contracts.flows import (
     FlowCancelled,
@@ -24,13 +22,10 @@ from contracts.flows import (
 from . import resolve
 from .actors import audit, reader
 from .api import Handler, _typed
-from .flow_engine import CANCELLED, FlowEngine
+from .flow_engine import FlowEngine
 from .flow_jobs import refusal, target_problems
 from .flow_queries import FlowQueries
-from .lifecycle_api import LifecycleApi
 from .queries import Queries
-
-log = structlog.get_logger("jetjobs.flows")
 
 
 class FlowApi:
@@ -38,9 +33,7 @@ class FlowApi:
 
     def __init__(self, pool: Any, bus: Bus) -> None:
         self._pool = pool
-        self._bus = bus
         self._engine = FlowEngine(pool, bus)
-        self._lifecycle = LifecycleApi(pool, bus)
 
     @property
     def engine(self) -> FlowEngine:
@@ -107,29 +100,11 @@ class FlowApi:
         return FlowRunList(runs=runs)
 
     async def cancel(self, request: FlowRef) -> FlowCancelled:
+        """The cancelled run, and the running jobs asked to stop by now (the store
+        stops the others as soon as it can, see `FlowEngine.cancel`)."""
         await self._changing("flow.cancel", request.id)
-        run, running = await self._engine.cancel(request.id)
-        cancelled = []
-        for job_id in running:
-            try:
-                await self._kill(job_id)
-                cancelled.append(job_id)
-            except ApiFailure as error:
-                log.warning("flow.cancel_job_failed", run_id=run.id, job_id=job_id, error=error.message)
-        return FlowCancelled(run=run, cancelled_jobs=cancelled)
-
-    async def _kill(self, job_id: str) -> None:
-        """Cancel a node's job; one dispatched a moment ago may not be recorded yet,
-        and executors refuse it once it is on the cancel board."""
-        try:
-            await self._lifecycle.job_cancel(JobRef(id=job_id))
-        except ApiFailure as error:
-            if error.code != 404:
-                raise
-            try:
-                await (await CancelBoard.open(self._bus.js)).mark(job_id, CANCELLED)
-            except Exception as failed:
-                raise ApiFailure(503, f"could not record the cancel of job {job_id} ({failed!r})") from None
+        run, killed = await self._engine.cancel(request.id)
+        return FlowCancelled(run=run, cancelled_jobs=killed)
 
     async def retry(self, request: FlowRef) -> FlowRun:
         await self._changing("flow.retry", request.id)

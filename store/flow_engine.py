@@ -37,7 +37,8 @@ from contracts.models import Application
 
 from .db import UNAVAILABLE, Db
 from .flow_jobs import check_targets, node_message
-from .flow_outbox import Kept, Outbox, Work, keep
+from .flow_kill import CANCELLED, Killer
+from .flow_outbox import Kept, Outbox, Sent, Work, keep
 from .flow_queries import FlowQueries, LockedRun
 from .flow_state import RunCache, RunState
 from .queries import Queries
@@ -49,10 +50,6 @@ def _event(run: FlowRun | LockedRun | RunState, status: FlowStatus, **fields: An
     return FlowEvent(
         run_id=run.id, company=run.company, name=run.name, status=status, at=datetime.now(UTC), **fields
     )
-
-
-CANCELLED = "cancelled by request"
-"""Why a cancelled run ended, and its nodes that had not."""
 
 
 def _unknown_run(run_id: str) -> ApiFailure:
@@ -78,12 +75,34 @@ def _outcome_event(payload: str) -> JobEvent | None:
         return None
 
 
+async def _end_nodes(
+    flows: FlowQueries, run: LockedRun | RunState, ended: list[tuple[JobEvent, NodeStatus, str]], work: Work
+) -> list[tuple[JobEvent, NodeStatus, str]]:
+    """Record the nodes' outcomes, each with its flow event; those that were new."""
+    if not ended:
+        return []
+    outcomes = [(event.job_id, status, event.results, event.reason) for event, status, _ in ended]
+    recorded = await flows.finish_nodes(run.id, outcomes)
+    new = [(event, status, name) for event, status, name in ended if name in recorded]
+    for event, status, name in new:
+        fields = {"node": name, "node_status": status, "job_id": event.job_id, "reason": event.reason}
+        work.events.append(_event(run, run.status, **fields))
+    return new
+
+
+def _ended(run: RunState, new: list[tuple[JobEvent, NodeStatus, str]]) -> None:
+    """The recorded outcomes, in the run as its step sees it."""
+    for event, status, name in new:
+        run.states[name] = status
+        run.results[name] = event.results
+
+
 class FlowEngine:
     """Starts, advances, cancels and retries flow runs."""
 
     def __init__(self, pool: Any, bus: Bus) -> None:
         self._pool = pool
-        self._outbox = Outbox(pool, bus.publisher)
+        self._outbox = Outbox(pool, bus.publisher, Killer(pool, bus).kill)
         self._runs = RunCache()
         self.unsent = True
         """The outbox may hold a committed step's messages (a failed publish, or a
@@ -196,38 +215,36 @@ class FlowEngine:
                 stepped.append(run)
         return stepped
 
-    async def _send(self, kept: Kept) -> None:
-        """Publish a committed step's work; if that fails, `unsent` says the outbox needs a
-        drain. While it does, the step's work goes out with the rest, oldest first, so a
-        run's events keep their order (its end last) whatever failed before."""
+    async def _send(self, kept: Kept) -> list[str]:
+        """Do a committed step's work; the jobs it asked to stop. If some of it fails,
+        `unsent` says the outbox needs a drain. While it does, the step's work goes out
+        with the rest, oldest first, so a run's events keep their order (its end last)
+        whatever failed before."""
         try:
-            if self.unsent:
-                await self.resend()
-            else:
-                await self._outbox.send(kept)
+            sent = await self.resend() if self.unsent else await self._outbox.send(kept)
         except BaseException:
             self.unsent = True
             raise
+        if sent.failed:
+            self.unsent = True
+        return sent.killed
 
     async def _record(
         self, flows: FlowQueries, run_id: str, ended: list[tuple[JobEvent, NodeStatus, str]], work: Work
     ) -> tuple[RunState, set[str]] | None:
         """Record the nodes' outcomes in one statement; the run to step and the nodes
-        that ended, if it is still started and an outcome was new."""
+        that ended, if it is still started and an outcome was new. A cancelled run's
+        node takes its job's late success (an outcome that changes nothing else)."""
         locked = await self._lock(flows, run_id)
-        outcomes = [(event.job_id, status, event.results, event.reason) for event, status, _ in ended]
-        recorded = await flows.finish_nodes(run_id, outcomes)
-        new = [(event, status, name) for event, status, name in ended if name in recorded]
-        for event, status, name in new:
-            fields = {"node": name, "node_status": status, "job_id": event.job_id, "reason": event.reason}
-            work.events.append(_event(locked, locked.status, **fields))
-        if not new or locked.status is not FlowStatus.STARTED:
+        new = await _end_nodes(flows, locked, ended, work)
+        if locked.status is not FlowStatus.STARTED:
+            await flows.outcomes_came(run_id, [event.job_id for event, _, _ in ended])
+            return None
+        if not new:
             return None
         run = await self._state(flows, locked)
-        for event, status, name in new:
-            run.states[name] = status
-            run.results[name] = event.results
-        return run, recorded
+        _ended(run, new)
+        return run, {name for _, _, name in new}
 
     async def _step(self, conn: Db, run: RunState, work: Work, changed: Iterable[str] | None = None) -> None:
         """Skip and dispatch until nothing changes, then end the run if every node is
@@ -294,14 +311,17 @@ class FlowEngine:
         work.events.append(_event(run, status, reason=reason, result=run.result))
         log.info("flow.ended", run_id=run.id, company=run.company, status=status.value, reason=reason)
 
-    async def resend(self) -> int:
-        """Publish what stopped stores committed but never sent (see `flow_outbox`)."""
+    async def resend(self) -> Sent:
+        """Do what stopped stores committed but never did (see `flow_outbox`)."""
         self.unsent = False
         try:
-            return await self._outbox.drain()
+            sent = await self._outbox.drain()
         except BaseException:
             self.unsent = True
             raise
+        if sent.failed:
+            self.unsent = True
+        return sent
 
     async def retry(self, run_id: str) -> FlowRun:
         """Re-run the failed and skipped nodes of an ended run; the rest keep their results."""
@@ -329,10 +349,14 @@ class FlowEngine:
         return await self.get(run_id)
 
     async def cancel(self, run_id: str) -> tuple[FlowRun, list[str]]:
-        """End a started run as cancelled in one transaction: running nodes fail and
-        waiting ones are skipped, each with its flow event, and the run's end comes
-        last, as when a run ends by itself. The caller kills the running jobs
-        returned; their outcomes find their nodes ended and change nothing."""
+        """End a started run as cancelled in one transaction: a node whose job's outcome
+        is recorded but not stepped yet ends as its job did, the other running nodes
+        fail and waiting ones are skipped, each with its flow event, and the run's end
+        comes last, as when a run ends by itself. The kills of the running jobs are
+        kept in the outbox with the events, so they happen even if this store stops
+        right after the commit; the jobs killed by the time this returns come with
+        the run. A killed job's outcome finds its node ended; one that succeeded
+        after all turns its node succeeded."""
         async with self._pool.acquire() as conn, conn.transaction():
             flows = FlowQueries(conn)
             locked = await self._lock(flows, run_id)
@@ -341,8 +365,9 @@ class FlowEngine:
                     409, f"flow run {run_id} already ended ({locked.status.value}): nothing to cancel"
                 )
             run = await self._state(flows, locked)
-            running = run.running()
             work = Work()
+            await self._take_recorded(flows, run, work)
+            work.kills = run.running()
             await self._stop(flows, run, work)
             await flows.end_run(run_id, FlowStatus.CANCELLED, CANCELLED)
             run.status = FlowStatus.CANCELLED
@@ -350,11 +375,28 @@ class FlowEngine:
             kept = await keep(conn, work)
         self._runs.keep([run])
         try:
-            await self._send(kept)
-        except Exception as error:  # committed and kept in the outbox: the loop sends it again
+            killed = set(await self._send(kept))
+        except Exception as error:  # committed and kept in the outbox: the loop does it again
             log.warning("flow.publish_failed", messages=len(kept.items), error=repr(error))
-        log.info("flow.cancelled", run_id=run_id, company=run.company, running=len(running))
-        return await self.get(run_id), running
+            killed = set()
+        stopped = [job_id for job_id in work.kills if job_id in killed]
+        log.info(
+            "flow.cancelled", run_id=run_id, company=run.company, running=len(work.kills), killed=len(stopped)
+        )
+        return await self.get(run_id), stopped
+
+    async def _take_recorded(self, flows: FlowQueries, run: RunState, work: Work) -> None:
+        """End the running nodes whose jobs' outcomes wait in the inbox: they ended
+        before the cancel. Their inbox rows stay; the step that takes them finds the
+        nodes ended."""
+        running = run.running()
+        if not running:
+            return
+        events = [e for e in map(_outcome_event, await flows.inbox_of_jobs(running)) if e is not None]
+        ended = {e.job_id: (e, s) for e in events if (s := node_outcome(e)) is not None}
+        names = {job_id: name for name, job_id in run.job_ids.items() if job_id in ended}
+        outcomes = [(event, status, names[job_id]) for job_id, (event, status) in ended.items()]
+        _ended(run, await _end_nodes(flows, run, outcomes, work))
 
     async def _stop(self, flows: FlowQueries, run: RunState, work: Work) -> None:
         """Fail the running nodes and skip the waiting ones, in the definition's order."""

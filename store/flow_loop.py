@@ -33,7 +33,7 @@ CHECK_EVERY = 5.0
 """Seconds between looks at the inbox when no bell rings."""
 
 RESEND_EVERY = 1.0
-"""Seconds between tries while the outbox holds what a failed publish left, or Postgres is away."""
+"""Seconds between tries while the outbox holds what a failed publish or kill left, or Postgres is away."""
 
 COMPANY_TOKEN = flow_start_subject("*").split(".").index("*")
 """Where a flow start's subject names its company."""
@@ -96,7 +96,7 @@ async def _start(engine: FlowEngine, start: FlowStart) -> Ack | Nak | Term:
 async def _run_outcomes(engine: FlowEngine, database_url: str, stopping: asyncio.Event) -> None:
     """Take the flow inbox as the events projection fills it: at once when it rings
     the bell, and at least every `CHECK_EVERY` seconds (a bell rung while this store
-    was not listening); drain the outbox when a step's publish failed."""
+    was not listening); drain the outbox when a step's publish or kill failed."""
     bell = Bell(lambda: connect(database_url), FLOW_INBOX_CHANNEL)
     try:
         while not stopping.is_set():
@@ -122,5 +122,5 @@ async def _resend(engine: FlowEngine) -> None:
     except Exception:
         log.exception("flow.resend_failed")
         return
-    if sent:
-        log.info("flow.resent", jobs=sent)
+    if sent.rows:
+        log.info("flow.resent", rows=sent.rows, killed=len(sent.killed))

@@ -49,7 +49,8 @@ class LockedRun(NamedTuple):
 
 
 OutboxItem = tuple[str, str, str, str]
-"""(kind `job` or `event`, subject, Nats-Msg-Id, payload) of a message a step publishes."""
+"""(kind, subject, Nats-Msg-Id, payload) of what a step leaves to do once it commits: a
+`job` message or an `event` to publish, or a job to `kill` (named in the last two)."""
 
 
 def _head(row: Any) -> dict[str, Any]:
@@ -145,14 +146,19 @@ class FlowQueries:
     async def finish_nodes(
         self, run_id: str, ended: Sequence[tuple[str, NodeStatus, dict[str, str], str | None]]
     ) -> set[str]:
-        """Record dispatched nodes' outcomes: (job id, status, results, reason) each;
-        the nodes recorded (an outcome recorded before is not recorded again)."""
+        """Record nodes' outcomes: (job id, status, results, reason) each; the nodes
+        recorded (an outcome recorded before is not recorded again). A node a cancel
+        failed while its job ran takes its job's success."""
         job_ids = [job_id for job_id, _, _, _ in ended]
         statuses = [status.value for _, status, _, _ in ended]
         results = [json.dumps(found) for _, _, found, _ in ended]
         reasons = [reason for _, _, _, reason in ended]
         rows = await self._db.fetch(self._q("finish_nodes"), run_id, job_ids, statuses, results, reasons)
         return {row["node"] for row in rows}
+
+    async def outcomes_came(self, run_id: str, job_ids: list[str]) -> None:
+        """The jobs of a cancelled run's nodes ended: their nodes wait for no outcome any more."""
+        await self._db.execute(self._q("outcomes_came"), run_id, job_ids)
 
     async def dispatch_nodes(self, run_id: str, ready: list[tuple[str, str, int]]) -> None:
         """Mark waiting nodes dispatched: (node, job id, round) each."""
@@ -164,7 +170,7 @@ class FlowQueries:
         await self._db.execute(self._q("skip_nodes"), run_id, list(reasons), list(reasons.values()))
 
     async def cancel_nodes(self, run_id: str, names: list[str], reason: str) -> None:
-        """Mark dispatched nodes failed, for a cancel: their jobs' outcomes come later."""
+        """Mark dispatched nodes failed, for a cancel, waiting for their jobs' outcomes."""
         await self._db.execute(self._q("cancel_nodes"), run_id, names, reason)
 
     async def reset_nodes(self, run_id: str) -> list[str]:
@@ -181,8 +187,9 @@ class FlowQueries:
         columns = [list(column) for column in zip(*items, strict=True)]
         return [row["id"] for row in await self._db.fetch(self._q("put_outbox"), *columns)]
 
-    async def outbox(self, limit: int) -> list[tuple[int, OutboxItem]]:
-        rows = await self._db.fetch(self._q("outbox"), limit)
+    async def outbox(self, limit: int, after: int = 0) -> list[tuple[int, OutboxItem]]:
+        """The oldest rows after row `after`, with their ids."""
+        rows = await self._db.fetch(self._q("outbox"), limit, after)
         return [(r["id"], (r["kind"], r["subject"], r["msg_id"], r["payload"])) for r in rows]
 
     async def delete_outbox(self, ids: Sequence[int]) -> None:
@@ -191,6 +198,10 @@ class FlowQueries:
 
     async def known_jobs(self, job_ids: Sequence[str]) -> set[str]:
         return {row["id"] for row in await self._db.fetch(self._q("known_jobs"), list(job_ids))}
+
+    async def inbox_of_jobs(self, job_ids: list[str]) -> list[str]:
+        """The outcomes (event JSON) of these jobs that wait in the inbox, oldest first."""
+        return [row["payload"] for row in await self._db.fetch(self._q("inbox_of_jobs"), job_ids)]
 
     async def take_inbox(self, limit: int) -> list[tuple[int, str]]:
         """The oldest due outcomes (id, event JSON), locked until the transaction ends."""

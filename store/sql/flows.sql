@@ -50,11 +50,12 @@ ORDER BY r.created_at DESC LIMIT $2;
 -- name: nodes --
 -- The nodes of a run with the status of their current job. A node ends on its
 -- job's outcome event, which the job table may record a moment later: an ended
--- node shows the status that ended it.
+-- node shows the status that ended it, but one a cancel failed while its job ran
+-- shows its job's until that job's outcome comes.
 SELECT n.node, n.status, n.round, n.job_id, n.results::text, n.reason,
     CASE WHEN n.job_id IS NULL THEN NULL
         WHEN n.status = 'succeeded' THEN 'processed'
-        WHEN n.status = 'failed' THEN 'error'
+        WHEN n.status = 'failed' AND NOT n.outcome_due THEN 'error'
         ELSE j.status::text END AS job_status
 FROM flow_node n LEFT JOIN job j ON j.id = n.job_id WHERE n.run_id = $1 ORDER BY n.node;
 
@@ -63,12 +64,20 @@ FROM flow_node n LEFT JOIN job j ON j.id = n.job_id WHERE n.run_id = $1 ORDER BY
 SELECT job_id, run_id, node FROM flow_node WHERE job_id = ANY($1::text[]);
 
 -- name: finish_nodes --
--- Record dispatched nodes' outcomes by job id ($2 job ids, $3 statuses, $4 results,
--- $5 reasons); returns the nodes recorded (one already recorded is left as it is).
-UPDATE flow_node n SET status = u.status, results = u.results::jsonb, reason = u.reason, updated_at = now()
+-- Record nodes' outcomes by job id ($2 job ids, $3 statuses, $4 results, $5 reasons):
+-- a dispatched node ends as its job did, and a node a cancel failed while its job
+-- ran takes its job's success; returns the nodes recorded (one already recorded is left as it is).
+UPDATE flow_node n SET status = u.status, results = u.results::jsonb, reason = u.reason, outcome_due = false,
+    updated_at = now()
 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS u (job_id, status, results, reason)
-WHERE n.run_id = $1 AND n.job_id = u.job_id AND n.status = 'dispatched'
+WHERE n.run_id = $1 AND n.job_id = u.job_id
+    AND (n.status = 'dispatched' OR (n.outcome_due AND u.status = 'succeeded'))
 RETURNING n.node;
+
+-- name: outcomes_came --
+-- The jobs $2 of a cancelled run's nodes ended: their nodes wait for no outcome any more.
+UPDATE flow_node SET outcome_due = false, updated_at = now()
+WHERE run_id = $1 AND job_id = ANY($2::text[]) AND outcome_due;
 
 -- name: dispatch_nodes --
 -- Mark waiting nodes dispatched under the job ids of their rounds, all in one statement.
@@ -83,14 +92,15 @@ FROM unnest($2::text[], $3::text[]) AS u (node, reason)
 WHERE n.run_id = $1 AND n.node = u.node AND n.status = 'waiting_for_prerequisites';
 
 -- name: cancel_nodes --
--- Mark dispatched nodes failed, for a cancel ($2 nodes, $3 why); their jobs'
--- outcomes, recorded later, find them ended and change nothing.
-UPDATE flow_node SET status = 'failed', reason = $3, updated_at = now()
+-- Mark dispatched nodes failed, for a cancel ($2 nodes, $3 why), waiting for their
+-- jobs' outcomes: a job that succeeded after all still turns its node succeeded.
+UPDATE flow_node SET status = 'failed', reason = $3, outcome_due = true, updated_at = now()
 WHERE run_id = $1 AND node = ANY($2::text[]) AND status = 'dispatched';
 
 -- name: reset_nodes --
 -- For a retry: a run's failed and skipped nodes wait again; returns them.
-UPDATE flow_node SET status = 'waiting_for_prerequisites', reason = NULL, results = '{}', updated_at = now()
+UPDATE flow_node SET status = 'waiting_for_prerequisites', reason = NULL, results = '{}', outcome_due = false,
+    updated_at = now()
 WHERE run_id = $1 AND status IN ('failed', 'skipped')
 RETURNING node;
 
@@ -109,16 +119,21 @@ ORDER BY u.n
 RETURNING id;
 
 -- name: outbox --
--- The oldest unsent messages of flow steps.
-SELECT id, kind, subject, msg_id, payload FROM flow_outbox ORDER BY id LIMIT $1;
+-- The oldest work of flow steps left undone, after row $2.
+SELECT id, kind, subject, msg_id, payload FROM flow_outbox WHERE id > $2 ORDER BY id LIMIT $1;
 
 -- name: delete_outbox --
--- Forget messages JetStream has stored.
+-- Forget work done: messages JetStream has stored, jobs asked to stop.
 DELETE FROM flow_outbox WHERE id = ANY($1::bigint[]);
 
 -- name: known_jobs --
 -- Which of these jobs the store has recorded (their message reached JetStream).
 SELECT id FROM job WHERE id = ANY($1::text[]);
+
+-- name: inbox_of_jobs --
+-- The outcomes of jobs $1 the events projection recorded and no step took yet (not locked: a step
+-- holding them waits for the run's lock, and then finds their nodes ended).
+SELECT payload FROM flow_inbox WHERE job_id = ANY($1::text[]) ORDER BY id;
 
 -- name: take_inbox --
 -- The oldest outcomes due, locked for one step; another orchestrator takes others.

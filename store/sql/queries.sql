@@ -144,6 +144,7 @@ WHERE ($1::bigint[] IS NULL OR t.id = ANY($1))
     AND ($8::boolean IS NULL OR (t.deleted_at IS NOT NULL) = $8)
     AND ($2::text IS NULL OR c.code = $2)
     AND ($3::bigint IS NULL OR t.app_id = $3)
+    AND ($9::text IS NULL OR (c.code >= $9 AND (c.code, t.name, t.id) > ($9, $10::text, $11::bigint)))
     AND ($4::text IS NULL OR c.code <> ALL (ARRAY(
         SELECT co.code FROM company co JOIN company_actor ca ON ca.company_id = co.id
         GROUP BY co.code HAVING NOT bool_or(ca.actor = $4 AND ca.role = ANY ($5::text[])))))
@@ -207,7 +208,7 @@ SELECT id, attempt, status, final, kind, runner, pid, exit_code, reason, begin_a
 FROM jetjobs_lock_jobs($1::jsonb);
 
 -- name: record_events --
--- Project a batch of lifecycle events: move jobs and attempts as the fold decided, keep every event (a redelivered one once), and put the outcomes of jobs that run a dispatched flow node (most run none) into the flow inbox, telling the orchestrators once per batch.
+-- Project a batch of lifecycle events: move jobs and attempts as the fold decided, keep every event (a redelivered one once), and put the outcomes of jobs that run a dispatched flow node, or one a cancel failed while its job ran (most run none), into the flow inbox, telling the orchestrators once per batch.
 -- $1: [[job_id, attempt, status, kind, runner, pid, exit_code, reason, begin µs, end µs, stdout, stderr, results,
 --     company (when this is the job's current attempt, else null), final], …]
 -- $2: the `from>to` moves the guards allow: an older attempt or a backward status changes nothing, results once written stay
@@ -256,7 +257,7 @@ WITH state AS (
 ), kept AS (
     INSERT INTO flow_inbox (job_id, payload)
     SELECT e.job_id, e.payload::text
-    FROM event e JOIN flow_node f ON f.job_id = e.job_id AND f.status = 'dispatched'
+    FROM event e JOIN flow_node f ON f.job_id = e.job_id AND (f.status = 'dispatched' OR f.outcome_due)
     WHERE e.outcome
     ORDER BY e.n
     RETURNING 1
