@@ -219,6 +219,7 @@ async def _run(
     exit_code = ending.code if isinstance(ending, Exited) else None
     mask = prepared.masker.capture
     results = {} if workdir.left_clean() else read_results(cwd)  # a clean directory holds no results file
+    results = prepared.masker.results(results)
     result = Result(begin, utcnow(), mask(running.stdout), mask(running.stderr), exit_code, results)
     return conclude(attempt, ending, result, cancelled=control.cancelled)
 

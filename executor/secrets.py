@@ -46,6 +46,16 @@ class Masker:
         """`inner` as it may be reported: masked when there is anything to mask."""
         return MaskedCapture(inner, self) if self else inner
 
+    def results(self, results: dict[str, str]) -> dict[str, str]:
+        """A job's results as they may be reported: they travel in its result event,
+        on to the record and to the steps of a flow, as its output does."""
+        if not self:
+            return results
+        return {self._masked(key): self._masked(value) for key, value in results.items()}
+
+    def _masked(self, text: str) -> str:
+        return self.mask(text.encode(errors="surrogatepass")).decode(errors="surrogatepass")
+
     def mask_text(self, text: str) -> str:
         """Masks whole values, and a value cut short where the kept output was cut."""
         body, marker, rest = text.partition(TRUNCATED)

@@ -9,7 +9,7 @@ from nats.js.errors import NotFoundError
 
 from contracts.enums import Status
 from contracts.flows import FlowRef, FlowRun, FlowRunRequest, FlowSpec
-from contracts.subjects import LOGS_STREAM
+from contracts.subjects import EVENTS_STREAM, LOGS_STREAM
 from tests.stack import Stack, eventually, running_stack
 
 DEFAULT, TEMPLATE, OVERRIDE = "app-pw-555", "tmpl-pw-777", "override-pw-999"
@@ -70,3 +70,25 @@ async def test_a_flow_node_running_the_app_masks_it_too(nats_url: str, database_
 
         job = await stack.final_job(await eventually(node_job, 20.0, "the node's job"))
         assert (job.stdout, job.stderr) == ("pw=******** arg=******** user=demo\n", "pw=********\n")
+
+
+RESULTS_SCRIPT = (
+    'printf "{\\"token\\": \\"%s\\", \\"%s\\": \\"key\\"}" "$PASSWORD" "$PASSWORD" > "$JETJOBS_RESULT_FILE"'
+)
+
+
+async def test_a_secret_the_job_writes_to_its_results_is_masked(nats_url: str, database_url: str) -> None:
+    """Results travel in the result event (a public subject), into the record and on to
+    a flow's next steps: a secret in them is masked as it is in the output."""
+    async with running_stack(nats_url, database_url, scheduler=False) as stack:
+        await stack.company("acme")
+        app = await stack.app(f"-c '{RESULTS_SCRIPT}'", env=ENV)
+        template = await stack.template(
+            name="telling", app=str(app.app.id), company="acme", env={"PASSWORD": TEMPLATE}
+        )
+        job = await stack.final_job((await stack.run(template.id)).job_id)
+        assert job.status is Status.PROCESSED, job.reason
+        assert job.attempts[-1].results == {"token": "********", "********": "key"}
+        info = await stack.bus.js.stream_info(EVENTS_STREAM)
+        for seq in range(max(info.state.first_seq, 1), info.state.last_seq + 1):
+            assert TEMPLATE.encode() not in (await stack.bus.js.get_msg(EVENTS_STREAM, seq)).data

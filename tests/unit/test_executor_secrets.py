@@ -8,7 +8,7 @@ from typing import Any
 from contracts.dispatch import job_message
 from contracts.messages import JobMessage
 from contracts.models import ActiveTemplate
-from executor.secrets import Prepared, Refused, SecretSource
+from executor.secrets import Masker, Prepared, Refused, SecretSource
 from tests.unit.jobs import NOW
 from tests.unit.jobs import message as base_message
 
@@ -62,3 +62,11 @@ def test_the_job_message_names_the_secret_fields_set_in_its_env_but_not_credenti
         job_message(template.model_copy(update={"masked": None}), job_id="j3", slot=NOW, now=NOW).masked
         is None
     )
+
+
+def test_results_are_masked_in_keys_and_values_even_with_lone_surrogates() -> None:
+    """A results file is JSON, whose escapes can make text that is not UTF-8."""
+    masker = Masker(["hunter2"])
+    results = {"token": "x-hunter2-y", "hunter2": "k", "odd": "\ud800hunter2"}
+    assert masker.results(results) == {"token": "x-********-y", "********": "k", "odd": "\ud800********"}
+    assert Masker([]).results(results) is results
