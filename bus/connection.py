@@ -38,7 +38,13 @@ the server up (and with it the pings it sent)."""
 
 def redacted(url: str) -> str:
     """`url` (or comma-separated URLs) fit for logs: passwords and tokens hidden."""
-    return ",".join(re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", part) for part in url.split(","))
+    return ",".join(_redacted_one(part) for part in url.split(","))
+
+
+def _redacted_one(url: str) -> str:
+    if re.search(r"//[^@/]*:[^@/]*@", url):  # user:password@
+        return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", url)
+    return re.sub(r"//[^@/]+@", "//***@", url)  # a token alone
 
 
 class BusUnavailable(Exception):

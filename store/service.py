@@ -13,6 +13,7 @@ import structlog
 
 from bus import ApiServer, Bus, Layout, TemplateBoard
 from bus.batches import BatchPuller
+from bus.connection import redacted
 from bus.tasks import stop_tasks
 from bus.telemetry import Telemetry
 
@@ -98,7 +99,9 @@ class StoreService:
         except BaseException:
             await self.stop()
             raise
-        log.info("store.started", database=redact(self._config.database_url), nats=self._config.nats_url)
+        log.info(
+            "store.started", database=redact(self._config.database_url), nats=redacted(self._config.nats_url)
+        )
 
     async def _start(self) -> None:
         self._bus = bus = await Bus.open(self._config.nats_url, self._config.name, self._layout, store=True)

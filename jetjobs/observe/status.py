@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bus.connection import redacted
 from bus.overview import live_runners, pool_depths, scheduler_leader, store_lag
 from contracts import api
 from contracts.api import ApiFailure
@@ -53,7 +54,7 @@ async def _failures(ses: Session, report: Report) -> None:
 async def gather(ses: Session, nats_url: str) -> Report:
     """Read everything `status` shows, from JetStream and the store's API."""
     version = ses.bus.server_version
-    report = Report(nats=f"{nats_url} reachable (nats-server {version})", store="unknown")
+    report = Report(nats=f"{redacted(nats_url)} reachable (nats-server {version})", store="unknown")
     js = ses.bus.js
     report.leader = await scheduler_leader(js)
     report.runners = [

@@ -151,6 +151,8 @@ def test_nats_passwords_never_reach_logs() -> None:
     assert redacted("nats://exec-acme:s3cret@h:4222") == "nats://exec-acme:***@h:4222"
     assert redacted("nats://a:x@h1:4222, nats://h2:4222") == "nats://a:***@h1:4222, nats://h2:4222"
     assert redacted("nats://127.0.0.1:4222") == "nats://127.0.0.1:4222"
+    assert redacted("nats://s3cr3t-token@h:4222") == "nats://***@h:4222"
+    assert redacted("tls://u:p@h:4222,nats://tok@h2") == "tls://u:***@h:4222,nats://***@h2"
 
 
 def test_container_env_keeps_job_values_and_drops_host_paths() -> None:
