@@ -152,7 +152,7 @@ ORDER BY c.code, t.name, t.id
 OFFSET $6 LIMIT $7;
 
 -- name: record_dispatches --
--- Record job messages: insert each job, or fill in the empty descriptive columns of one an early event created (never its status); open the attempt a message starts when it is the job's current one; keep each message's stream position and take-by time for the reaper (a later attempt replaces an earlier one). Returns, per company ('unknown' for one the store does not have), the jobs new to the projection: their first take-by row (only the projection writes them, so a job the API recorded first counts here, once; a redelivery or a replay does not).
+-- Record job messages: insert each job, dated (`created_at`, the order of the newest-first lists) when it was dispatched, not when this batch is written (a store catching up writes hours of jobs in one transaction), though never later than now; or fill in the empty descriptive columns of one an early event created (never its status); open the attempt a message starts when it is the job's current one; keep each message's stream position and take-by time for the reaper (a later attempt replaces an earlier one). Returns, per company ('unknown' for one the store does not have), the jobs new to the projection: their first take-by row (only the projection writes them, so a job the API recorded first counts here, once; a redelivery or a replay does not).
 -- $1: [[id, company, pool, template_id, app_id, attempt, argv, scheduled_at µs, dispatched_at µs, launched_by], …]
 -- $2: [[id, attempt, stream_seq, deadline µs], …] of jobs in $1
 WITH message AS (
@@ -163,11 +163,13 @@ WITH message AS (
     FROM jsonb_array_elements($1::jsonb) AS u(r)
 ), recorded AS (
     INSERT INTO job AS j
-        (id, company, pool, template_id, app_id, status, attempt, argv, scheduled_at, dispatched_at, launched_by)
+        (id, company, pool, template_id, app_id, status, attempt, argv, scheduled_at, dispatched_at, launched_by,
+        created_at)
     SELECT id, company, pool, template_id, app_id, 'dispatched', attempt, argv, scheduled_at, dispatched_at,
-        launched_by
+        launched_by, least(dispatched_at, now())
     FROM message
     ON CONFLICT (id) DO UPDATE SET
+        created_at = least(j.created_at, EXCLUDED.created_at),
         pool = coalesce(j.pool, EXCLUDED.pool),
         template_id = coalesce(j.template_id, EXCLUDED.template_id),
         app_id = coalesce(j.app_id, EXCLUDED.app_id),
