@@ -76,9 +76,13 @@ def _one(root: Path, path: Path, spec: ArtifactSpec, single: bool, room: int, li
     kind = spec.content_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     size = path.stat().st_size
     if size > limits.per_artifact or size > room:
-        which = "per-artifact" if size > limits.per_artifact else "per-job"
-        limit = limits.per_artifact if size > limits.per_artifact else limits.per_job
-        note = f"{size} bytes is over the {which} limit of {limit} bytes: not stored"
+        if size > limits.per_artifact:
+            note = f"{size} bytes is over the per-artifact limit of {limits.per_artifact} bytes: not stored"
+        else:
+            note = (
+                f"{size} bytes would pass the per-job limit of {limits.per_job} bytes: the files stored "
+                f"before it leave {room} bytes; not stored"
+            )
         return Collected(name, relative, kind, size, "", None, note)
     content = path.read_bytes()
     return Collected(name, relative, kind, len(content), hashlib.sha256(content).hexdigest(), content)

@@ -120,21 +120,21 @@ async def cmd_template_env(args: argparse.Namespace, conf: settings.Settings) ->
     await call(args, conf, action)
 
 
-def _save(out: Path, info: t.ArtifactInfo, content: str | None) -> ArtifactSaved:
+def _save(out: Path, info: t.ArtifactInfo, content: str | None) -> tuple[ArtifactSaved, bool]:
+    """The artifact written under `out`, or skipped and why; and whether it could not be
+    written there (the others still are; the command fails at the end)."""
     saved = ArtifactSaved(name=info.name, attempt=info.attempt, size=info.size)
     if content is None:
-        return saved.model_copy(update={"skipped": info.note or "not stored"})
+        return saved.model_copy(update={"skipped": info.note or "not stored"}), False
     target = (out / info.name).resolve()
     if not target.is_relative_to(out.resolve()):
-        return saved.model_copy(update={"skipped": f"its name points outside {out}"})
+        return saved.model_copy(update={"skipped": f"its name points outside {out}"}), False
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(base64.b64decode(content))
     except OSError as error:
-        raise CommandError(
-            f"cannot write {target}: {error.strerror}; give --out a folder you can write"
-        ) from None
-    return saved.model_copy(update={"file": str(target)})
+        return saved.model_copy(update={"skipped": f"cannot write {target}: {error.strerror}"}), True
+    return saved.model_copy(update={"file": str(target)}), False
 
 
 def _saved_text(saved: ArtifactSaved) -> str:
@@ -156,17 +156,25 @@ async def _artifacts(ses: commands.Session, job_id: str) -> list[t.ArtifactInfo]
 async def _download(ses: commands.Session, job_id: str, out: Path, attempt: int | None) -> None:
     listed = await _artifacts(ses, job_id)
     names = {a.name for a in listed if attempt is None or a.attempt == attempt}
-    written = []
+    written, unwritten = [], []
     for name in sorted(names):  # without --attempt, the store hands out a name's latest file
         ref = t.ArtifactRef(job_id=job_id, name=name, attempt=attempt)
         got = await ses.api.call("artifact.get", ref, t.ArtifactContent)
-        saved = await asyncio.to_thread(_save, out, got.info, got.content)
+        saved, failed = await asyncio.to_thread(_save, out, got.info, got.content)
         if not ses.as_json:
             print(_saved_text(saved))
         written.append(saved)
+        unwritten += [name] if failed else []
     if ses.as_json:
         print(render.as_json(written))
-    elif not written:
+    if unwritten:
+        raise CommandError(
+            f"{len(unwritten)} artifact(s) not written ({', '.join(unwritten)}): see why above; "
+            "give --out a folder you can write, where no file stands in their way"
+        )
+    if ses.as_json:
+        return
+    if not written:
         print(f"job {job_id} left no artifacts" + ("" if attempt is None else f" in attempt {attempt}"))
     elif attempt is None and (older := _superseded(listed)):
         print(

@@ -343,6 +343,16 @@ async def test_artifacts_of_several_attempts_are_not_written_over_each_other(
     assert saved[5]["file"] == str(tmp_path / "json" / "part.txt") and saved[5]["skipped"] is None
     assert saved[1]["file"] is None and "left no such file" in saved[1]["skipped"]
 
+    blocked = tmp_path / "blocked"
+    (blocked / "first.txt").mkdir(parents=True)  # a folder where the first file should go
+    partly = await jetjobs("job", "artifacts", job["id"], "--out", str(blocked), env=env)
+    assert partly.code == 1, partly
+    assert f"skipped first.txt (attempt 1): cannot write {blocked / 'first.txt'}: Is a directory" in partly.out
+    assert sorted(p.name for p in blocked.iterdir()) == sorted(
+        ["first.txt", "only1.txt", "only2.txt", "only3.txt", "part.txt"]
+    )
+    assert "1 artifact(s) not written (first.txt)" in partly.err and "Traceback" not in partly.err
+
     first = tmp_path / "first"
     earlier = await jetjobs("job", "artifacts", job["id"], "--attempt", "1", "--out", str(first), env=env)
     assert earlier.code == 0, earlier

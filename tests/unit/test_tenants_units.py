@@ -143,7 +143,10 @@ def test_collect_respects_limits_and_stays_inside(tmp_path: Path) -> None:
     assert found["report"].content_type == "text/csv"
     assert not any(found[name].missing for name in ("out/a.txt", "out/b.txt", "big"))
     assert found["out/a.txt"].content == b"a" * 10
-    assert found["out/b.txt"].content is None and "per-job" in (found["out/b.txt"].note or "")
+    assert found["out/b.txt"].content is None
+    assert found["out/b.txt"].note == (
+        "10 bytes would pass the per-job limit of 15 bytes: the files stored before it leave 5 bytes; not stored"
+    )
     assert found["big"].content is None and "per-artifact" in (found["big"].note or "")
 
 
