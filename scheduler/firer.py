@@ -5,7 +5,9 @@ happens at the instant itself:
    encode their job messages (and record the slots a misfire policy skips);
 2. `fire`, at the instant: decide each slot (paused, overlap) and hand its
    message to the connection — no ack is awaited, lateness is measured per
-   message as it is handed off;
+   message as it is handed off. A template's owed slots (misfire policy) are
+   decided before its on-time slot, and each slot against the runs started
+   before it, at the same instant included;
 3. `settle`, afterwards: collect the acks (sending again what got none), move
    the plan on, and record every slot.
 """
@@ -92,8 +94,15 @@ class Firer:
         own slot and make an executor refuse a run as not taken within its timeout."""
         await self._handoff.open()
         dues = self._plan.take_due(instant)
-        batch = Batch(instant, backlog=any(not due.from_timer for due in dues))
+        batch = Batch(instant, backlog=any(due.owed for due in dues))
         now = max(instant, self._clock())
+        batch.firings = self._build(dues, batch, now)
+        await self._handoff.ensure_pools({f.message.pool for f in batch.firings})
+        return batch
+
+    def _build(self, dues: Sequence[Due], batch: Batch, now: datetime) -> list[Firing]:
+        """The messages of the slots that are to run; the others are recorded in the batch."""
+        firings: list[Firing] = []
         for due in dues:
             if due.skip is not None:
                 batch.written.append(self._skip(due, due.skip, due.detail, now))
@@ -103,9 +112,8 @@ class Firer:
                     log.error("schedule.skipped", template_id=due.template.id, slot=due.slot, reason=reason)
                     batch.written.append(self._skip(due, SlotReason.INVALID, reason, now))
                 case Firing() as firing:
-                    batch.firings.append(firing)
-        await self._handoff.ensure_pools({f.message.pool for f in batch.firings})
-        return batch
+                    firings.append(firing)
+        return firings
 
     # -- 2. at the instant ------------------------------------------------------------
 
@@ -116,7 +124,7 @@ class Firer:
         now = self._clock()
         firing: list[Firing] = []
         replaced: list[tuple[Firing, str]] = []
-        for prepared in batch.firings:
+        for prepared in self._owed_first(batch, now) + batch.firings:
             decision = self._fire_slot(prepared, now)
             if isinstance(decision, SlotRecord):
                 batch.written.append(decision)
@@ -139,22 +147,39 @@ class Firer:
                 owed += self._failed(current, str(outcome), now)
             else:
                 handed.append(Handed(current, outcome, at - current.due_at))
-                self._handed(current, now)
+                self._handed(current)
         if owed:
             self._plan.requeue(owed, now)
         await self._cancel(replaced)
         return handed
 
+    def _owed_first(self, batch: Batch, now: datetime) -> list[Firing]:
+        """The owed slots of the templates whose slot fires now, owed since the batch
+        was prepared (a resume just before the slot): decided first, so that the
+        on-time slot is decided against them, never they against it."""
+        if not self._plan.owes():
+            return []
+        dues = self._plan.take_owed({f.due.template.id for f in batch.firings if not f.due.owed})
+        batch.backlog = batch.backlog or bool(dues)
+        return self._build(dues, batch, now)
+
     def _fire_slot(self, firing: Firing, now: datetime) -> SlotRecord | tuple[Firing, str | None] | None:
         """Decide one slot at its instant: None when its template left the board,
-        a skip record, or the firing (rebuilt if the template changed since it was
-        prepared) with the job id of the run it replaces, if any."""
+        a record of why it does not run now, or the firing (rebuilt if the template
+        changed since it was prepared) with the job id of the run it replaces, if
+        any. A run that goes counts as the template's active run from here, for
+        the slots decided after it."""
         current = self._current(firing, now)
         if current is None:
             return None
         decision = self._decide(current, now)
         if isinstance(decision, SlotRecord):
             return decision
+        template = current.due.template
+        if template.overlap is not Overlap.ALLOW:
+            self._runs.started(
+                template.id, Run(current.message.job_id, template.company, horizon(template, now))
+            )
         return current, decision
 
     def _current(self, firing: Firing, now: datetime) -> Firing | None:
@@ -172,7 +197,9 @@ class Firer:
         return fresh if isinstance(fresh, Firing) else None
 
     def _decide(self, firing: Firing, now: datetime) -> SlotRecord | str | None:
-        """A skip record, or the job id of the run this one replaces (None: no run to replace)."""
+        """A skip record (or the record of an owed run that waits for the template's
+        active run, `forbid`), or the job id of the run this one replaces (None: no
+        run to replace)."""
         due = firing.due
         template = due.template
         if template.paused and due.trigger is Trigger.SCHEDULE:
@@ -180,29 +207,48 @@ class Firer:
         run = self._active(template.id, template.overlap, now)
         if run is None:
             return None
-        if template.overlap is Overlap.FORBID:
-            return self._skip(
-                due, SlotReason.OVERLAP, f"job {run.job_id} of this template is still active", now
-            )
-        return run.job_id
+        if template.overlap is not Overlap.FORBID:
+            return run.job_id
+        if due.owed:
+            return self._waits(due, run, now)
+        return self._skip(due, SlotReason.OVERLAP, f"job {run.job_id} of this template is still active", now)
 
-    def _handed(self, firing: Firing, now: datetime) -> None:
-        """The message is on its way: schedule the template's next slot, and count
-        its run as active (overlap) until the ack says otherwise."""
-        due, template = firing.due, firing.due.template
-        if due.from_timer:
-            self._plan.advance(template.id, due.slot)
-        if template.overlap is not Overlap.ALLOW:
-            self._runs.started(
-                template.id, Run(firing.message.job_id, template.company, horizon(template, now))
-            )
+    def _waits(self, due: Due, run: Run, now: datetime) -> SlotRecord:
+        """An owed run waits for the template's active run to end, then goes. Its slot
+        is recorded meanwhile (a new leader would not owe it again), and becomes
+        fired when it runs; the schedule's anchor does not move for it."""
+        template = due.template
+        self._plan.hold(due, run.until)
+        log.info(
+            "schedule.owed_run_waits",
+            template_id=template.id,
+            company=template.company,
+            slot=due.slot,
+            trigger=due.trigger.value,
+            running_job=run.job_id,
+        )
+        detail = f"owed ({due.trigger.value}): waits for job {run.job_id} of this template to end, then runs"
+        return records.skipped(
+            due,
+            SlotReason.OVERLAP,
+            detail,
+            now=now,
+            scheduler=self._holder,
+            anchor=self._plan.anchor(template.id),
+            running_job=run.job_id,
+        )
+
+    def _handed(self, firing: Firing) -> None:
+        """The message is on its way: schedule the template's next slot."""
+        if firing.due.from_timer:
+            self._plan.advance(firing.due.template.id, firing.due.slot)
 
     def _failed(self, firing: Firing, reason: str, now: datetime) -> list[Due]:
         """JetStream did not take the message: a timer's slot is tried again after a
         back-off; a backlog slot is returned, to be owed again."""
         due = firing.due
         template = due.template
-        self._runs.finished(firing.message.job_id)
+        self._over(firing.message.job_id)
         retry_at = self._plan.retry(template.id, due.slot, now) if due.from_timer else None
         log.error(
             "schedule.publish_failed",
@@ -223,7 +269,7 @@ class Firer:
                 await self._cancels.mark(job_id, reason)
             except Exception as error:
                 log.warning("schedule.cancel_failed", job_id=job_id, error=repr(error))
-            self._runs.finished(job_id)
+            self._over(job_id)
 
     # -- 3. afterwards -------------------------------------------------------------
 
@@ -251,7 +297,7 @@ class Firer:
         template = due.template
         self._plan.mark(template.id, due.slot)
         if duplicate:
-            self._runs.finished(message.job_id)
+            self._over(message.job_id)
         late = item.lateness > self._late_after
         self._metrics.fired(due.slot, item.lateness)
         self._metrics.slot("late" if late else "fired")
@@ -283,6 +329,12 @@ class Firer:
 
     def _active(self, template_id: int, overlap: Overlap, now: datetime) -> Run | None:
         return None if overlap is Overlap.ALLOW else self._runs.active(template_id, now)
+
+    def _over(self, job_id: str) -> None:
+        """The run no longer counts as active: the owed runs waiting for it may go."""
+        template_id = self._runs.finished(job_id)
+        if template_id is not None:
+            self._plan.release(template_id)
 
     def _running_job(self, template_id: int, overlap: Overlap, now: datetime) -> str | None:
         run = self._active(template_id, overlap, now)

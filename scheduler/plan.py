@@ -1,6 +1,6 @@
 """The scheduler's memory: the templates it knows, the next slot of each, the
 latest slot each has run through (its misfire anchor), and extra slots owed by
-a misfire policy.
+a misfire policy (ready, or waiting for the template's active run to end).
 
 Everything here is synchronous and takes `now` as an argument, so the rules
 (what a change does to a pending slot, what happens after a fire, a failed
@@ -22,6 +22,7 @@ from .cron import next_fire
 from .entry import Entry
 from .heap import Timer, TimerHeap
 from .policy import Due, jitter, misfire, missed_slots
+from .waiting import Waiting
 
 log = structlog.get_logger("jetjobs.scheduler")
 
@@ -54,9 +55,11 @@ class Plan:
         self._backoff = backoff or Backoff()
         self._grace = timedelta(seconds=grace)
         self._failures: dict[int, int] = {}
-        self._taken: set[int] = set()
+        self._taken: dict[int, datetime] = {}
+        """Templates whose timer was taken to be fired, with the slot it was for."""
         self._anchors: dict[int, datetime] = {}
         self._backlog: list[Due] = []
+        self._waiting = Waiting()
         self._backlog_failures = 0
         self._backlog_after: datetime | None = None
 
@@ -86,16 +89,16 @@ class Plan:
         return self._anchors.get(template_id)
 
     def backlog(self) -> list[Due]:
-        """Slots owed by a misfire policy, not yet acted on."""
+        """Slots owed by a misfire policy, not yet acted on (those waiting excluded)."""
         return list(self._backlog)
 
     def next_due(self) -> datetime | None:
-        """When something is next to be done: the backlog, or the earliest timer."""
-        due = self._heap.peek_due()
-        if not self._backlog:
-            return due
-        ready = self._backlog_after or min(d.slot for d in self._backlog)
-        return ready if due is None else min(ready, due)
+        """When something is next to be done: the backlog, the earliest timer, or
+        the horizon of a run that owed runs wait for."""
+        times = [self._heap.peek_due(), self._waiting.next_expiry()]
+        if self._backlog:
+            times.append(self._backlog_after or min(d.slot for d in self._backlog))
+        return min((t for t in times if t is not None), default=None)
 
     def count_due(self, when: datetime) -> int:
         """At most how many slots `take_due(when)` would return (owed ones included)."""
@@ -124,7 +127,7 @@ class Plan:
             if pending is not None:
                 self._heap.push(replace(pending, revision=template.revision))
             if old.paused and not template.paused:
-                self._resumed(template, now)
+                self._resumed(template, pending.slot if pending is not None else self._taken[template.id])
             return
         if old is not None and not _same_schedule(old, template):
             self._anchors.pop(template.id, None)
@@ -155,14 +158,15 @@ class Plan:
                 self._backlog += misfire(template, missed, recorded=False)
         return self._timer(template, next_fire(template.cron, template.timezone, start))
 
-    def _resumed(self, template: Entry, now: datetime) -> None:
+    def _resumed(self, template: Entry, upcoming: datetime) -> None:
         """A paused template is back: its paused slots are recorded; its misfire
-        policy says which of them run now."""
+        policy says which of them run now. They are every slot since the anchor
+        before `upcoming`, the template's slot not yet decided (pending, or being
+        prepared: it is decided with the template as it is now, so it runs on time)."""
         anchor = self._anchors.get(template.id)
-        cutoff = now - self._grace
-        if anchor is None or anchor >= cutoff:
+        if anchor is None or anchor >= upcoming:
             return
-        missed = missed_slots(template, anchor, cutoff)
+        missed = [slot for slot in missed_slots(template, anchor, upcoming) if slot < upcoming]
         self._backlog += misfire(template, missed, recorded=True)
         if missed:
             self._anchors[template.id] = missed[-1]
@@ -172,9 +176,10 @@ class Plan:
         if self._templates.pop(template_id, None) is not None:
             log.info("schedule.template_removed", template_id=template_id)
         self._heap.remove(template_id)
-        self._taken.discard(template_id)
+        self._taken.pop(template_id, None)
         self._failures.pop(template_id, None)
         self._anchors.pop(template_id, None)
+        self._waiting.drop(template_id)
 
     def retain(self, template_ids: set[int]) -> None:
         """Forget every template not in `template_ids` (after re-reading the board)."""
@@ -187,8 +192,8 @@ class Plan:
         templates on the board keep their anchor: one that is not (inactive) owes
         nothing for its time away, as when `remove` dropped it while leading."""
         templates = list(self._templates.values())
-        self._templates, self._heap, self._taken = {}, TimerHeap(), set()
-        self._failures, self._backlog = {}, []
+        self._templates, self._heap, self._taken = {}, TimerHeap(), {}
+        self._failures, self._backlog, self._waiting = {}, [], Waiting()
         self._backlog_failures, self._backlog_after = 0, None
         self._anchors = {t.id: anchors[t.id] for t in templates if t.id in anchors}
         for template in templates:
@@ -197,24 +202,54 @@ class Plan:
     # -- firing ------------------------------------------------------------------
 
     def take_due(self, now: datetime) -> list[Due]:
-        """The backlog (when not backing off) and every timer due at or before `now`;
-        each template's timer leaves the heap until `advance` or `retry` settles it
-        (meanwhile the template counts as taken: a board change with the same
-        schedule does not reschedule it)."""
+        """The backlog (when not backing off) and every timer due at or before `now`,
+        owed slots first; each template's timer leaves the heap until `advance` or
+        `retry` settles it (meanwhile the template counts as taken: a board change
+        with the same schedule does not reschedule it)."""
+        self._backlog += self._waiting.expired(now)
         ready: list[Due] = []
         if self._backlog and (self._backlog_after is None or self._backlog_after <= now):
-            ready = [
-                replace(due, template=self._templates[due.template.id])
-                for due in self._backlog
-                if due.template.id in self._templates
-            ]
+            ready = self._current(self._backlog)
             self._backlog, self._backlog_after = [], None
         for timer in self._heap.pop_due(now):
             template = self._templates.get(timer.template_id)
             if template is not None:
                 ready.append(Due(template, timer.slot))
-                self._taken.add(template.id)
+                self._taken[template.id] = timer.slot
         return ready
+
+    def owes(self) -> bool:
+        """Whether slots owed by a misfire policy are ready to be acted on."""
+        return bool(self._backlog)
+
+    def take_owed(self, template_ids: set[int]) -> list[Due]:
+        """The owed slots of these templates, whose timer's slot fires now: they
+        go before it (also when they became owed after it was prepared, by a
+        resume just before it), whether or not the backlog is backing off."""
+        owed = [due for due in self._backlog if due.template.id in template_ids]
+        if owed:
+            self._backlog = [due for due in self._backlog if due.template.id not in template_ids]
+        return self._current(owed)
+
+    def hold(self, due: Due, until: datetime) -> None:
+        """An owed run waits for the template's active run to end (`forbid`); that
+        run's horizon is `until`."""
+        self._waiting.hold(due, until)
+
+    def release(self, template_id: int) -> bool:
+        """The template's active run is over: its waiting runs are ready (True if any)."""
+        dues = self._waiting.release(template_id)
+        self._backlog += dues
+        return bool(dues)
+
+    def _current(self, dues: list[Due]) -> list[Due]:
+        """Owed slots in slot order (a template's owed runs go one after another), with
+        their template's latest definition; those of templates off the board are dropped."""
+        return [
+            replace(due, template=self._templates[due.template.id])
+            for due in sorted(dues, key=lambda due: due.slot)
+            if due.template.id in self._templates
+        ]
 
     def mark(self, template_id: int, slot: datetime) -> None:
         """The schedule has run through `slot` (fired or skipped, not paused)."""
@@ -227,7 +262,7 @@ class Plan:
         """`slot` is settled: schedule the template's next slot after it, unless
         the template was removed or rescheduled meanwhile."""
         self._failures.pop(template_id, None)
-        self._taken.discard(template_id)
+        self._taken.pop(template_id, None)
         template = self._templates.get(template_id)
         if template is None or template_id in self._heap:
             return
@@ -253,7 +288,7 @@ class Plan:
         definition. Returns when it will be tried, or None when the template is
         gone. Other templates keep their own timers, so one failing template
         never delays the rest."""
-        self._taken.discard(template_id)
+        self._taken.pop(template_id, None)
         template = self._templates.get(template_id)
         if template is None:
             return None

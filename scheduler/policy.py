@@ -28,6 +28,12 @@ class Due:
     from_timer: bool = True
     """Whether the template's heap timer produced it (and must be advanced after)."""
 
+    @property
+    def owed(self) -> bool:
+        """Whether a misfire policy owes it (after an outage or a pause), rather than
+        the template's timer being due."""
+        return not self.from_timer
+
 
 def jitter(template: Entry, slot: datetime) -> timedelta:
     """The start delay of one slot: random-looking but the same in every scheduler,

@@ -42,11 +42,12 @@ class Runs:
         self._by_template[template_id] = run
         self._by_job[run.job_id] = template_id
 
-    def finished(self, job_id: str) -> None:
-        """The job reached its final outcome."""
+    def finished(self, job_id: str) -> int | None:
+        """The job reached its final outcome; returns the template it was the active run of."""
         template_id = self._by_job.pop(job_id, None)
         if template_id is not None:
             self._by_template.pop(template_id, None)
+        return template_id
 
     def finished_template(self, template_id: int) -> None:
         run = self._by_template.pop(template_id, None)

@@ -284,11 +284,14 @@ class SchedulerService:
         return seen
 
     async def _follow_runs(self, bus: Bus) -> None:
-        """Forget a run once its final event is seen (overlap policy)."""
+        """Forget a run once its final event is seen (overlap policy), and let the
+        owed runs that waited for it go."""
         while True:
             try:
                 async for job_id in finished_jobs(bus.nc, self._runs.watching):
-                    self._runs.finished(job_id)
+                    template_id = self._runs.finished(job_id)
+                    if template_id is not None and self._plan.release(template_id):
+                        self._wake.set()
             except Exception as error:
                 log.warning("schedule.runs_watch_failed", error=repr(error))
             await asyncio.sleep(self._config.watch_retry_delay)
@@ -355,7 +358,10 @@ class SchedulerService:
         task.add_done_callback(self._settled)
 
     def _settled(self, task: asyncio.Task[None]) -> None:
+        """A settle may have made something due sooner (a failed slot's retry, owed
+        runs let go): the runner looks again."""
         self._unsettled.discard(task)
+        self._wake.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("schedule.settle_failed", error=repr(task.exception()))
 

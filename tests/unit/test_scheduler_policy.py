@@ -76,14 +76,20 @@ def test_a_new_template_owes_nothing() -> None:
 
 
 def test_resuming_a_paused_template_applies_its_misfire_policy() -> None:
+    """Every slot skipped while paused counts, the one just before the resume too
+    (0.3 s before it: within `misfire_grace`, yet already recorded paused)."""
     plan = Plan(grace=1.0)
     plan.put(template(misfire=Misfire.FIRE_ONCE), T0)
     plan.mark(1, T0)
     plan.put(template(misfire=Misfire.FIRE_ONCE, paused=True), T0)
-    plan.put(template(misfire=Misfire.FIRE_ONCE, paused=False), T0 + 6 * SECOND)
+    for n in range(1, 6):  # the firer records each slot paused and moves the timer on
+        (due,) = plan.take_due(T0 + n * SECOND)
+        plan.advance(1, due.slot)
+    plan.put(template(misfire=Misfire.FIRE_ONCE, paused=False), T0 + 5.3 * SECOND)
     owed = plan.backlog()
     assert [(d.slot, d.trigger) for d in owed] == [(T0 + 5 * SECOND, Trigger.FIRE_ONCE)]
     assert plan.anchor(1) == T0 + 5 * SECOND
+    assert plan.next_due() == T0 + 5 * SECOND and plan.take_due(T0 + 5.3 * SECOND) == owed
 
 
 def test_a_schedule_change_forgets_the_anchor() -> None:
