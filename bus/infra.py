@@ -232,12 +232,20 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 
 async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
     """Create the durable consumer, or update what the server allows to change."""
+    name = str(config.durable_name)
     try:
         await js.add_consumer(stream, config)
     except BadRequestError as error:
+        try:
+            await js.consumer_info(stream, name)
+        except NotFoundError:  # nothing to delete: the server refuses the config itself (its limits)
+            raise InfrastructureDrift(
+                f"NATS refuses to create consumer {name} on {stream} ({error.description}); "
+                "check the JetStream limits of the NATS server and of the account"
+            ) from None
         raise InfrastructureDrift(
-            f"consumer {config.durable_name} on {stream} cannot be reconciled "
-            f"({error.description}); delete it with `nats consumer rm {stream} {config.durable_name}`"
+            f"consumer {name} on {stream} cannot be reconciled "
+            f"({error.description}); delete it with `nats consumer rm {stream} {name}`"
         ) from None
 
 

@@ -30,13 +30,30 @@ SETTINGS: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 """The settings every command takes, before or after the command's name."""
 
+WITHOUT_A_FLAG = (
+    "Every setting may also come from a JETJOBS_* variable or a key of the --config file; "
+    "a flag wins over a variable, a variable over the file. These have no flag: "
+    "JETJOBS_ACK_WAIT: seconds a service may hold a message without a sign of life before NATS "
+    "gives it to another (default 30, 1 to 86400); "
+    "JETJOBS_MEMORY_LIMIT_MB: an executor's memory in MiB past which it drains and exits (default 0: none); "
+    "JETJOBS_SECRET_KEY_FILE, JETJOBS_SECRET_KEY: the store's credential keys; "
+    "JETJOBS_REQUIRE_TOKENS: the store refuses API calls without a token; "
+    "JETJOBS_API_TOKEN, JETJOBS_ACTOR: who API calls are made as; "
+    "JETJOBS_EXECUTOR_ACTOR: who an executor is to the store; "
+    "JETJOBS_COMPANY_LABELS: label job metrics by company. "
+    "True/false settings take true/false, yes/no, on/off or 1/0. See the README."
+)
+"""The top help's epilog: the settings a variable or the config file sets, but no flag."""
+
 AFTER_THE_COMMAND = (
     "The settings of `jetjobs --help` (--json, --nats-url, …) may also come after the command."
 )
 
 
 def global_options(parser: argparse.ArgumentParser) -> None:
-    """The settings, on the top parser, which holds their defaults."""
+    """The settings, on the top parser, which holds their defaults; its epilog names
+    the settings without a flag."""
+    parser.epilog = WITHOUT_A_FLAG
     group = parser.add_argument_group("settings (before or after the command)")
     for flag, options in SETTINGS:
         group.add_argument(flag, **options)

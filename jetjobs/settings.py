@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 DEFAULT_HOME = Path(".jetjobs")
@@ -49,9 +51,9 @@ class Settings:
     """Label job metrics by company (one series per company: mind the cardinality)."""
     ack_wait: float = 30.0
     """Seconds an executor or store may hold a message without a sign of life
-    before JetStream hands it to another (the pool consumer's AckWait)."""
+    before JetStream hands it to another (the consumers' AckWait), 1 to a day."""
     memory_limit_mb: int = 0
-    """Executor resident memory ceiling; above it the executor drains and exits (0: none)."""
+    """Executor resident memory ceiling; above it the executor drains and exits (0: none, else at least 16)."""
     secret_key: str | None = None
     """Store: base64 of a 32-byte key encrypting credentials (prefer secret_key_file)."""
     secret_key_file: str | None = None
@@ -103,56 +105,138 @@ def _announced(home: Path, key: str) -> str | None:
     return str(value) if value else None
 
 
-def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
+FLAGS_SPELLED_OTHERWISE = {"executor_company": "--company"}
+"""Settings whose flag is not `--` and the field's name with dashes (`jetjobs executor --company`)."""
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of setting `name`, as errors about its value name it."""
+    return FLAGS_SPELLED_OTHERWISE.get(name, "--" + name.replace("_", "-"))
+
+
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
+
+DAY = 86400.0
+SECONDS_RANGES: dict[str, tuple[float, float]] = {"ack_wait": (1.0, DAY)}
+"""The seconds each float setting takes. `ack_wait`: executors and stores renew a
+message every third of it, so under a second they would do little else; and the
+jobs of an executor that vanished wait that long for another, which past a day no
+operator wants (NATS itself would take up to 292 years)."""
+
+SMALLEST_LIMIT = {"memory_limit_mb": 16}
+"""Whole-number settings where 0 means no limit and a limit has a floor (an executor
+needs more than 16 MiB to run at all)."""
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a setting's value came from, so an error about it points there."""
+
+    name: str
+    """The flag (`--replicas`), the variable (`JETJOBS_REPLICAS`) or the config file key (`replicas`)."""
+    kind: Literal["flag", "variable", "key"]
+    config_file: str | None = None
+
+    def show(self, value: Any) -> str:
+        """`value` as the user wrote it there."""
+        if self.kind == "flag":
+            return f"{self.name} {shlex.quote(str(value))}"
+        if self.kind == "key":
+            return f"{self.name} = {_toml(value)} in config file {self.config_file}"
+        return f"{self.name}={value!r}"
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
+def _check_url(source: Source, value: str, schemes: tuple[str, ...]) -> None:
     parts = urlsplit(value)
     if parts.scheme not in schemes or not parts.hostname:
-        raise SettingsError(f"{name}={value!r} is not a valid URL: expected {schemes[0]}://host:port")
+        raise SettingsError(f"{source.show(value)} is not a valid URL: expected {schemes[0]}://host:port")
     try:
         _ = parts.port
     except ValueError:
-        raise SettingsError(f"{name}={value!r} has an invalid port") from None
-    return value
+        raise SettingsError(f"{source.show(value)} has an invalid port") from None
 
 
-def _port(name: str, raw: Any) -> int:
+def _check_text(name: str, source: Source, value: str) -> None:
+    """The settings whose text has a form: URLs and the log level."""
+    if name == "nats_url":
+        for nats_url in value.split(","):
+            if nats_url:  # several comma-separated URLs: the nodes of a cluster
+                _check_url(source, nats_url.strip(), ("nats", "tls", "ws", "wss"))
+    elif name == "database_url":
+        _check_url(source, value, ("postgresql", "postgres"))
+    elif name == "log_level" and value.lower() not in LOG_LEVELS:
+        raise SettingsError(f"{source.show(value)}: use debug, info, warning or error")
+
+
+def _port(said: str, raw: Any) -> int:
     try:
-        port = int(raw)
-    except (TypeError, ValueError):
+        port = int(str(raw))
+    except ValueError:
         port = -1
     if not 0 <= port <= 65535:
-        raise SettingsError(f"{name}={raw!r} must be a port number from 0 (off) to 65535")
+        raise SettingsError(f"{said} must be a port number from 0 (off) to 65535")
     return port
 
 
-def _coerce(name: str, raw: Any, default: Any) -> Any:
-    if name.endswith("_PORT"):
-        return _port(name, raw)
+def _bool(said: str, raw: Any) -> bool:
+    """True or false in any usual spelling; anything else is refused, since a typo
+    read as false would silently turn off what was meant to be on (token checks)."""
+    if isinstance(raw, bool):
+        return raw
+    word = str(raw).strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise SettingsError(f"{said} is not true or false: write true or false (or yes/no, on/off, 1/0)")
+
+
+def _seconds(said: str, raw: Any, least: float, most: float) -> float:
+    try:
+        seconds = float(str(raw))  # str: a TOML `true` is not 1 second
+    except ValueError:
+        raise SettingsError(f"{said} must be a number of seconds, e.g. 30") from None
+    if not least <= seconds <= most:  # also refuses nan and inf
+        raise SettingsError(f"{said} must be from {least:g} to {most:g} seconds")
+    return seconds
+
+
+def _whole(said: str, raw: Any, least: int, floor: int | None) -> int:
+    try:
+        number = int(str(raw))  # str: a TOML 2.5 or `true` is no whole number
+    except ValueError:
+        raise SettingsError(f"{said} must be a whole number") from None
+    if number < least:
+        raise SettingsError(f"{said} must be at least {least}")
+    if floor is not None and 0 < number < floor:
+        raise SettingsError(f"{said} must be 0 (no limit) or at least {floor}")
+    return number
+
+
+def _coerce(name: str, raw: Any, default: Any, source: Source) -> Any:
+    said = source.show(raw)
+    if name.endswith("_port"):
+        return _port(said, raw)
     if isinstance(default, bool):
-        return str(raw).lower() in ("1", "true", "yes", "on")
+        return _bool(said, raw)
     if isinstance(default, float):
-        return _positive_seconds(name, raw)
+        return _seconds(said, raw, *SECONDS_RANGES[name])
     if isinstance(default, int):
-        try:
-            number = int(raw)
-        except (TypeError, ValueError):
-            raise SettingsError(f"{name}={raw!r} must be a whole number") from None
         least = 0 if default == 0 else 1  # a setting whose default is 0 takes 0: off
-        if number < least:
-            raise SettingsError(f"{name}={raw!r} must be at least {least}")
-        return number
+        return _whole(said, raw, least, SMALLEST_LIMIT.get(name))
     if isinstance(default, Path):
         return Path(str(raw))
+    _check_text(name, source, str(raw))
     return str(raw)
-
-
-def _positive_seconds(name: str, raw: Any) -> float:
-    try:
-        seconds = float(raw)
-    except (TypeError, ValueError):
-        raise SettingsError(f"{name}={raw!r} must be a number of seconds, e.g. 30") from None
-    if not seconds > 0:
-        raise SettingsError(f"{name}={raw!r} must be more than 0 seconds")
-    return seconds
 
 
 def _file_values(path: str | None) -> dict[str, Any]:
@@ -160,33 +244,40 @@ def _file_values(path: str | None) -> dict[str, Any]:
         return {}
     try:
         with open(path, "rb") as handle:
-            return tomllib.load(handle)
+            values = tomllib.load(handle)
     except OSError as error:
         raise SettingsError(f"cannot read config file {path}: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise SettingsError(f"config file {path} is not valid TOML: {error}") from None
+    unknown = sorted(set(values) - {f.name for f in fields(Settings)})
+    if unknown:
+        raise SettingsError(f"unknown setting(s) in config file {path}: {', '.join(unknown)}")
+    return values
 
 
-def load(flags: dict[str, Any], environ: dict[str, str] | None = None) -> Settings:
+def _given(
+    name: str, flags: dict[str, Any], env: Mapping[str, str], path: str | None, from_file: dict[str, Any]
+) -> tuple[Any, Source] | None:
+    """The raw value of setting `name` that wins, and where it came from (None: not set)."""
+    if flags.get(name) is not None:
+        return flags[name], Source(flag_of(name), "flag")
+    variable = f"JETJOBS_{name.upper()}"
+    if env.get(variable):
+        return env[variable], Source(variable, "variable")
+    if name in from_file:
+        return from_file[name], Source(name, "key", path)
+    return None
+
+
+def load(flags: dict[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
     """Settings with flags over environment over config file over defaults."""
     env = os.environ if environ is None else environ
-    from_file = _file_values(flags.get("config") or env.get("JETJOBS_CONFIG"))
-    unknown = sorted(set(from_file) - {f.name for f in fields(Settings)})
-    if unknown:
-        raise SettingsError(f"unknown setting(s) in config file: {', '.join(unknown)}")
+    path = flags.get("config") or env.get("JETJOBS_CONFIG")
+    from_file = _file_values(path)
     values: dict[str, Any] = {}
     for field in fields(Settings):
-        raw = flags.get(field.name)
-        if raw is None:
-            raw = env.get(f"JETJOBS_{field.name.upper()}") or from_file.get(field.name)
-        if raw is not None and raw != "":
-            values[field.name] = _coerce(f"JETJOBS_{field.name.upper()}", raw, field.default)
-    settings = Settings(**values)
-    for nats_url in (settings.nats_url or "").split(","):
-        if nats_url:  # several comma-separated URLs: the nodes of a cluster
-            _check_url("JETJOBS_NATS_URL", nats_url.strip(), ("nats", "tls", "ws", "wss"))
-    if settings.database_url:
-        _check_url("JETJOBS_DATABASE_URL", settings.database_url, ("postgresql", "postgres"))
-    if settings.log_level and settings.log_level.lower() not in ("debug", "info", "warning", "error"):
-        raise SettingsError(f"JETJOBS_LOG_LEVEL={settings.log_level!r}: use debug, info, warning or error")
-    return settings
+        given = _given(field.name, flags, env, path, from_file)
+        if given is not None and given[0] != "":
+            raw, source = given
+            values[field.name] = _coerce(field.name, raw, field.default, source)
+    return Settings(**values)

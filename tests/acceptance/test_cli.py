@@ -347,7 +347,9 @@ async def test_artifacts_of_several_attempts_are_not_written_over_each_other(
     (blocked / "first.txt").mkdir(parents=True)  # a folder where the first file should go
     partly = await jetjobs("job", "artifacts", job["id"], "--out", str(blocked), env=env)
     assert partly.code == 1, partly
-    assert f"skipped first.txt (attempt 1): cannot write {blocked / 'first.txt'}: Is a directory" in partly.out
+    assert (
+        f"skipped first.txt (attempt 1): cannot write {blocked / 'first.txt'}: Is a directory" in partly.out
+    )
     assert sorted(p.name for p in blocked.iterdir()) == sorted(
         ["first.txt", "only1.txt", "only2.txt", "only3.txt", "part.txt"]
     )
