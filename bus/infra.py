@@ -18,7 +18,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import APIError, BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError, ServerError
 
 from contracts import subjects as s
 from contracts.flows import FLOWS_ALL, FLOWS_STREAM
@@ -230,12 +230,19 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
         log.info("bus.stream_updated", stream=config.name)
 
 
+CONSUMER_CREATE_ERROR = 10012
+"""What a single NATS server answers (as a server error) to a change of a consumer it
+cannot make in place, e.g. its ack policy; a cluster answers it as a bad request."""
+
+
 async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
     """Create the durable consumer, or update what the server allows to change."""
     name = str(config.durable_name)
     try:
         await js.add_consumer(stream, config)
-    except BadRequestError as error:
+    except (BadRequestError, ServerError) as error:
+        if isinstance(error, ServerError) and error.err_code != CONSUMER_CREATE_ERROR:
+            raise
         try:
             await js.consumer_info(stream, name)
         except NotFoundError:  # nothing to delete: the server refuses the config itself (its limits)

@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from nats.js.api import AckPolicy, ConsumerConfig
 
 from bus import Bus, InfrastructureDrift, Layout
+from bus.infra import ensure_consumer
 from contracts import subjects as s
 from jetjobs.embedded import NatsServer
 from tests.servers import shutdown
@@ -31,3 +33,26 @@ async def test_a_consumer_over_the_servers_limits_is_not_said_to_need_deleting(t
         "(consumer max ack pending exceeds system limit of 100); "
         "check the JetStream limits of the NATS server and of the account"
     )
+
+
+async def test_a_consumer_that_cannot_change_in_place_is_named_with_the_fix(nats_url: str) -> None:
+    """A durable made by hand (or by another version) with a setting NATS cannot change
+    on a live consumer: the message says which one and how to make it again."""
+    bus = await Bus.open(nats_url, "jetjobs-test", LAYOUT, store=True)
+    try:
+        wanted = LAYOUT.pool_consumer("rigid")
+        made_by_hand = ConsumerConfig(
+            durable_name=wanted.durable_name,
+            filter_subject=wanted.filter_subject,
+            ack_policy=AckPolicy.ALL,
+        )
+        await bus.js.add_consumer(s.DISPATCH_STREAM, made_by_hand)
+        with pytest.raises(InfrastructureDrift) as refused:
+            await ensure_consumer(bus.js, s.DISPATCH_STREAM, wanted)
+        assert str(refused.value).startswith(
+            f"consumer {wanted.durable_name} on {s.DISPATCH_STREAM} cannot be"
+        )
+        assert f"`nats consumer rm {s.DISPATCH_STREAM} {wanted.durable_name}`" in str(refused.value)
+    finally:
+        await bus.js.delete_consumer(s.DISPATCH_STREAM, str(wanted.durable_name))
+        await bus.close()
