@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -26,6 +26,7 @@ from .board import BoardKeeper, active_template
 from .db import BAD_DATA, UNAVAILABLE
 from .flow_templates import not_for_flows, template_app_id
 from .limits import check_name, check_size
+from .masking import shown_template
 from .pages import Key, cursor_key, keyed_page
 from .queries import Queries
 from .rows import TemplateRow
@@ -39,12 +40,18 @@ Handler = Callable[[BaseModel], Awaitable[BaseModel]]
 
 
 def _typed(op: str, request_type: type[Q], handler: Callable[[Q], Awaitable[BaseModel]]) -> Handler:
-    """Adapt a handler of one request model to the bus's generic signature, and turn
-    database trouble into an answer the caller can act on."""
+    """Adapt a handler of one request model to the bus's generic signature."""
 
     async def handle(request: BaseModel) -> BaseModel:
         if not isinstance(request, request_type):
             raise TypeError(f"{op}: expected {request_type.__name__}, got {type(request).__name__}")
+        return await handler(request)
+
+    return handle
+
+
+def _answering(op: str, handler: Handler) -> Handler:
+    async def handle(request: BaseModel) -> BaseModel:
         try:
             return await handler(request)
         except BAD_DATA as error:
@@ -60,6 +67,14 @@ def _typed(op: str, request_type: type[Q], handler: Callable[[Q], Awaitable[Base
             ) from None
 
     return handle
+
+
+def answering(handlers: Mapping[str, Handler]) -> dict[str, Handler]:
+    """Every handler with database trouble turned into an answer the caller can act on:
+    a 503 saying Postgres is out of reach (and a warning, not a traceback), or a 400 for
+    a value it cannot store. It wraps the token and actor checks too, which ask
+    Postgres before the handler runs, so it must be the outermost wrapper."""
+    return {op: _answering(op, handler) for op, handler in handlers.items()}
 
 
 def _conflict(spec: TemplateSpec, existing: int | None) -> ApiFailure:
@@ -156,7 +171,7 @@ class StoreApi:
             row = await resolve.template(queries, template_id)
         await self._board.refresh([template_id])
         log.info("template.created", template_id=template_id, company=spec.company)
-        return row.template
+        return shown_template(row)
 
     async def template_update(self, request: api.TemplateUpdate) -> RunTemplate:
         try:
@@ -167,7 +182,7 @@ class StoreApi:
             ) from None
         await self._board.refresh([request.id])
         log.info("template.updated", template_id=request.id, company=row.template.company)
-        return row.template
+        return shown_template(row)
 
     async def _update(self, request: api.TemplateUpdate) -> TemplateRow:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -192,7 +207,7 @@ class StoreApi:
         return await resolve.template(Queries(self._pool), template_id, deleted=True)
 
     async def template_get(self, request: api.TemplateRef) -> RunTemplate:
-        return (await self._template(request.id)).template
+        return shown_template(await self._template(request.id))
 
     async def template_list(self, request: api.TemplateQuery) -> api.TemplateList:
         rows = await Queries(self._pool).templates(
@@ -203,7 +218,9 @@ class StoreApi:
             deleted=request.deleted,
             after=cursor_key("template.list", request.after, str, str, int),
         )
-        page = keyed_page([row.template for row in rows], request.limit, lambda t: (t.company, t.name, t.id))
+        page = keyed_page(
+            [shown_template(row) for row in rows], request.limit, lambda t: (t.company, t.name, t.id)
+        )
         return api.TemplateList(templates=page.items, more=page.more, next=page.next)
 
     async def template_run(self, request: api.RunNow) -> api.JobQueued:

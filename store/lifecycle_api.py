@@ -31,6 +31,7 @@ from .actors import reader
 from .api import Handler, _typed
 from .flow_jobs import flow_of
 from .flow_queries import FlowQueries
+from .masking import shown_letter
 from .pages import fit
 from .queries import Queries
 
@@ -198,7 +199,7 @@ class LifecycleApi:
         letter = await Queries(self._pool).dead_letter(request.id)
         if letter is None:
             raise unknown_letter(request.id)
-        return letter
+        return shown_letter(letter)
 
     async def dlq_replay(self, request: DeadLetterRef) -> Replayed:
         async with self._pool.acquire() as conn, conn.transaction():

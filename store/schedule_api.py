@@ -22,6 +22,7 @@ from . import resolve
 from .api import Handler, _typed
 from .board import BoardKeeper, active_template
 from .flow_templates import not_for_flows
+from .masking import shown_template
 from .queries import Queries
 from .rows import TemplateRow
 from .schedule_queries import ScheduleQueries
@@ -64,7 +65,7 @@ class ScheduleApi:
             raise resolve.unknown_template(template_id)
         await self._board.refresh([template_id])
         log.info("template.paused" if paused else "template.resumed", template_id=template_id)
-        return (await resolve.template(Queries(self._pool), template_id)).template
+        return shown_template(await resolve.template(Queries(self._pool), template_id))
 
     async def company_pause(self, request: sc.CompanyRef) -> sc.CompanyPaused:
         return await self._company_paused(request.code, True)

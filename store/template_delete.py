@@ -17,6 +17,7 @@ from .actors import audit
 from .api import Handler, _typed
 from .board import BoardKeeper
 from .flow_queries import FlowQueries
+from .masking import shown_template
 from .queries import Queries
 from .schedule_queries import ScheduleQueries
 
@@ -51,7 +52,8 @@ class TemplateDeletion:
             queries = Queries(conn)
             if not await queries.lock_template(request.id):
                 raise resolve.unknown_template(request.id)
-            template = (await resolve.template(queries, request.id)).template
+            row = await resolve.template(queries, request.id)
+            template = row.template
             flows = await FlowQueries(conn).definitions_using_template(template.company, request.id)
             if flows:
                 raise used_by_flows(template, flows)
@@ -59,4 +61,4 @@ class TemplateDeletion:
             await audit(conn, "template.delete", template.company, {"id": request.id, "name": template.name})
         await self._board.refresh([request.id])
         log.info("template.deleted", template_id=request.id, company=template.company)
-        return template.model_copy(update={"deleted_at": deleted_at})
+        return shown_template(row).model_copy(update={"deleted_at": deleted_at})

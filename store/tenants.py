@@ -16,7 +16,7 @@ from contracts.multiflexi import AppFileError, parse_app
 
 from . import layering, resolve
 from .actors import audit, guard_all, reader, require
-from .api import _typed
+from .api import _typed, answering
 from .artifacts import ArtifactApi
 from .board import BoardKeeper
 from .credentials import Keyring, UndecryptableError
@@ -229,8 +229,9 @@ def with_tenants(
     require_tokens: bool = False,
 ) -> dict[str, Handler]:
     """The core, tenant, artifact and token handlers, each guarded by its rule in
-    `store.actors.RULES` and behind token authentication."""
+    `store.actors.RULES`, behind token authentication, and answering a Postgres
+    outage with a 503 whichever of these layers met it."""
     tenants = TenantApi(pool, board, keyring).handlers(core["app.import"])
     cache = TokenCache()
     handlers = {**core, **tenants, **ArtifactApi(pool).handlers(), **TokenApi(pool, cache).handlers()}
-    return Authenticator(pool, require_tokens, cache).wrap(guard_all(pool, handlers))
+    return answering(Authenticator(pool, require_tokens, cache).wrap(guard_all(pool, handlers)))

@@ -13,6 +13,7 @@ from contracts.messages import DeadLetter, JobEvent, JobMessage
 
 from .documents import Deadline
 from .lifecycle import plan
+from .masking import recorded_argv
 from .queries import Queries
 from .recorded import Recorded
 
@@ -44,11 +45,13 @@ def clean_event(event: JobEvent) -> JobEvent:
 
 
 def clean_message(message: JobMessage) -> JobMessage:
-    """The message with NULs replaced in what the job table keeps of it."""
-    if not _has_nul(message.launched_by, *message.argv):
+    """The message with NULs replaced in what the job table keeps of it, and the
+    values of its secret variables masked in its argv (which readers are shown)."""
+    argv = recorded_argv(message)
+    if argv is message.argv and not _has_nul(message.launched_by, *argv):
         return message
     return message.model_copy(
-        update={"argv": [scrub(a) for a in message.argv], "launched_by": scrub(message.launched_by)}
+        update={"argv": [scrub(a) for a in argv], "launched_by": scrub(message.launched_by)}
     )
 
 
