@@ -23,8 +23,9 @@ from . import resolve
 from .actors import audit, reader
 from .api import Handler, _typed
 from .flow_engine import FlowEngine
-from .flow_jobs import refusal, target_problems
+from .flow_jobs import node_secrets, refusal, target_problems
 from .flow_queries import FlowQueries
+from .masking import shown_flow
 from .queries import Queries
 
 
@@ -84,10 +85,16 @@ class FlowApi:
         await resolve.company(Queries(self._pool), spec.company)
         run = await self._engine.start_run(spec, request.launched_by)
         await audit(self._pool, "flow.run", spec.company, {"flow": spec.name, "run": run.id})
-        return run
+        return await self._shown(run)
 
     async def get(self, request: FlowRef) -> FlowRun:
-        return await self._engine.get(request.id)
+        return await self._shown(await self._engine.get(request.id))
+
+    async def _shown(self, run: FlowRun) -> FlowRun:
+        """The run without the secret values of its definition (see `masking`)."""
+        if run.spec is None:
+            return run
+        return shown_flow(run, await node_secrets(Queries(self._pool), run.spec))
 
     async def _changing(self, op: str, run_id: str) -> None:
         """Audit a change of a run (the guard checked the actor): 404 for an unknown run."""
@@ -104,11 +111,11 @@ class FlowApi:
         stops the others as soon as it can, see `FlowEngine.cancel`)."""
         await self._changing("flow.cancel", request.id)
         run, killed = await self._engine.cancel(request.id)
-        return FlowCancelled(run=run, cancelled_jobs=killed)
+        return FlowCancelled(run=await self._shown(run), cancelled_jobs=killed)
 
     async def retry(self, request: FlowRef) -> FlowRun:
         await self._changing("flow.retry", request.id)
-        return await self._engine.retry(request.id)
+        return await self._shown(await self._engine.retry(request.id))
 
 
 def _name_clashes(spec: FlowSpec) -> list[ApiFailure]:

@@ -115,6 +115,29 @@ async def target_problems(queries: Queries, spec: FlowSpec) -> list[ApiFailure]:
     return problems
 
 
+async def node_secrets(queries: Queries, spec: FlowSpec) -> dict[str, list[str]]:
+    """The secret fields of each node's application (a template's, for a template node),
+    by node name; none for a node whose target is gone. Each target is read once."""
+    found: dict[tuple[str | None, int | None], list[str]] = {}
+    secret: dict[str, list[str]] = {}
+    for node in spec.nodes:
+        target = (node.app, node.template)
+        if target not in found:
+            found[target] = await _secret_fields(queries, node)
+        secret[node.name] = found[target]
+    return secret
+
+
+async def _secret_fields(queries: Queries, node: FlowNode) -> list[str]:
+    if node.app is not None:
+        try:
+            return secret_fields(await resolve.application(queries, node.app))
+        except ApiFailure:  # the app is gone: nothing is known to be secret
+            return []
+    row = None if node.template is None else await queries.template(node.template)
+    return secret_fields(row.app) if row is not None and row.app is not None else []
+
+
 def refusal(problems: list[ApiFailure]) -> ApiFailure:
     """One failure listing them all, one per line; its own code when it is alone."""
     code = problems[0].code if len(problems) == 1 else 400

@@ -12,6 +12,7 @@ import json
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
+from contracts.flows import FlowRun
 from contracts.lifecycle import DeadLetterRecord
 from contracts.messages import JobMessage
 from contracts.models import RunTemplate
@@ -75,3 +76,19 @@ def shown_letter(letter: DeadLetterRecord) -> DeadLetterRecord:
     if isinstance(argv := message.get("argv"), list):
         message["argv"] = [hidden_text(w, values) if isinstance(w, str) else w for w in argv]
     return letter.model_copy(update={"payload": json.dumps(message, ensure_ascii=False)})
+
+
+def shown_flow(run: FlowRun, secret: Mapping[str, Collection[str]]) -> FlowRun:
+    """The flow run as an API reply gives it: in its definition, each node's env without
+    the values of its application's secret fields (`secret`, by node), and the flow's
+    own env without those of any of its nodes (it reaches every node)."""
+    spec = run.spec
+    if spec is None or not any(secret.values()):
+        return run
+    nodes = [
+        node.model_copy(update={"env": hidden_env(node.env, secret.get(node.name, ()))})
+        for node in spec.nodes
+    ]
+    every = {name for names in secret.values() for name in names}
+    shown = spec.model_copy(update={"nodes": nodes, "env_vars": hidden_env(spec.env_vars, every)})
+    return run.model_copy(update={"spec": shown})

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from bus import ApiClient, Bus, Layout
 from contracts import api
+from contracts.api import ApiFailure
 from contracts.models import Company, RunTemplate, TemplateSpec
 from contracts.records import JobRecord
 from executor import ExecutorConfig, ExecutorService
@@ -69,7 +70,12 @@ class Stack:
 
     async def final_job(self, job_id: str, timeout: float = 20.0) -> JobRecord:
         async def probe() -> JobRecord | None:
-            job = await self.job(job_id)
+            try:
+                job = await self.job(job_id)
+            except ApiFailure as failure:  # dispatched, not recorded yet
+                if failure.code != 404:
+                    raise
+                return None
             return job if job.final else None
 
         return await eventually(probe, timeout, f"job {job_id} to finish")

@@ -70,6 +70,9 @@ async def test_a_flow_node_running_the_app_masks_it_too(nats_url: str, database_
 
         job = await stack.final_job(await eventually(node_job, 20.0, "the node's job"))
         assert (job.stdout, job.stderr) == ("pw=******** arg=******** user=demo\n", "pw=********\n")
+        shown = await stack.client.call("flow.get", FlowRef(id=run.id), FlowRun)
+        assert shown.spec is not None and shown.spec.nodes[0].env == {"PASSWORD": "********"}
+        assert TEMPLATE not in shown.model_dump_json() and TEMPLATE not in run.model_dump_json()
 
 
 RESULTS_SCRIPT = (
