@@ -138,7 +138,8 @@ class _Reporter:
 
     async def reconnected(self) -> None:
         self._stats.reconnects += 1
-        log.info("nats.reconnected", url=self._url)
+        if not self._quiet:
+            log.info("nats.reconnected", url=self._url)
         for hook in list(self._stats.on_reconnect):
             hook()
 

@@ -18,6 +18,8 @@ from pydantic import ValidationError
 from contracts import subjects as s
 from contracts.output import LogChunk
 
+from .watch import RESUME_HEARTBEAT
+
 log = structlog.get_logger("jetjobs.bus")
 
 STALL = 5.0
@@ -88,12 +90,18 @@ async def job_output(
 ) -> AsyncIterator[LogChunk]:
     """A job's output chunks from the first one. Without `ended`, stops at the
     newest chunk stored now; with it, follows until `ended` is done and then
-    until the newest chunk stored at that moment."""
+    until the newest chunk stored at that moment. A connection closed meanwhile
+    raises nats-py's `ConnectionClosedError`; after an outage it rides out (see
+    `watch.following`), reading resumes at the chunk after the last one read."""
     subject = s.logs_subject(company, job_id)
     end = None if ended is not None else await _last_sequence(js, subject)
     seen = 0
     sub = await js.subscribe(
-        subject, stream=s.LOGS_STREAM, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+        subject,
+        stream=s.LOGS_STREAM,
+        ordered_consumer=True,
+        deliver_policy=DeliverPolicy.ALL,
+        idle_heartbeat=RESUME_HEARTBEAT,
     )
     try:
         while True:

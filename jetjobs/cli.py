@@ -197,6 +197,18 @@ async def cmd_template_show(args: argparse.Namespace, conf: settings.Settings) -
     return await call(args, conf, lambda s: commands.template_show(s, args.id))
 
 
+WAIT_TIMEOUT = 3600.0
+"""Seconds `job run --wait` waits for the outcome unless `--wait-timeout` says otherwise."""
+
+
+def _wait(args: argparse.Namespace) -> float | None:
+    """How long `job run` waits for the outcome (None: it does not); `--wait-timeout`
+    alone asks to wait too, as `--cron` alone asks for `--interval c`."""
+    if args.wait_timeout is not None:
+        return float(args.wait_timeout)
+    return WAIT_TIMEOUT if args.wait else None
+
+
 async def cmd_job_run(args: argparse.Namespace, conf: settings.Settings) -> int | None:
     timeouts = _timeouts(args)
     request = RunNow(
@@ -205,7 +217,7 @@ async def cmd_job_run(args: argparse.Namespace, conf: settings.Settings) -> int 
         timeouts=Timeouts(**timeouts) if timeouts else None,
         launched_by="cli",
     )
-    wait = args.wait_timeout if args.wait else None
+    wait = _wait(args)
     return await call(args, conf, lambda s: commands.job_run(s, request, wait))
 
 
@@ -380,17 +392,29 @@ def _job_commands(sub: Any) -> None:
     run = add_command(job, "run", cmd_job_run, "run a template now")
     run.add_argument("template", type=int, help="template id")
     run.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment override for this run")
-    run.add_argument("--wait", action="store_true", help="wait for the outcome; exit 1 if the job failed")
     run.add_argument(
-        "--wait-timeout", type=positive, default=3600.0, help="give up waiting after this many seconds"
+        "--wait",
+        action="store_true",
+        help="wait for the outcome and show the job; exit 0 if it was processed, 1 if not "
+        "(or if the wait timed out)",
+    )
+    run.add_argument(
+        "--wait-timeout",
+        type=positive,
+        metavar="SECONDS",
+        help=f"give up waiting after this many seconds (default {WAIT_TIMEOUT:g}; implies --wait)",
     )
     _timeout_options(run)
     cli_lifecycle.register_job(job)
     cli_tenants.register_job(job)
     add_command(job, "show", cmd_job_show, "show a job with its attempts and output").add_argument("id")
     listing = add_command(job, "list", cmd_job_list, "list jobs, newest first")
-    listing.add_argument("--company")
-    listing.add_argument("--template", type=int)
+    listing.add_argument(
+        "--company", help="only this company's jobs (one the store does not know is an error)"
+    )
+    listing.add_argument(
+        "--template", type=int, help="only this template's jobs, deleted or not (an unknown id is an error)"
+    )
     listing.add_argument("--status", choices=[s.value for s in Status])
     listing.add_argument("--limit", type=count(1, most(JobQuery, "limit")), default=50)
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from bus.watch import FOLLOW_PATIENCE
+
 from . import settings
 from .cli_common import add_command, call, check_code
 from .observe.logs import job_logs, tail_events
 from .observe.status import status
+
+RIDES_OUT = (
+    f"a NATS outage of up to {FOLLOW_PATIENCE:g} s is ridden out, a longer one ends it with an error (exit 1)"
+)
+"""What a following command does when NATS goes away, for its help."""
 
 
 def _subcommands(sub: Any, group: str) -> Any:
@@ -20,8 +27,8 @@ def _subcommands(sub: Any, group: str) -> Any:
     raise LookupError(f"command group {group} has no subcommands")
 
 
-async def cmd_job_logs(args: argparse.Namespace, conf: settings.Settings) -> None:
-    await call(args, conf, lambda ses: job_logs(ses, args.id, args.follow))
+async def cmd_job_logs(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+    return await call(args, conf, lambda ses: job_logs(ses, args.id, args.follow))
 
 
 async def cmd_events(args: argparse.Namespace, conf: settings.Settings) -> None:
@@ -40,7 +47,15 @@ def register(sub: Any) -> None:
         _subcommands(sub, "job"), "logs", cmd_job_logs, "print a job's output (stdout, stderr)"
     )
     logs.add_argument("id", help="job id")
-    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")
-    events = add_command(sub, "events", cmd_events, "print lifecycle events as they happen")
+    logs.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="keep printing until the job ends, then say on stderr how it ended; exit 0 if it was "
+        f"processed, 1 if not (as `job run --wait`); {RIDES_OUT}",
+    )
+    events = add_command(
+        sub, "events", cmd_events, f"print lifecycle events as they happen, until Ctrl-C; {RIDES_OUT}"
+    )
     events.add_argument("--company", help="only this company's jobs")
     add_command(sub, "status", cmd_status, "servers, scheduler leader, runners, queues, store lag, failures")

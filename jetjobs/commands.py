@@ -15,8 +15,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from bus import ApiClient, Bus, job_events
+from bus.watch import following
 from contracts import api
 from contracts import subjects as s
+from contracts.enums import Status
 from contracts.errors import describe
 from contracts.models import Application, Company, RunTemplate, TemplateSpec
 from contracts.multiflexi import AppFileError, parse_app
@@ -251,18 +253,27 @@ async def _recorded(ses: Session, job_id: str, patience: float = 15.0) -> JobRec
         await asyncio.sleep(0.1)
 
 
+def exit_status(status: Status) -> int:
+    """How a command that followed a job to its end exits: 0 when it succeeded
+    (`processed`), 1 when it did not (any error, cancelled included)."""
+    return 0 if status is Status.PROCESSED else 1
+
+
 async def job_run(ses: Session, request: api.RunNow, wait: float | None) -> int:
-    """Queue a run; with `wait`, follow it to its outcome (exit 1 if it failed)."""
+    """Queue a run; with `wait`, follow it to its outcome (exit 1 if it failed),
+    riding out a short NATS outage meanwhile (`following`)."""
     queued = await ses.api.call("template.run", request, api.JobQueued)
     if wait is None:
         ses.show(queued, f"queued job {queued.job_id} for company {queued.company}")
         return 0
-    try:
-        await asyncio.wait_for(_final_event_of(ses, queued), timeout=wait)
-    except TimeoutError:
-        raise CommandError(
-            f"job {queued.job_id} has no outcome after {wait:g} s; follow it with `jetjobs job show {queued.job_id}`"
-        ) from None
-    job = await _recorded(ses, queued.job_id)
+    with following(ses.bus.nc):
+        try:
+            await asyncio.wait_for(_final_event_of(ses, queued), timeout=wait)
+        except TimeoutError:
+            raise CommandError(
+                f"job {queued.job_id} has no outcome after {wait:g} s; "
+                f"follow it with `jetjobs job show {queued.job_id}`"
+            ) from None
+        job = await _recorded(ses, queued.job_id)
     ses.show(job, render.job_detail(job))
-    return 0 if job.status.value == "processed" else 1
+    return exit_status(job.status)

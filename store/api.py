@@ -283,7 +283,9 @@ class StoreApi:
         return job.model_copy(update={"attempts": attempts})
 
     async def job_list(self, request: api.JobQuery) -> api.JobList:
-        jobs = await Queries(self._pool).list_jobs(
+        queries = Queries(self._pool)
+        await resolve.template_filter(queries, request.template_id)
+        jobs = await queries.list_jobs(
             request.company, request.template_id, request.status, request.limit, reader()
         )
         return api.JobList(jobs=jobs)

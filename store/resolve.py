@@ -82,6 +82,13 @@ async def template(queries: Queries, template_id: int, *, deleted: bool = False)
     return found
 
 
+async def template_filter(queries: Queries, template_id: int | None) -> None:
+    """Refuse an optional template filter that names no template (a deleted one is
+    fine: its jobs stay), as an unknown company filter is refused."""
+    if template_id is not None and await queries.template(template_id) is None:
+        raise unknown_template(template_id)
+
+
 def merged_spec(current: RunTemplate, update: TemplateUpdate) -> TemplateSpec:
     """The stored spec with the update applied and checked again (the caller holds
     the template's row lock, so env keys set by concurrent updates are all kept).

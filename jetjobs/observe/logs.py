@@ -8,6 +8,7 @@ from typing import TextIO
 
 from bus import job_events, live_events
 from bus.output import job_output
+from bus.watch import following
 from contracts import api
 from contracts import subjects as s
 from contracts.api import ApiFailure
@@ -15,7 +16,7 @@ from contracts.messages import JobEvent
 from contracts.output import LogChunk
 from contracts.records import JobRecord
 
-from ..commands import CommandError, Session, known_company
+from ..commands import CommandError, Session, exit_status, known_company
 
 APPEAR_WAIT = 5.0
 """Seconds `job logs -f` waits, silently, for a job the store does not know yet.
@@ -46,10 +47,10 @@ async def _job(ses: Session, job_id: str, *, wait: bool) -> JobRecord:
         await asyncio.sleep(0.2)
 
 
-async def _until_final(ses: Session, company: str, job_id: str) -> None:
-    async for event in job_events(ses.bus.js, s.events_subject(company, job_id)):
-        if event.final:
-            return
+async def _until_final(ses: Session, company: str, job_id: str) -> JobEvent:
+    """The job's final event (the events of a job end only by raising: see `bus.watch`)."""
+    events = job_events(ses.bus.js, s.events_subject(company, job_id))
+    return await anext(event async for event in events if event.final)
 
 
 def _print_chunk(chunk: LogChunk, as_json: bool, last_attempt: list[int]) -> None:
@@ -64,20 +65,44 @@ def _print_chunk(chunk: LogChunk, as_json: bool, last_attempt: list[int]) -> Non
     out.flush()
 
 
-async def job_logs(ses: Session, job_id: str, follow: bool) -> None:
-    """Print the job's output so far; with `follow`, keep printing until the job ends."""
+async def job_logs(ses: Session, job_id: str, follow: bool) -> int:
+    """Print the job's output so far; with `follow`, keep printing until the job ends,
+    say on stderr how it ended, and exit as `job run --wait` does (`exit_status`)."""
     job = await _job(ses, job_id, wait=follow)
-    ended: asyncio.Task[None] | None = None
-    if follow and not job.final:
-        ended = asyncio.create_task(_until_final(ses, job.company, job.id))
-    try:
-        last: list[int] = []
-        async for chunk in job_output(ses.bus.js, job.company, job.id, ended):
-            _print_chunk(chunk, ses.as_json, last)
-    finally:
-        if ended is not None:
-            ended.cancel()
-            await asyncio.gather(ended, return_exceptions=True)
+    if not follow:
+        await _print_output(ses, job, None)
+        return 0
+    with following(ses.bus.nc):
+        if job.final:
+            await _print_output(ses, job, None)
+            end: JobRecord | JobEvent = job
+        else:
+            ended = asyncio.create_task(_until_final(ses, job.company, job.id))
+            try:
+                await _print_output(ses, job, ended)
+            finally:
+                ended.cancel()
+                await asyncio.gather(ended, return_exceptions=True)
+            end = ended.result()
+    print(ending_line(job.id, end), file=sys.stderr, flush=True)
+    return exit_status(end.status)
+
+
+async def _print_output(ses: Session, job: JobRecord, ended: asyncio.Task[JobEvent] | None) -> None:
+    last: list[int] = []
+    async for chunk in job_output(ses.bus.js, job.company, job.id, ended):
+        _print_chunk(chunk, ses.as_json, last)
+
+
+def ending_line(job_id: str, end: JobRecord | JobEvent) -> str:
+    """How a job ended: `job ID ended: error (exit), exit code 3, attempt 2: why`."""
+    parts = [end.status.value + (f" ({end.kind.value})" if end.kind else "")]
+    if end.exit_code is not None:
+        parts.append(f"exit code {end.exit_code}")
+    if end.attempt > 1:
+        parts.append(f"attempt {end.attempt}")
+    why = (end.reason or "").strip().splitlines()[:1]
+    return f"job {job_id} ended: {', '.join(parts)}" + (f": {why[0]}" if why else "")
 
 
 def event_line(event: JobEvent) -> str:
@@ -135,5 +160,6 @@ async def tail_events(ses: Session, company: str | None) -> None:
     if company is not None:
         await _checked_company(ses, company)
     print(f"following {s.events_filter(company or '*')} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    async for event in live_events(ses.bus.nc, s.events_filter(company or "*")):
-        print(event.model_dump_json() if ses.as_json else event_line(event), flush=True)
+    with following(ses.bus.nc):
+        async for event in live_events(ses.bus.nc, s.events_filter(company or "*")):
+            print(event.model_dump_json() if ses.as_json else event_line(event), flush=True)
