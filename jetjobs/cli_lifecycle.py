@@ -104,7 +104,9 @@ async def cmd_runners(args: argparse.Namespace, conf: settings.Settings) -> None
 
 def register(sub: Any) -> None:
     """`dlq list`, `dlq show ID`, `dlq replay ID` and `runners`."""
-    dlq = add_group(sub, "dlq", "dead letters: jobs that can never run as sent")
+    dlq = add_group(
+        sub, "dlq", "dead letters: jobs out of retries, and messages no service could read or route"
+    )
     listing = add_command(
         dlq, "list", cmd_dlq_list, "list dead letters, newest first (`dlq show ID` gives one's message)"
     )
