@@ -178,6 +178,12 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "credential.list": Operation(t.CredentialFilter, t.CredentialList, "List a company's credential sets"),
     "credential.assign": Operation(t.CredentialAssign, t.Assigned, "Assign a credential set to a template"),
+    "credential.unassign": Operation(
+        t.CredentialAssign, t.Assigned, "Stop a template using a credential set"
+    ),
+    "credential.delete": Operation(
+        t.CredentialRef, t.CredentialInfo, "Delete a credential set no live template uses"
+    ),
     "secrets.fetch": Operation(t.SecretsRequest, t.SecretsReply, "Credential values for a running job"),
     "template.env": Operation(TemplateRef, t.TemplateEnv, "A template's merged environment, masked"),
     "artifact.put": Operation(t.ArtifactUpload, t.ArtifactInfo, "Store one artifact of a job"),
@@ -185,6 +191,7 @@ OPERATIONS: dict[str, Operation] = {
     "artifact.get": Operation(t.ArtifactRef, t.ArtifactContent, "Download one artifact"),
     "app.export": Operation(t.AppRef, t.AppDocument, "An application as MultiFlexi app JSON"),
     "actor.grant": Operation(t.ActorGrant, t.ActorList, "Give an actor a role in a company"),
+    "actor.revoke": Operation(t.ActorRevoke, t.ActorList, "Take a role away from an actor in a company"),
     "actor.list": Operation(t.CredentialFilter, t.ActorList, "List a company's actors"),
     "audit.list": Operation(t.AuditQuery, t.AuditList, "Read the audit log, newest first"),
     "token.create": Operation(t.TokenCreate, t.TokenIssued, "Issue an API token to an actor (admins only)"),

@@ -68,6 +68,13 @@ class Assigned(Frozen):
     credentials: list[str]
 
 
+class CredentialRef(Frozen):
+    """One of a company's credential sets, by name."""
+
+    company: Code
+    name: str = Field(min_length=1, max_length=100)
+
+
 class SecretsRequest(Frozen):
     """An executor asking for the values a job message only names."""
 
@@ -171,6 +178,17 @@ class ActorGrant(Frozen):
     company: Code
     actor: str = Field(min_length=1, max_length=200)
     role: Role
+    close: bool = Field(
+        default=False,
+        description="the first grant closes a company open to every actor: without this, one that "
+        "would lock the caller itself out is refused",
+    )
+
+
+class ActorRevoke(Frozen):
+    company: Code
+    actor: str = Field(min_length=1, max_length=200)
+    role: Role
 
 
 class ActorEntry(Frozen):
@@ -181,6 +199,14 @@ class ActorEntry(Frozen):
 class ActorList(Frozen):
     company: Code
     actors: list[ActorEntry]
+    locked_out: list[str] = Field(
+        default=[],
+        description="of a grant that closed the company: actors that acted in it recently (by the "
+        "audit log) and may not act in it any more",
+    )
+    warnings: list[str] = Field(
+        default=[], description="what the change did beyond the list: closing or opening the company"
+    )
 
 
 class AuditQuery(Frozen):

@@ -7,8 +7,9 @@ import asyncio
 import base64
 import json
 import os
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from bus import Layout
 from bus.infra import ensure_consumer
@@ -71,7 +72,31 @@ async def cmd_credentials_assign(args: argparse.Namespace, conf: settings.Settin
     async def action(ses: commands.Session) -> None:
         request = t.CredentialAssign(template_id=args.template, name=args.name)
         reply = await ses.api.call("credential.assign", request, t.Assigned)
-        ses.show(reply, f"template {reply.template_id} uses credentials: {', '.join(reply.credentials)}")
+        ses.show(reply, _assigned_text(reply))
+
+    await call(args, conf, action)
+
+
+def _assigned_text(reply: t.Assigned) -> str:
+    if not reply.credentials:
+        return f"template {reply.template_id} uses no credentials"
+    return f"template {reply.template_id} uses credentials: {', '.join(reply.credentials)}"
+
+
+async def cmd_credentials_unassign(args: argparse.Namespace, conf: settings.Settings) -> None:
+    async def action(ses: commands.Session) -> None:
+        request = t.CredentialAssign(template_id=args.template, name=args.name)
+        reply = await ses.api.call("credential.unassign", request, t.Assigned)
+        ses.show(reply, _assigned_text(reply))
+
+    await call(args, conf, action)
+
+
+async def cmd_credentials_delete(args: argparse.Namespace, conf: settings.Settings) -> None:
+    async def action(ses: commands.Session) -> None:
+        request = t.CredentialRef(company=args.company, name=args.name)
+        info = await ses.api.call("credential.delete", request, t.CredentialInfo)
+        ses.show(info, f"deleted credential set {info.company}/{info.name} ({', '.join(info.fields)})")
 
     await call(args, conf, action)
 
@@ -215,11 +240,26 @@ async def cmd_app_export(args: argparse.Namespace, conf: settings.Settings) -> N
     await call(args, conf, action)
 
 
+def _show_actors(ses: commands.Session, reply: t.ActorList) -> None:
+    """The company's actors; what the change did beyond them (closing or opening the
+    company) on stderr, so it is seen whatever reads stdout."""
+    ses.show(reply, render.table([(a.actor, a.role) for a in reply.actors], ["actor", "role"]))
+    for warning in reply.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
 async def cmd_actor_grant(args: argparse.Namespace, conf: settings.Settings) -> None:
     async def action(ses: commands.Session) -> None:
-        grant = t.ActorGrant(company=args.company, actor=args.actor, role=args.role)
-        reply = await ses.api.call("actor.grant", grant, t.ActorList)
-        ses.show(reply, render.table([(a.actor, a.role) for a in reply.actors], ["actor", "role"]))
+        grant = t.ActorGrant(company=args.company, actor=args.actor, role=args.role, close=args.close)
+        _show_actors(ses, await ses.api.call("actor.grant", grant, t.ActorList))
+
+    await call(args, conf, action)
+
+
+async def cmd_actor_revoke(args: argparse.Namespace, conf: settings.Settings) -> None:
+    async def action(ses: commands.Session) -> None:
+        revoke = t.ActorRevoke(company=args.company, actor=args.actor, role=args.role)
+        _show_actors(ses, await ses.api.call("actor.revoke", revoke, t.ActorList))
 
     await call(args, conf, action)
 
@@ -324,6 +364,9 @@ async def cmd_company_consumer(args: argparse.Namespace, conf: settings.Settings
     await call(args, conf, action)
 
 
+ROLES = list(get_args(t.Role))
+
+
 def register(sub: Any) -> None:
     """`credentials`, `actor` and `audit`."""
     creds = add_group(sub, "credentials", "company credential sets")
@@ -349,17 +392,40 @@ def register(sub: Any) -> None:
     assign = add_command(creds, "assign", cmd_credentials_assign, "let a template use a credential set")
     assign.add_argument("template", type=int)
     assign.add_argument("name")
+    unassign = add_command(
+        creds, "unassign", cmd_credentials_unassign, "stop a template using a credential set"
+    )
+    unassign.add_argument("template", type=int)
+    unassign.add_argument("name")
+    delete = add_command(
+        creds, "delete", cmd_credentials_delete, "delete a credential set (refused while a template uses it)"
+    )
+    delete.add_argument("company")
+    delete.add_argument("name")
     add_command(
         creds, "new-key", cmd_credentials_new_key, "print a fresh secret key for a key file (--json: {key})"
     )
     add_command(
-        creds, "rotate-key", cmd_credentials_rotate, "re-encrypt every credential under the first key"
+        creds,
+        "rotate-key",
+        cmd_credentials_rotate,
+        "re-encrypt every credential under the first key of JETJOBS_SECRET_KEY_FILE "
+        "(beside `jetjobs up`: of its secret.key)",
     )
     actor = add_group(sub, "actor", "who may do what in a company")
     grant = add_command(actor, "grant", cmd_actor_grant, "give an actor a role in a company")
     grant.add_argument("company")
     grant.add_argument("actor")
-    grant.add_argument("role", choices=["admin", "reader", "executor"])
+    grant.add_argument("role", choices=ROLES)
+    grant.add_argument(
+        "--close",
+        action="store_true",
+        help="the first grant closes a company open to all: do it even if it locks you out",
+    )
+    revoke = add_command(actor, "revoke", cmd_actor_revoke, "take a role away from an actor in a company")
+    revoke.add_argument("company")
+    revoke.add_argument("actor")
+    revoke.add_argument("role", choices=ROLES)
     add_command(actor, "list", cmd_actor_list, "list a company's actors").add_argument("company")
     token = add_group(actor, "token", "API tokens that prove who an actor is")
     create = add_command(token, "create", cmd_token_create, "issue an API token to an actor (shown once)")

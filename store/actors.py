@@ -3,7 +3,10 @@ header, or the actor of its `Jetjobs-Token`), checked against the company's admi
 readers and executors, and every change is written to the audit log.
 
 A company that lists no actors is open to every caller, which keeps a single
-operator's setup simple; granting the first role closes it.
+operator's setup simple. Granting the first role (an admin's) closes it: that grant
+says so and names the recent actors it locks out, and is refused when it would lock
+out its own caller unless asked to close the company anyway (`close`). Revoking the
+last role opens it again; a revoke that would leave actors but no admin is refused.
 
 `RULES` is the one place that says, for every operation of `contracts.api.OPERATIONS`,
 what it needs in which company (or why it is open to every actor) and who writes
@@ -12,8 +15,9 @@ rule, so none can be added unguarded."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 
 import structlog
@@ -21,6 +25,7 @@ from pydantic import BaseModel
 
 from bus.api import current_actor
 from contracts.api import ApiFailure
+from contracts.tenants import ActorEntry, ActorGrant, ActorRevoke
 
 from . import resolve
 from .tenant_queries import TenantQueries
@@ -59,6 +64,89 @@ def permit(actor: str, company: str, need: Need, roles: set[str], closed: bool) 
             f"actor '{actor}' may not {need} in company '{company}': it needs the role {wanted} "
             f"(an admin grants it with `jetjobs actor grant {company} {actor} ROLE`)",
         )
+
+
+RECENT = timedelta(days=30)
+"""How far back a closing grant reads the company's audit log for the actors it locks out."""
+RECENT_ENTRIES = 10_000
+"""The most audit entries it reads: a grant never scans a busy company's whole month."""
+
+
+def check_closing(grant: ActorGrant, caller: str) -> None:
+    """A 409 unless `grant` may close its company, open to every actor until now: the
+    company gets an admin first, and the caller is not locked out unless it said `close`."""
+    company = grant.company
+    if grant.role != "admin":
+        raise ApiFailure(
+            409,
+            f"company '{company}' has no admin yet: grant one first "
+            f"(`jetjobs actor grant {company} ACTOR admin`), or nobody could manage it",
+        )
+    if grant.actor != caller and not grant.close:
+        raise ApiFailure(
+            409,
+            f"granting '{grant.actor}' admin closes company '{company}', open to every actor until now: "
+            f"from then on only the actors it lists may act in it, and you ('{caller}') would be locked "
+            f"out. Grant yourself admin first (`jetjobs actor grant {company} {caller} admin`), or pass "
+            '--close (API: "close": true) to close it anyway',
+        )
+
+
+def closing_warnings(company: str, actors: Sequence[ActorEntry], locked_out: Sequence[str]) -> list[str]:
+    """What a grant that closed an open company tells its caller: who may act from now
+    on, whom the audit log shows acting lately that may not, and what executors need."""
+    warnings = [
+        f"company '{company}' was open to every actor and is now closed: from now on only the actors "
+        f"it lists may act in it (`jetjobs actor list {company}`)"
+    ]
+    if locked_out:
+        named = ", ".join(f"'{actor}'" for actor in locked_out)
+        warnings.append(
+            f"now locked out of '{company}' (they acted in it in the last {RECENT.days} days): {named}; "
+            f"an admin gives each its role with `jetjobs actor grant {company} ACTOR ROLE`"
+        )
+    if not any(entry.role == "executor" for entry in actors):
+        warnings.append(
+            "executors act as their JETJOBS_EXECUTOR_ACTOR (default 'executor'), which now needs the "
+            f"role executor in '{company}': until `jetjobs actor grant {company} executor executor`, "
+            f"the jobs of '{company}' that use credentials end error (invalid) and their artifacts are "
+            "not stored"
+        )
+    return warnings
+
+
+def role_not_held(revoke: ActorRevoke, roles: set[str]) -> ApiFailure:
+    """The 404 of a revoke of a role the actor does not hold."""
+    holds = f"it holds {', '.join(sorted(roles))}" if roles else "it holds no role there"
+    return ApiFailure(
+        404,
+        f"actor '{revoke.actor}' does not hold the role {revoke.role} in company '{revoke.company}' "
+        f"({holds}): `jetjobs actor list {revoke.company}` shows who holds what",
+    )
+
+
+def check_admin_left(revoke: ActorRevoke, actors: Sequence[ActorEntry]) -> None:
+    """A 409 if, after `revoke`, the company lists actors but no admin: nobody could manage it."""
+    if not actors or any(entry.role == "admin" for entry in actors):
+        return
+    listed = ", ".join(sorted({f"'{entry.actor}'" for entry in actors}))
+    raise ApiFailure(
+        409,
+        f"revoking the role admin of '{revoke.actor}' would leave company '{revoke.company}' without an "
+        f"admin while it lists {listed}, so nobody could manage it any more: grant another actor admin "
+        f"first (`jetjobs actor grant {revoke.company} ACTOR admin`); to open the company to every "
+        "actor instead, revoke the other roles first",
+    )
+
+
+def opened_warnings(company: str, actors: Sequence[ActorEntry]) -> list[str]:
+    """What a revoke that took a company's last role tells its caller."""
+    if actors:
+        return []
+    return [
+        f"company '{company}' lists no actors any more: it is open to every actor again "
+        f"(granting an admin closes it: `jetjobs actor grant {company} ACTOR admin`)"
+    ]
 
 
 def reader() -> Reader:
@@ -197,6 +285,8 @@ RULES: dict[str, Rule] = {
     "credential.set": _changes(NAMED, audit="handler"),
     "credential.list": _reads(NAMED),
     "credential.assign": _changes(Of("template_id", "template"), audit="handler"),
+    "credential.unassign": _changes(Of("template_id", "template"), audit="handler"),
+    "credential.delete": _changes(NAMED, audit="handler"),
     "secrets.fetch": Rule(
         "execute",
         (NAMED,),
@@ -215,6 +305,7 @@ RULES: dict[str, Rule] = {
     "artifact.list": _reads(JOB),
     "artifact.get": _reads(Of("job_id", "job")),
     "actor.grant": _changes(NAMED, audit="handler"),
+    "actor.revoke": _changes(NAMED, audit="handler"),
     "actor.list": _reads(NAMED),
     "audit.list": LISTS,
     "token.create": _open(BY_TOKEN, audit="handler"),

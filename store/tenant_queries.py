@@ -6,7 +6,7 @@ import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -51,6 +51,12 @@ class StoredCredential:
     name: str
     fields: list[str]
     sealed: Sealed
+
+
+@dataclass(frozen=True)
+class TemplateName:
+    id: int
+    name: str
 
 
 @dataclass(frozen=True)
@@ -158,6 +164,27 @@ class TenantQueries:
         value = await self._db.fetchval(self._q("credential_id"), company_id, name)
         return None if value is None else int(value)
 
+    async def lock_credential(
+        self, company_id: int, company: str, name: str
+    ) -> tuple[int, CredentialInfo] | None:
+        """The credential set's id and info, locked until the transaction ends (to delete it)."""
+        row = await self._db.fetchrow(self._q("lock_credential"), company_id, name)
+        if row is None:
+            return None
+        info = CredentialInfo(
+            company=company, name=row["name"], kind=row["kind"], fields=list(row["fields"]),
+            updated_at=row["updated_at"],
+        )  # fmt: skip
+        return int(row["id"]), info
+
+    async def credential_users(self, credential_id: int) -> list[TemplateName]:
+        """The live templates that use the credential set."""
+        found = await self._db.fetch(self._q("credential_users"), credential_id)
+        return [TemplateName(r["id"], r["name"]) for r in found]
+
+    async def delete_credential(self, credential_id: int) -> None:
+        await self._db.execute(self._q("delete_credential"), credential_id)
+
     async def sealed_credentials(self) -> list[StoredCredential]:
         return [_stored(r) for r in await self._db.fetch(self._q("sealed_credentials"))]
 
@@ -168,6 +195,11 @@ class TenantQueries:
 
     async def assign_credential(self, template_id: int, credential_id: int) -> None:
         await self._db.execute(self._q("assign_credential"), template_id, credential_id)
+
+    async def unassign_credential(self, template_id: int, company_id: int, name: str) -> bool:
+        """Whether the template used the company's credential set `name` (and now does not)."""
+        found = await self._db.fetchval(self._q("unassign_credential"), template_id, company_id, name)
+        return found is not None
 
     async def template_credentials(self, template_id: int) -> list[StoredCredential]:
         return [_stored(r) for r in await self._db.fetch(self._q("template_credentials"), template_id)]
@@ -237,6 +269,18 @@ class TenantQueries:
 
     async def grant_actor(self, company_id: int, actor: str, role: str) -> None:
         await self._db.execute(self._q("grant_actor"), company_id, actor, role)
+
+    async def lock_actors(self, company_id: int) -> None:
+        await self._db.execute(self._q("lock_actors"), company_id)
+
+    async def revoke_actor(self, company_id: int, actor: str, role: str) -> bool:
+        """Whether the actor held the role (and now does not)."""
+        return await self._db.fetchval(self._q("revoke_actor"), company_id, actor, role) is not None
+
+    async def recent_actors_without_role(self, company: str, since: timedelta, most: int) -> list[str]:
+        """Actors of the company's newest `most` audit entries within `since` who hold no role in it."""
+        found = await self._db.fetch(self._q("recent_actors_without_role"), company, since, most)
+        return [r["actor"] for r in found]
 
     async def company_actors(self, company_id: int) -> list[ActorEntry]:
         found = await self._db.fetch(self._q("company_actors"), company_id)

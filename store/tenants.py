@@ -9,20 +9,33 @@ from typing import Any
 import structlog
 from pydantic import BaseModel
 
+from bus.api import current_actor
 from contracts import api
 from contracts import tenants as t
 from contracts.api import ApiFailure
 from contracts.multiflexi import AppFileError, parse_app
 
 from . import layering, resolve
-from .actors import audit, guard_all, reader, require
+from .actors import (
+    RECENT,
+    RECENT_ENTRIES,
+    audit,
+    check_admin_left,
+    check_closing,
+    closing_warnings,
+    guard_all,
+    opened_warnings,
+    reader,
+    require,
+    role_not_held,
+)
 from .api import _typed, answering
 from .artifacts import ArtifactApi
 from .board import BoardKeeper
 from .credentials import Keyring, UndecryptableError
 from .pages import fit
 from .queries import Queries
-from .tenant_queries import StoredCredential, TenantQueries
+from .tenant_queries import StoredCredential, TemplateName, TenantQueries
 from .tokens import Authenticator, TokenApi, TokenCache
 
 log = structlog.get_logger("jetjobs.store")
@@ -33,6 +46,10 @@ NO_KEY = (
     "the store has no secret key, so it cannot keep credentials: make one with "
     "`jetjobs credentials new-key > FILE` and start the store with JETJOBS_SECRET_KEY_FILE=FILE"
 )
+
+
+IN_USE_SHOWN = 10
+"""The most templates a refused credential delete names."""
 
 
 class TenantApi:
@@ -49,10 +66,13 @@ class TenantApi:
             "credential.set": (t.CredentialSet, self.credential_set),
             "credential.list": (t.CredentialFilter, self.credential_list),
             "credential.assign": (t.CredentialAssign, self.credential_assign),
+            "credential.unassign": (t.CredentialAssign, self.credential_unassign),
+            "credential.delete": (t.CredentialRef, self.credential_delete),
             "secrets.fetch": (t.SecretsRequest, self.secrets_fetch),
             "template.env": (api.TemplateRef, self.template_env),
             "app.export": (t.AppRef, self.app_export),
             "actor.grant": (t.ActorGrant, self.actor_grant),
+            "actor.revoke": (t.ActorRevoke, self.actor_revoke),
             "actor.list": (t.CredentialFilter, self.actor_list),
             "audit.list": (t.AuditQuery, self.audit_list),
         }
@@ -117,6 +137,48 @@ class TenantApi:
             names = [c.name for c in await queries.template_credentials(request.template_id)]
         await self._board.refresh([request.template_id])
         return t.Assigned(template_id=request.template_id, credentials=names)
+
+    async def credential_unassign(self, request: t.CredentialAssign) -> t.Assigned:
+        """Stop a template using a set: its next jobs run without the set's values."""
+        company = (await resolve.template(Queries(self._pool), request.template_id)).template.company
+        company_id = await self._company_id(company)
+        async with self._pool.acquire() as conn, conn.transaction():
+            queries = TenantQueries(conn)
+            used = await queries.unassign_credential(request.template_id, company_id, request.name)
+            names = [c.name for c in await queries.template_credentials(request.template_id)]
+            if not used:
+                raise ApiFailure(
+                    404,
+                    f"template {request.template_id} does not use credential set '{request.name}' "
+                    f"(it uses {', '.join(names) or 'none'}): `jetjobs template env "
+                    f"{request.template_id}` shows where each variable comes from",
+                )
+            await audit(conn, "credential.unassign", company, request.model_dump())
+        await self._board.refresh([request.template_id])
+        return t.Assigned(template_id=request.template_id, credentials=names)
+
+    async def credential_delete(self, request: t.CredentialRef) -> t.CredentialInfo:
+        """Delete a set no live template uses: one in use is refused rather than taken from
+        under templates whose next runs would then miss its variables."""
+        company, name = request.company, request.name
+        company_id = await self._company_id(company)
+        async with self._pool.acquire() as conn, conn.transaction():
+            queries = TenantQueries(conn)
+            found = await queries.lock_credential(company_id, company, name)
+            if found is None:
+                raise ApiFailure(
+                    404,
+                    f"company '{company}' has no credential set '{name}': "
+                    f"`jetjobs credentials list {company}` lists its sets",
+                )
+            credential_id, info = found
+            users = await queries.credential_users(credential_id)
+            if users:
+                raise ApiFailure(409, in_use(company, name, users))
+            await queries.delete_credential(credential_id)
+            await audit(conn, "credential.delete", company, {"name": name, "fields": info.fields})
+        log.info("credential.deleted", company=company, name=name)
+        return info
 
     async def _check_job(self, request: t.SecretsRequest) -> None:
         brief = await TenantQueries(self._pool).job_brief(request.job_id)
@@ -193,20 +255,43 @@ class TenantApi:
         return handle
 
     async def actor_grant(self, request: t.ActorGrant) -> t.ActorList:
-        company_id = await self._company_id(request.company)
-        _, closed = await TenantQueries(self._pool).actor_roles(request.company, "")
-        if not closed and request.role != "admin":
-            raise ApiFailure(
-                409,
-                f"company '{request.company}' has no admin yet: grant one first "
-                f"(`jetjobs actor grant {request.company} ACTOR admin`), or nobody could manage it",
-            )
+        """Grant a role; the grant that closes an open company says whom that locks out."""
+        company = request.company
+        company_id = await self._company_id(company)
+        locked_out: list[str] = []
         async with self._pool.acquire() as conn, conn.transaction():
             queries = TenantQueries(conn)
+            await queries.lock_actors(company_id)
+            closing = not await queries.company_actors(company_id)
+            if closing:
+                check_closing(request, current_actor.get())
             await queries.grant_actor(company_id, request.actor, request.role)
-            await audit(conn, "actor.grant", request.company, request.model_dump())
+            await audit(conn, "actor.grant", company, request.model_dump())
             actors = await queries.company_actors(company_id)
-        return t.ActorList(company=request.company, actors=actors)
+            if closing:  # after the audit entry: a caller that closed itself out is named too
+                locked_out = await queries.recent_actors_without_role(company, RECENT, RECENT_ENTRIES)
+        if not closing:
+            return t.ActorList(company=company, actors=actors)
+        log.warning("actor.company_closed", company=company, admin=request.actor, locked_out=locked_out)
+        warnings = closing_warnings(company, actors, locked_out)
+        return t.ActorList(company=company, actors=actors, locked_out=locked_out, warnings=warnings)
+
+    async def actor_revoke(self, request: t.ActorRevoke) -> t.ActorList:
+        """Take a role away, never the last admin of a company that lists actors."""
+        company_id = await self._company_id(request.company)
+        async with self._pool.acquire() as conn, conn.transaction():
+            queries = TenantQueries(conn)
+            await queries.lock_actors(company_id)
+            if not await queries.revoke_actor(company_id, request.actor, request.role):
+                roles, _ = await queries.actor_roles(request.company, request.actor)
+                raise role_not_held(request, roles)
+            actors = await queries.company_actors(company_id)
+            check_admin_left(request, actors)  # refused: the transaction takes the revoke back
+            await audit(conn, "actor.revoke", request.company, request.model_dump())
+        warnings = opened_warnings(request.company, actors)
+        if warnings:
+            log.warning("actor.company_opened", company=request.company)
+        return t.ActorList(company=request.company, actors=actors, warnings=warnings)
 
     async def actor_list(self, request: t.CredentialFilter) -> t.ActorList:
         company_id = await self._company_id(request.company)
@@ -219,6 +304,17 @@ class TenantApi:
         )
         entries, more = fit(found, request.limit)
         return t.AuditList(entries=entries, more=more)
+
+
+def in_use(company: str, name: str, users: list[TemplateName]) -> str:
+    """Why a credential set cannot be deleted, naming (the first few of) its templates."""
+    shown = ", ".join(f"{user.id} ({user.name})" for user in users[:IN_USE_SHOWN])
+    more = f" and {len(users) - IN_USE_SHOWN} more" if len(users) > IN_USE_SHOWN else ""
+    templates = "template" if len(users) == 1 else "templates"
+    return (
+        f"credential set {company}/{name} is used by {templates} {shown}{more}: unassign it from each "
+        f"first (`jetjobs credentials unassign TEMPLATE {name}`)"
+    )
 
 
 def with_tenants(

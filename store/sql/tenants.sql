@@ -55,8 +55,22 @@ SELECT c.id, c.name, c.kind, c.fields, c.updated_at
 FROM credential c WHERE c.company_id = $1 ORDER BY c.name;
 
 -- name: credential_id --
--- The id of one of a company's credential sets.
-SELECT id FROM credential WHERE company_id = $1 AND name = $2;
+-- The id of one of a company's credential sets, kept from being deleted until the transaction ends (a delete under way is waited for, and then no row is found).
+SELECT id FROM credential WHERE company_id = $1 AND name = $2 FOR KEY SHARE;
+
+-- name: lock_credential --
+-- One of a company's credential sets, without its values, locked for deletion: an assignment under way is waited for.
+SELECT id, name, kind, fields, updated_at FROM credential WHERE company_id = $1 AND name = $2 FOR UPDATE;
+
+-- name: credential_users --
+-- The live (not deleted) templates that use a credential set, by id.
+SELECT t.id, t.name FROM template_credential tc JOIN runtemplate t ON t.id = tc.template_id
+WHERE tc.credential_id = $1 AND t.deleted_at IS NULL
+ORDER BY t.id;
+
+-- name: delete_credential --
+-- Remove a credential set; the assignments of deleted templates go with it.
+DELETE FROM credential WHERE id = $1;
 
 -- name: sealed_credentials --
 -- Every credential, locked, for re-encryption under a new key.
@@ -73,6 +87,12 @@ UPDATE credential SET key_id = $2, nonce = $3, ciphertext = $4, updated_at = now
 -- Let a template use a credential set (assigning twice changes nothing).
 INSERT INTO template_credential (template_id, credential_id) VALUES ($1, $2)
 ON CONFLICT DO NOTHING;
+
+-- name: unassign_credential --
+-- Stop template $1 using its company's ($2) credential set $3; no row when it did not use it.
+DELETE FROM template_credential tc USING credential c
+WHERE tc.template_id = $1 AND tc.credential_id = c.id AND c.company_id = $2 AND c.name = $3
+RETURNING c.id;
 
 -- name: template_credentials --
 -- The credential sets a template uses, sealed, in assignment order.
@@ -137,9 +157,27 @@ SELECT coalesce(array_agg(ca.role) FILTER (WHERE ca.actor = $2), '{}') AS roles,
 FROM company co LEFT JOIN company_actor ca ON ca.company_id = co.id
 WHERE co.code = $1;
 
+-- name: lock_actors --
+-- Hold a company's list of actors until the transaction ends, so that concurrent grants and revokes see each other (the one that closes a company, the one that would leave it without an admin).
+SELECT id FROM company WHERE id = $1 FOR NO KEY UPDATE;
+
 -- name: grant_actor --
 -- Give an actor a role in a company (granting twice changes nothing).
 INSERT INTO company_actor (company_id, actor, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING;
+
+-- name: revoke_actor --
+-- Take a role away from an actor in a company; no row when it did not hold it.
+DELETE FROM company_actor WHERE company_id = $1 AND actor = $2 AND role = $3 RETURNING actor;
+
+-- name: recent_actors_without_role --
+-- The actors of company $1's newest $3 audit entries since $2 ago (the log is indexed by company and time) who hold no role in it now: those a closed company refuses.
+SELECT DISTINCT recent.actor FROM (
+    SELECT actor FROM audit_log WHERE company = $1 AND at > now() - $2::interval
+    ORDER BY at DESC LIMIT $3) recent
+WHERE NOT EXISTS (
+    SELECT 1 FROM company_actor ca JOIN company co ON co.id = ca.company_id
+    WHERE co.code = $1 AND ca.actor = recent.actor)
+ORDER BY recent.actor;
 
 -- name: company_actors --
 -- A company's actors and their roles.

@@ -72,7 +72,7 @@ async def demo(nats_url: str, database_url: str) -> AsyncIterator[Demo]:
         root, rita = ApiClient(stack.bus.nc, actor="root"), ApiClient(stack.bus.nc, actor="rita")
         await stack.company("demo")
         await stack.client.call(
-            "actor.grant", t.ActorGrant(company="demo", actor="root", role="admin"), t.ActorList
+            "actor.grant", t.ActorGrant(company="demo", actor="root", role="admin", close=True), t.ActorList
         )
         await root.call("actor.grant", t.ActorGrant(company="demo", actor="rita", role="reader"), t.ActorList)
         await stack.client.call("app.import", api.AppImport(document=APP), api.AppImported)

@@ -39,7 +39,7 @@ async def store_url(nats_url: str, embedded_postgres: PostgresServer) -> AsyncIt
         bus = await Bus.attach(nats_url, "outage-test")
         try:
             await ApiClient(bus.nc).call("company.create", Company(code="demo", name="Demo"), Company)
-            grant = t.ActorGrant(company="demo", actor="ops", role="admin")
+            grant = t.ActorGrant(company="demo", actor="ops", role="admin", close=True)
             await ApiClient(bus.nc).call("actor.grant", grant, t.ActorList)
         finally:
             await bus.nc.close()

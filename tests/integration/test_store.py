@@ -428,7 +428,7 @@ async def test_template_run_is_visible_at_once(h: Harness) -> None:
 
 async def test_template_run_checks_the_actor_before_queueing_and_audits_with_the_job(h: Harness) -> None:
     made = await setup_template(h, interv="n", active=False)
-    grant = t.ActorGrant(company="acme", actor="admin", role="admin")
+    grant = t.ActorGrant(company="acme", actor="admin", role="admin", close=True)
     await h.call("actor.grant", grant, t.ActorList)
     admin, bob = (ApiClient(h.bus.nc, actor=name) for name in ("admin", "bob"))
     published = (await h.bus.js.stream_info(s.DISPATCH_STREAM)).state.last_seq

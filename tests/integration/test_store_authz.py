@@ -100,7 +100,9 @@ async def w(nats_url: str, database_url: str) -> AsyncIterator[World]:
         await h.call("app.import", api.AppImport(document=APP), api.AppImported)
         for code in ("alpha", "gamma"):
             await h.call("company.create", Company(code=code, name=code.title()), Company)
-        await h.call("actor.grant", t.ActorGrant(company="gamma", actor="root", role="admin"), t.ActorList)
+        await h.call(
+            "actor.grant", t.ActorGrant(company="gamma", actor="root", role="admin", close=True), t.ActorList
+        )
         await root.call(
             "actor.grant", t.ActorGrant(company="gamma", actor="rita", role="reader"), t.ActorList
         )

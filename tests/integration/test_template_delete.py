@@ -182,7 +182,7 @@ async def test_only_an_admin_of_the_company_deletes_a_template(nats_url: str, da
         root, rita = (ApiClient(stack.bus.nc, actor=name) for name in ("root", "rita"))
         await stack.company("gamma")
         await stack.client.call(
-            "actor.grant", t.ActorGrant(company="gamma", actor="root", role="admin"), t.ActorList
+            "actor.grant", t.ActorGrant(company="gamma", actor="root", role="admin", close=True), t.ActorList
         )
         await root.call(
             "actor.grant", t.ActorGrant(company="gamma", actor="rita", role="reader"), t.ActorList
