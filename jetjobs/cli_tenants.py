@@ -109,18 +109,27 @@ async def cmd_credentials_new_key(args: argparse.Namespace, conf: settings.Setti
 
 
 async def cmd_credentials_rotate(args: argparse.Namespace, conf: settings.Settings) -> None:
-    """Re-encrypt under the first configured key; the others must open what is stored."""
+    """Re-encrypt under the first configured key; the others must open what is stored.
+    With no key and no database configured, the key file and the database are those of
+    the `jetjobs up` in --home, as `up` itself uses them."""
     # here: client commands start faster without the store
     from store.credentials import Keyring, SecretKeyError
     from store.rotation import RotationError, rotate_key
 
+    from .home import SECRET_KEY_FILE, found_key
+
+    key_file = conf.secret_key_file
+    if not (key_file or conf.secret_key or conf.database_url):
+        key_file = str(found) if (found := found_key(conf.home)) else None
     try:
-        ring = Keyring.load(conf.secret_key, conf.secret_key_file)
+        ring = Keyring.load(conf.secret_key, key_file)
     except SecretKeyError as error:
         raise CommandError(str(error)) from None
     if ring is None:
         raise CommandError(
-            "no keys given: set JETJOBS_SECRET_KEY_FILE to a file with the new key first, then the old key(s)"
+            "no keys given: set JETJOBS_SECRET_KEY_FILE to a file with the new key first, then the old "
+            f"key(s); with neither a key nor a database URL set, {conf.home.resolve() / SECRET_KEY_FILE} "
+            "is used, the key `jetjobs up` makes in --home"
         )
     try:
         changed = await rotate_key(conf.require_database(), ring)

@@ -364,6 +364,11 @@ class NatsServer:
     def running(self) -> bool:
         return self._child is not None and self._child.alive
 
+    @property
+    def returncode(self) -> int | None:
+        """How the server ended (negative: the signal that killed it); None while it runs."""
+        return self._child.process.poll() if self._child is not None else None
+
     def _require_child(self) -> _Child:
         if self._child is None:
             raise EmbeddedError("nats-server was never started")
@@ -670,6 +675,11 @@ class PostgresServer:
     @property
     def running(self) -> bool:
         return self._child is not None and self._child.alive
+
+    @property
+    def returncode(self) -> int | None:
+        """How the server ended (negative: the signal that killed it); None while it runs."""
+        return self._child.process.poll() if self._child is not None else None
 
     def _require_child(self) -> _Child:
         if self._child is None:

@@ -6,26 +6,34 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import structlog
+
 from bus import ApiClient, Bus
 from executor.config import ExecutorConfig
-from store.credentials import new_key
 
 from . import demo, logs, services
 from .embedded import NatsServer, PostgresServer, free_port
+from .errors import EmbeddedError
+from .home import home_key, lock_home
 from .observe.serve import STORE_PORT, serving
 from .settings import ENDPOINTS_FILE, Settings, SettingsError, make_folder
 
-SECRET_KEY_FILE = "secret.key"
+log = structlog.get_logger("jetjobs")
+
 LOG_FILE = "jetjobs.log"
 
 PREFERRED_NATS_PORT = 14222
 PREFERRED_PG_PORT = 15432
 DATABASE = "jetjobs"
+SERVER_CHECK_INTERVAL = 0.5
+"""Seconds between looks at whether the servers `up` started still run."""
 
 
 @dataclass
@@ -39,6 +47,19 @@ class Servers:
         for server in (self.nats, self.postgres):
             if server is not None:
                 server.stop()
+
+    def exited(self) -> str | None:
+        """Which server ended by itself, how, and where it said why; None while both run."""
+        for name, server in (("nats-server", self.nats), ("PostgreSQL", self.postgres)):
+            if server is not None and (code := server.returncode) is not None:
+                return f"{name} (pid {server.pid}) exited, {_how(code)}; its log: {server.log_path}"
+        return None
+
+
+def _how(returncode: int) -> str:
+    if returncode < 0:
+        return f"killed by {signal.Signals(-returncode).name}"
+    return f"exit code {returncode}"
 
 
 def _port_or_none(port: int, host: str) -> int | None:
@@ -80,28 +101,6 @@ def start_servers(settings: Settings, home: Path) -> tuple[Servers, Settings]:
     return servers, settings
 
 
-def _check_not_running(home: Path) -> None:
-    try:
-        pid = int(json.loads((home / ENDPOINTS_FILE).read_text())["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, 0)
-        raise SettingsError(f"jetjobs up is already running for {home} (pid {pid}); stop it or use --home")
-
-
-def home_key(home: Path) -> Path:
-    """The key that encrypts the credentials of the embedded database, kept beside it
-    (made on first use, readable by this user only), so credentials work from the
-    first `jetjobs up`; a key of your own (JETJOBS_SECRET_KEY_FILE) replaces it."""
-    path = home / SECRET_KEY_FILE
-    with contextlib.suppress(FileExistsError):
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as key_file:
-            key_file.write(new_key() + "\n")
-    return path
-
-
 def _log_to_home(settings: Settings, home: Path) -> None:
     """The services' log lines go to `home/jetjobs.log` (JSON, at the level asked for,
     `warning` by default), beside the servers' own logs: the terminal keeps the banner
@@ -114,26 +113,47 @@ def _log_to_home(settings: Settings, home: Path) -> None:
 
 
 @contextlib.asynccontextmanager
-async def embedded(settings: Settings) -> AsyncIterator[Settings]:
-    """Servers up and announced in `home/endpoints.json` for the length of the block."""
+async def embedded(settings: Settings) -> AsyncIterator[tuple[Settings, Servers]]:
+    """Servers up and announced in `home/endpoints.json` for the length of the block,
+    the home locked against a second `up` from before they start to after they stop."""
     home = settings.home.resolve()
     make_folder(home, "--home (JETJOBS_HOME)")
-    _check_not_running(home)
-    _log_to_home(settings, home)
-    if not (settings.database_url or settings.secret_key or settings.secret_key_file):
-        settings = replace(settings, secret_key_file=str(home_key(home)))
-    servers, settings = await asyncio.to_thread(start_servers, settings, home)
-    endpoints = home / ENDPOINTS_FILE
-    try:
-        endpoints.write_text(
-            json.dumps(
-                {"nats_url": settings.nats_url, "database_url": settings.database_url, "pid": os.getpid()}
+    with lock_home(home):
+        _log_to_home(settings, home)
+        if not (settings.database_url or settings.secret_key or settings.secret_key_file):
+            settings = replace(settings, secret_key_file=str(home_key(home)))
+        servers, settings = await asyncio.to_thread(start_servers, settings, home)
+        endpoints = home / ENDPOINTS_FILE
+        try:
+            endpoints.write_text(
+                json.dumps(
+                    {"nats_url": settings.nats_url, "database_url": settings.database_url, "pid": os.getpid()}
+                )
             )
-        )
-        yield settings
+            yield settings, servers
+        finally:
+            endpoints.unlink(missing_ok=True)
+            await asyncio.to_thread(servers.stop)
+
+
+@contextlib.asynccontextmanager
+async def _watched(servers: Servers) -> AsyncIterator[asyncio.Event]:
+    """An event set once a server `up` started has exited by itself: nothing would
+    bring it back, so `up` must stop rather than run on without it."""
+    exited = asyncio.Event()
+
+    async def watch() -> None:  # a look now and then: no asyncio event tells of a Popen child's exit
+        while not exited.is_set():
+            await asyncio.sleep(SERVER_CHECK_INTERVAL)
+            if servers.exited() is not None:
+                exited.set()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield exited
     finally:
-        endpoints.unlink(missing_ok=True)
-        await asyncio.to_thread(servers.stop)
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
 
 
 def banner(settings: Settings, metrics_url: str | None = None) -> str:
@@ -155,7 +175,7 @@ def banner(settings: Settings, metrics_url: str | None = None) -> str:
     )
 
 
-async def _with_demo(settings: Settings, stop: asyncio.Event) -> None:
+async def _with_demo(settings: Settings, *until: asyncio.Event) -> None:
     bus = await Bus.attach(settings.require_nats(), "jetjobs-demo")
     printer: asyncio.Task[None] | None = None
     try:
@@ -163,7 +183,7 @@ async def _with_demo(settings: Settings, stop: asyncio.Event) -> None:
         installed = await demo.install(client)
         printer = asyncio.create_task(demo.print_outcomes(bus))
         print(await demo.announce(client, installed), flush=True)
-        await services.until_set(stop)
+        await services.until_set(*until)
     finally:
         if printer is not None:
             printer.cancel()
@@ -172,12 +192,13 @@ async def _with_demo(settings: Settings, stop: asyncio.Event) -> None:
 
 
 async def up(settings: Settings, *, with_demo: bool) -> None:
-    """Run the whole system in this process until Ctrl-C."""
+    """Run the whole system in this process until Ctrl-C, or until a server it
+    started exits (then it stops the rest and fails, so a supervisor sees it)."""
     metrics_port = settings.metrics_port
     if metrics_port is None:
         metrics_port = _port_or_none(STORE_PORT, settings.metrics_host) or free_port(settings.metrics_host)
     async with (
-        embedded(settings) as settings,
+        embedded(settings) as (settings, servers),
         serving(replace(settings, metrics_port=metrics_port), STORE_PORT) as (telemetry, metrics),
     ):
         running = await services.start_all(
@@ -187,16 +208,23 @@ async def up(settings: Settings, *, with_demo: bool) -> None:
                 services.executor(settings, telemetry),
             ]
         )
+        gone: str | None = None
         try:
             with services.stop_signals() as stop:
-                print(banner(settings, metrics.url if metrics else None), flush=True)
-                if with_demo:
-                    await _with_demo(settings, stop)
-                else:
-                    await services.until_set(stop)
+                async with _watched(servers) as exited:
+                    print(banner(settings, metrics.url if metrics else None), flush=True)
+                    if with_demo:
+                        await _with_demo(settings, stop, exited)
+                    else:
+                        await services.until_set(stop, exited)
+            if gone := servers.exited():
+                log.error("up.server_exited", server=gone)
+                print(gone, file=sys.stderr, flush=True)
             print(
                 f"stopping: running jobs get up to {ExecutorConfig.drain_timeout:g} s to finish", flush=True
             )
         finally:
             await services.stop_all(running)
+    if gone:
+        raise EmbeddedError(f"jetjobs up stopped because {gone}")
     print("jetjobs stopped", flush=True)
