@@ -229,6 +229,8 @@ class Projection(Generic[M]):
             timer.cancel()
             for task in keeping:
                 task.cancel()
+        if recorded.refused:
+            rejected = [*rejected, *_deliveries(batch, recorded.refused)]
         refused = {id(d) for d, _ in rejected}
         stored = [d for d in batch if id(d) not in refused] if refused else batch
         if self._observe is not None:
@@ -321,3 +323,9 @@ class Projection(Generic[M]):
             except Exception as error:  # NATS away too: the redelivery is harmless
                 log.warning("store.progress_failed", consumer=self._feed.durable, error=repr(error))
                 return
+
+
+def _deliveries(batch: Sequence[Delivery[M]], refused: Sequence[tuple[Any, str]]) -> Rejected[M]:
+    """The deliveries whose payloads a writer refused, with why."""
+    why = {id(payload): reason for payload, reason in refused}
+    return [(d, why[id(d.payload)]) for d in batch if id(d.payload) in why]

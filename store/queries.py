@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from contracts.enums import Status
 from contracts.lifecycle import DeadLetterRecord, DeadLetterSummary
@@ -22,6 +22,13 @@ from .lifecycle import AttemptState, Plan
 from .loader import queries
 from .rows import TemplateRow
 from .visibility import Reader
+
+class LockedJobs(NamedTuple):
+    """The jobs of a batch that have a row, locked until commit: where each one's
+    current attempt stands, and whose job it is."""
+
+    states: dict[str, AttemptState]
+    companies: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -213,15 +220,25 @@ class Queries:
         )
         return [(r["company"], r["jobs"]) for r in found]
 
+    async def reclaim_jobs(self, messages: Sequence[JobMessage]) -> list[tuple[str, str]]:
+        """Take back the rows another company's early events made of these jobs; (job
+        id, the company whose events made it) of each."""
+        found = await self._db.fetch(
+            self._q("reclaim_jobs"), documents.document([[m.job_id, m.company, m.attempt] for m in messages])
+        )
+        return [(r["id"], r["made_by"]) for r in found]
+
     async def lock_job_ids(self, job_ids: Sequence[str]) -> None:
         """Hold each job id until the transaction ends (another store writing its events waits)."""
         await self._db.fetchval(self._q("lock_job_ids"), documents.document(job_ids))
 
-    async def lock_jobs(self, job_ids: Sequence[str]) -> dict[str, AttemptState]:
+    async def lock_jobs(self, job_ids: Sequence[str]) -> LockedJobs:
         """Hold each job id like `lock_job_ids`, then read and lock the jobs' rows:
         a job whose dispatch committed meanwhile is seen."""
         found = await self._db.fetch(self._q("lock_jobs"), documents.document(job_ids))
-        return {r["id"]: rows.attempt_state(r) for r in found}
+        return LockedJobs(
+            {r["id"]: rows.attempt_state(r) for r in found}, {r["id"]: r["company"] for r in found}
+        )
 
     async def record_events(self, events: Sequence[JobEvent], payloads: Sequence[str], changes: Plan) -> None:
         """Apply the fold's `changes` to jobs and attempts, keep each event with its stale
@@ -331,8 +348,9 @@ class Queries:
 
     # schedule slots
 
-    async def record_slots(self, records: Sequence[SlotRecord]) -> None:
-        """Insert or upgrade slot records (each (template, slot) at most once per call)."""
+    async def record_slots(self, records: Sequence[SlotRecord]) -> set[tuple[int, str]]:
+        """Insert or upgrade slot records (each (template, slot) at most once per call);
+        the templates of those not recorded, as another company's."""
         rows_ = [
             (
                 r.template_id,
@@ -351,4 +369,5 @@ class Queries:
             )
             for r in records
         ]
-        await self._db.execute(self._q("record_slots"), *_columns(rows_, 13))
+        found = await self._db.fetch(self._q("record_slots"), *_columns(rows_, 13))
+        return {(r["template_id"], r["company"]) for r in found}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from contracts.messages import JobEvent
 
@@ -15,13 +16,15 @@ anyone who may publish can make up company codes, and each would be a series."""
 
 @dataclass(frozen=True)
 class Recorded:
-    """New jobs, attempts ended and dead letters one batch recorded, and the late
-    messages of pruned jobs it dropped."""
+    """New jobs, attempts ended and dead letters one batch recorded, the late
+    messages of pruned jobs it dropped, and the messages it refused to record
+    (each payload, as received, with why), which the projection dead-letters."""
 
     jobs: PerCompany = ()
     outcomes: Sequence[JobEvent] = ()
     dead_letters: PerCompany = ()
     of_pruned_jobs: int = 0
+    refused: Sequence[tuple[Any, str]] = ()
 
     def __add__(self, other: Recorded) -> Recorded:
         return Recorded(
@@ -29,6 +32,7 @@ class Recorded:
             [*self.outcomes, *other.outcomes],
             [*self.dead_letters, *other.dead_letters],
             self.of_pruned_jobs + other.of_pruned_jobs,
+            [*self.refused, *other.refused],
         )
 
 

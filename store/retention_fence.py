@@ -53,7 +53,7 @@ class PrunedFence:
         old = [d for d in batch if time(d.payload) < cutoff]
         if not old:
             return batch
-        held = await Queries(conn).lock_jobs(sorted({d.payload.job_id for d in batch}))
+        held = (await Queries(conn).lock_jobs(sorted({d.payload.job_id for d in batch}))).companies
         absent = [d for d in old if d.payload.job_id not in held]
         if not absent:
             return batch

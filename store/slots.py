@@ -27,6 +27,14 @@ def strongest(records: Sequence[SlotRecord]) -> list[SlotRecord]:
 
 
 async def project_slots(queries: Queries, batch: Sequence[Delivery[SlotRecord]]) -> Recorded:
-    """Write one batch of slot records (which no counter counts)."""
-    await queries.record_slots(strongest([delivery.payload for delivery in batch]))
-    return NOTHING
+    """Write one batch of slot records (which no counter counts); those naming another
+    company's template are refused."""
+    foreign = await queries.record_slots(strongest([delivery.payload for delivery in batch]))
+    if not foreign:
+        return NOTHING
+    refused = [
+        (d.payload, f"company '{d.payload.company}' has no template {d.payload.template_id}")
+        for d in batch
+        if (d.payload.template_id, d.payload.company) in foreign
+    ]
+    return Recorded(refused=refused)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 import structlog
@@ -88,6 +88,8 @@ async def write_dispatches(
     dispatch opened behind as `dispatched` for good."""
     unique = _unique_jobs([clean_message(m) for m in messages])
     await queries.lock_job_ids([m.job_id for m in unique])
+    for job_id, made_by in await queries.reclaim_jobs(unique):
+        log.warning("job.reclaimed", job_id=job_id, events_of=made_by)
     return Recorded(jobs=await queries.record_dispatches(unique, deadlines))
 
 
@@ -114,9 +116,10 @@ async def write_events(queries: Queries, events: Sequence[JobEvent], received: S
 
     `received` holds each event's bytes as it came off the bus. Job ids are
     locked first, so another store writing events of the same jobs waits."""
+    locked = await queries.lock_jobs(sorted({e.job_id for e in events}))
+    events, received, refused = _own_jobs(events, received, locked.companies)
     events, payloads = event_payloads(events, received)
-    current = await queries.lock_jobs(sorted({e.job_id for e in events}))
-    changes = plan(current, events)
+    changes = plan(locked.states, events)
     await queries.record_events(events, payloads, changes)
     for event, stale in zip(events, changes.stale, strict=True):
         if stale:
@@ -127,7 +130,29 @@ async def write_events(queries: Queries, events: Sequence[JobEvent], received: S
                 attempt=event.attempt,
                 status=event.status.value,
             )
-    return Recorded(outcomes=changes.outcomes)
+    return Recorded(outcomes=changes.outcomes, refused=refused)
+
+
+def _own_jobs(
+    events: Sequence[JobEvent], received: Sequence[bytes], companies: Mapping[str, str]
+) -> tuple[Sequence[JobEvent], Sequence[bytes], list[tuple[JobEvent, str]]]:
+    """The events of jobs of their own company (or of jobs not recorded yet), and
+    those refused: a job id is global, and NATS permissions confine a company to its
+    own subjects only, so an event of another company's job is never applied. Its
+    reason does not say whose job it is."""
+    if all(companies.get(e.job_id, e.company) == e.company for e in events):
+        return events, received, []
+    kept: list[JobEvent] = []
+    kept_bytes: list[bytes] = []
+    refused: list[tuple[JobEvent, str]] = []
+    for event, raw in zip(events, received, strict=True):
+        if companies.get(event.job_id, event.company) == event.company:
+            kept.append(event)
+            kept_bytes.append(raw)
+        else:
+            reason = f"company '{event.company}' has no job {event.job_id}: an event moves only its own company's jobs"
+            refused.append((event, reason))
+    return kept, kept_bytes, refused
 
 
 def dispatch_deadlines(batch: Sequence[Delivery[JobMessage]]) -> list[Deadline]:

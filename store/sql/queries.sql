@@ -200,13 +200,34 @@ FROM deadlines JOIN message m ON m.id = deadlines.job_id LEFT JOIN company c ON 
 WHERE deadlines.inserted
 GROUP BY 1;
 
+-- name: reclaim_jobs --
+-- Take back, for the company its dispatch names, a job row that events of another company made before the dispatch came (a job id is global, a company's subjects are its own): the row starts again as dispatched, and what those events left (attempts, kept events) goes. Returns each job taken back with the company that made it. $1: [[id, company, attempt], …]
+WITH message AS (
+    SELECT r ->> 0 AS id, r ->> 1 AS company, (r ->> 2)::integer AS attempt
+    FROM jsonb_array_elements($1::jsonb) AS u(r)
+), taken AS (
+    SELECT j.id, j.company AS made_by FROM job j JOIN message m ON m.id = j.id
+    WHERE j.dispatched_at IS NULL AND j.company <> m.company
+    FOR UPDATE OF j
+), reset AS (
+    UPDATE job j SET company = m.company, status = 'dispatched', attempt = m.attempt, final = false, kind = NULL,
+        runner = NULL, pid = NULL, exit_code = NULL, reason = NULL, begin_at = NULL, end_at = NULL, stdout = NULL,
+        stderr = NULL, updated_at = now()
+    FROM message m WHERE j.id = m.id AND j.id IN (SELECT id FROM taken)
+), attempts AS (
+    DELETE FROM job_attempt WHERE job_id IN (SELECT id FROM taken)
+), events AS (
+    DELETE FROM job_event WHERE job_id IN (SELECT id FROM taken)
+)
+SELECT id, made_by FROM taken;
+
 -- name: lock_job_ids --
 -- Serialize writers per job id, even for jobs no row exists for yet (`jetjobs_lock_job_ids`, as migration 15 left it: key space 74 is the store's, ids in byte order); $1 is a JSON array of ids.
 SELECT jetjobs_lock_job_ids($1::jsonb);
 
 -- name: lock_jobs --
--- Hold each job id until commit (see `lock_job_ids`), then the current attempt of each job, its row locked until commit too, so concurrent writers apply events in turn; $1 is a JSON array of ids (`jetjobs_lock_jobs`, as migration 14 left it: one round trip).
-SELECT id, attempt, status, final, kind, runner, pid, exit_code, reason, begin_at, end_at, stdout, stderr
+-- Hold each job id until commit (see `lock_job_ids`), then the current attempt and the company of each job, its row locked until commit too, so concurrent writers apply events in turn; $1 is a JSON array of ids (`jetjobs_lock_jobs`, as migration 25 left it: one round trip).
+SELECT id, attempt, status, final, kind, runner, pid, exit_code, reason, begin_at, end_at, stdout, stderr, company
 FROM jetjobs_lock_jobs($1::jsonb);
 
 -- name: record_events --
@@ -385,15 +406,28 @@ SELECT id, $2, 'dispatched' FROM reopened
 ON CONFLICT (job_id, attempt) DO NOTHING;
 
 -- name: record_slots --
--- Record scheduled slots in one statement: a skipped slot may become fired, a fired one never changes.
-INSERT INTO schedule_slot AS s
-    (template_id, slot, company, outcome, reason, detail, trigger, job_id, scheduled_at, lateness,
-     scheduler, recorded_at, flow_run)
-SELECT * FROM unnest(
-    $1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-    $8::text[], $9::timestamptz[], $10::float8[], $11::text[], $12::timestamptz[], $13::text[])
-ON CONFLICT (template_id, slot) DO UPDATE SET
-    outcome = EXCLUDED.outcome, reason = EXCLUDED.reason, detail = EXCLUDED.detail,
-    trigger = EXCLUDED.trigger, job_id = EXCLUDED.job_id, flow_run = EXCLUDED.flow_run, scheduled_at = EXCLUDED.scheduled_at,
-    lateness = EXCLUDED.lateness, scheduler = EXCLUDED.scheduler, recorded_at = EXCLUDED.recorded_at
-WHERE s.outcome = 'skipped' AND EXCLUDED.outcome <> 'skipped';
+-- Record scheduled slots in one statement: a skipped slot may become fired, a fired one never changes. A record naming another company's template is not recorded (a company's subjects are its own, template ids are global): returns the (template id, company) of those.
+WITH record AS (
+    SELECT * FROM unnest(
+        $1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+        $8::text[], $9::timestamptz[], $10::float8[], $11::text[], $12::timestamptz[], $13::text[])
+        AS u(template_id, slot, company, outcome, reason, detail, trigger, job_id, scheduled_at, lateness,
+            scheduler, recorded_at, flow_run)
+), foreign_ AS (
+    SELECT r.template_id, r.company FROM record r
+    JOIN runtemplate t ON t.id = r.template_id JOIN company c ON c.id = t.company_id
+    WHERE c.code <> r.company
+), kept AS (
+    INSERT INTO schedule_slot AS s
+        (template_id, slot, company, outcome, reason, detail, trigger, job_id, scheduled_at, lateness,
+         scheduler, recorded_at, flow_run)
+    SELECT * FROM record r
+    WHERE NOT EXISTS (SELECT 1 FROM foreign_ f WHERE f.template_id = r.template_id AND f.company = r.company)
+    ON CONFLICT (template_id, slot) DO UPDATE SET
+        outcome = EXCLUDED.outcome, reason = EXCLUDED.reason, detail = EXCLUDED.detail,
+        trigger = EXCLUDED.trigger, job_id = EXCLUDED.job_id, flow_run = EXCLUDED.flow_run,
+        scheduled_at = EXCLUDED.scheduled_at, lateness = EXCLUDED.lateness, scheduler = EXCLUDED.scheduler,
+        recorded_at = EXCLUDED.recorded_at
+    WHERE s.outcome = 'skipped' AND EXCLUDED.outcome <> 'skipped'
+)
+SELECT DISTINCT template_id, company FROM foreign_;

@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 
 from bus import ApiClient, encode
+from contracts import api
 from contracts import subjects as s
 from contracts.api import ApiFailure
 from contracts.enums import Status
 from contracts.lifecycle import DeadLetterRef, Replayed
 from contracts.messages import DeadLetter, JobEvent, JobMessage
-from contracts.models import Company
-from contracts.schedule import SlotOutcome, SlotRecord
+from contracts.models import Company, RunTemplate, TemplateSpec
+from contracts.schedule import SlotOutcome, SlotReason, SlotRecord
 from tests.faults.harness import Faults, faults
 from tests.stack import eventually
 from tests.unit.jobs import message
@@ -197,3 +198,86 @@ async def test_replay_refuses_a_letter_that_names_another_job_than_its_message(f
     assert refused.value.code == 409
     assert f"names job {named}, but its message is job {carried}" in refused.value.message
     assert (await f.bus.js.stream_info(s.DISPATCH_STREAM)).state.last_seq == before, "nothing was dispatched"
+
+
+async def test_an_event_of_one_company_never_moves_another_companys_job(f: Faults) -> None:
+    """Subject and payload agree (acme's own subject): the job is beta's all the same."""
+    beta_job = new_id()
+    await f.bus.publisher.dispatch([job(beta_job, "beta")])
+
+    async def recorded() -> bool:
+        return await f.status(beta_job) == "dispatched"
+
+    await eventually(recorded, 20, "beta's job recorded")
+    forged = event(beta_job, "acme", Status.ERROR, final=True, exit_code=99, reason="forged")
+    subject = s.events_subject("acme", beta_job)
+    await f.bus.publisher.publish(subject, encode(forged), "forged-1")
+    row = await buried(f, subject)
+    assert row["company"] == "acme" and row["reason"] == (
+        f"company 'acme' has no job {beta_job}: an event moves only its own company's jobs"
+    )
+    await f.bus.publisher.event(event(beta_job, "beta", Status.PROCESSED, exit_code=0, final=True))
+
+    async def processed() -> bool:
+        return await f.status(beta_job) == "processed"
+
+    await eventually(processed, 20, "beta's real outcome")
+    [kept] = await f.rows("SELECT status::text, payload FROM job_event WHERE job_id = $1", beta_job)
+    assert kept["status"] == "processed" and "forged" not in kept["payload"]
+
+
+async def test_a_dispatch_takes_back_a_job_another_companys_early_events_made(f: Faults) -> None:
+    """A scheduled job's id can be worked out ahead of its slot: events published for
+    it before its dispatch make its row, which the dispatch then gives its company."""
+    beta_job = new_id()
+    forged = event(beta_job, "acme", Status.PROCESSED, exit_code=0, final=True, results={"approved": "yes"})
+    await f.bus.publisher.publish(s.events_subject("acme", beta_job), encode(forged), "forged-2")
+
+    async def made() -> bool:
+        return (await f.jobs([beta_job])).get(beta_job, {}).get("company") == "acme"
+
+    await eventually(made, 20, "the forged row")
+    await f.bus.publisher.dispatch([job(beta_job, "beta")])
+
+    async def taken_back() -> Any:
+        found = (await f.jobs([beta_job])).get(beta_job)
+        return found if found is not None and found["company"] == "beta" else None
+
+    row = await eventually(taken_back, 20, "the dispatch to take the job back")
+    assert (row["status"], row["final"], row["exit_code"]) == ("dispatched", False, None)
+    attempts = await f.attempts(beta_job)
+    assert [(a["attempt"], str(a["status"]), a["results"]) for a in attempts] == [(1, "dispatched", "{}")]
+    assert await f.rows("SELECT id FROM job_event WHERE job_id = $1", beta_job) == []
+
+
+async def test_a_slot_record_of_another_companys_template_is_refused(f: Faults) -> None:
+    """Subject and payload agree (acme's own subject), but the template is beta's."""
+    client = ApiClient(f.bus.nc)
+    await client.call("company.create", Company(code="beta", name="Beta"), Company)
+    document = {"name": "slotted", "executable": "true"}
+    app = await client.call("app.import", api.AppImport(document=document), api.AppImported)
+    spec = TemplateSpec(name="betas", app=str(app.app.id), company="beta", interv="n")
+    template = await client.call("template.create", spec, RunTemplate)
+    assert template.id is not None
+
+    def record(company: str, detail: str) -> SlotRecord:
+        return SlotRecord(
+            template_id=template.id or 0,
+            company=company,
+            slot=NOW,
+            outcome=SlotOutcome.SKIPPED,
+            reason=SlotReason.PAUSED,
+            detail=detail,
+            recorded_at=NOW,
+        )
+
+    forged = s.slots_subject("acme", template.id)
+    await f.bus.publisher.publish(forged, encode(record("acme", "FORGED")), "slot-forged")
+    await f.bus.publisher.publish(
+        s.slots_subject("beta", template.id), encode(record("beta", "real")), "slot-real"
+    )
+    row = await buried(f, forged)
+    assert row["company"] == "acme" and row["reason"] == f"company 'acme' has no template {template.id}"
+    await drained(f, s.SLOTS_STREAM, s.STORE_SLOTS_CONSUMER)
+    slots = await f.rows("SELECT company, detail FROM schedule_slot WHERE template_id = $1", template.id)
+    assert [tuple(r) for r in slots] == [("beta", "real")]
