@@ -145,7 +145,7 @@ async def test_job_ids_compare_in_byte_order_in_a_linguistic_database(linguistic
             await write_events(Queries(conn), lifecycle, [encode(e) for e in lifecycle])
         async with conn.transaction():
             locked = await Queries(conn).lock_jobs(ids)
-        assert {job_id: state.status for job_id, state in locked.items()} == dict.fromkeys(
+        assert {job_id: state.status for job_id, state in locked.states.items()} == dict.fromkeys(
             ids, Status.PROCESSED
         )
         listed = await conn.fetch("SELECT id FROM job ORDER BY id")
