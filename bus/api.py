@@ -73,8 +73,8 @@ async def _answer(request: Request, op: str, spec: Operation, handler: Handler, 
             request,
             413,
             f"{op}: the answer is {len(body)} bytes, more than this NATS server takes in one message "
-            "(max_payload): lists are cut to fit, so one item alone is that large (one stored before "
-            "sizes were limited); raise max_payload in the server's configuration to read it",
+            f"(max_payload, {room} bytes): for a list, ask for fewer items with `limit`; "
+            "otherwise raise max_payload in the server's configuration to read it",
         )
 
 

@@ -11,7 +11,7 @@ from . import lifecycle as lc
 from . import retention as rt
 from . import schedule as sc
 from . import tenants as t
-from .base import Code, Frozen, JobId, NextPage, Paged
+from .base import Code, EnvVars, Frozen, JobId, NextPage, Paged, RowId
 from .enums import Status
 from .models import Application, BoundedTimeouts, Company, RunTemplate, TemplateSpec
 from .records import JobRecord
@@ -57,18 +57,18 @@ class AppList(Frozen):
 
 
 class TemplateRef(Frozen):
-    id: int
+    id: RowId
 
 
 class TemplateUpdate(Frozen):
     """Changes to a template, applied in one transaction under its row lock, so
     concurrent updates of different env keys both take effect."""
 
-    id: int
+    id: RowId
     changes: dict[str, Any] = Field(
         default={}, description="fields of TemplateSpec to change; `env` replaces the whole environment"
     )
-    set_env: dict[str, str] = Field(
+    set_env: EnvVars = Field(
         default={}, description="environment variables to add or replace (after `changes`); others are kept"
     )
     unset_env: list[str] = Field(
@@ -98,8 +98,8 @@ class TemplateList(Frozen):
 
 
 class RunNow(Frozen):
-    id: int = Field(description="template id")
-    env: dict[str, str] = {}
+    id: RowId = Field(description="template id")
+    env: EnvVars = {}
     timeouts: BoundedTimeouts | None = None
     launched_by: str = "api"
 
@@ -124,10 +124,18 @@ class JobRef(Frozen):
 
 
 class JobQuery(Frozen):
+    """One page of jobs, newest first: a page holds at most `limit` jobs, fewer when
+    more would not fit in one NATS message (a job's argv may be long)."""
+
     company: Code | None = None
-    template_id: int | None = None
+    template_id: RowId | None = None
     status: Status | None = None
     limit: int = Field(default=50, ge=1, le=1000)
+    after: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the `next` of the previous page's reply, unchanged: the older jobs follow its last one",
+    )
 
 
 class JobList(Frozen):
@@ -135,6 +143,9 @@ class JobList(Frozen):
     jobs with 256 KiB of output each (the default limit) would not fit in one NATS message."""
 
     jobs: list[JobRecord]
+    more: bool = False
+    """Older jobs follow this page: ask again with `after` set to `next`."""
+    next: NextPage = None
 
 
 class ApiError(Frozen):

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic import AwareDatetime as PydanticAwareDatetime
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 """A company code or pool name: lowercase, safe as a NATS subject token."""
@@ -28,6 +37,49 @@ INT8_MAX = 2**63 - 1
 
 Int8 = Annotated[int, Field(ge=-INT8_MAX - 1, le=INT8_MAX)]
 """A number Postgres stores as `bigint` (ids, pids, exit codes)."""
+
+RowId = Annotated[int, Field(ge=1, le=INT8_MAX)]
+"""The id of a row (a template, a token): a Postgres `bigint` identity, so one past
+its range is refused as such, not by the database."""
+
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+"""What an environment variable's name may hold: a shell variable's name, as
+`cmdparams` placeholders take (contracts.cmdline). A process cannot be started with
+one empty or holding `=`, and a shell cannot read one with other characters; every
+MultiFlexi application's names fit."""
+
+
+def _env_name(name: str) -> str:
+    if not re.fullmatch(ENV_NAME, name):
+        raise ValueError(
+            f"{name!r} is not an environment variable name: give letters, digits and _ only, "
+            "not starting with a digit (e.g. API_TOKEN)"
+        )
+    return name
+
+
+def _env_value(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("holds a NUL byte, which no environment variable can carry: remove it")
+    return value
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
+"""The name of an environment variable a job is given (see ENV_NAME)."""
+
+EnvVars = Annotated[
+    dict[EnvName, Annotated[str, AfterValidator(_env_value)]],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": {"pattern": ENV_NAME},
+            "additionalProperties": {"type": "string", "pattern": "^[^\\x00]*$"},
+        }
+    ),
+]
+"""Environment variables for a job, checked where they enter: a name or value the
+process cannot be started with would fail every job that carries it, far from where
+it was given, without naming it."""
 
 
 AwareDatetime = Annotated[PydanticAwareDatetime, Field(ge=EARLIEST, le=LATEST)]

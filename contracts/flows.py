@@ -19,7 +19,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from .base import AwareDatetime, Code, Frozen
+from .base import AwareDatetime, Code, EnvVars, Frozen
 from .enums import Status
 from .flowcheck import Problem, graph_problems, result_name_problems, result_prefix
 from .messages import JobEvent
@@ -79,7 +79,7 @@ class FlowNode(Frozen):
     name: NodeName
     app: str | None = None
     template: int | None = None
-    env: dict[str, str] = {}
+    env: EnvVars = {}
     timeouts: BoundedTimeouts | None = None
     retries: int | None = Field(default=None, ge=0, le=100)
     depends: list[Edge] = []
@@ -102,7 +102,7 @@ class FlowSpec(Frozen):
 
     name: str = Field(min_length=1, max_length=200)
     company: Code
-    env_vars: dict[str, str] = {}
+    env_vars: EnvVars = {}
     pool: Code = "default"
     nodes: list[FlowNode] = Field(min_length=1)
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterBadDateError, croniter
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from .base import AwareDatetime, Code, Frozen, RecordedDatetime
+from .base import AwareDatetime, Code, EnvVars, Frozen, RecordedDatetime
 from .enums import INTERVAL_CRON, Interval
 from .lifecycle import ExitCodes
 from .schedule import Misfire, Overlap
@@ -195,7 +195,7 @@ class TemplateSpec(Frozen):
     interv: Interval = Interval.NONE
     cron: str | None = None
     timezone: str = "UTC"
-    env: dict[str, str] = {}
+    env: EnvVars = {}
     pool: Code = "default"
     timeouts: Timeouts = Timeouts()
     retries: int = Field(default=0, ge=0, le=MAX_RETRIES)
@@ -264,6 +264,9 @@ class RunTemplate(TemplateSpec):
 
     id: int
     app_id: int | None = None
+    env: dict[str, str] = Field(
+        default={}, description="as stored: one saved before names were checked still lists and can be fixed"
+    )
     deleted_at: RecordedDatetime | None = Field(
         default=None,
         description="when it was deleted: it no longer runs or changes, and its history stays readable",

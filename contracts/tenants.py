@@ -6,13 +6,23 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from .base import INT4_MAX, INT8_MAX, AwareDatetime, Code, Frozen, JobId, NextPage, Paged
+from .base import (
+    ENV_NAME,
+    INT4_MAX,
+    INT8_MAX,
+    AwareDatetime,
+    Code,
+    Frozen,
+    Int8,
+    JobId,
+    NextPage,
+    Paged,
+    RowId,
+)
 
 Role = Literal["admin", "reader", "executor"]
-
-_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 def tenant_consumer(company: str, pool: str) -> str:
@@ -32,7 +42,7 @@ class CredentialSet(Frozen):
     @field_validator("values")
     @classmethod
     def _names(cls, values: dict[str, str]) -> dict[str, str]:
-        bad = [name for name in values if not re.fullmatch(_ENV_NAME, name)]
+        bad = [name for name in values if not re.fullmatch(ENV_NAME, name)]
         if bad:
             raise ValueError(
                 f"{', '.join(bad)}: credential fields are environment variable names (A-Z, 0-9, _)"
@@ -59,7 +69,7 @@ class CredentialFilter(Frozen):
 
 
 class CredentialAssign(Frozen):
-    template_id: int
+    template_id: RowId
     name: str = Field(min_length=1, description="credential set of the template's company")
 
 
@@ -80,7 +90,7 @@ class SecretsRequest(Frozen):
 
     job_id: JobId
     company: Code
-    template_id: int
+    template_id: Int8
     names: list[str] = Field(min_length=1)
 
 
@@ -114,13 +124,27 @@ class ArtifactUpload(Frozen):
     path: str = ""
     content_type: str = "application/octet-stream"
     size: int = Field(ge=0, le=INT8_MAX)
-    sha256: str = ""
+    sha256: str = Field(
+        default="",
+        pattern=r"^([0-9a-f]{64})?$",
+        description="the hex SHA-256 of the file, which the store checks `content` against: "
+        "required with `content`, may be empty without",
+    )
     content: str | None = Field(default=None, description="base64; None when over a limit or missing")
     over_limit: bool = False
     missing: bool = Field(
         default=False, description="declared by the application, but the job left no such file"
     )
     note: str | None = None
+
+    @model_validator(mode="after")
+    def _checksum_with_content(self) -> ArtifactUpload:
+        if self.content is not None and not self.sha256:
+            raise ValueError(
+                "`sha256` is required with `content`: give the hex SHA-256 of the file's bytes, "
+                "so the store can check that what it keeps is what the job left"
+            )
+        return self
 
 
 class ArtifactInfo(Frozen):
@@ -263,7 +287,7 @@ class TokenIssued(Frozen):
 
 
 class TokenRef(Frozen):
-    id: int
+    id: RowId
 
 
 class TokenFilter(Paged):

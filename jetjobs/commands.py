@@ -26,7 +26,7 @@ from contracts.records import JobRecord
 from contracts.tenants import TemplateEnv
 
 from . import render
-from .pages import every_page_after
+from .pages import every_page, every_page_after
 from .progress import progress
 
 
@@ -225,14 +225,24 @@ async def job_show(ses: Session, job_id: str) -> None:
 
 
 async def job_list(ses: Session, query: api.JobQuery) -> None:
-    reply = await ses.api.call("job.list", query, api.JobList)
+    """The newest `query.limit` jobs (fewer when no more match), read a page at a time:
+    the store cuts a page short when more jobs would not fit in one NATS message."""
+    after = query.after
+
+    async def page(got: list[JobRecord]) -> tuple[list[JobRecord], bool]:
+        nonlocal after
+        asked = query.model_copy(update={"limit": query.limit - len(got), "after": after})
+        reply = await ses.api.call("job.list", asked, api.JobList)
+        after = reply.next
+        return reply.jobs, reply.more
+
+    jobs = await every_page(page, query.limit)
     rows = [
         (j.id, j.company, j.template_id, render.outcome(j), j.attempt, j.scheduled_at, render.duration(j))
-        for j in reply.jobs
+        for j in jobs
     ]
     ses.show(
-        reply.jobs,
-        render.table(rows, ["job", "company", "template", "status", "attempt", "scheduled", "took"]),
+        jobs, render.table(rows, ["job", "company", "template", "status", "attempt", "scheduled", "took"])
     )
 
 

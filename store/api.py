@@ -27,8 +27,8 @@ from .db import BAD_DATA, UNAVAILABLE
 from .flow_templates import not_for_flows, template_app_id
 from .limits import check_name, check_size
 from .masking import shown_template
-from .pages import Key, cursor_key, keyed_page
-from .queries import Queries
+from .pages import Key, cursor_instant, cursor_key, instant_value, keyed_page
+from .queries import JobPlace, Queries
 from .rows import TemplateRow
 from .tenant_queries import TenantQueries
 from .writers import write_dispatches
@@ -90,6 +90,16 @@ def _app_key(app: Application) -> Key:
     """An application's place in `app.list`."""
     assert app.id is not None  # read from the table
     return (app.name, app.id)
+
+
+def _older_than(after: str | None) -> JobPlace | None:
+    """The place in the job list that cursor `after` holds (None for the first page)."""
+    key = cursor_key("job.list", after, int, str)
+    if key is None:
+        return None
+    assert after is not None  # a key came from it
+    created, job_id = key
+    return cursor_instant("job.list", after, created), job_id
 
 
 class StoreApi:
@@ -283,9 +293,18 @@ class StoreApi:
         return job.model_copy(update={"attempts": attempts})
 
     async def job_list(self, request: api.JobQuery) -> api.JobList:
+        """A page of jobs, cut to fit one message; its cursor holds the last job's place
+        (`created_at`, id), so the next page follows it whatever was recorded meanwhile."""
         queries = Queries(self._pool)
         await resolve.template_filter(queries, request.template_id)
-        jobs = await queries.list_jobs(
-            request.company, request.template_id, request.status, request.limit, reader()
+        found = await queries.list_jobs(
+            request.company,
+            request.template_id,
+            request.status,
+            request.limit + 1,
+            reader(),
+            _older_than(request.after),
         )
-        return api.JobList(jobs=jobs)
+        places = {job.id: (instant_value(created), job_id) for job, (created, job_id) in found}
+        page = keyed_page([job for job, _ in found], request.limit, lambda job: places[job.id])
+        return api.JobList(jobs=page.items, more=page.more, next=page.next)

@@ -44,8 +44,17 @@ def _content(upload: t.ArtifactUpload) -> bytes | None:
         content = base64.b64decode(upload.content, validate=True)
     except (binascii.Error, ValueError):
         raise ApiFailure(400, f"artifact {upload.name}: content is not valid base64") from None
-    if len(content) != upload.size or hashlib.sha256(content).hexdigest() != upload.sha256:
-        raise ApiFailure(400, f"artifact {upload.name}: content does not match its size and sha256")
+    if len(content) != upload.size:
+        raise ApiFailure(
+            400,
+            f"artifact {upload.name}: content is {len(content)} bytes, not the `size` given ({upload.size})",
+        )
+    if hashlib.sha256(content).hexdigest() != upload.sha256:
+        raise ApiFailure(
+            400,
+            f"artifact {upload.name}: content does not match the `sha256` given: it changed on the way, "
+            "or the checksum is of another file; upload it again",
+        )
     return content
 
 

@@ -11,11 +11,11 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 
-from bus import encode
 from bus.api import reply_room
 from contracts.api import ApiFailure
 from contracts.base import INT8_MAX
@@ -28,6 +28,9 @@ MARGIN = 4096
 Key = tuple[str | int, ...]
 """The values a list is ordered by, unique per item: what a cursor holds."""
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
 
 def fit(items: Sequence[M], limit: int) -> tuple[list[M], bool]:
     """The first of `items` (read with one more than `limit`) that one reply holds,
@@ -36,11 +39,17 @@ def fit(items: Sequence[M], limit: int) -> tuple[list[M], bool]:
     room = reply_room.get() - MARGIN
     page: list[M] = []
     for item in items[:limit]:
-        room -= len(encode(item)) + 1
+        room -= len(_as_answered(item)) + 1
         if page and room < 0:
             return page, True
         page.append(item)
     return page, len(items) > limit
+
+
+def _as_answered(item: BaseModel) -> bytes:
+    """An item as the answer holds it: with its empty (None) fields, which the bus's
+    `encode` leaves out; without them a page of jobs measured a tenth short."""
+    return item.__pydantic_serializer__.to_json(item)
 
 
 class Page(NamedTuple, Generic[M]):
@@ -73,12 +82,30 @@ def cursor_key(op: str, after: str | None, *shape: type[str] | type[int]) -> Any
     except (UnicodeError, binascii.Error, ValueError):
         values = None
     if not _shaped(values, shape):
-        raise ApiFailure(
-            400,
-            f"{op}: `after` {after[:40]!r} is not a cursor of this list: send the `next` of its "
-            "previous page unchanged, or leave `after` out to start from the first page",
-        )
+        raise _not_a_cursor(op, after)
     return tuple(values)
+
+
+def instant_value(at: datetime) -> int:
+    """An instant as a cursor holds it: whole microseconds since the Unix epoch
+    (JSON has no timestamp, and a float would lose a microsecond)."""
+    return (at - _EPOCH) // _MICROSECOND
+
+
+def cursor_instant(op: str, after: str, value: int) -> datetime:
+    """The instant `instant_value` gave, read back from cursor `after`."""
+    try:
+        return _EPOCH + value * _MICROSECOND
+    except OverflowError:
+        raise _not_a_cursor(op, after) from None
+
+
+def _not_a_cursor(op: str, after: str) -> ApiFailure:
+    return ApiFailure(
+        400,
+        f"{op}: `after` {after[:40]!r} is not a cursor of this list: send the `next` of its "
+        "previous page unchanged, or leave `after` out to start from the first page",
+    )
 
 
 def _shaped(values: object, shape: Sequence[type]) -> bool:

@@ -23,6 +23,10 @@ from .loader import queries
 from .rows import TemplateRow
 from .visibility import Reader
 
+JobPlace = tuple[datetime, str]
+"""A job's place in the newest-first job list: when it was recorded (`created_at`), then its id."""
+
+
 class LockedJobs(NamedTuple):
     """The jobs of a batch that have a row, locked until commit: where each one's
     current attempt stands, and whose job it is."""
@@ -277,14 +281,30 @@ class Queries:
         return [RecordedEvent(r["attempt"], Status(r["status"]), r["at"], r["stale"]) for r in found]
 
     async def list_jobs(
-        self, company: str | None, template_id: int | None, status: Status | None, limit: int, reader: Reader
-    ) -> list[JobRecord]:
-        """The newest jobs matching the filters, of companies `reader` may read."""
+        self,
+        company: str | None,
+        template_id: int | None,
+        status: Status | None,
+        limit: int,
+        reader: Reader,
+        older_than: JobPlace | None = None,
+    ) -> list[tuple[JobRecord, JobPlace]]:
+        """The newest jobs matching the filters, of companies `reader` may read, those
+        after `older_than` in the list when given; each with its place in the list."""
         label = None if status is None else status.value
+        created, job_id = older_than or (None, None)
         found = await self._db.fetch(
-            self._q("list_jobs"), company, template_id, label, limit, reader.actor, reader.roles
+            self._q("list_jobs"),
+            company,
+            template_id,
+            label,
+            limit,
+            reader.actor,
+            reader.roles,
+            created,
+            job_id,
         )
-        return [rows.job_record(r) for r in found]
+        return [(rows.job_record(r), (r["created_at"], r["id"])) for r in found]
 
     async def dead_letters(self, company: str | None, limit: int) -> list[tuple[int, DeadLetter]]:
         found = await self._db.fetch(self._q("dead_letters"), company, limit)

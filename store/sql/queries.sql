@@ -318,14 +318,15 @@ ORDER BY attempt;
 SELECT attempt, status, at, stale FROM job_event WHERE job_id = $1 ORDER BY id;
 
 -- name: list_jobs --
--- Jobs newest first, optionally of one company, template and status, without those of companies that list actors and give actor $5 none of the roles $6 (computed once, then a filter on the same index scan). Without their output: a job keeps up to 256 KiB of each stream by default, and a page of them must fit in one NATS message (job.get gives it).
+-- Jobs newest first, optionally of one company, template and status, without those of companies that list actors and give actor $5 none of the roles $6 (computed once, then a filter on the same index scan); those older than created_at $7 and id $8 when given (a cursor: the order key of the last job of the previous page). Without their output: a job keeps up to 256 KiB of each stream by default, and a page of them must fit in one NATS message (job.get gives it).
 SELECT id, company, pool, template_id, app_id, status, kind, attempt, final, argv, scheduled_at,
     dispatched_at, begin_at, end_at, exit_code, pid, runner, reason, NULL::text AS stdout,
-    NULL::text AS stderr, launched_by
+    NULL::text AS stderr, launched_by, created_at
 FROM job
 WHERE ($1::text IS NULL OR company = $1)
     AND ($2::bigint IS NULL OR template_id = $2)
     AND ($3::job_status IS NULL OR status = $3)
+    AND ($7::timestamptz IS NULL OR (created_at, id) < ($7, $8::text))
     AND company <> ALL (ARRAY(
         SELECT co.code FROM company co JOIN company_actor ca ON ca.company_id = co.id
         GROUP BY co.code HAVING NOT bool_or(ca.actor = $5 AND ca.role = ANY ($6::text[]))))
