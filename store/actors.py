@@ -7,6 +7,10 @@ operator's setup simple. Granting the first role (an admin's) closes it: that gr
 says so and names the recent actors it locks out, and is refused when it would lock
 out its own caller unless asked to close the company anyway (`close`). Revoking the
 last role opens it again; a revoke that would leave actors but no admin is refused.
+A closed company takes the `execute` need (its credential values, artifact uploads)
+only from an actor proven by a token: a store that does not require tokens believes
+the actor header as sent, and any connection that may call the API could name the
+company's executor.
 
 `RULES` is the one place that says, for every operation of `contracts.api.OPERATIONS`,
 what it needs in which company (or why it is open to every actor) and who writes
@@ -16,6 +20,7 @@ rule, so none can be added unguarded."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -42,6 +47,10 @@ ALLOWED: dict[Need, frozenset[str]] = {
     "execute": frozenset({"executor"}),
 }
 
+token_proven: ContextVar[bool] = ContextVar("jetjobs_token_proven", default=False)
+"""Whether the request being answered presented a valid token (`store.tokens` sets
+it): its actor is proven, not merely named."""
+
 
 async def require(db: Any, company: str, need: Need, known: bool = False) -> str:
     """The calling actor, if it may `need` in `company`; otherwise a 403 saying who may
@@ -63,6 +72,15 @@ def permit(actor: str, company: str, need: Need, roles: set[str], closed: bool) 
             403,
             f"actor '{actor}' may not {need} in company '{company}': it needs the role {wanted} "
             f"(an admin grants it with `jetjobs actor grant {company} {actor} ROLE`)",
+        )
+    if closed and need == "execute" and not token_proven.get():
+        log.warning("api.unproven_executor", actor=actor, company=company)
+        raise ApiFailure(
+            401,
+            f"actor '{actor}' named itself an executor of company '{company}' without an API token: "
+            "a company that lists its actors serves credentials and takes artifacts only from an "
+            f"executor that proves who it is. Issue it a token (`jetjobs actor token create {actor}`) "
+            "and give it to the executor as JETJOBS_API_TOKEN",
         )
 
 
@@ -97,7 +115,8 @@ def closing_warnings(company: str, actors: Sequence[ActorEntry], locked_out: Seq
     on, whom the audit log shows acting lately that may not, and what executors need."""
     warnings = [
         f"company '{company}' was open to every actor and is now closed: from now on only the actors "
-        f"it lists may act in it (`jetjobs actor list {company}`)"
+        f"it lists may act in it (`jetjobs actor list {company}`), and its executors only with an API "
+        "token (`jetjobs actor token create ACTOR`, given to the executor as JETJOBS_API_TOKEN)"
     ]
     if locked_out:
         named = ", ".join(f"'{actor}'" for actor in locked_out)
@@ -108,9 +127,9 @@ def closing_warnings(company: str, actors: Sequence[ActorEntry], locked_out: Seq
     if not any(entry.role == "executor" for entry in actors):
         warnings.append(
             "executors act as their JETJOBS_EXECUTOR_ACTOR (default 'executor'), which now needs the "
-            f"role executor in '{company}': until `jetjobs actor grant {company} executor executor`, "
-            f"the jobs of '{company}' that use credentials end error (invalid) and their artifacts are "
-            "not stored"
+            f"role executor in '{company}' and its token: until `jetjobs actor grant {company} executor "
+            f"executor`, the jobs of '{company}' that use credentials end error (invalid) and their "
+            "artifacts are not stored"
         )
     return warnings
 

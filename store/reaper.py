@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from bus import Bus, RunnerBoard, delete_dispatch, store_backlog
+from contracts import subjects as s
 from contracts.enums import ErrorKind, Status
 from contracts.messages import JobEvent
 
@@ -51,8 +52,23 @@ def lost_event(row: Any) -> JobEvent:
     )
 
 
-def undelivered_event(row: Any) -> JobEvent:
-    """No executor took the message before its deadline: it will never run."""
+def undelivered_event(row: Any, message_gone: bool = False) -> JobEvent:
+    """No executor took the message before its deadline: it will never run. When its
+    message had left the stream unrun, no executor could have taken it: JETJOBS_DISPATCH
+    keeps a message only for the consumers that exist when it is stored."""
+    deadline = row["deadline"].isoformat()
+    if message_gone:
+        reason = (
+            f"no executor took the job before {deadline}, and its message had already left "
+            f"{s.DISPATCH_STREAM}: the stream keeps a message only for the consumers that exist when it "
+            "is stored, so its pool's consumer `exec_<pool>` most likely did not exist yet when it was "
+            "published (a publisher other than jetjobs makes it first: README, Driving it from NATS)"
+        )
+    else:
+        reason = (
+            f"no executor took the job before {deadline}: removed without running "
+            "(start an executor for its pool, or raise `timeout`)"
+        )
     return JobEvent(
         job_id=row["id"],
         company=row["company"],
@@ -60,10 +76,7 @@ def undelivered_event(row: Any) -> JobEvent:
         status=Status.ERROR,
         at=datetime.now(UTC),
         kind=ErrorKind.UNDELIVERED,
-        reason=(
-            f"no executor took the job before {row['deadline'].isoformat()}: removed without running "
-            "(start an executor for its pool, or raise `timeout`)"
-        ),
+        reason=reason,
         final=True,
     )
 
@@ -107,9 +120,10 @@ class Reaper:
         for row in orphans:
             await self._end(lost_event(row))
         for row in overdue:
-            if row["stream_seq"] is not None:
-                await delete_dispatch(self._bus.js, int(row["stream_seq"]))
-            await self._end(undelivered_event(row))
+            gone = row["stream_seq"] is not None and not await delete_dispatch(
+                self._bus.js, int(row["stream_seq"])
+            )
+            await self._end(undelivered_event(row, message_gone=gone))
         return len(orphans) + len(overdue)
 
     async def _live(self, runners: RunnerBoard) -> list[str] | None:

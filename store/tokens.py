@@ -4,7 +4,8 @@ A request that presents a token (the `Jetjobs-Token` header) is made as the
 token's actor, whatever actor it names; an unknown or revoked token is
 refused. A store started with `require_tokens` refuses requests without one;
 otherwise (one operator, `jetjobs up`) the named actor is taken at its word,
-as before tokens existed. The first admin token is made with direct database
+as before tokens existed, except by a company that lists its actors for what
+its executors do (`store.actors.permit`). The first admin token is made with direct database
 access (`bootstrap_token`), since no one can yet ask the API for it."""
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from bus.api import current_actor, current_token
 from contracts import tenants as t
 from contracts.api import ApiFailure
 
-from .actors import audit
+from .actors import audit, token_proven
 from .api import _typed
 from .db import connect
 from .migrate import apply_migrations
@@ -131,6 +132,7 @@ class Authenticator:
     async def authenticate(self) -> None:
         """Make the request's actor the token's, or refuse the request."""
         token_admin.set(False)
+        token_proven.set(False)
         token = current_token.get()
         if token is None:
             if self._required:
@@ -149,6 +151,7 @@ class Authenticator:
             )
         current_actor.set(info.actor)
         token_admin.set(info.admin)
+        token_proven.set(True)
 
     def wrap(self, handlers: Mapping[str, Handler]) -> dict[str, Handler]:
         """Every handler, behind authentication."""

@@ -1,12 +1,13 @@
 """Bus isolation: nats-server started with deploy/nats/isolation.conf; a company-A
-executor can pull and publish only its own company's subjects."""
+executor can pull and publish only its own company's subjects, and the store and
+a scheduler, each under its own user, schedule jobs and flows."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import nats
@@ -18,16 +19,20 @@ from bus import ApiClient, Bus, Layout
 from bus.infra import ensure_consumer, provision
 from bus.session import FORMING_PATIENCE
 from contracts import api
+from contracts import schedule as sc
 from contracts import subjects as s
 from contracts import tenants as t
 from contracts.enums import ErrorKind, Status
+from contracts.flows import FlowChecked, FlowSpec
 from contracts.lifecycle import CancelReply
 from contracts.tenants import tenant_consumer
 from executor import ExecutorConfig, ExecutorService
 from executor.config import ExecutorStartError
 from jetjobs.embedded import NatsServer
+from scheduler import SchedulerConfig, SchedulerService
 from store import StoreConfig, StoreService
 from store.credentials import new_key
+from store.tokens import bootstrap_token
 from tests.integration.tenants_stack import keyring
 from tests.servers import shutdown
 from tests.stack import Stack, eventually
@@ -158,8 +163,10 @@ async def test_a_bind_only_company_executor_runs_its_own_jobs_end_to_end(
     isolated_nats: NatsServer, passwords: dict[str, str], database_url: str
 ) -> None:
     """With only its company's permissions, an executor binds to the consumer an
-    operator created, fetches its credentials and reports; another company's job
-    stays untouched; without --bind-only it says what is wrong."""
+    operator created, fetches its credentials (proving its actor with a token) and
+    reports; another company's job stays untouched; without --bind-only it says
+    what is wrong."""
+    runner = await bootstrap_token(database_url, t.TokenCreate(actor="exec-acme"))
     server = f"{isolated_nats.host}:{isolated_nats.port}"
     store_url = f"nats://store:{passwords['STORE']}@{server}"
     acme_url = f"nats://exec-acme:{passwords['EXEC_ACME']}@{server}"
@@ -168,7 +175,14 @@ async def test_a_bind_only_company_executor_runs_its_own_jobs_end_to_end(
     await store.start()
     operator = await Bus.attach(store_url, "operator")
     executor = ExecutorService(
-        ExecutorConfig(nats_url=acme_url, company="acme", bind_only=True, actor="exec-acme", slots=2),
+        ExecutorConfig(
+            nats_url=acme_url,
+            company="acme",
+            bind_only=True,
+            actor="exec-acme",
+            api_token=runner.token,
+            slots=2,
+        ),
         Layout(),
     )
     try:
@@ -219,3 +233,60 @@ async def test_a_bind_only_company_executor_runs_its_own_jobs_end_to_end(
 
 async def _started(stack: Stack, job_id: str) -> bool:
     return (await stack.job(job_id)).status is Status.STARTED
+
+
+def _two_steps(app: str) -> FlowSpec:
+    nodes = [{"name": "a", "app": app}, {"name": "b", "app": app, "depends": ["a"]}]
+    return FlowSpec.model_validate({"name": "pair", "company": "acme", "nodes": nodes})
+
+
+async def _fired(stack: Stack, template_id: int, done: Callable[[sc.SlotView], bool]) -> int:
+    """How many recorded slots of the template (projected from the slot records) are `done`."""
+    request = sc.ExplainRequest(id=template_id, next=0, last=100)
+    explanation = await stack.client.call("template.explain", request, sc.Explanation)
+    return sum(
+        1 for view in explanation.slots if view.record.outcome is not sc.SlotOutcome.SKIPPED and done(view)
+    )
+
+
+async def test_a_scheduler_under_its_own_user_fires_records_slots_and_starts_flows(
+    isolated_nats: NatsServer, passwords: dict[str, str], database_url: str
+) -> None:
+    """With only the SCHEDULER permissions, a scheduler fires a per-second template
+    again and again, records every slot, and starts a flow template's runs, which
+    the store (its own user) steps to the end on a bind-only executor."""
+    server = f"{isolated_nats.host}:{isolated_nats.port}"
+    store_url = f"nats://store:{passwords['STORE']}@{server}"
+    store = StoreService(StoreConfig(nats_url=store_url, database_url=database_url), Layout())
+    await store.start()
+    operator = await Bus.attach(store_url, "operator")
+    acme_url = f"nats://exec-acme:{passwords['EXEC_ACME']}@{server}"
+    executor = ExecutorService(
+        ExecutorConfig(nats_url=acme_url, company="acme", bind_only=True, slots=4), Layout()
+    )
+    scheduler_url = f"nats://scheduler:{passwords['SCHEDULER']}@{server}"
+    scheduler = SchedulerService(SchedulerConfig(nats_url=scheduler_url), Layout())
+    try:
+        stack = Stack(store_url, database_url, ApiClient(operator.nc), operator)
+        await stack.company("acme")
+        await ensure_consumer(operator.js, s.DISPATCH_STREAM, Layout().company_consumer("acme", "default"))
+        await executor.start()
+        await scheduler.start()
+        app = await stack.app("-c true")
+        await stack.client.call("flow.save", _two_steps(app.app.uuid), FlowChecked)
+        every_second = {"company": "acme", "interv": "c", "cron": "* * * * * *", "overlap": "allow"}
+        tick = await stack.template(name="tick", app=app.app.uuid, **every_second)
+        flowing = await stack.template(name="flowing", flow="pair", **every_second)
+
+        async def ran() -> bool:
+            jobs = await _fired(stack, tick.id, lambda view: view.job_status == "processed")
+            flows = await _fired(stack, flowing.id, lambda view: view.flow_status == "finished")
+            return jobs >= 4 and flows >= 2
+
+        await eventually(ran, 30, "four fired slots of a template run and two of a flow template finished")
+        assert scheduler.bus is not None and scheduler.bus.stats.denied == 0, "the scheduler was denied"
+    finally:
+        await scheduler.stop()
+        await executor.stop()
+        await operator.nc.close()
+        await store.stop()

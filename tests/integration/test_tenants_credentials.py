@@ -15,6 +15,7 @@ from contracts.api import ApiFailure
 from contracts.enums import ErrorKind, Status
 from store.credentials import new_key
 from store.rotation import rotate_key
+from store.tokens import bootstrap_token
 from tests.stack import Stack
 
 from .tenants_stack import keyring, tenant_stack
@@ -118,7 +119,11 @@ async def test_key_rotation_keeps_values_and_drops_the_old_key(nats_url: str, da
 
 
 async def test_cross_tenant_api_access_is_refused(nats_url: str, database_url: str) -> None:
-    async with tenant_stack(nats_url, database_url, keyring(new_key()), executor_actor="exec-acme") as stack:
+    runner = await bootstrap_token(database_url, t.TokenCreate(actor="exec-acme"))  # acme gets closed
+    ring = keyring(new_key())
+    async with tenant_stack(
+        nats_url, database_url, ring, executor_actor="exec-acme", api_token=runner.token
+    ) as stack:
         template_id = await _setup(stack)
         await stack.company("globex")
         await _grant(stack.client, "acme", ("admin", "admin"), ("exec-acme", "executor"))

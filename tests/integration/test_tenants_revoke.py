@@ -15,6 +15,7 @@ from contracts import tenants as t
 from contracts.api import ApiFailure
 from contracts.enums import ErrorKind, Status
 from store.credentials import new_key
+from store.tokens import bootstrap_token
 from tests.stack import Stack
 
 from .tenants_stack import keyring, tenant_stack
@@ -49,7 +50,8 @@ async def _template_with_credentials(stack: Stack) -> int:
 async def test_the_grant_that_closes_a_company_says_whom_it_locks_out(
     nats_url: str, database_url: str
 ) -> None:
-    async with tenant_stack(nats_url, database_url, keyring(new_key())) as stack:
+    runner = await bootstrap_token(database_url, t.TokenCreate(actor="executor"))  # a closed company needs it
+    async with tenant_stack(nats_url, database_url, keyring(new_key()), api_token=runner.token) as stack:
         root = replace(stack, client=ApiClient(stack.bus.nc, actor="user:root"))
         await root.company("acme")
         template_id = await _template_with_credentials(root)
