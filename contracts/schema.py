@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from .api import OPERATIONS
 from .flows import FlowEvent, FlowSpec, FlowStart
+from .lifecycle import RunnerInfo
 from .messages import DeadLetter, JobEvent, JobMessage
 from .models import ActiveTemplate, Application, Company, RunTemplate, TemplateSpec
 from .output import LogChunk
@@ -30,6 +31,7 @@ MESSAGES: dict[str, type[BaseModel]] = {
     "flow-spec": FlowSpec,
     "flow-event": FlowEvent,
     "flow-start": FlowStart,
+    "runner-info": RunnerInfo,
 }
 
 
