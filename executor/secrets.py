@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bus import ApiClient
+from contracts import masks
 from contracts.api import ApiFailure
 from contracts.dispatch import fill_secrets
 from contracts.messages import JobMessage
@@ -19,18 +20,15 @@ from contracts.tenants import SecretsReply, SecretsRequest
 from .artifacts import ArtifactCollector
 from .output import Capture, Sink
 
-MASK = b"********"
+MASK = masks.MASK.encode()
 TRUNCATED = "\n[jetjobs: output truncated"
-SHORTEST = 2
-"""Characters of the shortest value masked: a one-character value would mask that
-character everywhere in the output, and hides nothing anyone could not guess."""
 
 
 class Masker:
     """Replaces every secret value in output with a fixed mask."""
 
     def __init__(self, values: Sequence[str]) -> None:
-        secrets = sorted({v.encode() for v in values if len(v) >= SHORTEST}, key=len, reverse=True)
+        secrets = [value.encode() for value in masks.maskable(values)]
         self._secrets = secrets
         self.longest = len(secrets[0]) if secrets else 0
 

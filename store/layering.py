@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from contracts.masks import MASK
 from contracts.models import ActiveTemplate, Application
 from contracts.tenants import EnvEntry, TemplateEnv
 
 from .tenant_queries import TemplateExtras
-
-MASK = "********"
 
 
 def with_extras(

@@ -14,16 +14,12 @@ from typing import Any
 
 from contracts.flows import FlowRun
 from contracts.lifecycle import DeadLetterRecord
+from contracts.masks import MASK, maskable
 from contracts.messages import JobMessage
 from contracts.models import RunTemplate
 
 from .board import secret_fields
-from .layering import MASK
 from .rows import TemplateRow
-
-SHORTEST = 2
-"""Characters of the shortest value masked inside a longer text (an argument), as the
-executor masks output: a one-character value would mask that character everywhere."""
 
 
 def hidden_env(env: Mapping[str, Any], secret: Collection[str]) -> dict[str, Any]:
@@ -33,7 +29,7 @@ def hidden_env(env: Mapping[str, Any], secret: Collection[str]) -> dict[str, Any
 
 def hidden_text(text: str, values: Iterable[str]) -> str:
     """`text` with every secret value in it masked, the longest first."""
-    for value in sorted({v for v in values if len(v) >= SHORTEST}, key=len, reverse=True):
+    for value in maskable(values):
         text = text.replace(value, MASK)
     return text
 
