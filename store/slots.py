@@ -13,11 +13,13 @@ from .recorded import NOTHING, Recorded
 
 
 def strongest(records: Sequence[SlotRecord]) -> list[SlotRecord]:
-    """One record per (template, slot), as the table keeps them: the first run
-    wins over any skip; otherwise the first record stays."""
-    kept: dict[tuple[int, object], SlotRecord] = {}
+    """One record per (template, slot) and company, as the table keeps them: the first
+    run wins over any skip; otherwise the first record stays. Per company, so that a
+    record of another company's template, which the store refuses, never stands in
+    for the template's own."""
+    kept: dict[tuple[int, object, str], SlotRecord] = {}
     for record in records:
-        key = (record.template_id, record.slot)
+        key = (record.template_id, record.slot, record.company)
         known = kept.get(key)
         if known is None or (
             known.outcome is SlotOutcome.SKIPPED and record.outcome is not SlotOutcome.SKIPPED

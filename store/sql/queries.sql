@@ -407,13 +407,14 @@ SELECT id, $2, 'dispatched' FROM reopened
 ON CONFLICT (job_id, attempt) DO NOTHING;
 
 -- name: record_slots --
--- Record scheduled slots in one statement: a skipped slot may become fired, a fired one never changes. A record naming another company's template is not recorded (a company's subjects are its own, template ids are global): returns the (template id, company) of those.
+-- Record scheduled slots in one statement: a skipped slot may become fired, a fired one never changes. A record naming another company's template is not recorded (a company's subjects are its own, template ids are global): returns the (template id, company) of those. Of the others, the first of each (template, slot) is kept (the caller picked the strongest per company; two companies' records of one slot remain only for a template the store does not have).
 WITH record AS (
     SELECT * FROM unnest(
         $1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
         $8::text[], $9::timestamptz[], $10::float8[], $11::text[], $12::timestamptz[], $13::text[])
+        WITH ORDINALITY
         AS u(template_id, slot, company, outcome, reason, detail, trigger, job_id, scheduled_at, lateness,
-            scheduler, recorded_at, flow_run)
+            scheduler, recorded_at, flow_run, n)
 ), foreign_ AS (
     SELECT r.template_id, r.company FROM record r
     JOIN runtemplate t ON t.id = r.template_id JOIN company c ON c.id = t.company_id
@@ -422,8 +423,11 @@ WITH record AS (
     INSERT INTO schedule_slot AS s
         (template_id, slot, company, outcome, reason, detail, trigger, job_id, scheduled_at, lateness,
          scheduler, recorded_at, flow_run)
-    SELECT * FROM record r
+    SELECT DISTINCT ON (template_id, slot) template_id, slot, company, outcome, reason, detail, trigger, job_id,
+        scheduled_at, lateness, scheduler, recorded_at, flow_run
+    FROM record r
     WHERE NOT EXISTS (SELECT 1 FROM foreign_ f WHERE f.template_id = r.template_id AND f.company = r.company)
+    ORDER BY template_id, slot, n
     ON CONFLICT (template_id, slot) DO UPDATE SET
         outcome = EXCLUDED.outcome, reason = EXCLUDED.reason, detail = EXCLUDED.detail,
         trigger = EXCLUDED.trigger, job_id = EXCLUDED.job_id, flow_run = EXCLUDED.flow_run,

@@ -10,11 +10,12 @@ import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import asyncpg
 import pytest
 
-from bus import ApiClient, encode
+from bus import ApiClient, Delivery, encode
 from contracts import api
 from contracts import subjects as s
 from contracts.api import ApiFailure
@@ -23,6 +24,8 @@ from contracts.lifecycle import DeadLetterRef, Replayed
 from contracts.messages import DeadLetter, JobEvent, JobMessage
 from contracts.models import Company, RunTemplate, TemplateSpec
 from contracts.schedule import SlotOutcome, SlotReason, SlotRecord
+from store.queries import Queries
+from store.slots import project_slots
 from tests.faults.harness import Faults, faults
 from tests.stack import eventually
 from tests.unit.jobs import message
@@ -273,11 +276,24 @@ async def test_a_slot_record_of_another_companys_template_is_refused(f: Faults) 
 
     forged = s.slots_subject("acme", template.id)
     await f.bus.publisher.publish(forged, encode(record("acme", "FORGED")), "slot-forged")
-    await f.bus.publisher.publish(
-        s.slots_subject("beta", template.id), encode(record("beta", "real")), "slot-real"
-    )
     row = await buried(f, forged)
     assert row["company"] == "acme" and row["reason"] == f"company 'acme' has no template {template.id}"
     await drained(f, s.SLOTS_STREAM, s.STORE_SLOTS_CONSUMER)
+    assert await f.rows("SELECT slot FROM schedule_slot WHERE template_id = $1", template.id) == []
+
+    # in one batch with the template's own record of the same slot, which it must not hide
+    batch = [
+        Delivery(record("acme", "FORGED"), cast(Any, None)),
+        Delivery(record("beta", "real"), cast(Any, None)),
+    ]
+    conn = await asyncpg.connect(f.database_url)
+    try:
+        async with conn.transaction():
+            written = await project_slots(Queries(conn), batch)
+    finally:
+        await conn.close()
+    assert [(refused.company, why) for refused, why in written.refused] == [
+        ("acme", f"company 'acme' has no template {template.id}")
+    ]
     slots = await f.rows("SELECT company, detail FROM schedule_slot WHERE template_id = $1", template.id)
     assert [tuple(r) for r in slots] == [("beta", "real")]
