@@ -102,6 +102,15 @@ class RunNow(Frozen):
     env: EnvVars = {}
     timeouts: BoundedTimeouts | None = None
     launched_by: str = "api"
+    key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description=(
+            "idempotency key: a request with the key of an earlier one on the same template gets "
+            "that run's job back (`existing`) instead of running again, for as long as the job is kept"
+        ),
+    )
 
     @field_validator("launched_by")
     @classmethod
@@ -117,6 +126,10 @@ class RunNow(Frozen):
 class JobQueued(Frozen):
     job_id: JobId
     company: Code
+    existing: bool | None = Field(
+        default=None,
+        description="true when the request's `key` named a run queued before: this is its job, not a new one",
+    )
 
 
 class JobRef(Frozen):

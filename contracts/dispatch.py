@@ -26,6 +26,13 @@ def adhoc_job_id() -> str:
     return str(uuid.uuid4())
 
 
+def keyed_job_id(template_id: int, key: str) -> str:
+    """The job id of a run-now that names an idempotency key: the same key on the
+    same template always gives the same id, so a request sent again (its reply was
+    lost, say) finds the run it asked for first instead of starting another."""
+    return str(uuid.uuid5(_NAMESPACE, f"run:{template_id}:{key}"))
+
+
 def _filler(env: Mapping[str, str], keep: Collection[str]) -> Callable[[re.Match[str]], str]:
     def fill(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)

@@ -216,6 +216,7 @@ async def cmd_job_run(args: argparse.Namespace, conf: settings.Settings) -> int 
         env=_env_pairs(args.env),
         timeouts=Timeouts(**timeouts) if timeouts else None,
         launched_by="cli",
+        key=args.key,
     )
     wait = _wait(args)
     return await call(args, conf, lambda s: commands.job_run(s, request, wait))
@@ -392,6 +393,12 @@ def _job_commands(sub: Any) -> None:
     run = add_command(job, "run", cmd_job_run, "run a template now")
     run.add_argument("template", type=int, help="template id")
     run.add_argument("--env", action="append", metavar="KEY=VALUE", help="environment override for this run")
+    run.add_argument(
+        "--key",
+        metavar="KEY",
+        help="idempotency key: run again with the same key, and the first run's job is shown instead "
+        "of a second run (safe to retry after a timeout)",
+    )
     run.add_argument(
         "--wait",
         action="store_true",

@@ -269,12 +269,21 @@ def exit_status(status: Status) -> int:
     return 0 if status is Status.PROCESSED else 1
 
 
+def _queued_line(queued: api.JobQueued, key: str | None) -> str:
+    if queued.existing:
+        return (
+            f"job {queued.job_id} of company {queued.company} was queued before with key {key!r}: "
+            "not run again (use another key for another run)"
+        )
+    return f"queued job {queued.job_id} for company {queued.company}"
+
+
 async def job_run(ses: Session, request: api.RunNow, wait: float | None) -> int:
     """Queue a run; with `wait`, follow it to its outcome (exit 1 if it failed),
     riding out a short NATS outage meanwhile (`following`)."""
     queued = await ses.api.call("template.run", request, api.JobQueued)
     if wait is None:
-        ses.show(queued, f"queued job {queued.job_id} for company {queued.company}")
+        ses.show(queued, _queued_line(queued, request.key))
         return 0
     with following(ses.bus.nc):
         try:

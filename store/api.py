@@ -14,7 +14,7 @@ from bus import Publisher, PublishFailed
 from bus.api import current_actor
 from contracts import api
 from contracts.api import ApiFailure
-from contracts.dispatch import adhoc_job_id, job_message
+from contracts.dispatch import adhoc_job_id, job_message, keyed_job_id
 from contracts.errors import describe
 from contracts.models import Application, Company, RunTemplate, TemplateSpec, cron_for
 from contracts.multiflexi import AppFileError, parse_app
@@ -244,6 +244,9 @@ class StoreApi:
         row = found.row
         company = row.template.company
         permit(actor, company, "change", found.roles, found.closed)
+        job_id = adhoc_job_id() if request.key is None else keyed_job_id(request.id, request.key)
+        if request.key is not None and await self._recorded_in(job_id, company):
+            return self._queued_before(job_id, company, request.id)  # even if it could not run now
         if row.template.deleted_at is not None:
             raise resolve.deleted_template(row.template)
         not_for_flows(request.id, row.template.flow, company, "`job run` runs jobs only")
@@ -252,7 +255,7 @@ class StoreApi:
         now = datetime.now(UTC)
         message = job_message(
             active_template(row, cron_for(row.template.interv, row.template.cron) or "", found.extras),
-            job_id=adhoc_job_id(),
+            job_id=job_id,
             slot=now,
             now=now,
             launched_by=request.launched_by,
@@ -260,10 +263,12 @@ class StoreApi:
             timeouts=request.timeouts,
         )
         try:
-            await self._publisher.dispatch([message])
+            [duplicate] = await self._publisher.dispatch([message])
         except (PublishFailed, TimeoutError) as error:
             reason = str(error) or "NATS did not answer in time"
             raise ApiFailure(503, f"could not queue template {request.id}: {reason}; try again") from None
+        if duplicate:  # the same key moments ago: that request records the job
+            return self._queued_before(job_id, company, request.id)
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 await write_dispatches(Queries(conn), [message])
@@ -282,6 +287,18 @@ class StoreApi:
             )
         log.info("job.queued", job_id=message.job_id, company=company, template_id=request.id)
         return api.JobQueued(job_id=message.job_id, company=company)
+
+    async def _recorded_in(self, job_id: str, company: str) -> bool:
+        """Whether the job is recorded for this company (a row another company's events
+        made is taken back by the dispatch instead)."""
+        brief = await TenantQueries(self._pool).job_brief(job_id)
+        return brief is not None and brief[0] == company
+
+    @staticmethod
+    def _queued_before(job_id: str, company: str, template_id: int) -> api.JobQueued:
+        """The reply to a run-now whose key an earlier request used: its job, not run again."""
+        log.info("job.queued_before", job_id=job_id, company=company, template_id=template_id)
+        return api.JobQueued(job_id=job_id, company=company, existing=True)
 
     async def job_get(self, request: api.JobRef) -> JobRecord:
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):

@@ -82,6 +82,28 @@ async def test_job_run_wait_prints_the_outcome_and_exit_status(stack: Stack) -> 
     assert record["id"] in shown.out and "exit code 4" in shown.out
 
 
+async def test_job_run_with_a_key_runs_once_however_often_it_is_sent(stack: Stack) -> None:
+    env = clean_env(JETJOBS_NATS_URL=stack.nats_url)
+    await stack.company("acme")
+    once = await stack.app("-c 'echo ran'")
+    template = (await stack.template(name="once", app=once.app.uuid, company="acme")).id
+
+    first = await jetjobs("--json", "job", "run", str(template), "--key", "deploy-7", "--wait", env=env)
+    assert first.code == 0, first
+    job = json.loads(first.out)["id"]
+    again = await jetjobs("job", "run", str(template), "--key", "deploy-7", env=env)
+    assert again.code == 0, again
+    assert again.out.strip() == (
+        f"job {job} of company acme was queued before with key 'deploy-7': "
+        "not run again (use another key for another run)"
+    )
+    listing = json.loads((await jetjobs("--json", "job", "list", "--company", "acme", env=env)).out)
+    assert [j["id"] for j in listing] == [job]
+    one_line_error(
+        await jetjobs("job", "run", str(template), "--key", "", env=env), "key: String should have at least"
+    )
+
+
 async def test_bad_input_is_one_clear_line_and_writes_nothing(stack: Stack) -> None:
     env = clean_env(JETJOBS_NATS_URL=stack.nats_url)
     await stack.company("acme")
