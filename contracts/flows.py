@@ -261,6 +261,10 @@ class FlowRun(FlowRunHead):
 
     nodes: list[NodeView] = []
     spec: FlowSpec | None = None
+    existing: bool | None = Field(
+        default=None,
+        description="in a `flow.run` reply, true when its `key` named a run started before: this is that run",
+    )
 
     @property
     def result(self) -> dict[str, dict[str, str]]:
@@ -328,6 +332,12 @@ def new_run_id() -> str:
     return str(uuid.uuid4())
 
 
+def keyed_run_id(company: str, flow: str, key: str) -> str:
+    """The run id of a `flow.run` that names an idempotency key: the same key on the
+    same flow always gives the same run, so a request sent again starts nothing new."""
+    return str(uuid.uuid5(_NAMESPACE, f"flowrun:{company}:{flow}:{key}"))
+
+
 def flow_events_subject(company: str, run_id: str) -> str:
     """Where a flow run's lifecycle events go."""
     return f"jetjobs.events.{company}.flow.{run_id}"
@@ -354,12 +364,29 @@ class FlowRunRequest(Frozen):
     company: Code | None = None
     name: str | None = None
     launched_by: str = "api"
+    key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description=(
+            "idempotency key: a request with the key of an earlier one on the same flow gets that "
+            "run back (`existing`) instead of starting another, for as long as the run is kept"
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> FlowRunRequest:
         if self.spec is None and (self.company is None or self.name is None):
             raise ValueError("give a flow definition, or the company and name of a saved flow")
         return self
+
+    @property
+    def target(self) -> tuple[str, str]:
+        """The company and name of the flow to run, whichever way it is given."""
+        if self.spec is not None:
+            return self.spec.company, self.spec.name
+        assert self.company is not None and self.name is not None
+        return self.company, self.name
 
 
 class FlowRef(Frozen):

@@ -68,14 +68,20 @@ async def cmd_flow_save(args: argparse.Namespace, conf: settings.Settings) -> in
     return await call(args, conf, action)
 
 
-def _request(target: str) -> FlowRunRequest:
+def _request(target: str, key: str | None) -> FlowRunRequest:
     path = Path(target)
     if path.suffix in (".yaml", ".yml", ".json") or path.exists():
-        return FlowRunRequest(spec=load_flow(path), launched_by="cli")
+        return FlowRunRequest(spec=load_flow(path), launched_by="cli", key=key)
     company, sep, name = target.partition("/")
     if not sep or not name:
         raise CommandError(f"{target!r} is not a flow file: give FILE, or COMPANY/NAME of a flow run before")
-    return FlowRunRequest(company=company, name=name, launched_by="cli")
+    return FlowRunRequest(company=company, name=name, launched_by="cli", key=key)
+
+
+def _started_line(run: FlowRun, key: str | None) -> str:
+    if run.existing:
+        return f"flow {run.name}: run {run.id} was started before with key {key!r}: not started again"
+    return f"started flow {run.name}: run {run.id}"
 
 
 async def _wait(ses: commands.Session, run: FlowRun) -> FlowRun:
@@ -86,13 +92,13 @@ async def _wait(ses: commands.Session, run: FlowRun) -> FlowRun:
 
 
 async def cmd_flow_run(args: argparse.Namespace, conf: settings.Settings) -> int | None:
-    request = _request(args.target)
+    request = _request(args.target, args.key)
 
     async def action(ses: commands.Session) -> int | None:
         run = await ses.api.call("flow.run", request, FlowRun)
         if args.wait:
             run = await _wait(ses, run)
-        ses.show(run, describe_run(run) if args.wait else f"started flow {run.name}: run {run.id}")
+        ses.show(run, describe_run(run) if args.wait else _started_line(run, args.key))
         return 1 if run.status in (FlowStatus.ERROR, FlowStatus.CANCELLED) else None
 
     return await call(args, conf, action)
@@ -166,6 +172,12 @@ def register(sub: Any) -> None:
     run = add_command(flow, "run", cmd_flow_run, "run a flow from FILE, or COMPANY/NAME of a flow run before")
     run.add_argument("target", metavar="FILE|COMPANY/NAME")
     run.add_argument("--wait", action="store_true", help="wait for the run to end and show it")
+    run.add_argument(
+        "--key",
+        metavar="KEY",
+        help="idempotency key: run again with the same key, and the first run is shown instead of a "
+        "second one (safe to retry after a timeout)",
+    )
     add_command(flow, "show", cmd_flow_show, "draw a flow run's DAG with each node's status").add_argument(
         "run"
     )

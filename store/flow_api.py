@@ -17,6 +17,7 @@ from contracts.flows import (
     FlowRunRequest,
     FlowSpec,
     check_graph,
+    keyed_run_id,
 )
 
 from . import resolve
@@ -27,6 +28,7 @@ from .flow_jobs import node_secrets, refusal, target_problems
 from .flow_queries import FlowQueries
 from .masking import shown_flow
 from .queries import Queries
+from .tenant_queries import TenantQueries
 
 
 class FlowApi:
@@ -69,6 +71,10 @@ class FlowApi:
         return checked
 
     async def run(self, request: FlowRunRequest) -> FlowRun:
+        company, name = request.target
+        run_id = None if request.key is None else keyed_run_id(company, name, request.key)
+        if run_id is not None and await TenantQueries(self._pool).flow_run_company(run_id) == company:
+            return (await self.get(FlowRef(id=run_id))).model_copy(update={"existing": True})
         spec = request.spec
         if spec is not None:
             if clashes := _name_clashes(spec):
@@ -83,8 +89,9 @@ class FlowApi:
                     "save it with `jetjobs flow save FILE` or run it once from its file",
                 )
         await resolve.company(Queries(self._pool), spec.company)
-        run = await self._engine.start_run(spec, request.launched_by)
-        await audit(self._pool, "flow.run", spec.company, {"flow": spec.name, "run": run.id})
+        run = await self._engine.start_run(spec, request.launched_by, run_id=run_id)
+        if not run.existing:
+            await audit(self._pool, "flow.run", spec.company, {"flow": spec.name, "run": run.id})
         return await self._shown(run)
 
     async def get(self, request: FlowRef) -> FlowRun:

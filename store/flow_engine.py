@@ -116,7 +116,7 @@ class FlowEngine:
             flows = FlowQueries(conn)
             await flows.save_definition(spec)
             if not await flows.insert_run(run_id, spec, launched_by):
-                return await self._run(flows, run_id)
+                return (await self._run(flows, run_id)).model_copy(update={"existing": True})
             run = await self._state(flows, await self._lock(flows, run_id))
             work = Work(events=[_event(run, FlowStatus.STARTED)])
             await self._step(conn, run, work)

@@ -67,11 +67,16 @@ async def test_a_flow_file_runs_and_is_shown_as_a_dag(stack: Stack, tmp_path: Pa
     assert "- alert  ← load (failure)  [skipped]" in ran.out
     assert "rows=7" in ran.out
 
-    again = await jetjobs("flow", "run", "acme/nightly", "--wait", env=env)
+    again = await jetjobs("flow", "run", "acme/nightly", "--wait", "--key", "night-7", env=env)
     assert again.code == 0, again
+    run_id = again.out.split("run ", 1)[1].split()[0]
+    resent = await jetjobs("flow", "run", "acme/nightly", "--key", "night-7", env=env)
+    assert (
+        resent.out.strip()
+        == f"flow nightly: run {run_id} was started before with key 'night-7': not started again"
+    )
     listed = await jetjobs("flow", "list", "--company", "acme", env=env)
     assert listed.out.count("nightly") == 2
-    run_id = again.out.split("run ", 1)[1].split()[0]
     shown = await jetjobs("flow", "show", run_id, env=env)
     assert shown.out == again.out
     retry = await jetjobs("flow", "retry", run_id, env=env)
