@@ -144,9 +144,11 @@ class ApiClient:
         self._headers = headers or None
 
     async def call(self, op: str, request: BaseModel, reply: type[R]) -> R:
-        """Send one request and decode its reply."""
+        """Send one request and decode its reply. Fields left at their defaults are left
+        out, so a store older than this client still takes a request that uses none of
+        its newer fields (it refuses fields it does not know)."""
         subject = s.api_subject(op)
-        payload = request.model_dump_json().encode()
+        payload = request.model_dump_json(exclude_defaults=True).encode()
         try:
             msg = await self._nc.request(subject, payload, timeout=self._timeout, headers=self._headers)
         except MaxPayloadError:
