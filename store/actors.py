@@ -66,12 +66,14 @@ async def require(db: Any, company: str, need: Need, known: bool = False) -> str
 def permit(actor: str, company: str, need: Need, roles: set[str], closed: bool) -> None:
     """A 403 saying who may, unless `roles` (or a company open to everyone) allow `need`."""
     if closed and not roles & ALLOWED[need]:
-        wanted = " or ".join(sorted(ALLOWED[need]))
+        allowed = sorted(ALLOWED[need])
+        wanted = " or ".join(allowed)
+        role = allowed[0] if len(allowed) == 1 else "ROLE"
         log.warning("api.refused", actor=actor, company=company, need=need)
         raise ApiFailure(
             403,
             f"actor '{actor}' may not {need} in company '{company}': it needs the role {wanted} "
-            f"(an admin grants it with `jetjobs actor grant {company} {actor} ROLE`)",
+            f"(an admin grants it with `jetjobs actor grant {company} {actor} {role}`)",
         )
     if closed and need == "execute" and not token_proven.get():
         log.warning("api.unproven_executor", actor=actor, company=company)

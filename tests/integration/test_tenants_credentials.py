@@ -139,8 +139,11 @@ async def test_cross_tenant_api_access_is_refused(nats_url: str, database_url: s
         request = t.SecretsRequest(
             job_id="j1", company="acme", template_id=template_id, names=["API_PASSWORD"]
         )
-        with pytest.raises(ApiFailure, match="may not execute"):
+        with pytest.raises(ApiFailure, match="may not execute") as refused:
             await spy.call("secrets.fetch", request, t.SecretsReply)
+        assert refused.value.message.endswith(
+            "(an admin grants it with `jetjobs actor grant acme exec-globex executor`)"
+        )
         job = await stack.final_job((await stack.run(template_id, MODE="m")).job_id)
         assert job.status is Status.PROCESSED, job.reason
         audit = await stack.client.call("audit.list", t.AuditQuery(company="acme"), t.AuditList)
