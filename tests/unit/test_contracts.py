@@ -299,3 +299,12 @@ def test_a_run_cannot_pass_for_a_flow_run() -> None:
     """`flow:` in `launched_by` marks a flow's jobs (a dead letter of one is not replayed alone)."""
     assert "reserved for the jobs of flow runs" in refusal(RunNow, {"id": 2, "launched_by": "flow:nightly"})
     assert RunNow(id=2, launched_by="cron-wrapper").launched_by == "cron-wrapper"
+
+
+def test_a_bad_key_or_a_check_across_fields_reads_without_pydantic_places() -> None:
+    with pytest.raises(ValidationError) as bad_key:
+        RunNow(id=1, env={"1FOO": "x"})
+    assert describe(bad_key.value).startswith("env: '1FOO' is not an environment variable name")
+    with pytest.raises(ValidationError) as across:
+        TemplateSpec(name="x", app="1", company="acme", interv="d", cron="0 3 * * *")
+    assert describe(across.value) == "a cron expression needs interval 'c', not 'd'"
