@@ -13,6 +13,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 DEFAULT_HOME = Path(".jetjobs")
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+"""Where client commands look for NATS when nothing says where it is."""
 ENDPOINTS_FILE = "endpoints.json"
 
 
@@ -83,18 +85,37 @@ class Settings:
     """Store: days the audit log is kept (0: for ever)."""
 
     def require_nats(self) -> str:
-        """The NATS URL, or the one a running `jetjobs up` in `home` announced."""
-        return self.nats_url or _announced(self.home, "nats_url") or "nats://127.0.0.1:4222"
+        """The NATS URL, or the one a running `jetjobs up` in `home` announced; with
+        neither, NATS's own default port, unless a home of its own was named: a command
+        meant for the `up` there must not reach whatever else listens on 4222."""
+        url = self.nats_url or _announced(self.home, "nats_url")
+        if url:
+            return url
+        if self.home_named:
+            raise SettingsError(f"{self.no_up_running()}, or give --nats-url (JETJOBS_NATS_URL)")
+        return DEFAULT_NATS_URL
 
     def require_database(self) -> str:
         """The PostgreSQL URL; services that need it cannot guess it."""
         url = self.database_url or _announced(self.home, "database_url")
-        if not url:
-            raise SettingsError(
-                "no database configured: set JETJOBS_DATABASE_URL (postgresql://user@host:port/db) "
-                "or pass --database-url"
-            )
-        return url
+        if url:
+            return url
+        if self.home_named:
+            raise SettingsError(f"{self.no_up_running()}, or set JETJOBS_DATABASE_URL (or --database-url)")
+        raise SettingsError(
+            "no database configured: set JETJOBS_DATABASE_URL (postgresql://user@host:port/db) "
+            "or pass --database-url"
+        )
+
+    @property
+    def home_named(self) -> bool:
+        """Whether `home` is another folder than the default `./.jetjobs`."""
+        return self.home.resolve() != DEFAULT_HOME.resolve()
+
+    def no_up_running(self) -> str:
+        """What a command that needs the `jetjobs up` of `home` says when none runs there."""
+        home = shlex.quote(str(self.home))
+        return f"no jetjobs up is running for home {self.home.resolve()}: start it with `jetjobs up --home {home}`"
 
 
 def _announced(home: Path, key: str) -> str | None:

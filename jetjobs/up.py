@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -156,6 +157,14 @@ async def _watched(servers: Servers) -> AsyncIterator[asyncio.Event]:
         await asyncio.gather(watcher, return_exceptions=True)
 
 
+def client_command(settings: Settings) -> str:
+    """How to call the commands that find this `up` by its home: bare from the
+    folder of the default home, with `--home` for any other."""
+    if not settings.home_named:
+        return "jetjobs"
+    return f"jetjobs --home {shlex.quote(str(settings.home.resolve()))}"
+
+
 def banner(settings: Settings, metrics_url: str | None = None) -> str:
     """What a new user needs to know to look around."""
     return "\n".join(
@@ -168,7 +177,7 @@ def banner(settings: Settings, metrics_url: str | None = None) -> str:
             else "  metrics     off",
             f"  data        {settings.home.resolve()}",
             f"  logs        {settings.home.resolve() / LOG_FILE}",
-            "  try         jetjobs job list    ·    nats --server "
+            f"  try         {client_command(settings)} job list    ·    nats --server "
             f"{settings.nats_url} sub 'jetjobs.events.>'",
             "  stop        Ctrl-C",
         ]
