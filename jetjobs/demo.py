@@ -15,6 +15,7 @@ from contracts.enums import Interval
 from contracts.messages import JobEvent
 from contracts.models import Company, RunTemplate, TemplateSpec
 
+from . import render
 from .cli_schedule import SCHEDULED, schedule_state
 from .commands import every_template
 
@@ -97,18 +98,20 @@ def _when(explained: sc.Explanation) -> str:
     )
 
 
-def describe_outcome(event: JobEvent) -> str:
-    """One line per finished job."""
+def describe_outcome(event: JobEvent, terminal: bool) -> str:
+    """One line per finished job, its whole id to paste into `jetjobs job show`; what
+    the job wrote escaped for a `terminal` (`render.job_text`)."""
     took = f"{(event.end - event.begin).total_seconds():.3f}s" if event.begin and event.end else "-"
-    first_line = (event.stdout or event.stderr or "").strip().splitlines()[:1]
+    first_line = "".join((event.stdout or event.stderr or "").strip().splitlines()[:1])
     detail = f"exit {event.exit_code}" if event.exit_code is not None else (event.reason or "")
     kind = f" {event.kind.value}" if event.kind else ""
     at = datetime.now().strftime("%H:%M:%S")
-    return f"[{at}] job {event.job_id[:8]} {event.status.value}{kind} ({detail}) in {took}: {''.join(first_line)}"
+    said = render.job_text(f"({detail}) in {took}: {first_line}", terminal)
+    return f"[{at}] job {event.job_id} {event.status.value}{kind} {said}"
 
 
 async def print_outcomes(bus: Bus) -> None:
     """Print every final outcome in the demo company until cancelled."""
     async for event in live_events(bus.nc, s.events_filter(COMPANY)):
         if event.final:
-            print(describe_outcome(event), file=sys.stdout, flush=True)
+            print(describe_outcome(event, sys.stdout.isatty()), flush=True)

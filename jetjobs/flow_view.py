@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from contracts.flows import (
     listing,
 )
 
+from . import render
 from .commands import CommandError
 
 MARK = {
@@ -94,6 +97,8 @@ def _edge(edge: Edge) -> str:
 
 
 def _line(spec: FlowSpec, view: NodeView | None, name: str) -> str:
+    """One node; its job's results and reason escaped on a terminal (`render.job_text`)."""
+    shown = functools.partial(render.job_text, terminal=sys.stdout.isatty())
     status = view.status if view else NodeStatus.WAITING
     parts = [f"{MARK[status]} {name}"]
     edges = spec.node(name).depends
@@ -101,9 +106,9 @@ def _line(spec: FlowSpec, view: NodeView | None, name: str) -> str:
         parts.append("← " + ", ".join(_edge(e) for e in edges))
     parts.append(f"[{status.value}{'/' + view.job_status if view and view.job_status else ''}]")
     if view and view.results:
-        parts.append(" ".join(f"{k}={v}" for k, v in view.results.items()))
+        parts.append(" ".join(f"{shown(k)}={shown(v)}" for k, v in view.results.items()))
     if view and view.reason:
-        parts.append(f"({view.reason})")
+        parts.append(f"({shown(view.reason)})")
     return "  ".join(parts)
 
 

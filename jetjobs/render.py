@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -20,6 +22,38 @@ def as_json(value: BaseModel | Sequence[BaseModel]) -> str:
     if isinstance(value, BaseModel):
         return value.model_dump_json(indent=2)
     return json.dumps([item.model_dump(mode="json") for item in value], indent=2)
+
+
+def _caret(code: int) -> str:
+    """A control character as `cat -v` shows it: `^[` for ESC, `^?` for DEL, `M-^[` for CSI."""
+    if code == 0x7F:
+        return "^?"
+    if code >= 0x80:
+        return "M-" + _caret(code - 0x80)
+    return "^" + chr(code + 0x40)
+
+
+KEPT_CONTROLS = "\n\t\r"
+"""What a job's output keeps on a terminal: line breaks, tabs and carriage returns
+(a progress bar redraws its line) move the cursor but change no terminal state."""
+
+ON_A_TERMINAL = {
+    code: _caret(code) for code in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if chr(code) not in KEPT_CONTROLS
+}
+"""Every other C0 and C1 control, and DEL, shown instead of obeyed: a job must not
+retitle, recolour or write the clipboard of (OSC 52) the terminal of whoever reads
+its output."""
+
+TO_A_FILE = {0: "\ufffd"}
+"""Piped or redirected output is left as the job wrote it but for NUL, replaced as
+the store replaces it in what it keeps (Postgres text cannot hold it)."""
+
+
+def job_text(text: str, terminal: bool) -> str:
+    """What a job wrote or was given (output, results, reasons, argv) as it may be
+    printed: with its control characters shown in `cat -v` notation when it goes to
+    a terminal."""
+    return text.translate(ON_A_TERMINAL if terminal else TO_A_FILE)
 
 
 def _cell(value: Any) -> str:
@@ -58,27 +92,29 @@ def outcome(job: JobRecord) -> str:
     return f"{job.status.value} ({job.kind.value}{detail})"
 
 
-def job_detail(job: JobRecord) -> str:
-    """Everything about one job, attempts included."""
+def job_detail(job: JobRecord, terminal: bool | None = None) -> str:
+    """Everything about one job, attempts included, to print on stdout: what the job
+    wrote is shown escaped when that is a terminal (`job_text`), or when `terminal` says."""
+    shown = functools.partial(job_text, terminal=sys.stdout.isatty() if terminal is None else terminal)
     lines = [
         f"job        {job.id}",
         f"company    {job.company}   pool {_cell(job.pool)}   template {_cell(job.template_id)}",
         f"status     {outcome(job)}{'' if job.final else '  (not final)'}",
         f"attempt    {job.attempt}",
-        f"argv       {' '.join(job.argv) if job.argv else '-'}",
+        f"argv       {shown(' '.join(job.argv)) if job.argv else '-'}",
         f"scheduled  {_cell(job.scheduled_at)}   began {_cell(job.begin)}   ended {_cell(job.end)}"
         f"   ({duration(job)})",
         f"runner     {_cell(job.runner)}   pid {_cell(job.pid)}   launched by {_cell(job.launched_by)}",
     ]
     if job.reason:
-        lines.append(f"reason     {job.reason}")
+        lines.append(f"reason     {shown(job.reason)}")
     for name, text in (("stdout", job.stdout), ("stderr", job.stderr)):
         if text:
-            lines.append(f"--- {name}\n{text.rstrip()}")
+            lines.append(f"--- {name}\n{shown(text.rstrip())}")
     current = next((a for a in job.attempts if a.attempt == job.attempt), None)
     if current is not None and current.results:
         lines.append("--- results")
-        lines.extend(f"{key}={value}" for key, value in sorted(current.results.items()))
+        lines.extend(f"{shown(key)}={shown(value)}" for key, value in sorted(current.results.items()))
     if len(job.attempts) > 1:
         rows = [
             (a.attempt, a.status.value, a.kind, a.exit_code, a.runner, a.begin, a.end) for a in job.attempts

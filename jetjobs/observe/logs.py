@@ -16,6 +16,7 @@ from contracts.messages import JobEvent
 from contracts.output import LogChunk
 from contracts.records import JobRecord
 
+from .. import render
 from ..commands import CommandError, Session, exit_status, known_company
 
 APPEAR_WAIT = 5.0
@@ -61,7 +62,7 @@ def _print_chunk(chunk: LogChunk, as_json: bool, last_attempt: list[int]) -> Non
         print(f"--- attempt {chunk.attempt} ---", file=sys.stderr, flush=True)
     last_attempt[:] = [chunk.attempt]
     out: TextIO = sys.stdout if chunk.stream == "stdout" else sys.stderr
-    out.write(chunk.data)
+    out.write(render.job_text(chunk.data, out.isatty()))
     out.flush()
 
 
