@@ -461,13 +461,28 @@ def _reader_gone() -> int:
     return 1
 
 
+SERVICES = frozenset({"store", "scheduler", "executor"})
+"""Commands that run a service: their info lines are the service's record."""
+
+
+def _configure_logs(command: str, level: str | None) -> None:
+    """Services log at info; `up` at warning, to a file once its home is known
+    (`up._log_to_home`); every other command is a client, whose answer is what it
+    prints, so it shows only warnings and errors (`logs.configure_client`)."""
+    if command in SERVICES:
+        logs.configure(level or "info")
+    elif command == "up":
+        logs.configure(level or "warning")
+    else:
+        logs.configure_client(level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: a user's mistake is one line on stderr and a non-zero exit."""
     args = parse(build_parser(), argv)
     try:
         conf = settings.load(_flags(args))
-        # `up` logs at warning by default, to a file once its home is known (`up._log_to_home`)
-        logs.configure(conf.log_level or ("warning" if args.command == "up" else "info"))
+        _configure_logs(args.command, conf.log_level)
         handler: Handler = args.handler
         code = asyncio.run(handler(args, conf)) or 0
         sys.stdout.flush()  # here, so a reader that left is seen while it can be handled

@@ -17,6 +17,7 @@ from contracts import api
 from contracts import subjects as s
 from contracts import tenants as t
 from contracts.base import INT4_MAX
+from contracts.records import JobRecord
 
 from . import commands, render, settings
 from .cli_common import add_command, add_group, call, check_code, most
@@ -187,9 +188,22 @@ async def _artifacts(ses: commands.Session, job_id: str) -> list[t.ArtifactInfo]
     return await every_page_after(page)
 
 
+async def _attempt_made(ses: commands.Session, job_id: str, attempt: int | None) -> None:
+    """A CommandError when `--attempt` names an attempt the job never made: its empty
+    listing would read as an attempt that left no artifacts."""
+    if attempt is None:
+        return
+    job = await ses.api.call("job.get", api.JobRef(id=job_id), JobRecord)
+    if attempt > job.attempt:
+        made = f"{job.attempt} attempt" + ("" if job.attempt == 1 else "s")
+        raise CommandError(f"job {job_id} has no attempt {attempt}: it has {made}")
+
+
 async def _download(ses: commands.Session, job_id: str, out: Path, attempt: int | None) -> None:
     listed = await _artifacts(ses, job_id)
     names = {a.name for a in listed if attempt is None or a.attempt == attempt}
+    if not names:
+        await _attempt_made(ses, job_id, attempt)
     written, unwritten = [], []
     for name in sorted(names):  # without --attempt, the store hands out a name's latest file
         ref = t.ArtifactRef(job_id=job_id, name=name, attempt=attempt)
@@ -235,6 +249,8 @@ async def cmd_job_artifacts(args: argparse.Namespace, conf: settings.Settings) -
     async def action(ses: commands.Session) -> None:
         listed = await _artifacts(ses, args.id)
         shown = [a for a in listed if args.attempt is None or a.attempt == args.attempt]
+        if not shown:
+            await _attempt_made(ses, args.id, args.attempt)
         rows = [(a.attempt, a.name, a.content_type, a.size, a.sha256[:12], a.note or "") for a in shown]
         ses.show(shown, render.table(rows, ["attempt", "name", "type", "size", "sha256", "note"]))
 

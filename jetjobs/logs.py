@@ -54,3 +54,15 @@ def configure(level: str = "info", *, json: bool | None = None, file: Path | Non
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(handlers=[_LibraryLogs()], level=logging.WARNING, force=True)
+
+
+CLIENT_LEVEL = "warning"
+"""The level of a client command unless `--log-level` says otherwise. Some run service
+code in-process (`credentials rotate-key`, `actor token create --bootstrap`): its info
+lines (`credentials.rotated`) are the service's record, not the command's answer,
+which the command prints itself; warnings and errors still show."""
+
+
+def configure_client(level: str | None) -> None:
+    """Log as a client command does: at `level` if one was asked for, else `CLIENT_LEVEL`."""
+    configure(level or CLIENT_LEVEL)

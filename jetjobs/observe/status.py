@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 from bus.connection import redacted
@@ -70,7 +71,10 @@ async def gather(ses: Session, nats_url: str) -> Report:
 def _human(report: Report) -> str:
     runners = [(r["id"], r["pool"], r["host"], f"{r['used']}/{r['slots']}") for r in report.runners]
     pools = [(p["pool"], p["waiting"], p["in_flight"]) for p in report.pools]
-    failures = [(f["job"], f["company"], f["kind"], f["end"], f["reason"]) for f in report.failures]
+    failures = [
+        (f["job"], f["company"], f["kind"], f["end"] and datetime.fromisoformat(f["end"]), f["reason"])
+        for f in report.failures
+    ]
     lag = ", ".join(f"{k} {v}" for k, v in report.store_lag.items()) or "(no store consumers yet)"
     return "\n".join(
         [
