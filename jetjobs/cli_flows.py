@@ -40,7 +40,10 @@ async def cmd_flow_validate(args: argparse.Namespace, conf: settings.Settings) -
         except FlowError as error:
             raise CommandError(f"{args.file}: {error}") from None
         checked = FlowChecked(name=spec.name, company=spec.company, order=check_graph(spec.nodes))
-        human = f"flow {spec.name}: {len(spec.nodes)} nodes, no cycles, conditions parse\n{draw(spec)}"
+        human = (
+            f"flow {spec.name}: {len(spec.nodes)} nodes, no cycles, conditions parse "
+            f"(applications and templates are not checked offline)\n{draw(spec)}"
+        )
         commands.show(args.json, checked, human)
         return None
 
