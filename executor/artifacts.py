@@ -1,7 +1,8 @@
 """Collecting the files an application declares (paths or globs relative to
 the job's working directory) after the run, within size limits, and handing
-them to the store. A file over a limit is recorded with its size and why, and
-a declared file the job did not leave is recorded as missing: neither is
+them to the store. A file over a limit is recorded with its size and why, one
+that is not a regular file of the job's directory (a link, a FIFO, a device)
+with what it is, and a declared file the job did not leave as missing: none is
 silently dropped."""
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ import asyncio
 import base64
 import hashlib
 import mimetypes
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import structlog
 
@@ -21,6 +22,9 @@ from contracts.api import ApiFailure
 from contracts.messages import JobMessage
 from contracts.models import ArtifactSpec
 from contracts.tenants import ArtifactInfo, ArtifactUpload
+
+from . import jobfiles
+from .jobfiles import Names
 
 log = structlog.get_logger("jetjobs.executor")
 
@@ -59,51 +63,88 @@ def _missing(spec: ArtifactSpec) -> Collected:
     return Collected(spec.name or spec.path, spec.path, kind, 0, "", None, MISSING, missing=True)
 
 
-def _matches(root: Path, spec: ArtifactSpec) -> list[Path]:
-    """Regular files the spec names, inside the working directory only."""
-    found = sorted(root.glob(spec.path)) if any(c in spec.path for c in "*?[") else [root / spec.path]
-    inside = []
-    for path in found:
-        resolved = path.resolve()
-        if path.is_file() and resolved.is_relative_to(root):
-            inside.append(path)
-    return inside
+def _matches(root: int, spec: ArtifactSpec) -> list[Names]:
+    """What the spec names below the working directory: the path itself, or what its glob matches."""
+    if jobfiles.globbed(spec.path):
+        return jobfiles.glob(root, spec.path)
+    names = jobfiles.names_of(spec.path)
+    return [names] if names else []
 
 
-def _one(root: Path, path: Path, spec: ArtifactSpec, single: bool, room: int, limits: Limits) -> Collected:
-    relative = path.relative_to(root).as_posix()
+def _over(size: int, room: int, limits: Limits) -> str | None:
+    """Why a file of `size` bytes is not stored, if it is not."""
+    if size > limits.per_artifact:
+        return f"{size} bytes is over the per-artifact limit of {limits.per_artifact} bytes: not stored"
+    if size > room:
+        return (
+            f"{size} bytes would pass the per-job limit of {limits.per_job} bytes: the files stored "
+            f"before it leave {room} bytes; not stored"
+        )
+    return None
+
+
+def _refused(wrong: jobfiles.NotRegular) -> str:
+    if wrong.where:
+        return f"{wrong.where} on its path is {wrong.kind}, not a directory: not stored"
+    return f"{wrong.kind}, not a regular file: not stored"
+
+
+def _one(
+    root: int, names: Names, spec: ArtifactSpec, single: bool, room: int, limits: Limits
+) -> Collected | None:
+    """The file at `names`, read within the limits; None when it is not there."""
+    relative = "/".join(names)
     name = spec.name if spec.name and single else relative
-    kind = spec.content_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    size = path.stat().st_size
-    if size > limits.per_artifact or size > room:
-        if size > limits.per_artifact:
-            note = f"{size} bytes is over the per-artifact limit of {limits.per_artifact} bytes: not stored"
-        else:
-            note = (
-                f"{size} bytes would pass the per-job limit of {limits.per_job} bytes: the files stored "
-                f"before it leave {room} bytes; not stored"
-            )
+    kind = spec.content_type or mimetypes.guess_type(names[-1])[0] or "application/octet-stream"
+    try:
+        fd = jobfiles.open_below(root, names)
+    except FileNotFoundError:
+        return None
+    except jobfiles.NotRegular as wrong:
+        return Collected(name, relative, kind, 0, "", None, _refused(wrong))
+    except OSError as error:
+        return Collected(name, relative, kind, 0, "", None, f"cannot be read: {error.strerror}: not stored")
+    content = b""
+    try:
+        size = os.fstat(fd).st_size
+        note = _over(size, room, limits)
+        if note is None:
+            content = jobfiles.read_at_most(fd, min(limits.per_artifact, room))
+            size = len(content)
+            note = _over(size, room, limits)  # it grew after its size was taken
+    finally:
+        os.close(fd)
+    if note is not None:
         return Collected(name, relative, kind, size, "", None, note)
-    content = path.read_bytes()
-    return Collected(name, relative, kind, len(content), hashlib.sha256(content).hexdigest(), content)
+    return Collected(name, relative, kind, size, hashlib.sha256(content).hexdigest(), content)
 
 
 def collect(cwd: str, specs: Sequence[ArtifactSpec], limits: Limits) -> list[Collected]:
     """Every declared file, in declaration order; a declared path or glob that
-    matches no file gives one record that it is missing."""
-    root = Path(cwd).resolve()
-    collected: list[Collected] = []
-    room = limits.per_job
-    for spec in specs:
-        paths = _matches(root, spec)
-        if not paths:
-            collected.append(_missing(spec))
-        for path in paths:
-            item = _one(root, path, spec, len(paths) == 1, room, limits)
-            if item.content is not None:
-                room -= item.size
-            collected.append(item)
-    return collected
+    matches no file gives one record that it is missing. Only regular files
+    inside the working directory are read (`jobfiles`): a declared path naming
+    anything else is recorded as not stored, with what it is, and a glob matches
+    regular files only."""
+    root = jobfiles.open_directory(cwd)
+    try:
+        collected: list[Collected] = []
+        room = limits.per_job
+        for spec in specs:
+            paths = _matches(root, spec)
+            found = 0
+            for path in paths:
+                item = _one(root, path, spec, len(paths) == 1, room, limits)
+                if item is None:
+                    continue
+                if item.content is not None:
+                    room -= item.size
+                collected.append(item)
+                found += 1
+            if not found:
+                collected.append(_missing(spec))
+        return collected
+    finally:
+        os.close(root)
 
 
 def upload_of(message: JobMessage, attempt: int, item: Collected) -> ArtifactUpload:
@@ -135,8 +176,12 @@ class ArtifactCollector:
         the job's outcome does not depend on its artifacts."""
         if not message.artifacts:
             return 0
-        found = await asyncio.to_thread(collect, cwd, message.artifacts, self._limits)
         jlog = log.bind(job_id=message.job_id, company=message.company, attempt=attempt)
+        try:
+            found = await asyncio.to_thread(collect, cwd, message.artifacts, self._limits)
+        except (OSError, jobfiles.NotRegular) as error:
+            jlog.warning("artifact.not_collected", reason=f"the job's directory cannot be read: {error}")
+            return 0
         stored = 0
         for item in found:
             if self._client is None:
