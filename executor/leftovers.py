@@ -9,19 +9,32 @@ whatever a job left in it. A directory named without a start (by an older
 executor) is removed only when no process at all has its pid.
 
 Only this user's private (0700) directories are touched, and never one that is
-still some process's working directory (a job of a killed executor still
-running). Pids mean something only inside one pid namespace: executors in
-separate containers must not share a TMPDIR."""
+still some process's working directory. Such a process is a job of a killed
+executor running on (its session outlives the executor, and JetStream hands the
+job to another executor meanwhile): `stop_orphans` kills its whole session, after
+which the directory goes like the others. Pids mean something only inside one
+pid namespace: executors in separate containers must not share a TMPDIR."""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import signal
 import stat
+import time
+from dataclasses import dataclass
 
 PRIVATE = 0o700
 NAME = re.compile(r"jetjobs-(\d+)-(?:(\d+)-)?[a-z0-9_]+")
+DELETED = " (deleted)"
+KILL_ROUNDS = 5
+"""Times a session is looked through and killed: a process forked meanwhile is
+caught by the next round (or by the next check)."""
+ROUND_PAUSE = 0.05
+"""Seconds between rounds: time for the killed to die, and for a fork to show."""
+GONE_WITHIN = 2.0
+"""Seconds to wait for killed processes to let go of their directories."""
 
 
 def started(pid: int) -> int | None:
@@ -91,14 +104,132 @@ def _private_at(path: str, uid: int) -> bool:
 def _in_use(base: str) -> set[str]:
     """Names of the entries of `base` that a running process works in (or below)."""
     root = os.path.realpath(base) + os.sep
-    busy: set[str] = set()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
+    return {name for pid in _pids() if (name := _working_in(pid, root)) is not None}
+
+
+@dataclass(frozen=True)
+class Orphans:
+    """The processes killed because they worked on in a dead executor's directory."""
+
+    directory: str
+    pids: tuple[int, ...]
+
+
+def stop_orphans(base: str) -> list[Orphans]:
+    """Kill every session one of whose processes works in a dead executor's directory
+    in `base` (SIGKILL, each of its processes), and wait for them to be gone.
+
+    Only this user's processes in this pid namespace, never this process's own
+    session, and only a session whose leader works in such a directory too or has
+    ended (a job's first process leads its session; a session whose leader works
+    elsewhere is someone else's). A job that left both its directory and its
+    session cannot be told from anything else, and is not found."""
+    if started(os.getpid()) is None:
+        return []
+    found = _working_in_dead(base)
+    own = os.getsid(0)
+    doomed: dict[int, str] = {}
+    for session, directory in found.values():
+        if session not in (own, 0) and (session in found or started(session) is None):
+            doomed.setdefault(session, directory)
+    if not doomed:
+        return []
+    killed = _kill_sessions(set(doomed))
+    _wait_gone([pid for pids in killed.values() for pid in pids])
+    by_directory: dict[str, list[int]] = {}
+    for session, pids in killed.items():
+        by_directory.setdefault(doomed[session], []).extend(pids)
+    return [Orphans(directory, tuple(sorted(pids))) for directory, pids in sorted(by_directory.items())]
+
+
+def _working_in_dead(base: str) -> dict[int, tuple[int, str]]:
+    """This user's processes (of this pid namespace) that work in a dead executor's
+    directory in `base`: pid → (session, directory name). Only the working directory
+    of each process is looked at, unless it is such a directory."""
+    root = os.path.realpath(base) + os.sep
+    dead: dict[str, bool] = {}
+    found: dict[int, tuple[int, str]] = {}
+    for pid in _pids():
+        name = _working_in(pid, root)
+        if name is None:
             continue
-        try:
-            cwd = os.readlink(f"/proc/{entry.name}/cwd")
-        except OSError:
-            continue
-        if cwd.startswith(root):
-            busy.add(cwd[len(root) :].split(os.sep, 1)[0])
-    return busy
+        if name not in dead:
+            dead[name] = _orphaned(name)
+        session = _session_of_mine(pid) if dead[name] else None
+        if session is not None:
+            found[pid] = (session, name)
+    return found
+
+
+def _pids() -> list[int]:
+    with os.scandir("/proc") as entries:
+        return [int(entry.name) for entry in entries if entry.name.isdigit()]
+
+
+def _working_in(pid: int, root: str) -> str | None:
+    """The entry of the folder `root` that process `pid` works in (or below), if any."""
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd").removesuffix(DELETED)
+    except OSError:
+        return None
+    return cwd[len(root) :].split(os.sep, 1)[0] if cwd.startswith(root) else None
+
+
+def _session_of_mine(pid: int) -> int | None:
+    """The session of process `pid`, when it is this user's, of this pid namespace
+    and not a zombie (which runs no more)."""
+    try:
+        if os.stat(f"/proc/{pid}").st_uid != os.getuid():
+            return None
+        if os.readlink(f"/proc/{pid}/ns/pid") != os.readlink("/proc/self/ns/pid"):
+            return None
+        with open(f"/proc/{pid}/stat", "rb") as stat_file:
+            fields = stat_file.read().rsplit(b")", 1)[1].split()
+        return None if fields[0] == b"Z" else int(fields[3])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _kill_sessions(sessions: set[int]) -> dict[int, list[int]]:
+    """SIGKILL every process of these sessions, round after round until none is left."""
+    killed: dict[int, list[int]] = {}
+    for _ in range(KILL_ROUNDS):
+        members = [(pid, session) for pid in _pids() if (session := _session_of_mine(pid)) in sessions]
+        if not members:
+            break
+        for pid, session in members:
+            if _kill(pid, session):
+                killed.setdefault(session, []).append(pid)
+        time.sleep(ROUND_PAUSE)
+    return {session: sorted(set(pids)) for session, pids in killed.items()}
+
+
+def _kill(pid: int, session: int) -> bool:
+    """SIGKILL `pid` if it is still in `session`; through a pidfd where there is one,
+    so that a pid reused in between is never hit."""
+    try:
+        pidfd: int | None = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    except (AttributeError, OSError):
+        pidfd = None
+    try:
+        if _session_of_mine(pid) != session:
+            return False
+        if pidfd is None:
+            os.kill(pid, signal.SIGKILL)
+        else:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        return True
+    except OSError:
+        return False
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def _wait_gone(pids: list[int]) -> None:
+    """Until the killed processes have ended (a zombie has let go of its directory)."""
+    deadline = time.monotonic() + GONE_WITHIN
+    while any(started(pid) is not None for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)

@@ -85,7 +85,7 @@ class ExecutorService:
         self._stopping = False
         self.exhausted.clear()
         self._runtime = self._runtime_of(bus)
-        self._sweep = asyncio.create_task(self._runtime.workdirs.sweep())
+        self._sweep = asyncio.create_task(self._runtime.workdirs.tend())
         self._feed = PullFeed(
             bus.nc,
             s.DISPATCH_STREAM,
@@ -136,7 +136,7 @@ class ExecutorService:
             self._runtime.workdirs.close()
             self._runtime = None
         if self._sweep is not None:
-            await self._sweep
+            await stop_tasks([self._sweep])
             self._sweep = None
         if self._lifeline is not None:
             await self._lifeline.stop()

@@ -7,7 +7,9 @@ for the next attempt instead of being removed; one the job wrote into, or
 opened up, is removed with everything in it, as before. A job never sees
 another job's files: it starts in an empty directory either way.
 
-What a killed executor left is removed by the next one to start (`leftovers`)."""
+What a killed executor left is removed by the next one to start (`leftovers`),
+and a job it left running is killed: at the start and every `ORPHANS_EVERY`
+seconds after, by each executor of the host that shares its TMPDIR."""
 
 from __future__ import annotations
 
@@ -24,6 +26,9 @@ from . import leftovers
 
 log = structlog.get_logger("jetjobs.executor")
 
+ORPHANS_EVERY = 5.0
+"""Seconds between looks for jobs of dead executors still running (a scan of /proc)."""
+
 
 class Workdirs:
     """The working directories of one executor, under the temporary folder
@@ -37,9 +42,28 @@ class Workdirs:
         self._uid = os.getuid()
 
     async def sweep(self) -> None:
-        """Remove the directories of executors that died under the same folder, in a
-        thread: a big TMPDIR must not hold up the start."""
+        """Kill the jobs of executors that died under the same folder and remove their
+        directories, in a thread: a big TMPDIR must not hold up the start."""
+        await self._clear(always=True)
+
+    async def tend(self, every: float = ORPHANS_EVERY) -> None:
+        """Sweep, then every `every` seconds kill the jobs of executors that died
+        since (and remove their directories); until cancelled."""
+        await self.sweep()
+        while True:
+            await asyncio.sleep(every)
+            await self._clear(always=False)
+
+    async def _clear(self, always: bool) -> None:
+        """Kill what dead executors' jobs still run here; then remove dead executors'
+        directories, `always` or when something was killed."""
         try:
+            killed = await asyncio.to_thread(leftovers.stop_orphans, self._base)
+            for orphans in killed:
+                directory = os.path.join(self._base, orphans.directory)
+                log.warning("executor.orphans_killed", pids=list(orphans.pids), directory=directory)
+            if not (always or killed):
+                return
             removed = await asyncio.to_thread(leftovers.sweep, self._base)
         except Exception:  # a leftover is never worth stopping the executor for
             log.exception("executor.workdirs_sweep_failed", folder=self._base)
