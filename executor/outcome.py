@@ -76,7 +76,10 @@ def next_retry(
 ) -> float | None:
     """Seconds until the next attempt, or None when the retry budget is spent.
 
-    Every run of the message after its first counts against `retries`."""
-    if attempt - first_attempt < retries:
-        return retry_delay(attempt, jitter)
+    Every run of the message after its first counts against `retries`, and the
+    backoff counts from that first run too: a replayed dead letter starts its fresh
+    budget at attempt N+1, and waits as little as a new job's first retry."""
+    runs = attempt - first_attempt + 1
+    if runs <= retries:
+        return retry_delay(runs, jitter)
     return None

@@ -67,7 +67,15 @@ def test_next_retry_counts_runs_of_this_message(attempt: int, first: int, retrie
     delay = next_retry(attempt, first, retries, no_jitter)
     assert (delay is not None) is retry
     if delay is not None:
-        assert delay == retry_delay(attempt, no_jitter)
+        assert delay == retry_delay(attempt - first + 1, no_jitter)
+
+
+@pytest.mark.parametrize(("first", "retries"), [(1, 3), (5, 3), (40, 3)])
+def test_next_retry_backs_off_from_the_message_first_attempt(first: int, retries: int) -> None:
+    """A replayed dead letter starts at attempt N+1 with a fresh budget: its first
+    retry waits 1 s as a new job's does, not as long as attempt N+1's would."""
+    delays = [next_retry(first + run, first, retries, no_jitter) for run in range(retries + 1)]
+    assert delays == [1.0, 2.0, 4.0, None]
 
 
 @pytest.mark.parametrize(
