@@ -5,8 +5,17 @@ with `decode`/`settle`, `TemplateBoard`, and `ApiServer`/`ApiClient`.
 """
 
 from .api import ApiClient, ApiServer
-from .boards import CancelBoard, CancelFeed, RunnerBoard, delete_dispatch, last_event, store_backlog
-from .connection import BusUnavailable, UnsupportedNats
+from .boards import (
+    CancelBoard,
+    CancelFeed,
+    RunnerBoard,
+    StoredMessage,
+    delete_dispatch,
+    dispatch_message,
+    last_event,
+    store_backlog,
+)
+from .connection import NATS_ERRORS, BusUnavailable, UnsupportedNats
 from .consume import (
     Ack,
     Action,
@@ -27,6 +36,7 @@ from .templates import Loaded, Removed, TemplateBoard
 from .watch import job_events, live_events
 
 __all__ = [
+    "NATS_ERRORS",
     "Ack",
     "Action",
     "ApiClient",
@@ -48,11 +58,13 @@ __all__ = [
     "PullFeed",
     "Removed",
     "RunnerBoard",
+    "StoredMessage",
     "TemplateBoard",
     "Term",
     "UnsupportedNats",
     "decode",
     "delete_dispatch",
+    "dispatch_message",
     "encode",
     "job_events",
     "last_event",

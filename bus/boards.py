@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from typing import NamedTuple
 
 import structlog
 from nats.aio.client import Client
@@ -187,6 +188,24 @@ async def delete_dispatch(js: JetStreamContext, sequence: int) -> bool:
         return bool(await js.delete_msg(s.DISPATCH_STREAM, sequence))
     except (NotFoundError, APIError):
         return False
+
+
+class StoredMessage(NamedTuple):
+    """A message as a stream holds it."""
+
+    subject: str
+    data: bytes
+    headers: dict[str, str]
+
+
+async def dispatch_message(js: JetStreamContext, sequence: int) -> StoredMessage | None:
+    """The job message at `sequence` of the dispatch stream, as it was published; None
+    when nothing is left there."""
+    try:
+        raw = await js.get_msg(s.DISPATCH_STREAM, sequence)
+    except NotFoundError:
+        return None
+    return StoredMessage(raw.subject or "", raw.data or b"", dict(raw.headers or {}))
 
 
 async def last_event(js: JetStreamContext, company: str, job_id: str) -> JobEvent | None:

@@ -10,9 +10,14 @@ from dataclasses import dataclass, field
 
 import structlog
 from nats.aio.client import Client
+from nats.errors import Error as ClientError
 from nats.errors import NoServersError
 
 log = structlog.get_logger("jetjobs.bus")
+
+NATS_ERRORS: tuple[type[Exception], ...] = (ClientError, TimeoutError)
+"""What a request to NATS raises when the server is away, slow or refuses: what a
+caller outside `bus` catches to answer "try again"."""
 
 OLDEST_NATS = (2, 11, 0)
 """The oldest nats-server jetjobs runs on. Streams allow per-message TTLs

@@ -182,6 +182,11 @@ class EventTrail:
         """Send an event; its ack is checked at `close`."""
         self._sent.append(await self._publisher.send(*_event_item(event)))
 
+    async def stored(self) -> None:
+        """Wait until the events sent so far are stored (raises as `close` does)."""
+        sent, self._sent = self._sent, []
+        await self._publisher.confirm(sent)
+
     async def close(self, final: JobEvent) -> None:
         """Wait for the events sent so far, then publish `final` and wait for it."""
         sent, self._sent = self._sent, []

@@ -62,9 +62,12 @@ class Runtime:
     base_env: Mapping[str, str]
     launch: Callable[[Launch], Awaitable[Running | NoopRunning | NotRunnable]] = launch
     cancelled: Mapping[str, str] = field(default_factory=dict)
+    """Job ids cancelled so far, with the reason (kept current by the service)."""
     history: Callable[[str, str], Awaitable[JobEvent | None]] = no_history
     """The job's latest event on the bus, to recognise a redelivery of a finished job."""
-    """Job ids cancelled so far, with the reason (kept current by the service)."""
+    ruling_wait: float = 0.0
+    """Seconds a redelivery waits for the store to rule on an earlier attempt that was
+    left running (its executor died): the ruling may end the job (`reaper.LOST_LIMIT`)."""
     metrics: ExecutorMetrics = field(default_factory=unobserved)
     tenancy: Tenancy = field(default_factory=Tenancy)
     """Credentials fetched just in time and artifacts stored, through the store API."""
@@ -109,7 +112,7 @@ async def _attempt(
     attempt: Attempt, delivery: Delivery[JobMessage], runtime: Runtime, control: Control, jlog: JobLog
 ) -> Outcome:
     message = attempt.message
-    if delivery.delivered > 1 and await _finished_before(message, runtime):
+    if delivery.delivered > 1 and await _finished_before(message, attempt.number, runtime):
         jlog.info("job.already_finished")
         return Succeeded()
     gate = check(message, delivery.delivered, control, runtime.cancelled, utcnow())
@@ -126,6 +129,8 @@ async def _attempt(
     trail = runtime.publisher.trail()
     acknowledged = events.acknowledged(attempt)
     await trail.add(acknowledged)
+    if delivery.delivered > 1:  # a redelivery may follow a crash: its run is on record before it starts
+        await trail.stored()
     runtime.metrics.acknowledged(message, acknowledged.at, delivery.delivered)
     jlog.debug("job.acknowledged", runner=runtime.runner)
     with runtime.heartbeats.keep(delivery):
@@ -152,18 +157,30 @@ async def _attempt(
     return outcome
 
 
-async def _finished_before(message: JobMessage, runtime: Runtime) -> bool:
+RULING_POLL = 0.25
+"""Seconds between two looks at a job's latest event while waiting for a ruling."""
+
+
+async def _finished_before(message: JobMessage, number: int, runtime: Runtime) -> bool:
     """Whether a redelivered message's job already ended (its ack was lost, e.g. in a
-    NATS restart): then it is acknowledged again instead of run twice."""
-    try:
-        last = await runtime.history(message.company, message.job_id)
-    except Exception:
-        return False
-    return (
-        last is not None
-        and last.attempt >= message.attempt
-        and (last.final or last.status is Status.PROCESSED)
-    )
+    NATS restart): then it is acknowledged again instead of run twice. When an earlier
+    attempt was left running, its executor most likely died with it: the store's ruling
+    on it (lost, and final after too many) is awaited for up to `ruling_wait`, so a job
+    that kills its executor is not run again before it is counted."""
+    deadline = asyncio.get_running_loop().time() + runtime.ruling_wait
+    while True:
+        try:
+            last = await runtime.history(message.company, message.job_id)
+        except Exception:
+            return False
+        if last is None or last.attempt < message.attempt:
+            return False
+        if last.final or last.status is Status.PROCESSED:
+            return True
+        left_running = last.attempt < number and last.status in (Status.ACKNOWLEDGED, Status.STARTED)
+        if not left_running or asyncio.get_running_loop().time() >= deadline:
+            return False
+        await asyncio.sleep(RULING_POLL)
 
 
 async def _bury(delivery: Delivery[JobMessage], event: JobEvent, runtime: Runtime, jlog: JobLog) -> None:

@@ -110,6 +110,7 @@ class ExecutorService:
             workdirs=Workdirs(keep=self._config.slots),
             cancelled=self._lifeline.cancelled if self._lifeline is not None else {},
             history=history_for(self._config, bus),
+            ruling_wait=self._layout.runner_ttl,
             base_env=dict(os.environ),
             launch=launcher_for(self._config),
             metrics=self._metrics,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from pydantic import ValidationError
 
-from bus import Bus, CancelBoard, PublishFailed, RunnerBoard, delete_dispatch
+from bus import NATS_ERRORS, Bus, CancelBoard, PublishFailed, RunnerBoard, delete_dispatch, last_event
 from bus.letters import company_of
+from bus.taken import handed_out
 from contracts import api
 from contracts.api import ApiFailure
 from contracts.enums import ErrorKind, Status
@@ -37,14 +39,29 @@ from .queries import Queries
 
 log = structlog.get_logger("jetjobs.store")
 
+SEQUENCE_WAIT = 3.0
+"""Seconds a cancel waits for the store to record where a queued job's message is."""
+
+RETRY_MARGIN = 2.0
+"""Seconds before a retry is due from which a cancel leaves the job to the executor
+that takes it: the next attempt may be on its way (and hosts' clocks differ a little)."""
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _retry_ahead(last: JobEvent) -> bool:
+    """Whether the retry `last` announced is due later than `RETRY_MARGIN` from now: an
+    executor naks the message only after `last` is stored, so no executor has it yet."""
+    if last.retry_in is None:
+        return False
+    return last.at + timedelta(seconds=last.retry_in) > _now() + timedelta(seconds=RETRY_MARGIN)
+
+
 def cancelled_event(job: JobRecord, reason: str) -> JobEvent:
     """A queued job's end: the current attempt if it still waits, the next one if it
-    waits for a retry."""
+    waits for a retry or a redelivery."""
     attempt = job.attempt if job.status is Status.DISPATCHED else job.attempt + 1
     return JobEvent(
         job_id=job.id,
@@ -157,6 +174,10 @@ class LifecycleApi:
         }
 
     async def job_cancel(self, request: api.JobRef) -> CancelReply:
+        """Mark the cancel, so executors refuse the job at their gate or kill it; then end
+        it here only if no executor can have received it. Otherwise its executor reports
+        how it ended (refused, killed, or finished first): the record's status lags the
+        bus, and a `dispatched` job may already be running."""
         queries = Queries(self._pool)
         job = await queries.job_by_id(request.id)
         if job is None:
@@ -165,14 +186,78 @@ class LifecycleApi:
             raise ApiFailure(409, f"job {job.id} already ended ({job.status.value}): nothing to cancel")
         await self._mark(job)
         if job.status in (Status.ACKNOWLEDGED, Status.STARTED):
-            log.info("job.cancel_requested", job_id=job.id, company=job.company, attempt=job.attempt)
-            return CancelReply(job_id=job.id, company=job.company, state="running")
-        seq = await queries.dispatch_of(job.id)
-        if seq is not None and job.status is Status.DISPATCHED:
-            await delete_dispatch(self._bus.js, seq)
+            return self._left_to_executor(job, "running")
+        queued = job.status is Status.DISPATCHED
+        try:
+            unreached = await (self._untaken(job) if queued else self._between_attempts(job))
+        except NATS_ERRORS as error:
+            raise ApiFailure(
+                503,
+                f"could not tell whether an executor has job {job.id} ({error!r}); "
+                "its cancel is recorded, executors refuse it: try again to see it end",
+            ) from None
+        if not unreached:
+            return self._left_to_executor(job, "taken" if queued else "next attempt due")
         await self._publish(cancelled_event(job, "cancelled by request"))
         log.info("job.cancelled", job_id=job.id, company=job.company, attempt=job.attempt)
         return CancelReply(job_id=job.id, company=job.company, state="queued")
+
+    def _left_to_executor(self, job: JobRecord, found: str) -> CancelReply:
+        log.info("job.cancel_requested", job_id=job.id, company=job.company, attempt=job.attempt, found=found)
+        return CancelReply(job_id=job.id, company=job.company, state="running")
+
+    async def _untaken(self, job: JobRecord) -> bool:
+        """Whether a queued job's message left the stream before any executor received
+        it. A message already delivered stays: its executor refuses or kills the job, and
+        if that executor goes, JetStream hands the message to one that refuses it. One
+        delivered between the look and the delete is gone for good, and its executor
+        (or, if it dies, the reaper) ends the job."""
+        seq = None if job.pool is None else await self._sequence(job)
+        if seq is None or job.pool is None:
+            return False
+        js = self._bus.js
+        if await handed_out(js, job.company, job.pool, seq):
+            return False
+        await delete_dispatch(js, seq)
+        return not await handed_out(js, job.company, job.pool, seq)
+
+    async def _sequence(self, job: JobRecord) -> int | None:
+        """Where the job's message is in the dispatch stream. A job run a moment ago is
+        recorded before its message is projected, so this waits for that a little."""
+        queries = Queries(self._pool)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SEQUENCE_WAIT
+        delay = 0.01
+        while (seq := await queries.dispatch_of(job.id)) is None and loop.time() + delay < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+        return seq
+
+    async def _between_attempts(self, job: JobRecord) -> bool:
+        """Whether a job waiting for its next attempt (a retry, or a redelivery after its
+        executor was lost) cannot have reached an executor yet: the bus shows no later
+        step than the record, and the retry is not due for a while, or no executor of its
+        pool is alive to take it. Then its message leaves the stream, when known."""
+        last = await last_event(self._bus.js, job.company, job.id)
+        if last is None or last.attempt != job.attempt or last.status is not Status.ERROR or last.final:
+            return False
+        if not (_retry_ahead(last) or await self._no_runner(job.pool)):
+            return False
+        seq = await Queries(self._pool).dispatch_of(job.id)
+        if seq is not None:
+            await delete_dispatch(self._bus.js, seq)
+        return True
+
+    async def _no_runner(self, pool: str | None) -> bool:
+        """Whether no executor of `pool` is alive: only a live one can hold a message.
+        A runners bucket made less than a heartbeat TTL ago (NATS restarted) may not
+        list every live one yet."""
+        board = await RunnerBoard.open(self._bus.js, self._bus.layout)
+        made = await board.made()
+        ttl = timedelta(seconds=self._bus.layout.runner_ttl)
+        if pool is None or made is None or made > _now() - ttl:
+            return False
+        return all(runner.pool != pool for runner in await board.live())
 
     async def _mark(self, job: JobRecord) -> None:
         try:

@@ -336,6 +336,13 @@ class Queries:
         """Rows (id, company, attempt, runner, status) of jobs whose runner is gone."""
         return await self._db.fetch(self._q("orphaned_attempts"), silent_for, list(live_runners), limit)
 
+    async def earlier_losses(self, attempts: Sequence[tuple[str, int]]) -> dict[str, Any]:
+        """Rows (id, stream_seq, lost) by job id: of each (job id, attempt) being ended
+        `lost`, how many earlier attempts of its message an executor lost, and where
+        that message is in the dispatch stream."""
+        found = await self._db.fetch(self._q("earlier_losses"), *_columns(attempts, 2))
+        return {r["id"]: r for r in found}
+
     async def dispatch_of(self, job_id: str) -> int | None:
         """The stream sequence of a job's current message, when known."""
         seq = await self._db.fetchval(self._q("dispatch_of"), job_id)

@@ -13,10 +13,11 @@ from typing import Any
 
 import structlog
 
-from bus import Bus, RunnerBoard, delete_dispatch, store_backlog
+from bus import Bus, CancelBoard, RunnerBoard, delete_dispatch, dispatch_message, store_backlog
+from bus.letters import job_id_of
 from contracts import subjects as s
 from contracts.enums import ErrorKind, Status
-from contracts.messages import JobEvent
+from contracts.messages import DeadLetter, JobEvent
 
 from .db import UNAVAILABLE
 from .queries import Queries
@@ -25,6 +26,22 @@ log = structlog.get_logger("jetjobs.store")
 
 BATCH = 500
 """Most jobs reaped in one round; the next round takes the rest."""
+
+RECORDED = frozenset(
+    (
+        "id",
+        "company",
+        "pool",
+        "template_id",
+        "app_id",
+        "argv",
+        "attempt",
+        "scheduled_at",
+        "dispatched_at",
+        "launched_by",
+    )
+)
+"""What a dead letter keeps of a job whose message could not be read back."""
 
 
 @dataclass(frozen=True)
@@ -35,10 +52,30 @@ class ReaperTiming:
     silent_for: float
 
 
-def lost_event(row: Any) -> JobEvent:
+LOST_LIMIT = 3
+"""Runs of one job message an executor may lose before the job ends `lost` for good
+and goes to the dead letters. An executor that crashes is not the job's failure
+until it keeps happening, so this is apart from `retries`; but a job that kills or
+exhausts its executor would otherwise take one down on every redelivery, for ever."""
+
+
+def stopped_times(times: int) -> str:
+    return f"its executor stopped {times} times while running it (a job that kills or exhausts its executor?)"
+
+
+def lost_event(row: Any, earlier_losses: int = 0) -> JobEvent:
     """The attempt's runner stopped heartbeating: `lost`, and not final, since
-    JetStream hands the unacknowledged message to another executor."""
+    JetStream hands the unacknowledged message to another executor; final once the
+    message's executors were lost `LOST_LIMIT` times, this one included."""
     runner = row["runner"] or "unknown"
+    stopped = f"runner {runner} stopped heartbeating while the job was {row['status']}"
+    times = earlier_losses + 1
+    final = times >= LOST_LIMIT
+    reason = (
+        f"{stopped}: {stopped_times(times)}: not run again, see the dead letters (`jetjobs dlq list`)"
+        if final
+        else f"{stopped}: redelivered"
+    )
     return JobEvent(
         job_id=row["id"],
         company=row["company"],
@@ -47,8 +84,42 @@ def lost_event(row: Any) -> JobEvent:
         at=datetime.now(UTC),
         runner=row["runner"],
         kind=ErrorKind.LOST,
-        reason=f"runner {runner} stopped heartbeating while the job was {row['status']}: redelivered",
-        final=False,
+        reason=reason,
+        final=final,
+    )
+
+
+@dataclass(frozen=True)
+class Original:
+    """The job message a dead letter keeps: as it was published and where it still is
+    (`seq`), or as the store recorded the job when the stream no longer had it
+    (`missing` says why)."""
+
+    subject: str
+    payload: bytes
+    headers: dict[str, str]
+    seq: int | None = None
+    missing: str | None = None
+
+
+def lost_letter(event: JobEvent, times: int, original: Original) -> DeadLetter:
+    """The dead letter of a job its executors were lost on `times` times."""
+    reason = f"{stopped_times(times)}: attempt {event.attempt}, on runner {event.runner or 'unknown'}, was the last"
+    if original.missing is None:
+        reason += "; replay it (`jetjobs dlq replay`) once the cause is fixed"
+    else:
+        reason += (
+            f"; its message could not be read from {s.DISPATCH_STREAM} ({original.missing}), so this letter "
+            "holds what the store recorded of the job instead, which cannot be replayed: run it again"
+        )
+    return DeadLetter(
+        company=event.company,
+        job_id=event.job_id,
+        reason=reason,
+        subject=original.subject,
+        payload=original.payload.decode("utf-8", errors="replace"),
+        headers=original.headers,
+        at=event.at,
     )
 
 
@@ -77,6 +148,41 @@ def undelivered_event(row: Any, message_gone: bool = False) -> JobEvent:
         at=datetime.now(UTC),
         kind=ErrorKind.UNDELIVERED,
         reason=reason,
+        final=True,
+    )
+
+
+def cancelled_unstarted_event(row: Any, cancel: str) -> JobEvent:
+    """A cancelled job no executor acknowledged before its deadline: the cancel had
+    taken its message, or every executor refused it. Ended as the cancel it is."""
+    return JobEvent(
+        job_id=row["id"],
+        company=row["company"],
+        attempt=row["attempt"],
+        status=Status.ERROR,
+        at=datetime.now(UTC),
+        kind=ErrorKind.CANCELLED,
+        reason=f"cancelled before it started: {cancel}; no executor took it before {row['deadline'].isoformat()}",
+        final=True,
+    )
+
+
+def cancelled_lost_event(row: Any, cancel: str) -> JobEvent:
+    """A cancelled job whose runner vanished: final, since a redelivery would only be
+    refused (its message may be gone with the cancel, and then none comes)."""
+    runner = row["runner"] or "unknown"
+    return JobEvent(
+        job_id=row["id"],
+        company=row["company"],
+        attempt=row["attempt"],
+        status=Status.ERROR,
+        at=datetime.now(UTC),
+        runner=row["runner"],
+        kind=ErrorKind.CANCELLED,
+        reason=(
+            f"cancelled ({cancel}), and runner {runner} stopped heartbeating while the job was "
+            f"{row['status']}: not run again"
+        ),
         final=True,
     )
 
@@ -117,14 +223,64 @@ class Reaper:
             [] if live is None else await queries.orphaned_attempts(self._timing.silent_for, live, BATCH)
         )
         overdue = await queries.overdue_dispatches(BATCH)
+        losses = await queries.earlier_losses([(row["id"], row["attempt"]) for row in orphans])
+        cancels = await CancelBoard.open(self._bus.js)
         for row in orphans:
-            await self._end(lost_event(row))
+            known = losses.get(row["id"])
+            cancel = await cancels.reason(row["id"])
+            if cancel is not None:
+                await self._end(cancelled_lost_event(row, cancel))
+                if known is not None and known["stream_seq"] is not None:
+                    await delete_dispatch(self._bus.js, int(known["stream_seq"]))
+                continue
+            earlier = 0 if known is None else int(known["lost"])
+            event = lost_event(row, earlier)
+            if event.final:
+                seq = None if known is None or known["stream_seq"] is None else int(known["stream_seq"])
+                await self._bury(event, earlier + 1, await self._original(queries, event, seq))
+            else:
+                await self._end(event)
         for row in overdue:
             gone = row["stream_seq"] is not None and not await delete_dispatch(
                 self._bus.js, int(row["stream_seq"])
             )
-            await self._end(undelivered_event(row, message_gone=gone))
+            cancel = await cancels.reason(row["id"])
+            await self._end(
+                undelivered_event(row, message_gone=gone)
+                if cancel is None
+                else cancelled_unstarted_event(row, cancel)
+            )
         return len(orphans) + len(overdue)
+
+    async def _original(self, queries: Queries, event: JobEvent, seq: int | None) -> Original:
+        """The job's message, still in the dispatch stream (unacknowledged) at `seq`;
+        when it is not there, what the store recorded of the job."""
+        if seq is None:
+            missing = "the store does not know where it is"
+        else:
+            stored = await dispatch_message(self._bus.js, seq)
+            if stored is None:
+                missing = f"nothing is left at sequence {seq}"
+            elif job_id_of(stored.data) == event.job_id:
+                return Original(stored.subject, stored.data, stored.headers, seq)
+            else:
+                missing = f"sequence {seq} holds another message"
+        job = await queries.job_by_id(event.job_id)
+        recorded = b"{}" if job is None else job.model_dump_json(include=set(RECORDED)).encode()
+        pool = "default" if job is None or job.pool is None else job.pool
+        return Original(s.dispatch_subject(event.company, pool), recorded, {}, missing=missing)
+
+    async def _bury(self, event: JobEvent, times: int, original: Original) -> None:
+        """End the job for good: its dead letter first, so a round that fails before the
+        final event files it again (once: its msg id is that of the attempt's letter),
+        then the event, then its message leaves the stream, so no executor takes it
+        again (one that reads the events stream would see the final event and ack it)."""
+        letter = lost_letter(event, times, original)
+        await self._bus.publisher.dead(letter, msg_id=f"{event.job_id}.{event.attempt}.dead")
+        await self._end(event)
+        log.warning("job.dead_lettered", job_id=event.job_id, company=event.company, reason=letter.reason)
+        if original.seq is not None:
+            await delete_dispatch(self._bus.js, original.seq)
 
     async def _live(self, runners: RunnerBoard) -> list[str] | None:
         """The ids of the live runners; None while the board may still miss some: for one

@@ -436,3 +436,14 @@ WITH record AS (
     WHERE s.outcome = 'skipped' AND EXCLUDED.outcome <> 'skipped'
 )
 SELECT DISTINCT template_id, company FROM foreign_;
+
+-- name: earlier_losses --
+-- For each job $1[i] whose attempt $2[i] is being ended `lost`: how many earlier attempts of the same message were lost while an executor held them (reaped, or superseded by a redelivery; not one never taken, nor one its executor handed back itself, which has an end), counted from the attempt the message started at (so a replay starts afresh), and where that message sits in the dispatch stream.
+WITH asked AS (
+    SELECT u.job_id, u.attempt FROM unnest($1::text[], $2::integer[]) AS u(job_id, attempt)
+)
+SELECT asked.job_id AS id, d.stream_seq,
+    (SELECT count(*) FROM job_attempt a
+     WHERE a.job_id = asked.job_id AND a.kind = 'lost' AND a.runner IS NOT NULL AND a.end_at IS NULL
+        AND a.attempt >= coalesce(d.attempt, 1) AND a.attempt < asked.attempt) AS lost
+FROM asked LEFT JOIN job_dispatch d ON d.job_id = asked.job_id AND d.attempt <= asked.attempt;
