@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime, timedelta
 
 import structlog
 from nats.aio.client import Client
@@ -114,3 +115,26 @@ async def finished_jobs(nc: Client, wanted: Callable[[str], bool]) -> AsyncItera
                 yield job_id
     finally:
         await sub.unsubscribe()
+
+
+LOOKUP_CHUNK = 256
+"""Jobs whose last event is asked for at once."""
+
+
+async def last_events(js: JetStreamContext, jobs: Sequence[tuple[str, str]]) -> list[JobEvent | None]:
+    """The last event of each (company, job id), None for a job that has none yet."""
+    found: list[JobEvent | None] = []
+    for start in range(0, len(jobs), LOOKUP_CHUNK):
+        chunk = jobs[start : start + LOOKUP_CHUNK]
+        found += await asyncio.gather(*(last_event(js, company, job_id) for company, job_id in chunk))
+    return found
+
+
+async def records_from(js: JetStreamContext, now: datetime) -> datetime:
+    """The earliest instant the slot records reach back to: the slots stream's creation
+    (a new NATS remembers no slot), or its max age ago."""
+    info = await js.stream_info(s.SLOTS_STREAM)
+    earliest = info.created or now
+    if info.config.max_age:
+        earliest = max(earliest, now - timedelta(seconds=info.config.max_age))
+    return min(earliest, now)

@@ -24,7 +24,7 @@ import structlog
 from bus import CancelBoard
 from bus.handoff import Handoff, Sent
 from bus.slots import SlotLog
-from contracts.schedule import Overlap, SlotReason, SlotRecord, Trigger
+from contracts.schedule import Overlap, SlotReason, SlotRecord
 
 from . import records
 from .firing import Firing, Unbuildable, build
@@ -36,6 +36,7 @@ from .runs import Run, Runs, horizon
 log = structlog.get_logger("jetjobs.scheduler")
 
 PAUSED_DETAIL = "the template or its company is paused"
+OWED_PAUSED_DETAIL = f"{PAUSED_DETAIL}; on resume its misfire policy decides whether it runs"
 
 
 @dataclass
@@ -177,9 +178,8 @@ class Firer:
             return decision
         template = current.due.template
         if template.overlap is not Overlap.ALLOW:
-            self._runs.started(
-                template.id, Run(current.message.job_id, template.company, horizon(template, now))
-            )
+            run = Run(current.message.job_id, template.company, horizon(template, now), started=now)
+            self._runs.started(template.id, run)
         return current, decision
 
     def _current(self, firing: Firing, now: datetime) -> Firing | None:
@@ -199,11 +199,16 @@ class Firer:
     def _decide(self, firing: Firing, now: datetime) -> SlotRecord | str | None:
         """A skip record (or the record of an owed run that waits for the template's
         active run, `forbid`), or the job id of the run this one replaces (None: no
-        run to replace)."""
+        run to replace). A paused template starts nothing, not even a run its misfire
+        policy owes: that slot is recorded paused, and the resume decides again."""
         due = firing.due
         template = due.template
-        if template.paused and due.trigger is Trigger.SCHEDULE:
+        if template.paused and not due.owed:
             return self._skip(due, SlotReason.PAUSED, PAUSED_DETAIL, now)
+        if template.paused:
+            self._plan.paused_owed(due)
+            detail = f"owed ({due.trigger.value}): {OWED_PAUSED_DETAIL}"
+            return self._skip(due, SlotReason.PAUSED, detail, now)
         run = self._active(template.id, template.overlap, now)
         if run is None:
             return None

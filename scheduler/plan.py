@@ -58,6 +58,14 @@ class Plan:
         self._taken: dict[int, datetime] = {}
         """Templates whose timer was taken to be fired, with the slot it was for."""
         self._anchors: dict[int, datetime] = {}
+        self._anchors_read = False
+        """Whether the anchors are those the slot records say (`rebase`): before, a
+        template without one may only not have been read yet."""
+        self._records_from: datetime | None = None
+        """The earliest instant slot records reach back to, when known: an anchor
+        from before it may be gone with them."""
+        self._paused_owed: dict[int, list[datetime]] = {}
+        """Slots of owed runs not started because their template was paused: its resume counts them."""
         self._backlog: list[Due] = []
         self._waiting = Waiting()
         self._backlog_failures = 0
@@ -125,12 +133,14 @@ class Plan:
         if old is not None and waiting and _same_schedule(old, template):
             self._templates[template.id] = template
             if pending is not None:
-                self._heap.push(replace(pending, revision=template.revision))
+                self._heap.push(self._kept(pending, old, template))
             if old.paused and not template.paused:
-                self._resumed(template, pending.slot if pending is not None else self._taken[template.id])
+                upcoming = pending.slot if pending is not None else self._taken[template.id]
+                self._resumed(template, upcoming, now)
             return
         if old is not None and not _same_schedule(old, template):
             self._anchors.pop(template.id, None)
+            self._paused_owed.pop(template.id, None)
         timer = self._first_timer(template, now)
         self._templates[template.id] = template
         self._heap.push(timer)
@@ -139,12 +149,33 @@ class Plan:
         log.error("schedule.invalid_template", template_id=template_id, reason=str(error))
         self.remove(template_id)
 
+    def _kept(self, pending: Timer, old: Entry, new: Entry) -> Timer:
+        """The pending timer of a template whose schedule stays: the new revision,
+        and its due time moved by a new jitter (a retry keeps its back-off)."""
+        if new.jitter != old.jitter and pending.retry_of is None:
+            return self._timer(new, pending.slot)
+        return replace(pending, revision=new.revision)
+
+    def _counted_from(self, template: Entry, now: datetime) -> datetime | None:
+        """Where the template's missed slots are counted from: its anchor, never
+        before it was put on the schedule (a store clock ahead moves nothing past
+        `now`). Without an anchor (no slot run through yet, or a new schedule
+        since), from when it was put on the schedule, but no further back than
+        slot records reach (an anchor may be gone with them: aged out, or a new
+        NATS). None for a template saved before that was recorded, and before
+        the anchors are read."""
+        anchor = self._anchors.get(template.id)
+        if template.since is None or (anchor is None and not self._anchors_read):
+            return anchor
+        since = min(template.since, now)
+        if anchor is not None:
+            return max(anchor, since)
+        return since if self._records_from is None else max(since, min(self._records_from, now))
+
     def _first_timer(self, template: Entry, now: datetime) -> Timer:
         """The first pending slot; slots between the anchor and `now` go to the backlog,
         none from before the template was put on the schedule."""
-        anchor = self._anchors.get(template.id)
-        if anchor is not None and template.since is not None:
-            anchor = max(anchor, min(template.since, now))  # a store clock ahead moves nothing past now
+        anchor = self._counted_from(template, now)
         start = now
         if anchor is not None:
             cutoff = now - self._grace
@@ -158,18 +189,21 @@ class Plan:
                 self._backlog += misfire(template, missed, recorded=False)
         return self._timer(template, next_fire(template.cron, template.timezone, start))
 
-    def _resumed(self, template: Entry, upcoming: datetime) -> None:
+    def _resumed(self, template: Entry, upcoming: datetime, now: datetime) -> None:
         """A paused template is back: its paused slots are recorded; its misfire
         policy says which of them run now. They are every slot since the anchor
         before `upcoming`, the template's slot not yet decided (pending, or being
-        prepared: it is decided with the template as it is now, so it runs on time)."""
-        anchor = self._anchors.get(template.id)
-        if anchor is None or anchor >= upcoming:
-            return
-        missed = [slot for slot in missed_slots(template, anchor, upcoming) if slot < upcoming]
-        self._backlog += misfire(template, missed, recorded=True)
-        if missed:
-            self._anchors[template.id] = missed[-1]
+        prepared: it is decided with the template as it is now, so it runs on time),
+        and the owed runs the pause held back; not those still owed (they go as owed)."""
+        anchor = self._counted_from(template, now)
+        missed = set(self._paused_owed.pop(template.id, []))
+        if anchor is not None and anchor < upcoming:
+            missed.update(slot for slot in missed_slots(template, anchor, upcoming) if slot < upcoming)
+        owed = {due.slot for due in self._backlog if due.template.id == template.id}
+        chosen = sorted(missed - owed - self._waiting.slots(template.id))
+        self._backlog += misfire(template, chosen, recorded=True)
+        if chosen:
+            self.mark(template.id, chosen[-1])
 
     def remove(self, template_id: int) -> None:
         """Forget a template; its pending slot never fires."""
@@ -179,6 +213,7 @@ class Plan:
         self._taken.pop(template_id, None)
         self._failures.pop(template_id, None)
         self._anchors.pop(template_id, None)
+        self._paused_owed.pop(template_id, None)
         self._waiting.drop(template_id)
 
     def retain(self, template_ids: set[int]) -> None:
@@ -186,16 +221,20 @@ class Plan:
         for template_id in self.ids() - template_ids:
             self.remove(template_id)
 
-    def rebase(self, anchors: Mapping[int, datetime], now: datetime) -> None:
-        """Start over from the anchors a new leader read: every template's first
-        slot, and what its misfire policy owes for the slots missed since. Only
-        templates on the board keep their anchor: one that is not (inactive) owes
-        nothing for its time away, as when `remove` dropped it while leading."""
+    def rebase(
+        self, anchors: Mapping[int, datetime], now: datetime, records_from: datetime | None = None
+    ) -> None:
+        """Start over from the anchors a new leader read (slot records reaching back
+        to `records_from`, when known): every template's first slot, and what its
+        misfire policy owes for the slots missed since. Only templates on the
+        board keep their anchor: one that is not (inactive) owes nothing for its
+        time away, as when `remove` dropped it while leading."""
         templates = list(self._templates.values())
         self._templates, self._heap, self._taken = {}, TimerHeap(), {}
         self._failures, self._backlog, self._waiting = {}, [], Waiting()
         self._backlog_failures, self._backlog_after = 0, None
         self._anchors = {t.id: anchors[t.id] for t in templates if t.id in anchors}
+        self._anchors_read, self._records_from, self._paused_owed = True, records_from, {}
         for template in templates:
             self.put(template, now)
 
@@ -235,6 +274,12 @@ class Plan:
         """An owed run waits for the template's active run to end (`forbid`); that
         run's horizon is `until`."""
         self._waiting.hold(due, until)
+
+    def paused_owed(self, due: Due) -> None:
+        """An owed run did not start, its template being paused: the resume owes its
+        slot again, with the slots missed while paused, to the misfire policy."""
+        if due.template.id in self._templates:
+            self._paused_owed.setdefault(due.template.id, []).append(due.slot)
 
     def release(self, template_id: int) -> bool:
         """The template's active run is over: its waiting runs are ready (True if any)."""

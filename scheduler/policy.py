@@ -15,6 +15,10 @@ from .entry import Entry
 MAX_MISSED = 10_000
 """Most missed slots looked at after an outage; older ones are not recorded one by one."""
 
+WINDOW_LOOKS = 64
+"""Most windows looked at to find the latest missed slots (halving a window of
+years down to a second takes about 35)."""
+
 
 @dataclass(frozen=True)
 class Due:
@@ -53,9 +57,29 @@ def missed_slots(template: Entry, anchor: datetime, until: datetime) -> list[dat
     first = fires_between(cron, zone, anchor, until, limit=MAX_MISSED)
     if len(first) < MAX_MISSED:
         return first
-    span = first[-1] - first[0]
-    latest = fires_between(cron, zone, max(first[-1], until - span), until, limit=MAX_MISSED)
-    return first + latest
+    return first + _latest(cron, zone, first[-1], until, first[-1] - first[0])
+
+
+def _latest(cron: str, zone: str, after: datetime, until: datetime, guess: timedelta) -> list[datetime]:
+    """The latest MAX_MISSED slots in (after, until], found by narrowing a window
+    ending at `until` until it holds between MAX_MISSED and twice as many: slots
+    need not be spread evenly (office hours, weekdays), so a window as long as the
+    earliest slots took (`guess`, and a margin) may hold far more or far fewer.
+    Each look is bounded."""
+    whole = until - after
+    short, long = timedelta(0), None
+    found: list[datetime] = []
+    window = min(guess * 1.1 + timedelta(seconds=1), whole)
+    for _ in range(WINDOW_LOOKS):
+        slots = fires_between(cron, zone, until - window, until, limit=2 * MAX_MISSED + 1)
+        if len(slots) > 2 * MAX_MISSED:
+            long = window
+        elif len(slots) >= MAX_MISSED or window >= whole:
+            return slots[-MAX_MISSED:]
+        else:
+            short, found = window, slots
+        window = (short + long) / 2 if long is not None else min(2 * window, whole)
+    return found
 
 
 def misfire(template: Entry, missed: list[datetime], *, recorded: bool) -> list[Due]:

@@ -24,6 +24,8 @@ class Run:
     job_id: str
     company: str
     until: datetime
+    started: datetime
+    """When it was fired (or, for a run a new leader inherits, recorded)."""
 
 
 class Runs:
@@ -57,6 +59,10 @@ class Runs:
     def watching(self, job_id: str) -> bool:
         """Whether the job is one of the runs followed here."""
         return job_id in self._by_job
+
+    def started_before(self, when: datetime) -> list[Run]:
+        """The runs followed here that were fired before `when`."""
+        return [run for run in self._by_template.values() if run.started < when]
 
     def active(self, template_id: int, now: datetime) -> Run | None:
         """The template's active run, if any (runs past their horizon are dropped)."""

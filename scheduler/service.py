@@ -14,7 +14,7 @@ import secrets
 import socket
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -22,7 +22,7 @@ import structlog
 from bus import Bus, CancelBoard, Layout, Loaded, Removed, TemplateBoard
 from bus.handoff import Handoff
 from bus.lease import Lease
-from bus.slots import SlotLog, finished_jobs
+from bus.slots import SlotLog, finished_jobs, records_from
 from bus.tasks import stop_tasks
 from bus.templates import BoardChange, Posted
 
@@ -30,6 +30,7 @@ from .firer import Firer
 from .leader import Leadership
 from .metrics import SchedulerMetrics
 from .plan import Backoff, Plan
+from .recheck import ended
 from .runs import Runs
 from .takeover import restore_runs
 
@@ -64,6 +65,9 @@ class SchedulerConfig:
     """Cap on that pause, so a slot is retried at least this often while NATS is unwell."""
     watch_retry_delay: float = 1.0
     """Seconds before watching the templates board again after the watch failed."""
+    runs_recheck: float = 60.0
+    """Every this many seconds, the runs active for longer are looked up in the events
+    stream, in case their final event went unheard (as every run is after a reconnect)."""
     stop_grace: float = 5.0
     """Seconds `stop()` lets a publish in flight finish before cancelling it."""
     late_after: float = 1.0
@@ -98,6 +102,7 @@ class SchedulerService:
         self._wake = asyncio.Event()
         self._loaded = asyncio.Event()
         self._reconnected = asyncio.Event()
+        self._runs_unheard = asyncio.Event()
         self._bus: Bus | None = None
         self._leadership: Leadership | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -143,7 +148,7 @@ class SchedulerService:
         log.info("scheduler.started", templates=len(self._plan), holder=self.holder)
 
     async def _start(self, bus: Bus) -> None:
-        bus.stats.on_reconnect.append(self._reconnected.set)
+        bus.stats.on_reconnect += [self._reconnected.set, self._runs_unheard.set]
         board = await TemplateBoard.open(bus.js)
         watcher = self._spawn(self._follow(board), "watch")
         await self._until_loaded(watcher)
@@ -152,6 +157,7 @@ class SchedulerService:
         await self._leadership.step()
         self._spawn(self._leadership.run(self._beat), "lease")
         self._spawn(self._follow_runs(bus), "runs")
+        self._spawn(self._recheck_runs(bus), "runs_recheck")
         slots = SlotLog(bus.js, bus.publisher)
         firer = Firer(
             self._plan,
@@ -198,6 +204,7 @@ class SchedulerService:
         self._wake = asyncio.Event()
         self._loaded = asyncio.Event()
         self._reconnected = asyncio.Event()
+        self._runs_unheard = asyncio.Event()
         self._stopping = False
 
     def _beat(self) -> None:
@@ -289,12 +296,36 @@ class SchedulerService:
         while True:
             try:
                 async for job_id in finished_jobs(bus.nc, self._runs.watching):
-                    template_id = self._runs.finished(job_id)
-                    if template_id is not None and self._plan.release(template_id):
-                        self._wake.set()
+                    self._run_ended(job_id)
             except Exception as error:
                 log.warning("schedule.runs_watch_failed", error=repr(error))
             await asyncio.sleep(self._config.watch_retry_delay)
+            self._runs_unheard.set()
+
+    async def _recheck_runs(self, bus: Bus) -> None:
+        """Look the active runs up in the events stream: every one of them after a
+        reconnect or a broken subscription (what was published meanwhile went
+        unheard, and a `forbid` template would wait for its run's horizon, hours),
+        and every `runs_recheck` seconds those fired longer ago than that."""
+        every = self._config.runs_recheck
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._runs_unheard.wait(), every)
+            fired_before = utcnow() - timedelta(seconds=0 if self._runs_unheard.is_set() else every)
+            self._runs_unheard.clear()
+            try:
+                for run in await ended(bus, self._runs.started_before(fired_before)):
+                    log.info("schedule.run_end_found", job_id=run.job_id, company=run.company)
+                    self._run_ended(run.job_id)
+            except Exception as error:
+                log.warning("schedule.runs_recheck_failed", error=repr(error))
+                await asyncio.sleep(self._config.watch_retry_delay)
+                self._runs_unheard.set()
+
+    def _run_ended(self, job_id: str) -> None:
+        template_id = self._runs.finished(job_id)
+        if template_id is not None and self._plan.release(template_id):
+            self._wake.set()
 
     # -- leading and firing ------------------------------------------------------
 
@@ -371,7 +402,8 @@ class SchedulerService:
         try:
             latest = await slots.latest()
             now = utcnow()
-            self._plan.rebase({k: r.anchor for k, r in latest.items() if r.anchor is not None}, now)
+            anchors = {k: r.anchor for k, r in latest.items() if r.anchor is not None}
+            self._plan.rebase(anchors, now, await records_from(bus.js, now))
             await restore_runs(bus, self._runs, self._plan, latest, now)
         except Exception as error:
             log.warning("scheduler.takeover_failed", error=repr(error))

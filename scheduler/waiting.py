@@ -35,6 +35,11 @@ class Waiting:
         """When the earliest horizon of a run something waits for passes."""
         return min((until for until, _ in self._by_template.values()), default=None)
 
+    def slots(self, template_id: int) -> set[datetime]:
+        """The slots of the template's waiting runs."""
+        _, dues = self._by_template.get(template_id, (None, []))
+        return {due.slot for due in dues}
+
     def drop(self, template_id: int) -> None:
         """Forget a template's waiting runs (it left the board)."""
         self._by_template.pop(template_id, None)
