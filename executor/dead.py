@@ -8,19 +8,25 @@ from typing import Any
 from contracts.enums import ErrorKind, Status
 from contracts.messages import DeadLetter, JobEvent
 
-BURIED = frozenset({ErrorKind.EXIT, ErrorKind.TIMEOUT, ErrorKind.INVALID})
-"""Failures that end a job for good after it was tried: what the dead letters keep."""
+BURIED = frozenset({ErrorKind.EXIT, ErrorKind.TIMEOUT, ErrorKind.INVALID, ErrorKind.UNDELIVERED})
+"""Failures that end a job for good: what the dead letters keep (a cancel is nobody's
+failure, and a lost run is the store's to bury, `store.reaper`)."""
 
 
 def exhausted_letter(msg: Any, event: JobEvent) -> DeadLetter | None:
-    """The dead letter of a job whose last attempt failed with no retry left, or None."""
+    """The dead letter of a job whose last attempt failed with no retry left, or that
+    was taken too late to run, or None."""
     if event.status is not Status.ERROR or not event.final or event.kind not in BURIED:
         return None
     data: bytes = msg.data or b""
+    if event.kind is ErrorKind.UNDELIVERED:
+        reason = f"never run: {event.reason}; replay it (`jetjobs dlq replay`) to run it now"
+    else:
+        reason = f"attempt {event.attempt} failed ({event.kind.value}: {event.reason}) and no retry is left"
     return DeadLetter(
         company=event.company,
         job_id=event.job_id,
-        reason=f"attempt {event.attempt} failed ({event.kind.value}: {event.reason}) and no retry is left",
+        reason=reason,
         subject=msg.subject,
         payload=data.decode("utf-8", errors="replace"),
         headers=dict(msg.headers or {}),

@@ -327,7 +327,7 @@ class Queries:
     # lifecycle: reaper, dead-letter replay
 
     async def overdue_dispatches(self, limit: int) -> list[Any]:
-        """Rows (id, company, attempt, stream_seq, deadline) of jobs nobody took in time."""
+        """Rows (id, company, pool, attempt, stream_seq, deadline) of jobs nobody took in time."""
         return await self._db.fetch(self._q("overdue_dispatches"), limit)
 
     async def orphaned_attempts(

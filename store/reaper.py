@@ -104,13 +104,26 @@ class Original:
 
 def lost_letter(event: JobEvent, times: int, original: Original) -> DeadLetter:
     """The dead letter of a job its executors were lost on `times` times."""
-    reason = f"{stopped_times(times)}: attempt {event.attempt}, on runner {event.runner or 'unknown'}, was the last"
+    said = f"{stopped_times(times)}: attempt {event.attempt}, on runner {event.runner or 'unknown'}, was the last"
+    return _letter(event, said, "replay it (`jetjobs dlq replay`) once the cause is fixed", original)
+
+
+def undelivered_letter(event: JobEvent, original: Original) -> DeadLetter:
+    """The dead letter of a job no executor took in time: it never ran, and a replay
+    runs it now (its `timeout` counts from the replay)."""
+    return _letter(
+        event, f"never run: {event.reason}", "replay it (`jetjobs dlq replay`) to run it now", original
+    )
+
+
+def _letter(event: JobEvent, said: str, replay: str, original: Original) -> DeadLetter:
+    """A letter saying `said`, and how to replay it, or why it cannot be."""
     if original.missing is None:
-        reason += "; replay it (`jetjobs dlq replay`) once the cause is fixed"
+        reason = f"{said}; {replay}"
     else:
-        reason += (
-            f"; its message could not be read from {s.DISPATCH_STREAM} ({original.missing}), so this letter "
-            "holds what the store recorded of the job instead, which cannot be replayed: run it again"
+        reason = (
+            f"{said}; its message could not be read from {s.DISPATCH_STREAM} ({original.missing}), so this "
+            "letter holds what the store recorded of the job instead, which cannot be replayed: run it again"
         )
     return DeadLetter(
         company=event.company,
@@ -132,8 +145,9 @@ def undelivered_event(row: Any, message_gone: bool = False) -> JobEvent:
         reason = (
             f"no executor took the job before {deadline}, and its message had already left "
             f"{s.DISPATCH_STREAM}: the stream keeps a message only for the consumers that exist when it "
-            "is stored, so its pool's consumer `exec_<pool>` most likely did not exist yet when it was "
-            "published (a publisher other than jetjobs makes it first: README, Driving it from NATS)"
+            f"is stored, so its pool's consumer `{s.pool_consumer(row['pool'] or 'default')}` most likely "
+            "did not exist yet when it was published (a publisher other than jetjobs makes it first: "
+            "README, Driving it from NATS)"
         )
     else:
         reason = (
@@ -237,22 +251,24 @@ class Reaper:
             event = lost_event(row, earlier)
             if event.final:
                 seq = None if known is None or known["stream_seq"] is None else int(known["stream_seq"])
-                await self._bury(event, earlier + 1, await self._original(queries, event, seq))
+                original = await self._original(queries, event.job_id, event.company, seq)
+                await self._bury(event, lost_letter(event, earlier + 1, original), original.seq)
             else:
                 await self._end(event)
         for row in overdue:
-            gone = row["stream_seq"] is not None and not await delete_dispatch(
-                self._bus.js, int(row["stream_seq"])
-            )
+            seq = None if row["stream_seq"] is None else int(row["stream_seq"])
             cancel = await cancels.reason(row["id"])
-            await self._end(
-                undelivered_event(row, message_gone=gone)
-                if cancel is None
-                else cancelled_unstarted_event(row, cancel)
-            )
+            if cancel is not None:
+                if seq is not None:
+                    await delete_dispatch(self._bus.js, seq)
+                await self._end(cancelled_unstarted_event(row, cancel))
+                continue
+            original = await self._original(queries, row["id"], row["company"], seq)
+            event = undelivered_event(row, message_gone=seq is not None and original.seq is None)
+            await self._bury(event, undelivered_letter(event, original), original.seq)
         return len(orphans) + len(overdue)
 
-    async def _original(self, queries: Queries, event: JobEvent, seq: int | None) -> Original:
+    async def _original(self, queries: Queries, job_id: str, company: str, seq: int | None) -> Original:
         """The job's message, still in the dispatch stream (unacknowledged) at `seq`;
         when it is not there, what the store recorded of the job."""
         if seq is None:
@@ -261,26 +277,25 @@ class Reaper:
             stored = await dispatch_message(self._bus.js, seq)
             if stored is None:
                 missing = f"nothing is left at sequence {seq}"
-            elif job_id_of(stored.data) == event.job_id:
+            elif job_id_of(stored.data) == job_id:
                 return Original(stored.subject, stored.data, stored.headers, seq)
             else:
                 missing = f"sequence {seq} holds another message"
-        job = await queries.job_by_id(event.job_id)
+        job = await queries.job_by_id(job_id)
         recorded = b"{}" if job is None else job.model_dump_json(include=set(RECORDED)).encode()
         pool = "default" if job is None or job.pool is None else job.pool
-        return Original(s.dispatch_subject(event.company, pool), recorded, {}, missing=missing)
+        return Original(s.dispatch_subject(company, pool), recorded, {}, missing=missing)
 
-    async def _bury(self, event: JobEvent, times: int, original: Original) -> None:
+    async def _bury(self, event: JobEvent, letter: DeadLetter, seq: int | None) -> None:
         """End the job for good: its dead letter first, so a round that fails before the
         final event files it again (once: its msg id is that of the attempt's letter),
         then the event, then its message leaves the stream, so no executor takes it
         again (one that reads the events stream would see the final event and ack it)."""
-        letter = lost_letter(event, times, original)
         await self._bus.publisher.dead(letter, msg_id=f"{event.job_id}.{event.attempt}.dead")
         await self._end(event)
         log.warning("job.dead_lettered", job_id=event.job_id, company=event.company, reason=letter.reason)
-        if original.seq is not None:
-            await delete_dispatch(self._bus.js, original.seq)
+        if seq is not None:
+            await delete_dispatch(self._bus.js, seq)
 
     async def _live(self, runners: RunnerBoard) -> list[str] | None:
         """The ids of the live runners; None while the board may still miss some: for one

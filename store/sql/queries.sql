@@ -343,7 +343,7 @@ LIMIT $2;
 
 -- name: overdue_dispatches --
 -- Jobs still waiting for an executor past their deadline, oldest first.
-SELECT j.id, j.company, j.attempt, d.stream_seq, d.deadline
+SELECT j.id, j.company, j.pool, j.attempt, d.stream_seq, d.deadline
 FROM job j JOIN job_dispatch d ON d.job_id = j.id AND d.attempt = j.attempt
 WHERE NOT j.final AND j.status = 'dispatched' AND d.deadline < now()
 ORDER BY d.deadline

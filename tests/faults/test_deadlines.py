@@ -75,6 +75,14 @@ async def test_no_executor_within_timeout_means_undelivered_and_never_run(f: Fau
     events = await f.rows("SELECT status FROM job_event WHERE job_id = $1", job_id)
     assert [e["status"] for e in events] == ["error"], "no executor ever acknowledged it"
 
+    client = ApiClient(f.bus.nc)
+    listed = await client.call("dlq.list", DeadLetterQuery(), DeadLetterList)
+    [letter] = listed.dead_letters
+    assert letter.job_id == job_id and letter.reason.startswith("never run: no executor took the job before")
+    await client.call("dlq.replay", DeadLetterRef(id=letter.id), Replayed)
+    replayed = (await f.all_final([job_id], 20))[job_id]
+    assert (replayed["status"], replayed["attempt"]) == ("processed", 2), "the replay ran it"
+
 
 async def test_cancel_stops_a_queued_job_and_kills_a_running_one(f: Faults) -> None:
     client = ApiClient(f.bus.nc)

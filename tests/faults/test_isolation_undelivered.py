@@ -44,5 +44,5 @@ async def test_a_message_kept_for_no_consumer_is_undelivered_for_what_it_was(f: 
     job = (await f.all_final([message.job_id], 20))[message.job_id]
     assert (job["status"], job["kind"]) == ("error", "undelivered")
     assert "its message had already left JETJOBS_DISPATCH" in job["reason"], job["reason"]
-    assert "`exec_<pool>` most likely did not exist yet" in job["reason"]
+    assert "`exec_fresh` most likely did not exist yet" in job["reason"]
     assert "start an executor" not in job["reason"]

@@ -329,6 +329,11 @@ async def test_expired_message_never_runs(
     assert final.reason is not None and final.reason.startswith("not taken within 60 s of dispatch")
     assert not marker.exists()
     await eventually(lambda: consumer_settled(bus))
+    [(subject, letter)] = await dead_letters(bus, 1)
+    assert (subject, letter.job_id) == ("jetjobs.dead.acme", message.job_id)
+    assert letter.reason.startswith("never run: not taken within 60 s of dispatch")
+    assert letter.reason.endswith("replay it (`jetjobs dlq replay`) to run it now")
+    assert JobMessage.model_validate_json(letter.payload) == message
 
 
 @pytest.mark.parametrize("layout", [Layout(ack_wait=1.5)])
