@@ -51,7 +51,13 @@ class RunnerQuery(Frozen):
 class CancelReply(Frozen):
     job_id: JobId
     company: Code
-    state: str = Field(description="what the cancel found: queued, running, or already final")
+    state: str = Field(
+        description=(
+            "what the cancel found: `queued` (ended now, it never runs), `running` (its process is "
+            "being killed), or `taken` (an executor has it or its next attempt: it refuses or kills it, "
+            "and reports how it ended)"
+        )
+    )
 
 
 class DeadLetterQuery(Frozen):

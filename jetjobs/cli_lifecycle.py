@@ -84,11 +84,18 @@ async def cmd_dlq_replay(args: argparse.Namespace, conf: settings.Settings) -> N
     await call(args, conf, action)
 
 
+CANCEL_STATES = {
+    "queued": "it will never start",
+    "running": "its process is being killed",
+    "taken": "an executor has it and refuses or kills it; `jetjobs job show` tells how it ended",
+}
+"""What each state a cancel found means for the job."""
+
+
 async def cmd_job_cancel(args: argparse.Namespace, conf: settings.Settings) -> None:
     async def action(ses: commands.Session) -> None:
         reply = await ses.api.call("job.cancel", api.JobRef(id=args.id), CancelReply)
-        what = "its process is being killed" if reply.state == "running" else "it will never start"
-        ses.show(reply, f"cancelled job {reply.job_id} ({reply.state}): {what}")
+        ses.show(reply, f"cancelled job {reply.job_id} ({reply.state}): {CANCEL_STATES.get(reply.state, '')}")
 
     await call(args, conf, action)
 

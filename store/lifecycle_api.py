@@ -197,14 +197,14 @@ class LifecycleApi:
                 "its cancel is recorded, executors refuse it: try again to see it end",
             ) from None
         if not unreached:
-            return self._left_to_executor(job, "taken" if queued else "next attempt due")
+            return self._left_to_executor(job, "taken")
         await self._publish(cancelled_event(job, "cancelled by request"))
         log.info("job.cancelled", job_id=job.id, company=job.company, attempt=job.attempt)
         return CancelReply(job_id=job.id, company=job.company, state="queued")
 
-    def _left_to_executor(self, job: JobRecord, found: str) -> CancelReply:
-        log.info("job.cancel_requested", job_id=job.id, company=job.company, attempt=job.attempt, found=found)
-        return CancelReply(job_id=job.id, company=job.company, state="running")
+    def _left_to_executor(self, job: JobRecord, state: str) -> CancelReply:
+        log.info("job.cancel_requested", job_id=job.id, company=job.company, attempt=job.attempt, state=state)
+        return CancelReply(job_id=job.id, company=job.company, state=state)
 
     async def _untaken(self, job: JobRecord) -> bool:
         """Whether a queued job's message left the stream before any executor received

@@ -216,7 +216,7 @@ async def test_a_cancelled_job_an_executor_froze_on_ends_cancelled_at_its_deadli
     else:
         pytest.fail("the frozen executor never received a job")
     await eventually(lambda: _is(f, job_id, "dispatched"), 10, "the job to be recorded")
-    assert (await cancel(ApiClient(f.bus.nc), job_id)).state == "running", "an executor has it"
+    assert (await cancel(ApiClient(f.bus.nc), job_id)).state == "taken", "an executor has it"
     frozen.kill_group()
     job = (await f.all_final([job_id], 30))[job_id]
     assert (job["status"], job["kind"]) == ("error", "cancelled"), job["reason"]
