@@ -63,6 +63,21 @@ def stopped_times(times: int) -> str:
     return f"its executor stopped {times} times while running it (a job that kills or exhausts its executor?)"
 
 
+def _ended(row: Any, kind: ErrorKind, reason: str, final: bool, runner: str | None = None) -> JobEvent:
+    """The store's `error` event ending the attempt a reaped row names."""
+    return JobEvent(
+        job_id=row["id"],
+        company=row["company"],
+        attempt=row["attempt"],
+        status=Status.ERROR,
+        at=datetime.now(UTC),
+        runner=runner,
+        kind=kind,
+        reason=reason,
+        final=final,
+    )
+
+
 def lost_event(row: Any, earlier_losses: int = 0) -> JobEvent:
     """The attempt's runner stopped heartbeating: `lost`, and not final, since
     JetStream hands the unacknowledged message to another executor; final once the
@@ -76,17 +91,7 @@ def lost_event(row: Any, earlier_losses: int = 0) -> JobEvent:
         if final
         else f"{stopped}: redelivered"
     )
-    return JobEvent(
-        job_id=row["id"],
-        company=row["company"],
-        attempt=row["attempt"],
-        status=Status.ERROR,
-        at=datetime.now(UTC),
-        runner=row["runner"],
-        kind=ErrorKind.LOST,
-        reason=reason,
-        final=final,
-    )
+    return _ended(row, ErrorKind.LOST, reason, final=final, runner=row["runner"])
 
 
 @dataclass(frozen=True)
@@ -154,29 +159,16 @@ def undelivered_event(row: Any, message_gone: bool = False) -> JobEvent:
             f"no executor took the job before {deadline}: removed without running "
             "(start an executor for its pool, or raise `timeout`)"
         )
-    return JobEvent(
-        job_id=row["id"],
-        company=row["company"],
-        attempt=row["attempt"],
-        status=Status.ERROR,
-        at=datetime.now(UTC),
-        kind=ErrorKind.UNDELIVERED,
-        reason=reason,
-        final=True,
-    )
+    return _ended(row, ErrorKind.UNDELIVERED, reason, final=True)
 
 
 def cancelled_unstarted_event(row: Any, cancel: str) -> JobEvent:
     """A cancelled job no executor acknowledged before its deadline: the cancel had
     taken its message, or every executor refused it. Ended as the cancel it is."""
-    return JobEvent(
-        job_id=row["id"],
-        company=row["company"],
-        attempt=row["attempt"],
-        status=Status.ERROR,
-        at=datetime.now(UTC),
-        kind=ErrorKind.CANCELLED,
-        reason=f"cancelled before it started: {cancel}; no executor took it before {row['deadline'].isoformat()}",
+    return _ended(
+        row,
+        ErrorKind.CANCELLED,
+        f"cancelled before it started: {cancel}; no executor took it before {row['deadline'].isoformat()}",
         final=True,
     )
 
@@ -185,19 +177,15 @@ def cancelled_lost_event(row: Any, cancel: str) -> JobEvent:
     """A cancelled job whose runner vanished: final, since a redelivery would only be
     refused (its message may be gone with the cancel, and then none comes)."""
     runner = row["runner"] or "unknown"
-    return JobEvent(
-        job_id=row["id"],
-        company=row["company"],
-        attempt=row["attempt"],
-        status=Status.ERROR,
-        at=datetime.now(UTC),
-        runner=row["runner"],
-        kind=ErrorKind.CANCELLED,
-        reason=(
+    return _ended(
+        row,
+        ErrorKind.CANCELLED,
+        (
             f"cancelled ({cancel}), and runner {runner} stopped heartbeating while the job was "
             f"{row['status']}: not run again"
         ),
         final=True,
+        runner=row["runner"],
     )
 
 

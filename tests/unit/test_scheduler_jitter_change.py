@@ -7,23 +7,14 @@ from datetime import UTC, datetime
 from contracts.models import ActiveTemplate
 from scheduler.plan import Plan
 from scheduler.policy import jitter
+from tests.unit.boards import active_template
 
 NOW = datetime(2026, 5, 4, 10, 17, 42, tzinfo=UTC)
 NEXT = datetime(2026, 5, 4, 10, 18, tzinfo=UTC)
 
 
 def template(**fields: object) -> ActiveTemplate:
-    values: dict[str, object] = {
-        "id": 1,
-        "revision": "r1",
-        "name": "t",
-        "company": "acme",
-        "pool": "default",
-        "app_id": 1,
-        "executable": "/bin/true",
-        "cron": "* * * * *",
-    }
-    return ActiveTemplate.model_validate(values | fields)
+    return active_template(**({"cron": "* * * * *"} | fields))
 
 
 def test_a_new_jitter_moves_the_pending_slot() -> None:

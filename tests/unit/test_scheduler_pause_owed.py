@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from contracts.models import ActiveTemplate
 from contracts.schedule import Misfire, Trigger
 from scheduler.plan import Plan
+from tests.unit.boards import active_template
 
 T0 = datetime(2026, 3, 11, 10, 0, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
@@ -16,19 +17,7 @@ HORIZON = T0 + 600 * SECOND
 
 
 def template(**fields: object) -> ActiveTemplate:
-    values: dict[str, object] = {
-        "id": 1,
-        "revision": "r1",
-        "name": "t",
-        "company": "acme",
-        "pool": "default",
-        "app_id": 1,
-        "executable": "/bin/true",
-        "cron": "* * * * * *",
-        "misfire": Misfire.CATCH_UP,
-        "catch_up_limit": 3,
-    }
-    return ActiveTemplate.model_validate(values | fields)
+    return active_template(**({"misfire": Misfire.CATCH_UP, "catch_up_limit": 3} | fields))
 
 
 def after_an_outage(plan: Plan) -> None:

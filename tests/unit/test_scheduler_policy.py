@@ -9,23 +9,14 @@ from contracts.schedule import Misfire, SlotReason, Trigger
 from scheduler.cron import next_fire
 from scheduler.plan import Plan
 from scheduler.policy import jitter, misfire
+from tests.unit.boards import active_template
 
 T0 = datetime(2026, 3, 11, 10, 0, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
 
 
 def template(**fields: object) -> ActiveTemplate:
-    values: dict[str, object] = {
-        "id": 1,
-        "revision": "r1",
-        "name": "t",
-        "company": "acme",
-        "pool": "default",
-        "app_id": 1,
-        "executable": "/bin/true",
-        "cron": "* * * * * *",
-    }
-    return ActiveTemplate.model_validate(values | fields)
+    return active_template(**fields)
 
 
 MISSED = [T0 + n * SECOND for n in range(1, 6)]

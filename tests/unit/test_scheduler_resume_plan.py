@@ -9,25 +9,15 @@ from datetime import UTC, datetime, timedelta
 from contracts.models import ActiveTemplate
 from contracts.schedule import Misfire, Trigger
 from scheduler.plan import Plan
+from tests.unit.boards import active_template
 
 T0 = datetime(2026, 3, 11, 10, 0, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
 
 
 def template(template_id: int = 1, **fields: object) -> ActiveTemplate:
-    values: dict[str, object] = {
-        "id": template_id,
-        "revision": "r1",
-        "name": f"t{template_id}",
-        "company": "acme",
-        "pool": "default",
-        "app_id": 1,
-        "executable": "/bin/true",
-        "cron": "* * * * * *",
-        "misfire": Misfire.CATCH_UP,
-        "catch_up_limit": 3,
-    }
-    return ActiveTemplate.model_validate(values | fields)
+    defaults: dict[str, object] = {"id": template_id, "name": f"t{template_id}", "misfire": Misfire.CATCH_UP}
+    return active_template(**(defaults | {"catch_up_limit": 3} | fields))
 
 
 def paused_through(plan: Plan, last: int) -> None:

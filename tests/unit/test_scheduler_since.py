@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from contracts.models import ActiveTemplate
 from contracts.schedule import Misfire, SlotReason, Trigger
 from scheduler.plan import Plan
+from tests.unit.boards import active_template
 
 T0 = datetime(2026, 3, 11, 10, 0, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
@@ -16,20 +17,13 @@ MINUTE = timedelta(minutes=1)
 
 
 def template(**fields: object) -> ActiveTemplate:
-    values: dict[str, object] = {
-        "id": 1,
-        "revision": "r1",
-        "name": "t",
-        "company": "acme",
-        "pool": "default",
-        "app_id": 1,
-        "executable": "/bin/true",
+    defaults: dict[str, object] = {
         "cron": "* * * * *",
         "misfire": Misfire.CATCH_UP,
         "catch_up_limit": 100,
         "scheduled_since": T0 + 30 * SECOND,
     }
-    return ActiveTemplate.model_validate(values | fields)
+    return active_template(**(defaults | fields))
 
 
 def test_a_template_that_never_ran_owes_the_slots_since_it_was_put_on_the_schedule() -> None:
