@@ -114,9 +114,9 @@ class FlowEngine:
         async with self._pool.acquire() as conn, conn.transaction():
             await check_targets(Queries(conn), spec)
             flows = FlowQueries(conn)
-            await flows.save_definition(spec)
-            if not await flows.insert_run(run_id, spec, launched_by):
+            if not await flows.insert_run(run_id, spec, launched_by):  # its definition is not saved either
                 return (await self._run(flows, run_id)).model_copy(update={"existing": True})
+            await flows.save_definition(spec)
             run = await self._state(flows, await self._lock(flows, run_id))
             work = Work(events=[_event(run, FlowStatus.STARTED)])
             await self._step(conn, run, work)
@@ -302,7 +302,7 @@ class FlowEngine:
         return list(refused)
 
     async def _finish(self, flows: FlowQueries, run: RunState, work: Work) -> None:
-        ended = outcome(run.states)
+        ended = outcome(run.states, run.spec.position)
         if ended is None or run.status is not FlowStatus.STARTED:
             return
         status, reason = ended

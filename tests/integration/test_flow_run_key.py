@@ -47,3 +47,26 @@ async def test_the_same_key_gives_the_first_run(nats_url: str, database_url: str
         unkeyed = await run(FlowRunRequest(company="acme", name="release"))
         assert unkeyed.id not in (first.id, other.id)
         assert await _runs(database_url) == 3
+
+
+async def test_a_request_that_finds_its_run_saves_nothing(nats_url: str, database_url: str) -> None:
+    """Requests racing with one key but different files: the saved flow stays the
+    one the started run runs (a later `flow run acme/release` runs that)."""
+    async with flows(nats_url, database_url) as (stack, _, app):
+        variants = [
+            FlowSpec.model_validate(
+                {"name": "release", "company": "acme", "nodes": [node(app, "build", f"echo v{i}")]}
+            )
+            for i in range(4)
+        ]
+        runs = await asyncio.gather(
+            *(stack.client.call("flow.run", FlowRunRequest(spec=v, key="r-9"), FlowRun) for v in variants)
+        )
+        assert len({run.id for run in runs}) == 1
+        conn = await asyncpg.connect(database_url)
+        try:
+            saved = await conn.fetchval("SELECT spec::text FROM flow_definition WHERE name = 'release'")
+            started = await conn.fetchval("SELECT spec::text FROM flow_run WHERE id = $1", runs[0].id)
+        finally:
+            await conn.close()
+        assert FlowSpec.model_validate_json(saved) == FlowSpec.model_validate_json(started)
