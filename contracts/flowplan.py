@@ -96,11 +96,15 @@ def advance(
     return Step(dispatch, {name: skip[name] for name in in_order(skip)})
 
 
-def outcome(states: Mapping[str, NodeStatus]) -> tuple[FlowStatus, str | None] | None:
-    """The end of the run once every node is done; None while any is not."""
+def outcome(
+    states: Mapping[str, NodeStatus], position: Mapping[str, int] | None = None
+) -> tuple[FlowStatus, str | None] | None:
+    """The end of the run once every node is done; None while any is not. Its reason
+    names the failed nodes in the definition's order (`position`), else by name."""
     if any(status not in DONE for status in states.values()):
         return None
-    failed = sorted(name for name, status in states.items() if status is NodeStatus.FAILED)
+    order = None if position is None else position.__getitem__
+    failed = sorted((name for name, status in states.items() if status is NodeStatus.FAILED), key=order)
     if not failed:
         return FlowStatus.FINISHED, None
     more = f" and {len(failed) - NAMED_FAILURES} more" if len(failed) > NAMED_FAILURES else ""

@@ -96,15 +96,28 @@ def _edge(edge: Edge) -> str:
     return f"{label} if {edge.when}" if edge.when else label
 
 
-def _line(spec: FlowSpec, view: NodeView | None, name: str) -> str:
-    """One node; its job's results and reason escaped on a terminal (`render.job_text`)."""
+EDGES_SHOWN = 10
+"""Prerequisites a node's line names; a fan-in of hundreds would fill the screen
+(`--json` has them all)."""
+
+
+def _edges(edges: list[Edge]) -> str:
+    named = ", ".join(_edge(e) for e in edges[:EDGES_SHOWN])
+    more = len(edges) - EDGES_SHOWN
+    return f"← {named} and {more} more" if more > 0 else f"← {named}"
+
+
+def _line(spec: FlowSpec, view: NodeView | None, name: str, run: bool) -> str:
+    """One node, with its status when it is a `run`'s; its job's results and reason
+    escaped on a terminal (`render.job_text`)."""
     shown = functools.partial(render.job_text, terminal=sys.stdout.isatty())
     status = view.status if view else NodeStatus.WAITING
-    parts = [f"{MARK[status]} {name}"]
+    parts = [f"{MARK[status]} {name}" if run else f"  {name}"]
     edges = spec.node(name).depends
     if edges:
-        parts.append("← " + ", ".join(_edge(e) for e in edges))
-    parts.append(f"[{status.value}{'/' + view.job_status if view and view.job_status else ''}]")
+        parts.append(_edges(edges))
+    if run:
+        parts.append(f"[{status.value}{'/' + view.job_status if view and view.job_status else ''}]")
     if view and view.results:
         parts.append(" ".join(f"{shown(k)}={shown(v)}" for k, v in view.results.items()))
     if view and view.reason:
@@ -120,7 +133,7 @@ def draw(spec: FlowSpec, run: FlowRun | None = None) -> str:
     for depth in range(max(levels.values()) + 1):
         for index, name in enumerate(n.name for n in spec.nodes if levels[n.name] == depth):
             prefix = f"{depth:>3} │ " if index == 0 else "    │ "
-            lines.append(prefix + _line(spec, views.get(name), name))
+            lines.append(prefix + _line(spec, views.get(name), name, run is not None))
     return "\n".join(lines)
 
 

@@ -288,3 +288,10 @@ def test_a_run_s_reason_names_at_most_ten_failed_nodes() -> None:
         "error",
         "node(s) failed: n00, n01, n02, n03, n04, n05, n06, n07, n08, n09 and 15 more",
     )
+
+
+def test_a_run_s_reason_names_failed_nodes_in_the_definition_s_order() -> None:
+    names = [f"w{i}" for i in range(300)]
+    states = {name: F if int(name[1:]) % 50 == 7 else S for name in names}
+    position = {name: i for i, name in enumerate(names)}
+    assert outcome(states, position) == ("error", "node(s) failed: w7, w57, w107, w157, w207, w257")
