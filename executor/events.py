@@ -74,6 +74,14 @@ def rejected(attempt: Attempt, kind: ErrorKind, reason: str) -> JobEvent:
     return attempt.event(Status.ERROR, kind=kind, reason=reason, final=True)
 
 
+def handed_back(attempt: Attempt, reason: str, retry_in: float) -> JobEvent:
+    """The job did not start here for a reason of the moment, not its own: the
+    message goes back to the pool (`lost`, ended now, not final)."""
+    return attempt.event(
+        Status.ERROR, kind=ErrorKind.LOST, reason=reason, end=utcnow(), final=False, retry_in=retry_in
+    )
+
+
 def processed(attempt: Attempt, result: Result) -> JobEvent:
     """The process exited 0."""
     return _fitted(lambda limit: _with_output(attempt, Status.PROCESSED, result, limit, final=True))

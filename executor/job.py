@@ -31,10 +31,20 @@ from .joblog import JobLog
 from .live import LiveOutput
 from .metrics import ExecutorMetrics, unobserved
 from .noop import NoopRunning
-from .outcome import Failed, HandedBack, Outcome, Rejected, Retry, Succeeded, action_for, next_retry
+from .outcome import (
+    Failed,
+    HandedBack,
+    Outcome,
+    Rejected,
+    Retry,
+    Succeeded,
+    action_for,
+    next_retry,
+    retry_delay,
+)
 from .process import Aborted, Ending, Exited, Launch, NotRunnable, Running, TimedOut, launch
 from .results import read_results, with_result_file
-from .secrets import MaskingSink, Refused, Tenancy
+from .secrets import MaskingSink, Refused, Tenancy, Unavailable
 from .workdirs import Workdir, Workdirs
 
 log = structlog.get_logger("jetjobs.executor")
@@ -209,6 +219,12 @@ async def _run(
     prepared = await runtime.tenancy.secrets.prepare(message, env)
     if isinstance(prepared, Refused):
         return events.rejected(attempt, ErrorKind.INVALID, prepared.reason), Failed()
+    if isinstance(prepared, Unavailable):
+        delay = retry_delay(attempt.number - message.attempt + 1)
+        reason = (
+            f"{prepared.reason}: handed back to the pool, to run once the store answers (in {delay:.0f} s)"
+        )
+        return events.handed_back(attempt, reason, delay), HandedBack(delay)
     live = LiveOutput(attempt, runtime.publisher, runtime.live_output_limit)
     masked = MaskingSink(live.feed, prepared.masker)
     spawn = Launch(

@@ -131,6 +131,18 @@ class Refused:
     reason: str
 
 
+@dataclass(frozen=True)
+class Unavailable:
+    """The store could not hand the secrets over just now (it cannot reach PostgreSQL,
+    or did not answer): the job is not at fault, and runs once the store is back."""
+
+    reason: str
+
+
+UNAVAILABLE_CODES = frozenset({503, 504})
+"""API failures that say the store is away for now, not that the request is wrong."""
+
+
 def missing_required(required: Sequence[str], env: Mapping[str, str]) -> list[str]:
     """Required variables unset or empty in the job's final environment."""
     return sorted(name for name in required if not env.get(name))
@@ -156,13 +168,15 @@ class SecretSource:
         reply = await self._client.call("secrets.fetch", request, SecretsReply)
         return reply.values
 
-    async def prepare(self, message: JobMessage, env: Mapping[str, str]) -> Prepared | Refused:
+    async def prepare(self, message: JobMessage, env: Mapping[str, str]) -> Prepared | Refused | Unavailable:
         """The final argv and environment; values fetched never leave this process."""
         if not message.secrets and not message.required and not message.masked:
             return Prepared(list(message.argv), dict(env), UNMASKED)
         try:
             values = await self.fetch(message)
         except ApiFailure as failure:
+            if failure.code in UNAVAILABLE_CODES:
+                return Unavailable(f"could not fetch the job's credentials: {failure.message}")
             return Refused(f"could not fetch the job's credentials: {failure.message}")
         final = {**env, **{k: v for k, v in values.items() if k not in env}}
         missing = missing_required(message.required, final)
