@@ -3,21 +3,26 @@ the job's working directory) after the run, within size limits, and handing
 them to the store. A file over a limit is recorded with its size and why, one
 that is not a regular file of the job's directory (a link, a FIFO, a device)
 with what it is, and a declared file the job did not leave as missing: none is
-silently dropped."""
+silently dropped. While the store is away (PostgreSQL down, no store running),
+uploads wait in memory and are retried in the background, so that jobs go on
+running and their files reach the store once it is back."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import mimetypes
 import os
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
 
 from bus import ApiClient
+from bus.tasks import stop_tasks
 from contracts.api import ApiFailure
 from contracts.messages import JobMessage
 from contracts.models import ArtifactSpec
@@ -25,10 +30,27 @@ from contracts.tenants import ArtifactInfo, ArtifactUpload
 
 from . import jobfiles
 from .jobfiles import Names
+from .joblog import JobLog
 
 log = structlog.get_logger("jetjobs.executor")
 
 KIB = 1024
+MIB = 1024 * KIB
+
+TRANSIENT = frozenset({503, 504})
+"""API failures that say the store is away for now (it cannot reach PostgreSQL, none
+runs, or it did not answer in time), not that the request is wrong: an upload waits,
+a job whose credentials it is hands the job back (`secrets`)."""
+RETRY_FOR = 15 * 60.0
+"""Seconds an upload waits for the store to come back before it is given up."""
+WAITING_BYTES = 64 * MIB
+"""Bytes of uploads one executor keeps in memory while the store is away."""
+FIRST_RETRY = 1.0
+LAST_RETRY = 60.0
+"""Seconds between retries: the first, doubled after each failure up to the last."""
+STOP_WAIT = 5.0
+"""Seconds a stopping executor gives waiting uploads to reach the store."""
+STOPPING = "executor stopping while the store was away"
 
 
 @dataclass(frozen=True)
@@ -164,16 +186,138 @@ def upload_of(message: JobMessage, attempt: int, item: Collected) -> ArtifactUpl
     )
 
 
+def _upload_log(upload: ArtifactUpload) -> JobLog:
+    return JobLog(job_id=upload.job_id, company=upload.company, attempt=upload.attempt, artifact=upload.name)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """An upload the store could not take yet, and until when (loop time) it is retried."""
+
+    upload: ArtifactUpload
+    size: int
+    until: float
+
+
+class Backlog:
+    """Uploads the store could not take because it was away, retried in the
+    background, the oldest first, with backoff: the job's outcome is reported and
+    its slot freed without waiting for the store. Bounded in bytes and in time, so
+    an outage cannot take the executor's memory."""
+
+    def __init__(
+        self, client: ApiClient, capacity: int = WAITING_BYTES, retry_for: float = RETRY_FOR
+    ) -> None:
+        self._client = client
+        self._capacity = capacity
+        self._retry_for = retry_for
+        self._queue: deque[Waiting] = deque()
+        self._bytes = 0
+        self._worker: asyncio.Task[None] | None = None
+        self._hurry = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def hold(self, upload: ArtifactUpload, reason: str) -> bool:
+        """Keep `upload` for the background retries, unless the uploads waiting
+        already fill the room; False (logged as not stored) then."""
+        size = len(upload.model_dump_json(exclude_defaults=True))
+        ulog = _upload_log(upload)
+        if self._bytes + size > self._capacity:
+            ulog.warning(
+                "artifact.not_stored",
+                reason=f"{reason}; {self._bytes} bytes of artifacts already wait for the store, and this "
+                f"upload's {size} would pass the {self._capacity} bytes an executor keeps: not kept",
+            )
+            return False
+        until = asyncio.get_running_loop().time() + self._retry_for
+        self._queue.append(Waiting(upload, size, until))
+        self._bytes += size
+        ulog.info("artifact.waiting", reason=reason, waiting=len(self._queue), waiting_bytes=self._bytes)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._retry(), name="artifact-retries")
+        return True
+
+    async def close(self, wait: float = STOP_WAIT) -> None:
+        """Retry at once and give the uploads still waiting `wait` seconds to reach the
+        store; those that do not are logged as not stored."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            self._hurry.set()
+            await stop_tasks([worker], grace=wait)
+        for left in self._queue:
+            _upload_log(left.upload).warning("artifact.not_stored", reason=STOPPING)
+        self._queue.clear()
+        self._bytes = 0
+
+    async def _retry(self) -> None:
+        """Upload the oldest waiting file until none is left: at once while the store
+        takes them, after a pause growing from FIRST_RETRY to LAST_RETRY while it is away."""
+        delay = FIRST_RETRY
+        await self._pause(delay)
+        while True:
+            self._expire()
+            if not self._queue:
+                return
+            head = self._queue[0]
+            try:
+                await self._client.call("artifact.put", head.upload, ArtifactInfo)
+            except ApiFailure as failure:
+                if failure.code in TRANSIENT:
+                    delay = min(2 * delay, LAST_RETRY)
+                    _upload_log(head.upload).info(
+                        "artifact.upload_retry",
+                        reason=failure.message,
+                        retry_in=delay,
+                        waiting=len(self._queue),
+                    )
+                    await self._pause(delay)
+                    continue
+                self._done(head)
+                _upload_log(head.upload).warning("artifact.not_stored", reason=failure.message)
+                continue
+            self._done(head)
+            delay = FIRST_RETRY
+            _upload_log(head.upload).info("artifact.stored_late", size=head.upload.size)
+
+    def _expire(self) -> None:
+        """Give up the uploads that waited their time (the oldest are first)."""
+        now = asyncio.get_running_loop().time()
+        while self._queue and self._queue[0].until <= now:
+            old = self._queue[0]
+            self._done(old)
+            _upload_log(old.upload).warning(
+                "artifact.not_stored",
+                reason=f"the store did not take it within {self._retry_for:g} s of the job's end",
+            )
+
+    def _done(self, waiting: Waiting) -> None:
+        self._queue.popleft()
+        self._bytes -= waiting.size
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, or less when the executor stops (`close`)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._hurry.wait()
+        self._hurry.clear()
+
+
 class ArtifactCollector:
     """Collects an attempt's artifacts and stores them through the store API."""
 
     def __init__(self, client: ApiClient | None, limits: Limits | None = None) -> None:
         self._client = client
         self._limits = limits or Limits()
+        self._backlog = None if client is None else Backlog(client)
 
     async def store(self, message: JobMessage, attempt: int, cwd: str) -> int:
-        """Collect and upload; returns how many were recorded. Failures are logged, not raised:
-        the job's outcome does not depend on its artifacts."""
+        """Collect and upload; returns how many the store took now. Failures are logged,
+        not raised: the job's outcome does not depend on its artifacts. While the store
+        is away, uploads wait for it in the background (`Backlog`); while earlier ones
+        wait, a new one joins them rather than hold the job's slot on a store that may
+        take the client's whole timeout to fail."""
         if not message.artifacts:
             return 0
         jlog = log.bind(job_id=message.job_id, company=message.company, attempt=attempt)
@@ -182,17 +326,31 @@ class ArtifactCollector:
         except (OSError, jobfiles.NotRegular) as error:
             jlog.warning("artifact.not_collected", reason=f"the job's directory cannot be read: {error}")
             return 0
-        stored = 0
+        stored = waiting = 0
         for item in found:
-            if self._client is None:
+            if self._client is None or self._backlog is None:
                 jlog.warning("artifact.not_stored", artifact=item.name, reason="no store client")
                 continue
+            upload = upload_of(message, attempt, item)
+            if self._backlog:
+                waiting += self._backlog.hold(upload, "earlier artifacts still wait for the store")
+                continue
             try:
-                await self._client.call("artifact.put", upload_of(message, attempt, item), ArtifactInfo)
+                await self._client.call("artifact.put", upload, ArtifactInfo)
                 stored += 1
             except ApiFailure as failure:
-                jlog.warning("artifact.not_stored", artifact=item.name, reason=failure.message)
+                if failure.code in TRANSIENT:
+                    waiting += self._backlog.hold(upload, failure.message)
+                else:
+                    jlog.warning("artifact.not_stored", artifact=item.name, reason=failure.message)
         if found:
             missing = sum(item.missing for item in found)
-            jlog.info("job.artifacts", stored=stored, found=len(found) - missing, missing=missing)
+            jlog.info(
+                "job.artifacts", stored=stored, waiting=waiting, found=len(found) - missing, missing=missing
+            )
         return stored
+
+    async def close(self) -> None:
+        """The executor stops: a short last chance for the uploads waiting for the store."""
+        if self._backlog is not None:
+            await self._backlog.close()

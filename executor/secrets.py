@@ -17,7 +17,7 @@ from contracts.dispatch import fill_secrets
 from contracts.messages import JobMessage
 from contracts.tenants import SecretsReply, SecretsRequest
 
-from .artifacts import ArtifactCollector
+from .artifacts import TRANSIENT, ArtifactCollector
 from .output import Capture, Sink
 
 MASK = masks.MASK.encode()
@@ -139,10 +139,6 @@ class Unavailable:
     reason: str
 
 
-UNAVAILABLE_CODES = frozenset({503, 504})
-"""API failures that say the store is away for now, not that the request is wrong."""
-
-
 def missing_required(required: Sequence[str], env: Mapping[str, str]) -> list[str]:
     """Required variables unset or empty in the job's final environment."""
     return sorted(name for name in required if not env.get(name))
@@ -175,7 +171,7 @@ class SecretSource:
         try:
             values = await self.fetch(message)
         except ApiFailure as failure:
-            if failure.code in UNAVAILABLE_CODES:
+            if failure.code in TRANSIENT:
                 return Unavailable(f"could not fetch the job's credentials: {failure.message}")
             return Refused(f"could not fetch the job's credentials: {failure.message}")
         final = {**env, **{k: v for k, v in values.items() if k not in env}}

@@ -133,6 +133,7 @@ class ExecutorService:
             self._feed = None
         await self._drain()
         if self._runtime is not None:
+            await self._runtime.tenancy.artifacts.close()
             await self._runtime.heartbeats.close()
             self._runtime.workdirs.close()
             self._runtime = None
