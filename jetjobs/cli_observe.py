@@ -58,4 +58,10 @@ def register(sub: Any) -> None:
         sub, "events", cmd_events, f"print lifecycle events as they happen, until Ctrl-C; {RIDES_OUT}"
     )
     events.add_argument("--company", help="only this company's jobs")
-    add_command(sub, "status", cmd_status, "servers, scheduler leader, runners, queues, store lag, failures")
+    add_command(
+        sub,
+        "status",
+        cmd_status,
+        "servers, scheduler leader, runners, queues, store lag, failures; exits 1 when a part could not be "
+        "read (the store did not answer, say)",
+    )

@@ -7,7 +7,10 @@ import re
 from typing import Any
 
 from bus import ApiClient
+from contracts.api import ApiFailure
 from contracts.retention import DAY, HOUR, LONGEST, SHORTEST, PruneCounts, Pruned, PruneRequest
+from store.retention import DRY_RUN_TIMEOUT
+from store.retention_api import BUDGET
 
 from . import commands, render, settings
 from .cli_common import add_command, call
@@ -16,8 +19,12 @@ from .cli_numbers import count
 UNITS = {"h": HOUR, "d": DAY, "w": 7 * DAY}
 _AGE = re.compile(r"^(\d+)([hdw])$")
 
-PRUNE_TIMEOUT = 330.0
-"""Seconds the CLI waits for one answer: a dry run counts every row it would remove."""
+PRUNE_WAIT = BUDGET + 16.0
+"""Seconds the CLI waits for one prune request: the store answers once it has pruned
+for `BUDGET` seconds, and the batch in hand may take a few more."""
+
+COUNT_WAIT = DRY_RUN_TIMEOUT + 30.0
+"""Seconds it waits for a dry run, which counts every row it would remove."""
 
 
 def age(text: str) -> float:
@@ -67,15 +74,44 @@ async def cmd_prune(args: argparse.Namespace, conf: settings.Settings) -> None:
 
     async def action(ses: commands.Session) -> None:
         actor = conf.actor or commands.default_actor()
-        client = ApiClient(ses.bus.nc, PRUNE_TIMEOUT, actor, conf.api_token)
+        client = ApiClient(ses.bus.nc, COUNT_WAIT if args.dry_run else PRUNE_WAIT, actor, conf.api_token)
         total, reply = PruneCounts(), None
         while reply is None or reply.more:
-            reply = await client.call("history.prune", request, Pruned)
+            try:
+                reply = await client.call("history.prune", request, Pruned)
+            except ApiFailure as failure:
+                if request.dry_run or (failure.code != 504 and not total.total):
+                    raise
+                raise commands.CommandError(_cut_short(failure, request, total)) from None
             total = total.plus(reply.counts)
         whole = reply.model_copy(update={"counts": total, "more": False})
         ses.show(whole, _table(whole))
 
     await call(args, conf, action)
+
+
+def _age_text(seconds: float) -> str:
+    return f"{seconds / DAY:g}d" if seconds % DAY == 0 else f"{seconds / HOUR:g}h"
+
+
+def _cut_short(failure: ApiFailure, request: PruneRequest, done: PruneCounts) -> str:
+    """A prune that failed after removing rows, or timed out (the store may have removed
+    some and may still be at it): what is known, and how to see the rest."""
+    message = failure.message
+    if done.total:
+        removed = ", ".join(f"{kind.replace('_', ' ')} {rows}" for kind, rows in done if rows)
+        message += f" (this prune had removed {removed})"
+    if failure.code == 504:
+        message += (
+            f": it may have removed {'more' if done.total else 'history'} since, and may still be at it"
+        )
+    dry = f"--older-than {_age_text(request.older_than)}"
+    if request.audit_older_than is not None:
+        dry += f" --audit-older-than {_age_text(request.audit_older_than)}"
+    return (
+        f"{message}; each batch removed is in the audit log (`jetjobs audit`, action history.prune), "
+        f"and `jetjobs prune {dry} --dry-run` counts what is left"
+    )
 
 
 def register(sub: Any) -> None:

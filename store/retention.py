@@ -46,6 +46,10 @@ AUDIT_STEP = ("prune_audit", "count_audit", "audit_entries")
 
 OnBatch = Callable[[PruneCounts], None]
 
+Record = Callable[[Any, PruneCounts], Awaitable[None]]
+"""Called on a prune's connection, inside each batch's transaction, with what the prune
+has removed so far: what it writes commits with the batch, or neither does."""
+
 
 class RetentionError(ValueError):
     """A retention setting is out of range; the message names it and the fix."""
@@ -112,12 +116,18 @@ def _counts(row: Any) -> PruneCounts:
 
 
 async def prune(
-    conn: Any, horizons: Horizons, batch: int, budget: float | None, on_batch: OnBatch
+    conn: Any,
+    horizons: Horizons,
+    batch: int,
+    budget: float | None,
+    on_batch: OnBatch,
+    record: Record | None = None,
 ) -> tuple[PruneCounts, bool]:
     """Remove what is older than `horizons`, a batch per statement (each its own
-    transaction); stop after `budget` seconds when given. Returns what went, and
-    whether old history is left. The horizon is recorded first, committed before any
-    job goes: the projections drop the late messages of the jobs it removes."""
+    transaction, which `record` joins when a batch removed anything); stop after
+    `budget` seconds when given. Returns what went, and whether old history is left.
+    The horizon is recorded first, committed before any job goes: the projections
+    drop the late messages of the jobs it removes."""
     loop = asyncio.get_running_loop()
     deadline = None if budget is None else loop.time() + budget
     total = PruneCounts()
@@ -127,7 +137,10 @@ async def prune(
     for (name, _, kind), horizon in horizons.steps():
         while True:
             started = loop.time()
-            got = _counts(await conn.fetchrow(sql[name].sql, horizon, batch))
+            async with conn.transaction():
+                got = _counts(await conn.fetchrow(sql[name].sql, horizon, batch))
+                if record is not None and got.total:
+                    await record(conn, total.plus(got))
             total = total.plus(got)
             on_batch(got)
             if getattr(got, kind) < batch:

@@ -128,7 +128,7 @@ class StoreService:
                     **ScheduleApi(self._pool, bus, board).handlers(),
                     **TemplateDeletion(self._pool, board).handlers(),
                     **(flows := FlowApi(self._pool, bus)).handlers(),
-                    **RetentionApi(self._connect, self._pool, self._metrics.pruned).handlers(),
+                    **RetentionApi(self._connect, self._metrics.pruned).handlers(),
                 },
                 self._config.require_tokens,
             )

@@ -14,14 +14,17 @@ from contracts.api import ApiFailure
 from contracts.enums import Status
 
 from .. import render
-from ..commands import Session
+from ..commands import CommandError, Session
 
 FAILURES_SHOWN = 5
+
+FAILURES_UNKNOWN = "unknown: the store did not answer"
 
 
 @dataclass
 class Report:
-    """What `status` found; every part that could not be read says why."""
+    """What `status` found; every part that could not be read says why, and is None
+    (`null`) rather than empty: no failure shown must mean none happened."""
 
     nats: str
     store: str
@@ -29,7 +32,11 @@ class Report:
     runners: list[dict[str, Any]] = field(default_factory=list)
     pools: list[dict[str, Any]] = field(default_factory=list)
     store_lag: dict[str, int] = field(default_factory=dict)
-    failures: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, Any]] | None = None
+
+    def unread(self) -> list[str]:
+        """The parts that could not be read."""
+        return ["last failures"] if self.failures is None else []
 
 
 async def _failures(ses: Session, report: Report) -> None:
@@ -71,10 +78,14 @@ async def gather(ses: Session, nats_url: str) -> Report:
 def _human(report: Report) -> str:
     runners = [(r["id"], r["pool"], r["host"], f"{r['used']}/{r['slots']}") for r in report.runners]
     pools = [(p["pool"], p["waiting"], p["in_flight"]) for p in report.pools]
-    failures = [
-        (f["job"], f["company"], f["kind"], f["end"] and datetime.fromisoformat(f["end"]), f["reason"])
-        for f in report.failures
-    ]
+    if report.failures is None:
+        failures = FAILURES_UNKNOWN
+    else:
+        rows = [
+            (f["job"], f["company"], f["kind"], f["end"] and datetime.fromisoformat(f["end"]), f["reason"])
+            for f in report.failures
+        ]
+        failures = render.table(rows, ["job", "company", "kind", "end", "reason"])
     lag = ", ".join(f"{k} {v}" for k, v in report.store_lag.items()) or "(no store consumers yet)"
     return "\n".join(
         [
@@ -89,12 +100,16 @@ def _human(report: Report) -> str:
             render.table(pools, ["pool", "waiting", "in flight"]),
             "",
             "last failures",
-            render.table(failures, ["job", "company", "kind", "end", "reason"]),
+            failures,
         ]
     )
 
 
 async def status(ses: Session, nats_url: str) -> None:
-    """Print the report."""
+    """Print the report; then, when a part of it could not be read, fail (exit 1) so
+    that a script watching the system notices."""
     report = await gather(ses, nats_url)
     print(json.dumps(asdict(report), indent=2) if ses.as_json else _human(report))
+    unread = report.unread()
+    if unread:
+        raise CommandError(f"status could not read {', '.join(unread)}: the store is {report.store}")
