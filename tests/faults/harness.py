@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 
 from bus import Bus, Layout, RunnerBoard
+from contracts import subjects as s
 from contracts.messages import JobMessage
 from store import StoreConfig, StoreService
 from tests.stack import eventually
@@ -141,6 +142,27 @@ class Faults:
 
     async def attempts(self, job_id: str) -> list[Any]:
         return await self.rows("SELECT * FROM job_attempt WHERE job_id = $1 ORDER BY attempt", job_id)
+
+    async def ack_pending(self, pool: str = "default") -> int:
+        """Messages of `pool` delivered to an executor and not settled yet."""
+        info = await self.bus.js.consumer_info(s.DISPATCH_STREAM, s.pool_consumer(pool))
+        return int(info.num_ack_pending or 0)
+
+    async def frozen_holding(self, argv: Sequence[str], **fields: Any) -> tuple[Proc, str]:
+        """An executor SIGSTOPped while it holds a job it received and never
+        acknowledged, with that job's id. It must hold an open pull request when the
+        job arrives, so this tries a few times."""
+        frozen = self.executor(slots=1)
+        await self.ready(frozen)
+        for _ in range(5):
+            frozen.signal(signal.SIGSTOP)
+            [job_id] = await self.submit(1, argv, **fields)
+            await asyncio.sleep(0.5)
+            if await self.ack_pending() == 1:
+                return frozen, job_id
+            frozen.signal(signal.SIGCONT)
+            await self.all_final([job_id], 20)
+        raise AssertionError("the frozen executor never received a job")
 
     async def all_final(self, ids: Sequence[str], timeout: float) -> dict[str, Any]:
         """Until every job is recorded final; returns their rows."""

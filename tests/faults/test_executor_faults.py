@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from contracts import subjects as s
 from tests.faults.harness import ACK_WAIT, Faults, faults
 from tests.stack import eventually
 
@@ -32,11 +31,6 @@ async def started_on(f: Faults, job_id: str) -> str:
     return await eventually(probe, 20, f"job {job_id} to start")
 
 
-async def ack_pending(f: Faults) -> int:
-    info = await f.bus.js.consumer_info(s.DISPATCH_STREAM, s.pool_consumer("default"))
-    return int(info.num_ack_pending)
-
-
 async def test_sigkill_mid_job_is_redelivered_and_recorded_once(f: Faults) -> None:
     doomed = f.executor(slots=1)
     await f.ready(doomed)
@@ -53,18 +47,7 @@ async def test_sigkill_mid_job_is_redelivered_and_recorded_once(f: Faults) -> No
 
 
 async def test_frozen_before_ack_loses_the_job_to_another_executor(f: Faults) -> None:
-    frozen = f.executor(slots=1)
-    await f.ready(frozen)
-    for _ in range(5):  # the frozen executor must hold an open pull request when the job arrives
-        frozen.signal(signal.SIGSTOP)
-        [job_id] = await f.submit(1, ["true"], timeout_ack=ACK_WAIT)
-        await asyncio.sleep(0.5)
-        if await ack_pending(f) == 1:
-            break
-        frozen.signal(signal.SIGCONT)
-        await f.all_final([job_id], 20)
-    else:
-        pytest.fail("the frozen executor never received a job")
+    frozen, job_id = await f.frozen_holding(["true"], timeout_ack=ACK_WAIT)
     taker = f.executor(slots=1)
     await f.ready(taker)
     job = (await f.all_final([job_id], 30))[job_id]

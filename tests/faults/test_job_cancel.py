@@ -203,26 +203,10 @@ async def _is(f: Faults, job_id: str, status: str) -> bool:
 
 
 async def test_a_cancelled_job_an_executor_froze_on_ends_cancelled_at_its_deadline(f: Faults) -> None:
-    frozen = f.executor(slots=1)
-    await f.ready(frozen)
-    for _ in range(5):  # the frozen executor must hold an open pull request when the job arrives
-        frozen.signal(signal.SIGSTOP)
-        [job_id] = await f.submit(1, ["true"], timeout=4.0)
-        await asyncio.sleep(0.5)
-        if await ack_pending(f) == 1:
-            break
-        frozen.signal(signal.SIGCONT)
-        await f.all_final([job_id], 20)
-    else:
-        pytest.fail("the frozen executor never received a job")
+    frozen, job_id = await f.frozen_holding(["true"], timeout=4.0)
     await eventually(lambda: _is(f, job_id, "dispatched"), 10, "the job to be recorded")
     assert (await cancel(ApiClient(f.bus.nc), job_id)).state == "taken", "an executor has it"
     frozen.kill_group()
     job = (await f.all_final([job_id], 30))[job_id]
     assert (job["status"], job["kind"]) == ("error", "cancelled"), job["reason"]
     assert job["reason"].startswith(UNSTARTED) and "no executor took it before" in job["reason"]
-
-
-async def ack_pending(f: Faults) -> int:
-    info = await f.bus.js.consumer_info(s.DISPATCH_STREAM, s.pool_consumer("default"))
-    return int(info.num_ack_pending or 0)
