@@ -61,3 +61,11 @@ class Pruned(Frozen):
     audit_before: RecordedDatetime | None = None
     counts: PruneCounts
     more: bool = False
+
+
+PRUNE_BUDGET = 4.0
+"""Seconds of pruning one `history.prune` request does before it answers `more` (a
+caller waits 10 s by default; `jetjobs prune` gives it a little longer)."""
+
+COUNT_TIMEOUT = 300.0
+"""Seconds a dry run's count may take (it reads every row it counts)."""

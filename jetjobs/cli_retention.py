@@ -8,9 +8,17 @@ from typing import Any
 
 from bus import ApiClient
 from contracts.api import ApiFailure
-from contracts.retention import DAY, HOUR, LONGEST, SHORTEST, PruneCounts, Pruned, PruneRequest
-from store.retention import DRY_RUN_TIMEOUT
-from store.retention_api import BUDGET
+from contracts.retention import (
+    COUNT_TIMEOUT,
+    DAY,
+    HOUR,
+    LONGEST,
+    PRUNE_BUDGET,
+    SHORTEST,
+    PruneCounts,
+    Pruned,
+    PruneRequest,
+)
 
 from . import commands, render, settings
 from .cli_common import add_command, call
@@ -19,11 +27,11 @@ from .cli_numbers import count
 UNITS = {"h": HOUR, "d": DAY, "w": 7 * DAY}
 _AGE = re.compile(r"^(\d+)([hdw])$")
 
-PRUNE_WAIT = BUDGET + 16.0
+PRUNE_WAIT = PRUNE_BUDGET + 16.0
 """Seconds the CLI waits for one prune request: the store answers once it has pruned
-for `BUDGET` seconds, and the batch in hand may take a few more."""
+for `PRUNE_BUDGET` seconds, and the batch in hand may take a few more."""
 
-COUNT_WAIT = DRY_RUN_TIMEOUT + 30.0
+COUNT_WAIT = COUNT_TIMEOUT + 30.0
 """Seconds it waits for a dry run, which counts every row it would remove."""
 
 

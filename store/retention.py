@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
-from contracts.retention import DAY, LONGEST, PruneCounts
+from contracts.retention import COUNT_TIMEOUT, DAY, LONGEST, PruneCounts
 
 from .loader import Query, parse_queries
 
@@ -27,9 +27,6 @@ BATCH = 2000
 REST = 1.0
 """After each batch, a prune waits this many times as long as the batch took: it uses
 at most half of one connection's time, whatever the backlog."""
-
-DRY_RUN_TIMEOUT = 300.0
-"""Seconds a dry run's count may take (it reads every row it counts)."""
 
 STEPS = (
     ("prune_flow_runs", "count_flow_runs", "flow_runs"),
@@ -157,7 +154,7 @@ async def count(conn: Any, horizons: Horizons) -> PruneCounts:
     sql = retention_sql()
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         for (_, name, _), horizon in horizons.steps():
-            total = total.plus(_counts(await conn.fetchrow(sql[name].sql, horizon, timeout=DRY_RUN_TIMEOUT)))
+            total = total.plus(_counts(await conn.fetchrow(sql[name].sql, horizon, timeout=COUNT_TIMEOUT)))
     return total
 
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from bus.api import current_actor
 from contracts.api import ApiFailure
-from contracts.retention import PruneCounts, Pruned, PruneRequest
+from contracts.retention import PRUNE_BUDGET, PruneCounts, Pruned, PruneRequest
 
 from .api import _typed
 from .errors import StoreUnavailable
@@ -25,9 +25,6 @@ from .tokens import BOOTSTRAP_HINT, token_admin
 log = structlog.get_logger("jetjobs.store")
 
 Handler = Callable[[BaseModel], Awaitable[BaseModel]]
-
-BUDGET = 4.0
-"""Seconds of pruning one request does before it answers `more` (a caller waits 10 s)."""
 
 BUSY = (
     "history is being pruned right now by a store's background retention or another "
@@ -99,7 +96,7 @@ class RetentionApi:
             return await count(conn, horizons), False
         if not await try_lock(conn):
             raise ApiFailure(409, BUSY)
-        return await prune(conn, horizons, BATCH, BUDGET, self._on_batch, AuditTrail(request, horizons))
+        return await prune(conn, horizons, BATCH, PRUNE_BUDGET, self._on_batch, AuditTrail(request, horizons))
 
 
 def _detail(request: PruneRequest, horizons: Horizons, counts: PruneCounts) -> dict[str, Any]:
