@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -143,3 +144,15 @@ def next_fires(cron: str, timezone: str, after: datetime, count: int) -> list[da
             break
         slots.append(slot)
     return slots
+
+
+GAP_SAMPLE = 64
+"""Slots looked at to find a schedule's shortest gap."""
+
+
+def shortest_gap(cron: str, timezone: str, after: datetime) -> float | None:
+    """Seconds between the closest two of the next `GAP_SAMPLE` slots after `after`;
+    None for a schedule with fewer than two."""
+    slots = next_fires(cron, timezone, after, GAP_SAMPLE)
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(slots)]
+    return min(gaps) if gaps else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -256,6 +256,24 @@ class TemplateSpec(Frozen):
             raise ValueError("interval 'c' (custom) needs a cron expression")
         if self.interv is not Interval.CUSTOM and self.cron:
             raise ValueError(f"a cron expression needs interval 'c', not {self.interv.value!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _jitter_within_a_gap(self) -> TemplateSpec:
+        """A start delay as long as the time between two slots would start a slot after
+        the next one is due (out of order, recorded late). Checked for a new or changed
+        spec: a stored template (a subclass) loads as it was accepted, to be fixed."""
+        cron = cron_for(self.interv, self.cron)
+        if type(self) is not TemplateSpec or not self.jitter or not cron:
+            return self
+        from .cron import shortest_gap  # cron builds on this module
+
+        gap = shortest_gap(cron, self.timezone, datetime.now(UTC))
+        if gap is not None and self.jitter >= gap:
+            raise ValueError(
+                f"jitter {self.jitter:g} s is not shorter than the {gap:g} s between this schedule's "
+                f"slots: a slot would start after the next one is due; give less than {gap:g} s"
+            )
         return self
 
 

@@ -308,3 +308,17 @@ def test_a_bad_key_or_a_check_across_fields_reads_without_pydantic_places() -> N
     with pytest.raises(ValidationError) as across:
         TemplateSpec(name="x", app="1", company="acme", interv="d", cron="0 3 * * *")
     assert describe(across.value) == "a cron expression needs interval 'c', not 'd'"
+
+
+def test_a_jitter_as_long_as_the_gap_between_slots_is_refused() -> None:
+    fields = {"name": "x", "app": "1", "company": "acme", "interv": "c", "cron": "* * * * *"}
+    with pytest.raises(ValidationError) as caught:
+        TemplateSpec.model_validate(fields | {"jitter": 60})
+    assert describe(caught.value) == (
+        "jitter 60 s is not shorter than the 60 s between this schedule's slots: "
+        "a slot would start after the next one is due; give less than 60 s"
+    )
+    assert TemplateSpec.model_validate(fields | {"jitter": 59.5}).jitter == 59.5
+    assert TemplateSpec.model_validate(fields | {"interv": "n", "cron": None, "jitter": 600}).jitter == 600
+    stored = {**fields, "id": 1, "jitter": 600}
+    assert RunTemplate.model_validate(stored).jitter == 600, "a stored template loads as it was saved"
