@@ -222,7 +222,7 @@ class Backlog:
     def hold(self, upload: ArtifactUpload, reason: str) -> bool:
         """Keep `upload` for the background retries, unless the uploads waiting
         already fill the room; False (logged as not stored) then."""
-        size = len(upload.model_dump_json(exclude_defaults=True))
+        size = len(upload.content or "")  # its base64 content: what waiting costs in memory
         ulog = _upload_log(upload)
         if self._bytes + size > self._capacity:
             ulog.warning(
