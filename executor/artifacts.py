@@ -1,11 +1,12 @@
 """Collecting the files an application declares (paths or globs relative to
 the job's working directory) after the run, within size limits, and handing
 them to the store. A file over a limit is recorded with its size and why, one
-that is not a regular file of the job's directory (a link, a FIFO, a device)
-with what it is, and a declared file the job did not leave as missing: none is
-silently dropped. While the store is away (PostgreSQL down, no store running),
-uploads wait in memory and are retried in the background, so that jobs go on
-running and their files reach the store once it is back."""
+that is not a regular file of the job's directory (a link, a FIFO, a device),
+declared or matched by a glob, with what it is, and a declared file the job did
+not leave as missing: none is silently dropped. While the store is away
+(PostgreSQL down, no store running), uploads wait in memory and are retried in
+the background, so that jobs go on running and their files reach the store once
+it is back."""
 
 from __future__ import annotations
 
@@ -63,6 +64,19 @@ class Limits:
 
 
 MISSING = "declared by the application, but the job left no such file"
+UNREAD_NOTES = 100
+"""Glob matches that are not regular files an attempt lists one by one: past them,
+each glob gives one record saying how many more it matched, so a job leaving
+thousands of links cannot flood the store with records."""
+
+
+@dataclass
+class Room:
+    """What an attempt may still store: bytes of content, and records of glob
+    matches that are not regular files."""
+
+    bytes: int
+    unread: int
 
 
 @dataclass(frozen=True)
@@ -85,12 +99,22 @@ def _missing(spec: ArtifactSpec) -> Collected:
     return Collected(spec.name or spec.path, spec.path, kind, 0, "", None, MISSING, missing=True)
 
 
-def _matches(root: int, spec: ArtifactSpec) -> list[Names]:
+def _matches(root: int, spec: ArtifactSpec) -> jobfiles.Matches:
     """What the spec names below the working directory: the path itself, or what its glob matches."""
     if jobfiles.globbed(spec.path):
         return jobfiles.glob(root, spec.path)
     names = jobfiles.names_of(spec.path)
-    return [names] if names else []
+    return jobfiles.Matches([names] if names else [], [])
+
+
+def _unlisted(spec: ArtifactSpec, count: int) -> Collected:
+    """The one record standing for a glob's matches that are not regular files, past
+    the UNREAD_NOTES an attempt lists one by one."""
+    note = (
+        f"{count} more matches of this glob are not regular files (links, FIFOs, devices, sockets), "
+        f"or links it does not enter: past the {UNREAD_NOTES} an attempt lists, not listed and not stored"
+    )
+    return Collected(spec.name or spec.path, spec.path, "application/octet-stream", 0, "", None, note)
 
 
 def _over(size: int, room: int, limits: Limits) -> str | None:
@@ -144,29 +168,36 @@ def _one(
 def collect(cwd: str, specs: Sequence[ArtifactSpec], limits: Limits) -> list[Collected]:
     """Every declared file, in declaration order; a declared path or glob that
     matches no file gives one record that it is missing. Only regular files
-    inside the working directory are read (`jobfiles`): a declared path naming
-    anything else is recorded as not stored, with what it is, and a glob matches
-    regular files only."""
+    inside the working directory are read (`jobfiles`): a declared path, or a
+    glob's match, naming anything else is recorded as not stored, with what it is."""
     root = jobfiles.open_directory(cwd)
     try:
         collected: list[Collected] = []
-        room = limits.per_job
+        room = Room(limits.per_job, UNREAD_NOTES)
         for spec in specs:
-            paths = _matches(root, spec)
-            found = 0
-            for path in paths:
-                item = _one(root, path, spec, len(paths) == 1, room, limits)
-                if item is None:
-                    continue
-                if item.content is not None:
-                    room -= item.size
-                collected.append(item)
-                found += 1
-            if not found:
-                collected.append(_missing(spec))
+            collected.extend(_of_spec(root, spec, room, limits))
         return collected
     finally:
         os.close(root)
+
+
+def _of_spec(root: int, spec: ArtifactSpec, room: Room, limits: Limits) -> list[Collected]:
+    """The records of one declared path or glob, taking what they store from `room`."""
+    matches = _matches(root, spec)
+    listed = matches.unread[: room.unread]
+    room.unread -= len(listed)
+    single = len(matches.files) + len(matches.unread) == 1
+    collected: list[Collected] = []
+    for path in sorted([*matches.files, *listed]):
+        item = _one(root, path, spec, single, room.bytes, limits)
+        if item is None:
+            continue
+        if item.content is not None:
+            room.bytes -= item.size
+        collected.append(item)
+    if len(matches.unread) > len(listed):
+        collected.append(_unlisted(spec, len(matches.unread) - len(listed)))
+    return collected or [_missing(spec)]
 
 
 def upload_of(message: JobMessage, attempt: int, item: Collected) -> ArtifactUpload:

@@ -14,6 +14,7 @@ import fnmatch
 import os
 import stat
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -120,31 +121,56 @@ def names_of(path: str) -> Names:
     return () if path.startswith("/") or ".." in parts else parts
 
 
-def glob(root: int, pattern: str) -> list[Names]:
-    """The regular files `pattern` matches below the directory `root`, as `Path.glob`
-    would match them (`**` for any directories), sorted; without entering a link, so
-    nothing outside is even listed, and leaving out links, FIFOs and devices."""
-    found: set[Names] = set()
+@dataclass(frozen=True)
+class Matches:
+    """What a glob matches: the regular files, and the entries it neither reads
+    nor enters (links, FIFOs, devices, sockets; a link a part of the pattern names
+    where it would go into a directory, followed by the rest of the pattern), so
+    that they can be reported rather than lost. `**` goes into real directories
+    only and reports no link on its way: it cannot tell one to a directory from
+    one to a file without following it."""
+
+    files: list[Names]
+    unread: list[Names]
+
+
+@dataclass(frozen=True)
+class Found:
+    """What a glob has matched so far; sets, as `**` can reach an entry twice."""
+
+    files: set[Names]
+    unread: set[Names]
+
+
+def glob(root: int, pattern: str) -> Matches:
+    """What `pattern` matches below the directory `root`, as `Path.glob` would match
+    it (`**` for any directories), sorted; without entering a link, so nothing
+    outside is even listed."""
+    found = Found(set(), set())
     parts = names_of(pattern)
     if parts:
         _expand(root, parts, (), found)
-    return sorted(found)
+    return Matches(sorted(found.files), sorted(found.unread))
 
 
-def _expand(folder: int, parts: Names, at: Names, found: set[Names]) -> None:
+def _expand(folder: int, parts: Names, at: Names, found: Found) -> None:
     """Add the matches of `parts` in the directory `folder` (which is `at`) to `found`."""
     head, rest = parts[0], parts[1:]
     if head == "**":
-        if rest:
-            _expand(folder, rest, at, found)
+        if not rest:
+            return  # a last `**` matches directories only, never a file
+        _expand(folder, rest, at, found)
         for name in _entries(folder, lambda entry: entry.is_dir(follow_symlinks=False)):
             _descend(folder, name, parts, at, found)
         return
     for name in _matching(folder, head):
         if rest:
             _descend(folder, name, rest, at, found)
-        elif _regular(folder, name):
-            found.add((*at, name))
+            continue
+        mode = _mode(folder, name)
+        if mode is None or stat.S_ISDIR(mode):
+            continue
+        (found.files if stat.S_ISREG(mode) else found.unread).add((*at, name))
 
 
 def _matching(folder: int, part: str) -> list[str]:
@@ -162,16 +188,22 @@ def _entries(folder: int, wanted: Callable[[os.DirEntry[str]], bool]) -> list[st
         return []
 
 
-def _regular(folder: int, name: str) -> bool:
+def _mode(folder: int, name: str) -> int | None:
+    """The mode of `name` itself (not of what a link points to); None when it is not there."""
     try:
-        return stat.S_ISREG(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
+        return os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode
     except OSError:
-        return False
+        return None
 
 
-def _descend(folder: int, name: str, parts: Names, at: Names, found: set[Names]) -> None:
-    """Go on matching in the subdirectory `name`, if it is a real directory not too deep."""
+def _descend(folder: int, name: str, parts: Names, at: Names, found: Found) -> None:
+    """Go on matching in the subdirectory `name`, if it is a real directory not too
+    deep; a link is not entered but kept, with the rest of the pattern, as unread."""
     if len(at) >= MAX_DEPTH:
+        return
+    mode = _mode(folder, name)
+    if mode is not None and stat.S_ISLNK(mode):
+        found.unread.add((*at, name, *parts))
         return
     try:
         inner = open_directory(name, folder)
