@@ -9,15 +9,18 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from store.credentials import new_key
 
-from .settings import ENDPOINTS_FILE, SettingsError
+from .settings import ENDPOINTS_FILE, LOCK_FILE, SettingsError
 
-LOCK_FILE = "up.lock"
 SECRET_KEY_FILE = "secret.key"
 _HOLDER_WAIT = 1.0
 """Seconds to wait for the holder's pid: it writes it just after taking the lock."""
+_PROBE_WAIT = 0.5
+"""Seconds to retry a held lock: a client command looking whether `up` runs holds it
+shared for an instant (`settings`), and must not pass for another `up`."""
 
 
 @contextlib.contextmanager
@@ -34,17 +37,29 @@ def lock_home(home: Path) -> Iterator[None]:
             f"cannot open {path}: {error.strerror}; check the permissions of --home"
         ) from None
     with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _locked(lock):
             raise SettingsError(
                 f"jetjobs up is already running for {home}{_holder(path)}; stop it or use another --home"
-            ) from None
+            )
         lock.truncate(0)
         lock.write(f"{os.getpid()}\n")
         lock.flush()
         (home / ENDPOINTS_FILE).unlink(missing_ok=True)
         yield
+
+
+def _locked(lock: IO[str]) -> bool:
+    """Whether the exclusive lock was taken, trying again for _PROBE_WAIT seconds."""
+    deadline = time.monotonic() + _PROBE_WAIT
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        else:
+            return True
 
 
 def _holder(path: Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shlex
@@ -16,6 +17,8 @@ DEFAULT_HOME = Path(".jetjobs")
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 """Where client commands look for NATS when nothing says where it is."""
 ENDPOINTS_FILE = "endpoints.json"
+LOCK_FILE = "up.lock"
+"""Held by the `jetjobs up` of a home for as long as it runs (`jetjobs.home`)."""
 
 
 class SettingsError(Exception):
@@ -86,12 +89,13 @@ class Settings:
 
     def require_nats(self) -> str:
         """The NATS URL, or the one a running `jetjobs up` in `home` announced; with
-        neither, NATS's own default port, unless a home of its own was named: a command
-        meant for the `up` there must not reach whatever else listens on 4222."""
+        neither, NATS's own default port, unless a home of its own was named or an
+        `up` gone from `home` left its URLs there: a command meant for the `up` there
+        must not reach whatever else listens on 4222, nor wait on a port none serves."""
         url = self.nats_url or _announced(self.home, "nats_url")
         if url:
             return url
-        if self.home_named:
+        if self._up_expected:
             raise SettingsError(f"{self.no_up_running()}, or give --nats-url (JETJOBS_NATS_URL)")
         return DEFAULT_NATS_URL
 
@@ -100,12 +104,18 @@ class Settings:
         url = self.database_url or _announced(self.home, "database_url")
         if url:
             return url
-        if self.home_named:
+        if self._up_expected:
             raise SettingsError(f"{self.no_up_running()}, or set JETJOBS_DATABASE_URL (or --database-url)")
         raise SettingsError(
             "no database configured: set JETJOBS_DATABASE_URL (postgresql://user@host:port/db) "
             "or pass --database-url"
         )
+
+    @property
+    def _up_expected(self) -> bool:
+        """Whether only the `up` of `home` will do: a home of its own was named, or
+        an `up` announced itself there (one killed outright leaves that behind)."""
+        return self.home_named or (self.home / ENDPOINTS_FILE).exists()
 
     @property
     def home_named(self) -> bool:
@@ -119,11 +129,29 @@ class Settings:
 
 
 def _announced(home: Path, key: str) -> str | None:
+    """The URL the `up` running in `home` announced; none from one that is gone."""
     try:
         value = json.loads((home / ENDPOINTS_FILE).read_text()).get(key)
     except (OSError, ValueError, AttributeError):
         return None
-    return str(value) if value else None
+    return str(value) if value and not _up_gone(home) else None
+
+
+def _up_gone(home: Path) -> bool:
+    """Whether the `up` that announced itself in `home` is gone: no process holds its
+    lock, which the kernel drops however `up` ends (SIGKILL too). The lock is only
+    tried shared and let go at once (`lock_home` gives an `up` starting meanwhile a
+    moment); without a lock file, the announcement is trusted."""
+    try:
+        lock = (home / LOCK_FILE).open("rb")
+    except OSError:
+        return False
+    with lock:  # closing it lets go of the lock
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        return True
 
 
 FLAGS_SPELLED_OTHERWISE = {"executor_company": "--company"}

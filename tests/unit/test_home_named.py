@@ -4,6 +4,7 @@ suggested command names that home."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 from pathlib import Path
 
@@ -35,6 +36,30 @@ def test_a_named_home_with_up_or_urls_given_is_no_error(tmp_path: Path) -> None:
     assert load({"home": "elsewhere"}, {}).require_nats() == "nats://127.0.0.1:1"
     given = load({"home": "nowhere", "nats_url": "nats://h:2", "database_url": "postgresql://u@h:3/d"}, {})
     assert (given.require_nats(), given.require_database()) == ("nats://h:2", "postgresql://u@h:3/d")
+
+
+@pytest.mark.parametrize("home", ["elsewhere", ".jetjobs"])
+def test_urls_left_by_an_up_that_is_gone_are_not_used(home: str, tmp_path: Path) -> None:
+    folder = tmp_path / home
+    folder.mkdir()
+    (folder / "endpoints.json").write_text(
+        json.dumps({"nats_url": "nats://127.0.0.1:1", "database_url": "postgresql://u@h:2/d"})
+    )
+    (folder / "up.lock").write_text("1\n")  # no process holds it: the `up` that wrote both is gone
+    settings = load({"home": home}, {})
+    said = f"no jetjobs up is running for home {folder}: start it with `jetjobs up --home {home}`"
+    with pytest.raises(SettingsError) as nats:
+        settings.require_nats()
+    assert str(nats.value) == f"{said}, or give --nats-url (JETJOBS_NATS_URL)"
+    with pytest.raises(SettingsError) as database:
+        settings.require_database()
+    assert str(database.value) == f"{said}, or set JETJOBS_DATABASE_URL (or --database-url)"
+    with (folder / "up.lock").open("a") as held:  # as the running `up` holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert (settings.require_nats(), settings.require_database()) == (
+            "nats://127.0.0.1:1",
+            "postgresql://u@h:2/d",
+        )
 
 
 @pytest.mark.parametrize("home", [None, ".jetjobs", "./.jetjobs"])
