@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -101,11 +102,47 @@ class Horizons:
             None if audit_seconds is None else now - timedelta(seconds=audit_seconds),
         )
 
+    def named(self) -> dict[str, str]:
+        """The horizons set, as an audit entry gives them."""
+        return {
+            name: at.isoformat() for name, at in (("before", self.before), ("audit_before", self.audit)) if at
+        }
+
     def steps(self) -> list[tuple[tuple[str, str, str], datetime]]:
         found = [(step, self.before) for step in STEPS if self.before is not None]
         if self.audit is not None:
             found.append((AUDIT_STEP, self.audit))
         return found
+
+
+@functools.cache
+def audit_sql() -> dict[str, Query]:
+    """Every query of `store/sql/retention_audit.sql`, read once."""
+    text = resources.files("store").joinpath("sql", "retention_audit.sql").read_text(encoding="utf-8")
+    return parse_queries(text)
+
+
+class AuditTrail:
+    """The audit entry of one prune (a `history.prune` request, a background round):
+    who pruned, as asked how, the horizons, and how many rows of each kind went. It is
+    written with the first batch that removes anything and updated with each later one,
+    in that batch's transaction (`Record`): a prune cut short (a store killed, Postgres
+    gone) leaves an entry for exactly what it removed."""
+
+    def __init__(self, actor: str, action: str, asked: dict[str, Any], horizons: Horizons) -> None:
+        self._actor = actor
+        self._action = action
+        self._asked = {**asked, **horizons.named()}
+        self._entry: int | None = None
+
+    async def __call__(self, conn: Any, removed: PruneCounts) -> None:
+        detail = json.dumps({**self._asked, "removed": {k: v for k, v in removed if v}})
+        if self._entry is None:
+            self._entry = await conn.fetchval(
+                audit_sql()["open_prune_entry"].sql, self._actor, self._action, detail
+            )
+        else:
+            await conn.execute(audit_sql()["update_prune_entry"].sql, self._entry, detail)
 
 
 def _counts(row: Any) -> PruneCounts:

@@ -1,6 +1,7 @@
 """The store's background retention: every few minutes, the store holding the
-retention lock removes what is older than its configured horizons. Several
-stores may run: the others find the lock taken and skip the round."""
+retention lock removes what is older than its configured horizons, audited as an
+on-demand prune is (`AuditTrail`). Several stores may run: the others find the lock
+taken and skip the round."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from contracts.retention import DAY
 
 from .db import UNAVAILABLE
 from .errors import StoreUnavailable
-from .retention import Horizons, OnBatch, Retention, own_connection, prune, try_lock
+from .retention import AuditTrail, Horizons, OnBatch, Retention, own_connection, prune, try_lock
 
 log = structlog.get_logger("jetjobs.store")
 
@@ -24,6 +25,10 @@ OUTAGE: tuple[type[BaseException], ...] = (*UNAVAILABLE, StoreUnavailable)
 
 FIRST_ROUND = 30.0
 """Seconds from the start to the first round: out of the way of the start's own work."""
+ACTOR = "store retention"
+"""Who a background round's audit entry says pruned: no request, the store's own settings."""
+ACTION = "history.retention"
+"""A round's audit action: beside `history.prune`, the action of a prune on demand."""
 
 
 async def keep_history(
@@ -56,7 +61,8 @@ async def prune_round(connect: Callable[[], Awaitable[Any]], policy: Retention, 
             log.info("store.prune_skipped", reason="another store is pruning")
             return False
         started = asyncio.get_running_loop().time()
-        counts, _ = await prune(conn, horizons, policy.batch, None, on_batch)
+        trail = AuditTrail(ACTOR, ACTION, _settings(policy), horizons)
+        counts, _ = await prune(conn, horizons, policy.batch, None, on_batch, trail)
     log.info(
         "store.pruned",
         before=horizons.before and horizons.before.isoformat(),
@@ -65,3 +71,12 @@ async def prune_round(connect: Callable[[], Awaitable[Any]], policy: Retention, 
         **counts.model_dump(),
     )
     return True
+
+
+def _settings(policy: Retention) -> dict[str, Any]:
+    """The horizons a round prunes by, as the store is configured with them."""
+    return {
+        name: days
+        for name, days in (("retention_days", policy.days), ("audit_retention_days", policy.audit_days))
+        if days
+    }

@@ -1,9 +1,10 @@
 """Retention through a running store: the background round prunes on its own (and
-counts what it removed), `history.prune` is for admin tokens only, dry or not,
+counts and audits what it removed), `history.prune` is for admin tokens only, dry or not,
 and answers 409 while another prune holds the lock."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -76,8 +77,29 @@ async def test_the_store_prunes_in_the_background(nats_url: str, database_url: s
         assert sample("jetjobs_store_pruned_rows_total", {"kind": "jobs"}) == 5
         assert sample("jetjobs_store_pruned_rows_total", {"kind": "events"}) == 15
         assert sample("jetjobs_store_pruned_rows_total", {"kind": "dead_letters"}) == 3
+        [(actor, detail)] = await retention_entries(database_url)
+        assert actor == "store retention"
+        assert detail["retention_days"] == 30 and detail["before"]
+        assert detail["removed"] == {
+            "jobs": 5,
+            "attempts": 5,
+            "events": 15,
+            "artifacts": 5,
+            "deadlines": 5,
+            "dead_letters": 3,
+        }
     finally:
         await store.stop()
+
+
+async def retention_entries(url: str) -> list[tuple[str, Any]]:
+    """The background rounds' audit entries: who, and what they say went."""
+    conn = await asyncpg.connect(url)
+    try:
+        found = await conn.fetch("SELECT actor, detail FROM audit_log WHERE action = 'history.retention'")
+    finally:
+        await conn.close()
+    return [(row["actor"], json.loads(row["detail"])) for row in found]
 
 
 async def test_a_store_keeps_everything_by_default(nats_url: str, database_url: str) -> None:
