@@ -135,11 +135,13 @@ def test_collect_respects_limits_and_stays_inside(tmp_path: Path) -> None:
         ArtifactSpec(path="*.log"),
     ]
     found = {c.name: c for c in collect(str(tmp_path), specs, Limits(per_artifact=20, per_job=15))}
-    assert set(found) == {"out/a.txt", "out/b.txt", "big", "report", "*.log"}
-    for name, path in (("report", "missing"), ("*.log", "*.log")):  # declared, matched nothing inside
-        gone = found[name]
-        assert gone.missing and gone.path == path and gone.content is None and gone.size == 0
-        assert "left no such file" in (gone.note or "")
+    assert set(found) == {"out/a.txt", "out/b.txt", "out/link.txt", "big", "report", "outside.log"}
+    gone = found["report"]  # declared, matched nothing inside
+    assert gone.missing and gone.path == "missing" and gone.content is None and gone.size == 0
+    assert "left no such file" in (gone.note or "")
+    for link in ("out/link.txt", "outside.log"):  # matched, listed, never read
+        assert (found[link].content, found[link].missing) == (None, False)
+        assert found[link].note == "a symbolic link, not a regular file: not stored"
     assert found["report"].content_type == "text/csv"
     assert not any(found[name].missing for name in ("out/a.txt", "out/b.txt", "big"))
     assert found["out/a.txt"].content == b"a" * 10
