@@ -37,18 +37,27 @@ class Release:
 Gate = Refuse | Release | None
 
 
-def expired(message: JobMessage, delivered: int, now: datetime) -> str | None:
-    """Why a message is too old to run, or None. Only a first delivery can be late:
-    a redelivery (retry, hand-back) was taken in time before. Raises OverflowError
-    when its deadline is past any date (the contract's bounds rule that out)."""
-    if delivered > 1:
-        return None
-    deadline = message.dispatched_at + timedelta(seconds=message.timeout)
-    if now <= deadline:
+def expired(
+    message: JobMessage, delivered: int, now: datetime, retry_due: datetime | None = None
+) -> str | None:
+    """Why a message is too old to run, or None. A first delivery must be taken within
+    `timeout` of dispatch; a retry (or a job handed back) within `timeout` of when it
+    was due (`retry_due`), past which the store's reaper ends it; a redelivery with no
+    known due time was taken in time before. Raises OverflowError when its deadline is
+    past any date (the contract's bounds rule that out)."""
+    if delivered == 1:
+        deadline = message.dispatched_at + timedelta(seconds=message.timeout)
+        if now <= deadline:
+            return None
+        return (
+            f"not taken within {message.timeout:g} s of dispatch "
+            f"(dispatched {message.dispatched_at.isoformat()}, received {now.isoformat()})"
+        )
+    if retry_due is None or now <= retry_due + timedelta(seconds=message.timeout):
         return None
     return (
-        f"not taken within {message.timeout:g} s of dispatch "
-        f"(dispatched {message.dispatched_at.isoformat()}, received {now.isoformat()})"
+        f"no executor of pool `{message.pool}` took the retry within {message.timeout:g} s of when it "
+        f"was due (due {retry_due.isoformat()}, received {now.isoformat()})"
     )
 
 
@@ -71,14 +80,19 @@ def ack_overdue(message: JobMessage, control: Control, now: float) -> str | None
 
 
 def check(
-    message: JobMessage, delivered: int, control: Control, cancelled: Mapping[str, str], now: datetime
+    message: JobMessage,
+    delivered: int,
+    control: Control,
+    cancelled: Mapping[str, str],
+    now: datetime,
+    retry_due: datetime | None = None,
 ) -> Gate:
     """The first reason not to run the message, in order: cancelled, too late, too slow."""
     reason = control.cancelled or cancelled.get(message.job_id)
     if reason is not None:
         return Refuse(ErrorKind.CANCELLED, f"cancelled before it started: {reason}")
     try:
-        too_late = expired(message, delivered, now)
+        too_late = expired(message, delivered, now, retry_due)
     except (OverflowError, ValueError) as error:
         return Refuse(ErrorKind.INVALID, no_deadline(message, error))
     if too_late is not None:

@@ -9,6 +9,7 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -122,10 +123,11 @@ async def _attempt(
     attempt: Attempt, delivery: Delivery[JobMessage], runtime: Runtime, control: Control, jlog: JobLog
 ) -> Outcome:
     message = attempt.message
-    if delivery.delivered > 1 and await _finished_before(message, attempt.number, runtime):
+    earlier = await _earlier_event(message, attempt.number, runtime) if delivery.delivered > 1 else None
+    if earlier is not None and (earlier.final or earlier.status is Status.PROCESSED):
         jlog.info("job.already_finished")
         return Succeeded()
-    gate = check(message, delivery.delivered, control, runtime.cancelled, utcnow())
+    gate = check(message, delivery.delivered, control, runtime.cancelled, utcnow(), _retry_due(earlier))
     if isinstance(gate, Release):
         jlog.warning("job.released", reason=gate.reason, retry_in=gate.delay)
         return HandedBack(gate.delay)
@@ -171,26 +173,33 @@ RULING_POLL = 0.25
 """Seconds between two looks at a job's latest event while waiting for a ruling."""
 
 
-async def _finished_before(message: JobMessage, number: int, runtime: Runtime) -> bool:
-    """Whether a redelivered message's job already ended (its ack was lost, e.g. in a
-    NATS restart): then it is acknowledged again instead of run twice. When an earlier
-    attempt was left running, its executor most likely died with it: the store's ruling
-    on it (lost, and final after too many) is awaited for up to `ruling_wait`, so a job
-    that kills its executor is not run again before it is counted."""
+async def _earlier_event(message: JobMessage, number: int, runtime: Runtime) -> JobEvent | None:
+    """The latest event of a redelivered message's job, None when unknown. A final one
+    means the job already ended (its ack was lost, e.g. in a NATS restart): then it is
+    acknowledged again instead of run twice. When an earlier attempt was left running,
+    its executor most likely died with it: the store's ruling on it (lost, and final
+    after too many) is awaited for up to `ruling_wait`, so a job that kills its executor
+    is not run again before it is counted."""
     deadline = asyncio.get_running_loop().time() + runtime.ruling_wait
     while True:
         try:
             last = await runtime.history(message.company, message.job_id)
         except Exception:
-            return False
+            return None
         if last is None or last.attempt < message.attempt:
-            return False
-        if last.final or last.status is Status.PROCESSED:
-            return True
+            return None
         left_running = last.attempt < number and last.status in (Status.ACKNOWLEDGED, Status.STARTED)
         if not left_running or asyncio.get_running_loop().time() >= deadline:
-            return False
+            return last
         await asyncio.sleep(RULING_POLL)
+
+
+def _retry_due(earlier: JobEvent | None) -> datetime | None:
+    """When the attempt an error announced was due (a retry, or a redelivery after its
+    executor handed the job back), or None: it must be taken within `timeout` of that."""
+    if earlier is None or earlier.status is not Status.ERROR or earlier.final or earlier.retry_in is None:
+        return None
+    return earlier.at + timedelta(seconds=earlier.retry_in)
 
 
 async def _bury(delivery: Delivery[JobMessage], event: JobEvent, runtime: Runtime, jlog: JobLog) -> None:

@@ -20,8 +20,8 @@ from contracts.messages import JobEvent, JobMessage
 
 from .lifecycle import Plan, guard_pairs
 
-Deadline = tuple[str, int, int | None, datetime]
-"""(job id, attempt, stream sequence, take-by time) of a job message."""
+Deadline = tuple[str, int, int | None, datetime, float]
+"""(job id, attempt, stream sequence, take-by time, `timeout` in seconds) of a job message."""
 
 document = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 
@@ -72,7 +72,9 @@ def dispatches(messages: Sequence[JobMessage]) -> str:
 
 
 def deadlines(taken_by: Sequence[Deadline]) -> str:
-    return document([(job_id, attempt, seq, micros(at)) for job_id, attempt, seq, at in taken_by])
+    return document(
+        [(job_id, attempt, seq, micros(at), timeout) for job_id, attempt, seq, at, timeout in taken_by]
+    )
 
 
 def states(changes: Plan) -> str:
@@ -104,6 +106,21 @@ def states(changes: Plan) -> str:
             )
         )
     return document(rows)
+
+
+def retries(changes: Plan) -> str:
+    """Each job whose current attempt ended in an error announcing a next attempt, with
+    when that one is due (empty for most batches)."""
+    if not changes.retries:
+        return "[]"
+    jobs = changes.jobs
+    return document(
+        [
+            (job_id, attempt, micros(due))
+            for job_id, (attempt, due) in sorted(changes.retries.items())
+            if jobs[job_id][1].attempt == attempt and not jobs[job_id][1].final
+        ]
+    )
 
 
 def events(recorded: Sequence[JobEvent], stale: Sequence[bool]) -> str:

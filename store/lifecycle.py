@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from contracts.enums import ErrorKind, Status
@@ -136,6 +136,9 @@ class Plan:
     stale: list[bool] = field(default_factory=list)
     outcomes: list[JobEvent] = field(default_factory=list)
     """The events that ended an attempt: each outcome once, however often it came."""
+    retries: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+    """(attempt, when the next one is due) of the jobs an error of this batch left waiting
+    for a next attempt, so the reaper can end one no executor takes in time."""
 
 
 def _ends(before: AttemptState | None, after: AttemptState) -> bool:
@@ -157,6 +160,8 @@ def plan(current: Mapping[str, AttemptState], events: Sequence[JobEvent]) -> Pla
         if changed:
             if _ends(before, state):
                 out.outcomes.append(event)
+            elif event.retry_in is not None and state.status is Status.ERROR:
+                out.retries[job_id] = (state.attempt, event.at + timedelta(seconds=event.retry_in))
             states[job_id] = state
             out.jobs[job_id] = (event.company, state)
             out.attempts[job_id, state.attempt] = state

@@ -246,8 +246,8 @@ class Queries:
 
     async def record_events(self, events: Sequence[JobEvent], payloads: Sequence[str], changes: Plan) -> None:
         """Apply the fold's `changes` to jobs and attempts, keep each event with its stale
-        flag and its JSON `payloads`, and put the outcomes of the jobs that run flow
-        nodes into the flow inbox, in one statement."""
+        flag and its JSON `payloads`, give each retry announced its take-by time, and put
+        the outcomes of the jobs that run flow nodes into the flow inbox, in one statement."""
         await self._db.execute(
             self._q("record_events"),
             documents.states(changes),
@@ -255,6 +255,7 @@ class Queries:
             documents.events(events, changes.stale),
             documents.payloads(payloads),
             FLOW_INBOX_CHANNEL,
+            documents.retries(changes),
         )
 
     async def record_dead_letters(self, letters: Sequence[tuple[int, DeadLetter]]) -> list[tuple[str, int]]:
@@ -329,6 +330,11 @@ class Queries:
     async def overdue_dispatches(self, limit: int) -> list[Any]:
         """Rows (id, company, pool, attempt, stream_seq, deadline) of jobs nobody took in time."""
         return await self._db.fetch(self._q("overdue_dispatches"), limit)
+
+    async def overdue_retries(self, limit: int) -> list[Any]:
+        """Rows (id, company, pool, attempt, stream_seq, deadline, timeout) of jobs whose
+        next attempt (`attempt`) no executor took in time."""
+        return await self._db.fetch(self._q("overdue_retries"), limit)
 
     async def orphaned_attempts(
         self, silent_for: float, live_runners: Sequence[str], limit: int

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -162,6 +163,22 @@ def undelivered_event(row: Any, message_gone: bool = False) -> JobEvent:
     return _ended(row, ErrorKind.UNDELIVERED, reason, final=True)
 
 
+def retry_undelivered_event(row: Any, message_gone: bool = False) -> JobEvent:
+    """No executor took the job's next attempt (a retry, or a redelivery after its executor
+    handed it back) within its message's `timeout` of when it was due: as a first delivery
+    nobody took, it will never run (`row["attempt"]` is that next attempt)."""
+    pool = row["pool"] or "default"
+    missed = (
+        f"no executor of pool `{pool}` took the retry (attempt {row['attempt']}) within "
+        f"{row['timeout']:g} s of when it was due, by {row['deadline'].isoformat()}"
+    )
+    if message_gone:
+        reason = f"{missed}, and its message had already left {s.DISPATCH_STREAM}"
+    else:
+        reason = f"{missed}: removed without running (start an executor for its pool, or raise `timeout`)"
+    return _ended(row, ErrorKind.UNDELIVERED, reason, final=True)
+
+
 def cancelled_unstarted_event(row: Any, cancel: str) -> JobEvent:
     """A cancelled job no executor acknowledged before its deadline: the cancel had
     taken its message, or every executor refused it. Ended as the cancel it is."""
@@ -225,6 +242,7 @@ class Reaper:
             [] if live is None else await queries.orphaned_attempts(self._timing.silent_for, live, BATCH)
         )
         overdue = await queries.overdue_dispatches(BATCH)
+        retries = await queries.overdue_retries(BATCH)
         losses = await queries.earlier_losses([(row["id"], row["attempt"]) for row in orphans])
         cancels = await CancelBoard.open(self._bus.js)
         for row in orphans:
@@ -244,17 +262,27 @@ class Reaper:
             else:
                 await self._end(event)
         for row in overdue:
-            seq = None if row["stream_seq"] is None else int(row["stream_seq"])
-            cancel = await cancels.reason(row["id"])
-            if cancel is not None:
-                if seq is not None:
-                    await delete_dispatch(self._bus.js, seq)
-                await self._end(cancelled_unstarted_event(row, cancel))
-                continue
-            original = await self._original(queries, row["id"], row["company"], seq)
-            event = undelivered_event(row, message_gone=seq is not None and original.seq is None)
-            await self._bury(event, undelivered_letter(event, original), original.seq)
-        return len(orphans) + len(overdue)
+            await self._undelivered(queries, cancels, row, undelivered_event)
+        for row in retries:
+            await self._undelivered(queries, cancels, row, retry_undelivered_event)
+        return len(orphans) + len(overdue) + len(retries)
+
+    async def _undelivered(
+        self, queries: Queries, cancels: CancelBoard, row: Any, ended: Callable[[Any, bool], JobEvent]
+    ) -> None:
+        """End a job whose message no executor took in time (`ended` says how), file its
+        message as a dead letter and remove it from the stream; a cancelled one ends as
+        the cancel it is."""
+        seq = None if row["stream_seq"] is None else int(row["stream_seq"])
+        cancel = await cancels.reason(row["id"])
+        if cancel is not None:
+            if seq is not None:
+                await delete_dispatch(self._bus.js, seq)
+            await self._end(cancelled_unstarted_event(row, cancel))
+            return
+        original = await self._original(queries, row["id"], row["company"], seq)
+        event = ended(row, seq is not None and original.seq is None)
+        await self._bury(event, undelivered_letter(event, original), original.seq)
 
     async def _original(self, queries: Queries, job_id: str, company: str, seq: int | None) -> Original:
         """The job's message, still in the dispatch stream (unacknowledged) at `seq`;

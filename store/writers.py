@@ -156,12 +156,13 @@ def _own_jobs(
 
 
 def dispatch_deadlines(batch: Sequence[Delivery[JobMessage]]) -> list[Deadline]:
-    """(job id, attempt, stream sequence, take-by time) per job, the latest attempt of each."""
+    """(job id, attempt, stream sequence, take-by time, timeout) per job, the latest attempt of each."""
     latest: dict[str, Deadline] = {}
     for delivery in batch:
         message = delivery.payload
-        deadline = message.dispatched_at + timedelta(seconds=min(message.timeout, LONGEST_TIMEOUT))
-        row = (message.job_id, message.attempt, stream_sequence(delivery.msg.reply), deadline)
+        timeout = min(message.timeout, LONGEST_TIMEOUT)
+        deadline = message.dispatched_at + timedelta(seconds=timeout)
+        row = (message.job_id, message.attempt, stream_sequence(delivery.msg.reply), deadline, timeout)
         if message.job_id not in latest or latest[message.job_id][1] <= message.attempt:
             latest[message.job_id] = row
     return [latest[job_id] for job_id in sorted(latest)]

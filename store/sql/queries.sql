@@ -186,12 +186,13 @@ WITH message AS (
     FROM recorded JOIN message ON message.id = recorded.id AND message.attempt = recorded.attempt
     ON CONFLICT (job_id, attempt) DO NOTHING
 ), deadlines AS (
-    INSERT INTO job_dispatch AS d (job_id, attempt, stream_seq, deadline)
-    SELECT r ->> 0, (r ->> 1)::integer, (r ->> 2)::bigint, jetjobs_instant((r ->> 3)::bigint)
+    INSERT INTO job_dispatch AS d (job_id, attempt, stream_seq, deadline, timeout)
+    SELECT r ->> 0, (r ->> 1)::integer, (r ->> 2)::bigint, jetjobs_instant((r ->> 3)::bigint), (r ->> 4)::float8
     FROM jsonb_array_elements($2::jsonb) AS u(r)
     WHERE r ->> 0 IN (SELECT id FROM message)
     ON CONFLICT (job_id) DO UPDATE SET
-        attempt = EXCLUDED.attempt, stream_seq = EXCLUDED.stream_seq, deadline = EXCLUDED.deadline
+        attempt = EXCLUDED.attempt, stream_seq = EXCLUDED.stream_seq, deadline = EXCLUDED.deadline,
+        timeout = EXCLUDED.timeout, retry_attempt = NULL, retry_deadline = NULL
     WHERE d.attempt <= EXCLUDED.attempt
     RETURNING d.job_id, d.xmax = 0 AS inserted
 )
@@ -231,11 +232,12 @@ SELECT id, attempt, status, final, kind, runner, pid, exit_code, reason, begin_a
 FROM jetjobs_lock_jobs($1::jsonb);
 
 -- name: record_events --
--- Project a batch of lifecycle events: move jobs and attempts as the fold decided, keep every event (a redelivered one once), and put the outcomes of jobs that run a dispatched flow node, or one a cancel failed while its job ran (most run none), into the flow inbox, telling the orchestrators once per batch.
+-- Project a batch of lifecycle events: move jobs and attempts as the fold decided, keep every event (a redelivered one once), give each next attempt an error announced (most batches announce none) its take-by time for the reaper (its message's `timeout` from when it is due), and put the outcomes of jobs that run a dispatched flow node, or one a cancel failed while its job ran (most run none), into the flow inbox, telling the orchestrators once per batch.
 -- $1: [[job_id, attempt, status, kind, runner, pid, exit_code, reason, begin µs, end µs, stdout, stderr, results,
 --     company (when this is the job's current attempt, else null), final], …]
 -- $2: the `from>to` moves the guards allow: an older attempt or a backward status changes nothing, results once written stay
 -- $3: [[job_id, attempt, status, at µs, stale, flow outcome], …]; $4: the events' JSON, in the same order
+-- $6: [[job_id, attempt, due µs], …]: jobs whose current attempt ended in an error with a next attempt due then
 WITH state AS (
     SELECT r ->> 0 AS job_id, (r ->> 1)::integer AS attempt, (r ->> 2)::job_status AS status,
         (r ->> 3)::error_kind AS kind, r ->> 4 AS runner, (r ->> 5)::bigint AS pid, (r ->> 6)::bigint AS exit_code,
@@ -267,6 +269,11 @@ WITH state AS (
         end_at = EXCLUDED.end_at, stdout = EXCLUDED.stdout, stderr = EXCLUDED.stderr,
         results = CASE WHEN EXCLUDED.results = '{}' THEN a.results ELSE EXCLUDED.results END, updated_at = now()
     WHERE $2::jsonb ? (a.status::text || '>' || EXCLUDED.status::text)
+), retrying AS (
+    UPDATE job_dispatch d SET retry_attempt = (r ->> 1)::integer,
+        retry_deadline = jetjobs_instant((r ->> 2)::bigint) + make_interval(secs => d.timeout)
+    FROM jsonb_array_elements($6::jsonb) AS u(r)
+    WHERE d.job_id = r ->> 0 AND d.attempt <= (r ->> 1)::integer AND d.timeout IS NOT NULL
 ), event AS (
     SELECT u.n, r ->> 0 AS job_id, (r ->> 1)::integer AS attempt, (r ->> 2)::job_status AS status,
         jetjobs_instant((r ->> 3)::bigint) AS at, (r ->> 4)::boolean AS stale, (r ->> 5)::boolean AS outcome,
@@ -347,6 +354,14 @@ SELECT j.id, j.company, j.pool, j.attempt, d.stream_seq, d.deadline
 FROM job j JOIN job_dispatch d ON d.job_id = j.id AND d.attempt = j.attempt
 WHERE NOT j.final AND j.status = 'dispatched' AND d.deadline < now()
 ORDER BY d.deadline
+LIMIT $1;
+
+-- name: overdue_retries --
+-- Jobs whose next attempt (a retry, or a redelivery of a job its executor handed back) no executor took by its take-by time, oldest first: the job still shows the error that announced it. `attempt` is that next attempt.
+SELECT j.id, j.company, j.pool, j.attempt + 1 AS attempt, d.stream_seq, d.retry_deadline AS deadline, d.timeout
+FROM job j JOIN job_dispatch d ON d.job_id = j.id AND d.retry_attempt = j.attempt
+WHERE NOT j.final AND j.status = 'error' AND d.retry_deadline < now()
+ORDER BY d.retry_deadline
 LIMIT $1;
 
 -- name: orphaned_attempts --

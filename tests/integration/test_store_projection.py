@@ -293,7 +293,7 @@ async def test_a_batch_with_a_jobs_retry_opens_the_first_attempt_and_keeps_the_l
         retried = message(job_id, attempt=2, dispatched_at=T0 + timedelta(seconds=30))
         async with conn.transaction():
             await project_dispatches(Queries(conn), [delivery(message(job_id), 7), delivery(retried, 8)])
-            await Queries(conn).record_dispatches([], [(stranger, 1, 9, T0)])
+            await Queries(conn).record_dispatches([], [(stranger, 1, 9, T0, 60.0)])
         job = await conn.fetchrow(
             "SELECT attempt, status::text, dispatched_at FROM job WHERE id = $1", job_id
         )
