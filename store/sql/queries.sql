@@ -152,9 +152,9 @@ ORDER BY c.code, t.name, t.id
 OFFSET $6 LIMIT $7;
 
 -- name: record_dispatches --
--- Record job messages: insert each job, dated (`created_at`, the order of the newest-first lists) when it was dispatched, not when this batch is written (a store catching up writes hours of jobs in one transaction), though never later than now; or fill in the empty descriptive columns of one an early event created (never its status); open the attempt a message starts when it is the job's current one; keep each message's stream position and take-by time for the reaper (a later attempt replaces an earlier one). Returns, per company ('unknown' for one the store does not have), the jobs new to the projection: their first take-by row (only the projection writes them, so a job the API recorded first counts here, once; a redelivery or a replay does not).
+-- Record job messages: insert each job, dated (`created_at`, the order of the newest-first lists) when it was dispatched, not when this batch is written (a store catching up writes hours of jobs in one transaction), though never later than now; or fill in the empty descriptive columns of one an early event created (never its status); open the attempt a message starts when it is the job's current one; keep each message's stream position, take-by time and `timeout` for the reaper (a later attempt replaces an earlier one, and the deadline of a retry of the earlier one). Returns, per company ('unknown' for one the store does not have), the jobs new to the projection: their first take-by row (only the projection writes them, so a job the API recorded first counts here, once; a redelivery or a replay does not).
 -- $1: [[id, company, pool, template_id, app_id, attempt, argv, scheduled_at µs, dispatched_at µs, launched_by], …]
--- $2: [[id, attempt, stream_seq, deadline µs], …] of jobs in $1
+-- $2: [[id, attempt, stream_seq, deadline µs, timeout s], …] of jobs in $1
 WITH message AS (
     SELECT r ->> 0 AS id, r ->> 1 AS company, r ->> 2 AS pool, (r ->> 3)::bigint AS template_id,
         (r ->> 4)::bigint AS app_id, (r ->> 5)::integer AS attempt, r -> 6 AS argv,
