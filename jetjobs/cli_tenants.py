@@ -133,11 +133,17 @@ async def cmd_credentials_rotate(args: argparse.Namespace, conf: settings.Settin
             "is used, the key `jetjobs up` makes in --home"
         )
     try:
-        changed = await rotate_key(conf.require_database(), ring)
+        rotated = await rotate_key(conf.require_database(), ring)
     except RotationError as error:
         raise CommandError(str(error)) from None
-    human = f"re-encrypted {changed} credential set(s) under key {ring.primary}"
-    commands.show(args.json, KeyRotated(reencrypted=changed, key=ring.primary), human)
+    human = (
+        f"re-encrypted {rotated.credentials} credential set(s) and {rotated.template_secrets} "
+        f"template secret value(s) under key {ring.primary}"
+    )
+    reply = KeyRotated(
+        reencrypted=rotated.credentials, template_secrets=rotated.template_secrets, key=ring.primary
+    )
+    commands.show(args.json, reply, human)
 
 
 async def cmd_template_env(args: argparse.Namespace, conf: settings.Settings) -> None:

@@ -22,9 +22,11 @@ class NewKey(Frozen):
 
 
 class KeyRotated(Frozen):
-    """`credentials rotate-key`: how many credential sets were re-encrypted, under which key."""
+    """`credentials rotate-key`: how many credential sets and template secret values were
+    re-encrypted, under which key."""
 
     reencrypted: int
+    template_secrets: int = 0
     key: str
 
 

@@ -23,6 +23,7 @@ from contracts.records import JobRecord
 from . import resolve
 from .actors import audit, permit, reader, summary
 from .board import BoardKeeper, active_template
+from .credentials import Keyring
 from .db import BAD_DATA, UNAVAILABLE
 from .flow_templates import not_for_flows, template_app_id
 from .limits import check_name, check_size
@@ -30,6 +31,7 @@ from .masking import shown_template
 from .pages import Key, cursor_instant, cursor_key, instant_value, keyed_page
 from .queries import JobPlace, Queries
 from .rows import TemplateRow
+from .template_secrets import kept_sealed, seal_held, secret_values, store_sealed, to_store
 from .tenant_queries import TenantQueries
 from .writers import write_dispatches
 
@@ -105,10 +107,13 @@ def _older_than(after: str | None) -> JobPlace | None:
 class StoreApi:
     """Companies, applications, templates and jobs, read from and written to Postgres."""
 
-    def __init__(self, pool: Any, publisher: Publisher, board: BoardKeeper) -> None:
+    def __init__(
+        self, pool: Any, publisher: Publisher, board: BoardKeeper, keyring: Keyring | None = None
+    ) -> None:
         self._pool = pool
         self._publisher = publisher
         self._board = board
+        self._keyring = keyring
 
     def handlers(self) -> dict[str, Handler]:
         """The handler of every operation, for `bus.ApiServer`."""
@@ -154,6 +159,9 @@ class StoreApi:
             stored, created = await queries.upsert_app(app, request.document)
             assert stored.id is not None
             using = [] if created else await queries.templates(app_id=stored.id)
+            held = [row.template.id for row in using if secret_values(row.app, row.template.env)]
+            if held:  # it declares a field secret now: its templates' values are sealed
+                await seal_held(conn, self._keyring, held)
         if using:
             await self._board.refresh([row.template.id for row in using])
         log.info("app.imported", app=stored.uuid, created=created, warnings=len(warnings))
@@ -175,9 +183,12 @@ class StoreApi:
             company = await resolve.company(queries, spec.company)
             app_id = await template_app_id(conn, spec)
             assert company.id is not None
-            template_id = await queries.insert_template(spec, app_id, company.id)
+            app = None if app_id is None else await queries.app_by_id(app_id)
+            kept, sealed = to_store(spec, app, self._keyring, {})
+            template_id = await queries.insert_template(kept, app_id, company.id)
             if template_id is None:
                 raise _conflict(spec, await queries.template_id_by_name(company.id, spec.name))
+            await store_sealed(conn, self._keyring, template_id, sealed, keep=())
             row = await resolve.template(queries, template_id)
         await self._board.refresh([template_id])
         log.info("template.created", template_id=template_id, company=spec.company)
@@ -210,7 +221,10 @@ class StoreApi:
             existing = await queries.template_id_by_name(company.id, spec.name)
             if existing not in (None, request.id):
                 raise _conflict(spec, existing)
-            await queries.update_template(request.id, spec, app_id, company.id)
+            app = None if app_id is None else await queries.app_by_id(app_id)
+            kept, sealed = to_store(spec, app, self._keyring, current.template.env)
+            await queries.update_template(request.id, kept, app_id, company.id)
+            await store_sealed(conn, self._keyring, request.id, sealed, kept_sealed(current, request))
             return await resolve.template(queries, request.id)
 
     async def _template(self, template_id: int) -> TemplateRow:

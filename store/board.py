@@ -22,7 +22,8 @@ log = structlog.get_logger("jetjobs.store")
 
 def active_template(row: TemplateRow, cron: str, extras: TemplateExtras | None = None) -> ActiveTemplate:
     """The executable view of a template, with its application's defaults under its own env
-    and its credentials as references (see `layering`); a flow template names its flow."""
+    and its credentials and sealed secret values as references (see `layering`); a flow
+    template names its flow."""
     spec, app = row.template, row.app
     view = ActiveTemplate(
         id=spec.id,
@@ -47,7 +48,7 @@ def active_template(row: TemplateRow, cron: str, extras: TemplateExtras | None =
         paused=spec.paused or row.company_paused,
         scheduled_since=row.scheduled_since,
     )
-    return view if app is None else with_extras(view, app, spec.env, extras)
+    return view if app is None else with_extras(view, app, spec.env, extras, row.sealed)
 
 
 def secret_fields(app: Application) -> list[str]:

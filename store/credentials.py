@@ -31,12 +31,13 @@ class SecretKeyError(ValueError):
 
 
 class UndecryptableError(Exception):
-    """A stored credential cannot be opened with any configured key."""
+    """A stored credential or template secret cannot be opened with any configured key."""
 
 
 @dataclass(frozen=True)
 class Sealed:
-    """One credential set's values as stored: which key, the nonce, the ciphertext."""
+    """Sealed values as stored (a credential set's, or one template secret's): which key,
+    the nonce, the ciphertext."""
 
     key_id: str
     nonce: bytes
@@ -66,9 +67,22 @@ def parse_key(text: str, where: str) -> bytes:
     return key
 
 
+def no_key(what: str) -> str:
+    """Why a store without a key refuses to keep `what`, and how to give it one."""
+    return (
+        f"the store has no secret key, so it cannot keep {what}: make one with "
+        "`jetjobs credentials new-key > FILE` and start the store with JETJOBS_SECRET_KEY_FILE=FILE"
+    )
+
+
 def _aad(company: str, name: str) -> bytes:
     """Binds a ciphertext to its company and set name: a row copied elsewhere will not open."""
     return f"jetjobs-credential\0{company}\0{name}".encode()
+
+
+def _template_aad(template_id: int, name: str) -> bytes:
+    """Binds a template's secret value to the template and field: moved elsewhere, it will not open."""
+    return f"jetjobs-template-secret\0{template_id}\0{name}".encode()
 
 
 class Keyring:
@@ -115,33 +129,46 @@ class Keyring:
                 "credentials.key_file_read", path=str(self._source.path), keys=len(keys), primary=self.primary
             )
 
-    def _missing(self, company: str, name: str, key: str) -> str:
-        """Why a credential cannot be opened; callers may be executors, so no file path."""
+    def _missing(self, what: str, key: str) -> str:
+        """Why a sealed value cannot be opened; callers may be executors, so no file path."""
         text = (
-            f"credential {company}/{name} is encrypted with key {key}, which is not configured: "
+            f"{what} is encrypted with key {key}, which is not configured: "
             "add that key to JETJOBS_SECRET_KEY_FILE"
         )
         return f"{text} (the store cannot read that file now: see its log)" if self._unusable else text
 
-    def seal(self, company: str, name: str, values: Mapping[str, str]) -> Sealed:
+    def _seal(self, plain: bytes, aad: bytes) -> Sealed:
         self.refresh()
         nonce = os.urandom(NONCE_BYTES)
-        plain = json.dumps(dict(values), sort_keys=True).encode()
-        ciphertext = self._keys[self.primary].encrypt(nonce, plain, _aad(company, name))
-        return Sealed(self.primary, nonce, ciphertext)
+        return Sealed(self.primary, nonce, self._keys[self.primary].encrypt(nonce, plain, aad))
 
-    def open(self, company: str, name: str, sealed: Sealed) -> dict[str, str]:
+    def _open(self, sealed: Sealed, aad: bytes, what: str) -> bytes:
         if sealed.key_id not in self._keys:
             self.refresh()
         aead = self._keys.get(sealed.key_id)
         if aead is None:
-            raise UndecryptableError(self._missing(company, name, sealed.key_id))
+            raise UndecryptableError(self._missing(what, sealed.key_id))
         try:
-            plain = aead.decrypt(sealed.nonce, sealed.ciphertext, _aad(company, name))
+            return aead.decrypt(sealed.nonce, sealed.ciphertext, aad)
         except InvalidTag:
-            raise UndecryptableError(f"credential {company}/{name} failed its integrity check") from None
+            raise UndecryptableError(f"{what} failed its integrity check") from None
+
+    def seal(self, company: str, name: str, values: Mapping[str, str]) -> Sealed:
+        plain = json.dumps(dict(values), sort_keys=True).encode()
+        return self._seal(plain, _aad(company, name))
+
+    def open(self, company: str, name: str, sealed: Sealed) -> dict[str, str]:
+        plain = self._open(sealed, _aad(company, name), f"credential {company}/{name}")
         values: dict[str, str] = json.loads(plain)
         return values
+
+    def seal_field(self, template_id: int, name: str, value: str) -> Sealed:
+        """A template's value of one secret field, sealed for that template and field alone."""
+        return self._seal(value.encode(), _template_aad(template_id, name))
+
+    def open_field(self, template_id: int, name: str, sealed: Sealed) -> str:
+        what = f"the value of secret field {name} of template {template_id}"
+        return self._open(sealed, _template_aad(template_id, name), what).decode()
 
 
 def read_key_file(path: Path) -> list[bytes]:

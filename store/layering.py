@@ -4,7 +4,7 @@ board, run-now and `template env` agree on every value and its source."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from contracts.masks import MASK
 from contracts.models import ActiveTemplate, Application
@@ -14,12 +14,18 @@ from .tenant_queries import TemplateExtras
 
 
 def with_extras(
-    template: ActiveTemplate, app: Application, template_env: Mapping[str, str], extras: TemplateExtras | None
+    template: ActiveTemplate,
+    app: Application,
+    template_env: Mapping[str, str],
+    extras: TemplateExtras | None,
+    sealed: Collection[str] = (),
 ) -> ActiveTemplate:
-    """The scheduled view with credentials as references: a credential field the
-    template does not override replaces the app default and travels by name only."""
+    """The scheduled view with credentials and the template's sealed secret values as
+    references: a credential field the template does not override, and a secret field
+    whose value the template keeps sealed, replace the app default and travel by name
+    only (`secrets.fetch` gives the template's value over a credential's)."""
     fields = extras.credential_fields if extras else frozenset()
-    secrets = sorted(fields - set(template_env))
+    secrets = sorted((fields | set(sealed)) - set(template_env))
     env = {k: v for k, v in template.env.items() if k not in secrets}
     return template.model_copy(
         update={
@@ -34,12 +40,18 @@ def with_extras(
 
 
 def _entry(
-    name: str, app: Application, template_env: Mapping[str, str], credentials: Mapping[str, str]
+    name: str,
+    app: Application,
+    template_env: Mapping[str, str],
+    credentials: Mapping[str, str],
+    sealed: Collection[str],
 ) -> EnvEntry:
     declared = app.environment.get(name)
     secret = bool(declared and declared.secret)
     required = bool(declared and declared.required)
-    if name in template_env:
+    if name in sealed:
+        value, source, secret = MASK, "template", True
+    elif name in template_env:
         value, source = template_env[name], "template"
     elif name in credentials:
         value, source, secret = MASK, f"credential {credentials[name]}", True
@@ -52,11 +64,16 @@ def _entry(
 
 
 def template_env(
-    template_id: int, app: Application, template_env: Mapping[str, str], credentials: Mapping[str, str]
+    template_id: int,
+    app: Application,
+    template_env: Mapping[str, str],
+    credentials: Mapping[str, str],
+    sealed: Collection[str] = (),
 ) -> TemplateEnv:
     """Every variable with its winning value (secrets masked) and where it came from.
-    `credentials` maps each credential-provided field to its set's name."""
-    names = sorted(set(app.environment) | set(credentials) | set(template_env))
-    entries = [_entry(name, app, template_env, credentials) for name in names]
+    `credentials` maps each credential-provided field to its set's name; `sealed` names
+    the secret fields whose values the template keeps sealed."""
+    names = sorted(set(app.environment) | set(credentials) | set(template_env) | set(sealed))
+    entries = [_entry(name, app, template_env, credentials, sealed) for name in names]
     missing = [e.name for e in entries if e.required and not e.value]
     return TemplateEnv(template_id=template_id, entries=entries, missing=missing)

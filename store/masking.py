@@ -2,7 +2,8 @@
 (MultiFlexi `"type": "password"`) is shown as `********` to every caller, admins
 included, wherever a template's env or a job message is shown, as `template env`
 shows it. Over the API its value is write-only, like a credential's: only the job
-gets it, in its message, and the executor masks it in what the job prints. So a
+gets it (fetched just in time when the template set it, in its message when a run or a
+flow did), and the executor masks it in what the job prints. So a
 reader learns nothing from `--json` that the text view hides, and an admin who must
 change it sets it again."""
 
@@ -36,12 +37,14 @@ def hidden_text(text: str, values: Iterable[str]) -> str:
 
 def shown_template(row: TemplateRow) -> RunTemplate:
     """The template as an API reply gives it: its env without the values of its
-    application's secret fields (a flow template's env is its nodes' to judge)."""
+    application's secret fields, those it keeps sealed included (a flow template's
+    env is its nodes' to judge)."""
     template = row.template
     secret = secret_fields(row.app) if row.app is not None else []
-    if not any(template.env.get(name) for name in secret):
+    if not row.sealed and not any(template.env.get(name) for name in secret):
         return template
-    return template.model_copy(update={"env": hidden_env(template.env, secret)})
+    env = {**template.env, **dict.fromkeys(sorted(row.sealed), MASK)}
+    return template.model_copy(update={"env": hidden_env(env, secret)})
 
 
 def recorded_argv(message: JobMessage) -> list[str]:

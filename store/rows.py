@@ -32,6 +32,8 @@ class TemplateRow:
     company_paused: bool = False
     scheduled_since: datetime | None = None
     """When it was last put on the schedule (None: saved before this was kept)."""
+    sealed: frozenset[str] = frozenset()
+    """The secret fields whose values the template sets encrypted, outside its env."""
 
     @property
     def revision(self) -> str:
@@ -115,6 +117,7 @@ def template(row: Row) -> TemplateRow:
         app_updated_at=row["app_updated_at"],
         company_paused=row["company_paused"],
         scheduled_since=row.get("scheduled_since"),
+        sealed=frozenset(row.get("sealed_names") or ()),
     )
 
 

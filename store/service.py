@@ -33,6 +33,7 @@ from .retention_api import RetentionApi
 from .retention_loop import keep_history
 from .schedule_api import ScheduleApi
 from .template_delete import TemplateDeletion
+from .template_secrets import seal_at_start
 from .tenants import with_tenants
 from .warmup import warm
 
@@ -106,6 +107,7 @@ class StoreService:
     async def _start(self) -> None:
         self._bus = bus = await Bus.open(self._config.nats_url, self._config.name, self._layout, store=True)
         board = BoardKeeper(self._pool, await TemplateBoard.open(bus.js))
+        await seal_at_start(self._pool, self._config.keyring)
         await board.resync()
         self._helpers.append(self._spawn(board.run(), "board"))
         tuning = Tuning(
@@ -123,7 +125,7 @@ class StoreService:
                 board,
                 self._config.keyring,
                 {
-                    **StoreApi(self._pool, bus.publisher, board).handlers(),
+                    **StoreApi(self._pool, bus.publisher, board, self._config.keyring).handlers(),
                     **LifecycleApi(self._pool, bus).handlers(),
                     **ScheduleApi(self._pool, bus, board).handlers(),
                     **TemplateDeletion(self._pool, board).handlers(),

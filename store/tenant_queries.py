@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
@@ -54,6 +54,15 @@ class StoredCredential:
 
 
 @dataclass(frozen=True)
+class SealedField:
+    """The sealed value a template sets for one secret field."""
+
+    template_id: int
+    name: str
+    sealed: Sealed
+
+
+@dataclass(frozen=True)
 class TemplateName:
     id: int
     name: str
@@ -92,9 +101,14 @@ def _artifact(row: Any) -> ArtifactInfo:
     return ArtifactInfo(**{k: row[k] for k in ArtifactInfo.model_fields})
 
 
+def _sealed(row: Any) -> Sealed:
+    return Sealed(row["key_id"], bytes(row["nonce"]), bytes(row["ciphertext"]))
+
+
 def _stored(row: Any) -> StoredCredential:
-    sealed = Sealed(row["key_id"], bytes(row["nonce"]), bytes(row["ciphertext"]))
-    return StoredCredential(row["id"], row["company"], row["name"], list(row.get("fields") or []), sealed)
+    return StoredCredential(
+        row["id"], row["company"], row["name"], list(row.get("fields") or []), _sealed(row)
+    )
 
 
 class TenantQueries:
@@ -193,6 +207,39 @@ class TenantQueries:
             self._q("reseal_credential"), credential_id, sealed.key_id, sealed.nonce, sealed.ciphertext
         )
 
+    async def template_secret_values(self, template_id: int, names: Sequence[str]) -> list[SealedField]:
+        found = await self._db.fetch(self._q("template_secret_values"), template_id, list(names))
+        return [SealedField(template_id, r["name"], _sealed(r)) for r in found]
+
+    async def keep_template_secrets(self, template_id: int, names: Collection[str]) -> None:
+        await self._db.execute(self._q("keep_template_secrets"), template_id, sorted(names))
+
+    async def put_template_secret(self, template_id: int, name: str, sealed: Sealed) -> None:
+        await self._db.execute(
+            self._q("put_template_secret"), template_id, name, sealed.key_id, sealed.nonce, sealed.ciphertext
+        )
+
+    async def sealed_template_secrets(self) -> list[SealedField]:
+        found = await self._db.fetch(self._q("sealed_template_secrets"))
+        return [SealedField(r["template_id"], r["name"], _sealed(r)) for r in found]
+
+    async def reseal_template_secret(self, field: SealedField) -> None:
+        sealed = field.sealed
+        await self._db.execute(
+            self._q("reseal_template_secret"),
+            field.template_id,
+            field.name,
+            sealed.key_id,
+            sealed.nonce,
+            sealed.ciphertext,
+        )
+
+    async def lock_secret_sealing(self, key: int) -> None:
+        await self._db.execute(self._q("lock_secret_sealing"), key)
+
+    async def set_template_env(self, template_id: int, env: Mapping[str, str]) -> None:
+        await self._db.execute(self._q("set_template_env"), template_id, json.dumps(dict(env)))
+
     async def assign_credential(self, template_id: int, credential_id: int) -> None:
         await self._db.execute(self._q("assign_credential"), template_id, credential_id)
 
@@ -219,6 +266,9 @@ class TenantQueries:
     async def job_brief(self, job_id: str) -> tuple[str, int | None, bool] | None:
         row = await self._db.fetchrow(self._q("job_brief"), job_id)
         return None if row is None else (row["company"], row["template_id"], row["final"])
+
+    async def await_replay(self, job_id: str, company: str) -> None:
+        await self._db.execute(self._q("await_replay"), job_id, company)
 
     async def ensure_job(self, job_id: str, company: str) -> None:
         await self._db.execute(self._q("ensure_job"), job_id, company)

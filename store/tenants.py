@@ -32,20 +32,17 @@ from .actors import (
 from .api import _typed, answering
 from .artifacts import ArtifactApi
 from .board import BoardKeeper
-from .credentials import Keyring, UndecryptableError
+from .credentials import Keyring, UndecryptableError, no_key
 from .pages import fit
 from .queries import Queries
-from .tenant_queries import StoredCredential, TemplateName, TenantQueries
+from .tenant_queries import SealedField, StoredCredential, TemplateName, TenantQueries
 from .tokens import Authenticator, TokenApi, TokenCache
 
 log = structlog.get_logger("jetjobs.store")
 
 Handler = Callable[[BaseModel], Awaitable[BaseModel]]
 
-NO_KEY = (
-    "the store has no secret key, so it cannot keep credentials: make one with "
-    "`jetjobs credentials new-key > FILE` and start the store with JETJOBS_SECRET_KEY_FILE=FILE"
-)
+NO_KEY = no_key("credentials")
 
 
 IN_USE_SHOWN = 10
@@ -181,7 +178,11 @@ class TenantApi:
         return info
 
     async def _check_job(self, request: t.SecretsRequest) -> None:
-        brief = await TenantQueries(self._pool).job_brief(request.job_id)
+        queries = TenantQueries(self._pool)
+        brief = await queries.job_brief(request.job_id)
+        if brief is not None and brief[2]:  # ended, unless a replay of it is reopening it now
+            await queries.await_replay(request.job_id, brief[0])
+            brief = await queries.job_brief(request.job_id)
         if brief is None:
             return  # not projected yet: the template's company was checked
         company, template_id, final = brief
@@ -198,8 +199,10 @@ class TenantApi:
             )
         actor = await require(self._pool, company, "execute")
         await self._check_job(request)
-        stored = await TenantQueries(self._pool).template_credentials(request.template_id)
-        values = self._open_all(stored)
+        queries = TenantQueries(self._pool)
+        stored = await queries.template_credentials(request.template_id)
+        own = await queries.template_secret_values(request.template_id, request.names)
+        values = {**self._open_all(stored), **self._open_own(own)}  # the template's own win
         wanted = {name: values[name] for name in request.names if name in values}
         await audit(self._pool, "secrets.fetch", company, {"job_id": request.job_id, "names": sorted(wanted)})
         log.info("secrets.served", job_id=request.job_id, company=company, actor=actor, names=len(wanted))
@@ -217,6 +220,18 @@ class TenantApi:
             raise ApiFailure(500, str(error)) from None
         return values
 
+    def _open_own(self, sealed: list[SealedField]) -> dict[str, str]:
+        """The template's own secret values, sealed when it was saved."""
+        if not sealed:
+            return {}
+        keys = self._keys()
+        try:
+            return {
+                field.name: keys.open_field(field.template_id, field.name, field.sealed) for field in sealed
+            }
+        except UndecryptableError as error:
+            raise ApiFailure(500, str(error)) from None
+
     async def template_env(self, request: api.TemplateRef) -> t.TemplateEnv:
         row = await resolve.template(Queries(self._pool), request.id, deleted=True)
         if row.app is None:
@@ -225,7 +240,7 @@ class TenantApi:
             )
         stored = await TenantQueries(self._pool).template_credentials(request.id)
         provided = {field: c.name for c in stored for field in c.fields}
-        return layering.template_env(request.id, row.app, row.template.env, provided)
+        return layering.template_env(request.id, row.app, row.template.env, provided, row.sealed)
 
     async def app_export(self, request: t.AppRef) -> t.AppDocument:
         """The app file as it was imported (so nothing jetjobs does not use is lost), named

@@ -130,13 +130,14 @@ SELECT id FROM runtemplate WHERE id = $1 FOR UPDATE;
 SELECT id FROM runtemplate WHERE company_id = $1 AND name = $2 AND deleted_at IS NULL;
 
 -- name: templates --
--- Templates with their company and application (none for a flow template), by company code, name and id, filtered by ids, company code and application id; with an actor $4, without the companies that list actors and give it none of the roles $5; those after company code $9, name $10 and id $11 when given (a cursor; the first condition on the code alone lets the company index skip what comes before); rows $6 on, at most $7 of them (null: from the first, all); $8 true: only deleted ones, false: only live ones, null: both.
+-- Templates with their company and application (none for a flow template) and the names of their sealed secret fields, by company code, name and id, filtered by ids, company code and application id; with an actor $4, without the companies that list actors and give it none of the roles $5; those after company code $9, name $10 and id $11 when given (a cursor; the first condition on the code alone lets the company index skip what comes before); rows $6 on, at most $7 of them (null: from the first, all); $8 true: only deleted ones, false: only live ones, null: both.
 SELECT t.id, t.name, t.app_id, t.interv, t.cron, t.timezone, t.env, t.pool,
     t.timeout, t.timeout_ack, t.timeout_result, t.retries, t.active, t.updated_at,
     t.overlap, t.misfire, t.catch_up_limit, t.jitter, t.paused, t.flow, t.scheduled_since,
     c.code AS company, c.enabled AS company_enabled, c.paused AS company_paused,
     a.uuid, a.name AS app_name, a.description, a.executable, a.cmdparams, a.environment,
-    a.ociimage, a.homepage, a.tags, a.updated_at AS app_updated_at, t.deleted_at
+    a.ociimage, a.homepage, a.tags, a.updated_at AS app_updated_at, t.deleted_at,
+    ARRAY(SELECT s.name FROM template_secret s WHERE s.template_id = t.id ORDER BY s.name) AS sealed_names
 FROM runtemplate t
 JOIN company c ON c.id = t.company_id
 LEFT JOIN application a ON a.id = t.app_id

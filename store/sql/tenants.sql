@@ -20,7 +20,7 @@ FROM runtemplate t JOIN application a ON a.id = t.app_id
 WHERE t.id = ANY($1::bigint[]);
 
 -- name: template_to_run --
--- Everything run-now needs, in one statement: the template with its company and application (as `templates` gives it), what its application and credentials add (as `template_extras`; null artifacts when it runs no application), and the roles actor $2 holds in its company with whether that company lists any actor; no row when there is no such template.
+-- Everything run-now needs, in one statement: the template with its company and application (as `templates` gives it, with the names of its sealed secret fields), what its application and credentials add (as `template_extras`; null artifacts when it runs no application), and the roles actor $2 holds in its company with whether that company lists any actor; no row when there is no such template.
 SELECT t.id, t.name, t.app_id, t.interv, t.cron, t.timezone, t.env, t.pool,
     t.timeout, t.timeout_ack, t.timeout_result, t.retries, t.active, t.updated_at,
     t.overlap, t.misfire, t.catch_up_limit, t.jitter, t.paused, t.flow,
@@ -34,7 +34,8 @@ SELECT t.id, t.name, t.app_id, t.interv, t.cron, t.timezone, t.env, t.pool,
         WHERE tc.template_id = t.id), '{}') AS credential_fields,
     coalesce((SELECT array_agg(ca.role) FROM company_actor ca
         WHERE ca.company_id = t.company_id AND ca.actor = $2), '{}') AS roles,
-    EXISTS (SELECT 1 FROM company_actor ca WHERE ca.company_id = t.company_id) AS closed
+    EXISTS (SELECT 1 FROM company_actor ca WHERE ca.company_id = t.company_id) AS closed,
+    ARRAY(SELECT s.name FROM template_secret s WHERE s.template_id = t.id ORDER BY s.name) AS sealed_names
 FROM runtemplate t
 JOIN company c ON c.id = t.company_id
 LEFT JOIN application a ON a.id = t.app_id
@@ -218,3 +219,43 @@ SELECT id, actor, admin, note, created_by, created_at, revoked_at FROM actor_tok
 WHERE ($1::text IS NULL OR actor = $1) AND ($4::bigint IS NULL OR id < $4)
 ORDER BY id DESC
 OFFSET $2 LIMIT $3;
+
+-- name: template_secret_values --
+-- The sealed values template $1 sets for the secret fields named in $2.
+SELECT name, key_id, nonce, ciphertext FROM template_secret
+WHERE template_id = $1 AND name = ANY($2::text[])
+ORDER BY name;
+
+-- name: keep_template_secrets --
+-- Forget the sealed values of template $1 but those of the fields named in $2.
+DELETE FROM template_secret WHERE template_id = $1 AND name <> ALL($2::text[]);
+
+-- name: put_template_secret --
+-- Store (or replace) the sealed value template $1 sets for secret field $2.
+INSERT INTO template_secret (template_id, name, key_id, nonce, ciphertext)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (template_id, name) DO UPDATE SET
+    key_id = EXCLUDED.key_id, nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext, updated_at = now();
+
+-- name: sealed_template_secrets --
+-- Every template secret, locked, for re-encryption under a new key.
+SELECT template_id, name, key_id, nonce, ciphertext FROM template_secret
+ORDER BY template_id, name
+FOR UPDATE;
+
+-- name: reseal_template_secret --
+-- Store a template secret re-encrypted under another key.
+UPDATE template_secret SET key_id = $3, nonce = $4, ciphertext = $5, updated_at = now()
+WHERE template_id = $1 AND name = $2;
+
+-- name: lock_secret_sealing --
+-- Let one store at a time move the secret values templates hold in clear, until its transaction ends.
+SELECT pg_advisory_xact_lock($1);
+
+-- name: set_template_env --
+-- Replace a template's clear env (its secret values moved to `template_secret`).
+UPDATE runtemplate SET env = $2::jsonb, updated_at = now() WHERE id = $1;
+
+-- name: await_replay --
+-- Wait for a replay of job $1 (of company $2) under way: it holds the job's dead letter locked until it has reopened the job.
+SELECT 1 FROM dead_letter WHERE company = $2 AND job_id = $1 FOR SHARE;

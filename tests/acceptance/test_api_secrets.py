@@ -1,8 +1,9 @@
 """The value of a variable the application declares secret (MultiFlexi `"type":
 "password"`), set in a template's env, is never shown by the store: not by the API
-ops that return templates, not in a job's argv, not in a dead letter's message, so
-neither by `--json` nor by the text views; to admins no more than to readers, as
-`template env` masks it. The job still runs with it, and so does a replay."""
+ops that return templates, not in a job's argv, not in a dead letter's message (which
+names it only, as it does a credential's), so neither by `--json` nor by the text
+views; to admins no more than to readers, as `template env` masks it. The job still
+runs with it, and so does a replay."""
 
 from __future__ import annotations
 
@@ -21,8 +22,11 @@ from contracts.enums import ErrorKind, Status
 from contracts.lifecycle import DeadLetterList, DeadLetterQuery, DeadLetterRecord, DeadLetterRef
 from contracts.models import RunTemplate, TemplateSpec
 from contracts.records import JobRecord
+from store.credentials import new_key
+from store.tokens import bootstrap_token
 from tests.acceptance.cli import clean_env, jetjobs
-from tests.stack import Stack, eventually, running_stack
+from tests.integration.tenants_stack import keyring, tenant_stack
+from tests.stack import Stack, eventually
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -68,13 +72,20 @@ async def _failed_job(stack: Stack, template: int) -> JobRecord:
 
 @pytest.fixture
 async def demo(nats_url: str, database_url: str) -> AsyncIterator[Demo]:
-    async with running_stack(nats_url, database_url, scheduler=False) as stack:
+    runner = await bootstrap_token(database_url, t.TokenCreate(actor="runner"))  # fetches the password
+    ring = keyring(new_key())
+    async with tenant_stack(
+        nats_url, database_url, ring, executor_actor="runner", api_token=runner.token
+    ) as stack:
         root, rita = ApiClient(stack.bus.nc, actor="root"), ApiClient(stack.bus.nc, actor="rita")
         await stack.company("demo")
         await stack.client.call(
             "actor.grant", t.ActorGrant(company="demo", actor="root", role="admin", close=True), t.ActorList
         )
         await root.call("actor.grant", t.ActorGrant(company="demo", actor="rita", role="reader"), t.ActorList)
+        await root.call(
+            "actor.grant", t.ActorGrant(company="demo", actor="runner", role="executor"), t.ActorList
+        )
         await stack.client.call("app.import", api.AppImport(document=APP), api.AppImported)
         spec = {"name": "export", "app": APP["uuid"], "company": "demo", "env": {"ABRA_URL": URL}}
         created = await root.call("template.create", TemplateSpec.model_validate(spec), RunTemplate)
@@ -111,10 +122,10 @@ async def test_no_reply_of_the_api_shows_the_password(demo: Demo) -> None:
         assert shown.env == {"ABRA_URL": URL, "ABRA_PASSWORD": "********"}
         letter = await client.call("dlq.get", DeadLetterRef(id=demo.letter), DeadLetterRecord)
         message = json.loads(letter.payload)
-        assert message["env"] == {"ABRA_URL": URL, "ABRA_PASSWORD": "********"}
-        assert message["argv"][-1] == "********" and message["job_id"] == demo.job
+        assert message["env"] == {"ABRA_URL": URL} and message["secrets"] == ["ABRA_PASSWORD"]
+        assert message["argv"][-1] == "{ABRA_PASSWORD}" and message["job_id"] == demo.job
         job_argv = (await client.call("job.get", job, JobRecord)).argv
-        assert job_argv[-1] == "********"
+        assert job_argv[-1] == "{ABRA_PASSWORD}"
     assert demo.changed.env == {"ABRA_URL": URL, "ABRA_PASSWORD": "********"}, "as the change answered"
     for op in ("template.pause", "template.resume"):
         assert PASSWORD not in await demo.ask(demo.root, op, template), op

@@ -13,7 +13,7 @@ from contracts.api import ApiFailure
 from contracts.enums import Status
 from store import credentials
 from store.credentials import Keyring, UndecryptableError, new_key
-from store.rotation import rotate_key
+from store.rotation import Rotated, rotate_key
 from tests.stack import Stack
 
 from .tenants_stack import tenant_stack
@@ -61,13 +61,13 @@ async def test_a_rotated_key_works_without_restarting_the_store(
     async with tenant_stack(nats_url, database_url, _ring(path)) as stack:
         template_id = await _setup(stack)
         _write(path, new, old)  # as the README says: the new key first, the old after it
-        assert await rotate_key(database_url, _ring(path)) == 1
+        assert await rotate_key(database_url, _ring(path)) == Rotated(1, 0)
         job = await stack.final_job((await stack.run(template_id)).job_id)
         assert job.status is Status.PROCESSED, job.reason
         assert job.stdout == "pw=********"
         _write(path, new)  # the old key dropped: what the store seals now opens with the new key
         await _set(stack, "later")
-        assert await rotate_key(database_url, Keyring([credentials.parse_key(new, "new")])) == 0
+        assert await rotate_key(database_url, Keyring([credentials.parse_key(new, "new")])) == Rotated(0, 0)
 
 
 async def test_an_unusable_key_file_keeps_the_keys_and_a_missing_key_is_named(
@@ -83,7 +83,7 @@ async def test_an_unusable_key_file_keeps_the_keys_and_a_missing_key_is_named(
         _write(path, first)
         cli_side = tmp_path / "elsewhere.keys"
         _write(cli_side, other, first)  # rotated with a file the store does not read
-        assert await rotate_key(database_url, _ring(cli_side)) == 1
+        assert await rotate_key(database_url, _ring(cli_side)) == Rotated(1, 0)
         with pytest.raises(ApiFailure) as missing:
             await _fetch(stack, template_id)
         assert missing.value.message.endswith(

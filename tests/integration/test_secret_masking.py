@@ -10,7 +10,10 @@ from nats.js.errors import NotFoundError
 from contracts.enums import Status
 from contracts.flows import FlowRef, FlowRun, FlowRunRequest, FlowSpec
 from contracts.subjects import EVENTS_STREAM, LOGS_STREAM
+from store.credentials import new_key
 from tests.stack import Stack, eventually, running_stack
+
+from .tenants_stack import keyring, tenant_stack
 
 DEFAULT, TEMPLATE, OVERRIDE = "app-pw-555", "tmpl-pw-777", "override-pw-999"
 SCRIPT = 'printf "pw=%s arg=%s user=%s\\n" "$PASSWORD" "$1" "$USER_NAME"; printf "pw=%s\\n" "$PASSWORD" >&2'
@@ -40,7 +43,7 @@ async def _printed(stack: Stack, template_id: int, **env: str) -> tuple[str, str
 
 
 async def test_a_password_field_is_masked_from_every_layer(nats_url: str, database_url: str) -> None:
-    async with running_stack(nats_url, database_url, scheduler=False) as stack:
+    async with tenant_stack(nats_url, database_url, keyring(new_key())) as stack:
         await stack.company("acme")
         app = await stack.app(f"-c '{SCRIPT}' argv0 {{PASSWORD}}", env=ENV)
         plain = await stack.template(name="plain", app=str(app.app.id), company="acme")
@@ -83,7 +86,7 @@ RESULTS_SCRIPT = (
 async def test_a_secret_the_job_writes_to_its_results_is_masked(nats_url: str, database_url: str) -> None:
     """Results travel in the result event (a public subject), into the record and on to
     a flow's next steps: a secret in them is masked as it is in the output."""
-    async with running_stack(nats_url, database_url, scheduler=False) as stack:
+    async with tenant_stack(nats_url, database_url, keyring(new_key())) as stack:
         await stack.company("acme")
         app = await stack.app(f"-c '{RESULTS_SCRIPT}'", env=ENV)
         template = await stack.template(

@@ -14,7 +14,7 @@ from contracts import tenants as t
 from contracts.api import ApiFailure
 from contracts.enums import ErrorKind, Status
 from store.credentials import new_key
-from store.rotation import rotate_key
+from store.rotation import Rotated, rotate_key
 from store.tokens import bootstrap_token
 from tests.stack import Stack
 
@@ -105,7 +105,7 @@ async def test_key_rotation_keeps_values_and_drops_the_old_key(nats_url: str, da
     old, new = new_key(), new_key()
     async with tenant_stack(nats_url, database_url, keyring(old)) as stack:
         template_id = await _setup(stack)
-    assert await rotate_key(database_url, keyring(new, old)) == 1
+    assert await rotate_key(database_url, keyring(new, old)) == Rotated(1, 0)
     async with tenant_stack(nats_url, database_url, keyring(new)) as stack:
         job = await stack.final_job((await stack.run(template_id, MODE="x")).job_id)
         assert job.status is Status.PROCESSED and job.stdout is not None
