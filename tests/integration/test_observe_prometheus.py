@@ -37,6 +37,49 @@ def test_promtool_accepts_the_alert_rules() -> None:
     assert "SUCCESS" in result.stdout
 
 
+FAILING_CASES = """
+rule_files: [{rules}]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'jetjobs_store_job_outcomes_total{{status="processed",kind=""}}'
+        values: '0+1x30'
+      - series: 'jetjobs_store_job_outcomes_total{{status="error",kind="cancelled"}}'
+        values: '0+5x30'
+    alert_rule_test:
+      - eval_time: 25m
+        alertname: JetjobsJobsFailing
+        exp_alerts: []
+  - interval: 1m
+    input_series:
+      - series: 'jetjobs_store_job_outcomes_total{{status="processed",kind=""}}'
+        values: '0+1x30'
+      - series: 'jetjobs_store_job_outcomes_total{{status="error",kind="exit"}}'
+        values: '0+1x30'
+    alert_rule_test:
+      - eval_time: 25m
+        alertname: JetjobsJobsFailing
+        exp_alerts:
+          - exp_labels: {{severity: warning}}
+            exp_annotations:
+              summary: More than 20% of finished jobs failed in the last 15 minutes (cancelled ones aside)
+              description: See `jetjobs status` for the last failures and `jetjobs job show ID` for their output.
+"""
+"""Cancels (a `replace` template's, say) are no failures; exits are."""
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason=MISSING)
+def test_the_failing_jobs_alert_counts_exits_not_cancels(tmp_path: Path) -> None:
+    assert PROMTOOL is not None
+    cases = tmp_path / "cases.yml"
+    cases.write_text(FAILING_CASES.format(rules=DEPLOY / "prometheus" / "alerts.yml"))
+    result = subprocess.run(
+        [PROMTOOL, "test", "rules", str(cases)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def _config(tmp_path: Path, target: str) -> Path:
     """The deploy scrape config's shape, pointed at this test's jetjobs, scraping every second."""
     config = tmp_path / "prometheus.yml"
