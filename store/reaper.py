@@ -64,7 +64,14 @@ def stopped_times(times: int) -> str:
     return f"its executor stopped {times} times while running it (a job that kills or exhausts its executor?)"
 
 
-def _ended(row: Any, kind: ErrorKind, reason: str, final: bool, runner: str | None = None) -> JobEvent:
+def _ended(
+    row: Any,
+    kind: ErrorKind,
+    reason: str,
+    final: bool,
+    runner: str | None = None,
+    retry_in: float | None = None,
+) -> JobEvent:
     """The store's `error` event ending the attempt a reaped row names."""
     return JobEvent(
         job_id=row["id"],
@@ -76,13 +83,16 @@ def _ended(row: Any, kind: ErrorKind, reason: str, final: bool, runner: str | No
         kind=kind,
         reason=reason,
         final=final,
+        retry_in=retry_in,
     )
 
 
 def lost_event(row: Any, earlier_losses: int = 0) -> JobEvent:
     """The attempt's runner stopped heartbeating: `lost`, and not final, since
     JetStream hands the unacknowledged message to another executor; final once the
-    message's executors were lost `LOST_LIMIT` times, this one included."""
+    message's executors were lost `LOST_LIMIT` times, this one included. The next
+    attempt is due now: the runner went unheard for an ack wait, after which JetStream
+    redelivers, so like any retry it must be taken within its message's `timeout`."""
     runner = row["runner"] or "unknown"
     stopped = f"runner {runner} stopped heartbeating while the job was {row['status']}"
     times = earlier_losses + 1
@@ -92,7 +102,9 @@ def lost_event(row: Any, earlier_losses: int = 0) -> JobEvent:
         if final
         else f"{stopped}: redelivered"
     )
-    return _ended(row, ErrorKind.LOST, reason, final=final, runner=row["runner"])
+    return _ended(
+        row, ErrorKind.LOST, reason, final=final, runner=row["runner"], retry_in=None if final else 0.0
+    )
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import pytest
 
 from bus import ApiClient
 from contracts import subjects as s
+from contracts.enums import ErrorKind
 from contracts.lifecycle import DeadLetterList, DeadLetterQuery, DeadLetterRef, Replayed
 from contracts.messages import JobEvent
 from tests.faults.harness import Faults, Proc, faults
@@ -156,3 +157,44 @@ async def test_a_retry_an_executor_takes_runs_even_past_its_deadline(f: Faults, 
     assert (job["status"], job["attempt"]) == ("processed", 2), "the retry ran to its end, past that time"
     assert runs.read_text().split() == ["run", "run"]
     assert await f.rows("SELECT 1 FROM dead_letter WHERE job_id = $1", job_id) == []
+
+
+async def test_a_job_lost_with_no_executor_left_ends_undelivered(f: Faults, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    doomed = f.executor(slots=1)
+    await f.ready(doomed)
+    [job_id] = await f.submit(
+        1, ["sh", "-c", 'echo run >> "$RUNS"; sleep 30'], timeout=TIMEOUT, env={"RUNS": str(runs)}
+    )
+
+    async def started() -> bool:
+        return await f.status(job_id) == "started"
+
+    await eventually(started, 20, "the job to start")
+    await asyncio.to_thread(doomed.kill_group)
+
+    async def ruled_lost() -> JobEvent | None:
+        rows = await f.rows(
+            "SELECT payload FROM job_event WHERE job_id = $1 AND attempt = 1 AND status = 'error'", job_id
+        )
+        return JobEvent.model_validate(json.loads(rows[0]["payload"])) if rows else None
+
+    lost = await eventually(ruled_lost, 30, "the reaper to rule the attempt lost")
+    assert (lost.kind, lost.final) == (ErrorKind.LOST, False), lost.reason
+
+    job = (await f.all_final([job_id], 30))[job_id]
+    assert (job["status"], job["kind"], job["final"], job["attempt"]) == ("error", "undelivered", True, 2)
+    assert "no executor of pool `default` took the retry (attempt 2) within 3 s" in job["reason"]
+    attempts = [(a["status"], a["kind"]) for a in await f.attempts(job_id)]
+    assert attempts == [("error", "lost"), ("error", "undelivered")]
+    [ended] = await f.rows(
+        "SELECT at FROM job_event WHERE job_id = $1 AND attempt = 2 AND status = 'error'", job_id
+    )
+    assert lost.at + timedelta(seconds=TIMEOUT) < ended["at"] < lost.at + timedelta(seconds=TIMEOUT + 10), (
+        "ended once its timeout had passed since the ruling, and soon after"
+    )
+    stream = await f.bus.js.stream_info(s.DISPATCH_STREAM)
+    assert stream.state.messages == 0, "its message left the stream"
+    [letter] = await _letters(f, job_id)
+    assert letter["reason"].startswith("never run: no executor of pool `default` took the retry")
+    assert runs.read_text().split() == ["run"]

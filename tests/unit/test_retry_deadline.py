@@ -10,6 +10,7 @@ from contracts.messages import JobEvent
 from executor.gate import expired
 from store.documents import retries
 from store.lifecycle import AttemptState, plan
+from store.reaper import LOST_LIMIT, lost_event
 from tests.unit.jobs import NOW, message
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -48,3 +49,12 @@ def test_no_due_time_for_a_final_error_or_a_job_that_moved_on() -> None:
     assert json.loads(retries(moved_on)) == [], "the retry was taken in the same batch"
     succeeded = plan({}, [event(Status.PROCESSED, final=True)])
     assert succeeded.retries == {}
+
+
+def test_an_attempt_the_reaper_rules_lost_makes_the_next_one_due_at_once() -> None:
+    row = {"id": "j1", "company": "acme", "attempt": 1, "runner": "gone", "status": "started"}
+    lost = lost_event(row)
+    assert (lost.kind, lost.final, lost.retry_in) == (ErrorKind.LOST, False, 0.0)
+    changes = plan({"j1": AttemptState(1, Status.STARTED)}, [lost])
+    assert changes.retries == {"j1": (1, lost.at)}
+    assert lost_event(row, LOST_LIMIT - 1).retry_in is None, "the last loss ends the job: no next attempt"
