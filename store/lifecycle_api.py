@@ -235,18 +235,24 @@ class LifecycleApi:
 
     async def _between_attempts(self, job: JobRecord) -> bool:
         """Whether a job waiting for its next attempt (a retry, or a redelivery after its
-        executor was lost) cannot have reached an executor yet: the bus shows no later
-        step than the record, and the retry is not due for a while, or no executor of its
-        pool is alive to take it. Then its message leaves the stream, when known."""
+        executor was lost), on whichever attempt, left the stream before any executor
+        received it again, as `_untaken` asks of a queued one: looked at, its message
+        deleted (when known), looked at again. A redelivery moves no consumer's delivered
+        sequence, so what tells is the bus showing no later step than the record, and the
+        retry not due for a while, or no executor of its pool alive to take it."""
         last = await last_event(self._bus.js, job.company, job.id)
         if last is None or last.attempt != job.attempt or last.status is not Status.ERROR or last.final:
             return False
-        if not (_retry_ahead(last) or await self._no_runner(job.pool)):
+        if not await self._unreachable(job.pool, last):
             return False
         seq = await Queries(self._pool).dispatch_of(job.id)
         if seq is not None:
             await delete_dispatch(self._bus.js, seq)
-        return True
+        return await self._unreachable(job.pool, last)
+
+    async def _unreachable(self, pool: str | None, last: JobEvent) -> bool:
+        """Whether no executor can be handed the attempt `last` announced yet."""
+        return _retry_ahead(last) or await self._no_runner(pool)
 
     async def _no_runner(self, pool: str | None) -> bool:
         """Whether no executor of `pool` is alive: only a live one can hold a message.

@@ -376,8 +376,9 @@ ORDER BY updated_at
 LIMIT $3;
 
 -- name: dispatch_of --
--- A job's current message position in the dispatch stream, if known.
-SELECT d.stream_seq FROM job_dispatch d JOIN job j ON j.id = d.job_id AND j.attempt = d.attempt
+-- A job's current message position in the dispatch stream, if known: the message its current attempt started at, or, once that attempt has run, the one its next attempts are redeliveries of (a job a replay queued again waits for its new message to be recorded).
+SELECT d.stream_seq FROM job_dispatch d JOIN job j ON j.id = d.job_id
+    AND (d.attempt = j.attempt OR (d.attempt < j.attempt AND j.status <> 'dispatched'))
 WHERE d.job_id = $1;
 
 -- name: dead_letter_records --
