@@ -1,7 +1,9 @@
 """The executor's Prometheus metrics: what it took, ran and how it ended.
 
 Labels are bounded: pool, status and error kind; the company only when the
-operator turned company labels on."""
+operator turned company labels on. That company is the one a job message names:
+the executor does not know the store's companies, so NATS permissions, which
+confine who may publish for a company, are what bound it."""
 
 from __future__ import annotations
 

@@ -108,12 +108,18 @@ class StoreApi:
     """Companies, applications, templates and jobs, read from and written to Postgres."""
 
     def __init__(
-        self, pool: Any, publisher: Publisher, board: BoardKeeper, keyring: Keyring | None = None
+        self,
+        pool: Any,
+        publisher: Publisher,
+        board: BoardKeeper,
+        keyring: Keyring | None = None,
+        created: Callable[[str], None] = lambda code: None,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
         self._board = board
         self._keyring = keyring
+        self._created = created
 
     def handlers(self) -> dict[str, Handler]:
         """The handler of every operation, for `bus.ApiServer`."""
@@ -136,6 +142,7 @@ class StoreApi:
         created = await Queries(self._pool).insert_company(request)
         if created is None:
             raise ApiFailure(409, f"company '{request.code}' already exists")
+        self._created(created.code)
         log.info("company.created", company=created.code)
         return created
 

@@ -127,6 +127,16 @@ def apply(state: AttemptState | None, event: JobEvent) -> Step:
     return Step(filled, True) if filled != state else Step(state, False)
 
 
+class Outcome(NamedTuple):
+    """How an attempt ended, and whether that ended its job (an attempt a retry or a
+    redelivery follows did not)."""
+
+    company: str
+    status: Status
+    kind: ErrorKind | None
+    job_ended: bool
+
+
 @dataclass
 class Plan:
     """The writes a batch of events needs: job rows, attempt rows, stale flags."""
@@ -134,8 +144,9 @@ class Plan:
     jobs: dict[str, tuple[str, AttemptState]] = field(default_factory=dict)
     attempts: dict[tuple[str, int], AttemptState] = field(default_factory=dict)
     stale: list[bool] = field(default_factory=list)
-    outcomes: list[JobEvent] = field(default_factory=list)
-    """The events that ended an attempt: each outcome once, however often it came."""
+    outcomes: list[Outcome] = field(default_factory=list)
+    """Every attempt this batch ended (its own event, or a later attempt superseding
+    it): each once, however often its event came."""
     retries: dict[str, tuple[int, datetime]] = field(default_factory=dict)
     """(attempt, when the next one is due) of the jobs an error of this batch left waiting
     for a next attempt, so the reaper can end one no executor takes in time."""
@@ -144,6 +155,17 @@ class Plan:
 def _ends(before: AttemptState | None, after: AttemptState) -> bool:
     """Whether a change made an attempt final that was not final before."""
     return after.final and (before is None or before.attempt != after.attempt or not before.final)
+
+
+def _ends_attempt(before: AttemptState | None, after: AttemptState) -> bool:
+    """Whether a change brought an attempt to an outcome it did not have before."""
+    return after.status in FINAL and (
+        before is None or before.attempt != after.attempt or before.status not in FINAL
+    )
+
+
+def _outcome(company: str, state: AttemptState, job_ended: bool) -> Outcome:
+    return Outcome(company, state.status, state.kind, job_ended)
 
 
 def plan(current: Mapping[str, AttemptState], events: Sequence[JobEvent]) -> Plan:
@@ -157,10 +179,12 @@ def plan(current: Mapping[str, AttemptState], events: Sequence[JobEvent]) -> Pla
         out.stale.append(stale)
         if superseded is not None:
             out.attempts[job_id, superseded.attempt] = superseded
+            out.outcomes.append(_outcome(event.company, superseded, False))
         if changed:
-            if _ends(before, state):
-                out.outcomes.append(event)
-            elif event.retry_in is not None and state.status is Status.ERROR:
+            ended = _ends(before, state)
+            if ended or _ends_attempt(before, state):
+                out.outcomes.append(_outcome(event.company, state, ended))
+            if not ended and event.retry_in is not None and state.status is Status.ERROR:
                 out.retries[job_id] = (state.attempt, event.at + timedelta(seconds=event.retry_in))
             states[job_id] = state
             out.jobs[job_id] = (event.company, state)

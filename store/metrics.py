@@ -21,6 +21,7 @@ from contracts.enums import ErrorKind, Status
 from contracts.retention import PruneCounts
 
 from .flow_queries import FlowQueries
+from .lifecycle import Outcome
 from .projection import Feed
 from .recorded import PerCompany, Recorded
 
@@ -63,11 +64,21 @@ class StoreMetrics:
         )
         self._outcomes = Counter(
             "jetjobs_store_job_outcomes",
-            "final outcomes of attempts recorded, by status and error kind, each once however often "
-            "its event was delivered",
+            "jobs' final outcomes recorded (the attempt that ended the job), by status and error kind, "
+            "each once however often its event was delivered (company `unknown` for a company the store "
+            "does not have)",
             telemetry.company(["status", "kind"]),
             registry=registry,
         )
+        self._attempts = Counter(
+            "jetjobs_store_attempt_outcomes",
+            "outcomes of every attempt recorded, by status and error kind, each once however often its "
+            "event was delivered: also those a retry or a redelivery follows, such as an attempt whose "
+            "executor was lost (company `unknown` for a company the store does not have)",
+            telemetry.company(["status", "kind"]),
+            registry=registry,
+        )
+        self._companies: frozenset[str] = frozenset()
         self._inbox = Gauge(
             "jetjobs_store_flow_outcomes",
             "outcomes of flow nodes' jobs in the flow inbox: waiting for their step, or deferred after it failed",
@@ -115,9 +126,10 @@ class StoreMetrics:
             self._ingested.labels(feed)
             self._batch.labels(feed)
         if not self._t.company_labels:
-            self._outcomes.labels(Status.PROCESSED.value, "")
-            for kind in ErrorKind:
-                self._outcomes.labels(Status.ERROR.value, kind.value)
+            for counter in (self._outcomes, self._attempts):
+                counter.labels(Status.PROCESSED.value, "")
+                for kind in ErrorKind:
+                    counter.labels(Status.ERROR.value, kind.value)
 
     def committed(self, feed: str, written: int, recorded: Recorded, seconds: float) -> None:
         """One batch is in Postgres: each counter moves once per batch, not once per message."""
@@ -128,12 +140,37 @@ class StoreMetrics:
             self._of_pruned.labels(feed).inc(recorded.of_pruned_jobs)
         self._per_company(self._dead, recorded.dead_letters)
         if recorded.outcomes:
-            tally = Tally(
-                (event.company, event.status.value, event.kind.value if event.kind else "")
-                for event in recorded.outcomes
-            )
-            for (company, status, kind), count in tally.items():
+            self._count_outcomes(recorded.outcomes)
+
+    def _count_outcomes(self, outcomes: Iterable[Outcome]) -> None:
+        """Every attempt's outcome, and those that ended their job once more as the job's."""
+        tally = Tally(
+            (self._known_company(o.company), o.status.value, o.kind.value if o.kind else "", o.job_ended)
+            for o in outcomes
+        )
+        for (company, status, kind, job_ended), count in tally.items():
+            self._t.labelled(self._attempts, company, status=status, kind=kind).inc(count)
+            if job_ended:
                 self._t.labelled(self._outcomes, company, status=status, kind=kind).inc(count)
+
+    def _known_company(self, code: str) -> str:
+        """`code`, or `unknown` for a company the store does not have: an event names
+        whatever company its publisher wrote, and each made-up one would be a series."""
+        if not self._t.company_labels or code in self._companies:
+            return code
+        return "unknown"
+
+    def company_created(self, code: str) -> None:
+        """A company this store just created: its outcomes count under its code at once."""
+        self._companies |= {code}
+
+    async def companies(self, pool: Any) -> None:
+        """Load the codes of the store's companies (only when outcomes are labelled by
+        company): at start, and before each scrape, for one another store created.
+        Companies are never removed, so a load adds to what `company_created` added."""
+        if pool is None or not self._t.company_labels:
+            return
+        self._companies |= {row["code"] for row in await pool.fetch("SELECT code FROM company")}
 
     def _per_company(self, counter: Counter, counts: PerCompany) -> None:
         for company, count in counts:
@@ -189,6 +226,7 @@ def instrument(
     telemetry.before_scrape(lambda: metrics.lag(bus()), metrics._pending)
     telemetry.before_scrape(lambda: metrics.pools(bus()), metrics._waiting, metrics._in_flight)
     telemetry.before_scrape(lambda: metrics.inbox(database()), metrics._inbox)
+    telemetry.before_scrape(lambda: metrics.companies(database()))
     return metrics
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from contracts.messages import JobEvent
+from .lifecycle import Outcome
 
 PerCompany = Sequence[tuple[str, int]]
 """(company, how many); `unknown` stands for every company the store does not have:
@@ -21,7 +21,7 @@ class Recorded:
     (each payload, as received, with why), which the projection dead-letters."""
 
     jobs: PerCompany = ()
-    outcomes: Sequence[JobEvent] = ()
+    outcomes: Sequence[Outcome] = ()
     dead_letters: PerCompany = ()
     of_pruned_jobs: int = 0
     refused: Sequence[tuple[Any, str]] = ()

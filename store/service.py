@@ -107,6 +107,7 @@ class StoreService:
     async def _start(self) -> None:
         self._bus = bus = await Bus.open(self._config.nats_url, self._config.name, self._layout, store=True)
         board = BoardKeeper(self._pool, await TemplateBoard.open(bus.js))
+        await self._metrics.companies(self._pool)
         await seal_at_start(self._pool, self._config.keyring)
         await board.resync()
         self._helpers.append(self._spawn(board.run(), "board"))
@@ -125,7 +126,9 @@ class StoreService:
                 board,
                 self._config.keyring,
                 {
-                    **StoreApi(self._pool, bus.publisher, board, self._config.keyring).handlers(),
+                    **StoreApi(
+                        self._pool, bus.publisher, board, self._config.keyring, self._metrics.company_created
+                    ).handlers(),
                     **LifecycleApi(self._pool, bus).handlers(),
                     **ScheduleApi(self._pool, bus, board).handlers(),
                     **TemplateDeletion(self._pool, board).handlers(),

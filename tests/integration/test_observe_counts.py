@@ -18,7 +18,7 @@ from contracts.enums import Status
 from contracts.messages import JobEvent
 from jetjobs.observe.http import MetricsServer
 from store import StoreConfig, StoreService
-from tests.observe import observed_stack, scrape
+from tests.observe import Scrape, observed_stack, scrape
 from tests.stack import eventually
 from tests.unit.jobs import message
 
@@ -134,3 +134,31 @@ async def test_dead_letters_of_made_up_companies_share_one_series(nats_url: str,
             dict(labels).get("company") for name, labels in scraped.samples if "dead_letters" in name
         }
         assert companies == {"acme", "unknown"}
+
+
+async def test_outcomes_of_made_up_companies_share_one_series(nats_url: str, database_url: str) -> None:
+    """A job message may name any company its publisher can publish for: the store
+    counts the outcomes of one it does not have under `unknown`."""
+    async with observed_stack(nats_url, database_url, company_labels=True) as (stack, server):
+        await stack.company("acme")
+        now = datetime.now(UTC)
+        jobs = [
+            message(job_id=f"of-{company}", company=company, scheduled_at=now, dispatched_at=now)
+            for company in ("acme", "made-up")
+        ]
+        await stack.bus.publisher.dispatch(jobs)
+
+        async def counted() -> Scrape | None:
+            scraped = await scrape(server.url)
+            return (
+                scraped
+                if scraped.value("jetjobs_store_job_outcomes_total", status="processed") == 2
+                else None
+            )
+
+        scraped = await eventually(counted, what="the store to record both outcomes")
+        for counter in ("jetjobs_store_job_outcomes_total", "jetjobs_store_attempt_outcomes_total"):
+            assert scraped.value(counter, status="processed", company="acme") == 1
+            assert scraped.value(counter, status="processed", company="unknown") == 1
+            companies = {dict(labels).get("company") for name, labels in scraped.samples if name == counter}
+            assert companies == {"acme", "unknown"}
