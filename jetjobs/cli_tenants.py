@@ -137,11 +137,14 @@ async def cmd_credentials_rotate(args: argparse.Namespace, conf: settings.Settin
     except RotationError as error:
         raise CommandError(str(error)) from None
     human = (
-        f"re-encrypted {rotated.credentials} credential set(s) and {rotated.template_secrets} "
-        f"template secret value(s) under key {ring.primary}"
+        f"re-encrypted {rotated.credentials} credential set(s), {rotated.template_secrets} "
+        f"template secret value(s) and {rotated.job_secrets} job secret value(s) under key {ring.primary}"
     )
     reply = KeyRotated(
-        reencrypted=rotated.credentials, template_secrets=rotated.template_secrets, key=ring.primary
+        reencrypted=rotated.credentials,
+        template_secrets=rotated.template_secrets,
+        job_secrets=rotated.job_secrets,
+        key=ring.primary,
     )
     commands.show(args.json, reply, human)
 

@@ -22,11 +22,13 @@ class NewKey(Frozen):
 
 
 class KeyRotated(Frozen):
-    """`credentials rotate-key`: how many credential sets and template secret values were
-    re-encrypted, under which key."""
+    """`credentials rotate-key`: how many credential sets, template secret values and job
+    secret values (a run's, kept until retention removes its job) were re-encrypted, under
+    which key."""
 
     reencrypted: int
     template_secrets: int = 0
+    job_secrets: int = 0
     key: str
 
 

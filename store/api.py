@@ -16,7 +16,7 @@ from contracts import api
 from contracts.api import ApiFailure
 from contracts.dispatch import adhoc_job_id, job_message, keyed_job_id
 from contracts.errors import describe
-from contracts.models import Application, Company, RunTemplate, TemplateSpec, cron_for
+from contracts.models import ActiveTemplate, Application, Company, RunTemplate, TemplateSpec, cron_for
 from contracts.multiflexi import AppFileError, parse_app
 from contracts.records import JobRecord
 
@@ -26,12 +26,13 @@ from .board import BoardKeeper, active_template
 from .credentials import Keyring
 from .db import BAD_DATA, UNAVAILABLE
 from .flow_templates import not_for_flows, template_app_id
+from .job_secrets import by_name, refused, seal_for_job
 from .limits import check_name, check_size
 from .masking import shown_template
 from .pages import Key, cursor_instant, cursor_key, instant_value, keyed_page
 from .queries import JobPlace, Queries
 from .rows import TemplateRow
-from .template_secrets import kept_sealed, seal_held, secret_values, store_sealed, to_store
+from .template_secrets import kept_sealed, seal_held, secret_values, store_sealed, to_store, without
 from .tenant_queries import TenantQueries
 from .writers import write_dispatches
 
@@ -257,7 +258,8 @@ class StoreApi:
     async def template_run(self, request: api.RunNow) -> api.JobQueued:
         """Run a template now. One statement finds all it needs, and the job is
         published before anything is written, so an executor can take it while
-        this store records it (with the audit entry, in one transaction)."""
+        this store records it (with the audit entry, in one transaction). Only the
+        values it gives secret fields, if any, are written first (`job_secrets`)."""
         actor = current_actor.get()
         found = await TenantQueries(self._pool).template_to_run(request.id, actor)
         if found is None:
@@ -273,14 +275,18 @@ class StoreApi:
         not_for_flows(request.id, row.template.flow, company, "`job run` runs jobs only")
         if not row.company_enabled:
             raise ApiFailure(409, f"company '{company}' is disabled: its templates cannot run")
+        view = active_template(row, cron_for(row.template.interv, row.template.cron) or "", found.extras)
+        secret = secret_values(row.app, request.env)
+        if secret:  # kept even if the publish below fails: its ack may be what was lost
+            await self._seal_for_run(view, job_id, secret)
         now = datetime.now(UTC)
         message = job_message(
-            active_template(row, cron_for(row.template.interv, row.template.cron) or "", found.extras),
+            by_name(view, secret) if secret else view,
             job_id=job_id,
             slot=now,
             now=now,
             launched_by=request.launched_by,
-            env_overrides=request.env,
+            env_overrides=without(request.env, secret),
             timeouts=request.timeouts,
         )
         try:
@@ -308,6 +314,13 @@ class StoreApi:
             )
         log.info("job.queued", job_id=message.job_id, company=company, template_id=request.id)
         return api.JobQueued(job_id=message.job_id, company=company)
+
+    async def _seal_for_run(self, view: ActiveTemplate, job_id: str, values: dict[str, str]) -> None:
+        """Seal the run's values of secret fields for its job, committed before its message
+        is published (the job is recorded after it): an executor may ask for them at once."""
+        if self._keyring is None:
+            raise refused(values)
+        await seal_for_job(self._pool, self._keyring, job_id, view, values)
 
     async def _recorded_in(self, job_id: str, company: str) -> bool:
         """Whether the job is recorded for this company (a row another company's events

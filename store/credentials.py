@@ -31,13 +31,13 @@ class SecretKeyError(ValueError):
 
 
 class UndecryptableError(Exception):
-    """A stored credential or template secret cannot be opened with any configured key."""
+    """A stored credential, template secret or job secret cannot be opened with any configured key."""
 
 
 @dataclass(frozen=True)
 class Sealed:
-    """Sealed values as stored (a credential set's, or one template secret's): which key,
-    the nonce, the ciphertext."""
+    """Sealed values as stored (a credential set's, or one template or job secret's): which
+    key, the nonce, the ciphertext."""
 
     key_id: str
     nonce: bytes
@@ -83,6 +83,11 @@ def _aad(company: str, name: str) -> bytes:
 def _template_aad(template_id: int, name: str) -> bytes:
     """Binds a template's secret value to the template and field: moved elsewhere, it will not open."""
     return f"jetjobs-template-secret\0{template_id}\0{name}".encode()
+
+
+def _job_aad(job_id: str, name: str) -> bytes:
+    """Binds a run's secret value to the job and field: moved elsewhere, it will not open."""
+    return f"jetjobs-job-secret\0{job_id}\0{name}".encode()
 
 
 class Keyring:
@@ -169,6 +174,14 @@ class Keyring:
     def open_field(self, template_id: int, name: str, sealed: Sealed) -> str:
         what = f"the value of secret field {name} of template {template_id}"
         return self._open(sealed, _template_aad(template_id, name), what).decode()
+
+    def seal_job_field(self, job_id: str, name: str, value: str) -> Sealed:
+        """A run's value of one secret field, sealed for that job and field alone."""
+        return self._seal(value.encode(), _job_aad(job_id, name))
+
+    def open_job_field(self, job_id: str, name: str, sealed: Sealed) -> str:
+        what = f"the value of secret field {name} of job {job_id}"
+        return self._open(sealed, _job_aad(job_id, name), what).decode()
 
 
 def read_key_file(path: Path) -> list[bytes]:

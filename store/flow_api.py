@@ -23,6 +23,7 @@ from contracts.flows import (
 from . import resolve
 from .actors import audit, reader
 from .api import Handler, _typed
+from .credentials import Keyring
 from .flow_engine import FlowEngine
 from .flow_jobs import node_secrets, refusal, target_problems
 from .flow_queries import FlowQueries
@@ -34,9 +35,9 @@ from .tenant_queries import TenantQueries
 class FlowApi:
     """Flow operations of the store's API."""
 
-    def __init__(self, pool: Any, bus: Bus) -> None:
+    def __init__(self, pool: Any, bus: Bus, keyring: Keyring | None = None) -> None:
         self._pool = pool
-        self._engine = FlowEngine(pool, bus)
+        self._engine = FlowEngine(pool, bus, keyring)
 
     @property
     def engine(self) -> FlowEngine:

@@ -35,6 +35,7 @@ from contracts.flows import (
 from contracts.messages import JobEvent
 from contracts.models import Application
 
+from .credentials import Keyring
 from .db import UNAVAILABLE, Db
 from .flow_jobs import check_targets, node_message
 from .flow_kill import CANCELLED, Killer
@@ -100,8 +101,10 @@ def _ended(run: RunState, new: list[tuple[JobEvent, NodeStatus, str]]) -> None:
 class FlowEngine:
     """Starts, advances, cancels and retries flow runs."""
 
-    def __init__(self, pool: Any, bus: Bus) -> None:
+    def __init__(self, pool: Any, bus: Bus, keyring: Keyring | None = None) -> None:
         self._pool = pool
+        self._keyring = keyring
+        """Seals a template node's values of secret fields for its job (`flow_jobs`)."""
         self._outbox = Outbox(pool, bus.publisher, Killer(pool, bus).kill)
         self._runs = RunCache()
         self.unsent = True
@@ -281,7 +284,9 @@ class FlowEngine:
             job_id = flow_job_id(run.id, name, round_)
             env = node_env(run.spec, name, passed_on)
             try:
-                message = await node_message(conn, run.spec, run.spec.node(name), job_id, env, apps)
+                message = await node_message(
+                    conn, run.spec, run.spec.node(name), job_id, env, apps, self._keyring
+                )
             except ApiFailure as error:
                 refused[name] = f"cannot run: {error.message}"
                 continue

@@ -12,8 +12,11 @@ from contracts.models import Application, Timeouts, cron_for
 
 from . import resolve
 from .board import active_template, secret_fields
+from .credentials import Keyring
 from .db import Db
+from .job_secrets import by_name, seal_for_job
 from .queries import Queries
+from .template_secrets import secret_values, without
 from .tenant_queries import TenantQueries
 
 
@@ -49,8 +52,18 @@ def _app_message(
 
 
 async def _template_message(
-    conn: Db, spec: FlowSpec, node: FlowNode, job_id: str, env: dict[str, str], now: datetime
+    conn: Db,
+    spec: FlowSpec,
+    node: FlowNode,
+    job_id: str,
+    env: dict[str, str],
+    now: datetime,
+    keyring: Keyring | None,
 ) -> JobMessage:
+    """The message of a template node. The values its env gives secret fields of the
+    template's application are sealed for the job in the step's transaction, committed
+    before the message is sent, and travel by name; a store without a key leaves them
+    in the message, masked (its env may hold upstream results, known only now)."""
     assert node.template is not None
     row = await resolve.template(Queries(conn), node.template)
     if row.template.company != spec.company or row.template.flow is not None:
@@ -59,6 +72,10 @@ async def _template_message(
         )
     extras = (await TenantQueries(conn).template_extras([node.template])).get(node.template)
     view = active_template(row, cron_for(row.template.interv, row.template.cron) or "", extras)
+    secret = secret_values(row.app, env)
+    if secret and keyring is not None:
+        await seal_for_job(conn, keyring, job_id, view, secret)
+        view, env = by_name(view, secret), without(env, secret)
     message = job_message(
         view,
         job_id=job_id,
@@ -78,16 +95,18 @@ async def node_message(
     job_id: str,
     env: dict[str, str],
     apps: dict[str, Application] | None = None,
+    keyring: Keyring | None = None,
 ) -> JobMessage:
     """The job message of a node with the env it gets (flow env, node env, upstream
-    results); `apps` caches applications across the nodes of one step."""
+    results); `apps` caches applications across the nodes of one step. With the store's
+    `keyring`, a template node's values of secret fields travel by name."""
     now = datetime.now(UTC)
     if node.app is not None:
         cache = {} if apps is None else apps
         if node.app not in cache:
             cache[node.app] = await resolve.application(Queries(conn), node.app)
         return _app_message(cache[node.app], spec, node, job_id, env, now)
-    return await _template_message(conn, spec, node, job_id, env, now)
+    return await _template_message(conn, spec, node, job_id, env, now, keyring)
 
 
 async def target_problems(queries: Queries, spec: FlowSpec) -> list[ApiFailure]:

@@ -23,7 +23,7 @@ RETENTION_LOCK = 0x6A6A726574
 """The advisory lock key ("jjret") a store holds while it prunes: one at a time."""
 
 BATCH = 2000
-"""Rows one statement removes at most (a job's attempts, events and artifacts go with it)."""
+"""Rows one statement removes at most (a job's attempts, events, artifacts and sealed secret values go with it)."""
 
 REST = 1.0
 """After each batch, a prune waits this many times as long as the batch took: it uses

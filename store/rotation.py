@@ -1,5 +1,5 @@
-"""Re-encrypting every credential and template secret under the keyring's first key,
-in one transaction."""
+"""Re-encrypting every credential, template secret and job secret under the keyring's
+first key, in one transaction."""
 
 from __future__ import annotations
 
@@ -9,37 +9,44 @@ import structlog
 
 from .credentials import Keyring, UndecryptableError
 from .db import connect
-from .tenant_queries import SealedField, TenantQueries
+from .tenant_queries import SealedField, SealedJobField, TenantQueries
 
 log = structlog.get_logger("jetjobs.store")
 
 
 class RotationError(Exception):
-    """A credential or template secret cannot be opened with the keys given; nothing was changed."""
+    """A credential, template secret or job secret cannot be opened with the keys given;
+    nothing was changed."""
 
 
 @dataclass(frozen=True)
 class Rotated:
-    """How many credential sets and template secret values were re-encrypted."""
+    """How many credential sets, template secret values and job secret values were re-encrypted."""
 
     credentials: int
     template_secrets: int
+    job_secrets: int = 0
 
 
 async def rotate_key(database_url: str, keyring: Keyring) -> Rotated:
-    """Re-seal every credential and template secret not yet under `keyring.primary`.
-    All or nothing: a value no key opens leaves the database unchanged."""
+    """Re-seal every credential, template secret and job secret not yet under
+    `keyring.primary`. All or nothing: a value no key opens leaves the database unchanged."""
     conn = await connect(database_url)
     try:
         async with conn.transaction():
             queries = TenantQueries(conn)
-            rotated = Rotated(await _credentials(queries, keyring), await _template_secrets(queries, keyring))
+            rotated = Rotated(
+                await _credentials(queries, keyring),
+                await _template_secrets(queries, keyring),
+                await _job_secrets(queries, keyring),
+            )
     finally:
         await conn.close()
     log.info(
         "credentials.rotated",
         credentials=rotated.credentials,
         template_secrets=rotated.template_secrets,
+        job_secrets=rotated.job_secrets,
         key=keyring.primary,
     )
     return rotated
@@ -70,5 +77,20 @@ async def _template_secrets(queries: TenantQueries, keyring: Keyring) -> int:
             raise RotationError(f"{error}; nothing was re-encrypted") from None
         sealed = keyring.seal_field(field.template_id, field.name, value)
         await queries.reseal_template_secret(SealedField(field.template_id, field.name, sealed))
+        changed += 1
+    return changed
+
+
+async def _job_secrets(queries: TenantQueries, keyring: Keyring) -> int:
+    changed = 0
+    for field in await queries.sealed_job_secrets():
+        if field.sealed.key_id == keyring.primary:
+            continue
+        try:
+            value = keyring.open_job_field(field.job_id, field.name, field.sealed)
+        except UndecryptableError as error:
+            raise RotationError(f"{error}; nothing was re-encrypted") from None
+        sealed = keyring.seal_job_field(field.job_id, field.name, value)
+        await queries.reseal_job_secret(SealedJobField(field.job_id, field.name, sealed))
         changed += 1
     return changed

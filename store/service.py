@@ -132,7 +132,7 @@ class StoreService:
                     **LifecycleApi(self._pool, bus).handlers(),
                     **ScheduleApi(self._pool, bus, board).handlers(),
                     **TemplateDeletion(self._pool, board).handlers(),
-                    **(flows := FlowApi(self._pool, bus)).handlers(),
+                    **(flows := FlowApi(self._pool, bus, self._config.keyring)).handlers(),
                     **RetentionApi(self._connect, self._metrics.pruned).handlers(),
                 },
                 self._config.require_tokens,

@@ -63,6 +63,23 @@ class SealedField:
 
 
 @dataclass(frozen=True)
+class SealedJobField:
+    """The sealed value a run gives one secret field of its template."""
+
+    job_id: str
+    name: str
+    sealed: Sealed
+
+
+@dataclass(frozen=True)
+class OwnSecrets:
+    """The sealed values a job's template sets for some secret fields, and those its run gave."""
+
+    template: list[SealedField]
+    job: list[SealedJobField]
+
+
+@dataclass(frozen=True)
 class TemplateName:
     id: int
     name: str
@@ -207,9 +224,45 @@ class TenantQueries:
             self._q("reseal_credential"), credential_id, sealed.key_id, sealed.nonce, sealed.ciphertext
         )
 
-    async def template_secret_values(self, template_id: int, names: Sequence[str]) -> list[SealedField]:
-        found = await self._db.fetch(self._q("template_secret_values"), template_id, list(names))
-        return [SealedField(template_id, r["name"], _sealed(r)) for r in found]
+    async def own_secret_values(
+        self, template_id: int, job_id: str, company: str, names: Sequence[str]
+    ) -> OwnSecrets:
+        found = await self._db.fetch(self._q("own_secret_values"), template_id, list(names), job_id, company)
+        return OwnSecrets(
+            [SealedField(template_id, r["name"], _sealed(r)) for r in found if r["job_id"] is None],
+            [SealedJobField(job_id, r["name"], _sealed(r)) for r in found if r["job_id"] is not None],
+        )
+
+    async def put_job_secrets(
+        self, job_id: str, company: str, template_id: int, sealed: Mapping[str, Sealed]
+    ) -> None:
+        """Store the sealed values (none the job holds already)."""
+        names = sorted(sealed)
+        await self._db.execute(
+            self._q("put_job_secrets"),
+            job_id,
+            company,
+            template_id,
+            names,
+            [sealed[name].key_id for name in names],
+            [sealed[name].nonce for name in names],
+            [sealed[name].ciphertext for name in names],
+        )
+
+    async def sealed_job_secrets(self) -> list[SealedJobField]:
+        found = await self._db.fetch(self._q("sealed_job_secrets"))
+        return [SealedJobField(r["job_id"], r["name"], _sealed(r)) for r in found]
+
+    async def reseal_job_secret(self, field: SealedJobField) -> None:
+        sealed = field.sealed
+        await self._db.execute(
+            self._q("reseal_job_secret"),
+            field.job_id,
+            field.name,
+            sealed.key_id,
+            sealed.nonce,
+            sealed.ciphertext,
+        )
 
     async def keep_template_secrets(self, template_id: int, names: Collection[str]) -> None:
         await self._db.execute(self._q("keep_template_secrets"), template_id, sorted(names))

@@ -35,7 +35,7 @@ from .board import BoardKeeper
 from .credentials import Keyring, UndecryptableError, no_key
 from .pages import fit
 from .queries import Queries
-from .tenant_queries import SealedField, StoredCredential, TemplateName, TenantQueries
+from .tenant_queries import SealedField, SealedJobField, StoredCredential, TemplateName, TenantQueries
 from .tokens import Authenticator, TokenApi, TokenCache
 
 log = structlog.get_logger("jetjobs.store")
@@ -201,8 +201,9 @@ class TenantApi:
         await self._check_job(request)
         queries = TenantQueries(self._pool)
         stored = await queries.template_credentials(request.template_id)
-        own = await queries.template_secret_values(request.template_id, request.names)
-        values = {**self._open_all(stored), **self._open_own(own)}  # the template's own win
+        own = await queries.own_secret_values(request.template_id, request.job_id, company, request.names)
+        # the template's own win over its credentials, and the run's over both
+        values = {**self._open_all(stored), **self._open_own(own.template), **self._open_run(own.job)}
         wanted = {name: values[name] for name in request.names if name in values}
         await audit(self._pool, "secrets.fetch", company, {"job_id": request.job_id, "names": sorted(wanted)})
         log.info("secrets.served", job_id=request.job_id, company=company, actor=actor, names=len(wanted))
@@ -228,6 +229,18 @@ class TenantApi:
         try:
             return {
                 field.name: keys.open_field(field.template_id, field.name, field.sealed) for field in sealed
+            }
+        except UndecryptableError as error:
+            raise ApiFailure(500, str(error)) from None
+
+    def _open_run(self, sealed: list[SealedJobField]) -> dict[str, str]:
+        """The values the job's run gave, sealed for that job when it was queued."""
+        if not sealed:
+            return {}
+        keys = self._keys()
+        try:
+            return {
+                field.name: keys.open_job_field(field.job_id, field.name, field.sealed) for field in sealed
             }
         except UndecryptableError as error:
             raise ApiFailure(500, str(error)) from None

@@ -26,7 +26,7 @@ SELECT pruned_before FROM retention_horizon;
 SELECT pg_try_advisory_lock($1);
 
 -- name: prune_jobs --
--- Remove a batch of final jobs older than the horizon, none of a flow run still kept, with their attempts, events, artifacts and deadline; rows a writer holds are left for later.
+-- Remove a batch of final jobs older than the horizon, none of a flow run still kept, with their attempts, events, artifacts, deadline and sealed secret values (and the values sealed before the horizon for a job never recorded, its message not queued); rows a writer holds are left for later.
 WITH spanning AS MATERIALIZED (
     SELECT company, 'flow:' || name AS launched_by, min(created_at) AS since
     FROM flow_run
@@ -54,6 +54,11 @@ WITH spanning AS MATERIALIZED (
     DELETE FROM artifact WHERE job_id IN (SELECT id FROM doomed) RETURNING 1
 ), deadlines AS (
     DELETE FROM job_dispatch WHERE job_id IN (SELECT id FROM doomed) RETURNING 1
+), secrets AS (
+    DELETE FROM job_secret WHERE job_id IN (SELECT id FROM doomed)
+), strays AS (
+    DELETE FROM job_secret s
+    WHERE s.created_at < $1 AND NOT EXISTS (SELECT 1 FROM job j WHERE j.id = s.job_id)
 ), jobs AS (
     DELETE FROM job WHERE id IN (SELECT id FROM doomed) RETURNING 1
 )

@@ -220,11 +220,31 @@ WHERE ($1::text IS NULL OR actor = $1) AND ($4::bigint IS NULL OR id < $4)
 ORDER BY id DESC
 OFFSET $2 LIMIT $3;
 
--- name: template_secret_values --
--- The sealed values template $1 sets for the secret fields named in $2.
-SELECT name, key_id, nonce, ciphertext FROM template_secret
+-- name: own_secret_values --
+-- The sealed values template $1 sets for the secret fields named in $2 (a null job_id), and those job $3 of company $4, a run of that template, was given for them.
+SELECT NULL::text AS job_id, name, key_id, nonce, ciphertext FROM template_secret
 WHERE template_id = $1 AND name = ANY($2::text[])
-ORDER BY name;
+UNION ALL
+SELECT job_id, name, key_id, nonce, ciphertext FROM job_secret
+WHERE job_id = $3 AND company = $4 AND template_id = $1 AND name = ANY($2::text[]);
+
+-- name: put_job_secrets --
+-- Store the sealed values job $1 (of company $2, a run of template $3) is given for the secret fields named in $4 (key ids $5, nonces $6, ciphertexts $7), but none it holds already: a request repeated with the same run key runs with the values the first one gave.
+INSERT INTO job_secret (job_id, company, template_id, name, key_id, nonce, ciphertext)
+SELECT $1, $2, $3, f.name, f.key_id, f.nonce, f.ciphertext
+FROM unnest($4::text[], $5::text[], $6::bytea[], $7::bytea[]) AS f (name, key_id, nonce, ciphertext)
+ON CONFLICT (job_id, name) DO NOTHING;
+
+-- name: sealed_job_secrets --
+-- Every job secret, locked, for re-encryption under a new key.
+SELECT job_id, name, key_id, nonce, ciphertext FROM job_secret
+ORDER BY job_id, name
+FOR UPDATE;
+
+-- name: reseal_job_secret --
+-- Store a job secret re-encrypted under another key.
+UPDATE job_secret SET key_id = $3, nonce = $4, ciphertext = $5
+WHERE job_id = $1 AND name = $2;
 
 -- name: keep_template_secrets --
 -- Forget the sealed values of template $1 but those of the fields named in $2.

@@ -68,13 +68,13 @@ async def test_rotate_key_beside_up_as_the_readme_says(tmp_path: Path) -> None:
         await sh(lines[0], tmp_path)
         new = primary(key_file)
         assert new != old and len(key_file.read_text().splitlines()) == 2
-        rotated = f"re-encrypted 1 credential set(s) and 0 template secret value(s) under key {new}\n"
+        rotated = f"re-encrypted 1 credential set(s), 0 template secret value(s) and 0 job secret value(s) under key {new}\n"
         assert await sh(lines[1], tmp_path) == rotated
         await sh(lines[2], tmp_path)
         assert len(key_file.read_text().splitlines()) == 1 and primary(key_file) == new
         assert key_file.stat().st_mode & 0o777 == 0o600
         # with the old key gone, every set is already under the new one
-        rotated = f"re-encrypted 0 credential set(s) and 0 template secret value(s) under key {new}\n"
+        rotated = f"re-encrypted 0 credential set(s), 0 template secret value(s) and 0 job secret value(s) under key {new}\n"
         assert await sh(lines[1], tmp_path) == rotated
     finally:
         assert await interrupt(process) == 0

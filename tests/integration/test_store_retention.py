@@ -156,6 +156,8 @@ FILL = (
     "FROM generate_series(1, $1) n",
     "INSERT INTO schedule_slot (template_id, slot, company, outcome, trigger, job_id, recorded_at) "
     "SELECT 1, now() - n * interval '1 s', 'acme', 'fired', 'schedule', 'j' || n, now() FROM generate_series(1, $1) n",
+    "INSERT INTO job_secret (job_id, name, company, template_id, key_id, nonce, ciphertext) "
+    "SELECT 'j' || n, 'PASSWORD', 'acme', 1, 'k', '', '' FROM generate_series(1, $1) n",
 )
 
 
