@@ -142,6 +142,12 @@ class Keyring:
         )
         return f"{text} (the store cannot read that file now: see its log)" if self._unusable else text
 
+    def holds(self, key: str) -> bool:
+        """Whether the key named `key` (a `key_id`) is configured, reading a changed key file first."""
+        if key not in self._keys:
+            self.refresh()
+        return key in self._keys
+
     def _seal(self, plain: bytes, aad: bytes) -> Sealed:
         self.refresh()
         nonce = os.urandom(NONCE_BYTES)

@@ -23,6 +23,7 @@ from .credentials import Keyring
 from .db import connect, open_pool, redact
 from .flow_api import FlowApi
 from .flow_loop import run_flows
+from .key_check import warn_unopenable
 from .lifecycle_api import LifecycleApi
 from .metrics import instrument
 from .migrate import migrate
@@ -109,6 +110,7 @@ class StoreService:
         board = BoardKeeper(self._pool, await TemplateBoard.open(bus.js))
         await self._metrics.companies(self._pool)
         await seal_at_start(self._pool, self._config.keyring)
+        await warn_unopenable(self._pool, self._config.keyring)
         await board.resync()
         self._helpers.append(self._spawn(board.run(), "board"))
         tuning = Tuning(

@@ -287,6 +287,10 @@ class TenantQueries:
             sealed.ciphertext,
         )
 
+    async def sealed_by_key(self) -> list[tuple[str, str, int]]:
+        """(key id, kind, how many) of every sealed value."""
+        return [(r["key_id"], r["kind"], r["count"]) for r in await self._db.fetch(self._q("sealed_by_key"))]
+
     async def lock_secret_sealing(self, key: int) -> None:
         await self._db.execute(self._q("lock_secret_sealing"), key)
 

@@ -279,3 +279,13 @@ UPDATE runtemplate SET env = $2::jsonb, updated_at = now() WHERE id = $1;
 -- name: await_replay --
 -- Wait for a replay of job $1 (of company $2) under way: it holds the job's dead letter locked until it has reopened the job.
 SELECT 1 FROM dead_letter WHERE company = $2 AND job_id = $1 FOR SHARE;
+
+-- name: sealed_by_key --
+-- How many sealed values of each kind (credential sets, template secrets, job secrets) each key encrypts.
+SELECT key_id, kind, count(*) AS count FROM (
+    SELECT key_id, 'credential sets' AS kind FROM credential
+    UNION ALL SELECT key_id, 'template secrets' FROM template_secret
+    UNION ALL SELECT key_id, 'job secrets' FROM job_secret
+) AS sealed
+GROUP BY key_id, kind
+ORDER BY key_id, kind;
