@@ -126,7 +126,7 @@ class Prepared:
 
 @dataclass(frozen=True)
 class Refused:
-    """The job cannot start: a required variable is missing, or its secrets could not be fetched."""
+    """The job cannot start: a required variable is missing, or its secrets could not all be fetched."""
 
     reason: str
 
@@ -142,6 +142,16 @@ class Unavailable:
 def missing_required(required: Sequence[str], env: Mapping[str, str]) -> list[str]:
     """Required variables unset or empty in the job's final environment."""
     return sorted(name for name in required if not env.get(name))
+
+
+def unserved_reason(names: Sequence[str]) -> str:
+    """Why a job whose secrets the store did not all hand over never starts: run
+    without them, it would see them empty and could do harm instead of failing."""
+    return (
+        f"missing secret variables: {', '.join(names)}: the store did not provide them (e.g. a credential "
+        "set unassigned from the template since the job was dispatched, or a store of an older version "
+        "answering during an upgrade: see README, Upgrading)"
+    )
 
 
 class SecretSource:
@@ -174,6 +184,9 @@ class SecretSource:
             if failure.code in TRANSIENT:
                 return Unavailable(f"could not fetch the job's credentials: {failure.message}")
             return Refused(f"could not fetch the job's credentials: {failure.message}")
+        unserved = sorted(name for name in message.secrets if name not in values)
+        if unserved:
+            return Refused(unserved_reason(unserved))
         final = {**env, **{k: v for k, v in values.items() if k not in env}}
         missing = missing_required(message.required, final)
         if missing:
