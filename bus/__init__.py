@@ -30,6 +30,7 @@ from .consume import (
     settle,
 )
 from .infra import InfrastructureDrift, Layout
+from .peers import OlderStoreRunning, refuse_beside_older_stores
 from .publish import EventTrail, Publisher, PublishFailed, encode
 from .session import Bus
 from .templates import Loaded, Removed, TemplateBoard
@@ -52,6 +53,7 @@ __all__ = [
     "Layout",
     "Loaded",
     "Nak",
+    "OlderStoreRunning",
     "PublishFailed",
     "Publisher",
     "PullConsumer",
@@ -70,6 +72,7 @@ __all__ = [
     "last_event",
     "live_events",
     "misaddressed",
+    "refuse_beside_older_stores",
     "settle",
     "store_backlog",
 ]

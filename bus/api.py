@@ -37,6 +37,10 @@ current_token: ContextVar[str | None] = ContextVar("jetjobs_token", default=None
 reply_room: ContextVar[int] = ContextVar("jetjobs_reply_room", default=1024 * 1024)
 """How many bytes the answer being made may take: the NATS server's `max_payload`."""
 
+SCHEMA_METADATA = "schema"
+"""The service metadata in which a store announces its schema (the highest migration
+it knows), so that operators and other stores can tell versions apart."""
+
 ERROR_HEADER = "Nats-Service-Error"
 ERROR_CODE_HEADER = "Nats-Service-Error-Code"
 
@@ -102,14 +106,15 @@ class ApiServer:
 
         return receive
 
-    async def start(self, nc: Client, version: str) -> None:
+    async def start(self, nc: Client, version: str, schema: int) -> None:
         """Register the service, and return once the server routes every endpoint to it;
-        it answers `$SRV.PING`, `$SRV.INFO` and `$SRV.STATS`."""
+        it answers `$SRV.PING`, `$SRV.INFO` (its metadata gives `schema`) and `$SRV.STATS`."""
         self._nc = nc
         self._service = await micro.add_service(
             nc,
             name=s.API_SERVICE,
             version=version,
+            metadata={SCHEMA_METADATA: str(schema)},
             description="jetjobs store: companies, applications, templates and jobs",
             queue_group="jetjobs-store",
         )

@@ -36,6 +36,12 @@ def check_server(major: int, minor: int) -> None:
         )
 
 
+def schema_version() -> int:
+    """The highest migration this code knows: what a store announces, so that a newer
+    store refuses to start beside it (an older one would misread the newer schema)."""
+    return max(m.version for m in migrations())
+
+
 async def _apply(conn: Any, queries: Queries, migration: Migration) -> None:
     async with conn.transaction():
         await conn.execute(migration.sql)

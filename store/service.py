@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from bus import ApiServer, Bus, Layout, TemplateBoard
+from bus import ApiServer, Bus, Layout, TemplateBoard, refuse_beside_older_stores
 from bus.batches import BatchPuller
 from bus.connection import redacted
 from bus.tasks import stop_tasks
@@ -26,7 +26,7 @@ from .flow_loop import run_flows
 from .key_check import warn_unopenable
 from .lifecycle_api import LifecycleApi
 from .metrics import instrument
-from .migrate import migrate
+from .migrate import migrate, schema_version
 from .projection import Projection, Tuning, feeds
 from .reaper import Reaper, ReaperTiming
 from .retention import Retention
@@ -92,8 +92,10 @@ class StoreService:
         self._metrics = instrument(telemetry, lambda: self._bus, lambda: self._pool, feeds())
 
     async def start(self) -> None:
-        """Migrate, connect, provision, resync the board, start loops and API; return once ready."""
+        """Check that no older store runs, migrate, connect, provision, resync the board,
+        start loops and API; return once ready."""
         self._stopping = asyncio.Event()
+        await refuse_beside_older_stores(self._config.nats_url, self._config.name, schema_version())
         await migrate(self._config.database_url)
         self._pool = await open_pool(self._config.database_url, self._config.pool_size, warm)
         try:
@@ -147,7 +149,7 @@ class StoreService:
             self._spawn(run_flows(flows.engine, bus, self._config.database_url, self._stopping), "flows")
         )
         self._keep_history()
-        await self._server.start(bus.nc, _version())
+        await self._server.start(bus.nc, _version(), schema_version())
 
     async def _connect(self) -> Any:
         return await connect(self._config.database_url)

@@ -69,7 +69,7 @@ async def test_an_answer_too_large_for_nats_is_a_clear_error(nats_url: str) -> N
 
     bus = await Bus.attach(nats_url, "big-answers")
     server = ApiServer(dict.fromkeys(OPERATIONS, huge))
-    await server.start(bus.nc, "0.0.0")
+    await server.start(bus.nc, "0.0.0", 0)
     try:
         with pytest.raises(ApiFailure) as refused:
             await ApiClient(bus.nc, timeout=5).call("company.list", api.CompanyFilter(), api.CompanyList)

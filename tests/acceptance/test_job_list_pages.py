@@ -111,7 +111,7 @@ async def test_an_answer_too_large_says_what_is_true(nats_url: str) -> None:
 
     bus = await Bus.attach(nats_url, "big-answers")
     server = ApiServer(dict.fromkeys(OPERATIONS, huge))
-    await server.start(bus.nc, "0.0.0")
+    await server.start(bus.nc, "0.0.0", 0)
     try:
         with pytest.raises(ApiFailure) as refused:
             await ApiClient(bus.nc, timeout=5).call("job.list", api.JobQuery(), api.JobList)
