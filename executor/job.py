@@ -255,6 +255,7 @@ async def _run(
         runtime.metrics.started(message)
         jlog.debug("job.started", pid=running.pid)
         ending = await running.finish(deadline, control.abort, runtime.grace)
+        end = utcnow()  # the process is reaped: storing its output and artifacts is not its run time
     await masked.flush()
     await live.close()
     await runtime.tenancy.artifacts.store(message, attempt.number, cwd)
@@ -262,7 +263,7 @@ async def _run(
     mask = prepared.masker.capture
     results = {} if workdir.left_clean() else read_results(cwd)  # a clean directory holds no results file
     results = prepared.masker.results(results)
-    result = Result(begin, utcnow(), mask(running.stdout), mask(running.stderr), exit_code, results)
+    result = Result(begin, end, mask(running.stdout), mask(running.stderr), exit_code, results)
     return conclude(attempt, ending, result, cancelled=control.cancelled)
 
 
