@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     WithJsonSchema,
     model_validator,
 )
@@ -49,6 +50,16 @@ one empty or holding `=`, and a shell cannot read one with other characters; eve
 MultiFlexi application's names fit."""
 
 
+JOB_ID_VAR = "JETJOBS_JOB_ID"
+ATTEMPT_VAR = "JETJOBS_ATTEMPT"
+COMPANY_VAR = "JETJOBS_COMPANY"
+RESULT_FILE_VAR = "JETJOBS_RESULT_FILE"
+"""The file a job writes a JSON object of results to."""
+RESERVED_ENV = frozenset({JOB_ID_VAR, ATTEMPT_VAR, COMPANY_VAR, RESULT_FILE_VAR})
+"""The variables the executor sets for every job, over any given value: one given
+would be listed as the job's while the job got another."""
+
+
 def _env_name(name: str) -> str:
     if not re.fullmatch(ENV_NAME, name):
         raise ValueError(
@@ -58,13 +69,24 @@ def _env_name(name: str) -> str:
     return name
 
 
+STORED = "stored"
+"""The validation context key of what was accepted once and is read back (a stored flow):
+a name reserved since then is let through there, as the executor sets it over any value."""
+
+
+def _not_reserved(name: str, info: ValidationInfo) -> str:
+    if name in RESERVED_ENV and not (info.context or {}).get(STORED):
+        raise ValueError(f"{name} is set by jetjobs for every job and cannot be given: remove it")
+    return name
+
+
 def _env_value(value: str) -> str:
     if "\x00" in value:
         raise ValueError("holds a NUL byte, which no environment variable can carry: remove it")
     return value
 
 
-EnvName = Annotated[str, AfterValidator(_env_name)]
+EnvName = Annotated[str, AfterValidator(_env_name), AfterValidator(_not_reserved)]
 """The name of an environment variable a job is given (see ENV_NAME)."""
 
 EnvVars = Annotated[
@@ -72,7 +94,7 @@ EnvVars = Annotated[
     WithJsonSchema(
         {
             "type": "object",
-            "propertyNames": {"pattern": ENV_NAME},
+            "propertyNames": {"pattern": ENV_NAME, "not": {"enum": sorted(RESERVED_ENV)}},
             "additionalProperties": {"type": "string", "pattern": "^[^\\x00]*$"},
         }
     ),

@@ -19,6 +19,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from .base import RESULT_FILE_VAR as RESULT_FILE_VAR
 from .base import AwareDatetime, Code, EnvVars, Frozen
 from .enums import Status
 from .flowcheck import Problem, graph_problems, result_name_problems, result_prefix
@@ -27,9 +28,6 @@ from .models import BoundedTimeouts
 
 NodeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")]
 """A node name: letters, digits, `_` and `-`, starting with a letter."""
-
-RESULT_FILE_VAR = "JETJOBS_RESULT_FILE"
-"""The file a job writes a JSON object of results to."""
 
 LAUNCHER = "flow:"
 """What a flow's jobs carry in `launched_by`, before the flow's name: reserved for them."""

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any, NamedTuple
 
+from contracts.base import STORED
 from contracts.flows import (
     REASON_LISTED,
     FlowRun,
@@ -31,9 +32,10 @@ def flows_sql() -> dict[str, Query]:
 
 
 @functools.lru_cache(maxsize=128)
-def _spec(text: str) -> FlowSpec:
-    """A run's definition never changes: validate it (cycles, conditions) once."""
-    return FlowSpec.model_validate_json(text)
+def stored_flow(text: str) -> FlowSpec:
+    """A saved definition, read back: validated (cycles, conditions) once per text, as
+    a run's never changes; a variable name reserved since it was saved is let through."""
+    return FlowSpec.model_validate_json(text, context={STORED: True})
 
 
 class LockedRun(NamedTuple):
@@ -67,7 +69,7 @@ def _head(row: Any) -> dict[str, Any]:
 
 
 def _run(row: Any, nodes: list[NodeView]) -> FlowRun:
-    return FlowRun(**_head(row), nodes=nodes, spec=_spec(row["spec"]))
+    return FlowRun(**_head(row), nodes=nodes, spec=stored_flow(row["spec"]))
 
 
 def _node(row: Any) -> NodeView:
@@ -99,7 +101,7 @@ class FlowQueries:
 
     async def definition(self, company: str, name: str) -> FlowSpec | None:
         text = await self._db.fetchval(self._q("definition"), company, name)
-        return None if text is None else FlowSpec.model_validate_json(text)
+        return None if text is None else stored_flow(text)
 
     async def definitions_using_template(self, company: str, template_id: int) -> list[str]:
         """The saved flows of `company` with a node that runs the template, by name."""

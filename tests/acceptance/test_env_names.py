@@ -63,7 +63,10 @@ async def test_bad_names_and_values_are_refused_where_they_enter(stack: Stack) -
     assert code == 400 and "env.PATH_X" in text and "NUL" in text, text
     assert (await _send(stack, "template.run", {"id": template.id, "env": {"OK_1": "fine"}}))[0] == 200
     schema = TemplateSpec.model_json_schema()["properties"]["env"]
-    assert schema["propertyNames"] == {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}
+    assert schema["propertyNames"] == {
+        "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+        "not": {"enum": ["JETJOBS_ATTEMPT", "JETJOBS_COMPANY", "JETJOBS_JOB_ID", "JETJOBS_RESULT_FILE"]},
+    }
 
 
 async def test_a_bad_name_on_the_command_line_is_refused_before_anything_runs(stack: Stack) -> None:
@@ -73,3 +76,25 @@ async def test_a_bad_name_on_the_command_line_is_refused_before_anything_runs(st
     refused = await jetjobs("job", "run", str(template.id), "--env", "BAD VAR=1", env=env)
     assert refused.code == 1 and "'BAD VAR' is not an environment variable name" in refused.err, refused
     assert await stack.jobs(company="acme") == []
+
+
+async def test_a_variable_jetjobs_sets_for_every_job_is_refused_where_it_enters(stack: Stack) -> None:
+    """`--env JETJOBS_JOB_ID=forged` used to be taken and listed as the template's
+    while every job got its real id: now it is refused in one line saying why."""
+    app = await stack.app("-c true")
+    template = await stack.template(name="nightly", app=str(app.app.id), company="acme")
+    env = clean_env(JETJOBS_NATS_URL=stack.nats_url)
+    forged = await jetjobs("job", "run", str(template.id), "--env", "JETJOBS_JOB_ID=forged", env=env)
+    assert forged.code == 1 and forged.err.count("\n") == 1, forged
+    assert "JETJOBS_JOB_ID is set by jetjobs for every job and cannot be given" in forged.err, forged
+    assert await stack.jobs(company="acme") == []
+    update = await jetjobs("template", "update", str(template.id), "--env", "JETJOBS_RESULT_FILE=x", env=env)
+    assert update.code == 1 and "JETJOBS_RESULT_FILE is set by jetjobs for every job" in update.err, update
+    listed = await jetjobs("template", "env", str(template.id), env=env)
+    assert listed.code == 0 and "JETJOBS_" not in listed.out, listed
+    spec = {"name": "other", "app": str(app.app.id), "company": "acme", "env": {"JETJOBS_COMPANY": "x"}}
+    code, text = await _send(stack, "template.create", spec)
+    assert code == 400 and "JETJOBS_COMPANY is set by jetjobs for every job" in text, text
+    flow = {"name": "f", "company": "acme", "env_vars": {"JETJOBS_ATTEMPT": "9"}}
+    code, text = await _send(stack, "flow.save", {**flow, "nodes": [{"name": "a", "app": str(app.app.id)}]})
+    assert code == 400 and "JETJOBS_ATTEMPT is set by jetjobs for every job" in text, text

@@ -10,17 +10,19 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from contracts import schema
-from contracts.api import RunNow
-from contracts.base import EARLIEST, LATEST
+from contracts.api import RunNow, TemplateUpdate
+from contracts.base import EARLIEST, LATEST, RESERVED_ENV
 from contracts.dispatch import expand_argv, scheduled_job_id
 from contracts.enums import Interval, Status
 from contracts.errors import describe
+from contracts.flows import FlowSpec
 from contracts.messages import JobEvent, JobMessage
 from contracts.models import MAX_TIMEOUT, MIN_TIMEOUT_ACK, ActiveTemplate, RunTemplate, TemplateSpec, Timeouts
 from contracts.multiflexi import AppFileError, parse_app
 from contracts.records import JobRecord
 from contracts.schedule import SlotOutcome, SlotReason
 from contracts.states import FINAL, TRANSITIONS, can_transition, predecessors
+from store.flow_queries import stored_flow
 from tests.fixtures import app_files, load_app
 
 
@@ -308,6 +310,28 @@ def test_a_bad_key_or_a_check_across_fields_reads_without_pydantic_places() -> N
     with pytest.raises(ValidationError) as across:
         TemplateSpec(name="x", app="1", company="acme", interv="d", cron="0 3 * * *")
     assert describe(across.value) == "a cron expression needs interval 'c', not 'd'"
+
+
+@pytest.mark.parametrize("name", sorted(RESERVED_ENV))
+def test_a_variable_jetjobs_sets_for_every_job_cannot_be_given(name: str) -> None:
+    spec = {"name": "x", "app": "1", "company": "acme"}
+    nodes = [{"name": "a", "app": "1"}]
+    given = [
+        (TemplateSpec, {**spec, "env": {name: "forged"}}),
+        (TemplateUpdate, {"id": 1, "set_env": {name: "forged"}}),
+        (RunNow, {"id": 1, "env": {name: "forged"}}),
+        (FlowSpec, {"name": "f", "company": "acme", "env_vars": {name: "forged"}, "nodes": nodes}),
+        (FlowSpec, {"name": "f", "company": "acme", "nodes": [{**nodes[0], "env": {name: "forged"}}]}),
+    ]
+    for model, data in given:
+        with pytest.raises(ValidationError) as caught:
+            model.model_validate(data)
+        assert f"{name} is set by jetjobs for every job and cannot be given" in describe(caught.value)
+    assert RunNow(id=1, env={"JETJOBS_JOB": "mine", "JETJOBS_RESULT_A_B": "x"}).env["JETJOBS_JOB"] == "mine"
+    stored = RunTemplate.model_validate({**spec, "id": 1, "env": {name: "forged"}})
+    assert stored.env == {name: "forged"}, "a template saved before the check still loads, to be fixed"
+    flow = json.dumps({"name": "f", "company": "acme", "env_vars": {name: "forged"}, "nodes": nodes})
+    assert stored_flow(flow).env_vars == {name: "forged"}, "so does a flow saved before it"
 
 
 def test_a_jitter_as_long_as_the_gap_between_slots_is_refused() -> None:

@@ -7,6 +7,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from bus import Delivery, Invalid, Nak
 from bus.infra import MAX_MESSAGE_BYTES
 from bus.letters import company_of, dead_letter, job_id_of
 from bus.publish import encode
+from contracts.base import RESERVED_ENV
 from contracts.enums import ErrorKind, Status
 from contracts.messages import JobMessage
 from executor import ExecutorConfig, ExecutorConfigError
@@ -26,6 +28,7 @@ from executor.job import admitted, attempt_number, conclude, expired
 from executor.outcome import Failed, HandedBack, Retry, Succeeded, action_for
 from executor.output import Capture
 from executor.process import Aborted, Exited, TimedOut
+from executor.results import with_result_file
 from tests.unit.jobs import NOW, message
 
 
@@ -68,6 +71,12 @@ def test_job_env_layers_and_identity() -> None:
 
 def test_job_env_has_a_path_even_without_one() -> None:
     assert job_env({}, message(), 1)["PATH"]
+
+
+def test_every_variable_the_executor_sets_is_one_no_env_may_give(tmp_path: Path) -> None:
+    """The names refused where env enters are exactly those a job is given over them."""
+    given = with_result_file(job_env({"PATH": "/bin"}, message(), 1), str(tmp_path))
+    assert {name for name in given if name.startswith("JETJOBS_")} == RESERVED_ENV
 
 
 @pytest.mark.parametrize(
