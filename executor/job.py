@@ -249,6 +249,7 @@ async def _run(
     spawned = await runtime.launch(spawn)
     if isinstance(spawned, NotRunnable):
         return events.rejected(attempt, ErrorKind.INVALID, spawned.reason), Failed()
+    workdir.hosts(spawned.pid, runtime.grace, jlog, runtime.metrics)
     async with spawned as running:
         begin = utcnow()
         await trail.add(events.started(attempt, running.pid, begin))

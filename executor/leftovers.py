@@ -1,4 +1,5 @@
-"""Removing the working directories that killed executors left behind.
+"""Removing the working directories that killed executors left behind, and
+killing the processes a finished job left running (`stop_escaped`).
 
 An executor names its directories `jetjobs-<pid>-<start>-<random>`, `<start>` being
 when its process started (clock ticks after boot, from /proc). A directory belongs
@@ -23,6 +24,7 @@ import shutil
 import signal
 import stat
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 PRIVATE = 0o700
@@ -204,9 +206,9 @@ def _kill_sessions(sessions: set[int]) -> dict[int, list[int]]:
     return {session: sorted(set(pids)) for session, pids in killed.items()}
 
 
-def _kill(pid: int, session: int) -> bool:
-    """SIGKILL `pid` if it is still in `session`; through a pidfd where there is one,
-    so that a pid reused in between is never hit."""
+def _kill(pid: int, session: int, sig: signal.Signals = signal.SIGKILL) -> bool:
+    """Send `sig` to `pid` if it is still in `session`; through a pidfd where there is
+    one, so that a pid reused in between is never hit."""
     try:
         pidfd: int | None = os.pidfd_open(pid)
     except ProcessLookupError:
@@ -217,9 +219,9 @@ def _kill(pid: int, session: int) -> bool:
         if _session_of_mine(pid) != session:
             return False
         if pidfd is None:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
         else:
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            signal.pidfd_send_signal(pidfd, sig)
         return True
     except OSError:
         return False
@@ -233,3 +235,85 @@ def _wait_gone(pids: list[int]) -> None:
     deadline = time.monotonic() + GONE_WITHIN
     while any(started(pid) is not None for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+@dataclass(frozen=True)
+class Escaped:
+    """A process a finished job left running, and how it was told the job's:
+    `workdir` (it works in the job's directory) or `session` (it is in the job's)."""
+
+    pid: int
+    session: int
+    found: str
+
+
+@dataclass(frozen=True)
+class Vacated:
+    """What was killed when a job's directory was vacated, and whether some process
+    still works in it (one that no signal ends, in uninterruptible sleep say)."""
+
+    killed: tuple[Escaped, ...]
+    busy: bool
+
+
+def stop_escaped(base: str, jobs: Sequence[tuple[str, int]], grace: float) -> list[Vacated]:
+    """Kill what finished jobs left running, each job a (directory name under `base`,
+    session) pair: SIGTERM, then after `grace` seconds SIGKILL, round after round until
+    a look finds none. A job's process is one that works in its directory (or below),
+    or that is in its session, the one its first process led (that pid stays taken
+    while any process is in the session). One walk of /proc looks for every job."""
+    found = escaped(base, jobs)
+    if not any(found):
+        return [Vacated((), busy=False) for _ in jobs]
+    killed = [{one.pid: one for one in each if _kill(one.pid, one.session, signal.SIGTERM)} for each in found]
+    deadline = time.monotonic() + grace
+    while any(started(pid) is not None for each in killed for pid in each) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for _ in range(KILL_ROUNDS):
+        left = escaped(base, jobs)
+        if not any(left):
+            break
+        for each, still in zip(killed, left, strict=True):
+            for one in still:
+                if _kill(one.pid, one.session):
+                    each.setdefault(one.pid, one)
+        _wait_gone([one.pid for still in left for one in still])
+    else:
+        left = escaped(base, jobs)
+    return [Vacated(tuple(each.values()), busy=bool(still)) for each, still in zip(killed, left, strict=True)]
+
+
+def escaped(base: str, jobs: Sequence[tuple[str, int]]) -> list[list[Escaped]]:
+    """For each job, a (directory name under `base`, session) pair, this user's running
+    processes of this pid namespace that work in its directory (or below) or are in its
+    session; never one of this process's own session. Each process costs a readlink and
+    a getsid, whatever the number of jobs; only those found have their /proc entry read."""
+    found: list[list[Escaped]] = [[] for _ in jobs]
+    if not jobs or started(os.getpid()) is None:
+        return found
+    root = os.path.realpath(base) + os.sep
+    directories = {name: index for index, (name, _) in enumerate(jobs)}
+    sessions = {session: index for index, (_, session) in enumerate(jobs) if session > 0}
+    own = os.getsid(0)
+    for pid in _pids():
+        owner = _owner(pid, root, directories, sessions)
+        if owner is not None and (mine := _session_of_mine(pid)) is not None and mine != own:
+            index, how = owner
+            found[index].append(Escaped(pid, mine, how))
+    return found
+
+
+def _owner(
+    pid: int, root: str, directories: Mapping[str, int], sessions: Mapping[int, int]
+) -> tuple[int, str] | None:
+    """(which job, how it was found) of a process, or None."""
+    try:
+        cwd = os.readlink(f"/proc/{pid}/cwd").removesuffix(DELETED)
+        if cwd.startswith(root):
+            index = directories.get(cwd[len(root) :].split(os.sep, 1)[0])
+            if index is not None:
+                return index, "workdir"
+        index = sessions.get(os.getsid(pid)) if sessions else None
+        return None if index is None else (index, "session")
+    except OSError:
+        return None

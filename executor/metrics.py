@@ -54,6 +54,13 @@ class ExecutorMetrics:
             company(["pool"]),
             registry=registry,
         )
+        self._escaped = Counter(
+            "jetjobs_executor_escaped_killed",
+            "processes a finished job left running, killed before its working directory served "
+            "again, by how they were found (workdir: working in it, session: in the job's session)",
+            ["pool", "found"],
+            registry=registry,
+        )
         self._lag = Histogram(
             "jetjobs_executor_dispatch_lag_seconds",
             "how long a job message waited to be taken: from its dispatch (dispatched_at) to its "
@@ -69,6 +76,8 @@ class ExecutorMetrics:
             buckets=RUN_BUCKETS,
             registry=registry,
         )
+        for found in ("workdir", "session"):
+            self._escaped.labels(pool, found)
         self._lag_child = self._lag.labels(pool)
         self._run_child = self._run.labels(pool)
         if not telemetry.company_labels:
@@ -128,6 +137,10 @@ class ExecutorMetrics:
             self._run_child.observe(max((event.end - event.begin).total_seconds(), 0.0))
         if event.retry_in is not None and not event.final:
             self._child("retries", self._retries, event.company).inc()
+
+    def escaped_killed(self, found: str) -> None:
+        """A process a job left running was killed; `found` says how it was told the job's."""
+        self._escaped.labels(self._pool, found).inc()
 
 
 def unobserved() -> ExecutorMetrics:

@@ -1,8 +1,13 @@
 """Running one job's command as a process group: start, wait, time out, kill.
 
 Commands are argv lists handed to exec, never to a shell. Each job gets its
-own session, so a timeout or shutdown reaches every process it spawned, and
-nothing it started outlives it.
+own session and process group: a timeout, cancel or shutdown signals that
+group (SIGTERM, then SIGKILL after the grace), and the group is killed once the
+job's process has ended. A process that left the group (a job-control shell,
+`setsid`, a daemon) is not reached from here: once the attempt ends, its
+working directory kills whatever still works in it or in the job's session
+before serving again (`workdirs`); only a process that left both the job's
+session and its directory outlives the job.
 
 The process is started with `posix_spawn` (`spawning`), or `subprocess.Popen`
 where exec must search PATH, and watched through the event loop directly:

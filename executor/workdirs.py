@@ -7,6 +7,16 @@ for the next attempt instead of being removed; one the job wrote into, or
 opened up, is removed with everything in it, as before. A job never sees
 another job's files: it starts in an empty directory either way.
 
+Nor does any process of an earlier job work in it. Once a job's process has
+ended, every process still working in its directory (or below), and every
+process still in the session its first process led, is killed (SIGTERM, then
+SIGKILL after the grace), by a sweep in a thread every SWEEP_EVERY seconds
+while the outcome is reported: one walk of /proc, about 5 µs a process, covers
+every job that finished since the last. Only then is the directory pooled, and only if
+no process works in it any more; otherwise it is removed and the next job gets
+a new one. A process that left both the job's session and its directory (a
+daemon that moved to `/`) cannot be told from any other, and is not found.
+
 What a killed executor left is removed by the next one to start (`leftovers`),
 and a job it left running is killed: at the start and every `ORPHANS_EVERY`
 seconds after, by each executor of the host that shares its TMPDIR."""
@@ -18,16 +28,43 @@ import contextlib
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from types import TracebackType
 
 import structlog
 
 from . import leftovers
+from .joblog import JobLog
+from .metrics import ExecutorMetrics
 
 log = structlog.get_logger("jetjobs.executor")
 
 ORPHANS_EVERY = 5.0
 """Seconds between looks for jobs of dead executors still running (a scan of /proc)."""
+SWEEP_EVERY = 0.2
+"""Seconds between looks for what finished jobs left running: one walk of /proc (about
+5 µs a process) covers every job that finished in between, whatever the job rate."""
+
+
+@dataclass(frozen=True)
+class Host:
+    """The job whose process ran in a directory: what finding and killing what it
+    left running needs, and where to tell of it."""
+
+    pid: int
+    """The job's first process, which led its session."""
+    grace: float
+    jlog: JobLog
+    metrics: ExecutorMetrics
+
+
+@dataclass(frozen=True)
+class Vacating:
+    """A finished job's directory, waiting for the sweep."""
+
+    path: str
+    clean: bool
+    host: Host
 
 
 class Workdirs:
@@ -38,6 +75,9 @@ class Workdirs:
         self._keep = keep
         self._base = base or tempfile.gettempdir()
         self._idle: list[str] = []
+        self._closed = False
+        self._vacating: list[Vacating] = []
+        self._sweeper: asyncio.Task[None] | None = None
         self._prefix = leftovers.prefix()
         self._uid = os.getuid()
 
@@ -93,6 +133,58 @@ class Workdirs:
         except OSError:
             await asyncio.to_thread(shutil.rmtree, path, True)
 
+    def _vacate(self, path: str, clean: bool, host: Host) -> None:
+        """Queue the directory to be vacated: the next sweep kills what its job left
+        running, then gives it back. Neither the job's outcome nor its slot waits."""
+        self._vacating.append(Vacating(path, clean, host))
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        """Vacate what finished jobs left, every SWEEP_EVERY seconds while any waits: one
+        walk of /proc, in a thread, covers every job that finished meanwhile."""
+        while self._vacating and not self._closed:
+            await asyncio.sleep(SWEEP_EVERY)
+            batch, self._vacating = self._vacating, []
+            try:
+                done = await asyncio.to_thread(self._vacate_now, batch)
+            except Exception as error:  # left where they are, never reused
+                for one in batch:
+                    one.host.jlog.warning("job.workdir_not_vacated", directory=one.path, error=repr(error))
+                continue
+            for one, (vacated, reusable) in zip(batch, done, strict=True):
+                self._vacated(one, vacated, reusable)
+
+    def _vacate_now(self, batch: list[Vacating]) -> list[tuple[leftovers.Vacated, bool]]:
+        """Kill what the jobs left running; each directory may serve again if it was left
+        clean, no process works in it after the kill and nothing was written into it
+        meanwhile. If not, it goes."""
+        jobs = [(os.path.basename(one.path), one.host.pid) for one in batch]
+        grace = max(one.host.grace for one in batch)
+        done: list[tuple[leftovers.Vacated, bool]] = []
+        for one, vacated in zip(batch, leftovers.stop_escaped(self._base, jobs, grace), strict=True):
+            reusable = one.clean and not vacated.busy and self._clean(one.path)
+            if not reusable:
+                _remove(one.path)
+            done.append((vacated, reusable))
+        return done
+
+    def _vacated(self, one: Vacating, vacated: leftovers.Vacated, reusable: bool) -> None:
+        for escapee in vacated.killed:
+            one.host.jlog.warning(
+                "job.escaped_killed", pid=escapee.pid, found=escapee.found, directory=one.path
+            )
+            one.host.metrics.escaped_killed(escapee.found)
+        if vacated.busy:
+            one.host.jlog.warning("job.workdir_busy", directory=one.path, reused=False)
+        if not reusable:
+            return
+        if len(self._idle) < self._keep and not self._closed:
+            self._idle.append(one.path)
+        else:
+            with contextlib.suppress(OSError):
+                os.rmdir(one.path)
+
     def _clean(self, path: str) -> bool:
         """Still a private directory of ours with nothing in it."""
         try:
@@ -104,7 +196,15 @@ class Workdirs:
             return False
 
     def close(self) -> None:
-        """Remove the pooled directories (when the executor stops)."""
+        """Vacate what the last jobs left and remove the pooled directories (when the
+        executor stops); a directory a sweep under way is vacating is removed once it is."""
+        self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        batch, self._vacating = self._vacating, []
+        if batch:
+            for one, (vacated, _) in zip(batch, self._vacate_now(batch), strict=True):
+                self._vacated(one, vacated, False)
         idle, self._idle = self._idle, []
         for path in idle:
             with contextlib.suppress(OSError):
@@ -118,6 +218,13 @@ class Workdir:
         self._pool = pool
         self.path = ""
         self._verdict: bool | None = None
+        self._host: Host | None = None
+
+    def hosts(self, pid: int, grace: float, jlog: JobLog, metrics: ExecutorMetrics) -> None:
+        """The job's process `pid` started here: what it leaves running when it ends is
+        killed before the directory serves again. A runner that starts no process
+        (pid 0) leaves nothing."""
+        self._host = Host(pid, grace, jlog, metrics) if pid > 0 else None
 
     def left_clean(self) -> bool:
         """Whether the job left the directory as it found it: private and empty.
@@ -133,4 +240,15 @@ class Workdir:
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._pool._give_back(self.path, self.left_clean())
+        clean = self.left_clean()
+        if self._host is None or not clean:  # what the job left is removed before its outcome is told
+            await self._pool._give_back(self.path, clean)
+        if self._host is not None:
+            self._pool._vacate(self.path, clean, self._host)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)

@@ -20,6 +20,7 @@ from contracts import subjects as s
 from contracts.enums import ErrorKind, Status
 from contracts.messages import DeadLetter, JobEvent, JobMessage
 from executor import ExecutorConfig, ExecutorService
+from executor.workdirs import SWEEP_EVERY
 from tests.processes import alive
 
 StartExecutor = Callable[..., Awaitable[ExecutorService]]
@@ -177,10 +178,12 @@ async def test_environment_and_workdir(
 
 
 async def test_clean_workdir_is_reused_empty(bus: Bus, events: Events, start_executor: StartExecutor) -> None:
-    """A directory its job left empty serves the next job; one with files never does."""
+    """A directory its job left empty serves the next job, once the sweep found nothing
+    of that job still running in it; one with files never does."""
     await start_executor()
     cwds = []
     for script in ("pwd", "pwd; ls -A | wc -l; touch mine", "pwd; ls -A | wc -l"):
+        await asyncio.sleep(SWEEP_EVERY * 5)
         message = sh(script)
         await bus.publisher.dispatch([message])
         stdout = (await events.final(message.job_id)).stdout
