@@ -20,7 +20,7 @@ from contracts.errors import describe
 from contracts.models import Company, Timeouts
 from executor.config import ExecutorStartError
 from executor.watcher import use_pidfd_watcher
-from store import StoreUnavailable, UnsupportedPostgres
+from store import NewerSchema, StoreUnavailable, UnsupportedPostgres
 
 from . import (
     cli_flows,
@@ -46,6 +46,7 @@ EXPECTED_ERRORS = (
     EmbeddedError,
     InfrastructureDrift,
     MetricsServerError,
+    NewerSchema,
     PublishFailed,
     settings.SettingsError,
     ExecutorStartError,

@@ -7,7 +7,7 @@ serves the API over NATS.
 from typing import TYPE_CHECKING
 
 from .errors import StoreUnavailable
-from .migrate import UnsupportedPostgres, migrate
+from .migrate import NewerSchema, UnsupportedPostgres, migrate
 
 if TYPE_CHECKING:
     from .service import StoreConfig, StoreService
@@ -22,4 +22,4 @@ else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["StoreConfig", "StoreService", "StoreUnavailable", "UnsupportedPostgres", "migrate"]
+__all__ = ["NewerSchema", "StoreConfig", "StoreService", "StoreUnavailable", "UnsupportedPostgres", "migrate"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -25,6 +26,10 @@ OLDEST_POSTGRES = 13
 
 class UnsupportedPostgres(Exception):
     """The server is older than the schema needs; the message says what to do."""
+
+
+class NewerSchema(Exception):
+    """The database was migrated by a newer jetjobs than this store; the message says what to do."""
 
 
 def check_server(major: int, minor: int) -> None:
@@ -64,7 +69,11 @@ async def apply_migrations(conn: Any) -> list[int]:
         applied = set(await queries.applied_migrations())
         known = migrations()
         if applied - {m.version for m in known}:
-            log.warning("store.schema_newer", applied=max(applied), known=len(known))
+            raise NewerSchema(
+                f"this database was migrated by a newer jetjobs (schema {max(applied)}), and this "
+                f"store knows schema {max(m.version for m in known)}: it would misread it; run the "
+                "newer version (README: Upgrading)"
+            )
         pending = [m for m in known if m.version not in applied]
         for migration in pending:
             await _apply(conn, queries, migration)
@@ -74,12 +83,15 @@ async def apply_migrations(conn: Any) -> list[int]:
             await queries.unlock_migrations(MIGRATION_LOCK)
 
 
-async def migrate(database_url: str) -> list[int]:
-    """Migrate the database at `database_url`; returns the versions applied."""
+async def migrate(database_url: str, first: Callable[[], Awaitable[None]] | None = None) -> list[int]:
+    """Migrate the database at `database_url`; returns the versions applied. `first`
+    runs once the database answers, before anything in it changes."""
     from .db import connect  # here: see the imports at the top
 
     conn = await connect(database_url)
     try:
+        if first is not None:
+            await first()
         return await apply_migrations(conn)
     finally:
         await conn.close()

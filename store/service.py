@@ -95,8 +95,7 @@ class StoreService:
         """Check that no older store runs, migrate, connect, provision, resync the board,
         start loops and API; return once ready."""
         self._stopping = asyncio.Event()
-        await refuse_beside_older_stores(self._config.nats_url, self._config.name, schema_version())
-        await migrate(self._config.database_url)
+        await migrate(self._config.database_url, first=self._refuse_beside_older_stores)
         self._pool = await open_pool(self._config.database_url, self._config.pool_size, warm)
         try:
             await self._start()
@@ -150,6 +149,9 @@ class StoreService:
         )
         self._keep_history()
         await self._server.start(bus.nc, _version(), schema_version())
+
+    async def _refuse_beside_older_stores(self) -> None:
+        await refuse_beside_older_stores(self._config.nats_url, self._config.name, schema_version())
 
     async def _connect(self) -> Any:
         return await connect(self._config.database_url)

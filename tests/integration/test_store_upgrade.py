@@ -18,7 +18,7 @@ from nats.micro.request import Request
 from bus import Bus, OlderStoreRunning
 from bus.peers import running_stores
 from contracts import subjects as s
-from store.migrate import schema_version
+from store.migrate import NewerSchema, schema_version
 from tests.acceptance.cli import clean_env, jetjobs
 from tests.stack import make_store
 
@@ -117,3 +117,23 @@ async def test_asking_with_no_store_running_costs_no_wait(nats_url: str) -> None
         assert loop.time() - began < 0.2, "NATS says at once that no store listens"
     finally:
         await bus.close()
+
+
+async def test_a_store_refuses_a_database_a_newer_version_migrated(nats_url: str, database_url: str) -> None:
+    store = make_store(nats_url, database_url)
+    await store.start()
+    await store.stop()
+    newer = schema_version() + 1
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO jetjobs_migrations (version, name) VALUES ($1, 'from a newer jetjobs')", newer
+        )
+    finally:
+        await conn.close()
+    with pytest.raises(NewerSchema) as refused:
+        await make_store(nats_url, database_url).start()
+    assert str(refused.value) == (
+        f"this database was migrated by a newer jetjobs (schema {newer}), and this store knows schema "
+        f"{schema_version()}: it would misread it; run the newer version (README: Upgrading)"
+    )
