@@ -26,7 +26,7 @@ from .lifeline import Lifeline
 from .metrics import instrument
 from .runners import launcher_for
 from .secrets import Tenancy
-from .workdirs import Workdirs
+from .workdirs import POOLED, Workdirs
 
 log = structlog.get_logger("jetjobs.executor")
 
@@ -107,7 +107,7 @@ class ExecutorService:
             output_limit=self._config.output_limit,
             live_output_limit=self._config.live_output_limit,
             heartbeats=Heartbeats(self._layout.ack_wait / 3),
-            workdirs=Workdirs(keep=self._config.slots),
+            workdirs=Workdirs(keep=self._config.slots + POOLED),
             cancelled=self._lifeline.cancelled if self._lifeline is not None else {},
             history=history_for(self._config, bus),
             ruling_wait=self._layout.runner_ttl,
