@@ -3,15 +3,19 @@ first key, in one transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import structlog
 
-from .credentials import Keyring, UndecryptableError
+from .credentials import Keyring, Sealed, UndecryptableError
 from .db import connect
-from .tenant_queries import SealedField, SealedJobField, TenantQueries
+from .tenant_queries import SealedField, SealedJobField, StoredCredential, TenantQueries
 
 log = structlog.get_logger("jetjobs.store")
+
+S = TypeVar("S", StoredCredential, SealedField, SealedJobField)
 
 
 class RotationError(Exception):
@@ -53,44 +57,51 @@ async def rotate_key(database_url: str, keyring: Keyring) -> Rotated:
 
 
 async def _credentials(queries: TenantQueries, keyring: Keyring) -> int:
-    changed = 0
-    for stored in await queries.sealed_credentials():
-        if stored.sealed.key_id == keyring.primary:
-            continue
-        try:
-            values = keyring.open(stored.company, stored.name, stored.sealed)
-        except UndecryptableError as error:
-            raise RotationError(f"{error}; nothing was re-encrypted") from None
-        await queries.reseal_credential(stored.id, keyring.seal(stored.company, stored.name, values))
-        changed += 1
-    return changed
+    def resealed(c: StoredCredential) -> Sealed:
+        return keyring.seal(c.company, c.name, keyring.open(c.company, c.name, c.sealed))
+
+    async def store(c: StoredCredential, sealed: Sealed) -> None:
+        await queries.reseal_credential(c.id, sealed)
+
+    return await _reseal(await queries.sealed_credentials(), keyring, resealed, store)
 
 
 async def _template_secrets(queries: TenantQueries, keyring: Keyring) -> int:
-    changed = 0
-    for field in await queries.sealed_template_secrets():
-        if field.sealed.key_id == keyring.primary:
-            continue
-        try:
-            value = keyring.open_field(field.template_id, field.name, field.sealed)
-        except UndecryptableError as error:
-            raise RotationError(f"{error}; nothing was re-encrypted") from None
-        sealed = keyring.seal_field(field.template_id, field.name, value)
-        await queries.reseal_template_secret(SealedField(field.template_id, field.name, sealed))
-        changed += 1
-    return changed
+    def resealed(f: SealedField) -> Sealed:
+        return keyring.seal_field(f.template_id, f.name, keyring.open_field(f.template_id, f.name, f.sealed))
+
+    async def store(f: SealedField, sealed: Sealed) -> None:
+        await queries.reseal_template_secret(SealedField(f.template_id, f.name, sealed))
+
+    return await _reseal(await queries.sealed_template_secrets(), keyring, resealed, store)
 
 
 async def _job_secrets(queries: TenantQueries, keyring: Keyring) -> int:
+    def resealed(f: SealedJobField) -> Sealed:
+        return keyring.seal_job_field(f.job_id, f.name, keyring.open_job_field(f.job_id, f.name, f.sealed))
+
+    async def store(f: SealedJobField, sealed: Sealed) -> None:
+        await queries.reseal_job_secret(SealedJobField(f.job_id, f.name, sealed))
+
+    return await _reseal(await queries.sealed_job_secrets(), keyring, resealed, store)
+
+
+async def _reseal(
+    items: Sequence[S],
+    keyring: Keyring,
+    resealed: Callable[[S], Sealed],
+    store: Callable[[S, Sealed], Awaitable[None]],
+) -> int:
+    """Re-seal each item not yet under the first key; how many. One no key opens stops
+    it all (the caller's transaction leaves the database unchanged)."""
     changed = 0
-    for field in await queries.sealed_job_secrets():
-        if field.sealed.key_id == keyring.primary:
+    for item in items:
+        if item.sealed.key_id == keyring.primary:
             continue
         try:
-            value = keyring.open_job_field(field.job_id, field.name, field.sealed)
+            sealed = resealed(item)
         except UndecryptableError as error:
             raise RotationError(f"{error}; nothing was re-encrypted") from None
-        sealed = keyring.seal_job_field(field.job_id, field.name, value)
-        await queries.reseal_job_secret(SealedJobField(field.job_id, field.name, sealed))
+        await store(item, sealed)
         changed += 1
     return changed

@@ -3,8 +3,8 @@ application export and actors. Every handler checks the calling actor."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import structlog
 from pydantic import BaseModel
@@ -41,6 +41,7 @@ from .tokens import Authenticator, TokenApi, TokenCache
 log = structlog.get_logger("jetjobs.store")
 
 Handler = Callable[[BaseModel], Awaitable[BaseModel]]
+F = TypeVar("F", SealedField, SealedJobField)
 
 NO_KEY = no_key("credentials")
 
@@ -223,25 +224,18 @@ class TenantApi:
 
     def _open_own(self, sealed: list[SealedField]) -> dict[str, str]:
         """The template's own secret values, sealed when it was saved."""
-        if not sealed:
-            return {}
-        keys = self._keys()
-        try:
-            return {
-                field.name: keys.open_field(field.template_id, field.name, field.sealed) for field in sealed
-            }
-        except UndecryptableError as error:
-            raise ApiFailure(500, str(error)) from None
+        return self._opened(sealed, lambda keys, f: keys.open_field(f.template_id, f.name, f.sealed))
 
     def _open_run(self, sealed: list[SealedJobField]) -> dict[str, str]:
         """The values the job's run gave, sealed for that job when it was queued."""
+        return self._opened(sealed, lambda keys, f: keys.open_job_field(f.job_id, f.name, f.sealed))
+
+    def _opened(self, sealed: Sequence[F], opened: Callable[[Keyring, F], str]) -> dict[str, str]:
         if not sealed:
             return {}
         keys = self._keys()
         try:
-            return {
-                field.name: keys.open_job_field(field.job_id, field.name, field.sealed) for field in sealed
-            }
+            return {field.name: opened(keys, field) for field in sealed}
         except UndecryptableError as error:
             raise ApiFailure(500, str(error)) from None
 
