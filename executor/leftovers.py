@@ -24,7 +24,7 @@ import shutil
 import signal
 import stat
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 PRIVATE = 0o700
@@ -256,13 +256,16 @@ class Vacated:
     busy: bool
 
 
-def stop_escaped(base: str, jobs: Sequence[tuple[str, int]], grace: float) -> list[Vacated]:
+def stop_escaped(
+    base: str, jobs: Sequence[tuple[str, int]], grace: float, spare: Collection[int] = ()
+) -> list[Vacated]:
     """Kill what finished jobs left running, each job a (directory name under `base`,
     session) pair: SIGTERM, then after `grace` seconds SIGKILL, round after round until
     a look finds none. A job's process is one that works in its directory (or below),
     or that is in its session, the one its first process led (that pid stays taken
-    while any process is in the session). One walk of /proc looks for every job."""
-    found = escaped(base, jobs)
+    while any process is in the session; a session in `spare`, a running job's that took a
+    finished job's pid over, is never one). One walk of /proc looks for every job."""
+    found = escaped(base, jobs, spare)
     if not any(found):
         return [Vacated((), busy=False) for _ in jobs]
     killed = [{one.pid: one for one in each if _kill(one.pid, one.session, signal.SIGTERM)} for each in found]
@@ -270,7 +273,7 @@ def stop_escaped(base: str, jobs: Sequence[tuple[str, int]], grace: float) -> li
     while any(started(pid) is not None for each in killed for pid in each) and time.monotonic() < deadline:
         time.sleep(0.01)
     for _ in range(KILL_ROUNDS):
-        left = escaped(base, jobs)
+        left = escaped(base, jobs, spare)
         if not any(left):
             break
         for each, still in zip(killed, left, strict=True):
@@ -279,11 +282,11 @@ def stop_escaped(base: str, jobs: Sequence[tuple[str, int]], grace: float) -> li
                     each.setdefault(one.pid, one)
         _wait_gone([one.pid for still in left for one in still])
     else:
-        left = escaped(base, jobs)
+        left = escaped(base, jobs, spare)
     return [Vacated(tuple(each.values()), busy=bool(still)) for each, still in zip(killed, left, strict=True)]
 
 
-def escaped(base: str, jobs: Sequence[tuple[str, int]]) -> list[list[Escaped]]:
+def escaped(base: str, jobs: Sequence[tuple[str, int]], spare: Collection[int] = ()) -> list[list[Escaped]]:
     """For each job, a (directory name under `base`, session) pair, this user's running
     processes of this pid namespace that work in its directory (or below) or are in its
     session; never one of this process's own session. Each process costs a readlink and
@@ -293,7 +296,9 @@ def escaped(base: str, jobs: Sequence[tuple[str, int]]) -> list[list[Escaped]]:
         return found
     root = os.path.realpath(base) + os.sep
     directories = {name: index for index, (name, _) in enumerate(jobs)}
-    sessions = {session: index for index, (_, session) in enumerate(jobs) if session > 0}
+    sessions = {
+        session: index for index, (_, session) in enumerate(jobs) if session > 0 and session not in spare
+    }
     own = os.getsid(0)
     for pid in _pids():
         owner = _owner(pid, root, directories, sessions)

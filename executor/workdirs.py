@@ -81,6 +81,9 @@ class Workdirs:
         self._idle: list[str] = []
         self._closed = False
         self._vacating: list[Vacating] = []
+        self._running: set[int] = set()
+        """The first pids of the jobs running here: a session such a job leads is never taken
+        for a finished job's (whose first pid it may have taken over)."""
         self._sweeper: asyncio.Task[None] | None = None
         self._prefix = leftovers.prefix()
         self._uid = os.getuid()
@@ -151,7 +154,7 @@ class Workdirs:
             await asyncio.sleep(SWEEP_EVERY)
             batch, self._vacating = self._vacating, []
             try:
-                done = await asyncio.to_thread(self._vacate_now, batch)
+                done = await asyncio.to_thread(self._vacate_now, batch, frozenset(self._running))
             except Exception as error:  # left where they are, never reused
                 for one in batch:
                     one.host.jlog.warning("job.workdir_not_vacated", directory=one.path, error=repr(error))
@@ -159,14 +162,16 @@ class Workdirs:
             for one, (vacated, reusable) in zip(batch, done, strict=True):
                 self._vacated(one, vacated, reusable)
 
-    def _vacate_now(self, batch: list[Vacating]) -> list[tuple[leftovers.Vacated, bool]]:
+    def _vacate_now(
+        self, batch: list[Vacating], spare: frozenset[int] = frozenset()
+    ) -> list[tuple[leftovers.Vacated, bool]]:
         """Kill what the jobs left running; each directory may serve again if it was left
         clean, no process works in it after the kill and nothing was written into it
         meanwhile. If not, it goes."""
         jobs = [(os.path.basename(one.path), one.host.pid) for one in batch]
         grace = max(one.host.grace for one in batch)
         done: list[tuple[leftovers.Vacated, bool]] = []
-        for one, vacated in zip(batch, leftovers.stop_escaped(self._base, jobs, grace), strict=True):
+        for one, vacated in zip(batch, leftovers.stop_escaped(self._base, jobs, grace, spare), strict=True):
             reusable = one.clean and not vacated.busy and self._clean(one.path)
             if not reusable:
                 _remove(one.path)
@@ -207,7 +212,9 @@ class Workdirs:
             self._sweeper.cancel()
         batch, self._vacating = self._vacating, []
         if batch:
-            for one, (vacated, _) in zip(batch, self._vacate_now(batch), strict=True):
+            for one, (vacated, _) in zip(
+                batch, self._vacate_now(batch, frozenset(self._running)), strict=True
+            ):
                 self._vacated(one, vacated, False)
         idle, self._idle = self._idle, []
         for path in idle:
@@ -229,6 +236,8 @@ class Workdir:
         killed before the directory serves again. A runner that starts no process
         (pid 0) leaves nothing."""
         self._host = Host(pid, grace, jlog, metrics) if pid > 0 else None
+        if self._host is not None:
+            self._pool._running.add(pid)
 
     def left_clean(self) -> bool:
         """Whether the job left the directory as it found it: private and empty.
@@ -245,6 +254,8 @@ class Workdir:
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
         clean = self.left_clean()
+        if self._host is not None:
+            self._pool._running.discard(self._host.pid)
         if self._host is None or not clean:  # what the job left is removed before its outcome is told
             await self._pool._give_back(self.path, clean)
         if self._host is not None:

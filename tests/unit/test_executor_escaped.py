@@ -133,3 +133,13 @@ async def test_a_directory_written_into_while_it_was_vacated_is_removed(tmp_path
         assert await until(lambda: not Path(used.path).exists())
         assert pool.idle == 0
     pool.close()
+
+
+def test_a_running_jobs_session_is_never_taken_for_a_finished_ones(tmp_path: Path) -> None:
+    (tmp_path / "done").mkdir()
+    with started(["sleep", "66"], tmp_path) as running:  # leads its own session, as a job does
+        # a finished job whose first pid the running one has taken over since
+        [vacated] = leftovers.stop_escaped(
+            str(tmp_path), [("done", running.pid)], grace=1.0, spare={running.pid}
+        )
+        assert vacated.killed == () and alive(running.pid)
