@@ -58,6 +58,22 @@ def _content(upload: t.ArtifactUpload) -> bytes | None:
     return content
 
 
+async def _check_dispatched(queries: TenantQueries, upload: t.ArtifactUpload) -> None:
+    """A 403 unless the upload's job is a job of its company, recorded as dispatched: a
+    job id is predictable, so a row the caller's word made (or only its company's
+    events) could take a job another company runs later. A job whose dispatch the store
+    has not recorded yet gets a 503, which executors retry."""
+    held = await queries.hold_job(upload.job_id)
+    if held is not None and held[1] and held[0] != upload.company:
+        raise ApiFailure(403, f"job {upload.job_id} is not a job of company '{upload.company}'")
+    if held is None or not held[1]:
+        raise ApiFailure(
+            503,
+            f"job {upload.job_id} is not recorded as dispatched yet (the store has not taken in its "
+            "message): its artifacts are taken once it is; try again in a moment",
+        )
+
+
 class ArtifactApi:
     """artifact.put / artifact.list / artifact.get."""
 
@@ -72,14 +88,11 @@ class ArtifactApi:
         }
 
     async def put(self, upload: t.ArtifactUpload) -> t.ArtifactInfo:
-        await require(self._pool, upload.company, "execute")
+        await require(self._pool, upload.company, "execute", known=True)
         content = _content(upload)
         async with self._pool.acquire() as conn, conn.transaction():
             queries = TenantQueries(conn)
-            brief = await queries.job_brief(upload.job_id)
-            if brief is not None and brief[0] != upload.company:
-                raise ApiFailure(403, f"job {upload.job_id} is not a job of company '{upload.company}'")
-            await queries.ensure_job(upload.job_id, upload.company)
+            await _check_dispatched(queries, upload)
             info = await queries.insert_artifact(upload, content)
         log.info(
             "artifact.stored",

@@ -75,6 +75,17 @@ def cancelled_event(job: JobRecord, reason: str) -> JobEvent:
     )
 
 
+def not_dispatched(job: JobRecord) -> ApiFailure:
+    """The 409 of a cancel of a job the store knows only from its events: a job id is
+    predictable, so such a row may be another company's claim on a job not run yet,
+    and a cancel mark on it would end that job before it started."""
+    return ApiFailure(
+        409,
+        f"job {job.id} is not recorded as dispatched yet (the store has only seen events of it): "
+        "try again in a moment; a job can be cancelled once its dispatch is recorded",
+    )
+
+
 def replay_message(letter: DeadLetterRecord, job: JobRecord | None) -> JobMessage:
     """The dead letter's job as a new attempt, after every attempt so far, with a fresh
     retry budget and a fresh dispatch time (so its `timeout` counts from now)."""
@@ -184,6 +195,8 @@ class LifecycleApi:
             raise ApiFailure(404, f"unknown job '{request.id}': see `jetjobs job list`")
         if job.final:
             raise ApiFailure(409, f"job {job.id} already ended ({job.status.value}): nothing to cancel")
+        if job.dispatched_at is None:
+            raise not_dispatched(job)
         await self._mark(job)
         if job.status in (Status.ACKNOWLEDGED, Status.STARTED):
             return self._left_to_executor(job, "running")

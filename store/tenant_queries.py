@@ -327,8 +327,10 @@ class TenantQueries:
     async def await_replay(self, job_id: str, company: str) -> None:
         await self._db.execute(self._q("await_replay"), job_id, company)
 
-    async def ensure_job(self, job_id: str, company: str) -> None:
-        await self._db.execute(self._q("ensure_job"), job_id, company)
+    async def hold_job(self, job_id: str) -> tuple[str, bool] | None:
+        """The company of the job and whether its dispatch is recorded, its row held until commit."""
+        row = await self._db.fetchrow(self._q("hold_job"), job_id)
+        return None if row is None else (row["company"], row["dispatched"])
 
     async def insert_artifact(self, upload: ArtifactUpload, content: bytes | None) -> ArtifactInfo:
         row = await self._db.fetchrow(

@@ -187,10 +187,17 @@ class TenantApi:
         if brief is None:
             return  # not projected yet: the template's company was checked
         company, template_id, final = brief
+        if company != request.company and not await self._dispatched(queries, request.job_id):
+            return  # a row another company's early events made: the job's dispatch takes it back
         if company != request.company or template_id not in (None, request.template_id):
             raise ApiFailure(403, f"job {request.job_id} is not a job of template {request.template_id}")
         if final:
             raise ApiFailure(409, f"job {request.job_id} has ended: its secrets are no longer served")
+
+    @staticmethod
+    async def _dispatched(queries: TenantQueries, job_id: str) -> bool:
+        held = await queries.hold_job(job_id)
+        return held is not None and held[1]
 
     async def secrets_fetch(self, request: t.SecretsRequest) -> t.SecretsReply:
         company = await self._template_company(request.template_id)

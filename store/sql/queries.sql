@@ -203,7 +203,7 @@ WHERE deadlines.inserted
 GROUP BY 1;
 
 -- name: reclaim_jobs --
--- Take back, for the company its dispatch names, a job row that events of another company made before the dispatch came (a job id is global, a company's subjects are its own): the row starts again as dispatched, and what those events left (attempts, kept events) goes. Returns each job taken back with the company that made it. $1: [[id, company, attempt], …]
+-- Take back, for the company its dispatch names, a job row that events of another company made before the dispatch came (a job id is global, a company's subjects are its own): the row starts again as dispatched, and what that company left (attempts, kept events, artifacts) goes. Returns each job taken back with the company that made it. $1: [[id, company, attempt], …]
 WITH message AS (
     SELECT r ->> 0 AS id, r ->> 1 AS company, (r ->> 2)::integer AS attempt
     FROM jsonb_array_elements($1::jsonb) AS u(r)
@@ -220,6 +220,8 @@ WITH message AS (
     DELETE FROM job_attempt WHERE job_id IN (SELECT id FROM taken)
 ), events AS (
     DELETE FROM job_event WHERE job_id IN (SELECT id FROM taken)
+), artifacts AS (
+    DELETE FROM artifact WHERE job_id IN (SELECT id FROM taken)
 )
 SELECT id, made_by FROM taken;
 

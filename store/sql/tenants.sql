@@ -120,10 +120,9 @@ SELECT company FROM flow_run WHERE id = $1;
 -- A job's company, template and whether it has ended for good.
 SELECT company, template_id, final FROM job WHERE id = $1;
 
--- name: ensure_job --
--- Make sure a job row exists before an artifact refers to it; the projection fills the rest.
-INSERT INTO job (id, company, status, attempt) VALUES ($1, $2, 'dispatched', 1)
-ON CONFLICT (id) DO NOTHING;
+-- name: hold_job --
+-- The company of job $1 and whether its dispatch is recorded, its row held until commit so that an artifact refers to the job as checked (a row only events made may still be taken back by the dispatch of another company).
+SELECT company, dispatched_at IS NOT NULL AS dispatched FROM job WHERE id = $1 FOR KEY SHARE;
 
 -- name: insert_artifact --
 -- Keep one artifact of an attempt; uploading it again replaces it.

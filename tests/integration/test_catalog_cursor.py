@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
+import asyncpg
 import pytest
 
 from bus import ApiClient
@@ -183,6 +184,15 @@ async def test_a_token_issued_during_a_listing_repeats_none(stack: Stack) -> Non
 async def test_an_artifact_stored_before_the_cursor_repeats_none(stack: Stack) -> None:
     await stack.company("acme")
     job = "job-with-files"
+    conn = await asyncpg.connect(stack.database_url)
+    try:  # artifacts are taken only for a job whose dispatch is recorded
+        await conn.execute(
+            "INSERT INTO job (id, company, status, attempt, dispatched_at) "
+            "VALUES ($1, 'acme', 'dispatched', 1, now())",
+            job,
+        )
+    finally:
+        await conn.close()
 
     async def put(name: str) -> None:
         content = name.encode()
