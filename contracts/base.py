@@ -74,9 +74,18 @@ STORED = "stored"
 a name reserved since then is let through there, as the executor sets it over any value."""
 
 
+def reserved_refusal(name: str) -> str | None:
+    """Why `name` cannot be given (it is one of RESERVED_ENV), or None: one message for every
+    place a job's variable is named (an env, a credential field, an app's environment)."""
+    if name in RESERVED_ENV:
+        return f"{name} is set by jetjobs for every job and cannot be given: remove it"
+    return None
+
+
 def _not_reserved(name: str, info: ValidationInfo) -> str:
-    if name in RESERVED_ENV and not (info.context or {}).get(STORED):
-        raise ValueError(f"{name} is set by jetjobs for every job and cannot be given: remove it")
+    refusal = reserved_refusal(name)
+    if refusal and not (info.context or {}).get(STORED):
+        raise ValueError(refusal)
     return name
 
 

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from . import multiflexi_extras as extras
+from .base import reserved_refusal
 from .cmdline import CommandLineError, placeholders, words
 from .models import Application, EnvField
 
@@ -64,6 +65,9 @@ def _text_value(value: Any) -> str | None:
 
 
 def _env_field(name: str, spec: Any, warnings: list[str]) -> EnvField:
+    refusal = reserved_refusal(name)
+    if refusal:
+        raise AppFileError(f"environment.{name}: {refusal}")
     if not isinstance(spec, dict):
         raise AppFileError(f"environment.{name}: expected an object with type/defval/required")
     unknown = sorted(set(spec) - ENV_KEYS)

@@ -20,6 +20,7 @@ from .base import (
     NextPage,
     Paged,
     RowId,
+    reserved_refusal,
 )
 
 Role = Literal["admin", "reader", "executor"]
@@ -47,6 +48,9 @@ class CredentialSet(Frozen):
             raise ValueError(
                 f"{', '.join(bad)}: credential fields are environment variable names (A-Z, 0-9, _)"
             )
+        refusals = [refusal for name in values if (refusal := reserved_refusal(name))]
+        if refusals:
+            raise ValueError(refusals[0])
         return values
 
 

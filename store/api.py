@@ -89,6 +89,26 @@ def _conflict(spec: TemplateSpec, existing: int | None) -> ApiFailure:
     return ApiFailure(409, f"template '{spec.name}' already exists in company '{spec.company}'{hint}")
 
 
+async def leave_credentials(conn: Any, template_id: int, old: str, new: Company) -> None:
+    """Unassign from a template moved to company `new` the credential sets of its old company:
+    that company keeps them and stays free to remove them, and no job of another company gets
+    their values. Audited in the old company; the template's reply has no place to say it, so
+    the store's log says it."""
+    assert new.id is not None  # read from the table
+    names = await Queries(conn).drop_foreign_credentials(template_id, new.id)
+    for name in names:
+        detail = {"template_id": template_id, "name": name, "moved_to": new.code}
+        await audit(conn, "credential.unassign", old, detail)
+    if names:
+        log.warning(
+            "template.credentials_left",
+            template_id=template_id,
+            company=old,
+            moved_to=new.code,
+            credentials=names,
+        )
+
+
 def _app_key(app: Application) -> Key:
     """An application's place in `app.list`."""
     assert app.id is not None  # read from the table
@@ -232,6 +252,8 @@ class StoreApi:
             app = None if app_id is None else await queries.app_by_id(app_id)
             kept, sealed = to_store(spec, app, self._keyring, current.template.env)
             await queries.update_template(request.id, kept, app_id, company.id)
+            if company.code != current.template.company:
+                await leave_credentials(conn, request.id, current.template.company, company)
             await store_sealed(conn, self._keyring, request.id, sealed, kept_sealed(current, request))
             return await resolve.template(queries, request.id)
 

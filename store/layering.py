@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
+from contracts.base import RESERVED_ENV
 from contracts.masks import MASK
 from contracts.models import ActiveTemplate, Application
 from contracts.tenants import EnvEntry, TemplateEnv
@@ -72,8 +73,11 @@ def template_env(
 ) -> TemplateEnv:
     """Every variable with its winning value (secrets masked) and where it came from.
     `credentials` maps each credential-provided field to its set's name; `sealed` names
-    the secret fields whose values the template keeps sealed."""
-    names = sorted(set(app.environment) | set(credentials) | set(template_env) | set(sealed))
+    the secret fields whose values the template keeps sealed. A name jetjobs sets for
+    every job is left out: a value an app or credential set stored for it before such
+    names were refused is not what the job gets."""
+    given = set(app.environment) | set(credentials) | set(template_env) | set(sealed)
+    names = sorted(given - RESERVED_ENV)
     entries = [_entry(name, app, template_env, credentials, sealed) for name in names]
     missing = [e.name for e in entries if e.required and not e.value]
     return TemplateEnv(template_id=template_id, entries=entries, missing=missing)

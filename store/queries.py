@@ -166,6 +166,11 @@ class Queries:
         params = rows.template_params(spec, app_id, company_id)
         return await self._db.fetchval(self._q("update_template"), template_id, *params) is not None
 
+    async def drop_foreign_credentials(self, template_id: int, company_id: int) -> list[str]:
+        """Unassign from the template every credential set not of company `company_id`; their names."""
+        found = await self._db.fetch(self._q("drop_foreign_credentials"), template_id, company_id)
+        return sorted(row["name"] for row in found)
+
     async def lock_template(self, template_id: int) -> bool:
         """Lock the template until the transaction ends; False when it does not exist."""
         return await self._db.fetchval(self._q("lock_template"), template_id) is not None

@@ -121,6 +121,12 @@ UPDATE runtemplate SET
 WHERE id = $1
 RETURNING id;
 
+-- name: drop_foreign_credentials --
+-- Stop template $1 using the credential sets of companies other than its own ($2), returning their names: a template moved to another company leaves its old company's sets, which that company must stay free to remove.
+DELETE FROM template_credential tc USING credential c
+WHERE tc.template_id = $1 AND tc.credential_id = c.id AND c.company_id <> $2
+RETURNING c.name;
+
 -- name: lock_template --
 -- Lock one template for a read-modify-write; returns nothing when the id is unknown.
 SELECT id FROM runtemplate WHERE id = $1 FOR UPDATE;

@@ -96,10 +96,11 @@ WHERE tc.template_id = $1 AND tc.credential_id = c.id AND c.company_id = $2 AND 
 RETURNING c.id;
 
 -- name: template_credentials --
--- The credential sets a template uses, sealed, in assignment order.
+-- The credential sets a template uses, sealed, by name: only its own company's (one of another company is never served, even if an assignment outlived a move).
 SELECT c.id, c.name, c.fields, c.key_id, c.nonce, c.ciphertext, co.code AS company
 FROM template_credential tc
-JOIN credential c ON c.id = tc.credential_id
+JOIN runtemplate t ON t.id = tc.template_id
+JOIN credential c ON c.id = tc.credential_id AND c.company_id = t.company_id
 JOIN company co ON co.id = c.company_id
 WHERE tc.template_id = $1
 ORDER BY c.name;

@@ -7,12 +7,13 @@ filling the dead letters); now the request is refused with a 400 naming it."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from contracts import subjects as s
-from contracts.api import ApiError
+from contracts.api import ApiError, AppList, AppQuery
 from contracts.models import TemplateSpec
 from tests.acceptance.cli import clean_env, jetjobs
 from tests.stack import Stack, running_stack
@@ -98,3 +99,28 @@ async def test_a_variable_jetjobs_sets_for_every_job_is_refused_where_it_enters(
     flow = {"name": "f", "company": "acme", "env_vars": {"JETJOBS_ATTEMPT": "9"}}
     code, text = await _send(stack, "flow.save", {**flow, "nodes": [{"name": "a", "app": str(app.app.id)}]})
     assert code == 400 and "JETJOBS_ATTEMPT is set by jetjobs for every job" in text, text
+
+
+async def test_a_variable_jetjobs_sets_is_refused_as_a_credential_field_or_an_app_variable(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """A credential field or an app's variable named JETJOBS_JOB_ID used to be taken and
+    shown by `template env` while every job got the real value: now both are refused."""
+    said = "is set by jetjobs for every job and cannot be given: remove it"
+    values = {"API_TOKEN": "t", "JETJOBS_JOB_ID": "forged"}
+    code, text = await _send(stack, "credential.set", {"company": "acme", "name": "x", "values": values})
+    assert code == 400 and f"JETJOBS_JOB_ID {said}" in text, text
+    document = {"name": "spoof", "executable": "true", "environment": {"JETJOBS_COMPANY": {"defval": "x"}}}
+    code, text = await _send(stack, "app.import", {"document": document})
+    assert code == 400 and f"environment.JETJOBS_COMPANY: JETJOBS_COMPANY {said}" in text, text
+    assert [a.name for a in (await stack.client.call("app.list", AppQuery(), AppList)).apps] == []
+
+    env = clean_env(JETJOBS_NATS_URL=stack.nats_url)
+    credential = await jetjobs("credentials", "set", "acme", "x", "JETJOBS_JOB_ID=forged", env=env)
+    assert credential.code == 1 and credential.err.count("\n") == 1, credential
+    assert f"JETJOBS_JOB_ID {said}" in credential.err, credential
+    app_file = tmp_path / "spoof.json"
+    app_file.write_text(json.dumps(document), encoding="utf-8")
+    imported = await jetjobs("app", "import", str(app_file), env=env)
+    assert imported.code == 1 and imported.err.count("\n") == 1, imported
+    assert f"{app_file}: environment.JETJOBS_COMPANY: JETJOBS_COMPANY {said}" in imported.err, imported

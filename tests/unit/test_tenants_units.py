@@ -101,6 +101,19 @@ def test_template_env_shows_winning_layer_masked() -> None:
     assert env.missing == ["MODE"]
 
 
+def test_template_env_leaves_out_a_stored_variable_jetjobs_sets() -> None:
+    """An app or credential set stored before these names were refused still loads,
+    and `template env` does not show its value as the job's."""
+    app = Application(
+        uuid="2a485658-4c14-49de-addd-901d131e669e",
+        name="a",
+        executable="x",
+        environment={"JETJOBS_COMPANY": EnvField(default="spoofed"), "URL": EnvField(default="u")},
+    )
+    env = template_env(7, app, {}, {"JETJOBS_JOB_ID": "old"})
+    assert [(e.name, e.value) for e in env.entries] == [("URL", "u")]
+
+
 @pytest.mark.parametrize(
     "raw",
     [
