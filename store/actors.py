@@ -267,8 +267,9 @@ JOB = Of("id", "job")
 RUN = Of("id", "run")
 LETTER = Of("id", "letter")
 SHARED_APPS = (
-    "applications are one catalog that every company's templates share, and no company owns one "
-    "(so a re-import changes what each company using it runs)"
+    "applications are one catalog that every company's templates share, and no company owns one; "
+    "a re-import changes what each company using it runs, so its handler requires the change role "
+    "in each of them"
 )
 BY_TOKEN = "tokens belong to actors, not to companies: the handler requires an admin token"
 

@@ -21,7 +21,7 @@ from contracts.multiflexi import AppFileError, parse_app
 from contracts.records import JobRecord
 
 from . import resolve
-from .actors import audit, permit, reader, summary
+from .actors import audit, permit, reader, require, summary
 from .board import BoardKeeper, active_template
 from .credentials import Keyring
 from .db import BAD_DATA, UNAVAILABLE
@@ -109,6 +109,21 @@ async def leave_credentials(conn: Any, template_id: int, old: str, new: Company)
         )
 
 
+async def _may_change_all(conn: Any, app: Application, companies: set[str]) -> None:
+    """A re-import changes what every company whose templates run the app runs: the caller
+    must be allowed to change each of them (an admin of each company that lists actors).
+    Checked before the transaction commits, so a refusal leaves the app as it was."""
+    for company in sorted(companies):
+        try:
+            await require(conn, company, "change")
+        except ApiFailure as failure:
+            raise ApiFailure(
+                failure.code,
+                f"re-importing application {app.uuid} would change what company '{company}' runs: "
+                f"{failure.message}",
+            ) from None
+
+
 def _app_key(app: Application) -> Key:
     """An application's place in `app.list`."""
     assert app.id is not None  # read from the table
@@ -187,6 +202,7 @@ class StoreApi:
             stored, created = await queries.upsert_app(app, request.document)
             assert stored.id is not None
             using = [] if created else await queries.templates(app_id=stored.id)
+            await _may_change_all(conn, stored, {row.template.company for row in using})
             held = [row.template.id for row in using if secret_values(row.app, row.template.env)]
             if held:  # it declares a field secret now: its templates' values are sealed
                 await seal_held(conn, self._keyring, held)
