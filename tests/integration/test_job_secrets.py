@@ -13,7 +13,7 @@ from contracts import tenants as t
 from contracts.api import ApiFailure
 from contracts.dispatch import adhoc_job_id
 from contracts.enums import Status
-from contracts.flows import FlowRef, FlowRun, FlowRunRequest, FlowSpec
+from contracts.flows import FlowSpec
 from contracts.lifecycle import DeadLetterList, DeadLetterQuery, DeadLetterRef, Replayed
 from contracts.retention import DAY
 from store import migrate
@@ -26,7 +26,17 @@ from tests.stack import Stack, eventually
 
 from . import old_rows
 from .tenants_stack import keyring, tenant_stack
-from .test_template_secrets import ENV, SCRIPT, Dispatched, _printed, _ran, _rows, _stream_bytes, _template
+from .test_template_secrets import (
+    ENV,
+    SCRIPT,
+    Dispatched,
+    _printed,
+    _ran,
+    _rows,
+    _stream_bytes,
+    _template,
+    run_flow_node,
+)
 
 RUN, TEMPLATE = "run-Pw-31415", "tmpl-Pw-27182"
 
@@ -205,15 +215,7 @@ async def test_a_flow_runs_template_node_gets_its_secret_value_by_name(
         template = await _template(stack, {"PASSWORD": TEMPLATE})
         dispatched = await Dispatched().listen(stack)
         node = {"name": "a", "template": template.id, "env": {"PASSWORD": RUN}}
-        spec = FlowSpec.model_validate({"name": "secretive", "company": "acme", "nodes": [node]})
-        run = await stack.client.call("flow.run", FlowRunRequest(spec=spec, launched_by="test"), FlowRun)
-
-        async def node_job() -> str | None:
-            found = await stack.client.call("flow.get", FlowRef(id=run.id), FlowRun)
-            return found.nodes[0].job_id
-
-        job = await stack.final_job(await eventually(node_job, 20.0, "the node's job"))
+        job, message = await run_flow_node(stack, dispatched, node)
         assert job.status is Status.PROCESSED and job.stdout == _printed(RUN), job.reason
-        [message] = dispatched.messages()
         assert message.secrets == ["PASSWORD"] and "PASSWORD" not in message.env
         assert RUN not in message.model_dump_json()

@@ -24,6 +24,7 @@ from contracts.enums import Status
 from contracts.flows import FlowRef, FlowRun, FlowRunRequest, FlowSpec
 from contracts.messages import JobMessage
 from contracts.models import ActiveTemplate, RunTemplate
+from contracts.records import JobRecord
 from contracts.subjects import DISPATCH_ALL, TEMPLATES_BUCKET, template_key
 from store.credentials import Sealed, new_key
 from store.db import open_pool
@@ -53,6 +54,22 @@ async def _template(stack: Stack, env: dict[str, str], name: str = "t") -> RunTe
         await stack.company("acme")
     app = await stack.app(f"-c '{SCRIPT}' argv0 {{PASSWORD}}", env=ENV)
     return await stack.template(name=name, app=str(app.app.id), company="acme", interv="d", env=env)
+
+
+async def run_flow_node(
+    stack: Stack, dispatched: Dispatched, node: dict[str, Any]
+) -> tuple[JobRecord, JobMessage]:
+    """Run a one-node flow of company acme; the node's job once it ended, and its message."""
+    spec = FlowSpec.model_validate({"name": "secretive", "company": "acme", "nodes": [node]})
+    run = await stack.client.call("flow.run", FlowRunRequest(spec=spec, launched_by="test"), FlowRun)
+
+    async def node_job() -> str | None:
+        found = await stack.client.call("flow.get", FlowRef(id=run.id), FlowRun)
+        return found.nodes[0].job_id
+
+    job = await stack.final_job(await eventually(node_job, 20.0, "the node's job"))
+    [message] = dispatched.messages()
+    return job, message
 
 
 async def _ran(stack: Stack, template_id: int, **env: str) -> str:
@@ -178,17 +195,8 @@ async def test_a_flow_running_the_template_fetches_its_secret(nats_url: str, dat
     async with tenant_stack(nats_url, database_url, keyring(new_key())) as stack:
         template = await _template(stack, {"PASSWORD": TEMPLATE})
         dispatched = await Dispatched().listen(stack)
-        node = {"name": "a", "template": template.id}
-        spec = FlowSpec.model_validate({"name": "secretive", "company": "acme", "nodes": [node]})
-        run = await stack.client.call("flow.run", FlowRunRequest(spec=spec, launched_by="test"), FlowRun)
-
-        async def node_job() -> str | None:
-            found = await stack.client.call("flow.get", FlowRef(id=run.id), FlowRun)
-            return found.nodes[0].job_id
-
-        job = await stack.final_job(await eventually(node_job, 20.0, "the node's job"))
+        job, message = await run_flow_node(stack, dispatched, {"name": "a", "template": template.id})
         assert job.status is Status.PROCESSED and job.stdout == _printed(TEMPLATE), job.reason
-        [message] = dispatched.messages()
         assert message.secrets == ["PASSWORD"] and "PASSWORD" not in message.env
         assert not any(TEMPLATE.encode() in raw for raw in dispatched.raw)
         assert TEMPLATE.encode() not in await _stream_bytes(stack.bus.js)
