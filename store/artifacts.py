@@ -4,6 +4,7 @@ download it."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -58,6 +59,23 @@ def _content(upload: t.ArtifactUpload) -> bytes | None:
     return content
 
 
+DISPATCH_WAIT = 3.0
+"""Seconds an upload waits for its job's dispatch to be recorded: an executor may end a
+short job before the store's projection has taken in its message."""
+DISPATCH_POLL = 0.05
+
+
+async def _await_dispatch(pool: Any, job_id: str) -> None:
+    """Return once the job is recorded as dispatched, or after DISPATCH_WAIT seconds."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + DISPATCH_WAIT
+    while loop.time() < until:
+        held = await TenantQueries(pool).hold_job(job_id)
+        if held is not None and held[1]:
+            return
+        await asyncio.sleep(DISPATCH_POLL)
+
+
 async def _check_dispatched(queries: TenantQueries, upload: t.ArtifactUpload) -> None:
     """A 403 unless the upload's job is a job of its company, recorded as dispatched: a
     job id is predictable, so a row the caller's word made (or only its company's
@@ -88,8 +106,9 @@ class ArtifactApi:
         }
 
     async def put(self, upload: t.ArtifactUpload) -> t.ArtifactInfo:
-        await require(self._pool, upload.company, "execute", known=True)
+        await require(self._pool, upload.company, "execute")
         content = _content(upload)
+        await _await_dispatch(self._pool, upload.job_id)
         async with self._pool.acquire() as conn, conn.transaction():
             queries = TenantQueries(conn)
             await _check_dispatched(queries, upload)

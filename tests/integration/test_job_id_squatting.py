@@ -94,9 +94,9 @@ async def test_an_upload_takes_no_job_id_before_its_company_runs_it(nats_url: st
         )
         as_reader = ApiClient(stack.bus.nc, token=reader.token)
 
-        with pytest.raises(ApiFailure, match="nosuchco") as unknown:
+        with pytest.raises(ApiFailure, match="not recorded as dispatched yet") as unknown:
             await as_reader.call("artifact.put", _upload(job_id, "nosuchco"), t.ArtifactInfo)
-        assert unknown.value.code == 404
+        assert unknown.value.code == 503, "no row is made on the caller's word"
         with pytest.raises(ApiFailure, match="not recorded as dispatched yet") as early:
             await as_exec_acme.call("artifact.put", _upload(job_id, "acme", b"forged\n"), t.ArtifactInfo)
         assert early.value.code == 503
