@@ -187,8 +187,13 @@ class TenantApi:
         if brief is None:
             return  # not projected yet: the template's company was checked
         company, template_id, final = brief
-        if company != request.company and not await self._dispatched(queries, request.job_id):
-            return  # a row another company's early events made: the job's dispatch takes it back
+        if company != request.company:
+            if not await self._dispatched(queries, request.job_id):
+                return  # a row another company's early events made: the job's dispatch takes it back
+            brief = await queries.job_brief(request.job_id)  # the dispatch may have taken it back meanwhile
+            if brief is None:
+                return
+            company, template_id, final = brief
         if company != request.company or template_id not in (None, request.template_id):
             raise ApiFailure(403, f"job {request.job_id} is not a job of template {request.template_id}")
         if final:
