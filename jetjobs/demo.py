@@ -3,6 +3,7 @@ and a printer that shows each job's outcome as it happens."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from datetime import datetime
 
@@ -110,8 +111,10 @@ def describe_outcome(event: JobEvent, terminal: bool) -> str:
     return f"[{at}] job {event.job_id} {event.status.value}{kind} {said}"
 
 
-async def print_outcomes(bus: Bus) -> None:
-    """Print every final outcome in the demo company until cancelled."""
+async def print_outcomes(bus: Bus, announced: asyncio.Event) -> None:
+    """Print every final outcome in the demo company until cancelled, each after the
+    demo's announcement (an outcome that comes first waits for it)."""
     async for event in live_events(bus.nc, s.events_filter(COMPANY)):
         if event.final:
+            await announced.wait()
             print(describe_outcome(event, sys.stdout.isatty()), flush=True)

@@ -190,8 +190,10 @@ async def _with_demo(settings: Settings, *until: asyncio.Event) -> None:
     try:
         client = ApiClient(bus.nc, token=settings.api_token)
         installed = await demo.install(client)
-        printer = asyncio.create_task(demo.print_outcomes(bus))
+        announced = asyncio.Event()
+        printer = asyncio.create_task(demo.print_outcomes(bus, announced))
         print(await demo.announce(client, installed), flush=True)
+        announced.set()
         await services.until_set(*until)
     finally:
         if printer is not None:
