@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 
 from bus import Bus, Layout, RunnerBoard
+from bus.telemetry import Telemetry
 from contracts import subjects as s
 from contracts.messages import JobMessage
 from store import StoreConfig, StoreService
@@ -184,17 +185,24 @@ class Faults:
         return None if job_id not in found else str(found[job_id]["status"])
 
 
-def store(nats_url: str, database_url: str, layout: Layout = LAYOUT) -> StoreService:
-    return StoreService(StoreConfig(nats_url=nats_url, database_url=database_url), layout)
+def store(
+    nats_url: str, database_url: str, layout: Layout = LAYOUT, telemetry: Telemetry | None = None
+) -> StoreService:
+    return StoreService(StoreConfig(nats_url=nats_url, database_url=database_url), layout, telemetry)
 
 
 @contextlib.asynccontextmanager
 async def faults(
-    nats_url: str, database_url: str, tmp: Path, ack_wait: float = ACK_WAIT
+    nats_url: str,
+    database_url: str,
+    tmp: Path,
+    ack_wait: float = ACK_WAIT,
+    telemetry: Telemetry | None = None,
 ) -> AsyncIterator[Faults]:
-    """A store in-process (it provisions, with the given ack wait) and a test bus."""
+    """A store in-process (it provisions, with the given ack wait; its metrics in
+    `telemetry` when given) and a test bus."""
     layout = Layout(ack_wait=ack_wait)
-    service = store(nats_url, database_url, layout)
+    service = store(nats_url, database_url, layout, telemetry)
     await service.start()
     bus = await Bus.open(nats_url, "jetjobs-faults", layout)
     harness = Faults(nats_url, database_url, bus, tmp, ack_wait)

@@ -3,39 +3,16 @@ the dead executor cannot count it, and the job's own outcome is its last attempt
 
 from __future__ import annotations
 
-import asyncio
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
-from bus import Bus
 from bus.telemetry import Telemetry
-from store import StoreConfig, StoreService
-from tests.faults.harness import LAYOUT, Faults
+from tests.faults.harness import faults
 from tests.stack import eventually
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@asynccontextmanager
-async def counted_faults(
-    nats_url: str, database_url: str, tmp: Path, telemetry: Telemetry
-) -> AsyncIterator[Faults]:
-    """The faults harness with a store whose metrics the test reads."""
-    store = StoreService(StoreConfig(nats_url=nats_url, database_url=database_url), LAYOUT, telemetry)
-    await store.start()
-    bus = await Bus.open(nats_url, "jetjobs-faults", LAYOUT)
-    harness = Faults(nats_url, database_url, bus, tmp)
-    try:
-        yield harness
-    finally:
-        for proc in harness.procs:
-            await asyncio.to_thread(proc.kill_group)
-        await bus.close()
-        await store.stop()
 
 
 def _value(telemetry: Telemetry, name: str, status: str, kind: str) -> float | None:
@@ -46,7 +23,7 @@ async def test_a_lost_attempt_counts_once_and_the_job_by_its_last_attempt(
     nats_url: str, database_url: str, tmp_path: Path
 ) -> None:
     telemetry = Telemetry()
-    async with counted_faults(nats_url, database_url, tmp_path, telemetry) as f:
+    async with faults(nats_url, database_url, tmp_path, telemetry=telemetry) as f:
         doomed = f.executor(slots=1)
         await f.ready(doomed)
         [job_id] = await f.submit(1, ["sh", "-c", "sleep 3"])
