@@ -94,7 +94,11 @@ class SecretsRequest(Frozen):
 
     job_id: JobId
     company: Code
-    template_id: Int8
+    template_id: Int8 | None = Field(
+        default=None,
+        description="the job's template; None for a job that runs an application directly "
+        "(a flow's `app:` node), which is served only the values sealed for it",
+    )
     names: list[str] = Field(min_length=1)
 
 

@@ -155,7 +155,8 @@ def unserved_reason(names: Sequence[str]) -> str:
 
 
 class SecretSource:
-    """Fetches a job's credential values from the store, as this executor's actor."""
+    """Fetches a job's credential values from the store, as this executor's actor; a job
+    without a template (a flow's `app:` node) asks for the values sealed for it alone."""
 
     def __init__(self, client: ApiClient | None) -> None:
         self._client = client
@@ -163,7 +164,7 @@ class SecretSource:
     async def fetch(self, message: JobMessage) -> dict[str, str]:
         if not message.secrets:
             return {}
-        if self._client is None or message.template_id is None:
+        if self._client is None:
             raise ApiFailure(400, "the job names secrets but this executor has no way to fetch them")
         request = SecretsRequest(
             job_id=message.job_id,

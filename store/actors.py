@@ -314,8 +314,8 @@ RULES: dict[str, Rule] = {
         (NAMED,),
         audit="handler",
         checker="handler",
-        why="on the executor's path of every job with credentials: the handler checks the template, "
-        "the job and the company together",
+        why="on the executor's path of every job with credentials: the handler checks the template "
+        "(if the job has one), the job and the company together",
     ),
     "template.env": _reads(TEMPLATE),
     "artifact.put": Rule(

@@ -14,7 +14,7 @@ from . import resolve
 from .board import active_template, secret_fields
 from .credentials import Keyring
 from .db import Db
-from .job_secrets import by_name, seal_for_job
+from .job_secrets import by_name, seal_for_app_job, seal_for_job
 from .queries import Queries
 from .template_secrets import secret_values, without
 from .tenant_queries import TenantQueries
@@ -25,18 +25,35 @@ def flow_of(launched_by: str) -> str | None:
     return launched_by.removeprefix(LAUNCHER) if launched_by.startswith(LAUNCHER) else None
 
 
-def _app_message(
-    app: Application, spec: FlowSpec, node: FlowNode, job_id: str, env: dict[str, str], now: datetime
+async def _app_message(
+    conn: Db,
+    app: Application,
+    spec: FlowSpec,
+    node: FlowNode,
+    job_id: str,
+    env: dict[str, str],
+    now: datetime,
+    keyring: Keyring | None,
 ) -> JobMessage:
-    merged = merged_env(application_env(app), env)
+    """The message of an application node. As for a template node, the values its env
+    gives the application's secret fields are sealed for the job and travel by name; its
+    defaults stay in the env, masked, as they do for a template (the application document
+    holds them in clear, for anyone to export)."""
+    secret: dict[str, str] = {}
+    if keyring is not None:
+        secret = secret_values(app, env)
+        if secret:
+            await seal_for_app_job(conn, keyring, job_id, spec.company, secret)
+    merged = merged_env(without(application_env(app), secret), without(env, secret))
     limits = node.timeouts or Timeouts()
     return JobMessage(
         job_id=job_id,
         company=spec.company,
         pool=spec.pool,
         app_id=app.id,
-        argv=expand_argv(app.executable, app.cmdparams, merged),
+        argv=expand_argv(app.executable, app.cmdparams, merged, keep=secret),
         env=merged,
+        secrets=sorted(secret),
         scheduled_at=now,
         dispatched_at=now,
         timeout=limits.timeout,
@@ -99,13 +116,13 @@ async def node_message(
 ) -> JobMessage:
     """The job message of a node with the env it gets (flow env, node env, upstream
     results); `apps` caches applications across the nodes of one step. With the store's
-    `keyring`, a template node's values of secret fields travel by name."""
+    `keyring`, a node's values of secret fields travel by name."""
     now = datetime.now(UTC)
     if node.app is not None:
         cache = {} if apps is None else apps
         if node.app not in cache:
             cache[node.app] = await resolve.application(Queries(conn), node.app)
-        return _app_message(cache[node.app], spec, node, job_id, env, now)
+        return await _app_message(conn, cache[node.app], spec, node, job_id, env, now, keyring)
     return await _template_message(conn, spec, node, job_id, env, now, keyring)
 
 

@@ -1,5 +1,6 @@
 """A run's values of its template's secret fields (a run-now's `--env`, a flow's env for
-a template node), kept out of its job message.
+a template node), or of its application's for a flow node that runs one directly, kept
+out of its job message.
 
 Each is sealed with the store's keyring, bound to the job and the field, in `job_secret`,
 committed before the message is published; the message names the field in `secrets`,
@@ -42,5 +43,19 @@ async def seal_for_job(
 ) -> None:
     """Store `values` sealed for the job (a job already holding one, asked for again with
     the same run key, keeps the value it was first given)."""
+    await _seal(conn, keyring, job_id, template.company, template.id, values)
+
+
+async def seal_for_app_job(
+    conn: Db, keyring: Keyring, job_id: str, company: str, values: Mapping[str, str]
+) -> None:
+    """Store `values` sealed for a job that runs an application directly (a flow's `app:`
+    node): no template names it, so only a request naming none is served them."""
+    await _seal(conn, keyring, job_id, company, None, values)
+
+
+async def _seal(
+    conn: Db, keyring: Keyring, job_id: str, company: str, template_id: int | None, values: Mapping[str, str]
+) -> None:
     sealed = {name: keyring.seal_job_field(job_id, name, value) for name, value in values.items()}
-    await TenantQueries(conn).put_job_secrets(job_id, template.company, template.id, sealed)
+    await TenantQueries(conn).put_job_secrets(job_id, company, template_id, sealed)

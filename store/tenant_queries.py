@@ -233,10 +233,18 @@ class TenantQueries:
             [SealedJobField(job_id, r["name"], _sealed(r)) for r in found if r["job_id"] is not None],
         )
 
+    async def app_job_secret_values(
+        self, job_id: str, company: str, names: Sequence[str]
+    ) -> list[SealedJobField]:
+        """The values sealed for a job of `company` that runs an application directly."""
+        found = await self._db.fetch(self._q("app_job_secret_values"), job_id, company, list(names))
+        return [SealedJobField(job_id, r["name"], _sealed(r)) for r in found]
+
     async def put_job_secrets(
-        self, job_id: str, company: str, template_id: int, sealed: Mapping[str, Sealed]
+        self, job_id: str, company: str, template_id: int | None, sealed: Mapping[str, Sealed]
     ) -> None:
-        """Store the sealed values (none the job holds already)."""
+        """Store the sealed values (none the job holds already); no template for a job
+        that runs an application directly."""
         names = sorted(sealed)
         await self._db.execute(
             self._q("put_job_secrets"),

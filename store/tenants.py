@@ -185,7 +185,7 @@ class TenantApi:
             await queries.await_replay(request.job_id, brief[0])
             brief = await queries.job_brief(request.job_id)
         if brief is None:
-            return  # not projected yet: the template's company was checked
+            return  # not projected yet: the template's company was checked, or without one the rows name it
         company, template_id, final = brief
         if company != request.company:
             if not await self._dispatched(queries, request.job_id):
@@ -195,7 +195,7 @@ class TenantApi:
                 return
             company, template_id, final = brief
         if company != request.company or template_id not in (None, request.template_id):
-            raise ApiFailure(403, f"job {request.job_id} is not a job of template {request.template_id}")
+            raise ApiFailure(403, _not_its_job(request))
         if final:
             raise ApiFailure(409, f"job {request.job_id} has ended: its secrets are no longer served")
 
@@ -205,22 +205,31 @@ class TenantApi:
         return held is not None and held[1]
 
     async def secrets_fetch(self, request: t.SecretsRequest) -> t.SecretsReply:
-        company = await self._template_company(request.template_id)
-        if company != request.company:
-            raise ApiFailure(
-                403, f"template {request.template_id} is not a template of company '{request.company}'"
-            )
-        actor = await require(self._pool, company, "execute")
+        company = request.company
+        if request.template_id is not None and await self._template_company(request.template_id) != company:
+            raise ApiFailure(403, f"template {request.template_id} is not a template of company '{company}'")
+        actor = await require(self._pool, company, "execute", known=True)
         await self._check_job(request)
-        queries = TenantQueries(self._pool)
-        stored = await queries.template_credentials(request.template_id)
-        own = await queries.own_secret_values(request.template_id, request.job_id, company, request.names)
-        # the template's own win over its credentials, and the run's over both
-        values = {**self._open_all(stored), **self._open_own(own.template), **self._open_run(own.job)}
+        values = await self._values(request)
         wanted = {name: values[name] for name in request.names if name in values}
         await audit(self._pool, "secrets.fetch", company, {"job_id": request.job_id, "names": sorted(wanted)})
         log.info("secrets.served", job_id=request.job_id, company=company, actor=actor, names=len(wanted))
         return t.SecretsReply(values=wanted)
+
+    async def _values(self, request: t.SecretsRequest) -> dict[str, str]:
+        """The values the job may be given: a job that runs an application directly has
+        only those sealed for it, its company's (the rows name it, as a template does)."""
+        queries = TenantQueries(self._pool)
+        if request.template_id is None:
+            return self._open_run(
+                await queries.app_job_secret_values(request.job_id, request.company, request.names)
+            )
+        stored = await queries.template_credentials(request.template_id)
+        own = await queries.own_secret_values(
+            request.template_id, request.job_id, request.company, request.names
+        )
+        # the template's own win over its credentials, and the run's over both
+        return {**self._open_all(stored), **self._open_own(own.template), **self._open_run(own.job)}
 
     def _open_all(self, stored: list[StoredCredential]) -> dict[str, str]:
         if not stored:
@@ -365,3 +374,13 @@ def with_tenants(
     cache = TokenCache()
     handlers = {**core, **tenants, **ArtifactApi(pool).handlers(), **TokenApi(pool, cache).handlers()}
     return answering(Authenticator(pool, require_tokens, cache).wrap(guard_all(pool, handlers)))
+
+
+def _not_its_job(request: t.SecretsRequest) -> str:
+    """Why a job's secrets are refused to a request naming another template or company."""
+    if request.template_id is None:
+        return (
+            f"job {request.job_id} is not a job of company '{request.company}' that runs an application "
+            "directly (a flow's `app:` node)"
+        )
+    return f"job {request.job_id} is not a job of template {request.template_id}"

@@ -228,8 +228,13 @@ UNION ALL
 SELECT job_id, name, key_id, nonce, ciphertext FROM job_secret
 WHERE job_id = $3 AND company = $4 AND template_id = $1 AND name = ANY($2::text[]);
 
+-- name: app_job_secret_values --
+-- The sealed values job $1 of company $2, which runs an application directly (no template), was given for the secret fields named in $3.
+SELECT name, key_id, nonce, ciphertext FROM job_secret
+WHERE job_id = $1 AND company = $2 AND template_id IS NULL AND name = ANY($3::text[]);
+
 -- name: put_job_secrets --
--- Store the sealed values job $1 (of company $2, a run of template $3) is given for the secret fields named in $4 (key ids $5, nonces $6, ciphertexts $7), but none it holds already: a request repeated with the same run key runs with the values the first one gave.
+-- Store the sealed values job $1 (of company $2, a run of template $3, or none for a job that runs an application directly) is given for the secret fields named in $4 (key ids $5, nonces $6, ciphertexts $7), but none it holds already: a request repeated with the same run key runs with the values the first one gave.
 INSERT INTO job_secret (job_id, company, template_id, name, key_id, nonce, ciphertext)
 SELECT $1, $2, $3, f.name, f.key_id, f.nonce, f.ciphertext
 FROM unnest($4::text[], $5::text[], $6::bytea[], $7::bytea[]) AS f (name, key_id, nonce, ciphertext)
