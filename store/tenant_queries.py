@@ -87,7 +87,8 @@ class TemplateName:
 
 @dataclass(frozen=True)
 class Standing:
-    """An actor's roles in a company, whether the company lists any actor, and whether it exists."""
+    """An actor's roles in a company, whether the company lists any actor, and whether it is
+    known: it exists, or has jobs (published for a company the store does not have)."""
 
     roles: set[str]
     closed: bool

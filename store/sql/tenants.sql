@@ -152,9 +152,10 @@ FROM artifact WHERE job_id = $1 AND name = $2 AND ($3::integer IS NULL OR attemp
 ORDER BY missing, attempt DESC LIMIT 1;
 
 -- name: actor_roles --
--- The roles an actor holds in a company, whether the company lists any actor at all, and whether it exists.
+-- The roles an actor holds in a company, whether the company lists any actor at all, and whether it is known: it exists, or jobs were published for it (a job message may name a company the store does not have, and its jobs run and are recorded).
 SELECT coalesce(array_agg(ca.role) FILTER (WHERE ca.actor = $2), '{}') AS roles,
-    count(ca.role) > 0 AS closed, count(co.id) > 0 AS known
+    count(ca.role) > 0 AS closed,
+    count(co.id) > 0 OR EXISTS (SELECT 1 FROM job WHERE company = $1) AS known
 FROM company co LEFT JOIN company_actor ca ON ca.company_id = co.id
 WHERE co.code = $1;
 

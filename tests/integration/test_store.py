@@ -10,6 +10,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
@@ -28,6 +29,7 @@ from contracts.records import JobRecord
 from store import StoreConfig, StoreService, StoreUnavailable
 from store.queries import Queries
 from tests.fixtures import app_files
+from tests.unit.jobs import message
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -174,6 +176,30 @@ async def test_unknown_company_filter_says_how_to_create_it(h: Harness) -> None:
             await h.call(op, api.CompanyFilter(company="nope"), BaseModel)
         assert caught.value.code == 404
         assert caught.value.message == "unknown company 'nope': create it with `jetjobs company create nope`"
+
+
+async def test_a_company_filter_takes_a_code_the_store_lacks_but_has_jobs_of(h: Harness) -> None:
+    """A job message may name a company the store does not have: its jobs are recorded,
+    and `job list --company` finds them rather than calling the company unknown."""
+    now = datetime.now(UTC)
+    await h.bus.publisher.dispatch(
+        [message(job_id="of-made-up", company="made-up", scheduled_at=now, dispatched_at=now)]
+    )
+    listed: list[api.JobList] = []
+
+    async def recorded() -> bool:
+        try:
+            listed[:] = [await h.call("job.list", api.JobQuery(company="made-up"), api.JobList)]
+        except ApiFailure as failure:  # unknown until its job is recorded
+            assert failure.code == 404
+            return False
+        return True
+
+    await eventually(recorded)
+    assert [job.id for job in listed[0].jobs] == ["of-made-up"]
+    with pytest.raises(ApiFailure) as caught:
+        await h.call("job.list", api.JobQuery(company="nope"), api.JobList)
+    assert caught.value.code == 404 and "unknown company 'nope'" in caught.value.message
 
 
 # applications
