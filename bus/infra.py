@@ -206,27 +206,48 @@ def _no_storage(config: StreamConfig) -> InfrastructureDrift:
     )
 
 
+NAME_IN_USE = 10058
+"""JetStream's "stream name already in use with a different configuration"."""
+
+STREAM_INVALID_CONFIG = 10052
+"""What a single NATS server answers (as a server error) to a stream update it cannot
+make in place, e.g. of the retention policy to or from workqueue, or of the storage type;
+a cluster answers it as a bad request."""
+
+
 async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
     """Create the stream, or update it in place when its settings changed (limits
     of age and size included: a stream made by an older jetjobs takes the new ones)."""
     try:
         await js.add_stream(config)
     except APIError as error:
-        if error.err_code == NO_STORAGE:
-            raise _no_storage(config) from None
-        if error.err_code != 10058:  # name in use with a different configuration
+        if error.err_code not in (NAME_IN_USE, NO_STORAGE):
             raise
         try:
-            await js.update_stream(config)
-        except APIError as update_error:
-            if update_error.err_code == NO_STORAGE:
+            current = await js.stream_info(str(config.name))
+        except NotFoundError:
+            if error.err_code == NO_STORAGE:
                 raise _no_storage(config) from None
-            if not isinstance(update_error, BadRequestError):
-                raise
-            raise InfrastructureDrift(
-                f"stream {config.name} exists with settings jetjobs cannot change in place "
-                f"({update_error.description}); back it up and delete it, or restore its settings"
-            ) from None
+            raise
+        await _update_stream(js, config, current.config)
+
+
+async def _update_stream(js: JetStreamContext, config: StreamConfig, current: StreamConfig) -> None:
+    """Update an existing stream. A server short of storage refuses to add a stream
+    whose size it already reserved, even unchanged, so this runs for such a stream
+    at every start too, and says so only when something changed."""
+    try:
+        updated = await js.update_stream(config)
+    except APIError as error:
+        if error.err_code == NO_STORAGE:
+            raise _no_storage(config) from None
+        if not isinstance(error, BadRequestError) and error.err_code != STREAM_INVALID_CONFIG:
+            raise
+        raise InfrastructureDrift(
+            f"stream {config.name} exists with settings jetjobs cannot change in place "
+            f"({error.description}); back it up and delete it, or restore its settings"
+        ) from None
+    if updated.config != current:
         log.info("bus.stream_updated", stream=config.name)
 
 
