@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import TypeVar
@@ -34,6 +35,16 @@ TOKEN_HEADER = "Jetjobs-Token"
 current_token: ContextVar[str | None] = ContextVar("jetjobs_token", default=None)
 """The API token the request presented (the `Jetjobs-Token` header), which the store verifies."""
 
+TIMEOUT_HEADER = "Jetjobs-Timeout"
+"""Seconds the caller waits for the answer (`ApiClient` sends its timeout)."""
+DEFAULT_TIMEOUT = 10.0
+"""`ApiClient`'s wait, and the one assumed of a caller that does not say."""
+ANSWER_MARGIN = 1.0
+"""Seconds, at most a fifth of the wait, kept for an answer to reach the caller in time."""
+answer_by: ContextVar[float | None] = ContextVar("jetjobs_answer_by", default=None)
+"""Event-loop time by which the request being served must be answered: its caller gives up
+soon after, and work done later is work nobody waits for (see `store.db.Deadline`)."""
+
 reply_room: ContextVar[int] = ContextVar("jetjobs_reply_room", default=1024 * 1024)
 """How many bytes the answer being made may take: the NATS server's `max_payload`."""
 
@@ -50,7 +61,19 @@ async def _reply_error(request: Request, code: int, message: str) -> None:
     await request.respond_error(str(code), message.replace("\n", " ")[:1000], data=body)
 
 
+def _caller_wait(headers: Mapping[str, str]) -> float:
+    """The caller's timeout from its header; a caller that sends none or a bad one is
+    taken to wait as long as `ApiClient` does."""
+    try:
+        wait = float(headers.get(TIMEOUT_HEADER, DEFAULT_TIMEOUT))
+    except ValueError:
+        return DEFAULT_TIMEOUT
+    return wait if math.isfinite(wait) and wait > 0 else DEFAULT_TIMEOUT
+
+
 async def _answer(request: Request, op: str, spec: Operation, handler: Handler, room: int) -> None:
+    wait = _caller_wait(request.headers or {})
+    answer_by.set(asyncio.get_running_loop().time() + wait - min(ANSWER_MARGIN, wait / 5))
     reply_room.set(room)
     current_actor.set((request.headers or {}).get(ACTOR_HEADER) or ANONYMOUS)
     current_token.set((request.headers or {}).get(TOKEN_HEADER) or None)
@@ -139,14 +162,16 @@ class ApiClient:
     """Calls `jetjobs.api.<op>`; every failure becomes an `ApiFailure` with a clear message."""
 
     def __init__(
-        self, nc: Client, timeout: float = 10.0, actor: str | None = None, token: str | None = None
+        self, nc: Client, timeout: float = DEFAULT_TIMEOUT, actor: str | None = None, token: str | None = None
     ) -> None:
         self._nc = nc
         self._timeout = timeout
-        headers = {ACTOR_HEADER: actor} if actor else {}
+        headers = {TIMEOUT_HEADER: f"{timeout:g}"}
+        if actor:
+            headers[ACTOR_HEADER] = actor
         if token:
             headers[TOKEN_HEADER] = token
-        self._headers = headers or None
+        self._headers = headers
 
     async def call(self, op: str, request: BaseModel, reply: type[R]) -> R:
         """Send one request and decode its reply. Fields left at their defaults are left

@@ -11,7 +11,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from bus import Publisher, PublishFailed
-from bus.api import current_actor
+from bus.api import answer_by, current_actor
 from contracts import api
 from contracts.api import ApiFailure
 from contracts.dispatch import adhoc_job_id, job_message, keyed_job_id
@@ -24,7 +24,7 @@ from . import resolve
 from .actors import audit, permit, reader, require, summary
 from .board import BoardKeeper, active_template
 from .credentials import Keyring
-from .db import BAD_DATA, UNAVAILABLE
+from .db import BAD_DATA, UNAVAILABLE, Deadline, deadline
 from .flow_templates import not_for_flows, template_app_id
 from .job_secrets import by_name, refused, seal_for_job
 from .limits import check_name, check_size
@@ -55,6 +55,9 @@ def _typed(op: str, request_type: type[Q], handler: Callable[[Q], Awaitable[Base
 
 def _answering(op: str, handler: Handler) -> Handler:
     async def handle(request: BaseModel) -> BaseModel:
+        by = answer_by.get()
+        limit = None if by is None else Deadline.until(by)
+        bound = deadline.set(limit)
         try:
             return await handler(request)
         except BAD_DATA as error:
@@ -64,19 +67,38 @@ def _answering(op: str, handler: Handler) -> Handler:
                 400, f"{op}: {describe(error)}; change it to a value that is allowed now"
             ) from None
         except UNAVAILABLE as error:
-            log.warning("store.db_unavailable", operation=op, error=str(error) or type(error).__name__)
-            raise ApiFailure(
-                503, f"{op}: the store cannot reach PostgreSQL right now; try again shortly"
-            ) from None
+            raise _unavailable(op, error, limit) from None
+        finally:
+            deadline.reset(bound)
 
     return handle
 
 
+def _unavailable(op: str, error: BaseException, limit: Deadline | None) -> ApiFailure:
+    """The 503 of an outage; of a PostgreSQL too slow for the caller's deadline, one that
+    says whether the request may have changed anything: only one that never sent a
+    statement surely did not (a statement sent may be carried out once PostgreSQL answers,
+    even one the store stopped waiting for)."""
+    if limit is not None and not limit.left():
+        log.warning("store.db_unavailable", operation=op, error="deadline", began=limit.began)
+        waited = f"{op}: PostgreSQL did not answer within {limit.seconds:.1f} s"
+        if not limit.began:
+            return ApiFailure(503, f"{waited}; nothing was done: try again once it answers")
+        return ApiFailure(
+            503,
+            f"{waited}; the store stopped waiting, but a change it had sent may still be made "
+            "when PostgreSQL answers again: check before trying a change again",
+        )
+    log.warning("store.db_unavailable", operation=op, error=str(error) or type(error).__name__)
+    return ApiFailure(503, f"{op}: the store cannot reach PostgreSQL right now; try again shortly")
+
+
 def answering(handlers: Mapping[str, Handler]) -> dict[str, Handler]:
     """Every handler with database trouble turned into an answer the caller can act on:
-    a 503 saying Postgres is out of reach (and a warning, not a traceback), or a 400 for
-    a value it cannot store. It wraps the token and actor checks too, which ask
-    Postgres before the handler runs, so it must be the outermost wrapper."""
+    a 503 saying Postgres is out of reach or did not answer before the caller's deadline
+    (and a warning, not a traceback), or a 400 for a value it cannot store. It wraps the
+    token and actor checks too, which ask Postgres before the handler runs, so it must be
+    the outermost wrapper; it also bounds every wait on Postgres by the deadline."""
     return {op: _answering(op, handler) for op, handler in handlers.items()}
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import urllib.parse
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import asyncpg
@@ -12,6 +15,7 @@ from .errors import StoreUnavailable
 
 CONNECT_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 60.0
+RELEASE_GRACE = 0.25
 
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,
@@ -42,6 +46,85 @@ class Db(Protocol):
     async def fetch(self, query: str, *args: Any) -> list[Any]: ...
     async def fetchrow(self, query: str, *args: Any) -> Any: ...
     async def fetchval(self, query: str, *args: Any) -> Any: ...
+
+
+@dataclass
+class Deadline:
+    """When the caller of the API request being served gives up. The store's waits on
+    PostgreSQL for that request end then (TimeoutError, an outage to every handler), so
+    a hung PostgreSQL neither fills the pool with work nobody waits for nor lets that
+    work go on once it answers again."""
+
+    at: float
+    """Event-loop time."""
+    seconds: float
+    """How long the request was given."""
+    began: bool = False
+    """A statement was sent for it: PostgreSQL may carry it out whatever the store does."""
+
+    @classmethod
+    def until(cls, at: float) -> Deadline:
+        return cls(at, max(at - asyncio.get_running_loop().time(), 0.0))
+
+    def left(self) -> float:
+        return max(self.at - asyncio.get_running_loop().time(), 0.0)
+
+
+deadline: ContextVar[Deadline | None] = ContextVar("jetjobs_db_deadline", default=None)
+"""The deadline of the API request being served, if any (never set for background work)."""
+
+
+def _acquire_timeout(timeout: float | None) -> float | None:
+    current = deadline.get()
+    if current is None:
+        return timeout
+    return current.left() if timeout is None else min(timeout, current.left())
+
+
+def _statement_timeout(timeout: float | None) -> float | None:
+    """At most what the request has left; 0 when nothing is, which asyncpg refuses
+    with a TimeoutError before sending the statement."""
+    current = deadline.get()
+    if current is None:
+        return timeout
+    left = current.left()
+    current.began = current.began or left > 0
+    return min(COMMAND_TIMEOUT if timeout is None else timeout, left)
+
+
+class _BoundedConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A pooled connection whose statements (a transaction's BEGIN, COMMIT and ROLLBACK
+    too) wait no longer than the request they serve."""
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+        result: str = await super().execute(query, *args, timeout=_statement_timeout(timeout))
+        return result
+
+    async def fetch(self, query: str, *args: Any, timeout: float | None = None, **options: Any) -> Any:
+        return await super().fetch(query, *args, timeout=_statement_timeout(timeout), **options)
+
+    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None, **options: Any) -> Any:
+        return await super().fetchrow(query, *args, timeout=_statement_timeout(timeout), **options)
+
+    async def fetchval(self, query: str, *args: Any, timeout: float | None = None, **options: Any) -> Any:
+        return await super().fetchval(query, *args, timeout=_statement_timeout(timeout), **options)
+
+
+class _BoundedPool(asyncpg.Pool):  # type: ignore[misc]
+    """A pool whose requests wait for a free connection no longer than their deadline:
+    one that gets none has sent nothing."""
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=_acquire_timeout(timeout))
+
+    async def release(self, connection: Any, *, timeout: float | None = None) -> None:
+        """Past the deadline, a connection whose statement was cut short gets `RELEASE_GRACE`
+        to have its cancellation acknowledged (as a live PostgreSQL does at once) and is
+        closed otherwise, rather than keeping the answer waiting."""
+        current = deadline.get()
+        if current is not None and timeout is None:
+            timeout = max(current.left(), RELEASE_GRACE)
+        await super().release(connection, timeout=timeout)
 
 
 def redact(url: str) -> str:
@@ -84,6 +167,10 @@ async def _no_session_state(conn: Any) -> None:
     doubled the time of a lookup."""
 
 
+_MAX_QUERIES = 50_000
+"""Statements after which a pooled connection is replaced (asyncpg's default)."""
+
+
 async def open_pool(url: str, size: int, init: Callable[[Any], Awaitable[None]] | None = None) -> Any:
     """The service's connection pool; fails at once with a clear error if the database is unreachable.
 
@@ -91,15 +178,20 @@ async def open_pool(url: str, size: int, init: Callable[[Any], Awaitable[None]] 
     replaces one later) and kept while idle: one opened on a request's path
     cost that request tens of milliseconds."""
     try:
-        return await asyncpg.create_pool(
+        pool = _BoundedPool(
             url,
             min_size=size,
             max_size=size,
+            max_queries=_MAX_QUERIES,
             max_inactive_connection_lifetime=0,
             init=init,
             reset=_no_session_state,
+            loop=None,
+            connection_class=_BoundedConnection,
+            record_class=asyncpg.Record,
             timeout=CONNECT_TIMEOUT,
             command_timeout=COMMAND_TIMEOUT,
         )
+        return await pool
     except _CONNECT_ERRORS as error:
         raise _unavailable(url, error) from None
