@@ -29,6 +29,7 @@ from bus import ApiClient, Bus, Layout
 from bus.overview import live_runners, scheduler_leader
 from contracts import subjects as s
 from contracts.api import ApiFailure
+from executor import ExecutorConfig
 from jetjobs import settings
 from jetjobs.embedded import NatsServer, free_port
 from jetjobs.observe.serve import EXECUTOR_PORT, SCHEDULER_PORT, STORE_PORT
@@ -184,6 +185,17 @@ async def _processed(stack: Stack, job_id: str) -> bool:
         return (await stack.job(job_id)).status.value == "processed"
     except ApiFailure:
         return False
+
+
+def test_compose_stops_wait_out_the_executors_drain() -> None:
+    """Docker's default stop (10 s, then SIGKILL) would cut a draining executor short
+    and fail its running jobs; without an init, orphaned job processes are never reaped."""
+    config = ExecutorConfig(nats_url="nats://nats-1:4222")
+    needed = config.drain_timeout + config.grace + 10
+    for name, service in jetjobs_services().items():
+        assert service.get("init") is True, name
+        grace = re.fullmatch(r"(\d+)s", str(service.get("stop_grace_period")))
+        assert grace is not None and int(grace[1]) >= needed, (name, service.get("stop_grace_period"))
 
 
 def test_every_deploy_variable_is_a_setting_jetjobs_reads() -> None:
