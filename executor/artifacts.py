@@ -3,10 +3,12 @@ the job's working directory) after the run, within size limits, and handing
 them to the store. A file over a limit is recorded with its size and why, one
 that is not a regular file of the job's directory (a link, a FIFO, a device),
 declared or matched by a glob, with what it is, and a declared file the job did
-not leave as missing: none is silently dropped. While the store is away
-(PostgreSQL down, no store running), uploads wait in memory and are retried in
-the background, so that jobs go on running and their files reach the store once
-it is back."""
+not leave as missing: none is silently dropped; past FILES_LISTED files, one
+record says how many more there were. Files are read before the job's directory
+goes and uploaded after its slot is given back; its outcome waits for them at
+most UPLOAD_WAIT seconds. While the store is away (PostgreSQL down, no store
+running) or slow, uploads wait in memory and are retried in the background, so
+that jobs go on running and their files reach the store once it is back."""
 
 from __future__ import annotations
 
@@ -51,7 +53,11 @@ LAST_RETRY = 60.0
 """Seconds between retries: the first, doubled after each failure up to the last."""
 STOP_WAIT = 5.0
 """Seconds a stopping executor gives waiting uploads to reach the store."""
-STOPPING = "executor stopping while the store was away"
+STOPPING = "the executor stopped before the store took it"
+UPLOAD_WAIT = 10.0
+"""Seconds a job's outcome waits for its artifacts to reach the store: past them (a slow
+store), or when the executor stops, the rest are uploaded in the background (`Backlog`),
+so a job whose process ended is reported, and never run again, however slow its uploads."""
 
 
 @dataclass(frozen=True)
@@ -68,14 +74,20 @@ UNREAD_NOTES = 100
 """Glob matches that are not regular files an attempt lists one by one: past them,
 each glob gives one record saying how many more it matched, so a job leaving
 thousands of links cannot flood the store with records."""
+FILES_LISTED = 100
+"""Regular files an attempt lists (stored, or over a limit), in declaration order and
+each glob's matches by name: past them, each declared path or glob gives one record
+saying how many more files it matched, so a job leaving thousands of files can neither
+flood the store with records nor keep its outcome waiting on their uploads."""
 
 
 @dataclass
 class Room:
-    """What an attempt may still store: bytes of content, and records of glob
-    matches that are not regular files."""
+    """What an attempt may still store: bytes of content, records of regular files,
+    and records of glob matches that are not regular files."""
 
     bytes: int
+    files: int
     unread: int
 
 
@@ -107,13 +119,21 @@ def _matches(root: int, spec: ArtifactSpec) -> jobfiles.Matches:
     return jobfiles.Matches([names] if names else [], [])
 
 
-def _unlisted(spec: ArtifactSpec, count: int) -> Collected:
-    """The one record standing for a glob's matches that are not regular files, past
-    the UNREAD_NOTES an attempt lists one by one."""
-    note = (
-        f"{count} more matches of this glob are not regular files (links, FIFOs, devices, sockets), "
-        f"or links it does not enter: past the {UNREAD_NOTES} an attempt lists, not listed and not stored"
-    )
+def _unlisted(spec: ArtifactSpec, files: int, unread: int) -> Collected:
+    """The one record standing for what a spec matched past what an attempt lists: regular
+    files past FILES_LISTED, other matches past UNREAD_NOTES."""
+    notes = []
+    if files:
+        notes.append(
+            f"{files} more {'file' if files == 1 else 'files'} matched: past the {FILES_LISTED} files "
+            "an attempt lists, not listed and not stored (pack them into one archive to keep them all)"
+        )
+    if unread:
+        notes.append(
+            f"{unread} more matches of this glob are not regular files (links, FIFOs, devices, sockets), "
+            f"or links it does not enter: past the {UNREAD_NOTES} an attempt lists, not listed and not stored"
+        )
+    note = "; ".join(notes)
     return Collected(spec.name or spec.path, spec.path, "application/octet-stream", 0, "", None, note)
 
 
@@ -173,7 +193,7 @@ def collect(cwd: str, specs: Sequence[ArtifactSpec], limits: Limits) -> list[Col
     root = jobfiles.open_directory(cwd)
     try:
         collected: list[Collected] = []
-        room = Room(limits.per_job, UNREAD_NOTES)
+        room = Room(limits.per_job, FILES_LISTED, UNREAD_NOTES)
         for spec in specs:
             collected.extend(_of_spec(root, spec, room, limits))
         return collected
@@ -184,19 +204,22 @@ def collect(cwd: str, specs: Sequence[ArtifactSpec], limits: Limits) -> list[Col
 def _of_spec(root: int, spec: ArtifactSpec, room: Room, limits: Limits) -> list[Collected]:
     """The records of one declared path or glob, taking what they store from `room`."""
     matches = _matches(root, spec)
+    files = matches.files[: room.files]
     listed = matches.unread[: room.unread]
+    room.files -= len(files)
     room.unread -= len(listed)
     single = len(matches.files) + len(matches.unread) == 1
     collected: list[Collected] = []
-    for path in sorted([*matches.files, *listed]):
+    for path in sorted([*files, *listed]):
         item = _one(root, path, spec, single, room.bytes, limits)
         if item is None:
             continue
         if item.content is not None:
             room.bytes -= item.size
         collected.append(item)
-    if len(matches.unread) > len(listed):
-        collected.append(_unlisted(spec, len(matches.unread) - len(listed)))
+    more, unread = len(matches.files) - len(files), len(matches.unread) - len(listed)
+    if more or unread:
+        collected.append(_unlisted(spec, more, unread))
     return collected or [_missing(spec)]
 
 
@@ -231,7 +254,7 @@ class Waiting:
 
 
 class Backlog:
-    """Uploads the store could not take because it was away, retried in the
+    """Uploads the store could not take because it was away (or not in time), sent in the
     background, the oldest first, with backoff: the job's outcome is reported and
     its slot freed without waiting for the store. Bounded in bytes and in time, so
     an outage cannot take the executor's memory."""
@@ -335,6 +358,34 @@ class Backlog:
         self._hurry.clear()
 
 
+@dataclass
+class Sent:
+    """What became of one attempt's uploads so far."""
+
+    stored: int = 0
+    waiting: int = 0
+
+
+async def _send(client: ApiClient, backlog: Backlog, uploads: deque[ArtifactUpload], sent: Sent) -> None:
+    """Upload the first of `uploads` until none is left, each taken off once done
+    with: what an interruption leaves is still there, the one being sent included
+    (uploading it again replaces it)."""
+    while uploads:
+        upload = uploads[0]
+        if backlog:
+            sent.waiting += backlog.hold(upload, "earlier artifacts still wait for the store")
+        else:
+            try:
+                await client.call("artifact.put", upload, ArtifactInfo)
+                sent.stored += 1
+            except ApiFailure as failure:
+                if failure.code in TRANSIENT:
+                    sent.waiting += backlog.hold(upload, failure.message)
+                else:
+                    _upload_log(upload).warning("artifact.not_stored", reason=failure.message)
+        uploads.popleft()
+
+
 class ArtifactCollector:
     """Collects an attempt's artifacts and stores them through the store API."""
 
@@ -343,45 +394,61 @@ class ArtifactCollector:
         self._limits = limits or Limits()
         self._backlog = None if client is None else Backlog(client)
 
-    async def store(self, message: JobMessage, attempt: int, cwd: str) -> int:
-        """Collect and upload; returns how many the store took now. Failures are logged,
-        not raised: the job's outcome does not depend on its artifacts. While the store
-        is away, uploads wait for it in the background (`Backlog`); while earlier ones
-        wait, a new one joins them rather than hold the job's slot on a store that may
-        take the client's whole timeout to fail."""
+    async def collect(self, message: JobMessage, attempt: int, cwd: str) -> Sequence[Collected]:
+        """Read the declared files, in a thread, while the job's directory is still
+        there; nothing for a job that declares none. A directory that cannot be read
+        is logged, not raised: the job's outcome does not depend on its artifacts."""
         if not message.artifacts:
-            return 0
-        jlog = log.bind(job_id=message.job_id, company=message.company, attempt=attempt)
+            return ()
         try:
-            found = await asyncio.to_thread(collect, cwd, message.artifacts, self._limits)
+            return await asyncio.to_thread(collect, cwd, message.artifacts, self._limits)
         except (OSError, jobfiles.NotRegular) as error:
-            jlog.warning("artifact.not_collected", reason=f"the job's directory cannot be read: {error}")
-            return 0
-        stored = waiting = 0
-        for item in found:
-            if self._client is None or self._backlog is None:
+            reason = f"the job's directory cannot be read: {error}"
+            _job_log(message, attempt).warning("artifact.not_collected", reason=reason)
+            return ()
+
+    async def upload(
+        self, message: JobMessage, attempt: int, found: Sequence[Collected], stop: asyncio.Event
+    ) -> int:
+        """Upload what `collect` found, the first first, for at most UPLOAD_WAIT seconds or
+        until `stop` is set (the executor stops); returns how many the store took now. What
+        is left then goes on in the background (`Backlog`), like the uploads of a store that
+        is away (a 503 or 504) and, while those wait, new ones: they join them rather than
+        hold the job on a store that may take the client's whole timeout to fail."""
+        jlog = _job_log(message, attempt)
+        if self._client is None or self._backlog is None:
+            for item in found:
                 jlog.warning("artifact.not_stored", artifact=item.name, reason="no store client")
-                continue
-            upload = upload_of(message, attempt, item)
-            if self._backlog:
-                waiting += self._backlog.hold(upload, "earlier artifacts still wait for the store")
-                continue
-            try:
-                await self._client.call("artifact.put", upload, ArtifactInfo)
-                stored += 1
-            except ApiFailure as failure:
-                if failure.code in TRANSIENT:
-                    waiting += self._backlog.hold(upload, failure.message)
-                else:
-                    jlog.warning("artifact.not_stored", artifact=item.name, reason=failure.message)
-        if found:
-            missing = sum(item.missing for item in found)
-            jlog.info(
-                "job.artifacts", stored=stored, waiting=waiting, found=len(found) - missing, missing=missing
-            )
-        return stored
+            return 0
+        uploads = deque(upload_of(message, attempt, item) for item in found)
+        sent = Sent()
+        sending = asyncio.ensure_future(_send(self._client, self._backlog, uploads, sent))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((sending, stopping), timeout=UPLOAD_WAIT, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await stop_tasks([sending, stopping])
+        late = (
+            "the executor is stopping, or the job was cancelled"
+            if stop.is_set()
+            else f"the store took over {UPLOAD_WAIT:g} s for the job's artifacts"
+        )
+        sent.waiting += sum(self._backlog.hold(upload, late) for upload in uploads)
+        missing = sum(item.missing for item in found)
+        jlog.info(
+            "job.artifacts",
+            stored=sent.stored,
+            waiting=sent.waiting,
+            found=len(found) - missing,
+            missing=missing,
+        )
+        return sent.stored
 
     async def close(self) -> None:
         """The executor stops: a short last chance for the uploads waiting for the store."""
         if self._backlog is not None:
             await self._backlog.close()
+
+
+def _job_log(message: JobMessage, attempt: int) -> JobLog:
+    return JobLog(job_id=message.job_id, company=message.company, attempt=attempt)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -20,6 +20,7 @@ from contracts.enums import ErrorKind, Status
 from contracts.messages import JobEvent, JobMessage
 
 from . import events
+from .artifacts import Collected
 from .classify import ExitClass, classify
 from .control import Control
 from .dead import exhausted_letter
@@ -46,7 +47,7 @@ from .outcome import (
 from .process import Aborted, Ending, Exited, Launch, NotRunnable, Running, TimedOut, launch
 from .results import read_results, with_result_file
 from .secrets import MaskingSink, Refused, Tenancy, Unavailable
-from .workdirs import Workdir, Workdirs
+from .workdirs import NoWorkdir, Workdir, Workdirs
 
 log = structlog.get_logger("jetjobs.executor")
 
@@ -147,9 +148,14 @@ async def _attempt(
     jlog.debug("job.acknowledged", runner=runtime.runner)
     with runtime.heartbeats.keep(delivery):
         deadline = asyncio.get_running_loop().time() + message.timeout_result
-        async with runtime.workdirs.attempt() as workdir:
-            event, outcome = await _run(attempt, workdir, deadline, runtime, control, trail, jlog)
+        try:
+            async with runtime.workdirs.attempt() as workdir:
+                event, outcome, found = await _run(attempt, workdir, deadline, runtime, control, trail, jlog)
+        except NoWorkdir as error:
+            event, outcome, found = _no_workdir(attempt, error, jlog)
         control.release()  # the process is gone: its outcome is reported while the next job starts
+        if found:  # read before the directory went; the store gets them while the next job runs
+            await runtime.tenancy.artifacts.upload(message, attempt.number, found, control.abort)
         await trail.close(event)
         await _bury(delivery, event, runtime, jlog)
     runtime.metrics.finished(event)
@@ -167,6 +173,20 @@ async def _attempt(
             else None,
         )
     return outcome
+
+
+Ended = tuple[JobEvent, Outcome, Sequence[Collected]]
+"""An attempt's result event, its outcome, and the artifacts read from its directory."""
+NONE: Sequence[Collected] = ()
+
+
+def _no_workdir(attempt: Attempt, error: NoWorkdir, jlog: JobLog) -> Ended:
+    """No working directory could be made (a full or read-only TMPDIR): nothing ran, so
+    another executor, or this one once there is room, takes the job after a delay."""
+    delay = retry_delay(attempt.number - attempt.message.attempt + 1)
+    reason = f"{error}: handed back to the pool, to run once there is room (in {delay:.0f} s)"
+    jlog.warning("job.handed_back", reason=reason, retry_in=delay)
+    return events.handed_back(attempt, reason, delay), HandedBack(delay), NONE
 
 
 RULING_POLL = 0.25
@@ -219,21 +239,22 @@ async def _run(
     control: Control,
     trail: EventTrail,
     jlog: JobLog,
-) -> tuple[JobEvent, Outcome]:
-    """Start the process and supervise it; the result is reported once its
-    working directory is gone, so nothing of the attempt is left behind."""
+) -> Ended:
+    """Start the process and supervise it, then read its results and artifacts: the
+    result is reported once its working directory is gone, so nothing of the attempt
+    is left behind."""
     message = attempt.message
     cwd = workdir.path
     env = with_result_file(job_env(runtime.base_env, message, attempt.number), cwd)
     prepared = await runtime.tenancy.secrets.prepare(message, env)
     if isinstance(prepared, Refused):
-        return events.rejected(attempt, ErrorKind.INVALID, prepared.reason), Failed()
+        return events.rejected(attempt, ErrorKind.INVALID, prepared.reason), Failed(), NONE
     if isinstance(prepared, Unavailable):
         delay = retry_delay(attempt.number - message.attempt + 1)
         reason = (
             f"{prepared.reason}: handed back to the pool, to run once the store answers (in {delay:.0f} s)"
         )
-        return events.handed_back(attempt, reason, delay), HandedBack(delay)
+        return events.handed_back(attempt, reason, delay), HandedBack(delay), NONE
     live = LiveOutput(attempt, runtime.publisher, runtime.live_output_limit)
     masked = MaskingSink(live.feed, prepared.masker)
     spawn = Launch(
@@ -248,7 +269,7 @@ async def _run(
     )
     spawned = await runtime.launch(spawn)
     if isinstance(spawned, NotRunnable):
-        return events.rejected(attempt, ErrorKind.INVALID, spawned.reason), Failed()
+        return events.rejected(attempt, ErrorKind.INVALID, spawned.reason), Failed(), NONE
     workdir.hosts(spawned.pid, runtime.grace, jlog, runtime.metrics)
     async with spawned as running:
         begin = utcnow()
@@ -259,13 +280,13 @@ async def _run(
         end = utcnow()  # the process is reaped: storing its output and artifacts is not its run time
     await masked.flush()
     await live.close()
-    await runtime.tenancy.artifacts.store(message, attempt.number, cwd)
+    found = await runtime.tenancy.artifacts.collect(message, attempt.number, cwd)
     exit_code = ending.code if isinstance(ending, Exited) else None
     mask = prepared.masker.capture
     results = {} if workdir.left_clean() else read_results(cwd)  # a clean directory holds no results file
     results = prepared.masker.results(results)
     result = Result(begin, end, mask(running.stdout), mask(running.stderr), exit_code, results)
-    return conclude(attempt, ending, result, cancelled=control.cancelled)
+    return *conclude(attempt, ending, result, cancelled=control.cancelled), found
 
 
 def conclude(

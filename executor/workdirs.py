@@ -50,6 +50,11 @@ sweep, so the pool holds those of every job finished between two sweeps (at 1,00
 short jobs a second, 200), and a job rarely makes and removes one of its own."""
 
 
+class NoWorkdir(Exception):
+    """A job's working directory cannot be made: TMPDIR is full (no space or no inodes
+    left), gone, or not writable. The job is handed back, not run."""
+
+
 @dataclass(frozen=True)
 class Host:
     """The job whose process ran in a directory: what finding and killing what it
@@ -129,7 +134,13 @@ class Workdirs:
     def _take(self) -> str:
         if self._idle:
             return self._idle.pop()
-        return tempfile.mkdtemp(prefix=self._prefix, dir=self._base)
+        try:
+            return tempfile.mkdtemp(prefix=self._prefix, dir=self._base)
+        except OSError as error:
+            raise NoWorkdir(
+                f"cannot create a working directory in TMPDIR {self._base}: {error.strerror or error} "
+                "(free space or inodes there, or start the executor with TMPDIR set to a writable folder)"
+            ) from None
 
     async def _give_back(self, path: str, clean: bool) -> None:
         if clean and len(self._idle) < self._keep:
