@@ -123,6 +123,16 @@ async def run_delivery(delivery: Delivery[JobMessage], runtime: Runtime, control
 async def _attempt(
     attempt: Attempt, delivery: Delivery[JobMessage], runtime: Runtime, control: Control, jlog: JobLog
 ) -> Outcome:
+    if delivery.delivered > 1:  # its wait for the store's ruling may outlast the ack wait
+        with runtime.heartbeats.keep(delivery):
+            return await _checked(attempt, delivery, runtime, control, jlog)
+    return await _checked(attempt, delivery, runtime, control, jlog)
+
+
+async def _checked(
+    attempt: Attempt, delivery: Delivery[JobMessage], runtime: Runtime, control: Control, jlog: JobLog
+) -> Outcome:
+    """The attempt, unless the gate or an earlier attempt's record says not to run it."""
     message = attempt.message
     earlier = await _earlier_event(message, attempt.number, runtime) if delivery.delivered > 1 else None
     if earlier is not None and (earlier.final or earlier.status is Status.PROCESSED):
