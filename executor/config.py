@@ -20,7 +20,17 @@ class ExecutorConfigError(ValueError):
 
 
 class ExecutorStartError(Exception):
-    """The executor cannot reach its consumer; the message says why and how to fix it."""
+    """The executor cannot start (its consumer out of reach, or its memory limit below
+    what it already uses); the message says why and how to fix it."""
+
+
+MEMORY_EXIT = 75
+"""The exit status of an executor that stopped at its memory limit: EX_TEMPFAIL, a
+failure for a supervisor (systemd's `Restart=on-failure`) to answer with a fresh one."""
+
+MEMORY_HEADROOM_MB = 32
+"""MiB an executor's memory limit must leave above what it uses when it starts, for the
+jobs it runs: with less it would stop at its first jobs, and again after each restart."""
 
 
 def default_runner_id() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import resource
 import socket
@@ -18,7 +19,7 @@ from bus import Bus, CancelBoard, CancelFeed, Layout, RunnerBoard
 from bus.tasks import stop_tasks
 from contracts.lifecycle import RunnerInfo
 
-from .config import ExecutorConfig
+from .config import MEMORY_HEADROOM_MB, ExecutorConfig, ExecutorStartError
 
 log = structlog.get_logger("jetjobs.executor")
 
@@ -39,6 +40,23 @@ def resident_bytes() -> int:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def check_memory_room(limit_mb: int | None) -> None:
+    """Refuse a memory limit this process is already at (or too near to run jobs under):
+    the executor would stop as soon as it started, and after every restart. Measured
+    after a collection, so that cycles a stopped executor left in memory do not count."""
+    if not limit_mb:
+        return
+    gc.collect()
+    used_mb = -(-resident_bytes() // 2**20)
+    if limit_mb < used_mb + MEMORY_HEADROOM_MB:
+        least = -(-(used_mb + MEMORY_HEADROOM_MB) // 16) * 16
+        raise ExecutorStartError(
+            f"memory_limit_mb (JETJOBS_MEMORY_LIMIT_MB) is {limit_mb} MiB, but this executor process "
+            f"already uses {used_mb} MiB before running a job: set it to at least {least} "
+            f"(its size now plus {MEMORY_HEADROOM_MB} MiB for jobs), or to 0 for no limit"
+        )
 
 
 class Lifeline:
@@ -79,6 +97,7 @@ class Lifeline:
 
     async def start(self) -> None:
         """Announce this runner, then keep announcing, watching cancels and memory."""
+        check_memory_room(self._config.memory_limit_mb)
         # a bind-only executor may not make the bucket again after a NATS restart: the store does
         self._runners = await RunnerBoard.open(self._bus.js, None if self._config.bind_only else self._layout)
         await self._runners.beat(self.info())

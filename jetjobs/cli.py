@@ -18,7 +18,7 @@ from contracts.api import ApiFailure, JobQuery, RunNow, TemplateUpdate
 from contracts.enums import Interval, Status
 from contracts.errors import describe
 from contracts.models import Company, Timeouts
-from executor.config import ExecutorStartError
+from executor.config import MEMORY_EXIT, ExecutorStartError
 from executor.watcher import use_pidfd_watcher
 from store import NewerSchema, StoreUnavailable, UnsupportedPostgres
 
@@ -120,13 +120,22 @@ async def cmd_scheduler(args: argparse.Namespace, conf: settings.Settings) -> No
         await services.run([services.scheduler(conf, telemetry)])
 
 
-async def cmd_executor(args: argparse.Namespace, conf: settings.Settings) -> None:
+async def cmd_executor(args: argparse.Namespace, conf: settings.Settings) -> int | None:
+    """Run an executor; one that stopped at its memory limit exits MEMORY_EXIT, a
+    failure, so that its supervisor starts a fresh one."""
     from . import services  # here: client commands start faster without the services
     from .observe.serve import EXECUTOR_PORT, serving
 
     use_pidfd_watcher()
     async with serving(conf, EXECUTOR_PORT) as (telemetry, _):
-        await services.run([services.executor(conf, telemetry)])
+        if await services.run([services.executor(conf, telemetry)]):
+            print(
+                f"jetjobs: executor stopped at its memory limit ({conf.memory_limit_mb} MiB): "
+                f"exit status {MEMORY_EXIT}, for its supervisor to start a fresh one",
+                file=sys.stderr,
+            )
+            return MEMORY_EXIT
+    return None
 
 
 async def cmd_up(args: argparse.Namespace, conf: settings.Settings) -> None:

@@ -153,12 +153,19 @@ async def stop_all(services: Sequence[Service]) -> None:
             log.exception("service.stop_failed", service=type(service).__name__)
 
 
-async def run(services: Sequence[Service]) -> None:
-    """Start the services, run until signalled, stop them cleanly."""
+def exhaustion(service: Service) -> asyncio.Event | None:
+    """The event a service sets when it stops by itself (an executor at its memory limit)."""
+    event = getattr(service, "exhausted", None)
+    return event if isinstance(event, asyncio.Event) else None
+
+
+async def run(services: Sequence[Service]) -> bool:
+    """Start the services, run until signalled or one stops by itself, stop them
+    cleanly; True when one stopped by itself, for the process to exit as failed."""
     started = await start_all(services)
+    exits = [e for s in started if (e := exhaustion(s)) is not None]
     try:
-        await until_signalled(
-            *[e for s in started if isinstance(e := getattr(s, "exhausted", None), asyncio.Event)]
-        )
+        await until_signalled(*exits)
     finally:
         await stop_all(started)
+    return any(e.is_set() for e in exits)

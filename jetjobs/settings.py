@@ -58,7 +58,8 @@ class Settings:
     """Seconds an executor or store may hold a message without a sign of life
     before JetStream hands it to another (the consumers' AckWait), 1 to a day."""
     memory_limit_mb: int = 0
-    """Executor resident memory ceiling; above it the executor drains and exits (0: none, else at least 16)."""
+    """Executor resident memory ceiling; above it the executor drains and exits with status 75
+    (0: none; else at least 16, and 32 MiB above the executor's size at start)."""
     secret_key: str | None = None
     """Store: base64 of a 32-byte key encrypting credentials (prefer secret_key_file)."""
     secret_key_file: str | None = None
@@ -175,7 +176,8 @@ operator wants (NATS itself would take up to 292 years)."""
 
 SMALLEST_LIMIT = {"memory_limit_mb": 16}
 """Whole-number settings where 0 means no limit and a limit has a floor (an executor
-needs more than 16 MiB to run at all)."""
+needs more than 16 MiB to run at all; at start it also refuses a memory limit too
+near what it already uses, which only it can measure)."""
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 

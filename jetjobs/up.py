@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import shlex
@@ -17,9 +18,10 @@ from pathlib import Path
 import structlog
 
 from bus import ApiClient, Bus
+from executor import ExecutorService
 from executor.config import ExecutorConfig
 
-from . import demo, logs, services
+from . import demo, heap, logs, services
 from .embedded import NatsServer, PostgresServer, free_port
 from .errors import EmbeddedError
 from .home import home_key, lock_home
@@ -157,6 +159,67 @@ async def _watched(servers: Servers) -> AsyncIterator[asyncio.Event]:
         await asyncio.gather(watcher, return_exceptions=True)
 
 
+@dataclass
+class _Restarts:
+    """Starts `up`'s executor again each time it stops at its memory limit: nothing
+    else would, and `up` promised a working system. `failed` is set, with `why`, when
+    it cannot start again (the rest of the process already fills the limit)."""
+
+    executor: ExecutorService
+    failed: asyncio.Event
+    why: str | None = None
+
+    async def keep(self, done: asyncio.Event) -> None:
+        """Restart the executor whenever it is exhausted, until `done` or a failure."""
+        while True:
+            await services.until_set(self.executor.exhausted, done)
+            if done.is_set():
+                return
+            log.warning("up.executor_restarting", reason="memory limit")
+            try:
+                if not await self._restart(done):
+                    return
+            except Exception as error:
+                self.why = f"its executor stopped at its memory limit and could not start again: {error}"
+                self.failed.set()
+                return
+            log.warning("up.executor_restarted", reason="memory limit")
+
+    async def _restart(self, done: asyncio.Event) -> bool:
+        """Drain and stop the executor, then start it afresh unless `up` is stopping."""
+        await self.executor.stop()
+        gc.unfreeze()  # what it held was frozen at start: the next start's collection frees it
+        if done.is_set():
+            return False
+        await self.executor.start()
+        heap.settle()
+        return True
+
+
+@contextlib.asynccontextmanager
+async def _restarted(executor: ExecutorService) -> AsyncIterator[_Restarts]:
+    """The executor restarted at its memory limit for the length of the block. The
+    end waits for a restart under way, which stops cleanly only once it is done."""
+    restarts = _Restarts(executor, asyncio.Event())
+    done = asyncio.Event()
+    keeper = asyncio.create_task(restarts.keep(done))
+    try:
+        yield restarts
+    finally:
+        done.set()
+        await asyncio.gather(keeper, return_exceptions=True)
+
+
+def _failure(servers: Servers, restarts: _Restarts) -> str | None:
+    """Why `up` must stop and fail (logged), or None when it was asked to stop."""
+    if gone := servers.exited():
+        log.error("up.server_exited", server=gone)
+        return gone
+    if restarts.why:
+        log.error("up.executor_failed", why=restarts.why)
+    return restarts.why
+
+
 def client_command(settings: Settings) -> str:
     """How to call the commands that find this `up` by its home: bare from the
     folder of the default home, with `--home` for any other."""
@@ -204,7 +267,8 @@ async def _with_demo(settings: Settings, *until: asyncio.Event) -> None:
 
 async def up(settings: Settings, *, with_demo: bool) -> None:
     """Run the whole system in this process until Ctrl-C, or until a server it
-    started exits (then it stops the rest and fails, so a supervisor sees it)."""
+    started exits or its executor cannot start again after stopping at its memory
+    limit (then it stops the rest and fails, so a supervisor sees it)."""
     metrics_port = settings.metrics_port
     if metrics_port is None:
         metrics_port = _port_or_none(STORE_PORT, settings.metrics_host) or free_port(settings.metrics_host)
@@ -212,24 +276,20 @@ async def up(settings: Settings, *, with_demo: bool) -> None:
         embedded(settings) as (settings, servers),
         serving(replace(settings, metrics_port=metrics_port), STORE_PORT) as (telemetry, metrics),
     ):
+        executor = services.executor(settings, telemetry)
         running = await services.start_all(
-            [
-                services.store(settings, telemetry),
-                services.scheduler(settings, telemetry),
-                services.executor(settings, telemetry),
-            ]
+            [services.store(settings, telemetry), services.scheduler(settings, telemetry), executor]
         )
         gone: str | None = None
         try:
             with services.stop_signals() as stop:
-                async with _watched(servers) as exited:
+                async with _watched(servers) as exited, _restarted(executor) as restarts:
                     print(banner(settings, metrics.url if metrics else None), flush=True)
                     if with_demo:
-                        await _with_demo(settings, stop, exited)
+                        await _with_demo(settings, stop, exited, restarts.failed)
                     else:
-                        await services.until_set(stop, exited)
-            if gone := servers.exited():
-                log.error("up.server_exited", server=gone)
+                        await services.until_set(stop, exited, restarts.failed)
+            if gone := _failure(servers, restarts):
                 print(gone, file=sys.stderr, flush=True)
             print(
                 f"stopping: running jobs get up to {ExecutorConfig.drain_timeout:g} s to finish", flush=True

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from executor.config import MEMORY_EXIT
+from tests.acceptance.test_up_memory_limit import LIMIT_MB, leaking_pythonpath
 from tests.faults.harness import ACK_WAIT, Faults, faults
 from tests.stack import eventually
 
@@ -97,7 +100,31 @@ async def _started(f: Faults, ids: list[str], count: int) -> list[str] | None:
     return found if len(found) >= count else None
 
 
-async def test_memory_ceiling_drains_and_exits_cleanly(f: Faults) -> None:
-    capped = f.executor(slots=1, JETJOBS_MEMORY_LIMIT_MB="16")
-    assert await asyncio.to_thread(capped.popen.wait, 30) == 0
-    assert "executor.memory_limit" in capped.tail(200)
+async def test_memory_ceiling_drains_and_exits_for_a_restart(f: Faults, tmp_path: Path) -> None:
+    capped = f.executor(slots=1, JETJOBS_MEMORY_LIMIT_MB=LIMIT_MB, PYTHONPATH=leaking_pythonpath(tmp_path))
+    await f.ready(capped)
+    [job_id] = await f.submit(1, SLEEP)
+    await started_on(f, job_id)
+    capped.signal(signal.SIGUSR1)
+    assert await asyncio.to_thread(capped.popen.wait, 30) == MEMORY_EXIT, capped.tail()
+    said = capped.tail(200)
+    assert "executor.memory_limit" in said and f"exit status {MEMORY_EXIT}, for its supervisor" in said
+    job = (await f.jobs([job_id]))[job_id]  # drained: the job in hand finished before the exit
+    assert job["status"] == "processed" and job["attempt"] == 1, job
+    assert str(job["runner"]).endswith(f"-{capped.pid}")
+
+
+async def test_a_memory_limit_the_executor_already_fills_is_refused_at_start(f: Faults) -> None:
+    refused = f.executor(JETJOBS_MEMORY_LIMIT_MB="32")
+    assert await asyncio.to_thread(refused.popen.wait, 30) == 1
+    said = refused.tail()
+    told = re.search(
+        r"^jetjobs: error: memory_limit_mb \(JETJOBS_MEMORY_LIMIT_MB\) is 32 MiB, but this executor process "
+        r"already uses \d+ MiB before running a job: set it to at least (\d+) \(its size now plus 32 MiB "
+        r"for jobs\), or to 0 for no limit$",
+        said,
+        re.MULTILINE,
+    )
+    assert told is not None and "Traceback" not in said, said
+    advised = f.executor(JETJOBS_MEMORY_LIMIT_MB=told[1])
+    await f.ready(advised)
