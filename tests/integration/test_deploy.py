@@ -198,6 +198,16 @@ def test_compose_stops_wait_out_the_executors_drain() -> None:
         assert grace is not None and int(grace[1]) >= needed, (name, service.get("stop_grace_period"))
 
 
+def test_the_executor_unit_lets_it_drain_its_jobs() -> None:
+    """systemd's default stop signals every process of the unit, jobs included, which
+    then fail instead of being drained or handed back."""
+    unit = (DEPLOY / "systemd" / "jetjobs-executor.service").read_text()
+    settings_of = dict(re.findall(r"^(\w+)=(.*)$", unit, re.MULTILINE))
+    config = ExecutorConfig(nats_url="nats://localhost:4222")
+    assert settings_of["KillMode"] == "mixed"
+    assert int(settings_of["TimeoutStopSec"]) >= config.drain_timeout + config.grace + 10
+
+
 def test_every_deploy_variable_is_a_setting_jetjobs_reads() -> None:
     known = {f"JETJOBS_{f.name.upper()}" for f in dataclasses.fields(settings.Settings)}
     env_file = DEPLOY / "systemd" / "jetjobs.env"
