@@ -24,9 +24,10 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import ConnectionClosedError, ConnectionReconnectingError
-from nats.js.api import DEFAULT_PREFIX
+from nats.js.api import DEFAULT_PREFIX, Header
 
 from .frames import ack_all
+from .heal import consumer_gone, healer_of, status_gist
 
 log = structlog.get_logger("jetjobs.bus")
 
@@ -44,6 +45,11 @@ RETRY_PAUSE = 0.5
 class PullRefused(Exception):
     """The server ended a pull request with an error status (e.g. consumer deleted, leader change)."""
 
+    def __init__(self, message: str, *, gone: bool) -> None:
+        super().__init__(message)
+        self.gone = gone
+        """Whether the status says nobody serves the consumer (deleted, or its stream gone)."""
+
 
 TRANSIENT = (PullRefused, ConnectionClosedError, ConnectionReconnectingError)
 """During a leader change or reconnect: wait briefly and pull again."""
@@ -55,9 +61,10 @@ class _Request:
     def __init__(self, subject: str, wanted: int) -> None:
         self.subject = subject
         self.wanted = wanted
-        self.done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self.done: asyncio.Future[tuple[str, str | None] | None] = asyncio.get_running_loop().create_future()
+        """Resolves to the closing (status, description), or None when the request was filled."""
 
-    def end(self, status: str | None) -> None:
+    def end(self, status: tuple[str, str | None] | None) -> None:
         if not self.done.done():
             self.done.set_result(status)
 
@@ -83,10 +90,19 @@ class BatchPuller:
         try:
             await self._fill(batch, timeout)
         except TRANSIENT as error:
-            log.warning("bus.fetch_retry", consumer=self._durable, error=repr(error))
-            await asyncio.sleep(RETRY_PAUSE)
+            await self._retry(error)
         taken, self._buffer = self._buffer[:batch], self._buffer[batch:]
         return taken
+
+    async def _retry(self, error: Exception) -> None:
+        """Pause before pulling again; when the consumer may be gone, the connection's
+        healer first makes again what is missing (and says so itself)."""
+        healer = healer_of(self._nc)
+        if isinstance(error, PullRefused) and error.gone and healer is not None:
+            await healer.restore(str(error))
+        else:
+            log.warning("bus.fetch_retry", consumer=self._durable, error=str(error) or type(error).__name__)
+        await asyncio.sleep(RETRY_PAUSE)
 
     async def _fill(self, batch: int, timeout: float) -> None:
         if self._sub is None:
@@ -115,8 +131,12 @@ class BatchPuller:
             return  # the server never answered (a reconnect): the next request starts afresh
         finally:
             self._request = None
-        if status is not None and status not in ENDED:
-            raise PullRefused(f"{self._stream}/{self._durable}: pull request refused with status {status}")
+        if status is not None and status[0] not in ENDED:
+            code, description = status
+            raise PullRefused(
+                f"{self._stream}/{self._durable}: pull request refused with status {code} {status_gist(code, description)}",
+                gone=consumer_gone(code, description),
+            )
 
     async def _receive(self, msg: Msg) -> None:
         """Deliveries go to the buffer; a status only ends the request it was sent for."""
@@ -128,9 +148,10 @@ class BatchPuller:
                 if request.wanted <= 0:
                     request.end(None)
             return
-        status = (msg.headers or {}).get("Status")
+        headers = msg.headers or {}
+        status = headers.get(Header.STATUS)
         if request is not None and msg.subject == request.subject and status != HEARTBEAT:
-            request.end(status)
+            request.end(None if status is None else (status, headers.get(Header.DESCRIPTION)))
 
     async def ack(self, msgs: Sequence[Msg]) -> None:
         """Acknowledge messages this puller handed out, all in one write."""

@@ -19,11 +19,12 @@ from nats.errors import ConnectionClosedError, ConnectionReconnectingError, NoRe
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import DEFAULT_PREFIX, Header, StatusCode
-from nats.js.errors import APIError
+from nats.js.errors import APIError, ServiceUnavailableError
 from pydantic import BaseModel, ValidationError
 
 from contracts.errors import describe
 
+from .heal import consumer_gone, healer_of, status_gist
 from .reply import delivery_count
 
 log = structlog.get_logger("jetjobs.bus")
@@ -32,6 +33,9 @@ M = TypeVar("M", bound=BaseModel)
 
 TRANSIENT_FETCH = (APIError, NoRespondersError, ConnectionClosedError, ConnectionReconnectingError)
 """Fetch errors during a leader change or reconnect: wait briefly and pull again."""
+
+NOBODY_SERVES = (ServiceUnavailableError, NoRespondersError)
+"""Fetch errors that say nobody serves the consumer: it (or its stream) may be gone."""
 
 
 @dataclass(frozen=True)
@@ -130,14 +134,29 @@ class PullConsumer:
             return []
         try:
             if self._sub is None:
+                await self._declare()
                 self._sub = await self._js.pull_subscribe_bind(self._durable, self._stream)
             return await self._sub.fetch(batch, timeout=timeout)
         except (NatsTimeout, TimeoutError):
             return []
         except TRANSIENT_FETCH as error:
-            log.warning("bus.fetch_retry", consumer=self._durable, error=repr(error))
+            healer = healer_of(self._js)
+            if isinstance(error, NOBODY_SERVES) and healer is not None:
+                await healer.restore(f"nobody served a pull from consumer {self._durable}")
+            else:
+                log.warning(
+                    "bus.fetch_retry", consumer=self._durable, error=str(error) or type(error).__name__
+                )
             await asyncio.sleep(0.5)
             return []
+
+    async def _declare(self) -> None:
+        """Have the connection's healer make this consumer again, as the server has it
+        now, whenever it goes missing."""
+        healer = healer_of(self._js)
+        if healer is not None:
+            info = await self._js.consumer_info(self._stream, self._durable)
+            healer.declare(self._stream, info.config)
 
     async def close(self) -> None:
         """Stop pulling (the durable consumer stays on the server)."""
@@ -163,7 +182,9 @@ class PullFeed(Generic[M]):
     goes to `deliver`, decoded as a `model`, as it arrives. A request the server ends (expired,
     leadership change) says how many of its messages never came, and they are
     requested again at the next `want`. A request that ends unheard of (lost
-    in a reconnect) stops counting once its expiry has passed."""
+    in a reconnect) stops counting once its expiry has passed. When the server says
+    nobody serves the consumer (deleted, or its stream gone), nothing asked counts
+    any more, and `gone` is told why."""
 
     def __init__(
         self,
@@ -175,6 +196,7 @@ class PullFeed(Generic[M]):
         *,
         expires: float = 5.0,
         ended: Callable[[], None] | None = None,
+        gone: Callable[[str], None] | None = None,
     ) -> None:
         self._nc = nc
         self._next = f"{DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{stream}.{durable}"
@@ -182,6 +204,7 @@ class PullFeed(Generic[M]):
         self._model = model
         self._deliver = deliver
         self._ended = ended
+        self._gone = gone
         self._expires = expires
         self._inbox = ""
         self._sub: Subscription | None = None
@@ -240,13 +263,15 @@ class PullFeed(Generic[M]):
         unfilled = headers.get(PENDING_MESSAGES, "")
         if unfilled.isdigit():
             self._pending = max(self._pending - int(unfilled), 0)
-        if status != StatusCode.REQUEST_TIMEOUT:
-            log.info(
-                "bus.pull_ended",
-                consumer=self._durable,
-                status=status,
-                reason=headers.get(Header.DESCRIPTION),
-            )
+        reason = headers.get(Header.DESCRIPTION)
+        if consumer_gone(status, reason):
+            self.forget()  # nothing asked of a consumer nobody serves comes (a 503 says no count)
+            if self._gone is not None:
+                self._gone(
+                    f"the server ended a pull from consumer {self._durable}: {status} {status_gist(status, reason)}"
+                )
+        elif status != StatusCode.REQUEST_TIMEOUT:
+            log.info("bus.pull_ended", consumer=self._durable, status=status, reason=reason)
         if self._ended is not None:
             self._ended()
 

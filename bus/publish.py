@@ -12,13 +12,14 @@ from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
-from nats.js.api import PubAck
-from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
+from nats.js.api import ConsumerConfig, PubAck
+from nats.js.errors import NoStreamResponseError, NotFoundError, ServiceUnavailableError
 from pydantic import BaseModel
 
 from contracts import subjects as s
 from contracts.messages import DeadLetter, JobEvent, JobMessage
 
+from .heal import Healer
 from .inbox import AckInbox, Framed, Refused
 from .infra import Layout, ensure_consumer
 from .output import OutputPublisher, output_publisher
@@ -27,6 +28,10 @@ log = structlog.get_logger("jetjobs.bus")
 
 TRANSIENT = (NoRespondersError, NoStreamResponseError, ServiceUnavailableError, NatsTimeout, TimeoutError)
 """Errors during a leader change, reconnect or restart: retried with the same msg id."""
+
+
+HEAL_WAIT = 1.0
+"""Seconds before asking again for a pool's consumer whose stream could not be made yet."""
 
 
 class PublishFailed(Exception):
@@ -50,19 +55,47 @@ class Publisher:
     Every publish carries a `Nats-Msg-Id`, so retrying after an unknown outcome
     (timeout, reconnect) can never store a second copy."""
 
-    def __init__(self, nc: Client, js: JetStreamContext, layout: Layout, *, budget: float = 60.0) -> None:
+    def __init__(
+        self, nc: Client, js: JetStreamContext, layout: Layout, healer: Healer, *, budget: float = 60.0
+    ) -> None:
         self._js = js
         self._layout = layout
+        self._healer = healer
         self._budget = budget
         self._pools: set[str] = set()
+        self._pools_generation = healer.generation
         self._inbox = AckInbox(nc)
 
     async def ensure_pools(self, pools: Iterable[str]) -> None:
         """Interest retention keeps a message only for consumers that exist when
-        it is stored: make sure each pool's consumer exists before its first job."""
+        it is stored: make sure each pool's consumer exists before its first job,
+        and again after a reconnect or once the healer made anything again (the
+        server may have lost it with its stream; the healer's check, awaited first,
+        makes again the streams and every pool consumer this publisher made)."""
+        if self._pools_generation != self._healer.generation:
+            self._pools_generation = self._healer.generation
+            self._pools.clear()
+            await self._healer.restore("a dispatch after a reconnect or a repair", quiet=True)
         for pool in set(pools) - self._pools:
-            await ensure_consumer(self._js, s.DISPATCH_STREAM, self._layout.pool_consumer(pool))
+            config = self._layout.pool_consumer(pool)
+            self._healer.declare(s.DISPATCH_STREAM, config)
+            await self._ensure_pool(config)
             self._pools.add(pool)
+
+    async def _ensure_pool(self, config: ConsumerConfig) -> None:
+        """Make a pool's consumer; when its stream is gone, have the healer make both,
+        trying for as long as a publish would."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._budget
+        while True:
+            try:
+                return await ensure_consumer(self._js, s.DISPATCH_STREAM, config)
+            except NotFoundError as error:
+                said = f"consumer {config.durable_name} cannot be made: {_described(error)}"
+                if loop.time() + HEAL_WAIT > deadline:
+                    raise PublishFailed(said) from error
+                if not await self._healer.restore(said):
+                    await asyncio.sleep(HEAL_WAIT)
 
     async def publish(
         self, subject: str, payload: bytes, msg_id: str, headers: dict[str, str] | None = None
@@ -77,8 +110,12 @@ class Publisher:
                 )
             except TRANSIENT as error:
                 if asyncio.get_running_loop().time() + delay > deadline:
-                    raise PublishFailed(f"publish to {subject} not acknowledged: {error!r}") from error
-                log.warning("bus.publish_retry", subject=subject, error=repr(error))
+                    raise PublishFailed(
+                        f"publish to {subject} not acknowledged: {_described(error)}"
+                    ) from error
+                log.warning("bus.publish_retry", subject=subject, error=_described(error))
+                if isinstance(error, NoStreamResponseError):
+                    await self._healer.restore(f"no stream answered a publish to {subject}")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
@@ -127,7 +164,7 @@ class Publisher:
         try:
             await self._inbox.open()
         except Exception as error:  # what is sent is refused; `confirm` publishes it, awaited
-            log.warning("bus.publish_retry", error=repr(error))
+            log.warning("bus.publish_retry", error=_described(error))
 
     async def confirm(self, sent: Sequence[Sent]) -> list[PubAck]:
         """Wait until every message sent is stored, in order: one whose ack failed or
@@ -151,6 +188,12 @@ class Publisher:
     async def dead(self, letter: DeadLetter, msg_id: str) -> None:
         """Publish a dead letter (dedup by the original message's identity)."""
         await self.publish(s.dead_subject(letter.company), encode(letter), msg_id)
+
+
+def _described(error: Exception) -> str:
+    """An error as a log line or message shows it: with the server's own words (a
+    JetStream error's `repr` drops them, e.g. "insufficient resources" of a full disk)."""
+    return str(error) or type(error).__name__
 
 
 class Sent(NamedTuple):

@@ -13,6 +13,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import ServiceUnavailableError
 
 from .connection import ConnectionStats, answering, connect
+from .heal import Healer, register
 from .infra import Layout, provision
 from .publish import Publisher
 
@@ -52,13 +53,22 @@ async def _provision_when_ready(
 
 @dataclass
 class Bus:
-    """A NATS connection with its JetStream context and publisher."""
+    """A NATS connection with its JetStream context and publisher, and the healer
+    that makes again what it finds gone (passive unless the bus provisions)."""
 
     nc: Client
     js: JetStreamContext
     layout: Layout
     publisher: Publisher
+    healer: Healer
     stats: ConnectionStats = field(default_factory=ConnectionStats)
+
+    @classmethod
+    def _made(
+        cls, nc: Client, js: JetStreamContext, layout: Layout, healer: Healer, stats: ConnectionStats
+    ) -> Bus:
+        register(nc, js, healer)
+        return cls(nc, js, layout, Publisher(nc, js, layout, healer), healer, stats)
 
     @classmethod
     async def open(
@@ -85,7 +95,9 @@ class Bus:
         except BaseException:
             await nc.close()
             raise
-        return cls(nc, js, layout, Publisher(nc, js, layout), stats)
+        healer = Healer(js, layout, store=store, active=provisioning)
+        stats.on_reconnect.append(healer.check_soon)
+        return cls._made(nc, js, layout, healer, stats)
 
     @classmethod
     async def attach(cls, url: str, name: str, layout: Layout | None = None) -> Bus:
@@ -93,7 +105,7 @@ class Bus:
         nc = await connect(url, name, persistent=False)
         layout = layout or Layout()
         js = nc.jetstream(timeout=10)
-        return cls(nc, js, layout, Publisher(nc, js, layout))
+        return cls._made(nc, js, layout, Healer(js, layout, active=False), ConnectionStats())
 
     @property
     def server_version(self) -> str:
@@ -107,6 +119,7 @@ class Bus:
         buffered, so that stopping never hangs or fails on a dead server."""
         if self.nc.is_closed:
             return
+        self.healer.close()
         if await self._answering():
             try:
                 await self.nc.drain()

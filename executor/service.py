@@ -36,6 +36,8 @@ PULL_EXPIRES = 5.0
 """Seconds a pull request waits on the server for messages before it is renewed."""
 STOP_MARGIN = 10.0
 """Seconds beyond the kill grace to wait for killed jobs to report before cancelling them."""
+UNBOUND_NOTICE_EVERY = 30.0
+"""Seconds between warnings that a bind-only executor's consumer is gone."""
 
 
 class ExecutorService:
@@ -57,6 +59,9 @@ class ExecutorService:
         """Set when the executor stops by itself (memory ceiling): its runner should exit."""
         self._wake = asyncio.Event()
         self._stopping = False
+        self._gone: str | None = None
+        """Why the server said nobody serves this executor's consumer, until it is seen to."""
+        self._next_unbound_notice = 0.0
         self._metrics = instrument(
             telemetry, config.pool, config.slots, lambda: self._bus, lambda: self.running
         )
@@ -84,6 +89,14 @@ class ExecutorService:
         self._bus = bus
         self._stopping = False
         self.exhausted.clear()
+        if not self._config.bind_only:  # made again whenever it is found gone
+            company = self._config.company
+            bus.healer.declare(
+                s.DISPATCH_STREAM,
+                self._layout.pool_consumer(pool)
+                if company is None
+                else self._layout.company_consumer(company, pool),
+            )
         self._runtime = self._runtime_of(bus)
         self._sweep = asyncio.create_task(self._runtime.workdirs.tend())
         self._feed = PullFeed(
@@ -94,6 +107,7 @@ class ExecutorService:
             self._delivered,
             expires=PULL_EXPIRES,
             ended=self._wake.set,
+            gone=self._consumer_gone,
         )
         bus.stats.on_reconnect.append(self._reconnected)
         self._puller = asyncio.create_task(self._pull(self._feed))
@@ -184,6 +198,8 @@ class ExecutorService:
         least = max(1, slots // 8)
         while not self._stopping:
             self._wake.clear()
+            if self._gone is not None:
+                await self._restore()
             try:
                 await feed.want(self._room(slots), least)
             except Exception:
@@ -192,6 +208,42 @@ class ExecutorService:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(PULL_EXPIRES):
                     await self._wake.wait()
+
+    def _consumer_gone(self, reason: str) -> None:
+        """The server says nobody serves the consumer: see to it before pulling again."""
+        self._gone = reason
+        self._wake.set()
+
+    async def _restore(self) -> None:
+        """Have the bus make the consumer (or its stream) again, and pause when that
+        could not be done: a bind-only executor may not, and says who must."""
+        noticed, self._gone = self._gone, None
+        bus = self._bus
+        if bus is None or noticed is None:
+            return
+        if self._config.bind_only:
+            self._unbound(noticed)
+        elif await bus.healer.restore(noticed):
+            return
+        await asyncio.sleep(FETCH_WAIT)
+
+    def _unbound(self, noticed: str) -> None:
+        now = asyncio.get_running_loop().time()
+        if now < self._next_unbound_notice:
+            return
+        self._next_unbound_notice = now + UNBOUND_NOTICE_EVERY
+        company, pool = self._config.company, self._config.pool
+        fix = (
+            f"have an operator run `jetjobs company consumer {company} --pool {pool}`"
+            if company
+            else f"start an executor of pool {pool} without --bind-only once"
+        )
+        log.warning(
+            "executor.consumer_missing",
+            consumer=consumer_name(self._config),
+            noticed=noticed,
+            fix=f"this executor may not make it again (--bind-only): {fix}",
+        )
 
     def _room(self, slots: int) -> int:
         """Free slots; and never more jobs in hand than twice the slots, so jobs

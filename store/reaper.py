@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from bus import Bus, CancelBoard, RunnerBoard, delete_dispatch, dispatch_message, store_backlog
+from bus.heal import MISSING
 from bus.letters import job_id_of
 from contracts import subjects as s
 from contracts.enums import ErrorKind, Status
@@ -238,6 +239,10 @@ class Reaper:
                 await self.reap_once(runners)
             except UNAVAILABLE as error:
                 log.warning("store.reaper_waiting", error=str(error) or type(error).__name__)
+            except MISSING as error:  # a stream, consumer or bucket is gone: made again, it says so
+                said = str(error) or type(error).__name__
+                if not await self._bus.healer.restore(f"store reaper: {said}"):
+                    log.warning("store.reaper_waiting", error=said)
             except Exception:
                 log.exception("store.reaper_failed")
             with contextlib.suppress(TimeoutError):
@@ -263,7 +268,7 @@ class Reaper:
             if cancel is not None:
                 await self._end(cancelled_lost_event(row, cancel))
                 if known is not None and known["stream_seq"] is not None:
-                    await delete_dispatch(self._bus.js, int(known["stream_seq"]))
+                    await self._delete_own(row["id"], int(known["stream_seq"]))
                 continue
             earlier = 0 if known is None else int(known["lost"])
             event = lost_event(row, earlier)
@@ -289,12 +294,19 @@ class Reaper:
         cancel = await cancels.reason(row["id"])
         if cancel is not None:
             if seq is not None:
-                await delete_dispatch(self._bus.js, seq)
+                await self._delete_own(row["id"], seq)
             await self._end(cancelled_unstarted_event(row, cancel))
             return
         original = await self._original(queries, row["id"], row["company"], seq)
         event = ended(row, seq is not None and original.seq is None)
         await self._bury(event, undelivered_letter(event, original), original.seq)
+
+    async def _delete_own(self, job_id: str, seq: int) -> None:
+        """Remove the job's message at `seq` from the dispatch stream, if it is still there:
+        a stream made again after NATS lost its storage numbers new messages from 1."""
+        stored = await dispatch_message(self._bus.js, seq)
+        if stored is not None and job_id_of(stored.data) == job_id:
+            await delete_dispatch(self._bus.js, seq)
 
     async def _original(self, queries: Queries, job_id: str, company: str, seq: int | None) -> Original:
         """The job's message, still in the dispatch stream (unacknowledged) at `seq`;
