@@ -58,6 +58,8 @@ class ExecutorService:
         self.exhausted = asyncio.Event()
         """Set when the executor stops by itself (memory ceiling): its runner should exit."""
         self._wake = asyncio.Event()
+        self._hurried = asyncio.Event()
+        """Set when a stop should not wait for running jobs (a second stop signal)."""
         self._stopping = False
         self._gone: str | None = None
         """Why the server said nobody serves this executor's consumer, until it is seen to."""
@@ -88,6 +90,7 @@ class ExecutorService:
             raise
         self._bus = bus
         self._stopping = False
+        self._hurried.clear()
         self.exhausted.clear()
         if not self._config.bind_only:  # made again whenever it is found gone
             company = self._config.company
@@ -159,12 +162,25 @@ class ExecutorService:
         await bus.close()
         log.info("executor.stopped", pool=self._config.pool, runner=self._config.runner_id)
 
+    def hurry(self) -> None:
+        """Stop without waiting for running jobs: those still running are handed back now
+        (killed within their grace) rather than after the drain's timeout."""
+        self._hurried.set()
+
     async def _drain(self) -> None:
         """Wait for running jobs, then abort (kill and hand back) those still running."""
         if not self._jobs:
             return
         log.info("executor.draining", running=len(self._jobs), timeout=self._config.drain_timeout)
-        _, late = await asyncio.wait(set(self._jobs), timeout=self._config.drain_timeout)
+        jobs = asyncio.create_task(asyncio.wait(set(self._jobs)))
+        hurried = asyncio.create_task(self._hurried.wait())
+        try:
+            await asyncio.wait(
+                (jobs, hurried), timeout=self._config.drain_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            await stop_tasks([jobs, hurried])
+        late = {task for task in self._jobs if not task.done()}
         for task in late:
             self._jobs[task].hand_back()
         if not late:

@@ -11,6 +11,7 @@ from typing import Protocol
 import structlog
 
 from bus import Layout
+from bus.tasks import stop_tasks
 from bus.telemetry import Telemetry
 from executor import ExecutorConfig, ExecutorService
 from executor.config import ExecutorConfigError
@@ -143,14 +144,33 @@ async def start_all(services: Sequence[Service]) -> list[Service]:
     return started
 
 
-async def stop_all(services: Sequence[Service]) -> None:
+async def stop_all(services: Sequence[Service], hurry_on: asyncio.Event | None = None) -> None:
     """Stop in reverse order of start; one that fails to stop is logged and does not
-    keep the others running."""
-    for service in reversed(services):
-        try:
-            await service.stop()
-        except Exception:
-            log.exception("service.stop_failed", service=type(service).__name__)
+    keep the others running. With `hurry_on` (the stop signals' event), another stop
+    signal meanwhile hurries them: an executor hands its running jobs back at once
+    instead of waiting for them, and the process stays to see that through."""
+    hurrying = None
+    if hurry_on is not None:
+        hurry_on.clear()
+        hurrying = asyncio.create_task(_hurry_when(hurry_on, services))
+    try:
+        for service in reversed(services):
+            try:
+                await service.stop()
+            except Exception:
+                log.exception("service.stop_failed", service=type(service).__name__)
+    finally:
+        if hurrying is not None:
+            await stop_tasks([hurrying])
+
+
+async def _hurry_when(again: asyncio.Event, services: Sequence[Service]) -> None:
+    await again.wait()
+    log.warning("service.hurried", reason="stop signal while stopping: running jobs are handed back now")
+    for service in services:
+        hurry = getattr(service, "hurry", None)
+        if callable(hurry):
+            hurry()
 
 
 def exhaustion(service: Service) -> asyncio.Event | None:
@@ -162,10 +182,11 @@ def exhaustion(service: Service) -> asyncio.Event | None:
 async def run(services: Sequence[Service]) -> bool:
     """Start the services, run until signalled or one stops by itself, stop them
     cleanly; True when one stopped by itself, for the process to exit as failed."""
-    started = await start_all(services)
-    exits = [e for s in started if (e := exhaustion(s)) is not None]
-    try:
-        await until_signalled(*exits)
-    finally:
-        await stop_all(started)
+    with stop_signals() as caught:  # from the start: a signal while starting stops once started
+        started = await start_all(services)
+        exits = [e for s in started if (e := exhaustion(s)) is not None]
+        try:
+            await until_set(caught, *exits)
+        finally:
+            await stop_all(started, hurry_on=caught)
     return any(e.is_set() for e in exits)

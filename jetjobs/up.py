@@ -277,25 +277,27 @@ async def up(settings: Settings, *, with_demo: bool) -> None:
         serving(replace(settings, metrics_port=metrics_port), STORE_PORT) as (telemetry, metrics),
     ):
         executor = services.executor(settings, telemetry)
-        running = await services.start_all(
-            [services.store(settings, telemetry), services.scheduler(settings, telemetry), executor]
-        )
         gone: str | None = None
-        try:
-            with services.stop_signals() as stop:
+        with services.stop_signals() as stop:
+            running = await services.start_all(
+                [services.store(settings, telemetry), services.scheduler(settings, telemetry), executor]
+            )
+            try:
                 async with _watched(servers) as exited, _restarted(executor) as restarts:
                     print(banner(settings, metrics.url if metrics else None), flush=True)
                     if with_demo:
                         await _with_demo(settings, stop, exited, restarts.failed)
                     else:
                         await services.until_set(stop, exited, restarts.failed)
-            if gone := _failure(servers, restarts):
-                print(gone, file=sys.stderr, flush=True)
-            print(
-                f"stopping: running jobs get up to {ExecutorConfig.drain_timeout:g} s to finish", flush=True
-            )
-        finally:
-            await services.stop_all(running)
+                if gone := _failure(servers, restarts):
+                    print(gone, file=sys.stderr, flush=True)
+                print(
+                    f"stopping: running jobs get up to {ExecutorConfig.drain_timeout:g} s to finish "
+                    "(Ctrl-C again hands them back now)",
+                    flush=True,
+                )
+            finally:
+                await services.stop_all(running, hurry_on=stop)
     if gone:
         raise EmbeddedError(f"jetjobs up stopped because {gone}")
     print("jetjobs stopped", flush=True)

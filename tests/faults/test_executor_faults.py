@@ -12,7 +12,7 @@ import pytest
 
 from executor.config import MEMORY_EXIT
 from tests.acceptance.test_up_memory_limit import LIMIT_MB, leaking_pythonpath
-from tests.faults.harness import ACK_WAIT, Faults, faults
+from tests.faults.harness import ACK_WAIT, Faults, Proc, faults
 from tests.stack import eventually
 
 pytestmark = pytest.mark.timeout(90)
@@ -93,6 +93,27 @@ async def test_sigterm_drains_running_jobs_and_hands_on_the_queue(f: Faults) -> 
     for job_id in running:
         assert jobs[job_id]["attempt"] == 1 and str(jobs[job_id]["runner"]).endswith(f"-{busy.pid}")
     assert sum(str(j["runner"]).endswith(f"-{other.pid}") for j in jobs.values()) == 4
+
+
+async def test_a_second_sigterm_hands_running_jobs_back_at_once(f: Faults) -> None:
+    """The first stop signal drains; another one meanwhile does not kill the executor
+    (its jobs would be left running, unowned) but has it hand its jobs back now."""
+    busy = f.executor(slots=1)
+    await f.ready(busy)
+    [job_id] = await f.submit(1, ["sh", "-c", "sleep 60"])
+    await started_on(f, job_id)
+    busy.signal(signal.SIGTERM)
+    await eventually(lambda: _said(busy, "executor.draining"), 10, "the executor to drain")
+    busy.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(busy.popen.wait, 20) == 0, busy.tail()
+    assert "service.hurried" in busy.tail(100)
+    [attempt] = await f.attempts(job_id)
+    assert (attempt["status"], attempt["kind"]) == ("error", "lost"), dict(attempt)
+    assert "handed back" in str(attempt["reason"]), dict(attempt)
+
+
+async def _said(proc: Proc, event: str) -> bool:
+    return event in proc.tail(100)
 
 
 async def _started(f: Faults, ids: list[str], count: int) -> list[str] | None:
