@@ -88,7 +88,9 @@ async def _last_sequence(js: JetStreamContext, subject: str) -> int:
 async def job_output(
     js: JetStreamContext, company: str, job_id: str, ended: asyncio.Future[Any] | None = None
 ) -> AsyncIterator[LogChunk]:
-    """A job's output chunks from the first one. Without `ended`, stops at the
+    """A job's output chunks from the oldest the logs stream still holds (it drops
+    the oldest first, by age and size: a reader tells what is gone by each
+    attempt's `seq`, numbered from 0 per stream). Without `ended`, stops at the
     newest chunk stored now; with it, follows until `ended` is done and then
     until the newest chunk stored at that moment. A connection closed meanwhile
     raises nats-py's `ConnectionClosedError`; after an outage it rides out (see

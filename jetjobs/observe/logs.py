@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import UTC, datetime
 from typing import TextIO
 
 from bus import job_events, live_events
@@ -54,45 +55,102 @@ async def _until_final(ses: Session, company: str, job_id: str) -> JobEvent:
     return await anext(event async for event in events if event.final)
 
 
-def _print_chunk(chunk: LogChunk, as_json: bool, last_attempt: list[int]) -> None:
-    if as_json:
-        print(chunk.model_dump_json(), flush=True)
-        return
-    if last_attempt and last_attempt[0] != chunk.attempt:
-        print(f"--- attempt {chunk.attempt} ---", file=sys.stderr, flush=True)
-    last_attempt[:] = [chunk.attempt]
-    out: TextIO = sys.stdout if chunk.stream == "stdout" else sys.stderr
-    out.write(render.job_text(chunk.data, out.isatty()))
-    out.flush()
+LOST = (
+    "job {id}: the live log stream no longer holds {what} of this job's output (it is bounded and "
+    "shared by every tenant); `jetjobs job show {id}` has what the store kept"
+)
+RECORDED = (
+    "job {id}: the live log stream no longer holds this job's output (it is bounded and shared by "
+    "every tenant); printing what the store kept of its last attempt, as `jetjobs job show {id}` does"
+)
+
+
+class _Printer:
+    """Prints a job's chunks and says, once, on stderr, when the logs stream lost some.
+
+    The stream drops its oldest chunks first (by age and size, across all tenants),
+    and each attempt numbers the chunks of each of its streams from 0: a stream of
+    an attempt whose first chunk read is not 0, or a number skipped, means output
+    is gone. A final job of which nothing is left gets the output its record kept.
+    Costs one dict entry per attempt and stream, and one lookup per chunk."""
+
+    def __init__(self, job_id: str, as_json: bool) -> None:
+        self._job_id = job_id
+        self._as_json = as_json
+        self._next: dict[tuple[int, str], int] = {}
+        self._attempt: int | None = None
+        self._warned = False
+
+    def chunk(self, chunk: LogChunk) -> None:
+        key = (chunk.attempt, chunk.stream)
+        expected = self._next.get(key, 0)
+        if chunk.seq > expected and not self._warned:
+            self._warned = True
+            _note(LOST.format(id=self._job_id, what="the start" if expected == 0 else "part"))
+        self._next[key] = max(expected, chunk.seq + 1)
+        self._print(chunk)
+
+    def finish(self, job: JobRecord, end: JobRecord | JobEvent) -> None:
+        """When nothing was read of a final job that printed something, print the
+        output its record (or final event) kept instead."""
+        if self._next or not end.final or not (end.stdout or end.stderr):
+            return
+        _note(RECORDED.format(id=self._job_id))
+        at = end.end or datetime.now(UTC)
+        for stream, data in (("stdout", end.stdout), ("stderr", end.stderr)):
+            if data:
+                fields = {"job_id": job.id, "company": job.company, "attempt": end.attempt}
+                self._print(
+                    LogChunk.model_validate({**fields, "stream": stream, "seq": 0, "data": data, "at": at})
+                )
+
+    def _print(self, chunk: LogChunk) -> None:
+        if self._as_json:
+            print(chunk.model_dump_json(), flush=True)
+            return
+        if self._attempt is not None and self._attempt != chunk.attempt:
+            _note(f"--- attempt {chunk.attempt} ---")
+        self._attempt = chunk.attempt
+        out: TextIO = sys.stdout if chunk.stream == "stdout" else sys.stderr
+        out.write(render.job_text(chunk.data, out.isatty()))
+        out.flush()
+
+
+def _note(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 async def job_logs(ses: Session, job_id: str, follow: bool) -> int:
     """Print the job's output so far; with `follow`, keep printing until the job ends,
     say on stderr how it ended, and exit as `job run --wait` does (`exit_status`)."""
     job = await _job(ses, job_id, wait=follow)
+    printer = _Printer(job.id, ses.as_json)
     if not follow:
-        await _print_output(ses, job, None)
+        await _print_output(ses, job, None, printer)
+        printer.finish(job, job)
         return 0
     with following(ses.bus.nc):
         if job.final:
-            await _print_output(ses, job, None)
+            await _print_output(ses, job, None, printer)
             end: JobRecord | JobEvent = job
         else:
             ended = asyncio.create_task(_until_final(ses, job.company, job.id))
             try:
-                await _print_output(ses, job, ended)
+                await _print_output(ses, job, ended, printer)
             finally:
                 ended.cancel()
                 await asyncio.gather(ended, return_exceptions=True)
             end = ended.result()
+    printer.finish(job, end)
     print(ending_line(job.id, end), file=sys.stderr, flush=True)
     return exit_status(end.status)
 
 
-async def _print_output(ses: Session, job: JobRecord, ended: asyncio.Task[JobEvent] | None) -> None:
-    last: list[int] = []
+async def _print_output(
+    ses: Session, job: JobRecord, ended: asyncio.Task[JobEvent] | None, printer: _Printer
+) -> None:
     async for chunk in job_output(ses.bus.js, job.company, job.id, ended):
-        _print_chunk(chunk, ses.as_json, last)
+        printer.chunk(chunk)
 
 
 def ending_line(job_id: str, end: JobRecord | JobEvent) -> str:
