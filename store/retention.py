@@ -95,12 +95,19 @@ class Horizons:
     audit: datetime | None
 
     @classmethod
-    def ago(cls, seconds: float | None, audit_seconds: float | None) -> Horizons:
-        now = datetime.now(UTC)
+    def ago(cls, seconds: float | None, audit_seconds: float | None, now: datetime | None = None) -> Horizons:
+        now = now or datetime.now(UTC)
         return cls(
             None if seconds is None else now - timedelta(seconds=seconds),
             None if audit_seconds is None else now - timedelta(seconds=audit_seconds),
         )
+
+    @classmethod
+    async def by_postgres(cls, conn: Any, seconds: float | None, audit_seconds: float | None) -> Horizons:
+        """Horizons counted back from PostgreSQL's clock, the one that dates the rows a
+        prune compares (`updated_at`), whatever the clock of the store's host says."""
+        now: datetime = await conn.fetchval(retention_sql()["now"].sql)
+        return cls.ago(seconds, audit_seconds, now)
 
     def named(self) -> dict[str, str]:
         """The horizons set, as an audit entry gives them."""

@@ -41,9 +41,9 @@ class RetentionApi:
     async def prune(self, request: PruneRequest) -> Pruned:
         if not token_admin.get():
             raise ApiFailure(403, f"only an actor with an admin token may prune history: {BOOTSTRAP_HINT}")
-        horizons = Horizons.ago(request.older_than, request.audit_older_than)
         try:
             async with own_connection(self._connect) as conn:
+                horizons = await Horizons.by_postgres(conn, request.older_than, request.audit_older_than)
                 counts, more = await self._run(conn, request, horizons)
         except StoreUnavailable:
             raise ApiFailure(

@@ -53,13 +53,15 @@ async def keep_history(
 
 async def prune_round(connect: Callable[[], Awaitable[Any]], policy: Retention, on_batch: OnBatch) -> bool:
     """One round; False when another store holds the retention lock."""
-    horizons = Horizons.ago(
-        policy.days * DAY if policy.days else None, policy.audit_days * DAY if policy.audit_days else None
-    )
     async with own_connection(connect) as conn:
         if not await try_lock(conn):
             log.info("store.prune_skipped", reason="another store is pruning")
             return False
+        horizons = await Horizons.by_postgres(
+            conn,
+            policy.days * DAY if policy.days else None,
+            policy.audit_days * DAY if policy.audit_days else None,
+        )
         started = asyncio.get_running_loop().time()
         trail = AuditTrail(ACTOR, ACTION, _settings(policy), horizons)
         counts, _ = await prune(conn, horizons, policy.batch, None, on_batch, trail)

@@ -99,7 +99,10 @@ class ScheduleApi:
                 "narrow --from/--to or raise --limit",
             )
         ids = {slot: scheduled_job_id(request.id, slot) for slot in slots}
-        ran = await ScheduleQueries(self._pool).ran_jobs(list(ids.values()))
+        queries = ScheduleQueries(self._pool)
+        ran = await queries.ran_jobs(list(ids.values()))
+        # read after: a prune records its horizon before it removes the records read above
+        _knowable(request.id, [s for s, j in ids.items() if j not in ran], await queries.pruned_before())
         extras = (await TenantQueries(self._pool).template_extras([request.id])).get(request.id)
         template, now = active_template(row, cron, extras), datetime.now(UTC)
         messages = [
@@ -181,6 +184,25 @@ def _backfillable(row: TemplateRow, request: sc.Backfill) -> str:
             400, "--to is in the future: the scheduler runs future slots; backfill only past ones"
         )
     return cron
+
+
+def _knowable(template_id: int, unrecorded: list[datetime], horizon: datetime | None) -> None:
+    """Refuse to run slots with no record at or before the retention horizon: whether
+    they ran went with their pruned history, and running them could run them twice."""
+    if horizon is None:
+        return
+    lost = [slot for slot in unrecorded if slot <= horizon]
+    if not lost:
+        return
+    after = horizon.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    first, last = (f"{s.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" for s in (lost[0], lost[-1]))
+    raise ApiFailure(
+        409,
+        f"history before {after} was pruned, so whether {len(lost)} slot(s) of template "
+        f"{template_id} from {first} to {last} already ran is no longer known: nothing was "
+        f"queued. Backfill only later slots (--from {after}), or run the template once now "
+        f"with `jetjobs job run {template_id}`",
+    )
 
 
 def _backfilled(message: JobMessage, now: datetime) -> SlotRecord:

@@ -12,6 +12,7 @@ from contracts.schedule import SlotOutcome, SlotReason, SlotRecord, SlotView, Tr
 
 from .db import Db
 from .loader import Query, parse_queries
+from .retention import retention_sql
 
 
 @functools.cache
@@ -79,6 +80,11 @@ class ScheduleQueries:
 
     async def ran_jobs(self, job_ids: Sequence[str]) -> set[str]:
         return {r["id"] for r in await self._db.fetch(self._q("ran_jobs"), list(job_ids))}
+
+    async def pruned_before(self) -> datetime | None:
+        """The newest horizon history was pruned to; None before the first prune."""
+        value: datetime | None = await self._db.fetchval(retention_sql()["pruned_before"].sql)
+        return value
 
     async def recent_slots(self, template_id: int, limit: int) -> list[SlotView]:
         return [slot_view(r) for r in await self._db.fetch(self._q("recent_slots"), template_id, limit)]

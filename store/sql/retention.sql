@@ -21,6 +21,10 @@ SET pruned_before = greatest(retention_horizon.pruned_before, EXCLUDED.pruned_be
 -- The newest horizon history was pruned to: a message older than it, of a job with no row, is of a pruned job; null before the first prune.
 SELECT pruned_before FROM retention_horizon;
 
+-- name: now --
+-- PostgreSQL's clock, which horizons are counted back from: it dates the rows a prune compares.
+SELECT now();
+
 -- name: try_lock --
 -- Take the retention lock on this session, so one store prunes at a time; false when another holds it.
 SELECT pg_try_advisory_lock($1);
