@@ -67,11 +67,10 @@ async def test_the_store_prunes_in_the_background(nats_url: str, database_url: s
     await store.start()
     try:
 
-        async def pruned() -> bool:
-            return await rows(database_url, "job") == 2
+        async def pruned() -> bool:  # dead letters go in a later batch of the round
+            return await rows(database_url, "job") == 2 and await rows(database_url, "dead_letter") == 0
 
         await eventually(pruned, 20, "the background round")
-        assert await rows(database_url, "dead_letter") == 0
         assert await rows(database_url, "job_event") == 6, "the kept jobs keep their events"
         sample = telemetry.registry.get_sample_value
         assert sample("jetjobs_store_pruned_rows_total", {"kind": "jobs"}) == 5
