@@ -20,7 +20,9 @@ from contracts import subjects as s
 from contracts.lifecycle import RunnerInfo
 from contracts.messages import JobEvent
 
+from .heal import until_remade
 from .infra import Layout, ensure_bucket
+from .letters import job_id_of
 
 log = structlog.get_logger("jetjobs.bus")
 
@@ -121,13 +123,14 @@ class RunnerBoard:
 class CancelBoard:
     """Cancelled job ids: the store marks them, executors check and watch them."""
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, js: JetStreamContext) -> None:
         self._kv = kv
+        self._js = js
 
     @classmethod
     async def open(cls, js: JetStreamContext) -> CancelBoard:
         """Bind to the bucket (provisioned by `bus.infra.provision`)."""
-        return cls(await js.key_value(s.CANCELS_BUCKET))
+        return cls(await js.key_value(s.CANCELS_BUCKET), js)
 
     async def mark(self, job_id: str, reason: str) -> None:
         """Ask every executor to stop `job_id` (before or while it runs)."""
@@ -141,9 +144,14 @@ class CancelBoard:
             return None
         return entry.value.decode(errors="replace") if entry.value else None
 
+    async def remade(self) -> None:
+        """Return once the bucket was deleted and made again: a `watch` begun before
+        then must begin again, or it may miss cancels (see `until_remade`)."""
+        await until_remade(self._js, f"KV_{s.CANCELS_BUCKET}")
+
     async def watch(self, ready: Callable[[], None] | None = None) -> AsyncIterator[tuple[str, str]]:
-        """Each cancel marked from now on, as (job id, reason); `ready` is called once
-        the watch is set up."""
+        """Each cancel on the board (those marked before first), as (job id, reason);
+        `ready` is called once the watch is set up."""
         watcher = await self._kv.watchall(include_history=False)
         if ready is not None:
             ready()
@@ -166,6 +174,10 @@ class CancelFeed:
     def __init__(self, nc: Client) -> None:
         self._nc = nc
 
+    async def remade(self) -> None:
+        """Never returns: a plain subscription outlives its bucket being made again."""
+        await asyncio.Future()
+
     async def watch(self, ready: Callable[[], None] | None = None) -> AsyncIterator[tuple[str, str]]:
         """Each cancel marked from now on, as (job id, reason); `ready` is called once
         the subscription is set up."""
@@ -181,9 +193,13 @@ class CancelFeed:
             await sub.unsubscribe()
 
 
-async def delete_dispatch(js: JetStreamContext, sequence: int) -> bool:
-    """Remove a job message from the dispatch stream, so it can never run late;
-    False when it was already gone."""
+async def delete_dispatch(js: JetStreamContext, sequence: int, job_id: str) -> bool:
+    """Remove job `job_id`'s message from the dispatch stream, so it can never run
+    late; False when it was already gone. A stream made again (NATS lost its storage)
+    numbers messages from 1 anew, so another job's message left at `sequence` stays."""
+    stored = await dispatch_message(js, sequence)
+    if stored is None or job_id_of(stored.data) != job_id:
+        return False
     try:
         return bool(await js.delete_msg(s.DISPATCH_STREAM, sequence))
     except (NotFoundError, APIError):

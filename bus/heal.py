@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable
+from datetime import datetime
 from weakref import WeakKeyDictionary
 
 import structlog
 from nats.aio.client import Client
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 from nats.js.errors import NoStreamResponseError, NotFoundError
@@ -40,6 +42,9 @@ at once, and a consumer nobody may make again is asked for again and again."""
 
 FAILURE_NOTICE_EVERY = 30.0
 """Seconds between warnings that what is missing could not be made again."""
+
+REMADE_CHECK = 2.0
+"""Seconds between two looks at whether a watched stream or bucket was made again."""
 
 
 def consumer_gone(status: str, description: str | None) -> bool:
@@ -164,6 +169,36 @@ class Healer:
             error=str(error) or type(error).__name__,
             retry="when it is noticed again",
         )
+
+
+async def until_remade(js: JetStreamContext, stream: str, every: float = REMADE_CHECK) -> None:
+    """Return once `stream` (a bucket's: `KV_<bucket>`) has been deleted and made
+    again since this began, by whichever service: what watches or fills it must start
+    over, since an ordered consumer resumes at a sequence the new stream may never
+    reach. One stream lookup every `every` seconds, nothing per message; found gone,
+    it asks this connection's healer to make it again."""
+    known = await _created(js, stream)
+    while True:
+        await asyncio.sleep(every)
+        created = await _created(js, stream)
+        if created is None:
+            continue
+        if known is not None and created != known:
+            return
+        known = created
+
+
+async def _created(js: JetStreamContext, stream: str) -> datetime | None:
+    """When the server made `stream`; None when it is gone or could not be asked."""
+    try:
+        return (await js.stream_info(stream)).created
+    except NotFoundError:
+        healer = healer_of(js)
+        if healer is not None:
+            await healer.restore(f"{stream} is gone")
+    except (NatsError, TimeoutError):
+        pass
+    return None
 
 
 def _settle(task: asyncio.Future[bool]) -> None:

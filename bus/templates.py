@@ -18,6 +18,8 @@ from contracts import subjects as s
 from contracts.errors import describe
 from contracts.models import ActiveTemplate
 
+from .heal import until_remade
+
 log = structlog.get_logger("jetjobs.bus")
 
 
@@ -68,6 +70,12 @@ class TemplateBoard:
     async def remove(self, template_id: int) -> None:
         """Stop scheduling a template."""
         await self._kv.delete(s.template_key(template_id))
+
+    async def remade(self) -> None:
+        """Return once the bucket was deleted and made again (NATS lost its storage,
+        an operator deleted it): it is empty, so the store must fill it again and a
+        `follow` begun before then must begin again (see `until_remade`)."""
+        await until_remade(self._js, f"KV_{s.TEMPLATES_BUCKET}")
 
     async def ids(self) -> set[int]:
         """Ids of every template currently on the board."""

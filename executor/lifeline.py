@@ -130,15 +130,27 @@ class Lifeline:
                 log.warning("executor.heartbeat_failed", runner=self._config.runner_id, error=repr(error))
 
     async def _watch(self, board: CancelBoard | CancelFeed, ready: Callable[[], None]) -> None:
-        """Follow cancels for as long as the executor runs, re-watching after a failure."""
+        """Follow cancels for as long as the executor runs, re-watching after a failure
+        and once the bucket was made again (its cancels are delivered again then)."""
         while True:
+            watch = asyncio.create_task(self._follow(board, ready))
+            remade = asyncio.create_task(board.remade())
             try:
-                async for job_id, reason in board.watch(ready):
-                    self.cancelled[job_id] = reason
-                    self._on_cancel(job_id, reason)
-            except Exception as error:
-                log.warning("executor.cancel_watch_failed", error=repr(error))
+                await asyncio.wait({watch, remade}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                await stop_tasks([watch, remade])
+            if remade.done() and not remade.cancelled() and remade.exception() is None:
+                log.info("executor.cancel_watch_restarted", reason="bucket made again")
+                continue
             await asyncio.sleep(RETRY_WATCH)
+
+    async def _follow(self, board: CancelBoard | CancelFeed, ready: Callable[[], None]) -> None:
+        try:
+            async for job_id, reason in board.watch(ready):
+                self.cancelled[job_id] = reason
+                self._on_cancel(job_id, reason)
+        except Exception as error:
+            log.warning("executor.cancel_watch_failed", error=repr(error))
 
     async def _memory(self, limit: int) -> None:
         while True:

@@ -228,34 +228,37 @@ class SchedulerService:
     # -- following the board and the runs ----------------------------------------
 
     async def _follow(self, board: TemplateBoard) -> None:
-        """Watch the board for ever; after a failure or a reconnect, watch again and resynchronise."""
+        """Watch the board for ever; after a failure, a reconnect or the bucket being
+        made again, watch again and resynchronise."""
         while True:
             self._reconnected.clear()
-            if await self._watch_until_reconnect(board):
-                log.info("schedule.watch_restarted", reason="reconnected")
+            reason = await self._watch_until_reconnect(board)
+            if reason is not None:
+                log.info("schedule.watch_restarted", reason=reason)
                 continue
             await asyncio.sleep(self._config.watch_retry_delay)
 
-    async def _watch_until_reconnect(self, board: TemplateBoard) -> bool:
-        """Watch until the watch fails (False) or the connection came back (True)."""
+    async def _watch_until_reconnect(self, board: TemplateBoard) -> str | None:
+        """Watch until the watch fails (None), the connection came back or the bucket
+        was made again (which of these, as the reason to watch again)."""
         watch = asyncio.create_task(self._watch_once(board))
-        restarted = False
         reconnect = asyncio.create_task(self._reconnected.wait())
+        remade = asyncio.create_task(board.remade())
         try:
-            await asyncio.wait({watch, reconnect}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({watch, reconnect, remade}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            reconnect.cancel()
-            if not watch.done():
+            await stop_tasks([reconnect, remade])
+            restarted = not watch.done()
+            if restarted:
                 await stop_tasks([watch])
-                restarted = True
         if restarted:
-            return True
+            return "reconnected" if self._reconnected.is_set() else "bucket made again"
         error = watch.exception()
         if error is not None:
             if not self._loaded.is_set():
                 raise error
             log.warning("schedule.watch_failed", error=repr(error))
-        return False
+        return None
 
     async def _watch_once(self, board: TemplateBoard) -> None:
         seen: set[int] | None = set()

@@ -111,6 +111,14 @@ class BoardKeeper:
             else:
                 await self._board.put(template)
 
+    async def refill(self) -> None:
+        """Resync whenever the bucket was made again, empty (NATS lost its storage, an
+        operator deleted it), whoever made it: schedulers fire nothing until then."""
+        while True:
+            await self._board.remade()
+            log.warning("store.board_remade", done="filling it again from Postgres")
+            self._dirty.set()
+
     async def run(self) -> None:
         """Retry a full resync after a failed write until it succeeds."""
         while True:

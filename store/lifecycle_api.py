@@ -231,7 +231,7 @@ class LifecycleApi:
         js = self._bus.js
         if await handed_out(js, job.company, job.pool, seq):
             return False
-        await delete_dispatch(js, seq)
+        await delete_dispatch(js, seq, job.id)
         return not await handed_out(js, job.company, job.pool, seq)
 
     async def _sequence(self, job: JobRecord) -> int | None:
@@ -260,7 +260,7 @@ class LifecycleApi:
             return False
         seq = await Queries(self._pool).dispatch_of(job.id)
         if seq is not None:
-            await delete_dispatch(self._bus.js, seq)
+            await delete_dispatch(self._bus.js, seq, job.id)
         return await self._unreachable(job.pool, last)
 
     async def _unreachable(self, pool: str | None, last: JobEvent) -> bool:

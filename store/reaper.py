@@ -268,7 +268,7 @@ class Reaper:
             if cancel is not None:
                 await self._end(cancelled_lost_event(row, cancel))
                 if known is not None and known["stream_seq"] is not None:
-                    await self._delete_own(row["id"], int(known["stream_seq"]))
+                    await delete_dispatch(self._bus.js, int(known["stream_seq"]), row["id"])
                 continue
             earlier = 0 if known is None else int(known["lost"])
             event = lost_event(row, earlier)
@@ -294,19 +294,12 @@ class Reaper:
         cancel = await cancels.reason(row["id"])
         if cancel is not None:
             if seq is not None:
-                await self._delete_own(row["id"], seq)
+                await delete_dispatch(self._bus.js, seq, row["id"])
             await self._end(cancelled_unstarted_event(row, cancel))
             return
         original = await self._original(queries, row["id"], row["company"], seq)
         event = ended(row, seq is not None and original.seq is None)
         await self._bury(event, undelivered_letter(event, original), original.seq)
-
-    async def _delete_own(self, job_id: str, seq: int) -> None:
-        """Remove the job's message at `seq` from the dispatch stream, if it is still there:
-        a stream made again after NATS lost its storage numbers new messages from 1."""
-        stored = await dispatch_message(self._bus.js, seq)
-        if stored is not None and job_id_of(stored.data) == job_id:
-            await delete_dispatch(self._bus.js, seq)
 
     async def _original(self, queries: Queries, job_id: str, company: str, seq: int | None) -> Original:
         """The job's message, still in the dispatch stream (unacknowledged) at `seq`;
@@ -335,7 +328,7 @@ class Reaper:
         await self._end(event)
         log.warning("job.dead_lettered", job_id=event.job_id, company=event.company, reason=letter.reason)
         if seq is not None:
-            await delete_dispatch(self._bus.js, seq)
+            await delete_dispatch(self._bus.js, seq, event.job_id)
 
     async def _live(self, runners: RunnerBoard) -> list[str] | None:
         """The ids of the live runners; None while the board may still miss some: for one

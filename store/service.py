@@ -114,6 +114,7 @@ class StoreService:
         await warn_unopenable(self._pool, self._config.keyring)
         await board.resync()
         self._helpers.append(self._spawn(board.run(), "board"))
+        self._helpers.append(self._spawn(board.refill(), "board_refill"))
         tuning = Tuning(
             batch_size=self._config.batch_size, linger=self._config.linger, ack_wait=self._layout.ack_wait
         )
