@@ -162,7 +162,7 @@ class ScheduleApi:
             jitter=spec.jitter,
             leader=await lease.holder(),
             next=next_fires(cron, spec.timezone, now, request.next) if upcoming and cron else [],
-            slots=await ScheduleQueries(self._pool).recent_slots(spec.id, request.last),
+            slots=await ScheduleQueries(self._pool).recent_slots(spec.id, spec.company, request.last),
         )
 
 

@@ -86,5 +86,7 @@ class ScheduleQueries:
         value: datetime | None = await self._db.fetchval(retention_sql()["pruned_before"].sql)
         return value
 
-    async def recent_slots(self, template_id: int, limit: int) -> list[SlotView]:
-        return [slot_view(r) for r in await self._db.fetch(self._q("recent_slots"), template_id, limit)]
+    async def recent_slots(self, template_id: int, company: str, limit: int) -> list[SlotView]:
+        """The template's latest slots recorded under `company` (its company now)."""
+        found = await self._db.fetch(self._q("recent_slots"), template_id, limit, company)
+        return [slot_view(r) for r in found]

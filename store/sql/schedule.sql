@@ -29,13 +29,13 @@ UNION
 SELECT job_id FROM schedule_slot WHERE job_id = ANY($1::text[]) AND outcome <> 'skipped';
 
 -- name: recent_slots --
--- A template's latest recorded slots, newest first, with their job's (or flow run's) outcome.
+-- A template's latest recorded slots under company $3 (its company now: those of a company it moved from are that company's history, not its new company's), newest first, with their job's (or flow run's) outcome.
 SELECT s.template_id, s.slot, s.company, s.outcome, s.reason, s.detail, s.trigger, s.job_id,
     s.scheduled_at, s.lateness, s.scheduler, s.recorded_at, s.flow_run,
     j.status::text AS job_status, j.kind::text AS job_kind, j.final AS job_final, f.status AS flow_status
 FROM schedule_slot s
 LEFT JOIN job j ON j.id = s.job_id
 LEFT JOIN flow_run f ON f.id = s.flow_run
-WHERE s.template_id = $1
+WHERE s.template_id = $1 AND s.company = $3
 ORDER BY s.slot DESC
 LIMIT $2;

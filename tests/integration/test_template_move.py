@@ -10,11 +10,13 @@ from pydantic import BaseModel
 
 from bus import ApiClient
 from contracts import api
+from contracts import schedule as sc
 from contracts import tenants as t
 from contracts.api import ApiFailure
 from contracts.models import RunTemplate, TemplateSpec
 from store.credentials import new_key
 from store.tokens import bootstrap_token
+from tests.integration import old_rows
 from tests.stack import Stack
 
 from .tenants_stack import keyring, tenant_stack
@@ -122,3 +124,24 @@ async def test_an_assignment_left_from_before_is_not_served(nats_url: str, datab
     finally:
         await conn.close()
     assert left == 0, "the old company's assignment is gone, so it can unassign or delete its set"
+
+
+async def test_a_moved_templates_explain_leaves_out_its_old_companys_slots(
+    nats_url: str, database_url: str
+) -> None:
+    """The slots a template fired in its old company are that company's history: its
+    new company's readers must not learn their job ids and outcomes from `explain`."""
+    async with tenant_stack(nats_url, database_url, keyring(new_key())) as stack:
+        mover = ApiClient(stack.bus.nc, actor="acme-admin")
+        template_id = await _acme_template(stack, mover)
+        conn = await asyncpg.connect(database_url)
+        try:
+            await old_rows.slot(conn, template_id, 0.01, job_id="acme-slot-job")
+        finally:
+            await conn.close()
+        explain = sc.ExplainRequest(id=template_id)
+        before = await mover.call("template.explain", explain, sc.Explanation)
+        assert [slot.record.job_id for slot in before.slots] == ["acme-slot-job"]
+        await _call(mover, "template.update", api.TemplateUpdate(id=template_id, changes={"company": "beta"}))
+        after = await mover.call("template.explain", explain, sc.Explanation)
+        assert (after.company, after.slots) == ("beta", [])
