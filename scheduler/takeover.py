@@ -26,7 +26,8 @@ async def restore_runs(
             continue
         until = horizon(template, record.recorded_at)
         if until > now:
-            run = Run(record.running_job, template.company, until, started=record.recorded_at)
+            # the company the job ran under, where its events are: the template may have moved since
+            run = Run(record.running_job, record.company, until, started=record.recorded_at)
             candidates.append((template.id, run))
     events = await last_events(bus.js, [(run.company, run.job_id) for _, run in candidates])
     for (template_id, run), event in zip(candidates, events, strict=True):

@@ -12,6 +12,7 @@ import pytest
 
 from contracts import api
 from contracts import schedule as sc
+from contracts.models import RunTemplate
 from contracts.schedule import SlotOutcome, SlotReason, SlotRecord, Trigger
 from tests.stack import Stack, eventually, make_scheduler, running_stack
 
@@ -57,6 +58,31 @@ async def test_forbid_skips_slots_while_the_previous_run_is_active(nats_url: str
     assert all(r.detail and "still active" in r.detail for r in skipped)
     spans = sorted((j.begin, j.end) for j in jobs if j.begin and j.end)
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), "two runs overlapped"
+
+
+async def test_a_forbid_template_moved_while_its_job_runs_fires_after_a_takeover(
+    nats_url: str, database_url: str
+) -> None:
+    """A new leader looks up a recorded run's end under the company the job ran in, not
+    the template's company now: it waited for the run's horizon (hours) after a move."""
+    async with running_stack(nats_url, database_url) as stack:
+        await stack.company()
+        await stack.company("beta")
+        tid = await template(stack, "-c 'sleep 6'", overlap="forbid")
+        recorded = await until_records(stack, tid, lambda rs: any(r.job_id for r in rs), 20)
+        running = next(r for r in recorded if r.job_id)
+        assert running.job_id is not None
+        move = api.TemplateUpdate(id=tid, changes={"company": "beta"})
+        await stack.client.call("template.update", move, RunTemplate)
+        await stack.services[-1].stop()  # the leader, which heard the run start
+        await stack.final_job(running.job_id, timeout=20)
+        takeover = make_scheduler(nats_url)
+        await takeover.start()
+        try:
+            fired = await until_records(stack, tid, lambda rs: any(r.job_id for r in rs), 15)
+        finally:
+            await takeover.stop()
+    assert all(r.company == "beta" for r in fired)
 
 
 async def test_allow_starts_runs_beside_each_other(nats_url: str, database_url: str) -> None:
