@@ -206,7 +206,9 @@ OPERATIONS: dict[str, Operation] = {
         t.CredentialAssign, t.Assigned, "Stop a template using a credential set"
     ),
     "credential.delete": Operation(
-        t.CredentialRef, t.CredentialInfo, "Delete a credential set no live template uses"
+        t.CredentialRef,
+        t.CredentialInfo,
+        "Delete a credential set no live template uses and no unfinished job needs",
     ),
     "secrets.fetch": Operation(t.SecretsRequest, t.SecretsReply, "Credential values for a running job"),
     "template.env": Operation(TemplateRef, t.TemplateEnv, "A template's merged environment, masked"),

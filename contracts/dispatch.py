@@ -26,11 +26,16 @@ def adhoc_job_id() -> str:
     return str(uuid.uuid4())
 
 
-def keyed_job_id(template_id: int, key: str) -> str:
+def keyed_job_id(template_id: int, key: str, moved_to: str | None = None) -> str:
     """The job id of a run-now that names an idempotency key: the same key on the
     same template always gives the same id, so a request sent again (its reply was
-    lost, say) finds the run it asked for first instead of starting another."""
-    return str(uuid.uuid5(_NAMESPACE, f"run:{template_id}:{key}"))
+    lost, say) finds the run it asked for first instead of starting another. Once
+    the key's first run belongs to another company than the template's (it moved
+    since), the key gives its new company `moved_to` an id of its own: that
+    company's run, not the old one's."""
+    if moved_to is None:
+        return str(uuid.uuid5(_NAMESPACE, f"run:{template_id}:{key}"))
+    return str(uuid.uuid5(_NAMESPACE, f"moved-run:{template_id}:{moved_to}:{key}"))
 
 
 def _filler(env: Mapping[str, str], keep: Collection[str]) -> Callable[[re.Match[str]], str]:

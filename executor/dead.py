@@ -19,16 +19,28 @@ def exhausted_letter(msg: Any, event: JobEvent) -> DeadLetter | None:
     if event.status is not Status.ERROR or not event.final or event.kind not in BURIED:
         return None
     data: bytes = msg.data or b""
-    if event.kind is ErrorKind.UNDELIVERED:
-        reason = f"never run: {event.reason}; replay it (`jetjobs dlq replay`) to run it now"
-    else:
-        reason = f"attempt {event.attempt} failed ({event.kind.value}: {event.reason}) and no retry is left"
     return DeadLetter(
         company=event.company,
         job_id=event.job_id,
-        reason=reason,
+        reason=_why_buried(event),
         subject=msg.subject,
         payload=data.decode("utf-8", errors="replace"),
         headers=dict(msg.headers or {}),
         at=event.at,
     )
+
+
+def _why_buried(event: JobEvent) -> str:
+    """Why the job ended for good: an invalid attempt is never retried, whatever retries
+    it had left, since running it again as it is would fail the same way."""
+    kind = event.kind
+    assert kind is not None  # BURIED
+    if kind is ErrorKind.UNDELIVERED:
+        return f"never run: {event.reason}; replay it (`jetjobs dlq replay`) to run it now"
+    failed = f"attempt {event.attempt} failed ({kind.value}: {event.reason})"
+    if kind is ErrorKind.INVALID:
+        return (
+            f"{failed}: it cannot run as it is, so it is not retried; fix what the reason names, "
+            "then replay it (`jetjobs dlq replay`)"
+        )
+    return f"{failed} and no retry is left"

@@ -327,8 +327,12 @@ class StoreApi:
         row = found.row
         company = row.template.company
         permit(actor, company, "change", found.roles, found.closed)
-        job_id = adhoc_job_id() if request.key is None else keyed_job_id(request.id, request.key)
-        if request.key is not None and await self._recorded_in(job_id, company):
+        job_id, recorded = (
+            (adhoc_job_id(), False)
+            if request.key is None
+            else await self._keyed(request.id, request.key, company)
+        )
+        if recorded:
             return self._queued_before(job_id, company, request.id)  # even if it could not run now
         if row.template.deleted_at is not None:
             raise resolve.deleted_template(row.template)
@@ -381,6 +385,21 @@ class StoreApi:
         if self._keyring is None:
             raise refused(values)
         await seal_for_job(self._pool, self._keyring, job_id, view, values)
+
+    async def _keyed(self, template_id: int, key: str, company: str) -> tuple[str, bool]:
+        """The job id of the template's run with `key` in `company`, and whether that run is
+        recorded already. The key's own id, unless it names another company's run of this
+        template (it moved since; a row events alone made names no template): then the id
+        the key has in its new company, whose run it is even once the old one is pruned."""
+        first = keyed_job_id(template_id, key)
+        brief = await TenantQueries(self._pool).job_brief(first)
+        if brief is not None and brief[0] == company:
+            return first, True
+        moved = keyed_job_id(template_id, key, moved_to=company)
+        if await self._recorded_in(moved, company):
+            return moved, True
+        moved_away = brief is not None and brief[1] == template_id
+        return (moved if moved_away else first), False
 
     async def _recorded_in(self, job_id: str, company: str) -> bool:
         """Whether the job is recorded for this company (a row another company's events

@@ -214,6 +214,11 @@ class TenantQueries:
         found = await self._db.fetch(self._q("credential_users"), credential_id)
         return [TemplateName(r["id"], r["name"]) for r in found]
 
+    async def credential_jobs(self, credential_id: int, limit: int) -> list[tuple[str, int]]:
+        """Up to `limit` unfinished jobs, with their templates, that still fetch the set's values."""
+        found = await self._db.fetch(self._q("credential_jobs"), credential_id, limit)
+        return [(r["id"], r["template_id"]) for r in found]
+
     async def delete_credential(self, credential_id: int) -> None:
         await self._db.execute(self._q("delete_credential"), credential_id)
 

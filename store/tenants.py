@@ -47,7 +47,7 @@ NO_KEY = no_key("credentials")
 
 
 IN_USE_SHOWN = 10
-"""The most templates a refused credential delete names."""
+"""The most templates, or jobs, a refused credential delete names."""
 
 
 class TenantApi:
@@ -156,8 +156,9 @@ class TenantApi:
         return t.Assigned(template_id=request.template_id, credentials=names)
 
     async def credential_delete(self, request: t.CredentialRef) -> t.CredentialInfo:
-        """Delete a set no live template uses: one in use is refused rather than taken from
-        under templates whose next runs would then miss its variables."""
+        """Delete a set no live template uses and no unfinished job needs: one in use is
+        refused rather than taken from under templates whose next runs, or jobs (of deleted
+        templates too) whose next attempts, would then miss its variables."""
         company, name = request.company, request.name
         company_id = await self._company_id(company)
         async with self._pool.acquire() as conn, conn.transaction():
@@ -173,6 +174,9 @@ class TenantApi:
             users = await queries.credential_users(credential_id)
             if users:
                 raise ApiFailure(409, in_use(company, name, users))
+            jobs = await queries.credential_jobs(credential_id, IN_USE_SHOWN + 1)
+            if jobs:
+                raise ApiFailure(409, needed_by_jobs(company, name, jobs))
             await queries.delete_credential(credential_id)
             await audit(conn, "credential.delete", company, {"name": name, "fields": info.fields})
         log.info("credential.deleted", company=company, name=name)
@@ -357,6 +361,18 @@ def in_use(company: str, name: str, users: list[TemplateName]) -> str:
     return (
         f"credential set {company}/{name} is used by {templates} {shown}{more}: unassign it from each "
         f"first (`jetjobs credentials unassign TEMPLATE {name}`)"
+    )
+
+
+def needed_by_jobs(company: str, name: str, jobs: list[tuple[str, int]]) -> str:
+    """Why a credential set cannot be deleted yet, naming (the first few of) its unfinished jobs."""
+    shown = ", ".join(f"{job_id} (template {template_id})" for job_id, template_id in jobs[:IN_USE_SHOWN])
+    more = " and more" if len(jobs) > IN_USE_SHOWN else ""
+    noun, them = ("job", "it") if len(jobs) == 1 else ("jobs", "them")
+    return (
+        f"credential set {company}/{name} is still needed by unfinished {noun} {shown}{more}, whose "
+        f"attempts fetch its values: wait for {them} to end (`jetjobs job show JOB`), "
+        f"or cancel {them} (`jetjobs job cancel JOB`), then delete it again"
     )
 
 

@@ -432,7 +432,7 @@ SELECT id, $2, 'dispatched' FROM reopened
 ON CONFLICT (job_id, attempt) DO NOTHING;
 
 -- name: record_slots --
--- Record scheduled slots in one statement: a skipped slot may become fired, a fired one never changes. A record naming another company's template is not recorded (a company's subjects are its own, template ids are global): returns the (template id, company) of those. Of the others, the first of each (template, slot) is kept (the caller picked the strongest per company; two companies' records of one slot remain only for a template the store does not have).
+-- Record scheduled slots in one statement: a skipped slot may become fired, a fired one never changes. A record naming another company's template is not recorded (a company's subjects are its own, template ids are global): returns the (template id, company) of those. One whose job is recorded as dispatched for its company and template is that company's all the same: the template moved after the scheduler fired the slot for its old company (a row events alone made names no template). Of the others, the first of each (template, slot) is kept (the caller picked the strongest per company; two companies' records of one slot remain only for a template the store does not have).
 WITH record AS (
     SELECT * FROM unnest(
         $1::bigint[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
@@ -443,7 +443,10 @@ WITH record AS (
 ), foreign_ AS (
     SELECT r.template_id, r.company FROM record r
     JOIN runtemplate t ON t.id = r.template_id JOIN company c ON c.id = t.company_id
-    WHERE c.code <> r.company
+    WHERE c.code <> r.company AND NOT EXISTS (
+        SELECT 1 FROM job j
+        WHERE j.id = r.job_id AND j.company = r.company AND j.template_id = r.template_id
+            AND j.dispatched_at IS NOT NULL)
 ), kept AS (
     INSERT INTO schedule_slot AS s
         (template_id, slot, company, outcome, reason, detail, trigger, job_id, scheduled_at, lateness,

@@ -69,6 +69,14 @@ SELECT t.id, t.name FROM template_credential tc JOIN runtemplate t ON t.id = tc.
 WHERE tc.credential_id = $1 AND t.deleted_at IS NULL
 ORDER BY t.id;
 
+-- name: credential_jobs --
+-- The unfinished jobs (queued, running, or waiting to retry) of the templates, deleted or not, that use credential set $1, at most $2 of them: each attempt still fetches the set's values. Per template, only its rows not final (the `job_open` partial index, or `job_template_newest`).
+SELECT j.id, j.template_id FROM template_credential tc
+JOIN job j ON j.template_id = tc.template_id
+WHERE tc.credential_id = $1 AND NOT j.final
+ORDER BY j.id
+LIMIT $2;
+
 -- name: delete_credential --
 -- Remove a credential set; the assignments of deleted templates go with it.
 DELETE FROM credential WHERE id = $1;
