@@ -39,6 +39,9 @@ TIMEOUT_HEADER = "Jetjobs-Timeout"
 """Seconds the caller waits for the answer (`ApiClient` sends its timeout)."""
 DEFAULT_TIMEOUT = 10.0
 """`ApiClient`'s wait, and the one assumed of a caller that does not say."""
+SHORTEST_WAIT = 1.0
+"""Seconds the store gives a request at least, whatever its caller says: less would
+report PostgreSQL too slow when the caller's own timeout is what is short."""
 ANSWER_MARGIN = 1.0
 """Seconds, at most a fifth of the wait, kept for an answer to reach the caller in time."""
 answer_by: ContextVar[float | None] = ContextVar("jetjobs_answer_by", default=None)
@@ -68,7 +71,24 @@ def _caller_wait(headers: Mapping[str, str]) -> float:
         wait = float(headers.get(TIMEOUT_HEADER, DEFAULT_TIMEOUT))
     except ValueError:
         return DEFAULT_TIMEOUT
-    return wait if math.isfinite(wait) and wait > 0 else DEFAULT_TIMEOUT
+    if not math.isfinite(wait) or wait <= 0:
+        return DEFAULT_TIMEOUT
+    return max(wait, SHORTEST_WAIT)
+
+
+NO_REPLY = "no reply subject set"
+"""What nats-py raises answering a request published without a reply subject."""
+
+
+async def _answered(request: Request, op: str, spec: Operation, handler: Handler, room: int) -> None:
+    """The request served; one published without a reply subject (a plain publish,
+    fire and forget) is carried out all the same, and its answer dropped."""
+    try:
+        await _answer(request, op, spec, handler, room)
+    except ValueError as error:
+        if str(error) != NO_REPLY:
+            raise
+        log.info("api.not_answered", operation=op, reason="the request has no reply subject")
 
 
 async def _answer(request: Request, op: str, spec: Operation, handler: Handler, room: int) -> None:
@@ -123,7 +143,7 @@ class ApiServer:
 
         async def receive(request: Request) -> None:
             room = reply_room.get() if self._nc is None else self._nc.max_payload
-            task = asyncio.create_task(_answer(request, op, spec, handler, room))
+            task = asyncio.create_task(_answered(request, op, spec, handler, room))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

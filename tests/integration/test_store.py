@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import asyncpg
 import pytest
 from pydantic import BaseModel
+from structlog.testing import capture_logs
 
 from bus import ApiClient, Bus, Removed, TemplateBoard
 from bus.templates import Posted
@@ -200,6 +201,22 @@ async def test_a_company_filter_takes_a_code_the_store_lacks_but_has_jobs_of(h: 
     with pytest.raises(ApiFailure) as caught:
         await h.call("job.list", api.JobQuery(company="nope"), api.JobList)
     assert caught.value.code == 404 and "unknown company 'nope'" in caught.value.message
+
+
+async def test_a_request_without_a_reply_subject_is_carried_out_quietly(h: Harness) -> None:
+    """A plain publish on an API subject (fire and forget) does what it asks; the
+    answer nobody can receive is dropped without an error in the log."""
+    with capture_logs() as logs:
+        await h.bus.nc.publish(s.api_subject("company.create"), b'{"code": "quiet", "name": "Quiet"}')
+
+        async def created() -> bool:
+            listed = await h.call("company.list", api.CompanyFilter(), api.CompanyList)
+            return any(c.code == "quiet" for c in listed.companies)
+
+        await eventually(created)
+        await asyncio.sleep(0.2)  # the answer's turn, after the company was made
+    assert [e for e in logs if e["log_level"] in ("error", "critical")] == []
+    assert any(e["event"] == "api.not_answered" for e in logs)
 
 
 # applications
