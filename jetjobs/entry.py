@@ -4,11 +4,26 @@ as it does later, with status 130 and no traceback."""
 
 from __future__ import annotations
 
+import signal
+import sys
+from types import FrameType
+
+INTERRUPTED = 130
+
+
+def _quit(signum: int, frame: FrameType | None) -> None:
+    sys.exit(INTERRUPTED)
+
+
+signal.signal(signal.SIGINT, _quit)  # until the CLI is loaded, which handles Ctrl-C itself
+
 
 def main() -> int:
     try:
         from .cli import main as run
-
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
         return run()
     except KeyboardInterrupt:
-        return 130
+        return INTERRUPTED
