@@ -85,31 +85,39 @@ class Stack:
         return reply.jobs
 
 
-def make_store(nats_url: str, database_url: str) -> StoreService:
-    return StoreService(StoreConfig(nats_url=nats_url, database_url=database_url), Layout())
+def make_store(nats_url: str, database_url: str, layout: Layout | None = None) -> StoreService:
+    return StoreService(StoreConfig(nats_url=nats_url, database_url=database_url), layout or Layout())
 
 
-def make_scheduler(nats_url: str) -> SchedulerService:
-    return SchedulerService(SchedulerConfig(nats_url=nats_url), Layout())
+def make_scheduler(nats_url: str, layout: Layout | None = None) -> SchedulerService:
+    return SchedulerService(SchedulerConfig(nats_url=nats_url), layout or Layout())
 
 
-def make_executor(nats_url: str, slots: int = 4) -> ExecutorService:
-    return ExecutorService(ExecutorConfig(nats_url=nats_url, slots=slots), Layout())
+def make_executor(nats_url: str, slots: int = 4, layout: Layout | None = None) -> ExecutorService:
+    return ExecutorService(ExecutorConfig(nats_url=nats_url, slots=slots), layout or Layout())
 
 
 @asynccontextmanager
-async def running_stack(nats_url: str, database_url: str, *, scheduler: bool = True) -> AsyncIterator[Stack]:
-    """Start the services (store first: it provisions and migrates), stop them after."""
-    services: list[Any] = [make_store(nats_url, database_url), make_executor(nats_url)]
+async def running_stack(
+    nats_url: str,
+    database_url: str,
+    *,
+    scheduler: bool = True,
+    layout: Layout | None = None,
+    token: str | None = None,
+) -> AsyncIterator[Stack]:
+    """Start the services (store first: it provisions and migrates), stop them after;
+    the client presents `token` when given."""
+    services: list[Any] = [make_store(nats_url, database_url, layout), make_executor(nats_url, layout=layout)]
     if scheduler:
-        services.append(make_scheduler(nats_url))
+        services.append(make_scheduler(nats_url, layout))
     started: list[Any] = []
     bus = await Bus.attach(nats_url, "jetjobs-test")
     try:
         for service in services:
             await service.start()
             started.append(service)
-        yield Stack(nats_url, database_url, ApiClient(bus.nc), bus, started)
+        yield Stack(nats_url, database_url, ApiClient(bus.nc, token=token), bus, started)
     finally:
         for service in reversed(started):
             await service.stop()

@@ -7,9 +7,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from bus import ApiClient, Bus, Layout
+from contracts.dispatch import adhoc_job_id
+from contracts.flows import FlowSpec
+from contracts.messages import JobMessage
 from executor import ExecutorConfig, ExecutorService
 from store import StoreConfig, StoreService
 from store.credentials import Keyring, parse_key
+from store.db import open_pool
+from store.flow_jobs import node_message
 from tests.stack import Stack
 
 
@@ -46,3 +51,19 @@ async def tenant_stack(
         for service in reversed(started):
             await service.stop()
         await bus.nc.close()
+
+
+async def sealed_and_clear(
+    database_url: str, spec: FlowSpec, env: dict[str, str], ring: Keyring
+) -> tuple[JobMessage, JobMessage]:
+    """The message of the flow's node `a` made with the store's keyring (its secret
+    values sealed for its job) and without one (in clear, masked), each for a new job."""
+    pool = await open_pool(database_url, 1)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            node = spec.node("a")
+            sealed = await node_message(conn, spec, node, adhoc_job_id(), dict(env), keyring=ring)
+            clear = await node_message(conn, spec, node, adhoc_job_id(), dict(env))
+    finally:
+        await pool.close()
+    return sealed, clear

@@ -14,16 +14,14 @@ import asyncpg
 import pytest
 
 import store.retention
-from bus import ApiClient, Bus, Layout
+from bus import Layout
 from contracts import schedule as sc
 from contracts import tenants as t
 from contracts.api import ApiFailure
 from contracts.dispatch import scheduled_job_id
 from contracts.retention import DAY, HOUR, Pruned, PruneRequest
-from executor import ExecutorConfig, ExecutorService
-from store import StoreConfig, StoreService
 from store.tokens import bootstrap_token
-from tests.stack import Stack
+from tests.stack import Stack, running_stack
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -35,21 +33,10 @@ LAYOUT = Layout(dedup_window=2)
 async def stack(nats_url: str, database_url: str) -> AsyncIterator[Stack]:
     """Store and executor, no scheduler; the client holds an admin token (to prune)."""
     root = await bootstrap_token(database_url, t.TokenCreate(actor="root", admin=True))
-    services: list[Any] = [
-        StoreService(StoreConfig(nats_url=nats_url, database_url=database_url), LAYOUT),
-        ExecutorService(ExecutorConfig(nats_url=nats_url, slots=4), LAYOUT),
-    ]
-    started: list[Any] = []
-    bus = await Bus.attach(nats_url, "jetjobs-test")
-    try:
-        for service in services:
-            await service.start()
-            started.append(service)
-        yield Stack(nats_url, database_url, ApiClient(bus.nc, token=root.token), bus, started)
-    finally:
-        for service in reversed(started):
-            await service.stop()
-        await bus.nc.close()
+    async with running_stack(
+        nats_url, database_url, scheduler=False, layout=LAYOUT, token=root.token
+    ) as running:
+        yield running
 
 
 async def backfill(s: Stack, template_id: int, start: datetime, end: datetime) -> sc.BackfillReply:

@@ -17,12 +17,10 @@ from contracts.enums import Status
 from contracts.flows import FlowRef, FlowRun, FlowRunRequest, FlowSpec, FlowStatus
 from contracts.lifecycle import DeadLetterList, DeadLetterQuery, DeadLetterRef, Replayed
 from store.credentials import new_key
-from store.db import open_pool
-from store.flow_jobs import node_message
 from store.rotation import Rotated, rotate_key
 from tests.stack import Stack, eventually
 
-from .tenants_stack import keyring, tenant_stack
+from .tenants_stack import keyring, sealed_and_clear, tenant_stack
 from .test_job_secrets import _sealed_row, _tables_holding
 from .test_template_secrets import SCRIPT, Dispatched, _printed, _rows, _stream_bytes, run_flow_node
 
@@ -95,15 +93,9 @@ async def test_only_its_job_of_its_company_is_served_the_value(nats_url: str, da
         spec = FlowSpec.model_validate(
             {"name": "secretive", "company": "acme", "nodes": [{"name": "a", "app": app}]}
         )
-        sealed_id, clear_id = adhoc_job_id(), adhoc_job_id()
         env = {"PASSWORD": RUN, "USER_NAME": "eve"}
-        pool = await open_pool(database_url, 1)
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                sealed = await node_message(conn, spec, spec.node("a"), sealed_id, dict(env), keyring=ring)
-                clear = await node_message(conn, spec, spec.node("a"), clear_id, dict(env))
-        finally:
-            await pool.close()
+        sealed, clear = await sealed_and_clear(database_url, spec, env, ring)
+        sealed_id = sealed.job_id
         assert sealed.secrets == ["PASSWORD"] and sealed.env["USER_NAME"] == "eve"
         assert RUN not in sealed.model_dump_json()
         assert clear.env["PASSWORD"] == RUN and clear.masked == ["PASSWORD"], "without a keyring, as before"

@@ -18,14 +18,12 @@ from contracts.lifecycle import DeadLetterList, DeadLetterQuery, DeadLetterRef, 
 from contracts.retention import DAY
 from store import migrate
 from store.credentials import Sealed, UndecryptableError, new_key
-from store.db import open_pool
-from store.flow_jobs import node_message
 from store.retention import Horizons, prune
 from store.rotation import Rotated, rotate_key
 from tests.stack import Stack, eventually
 
 from . import old_rows
-from .tenants_stack import keyring, tenant_stack
+from .tenants_stack import keyring, sealed_and_clear, tenant_stack
 from .test_template_secrets import (
     ENV,
     SCRIPT,
@@ -192,14 +190,8 @@ async def test_a_flow_template_nodes_secret_value_is_sealed_for_its_job(
         node = {"name": "a", "template": template.id}
         spec = FlowSpec.model_validate({"name": "secretive", "company": "acme", "nodes": [node]})
         env = {"PASSWORD": RUN, "USER_NAME": "eve"}
-        sealed_id, clear_id = adhoc_job_id(), adhoc_job_id()
-        pool = await open_pool(database_url, 1)
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                sealed = await node_message(conn, spec, spec.node("a"), sealed_id, dict(env), keyring=ring)
-                clear = await node_message(conn, spec, spec.node("a"), clear_id, dict(env))
-        finally:
-            await pool.close()
+        sealed, clear = await sealed_and_clear(database_url, spec, env, ring)
+        sealed_id = sealed.job_id
         assert sealed.secrets == ["PASSWORD"] and sealed.env["USER_NAME"] == "eve"
         assert RUN not in sealed.model_dump_json()
         assert await _fetched(stack, sealed_id, template.id) == {"PASSWORD": RUN}
