@@ -33,7 +33,17 @@ from . import (
     logs,
     settings,
 )
-from .cli_common import Handler, add_command, add_group, call, check_code, global_options, most, parse
+from .cli_common import (
+    Handler,
+    add_command,
+    add_group,
+    call,
+    check_code,
+    global_options,
+    most,
+    parse,
+    sendable,
+)
 from .cli_numbers import count, positive
 from .commands import CommandError
 from .errors import EmbeddedError, MetricsServerError
@@ -62,15 +72,16 @@ def _env_pairs(values: Sequence[str] | None) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise CommandError(f"--env expects KEY=VALUE, got {item!r}")
-        pairs[key] = value
+        pairs[key] = sendable(key, value, "--env")
     return pairs
 
 
 def _bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered not in ("true", "false", "yes", "no", "1", "0"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return lowered in ("true", "yes", "1")
+    """The same words as the true/false settings take."""
+    lowered = text.strip().lower()
+    if lowered not in settings.TRUE_WORDS + settings.FALSE_WORDS:
+        raise argparse.ArgumentTypeError(f"expected true or false (or yes/no, on/off, 1/0), got {text!r}")
+    return lowered in settings.TRUE_WORDS
 
 
 def _timeouts(args: argparse.Namespace) -> dict[str, float]:
@@ -145,6 +156,10 @@ async def cmd_up(args: argparse.Namespace, conf: settings.Settings) -> None:
 
 
 async def cmd_schema_export(args: argparse.Namespace, conf: settings.Settings) -> None:
+    if not args.directory:
+        raise CommandError(
+            "schema export: the folder is empty: name one, e.g. `jetjobs schema export schemas`"
+        )
     directory = Path(args.directory)
     settings.make_folder(directory, "schema export")
     try:
@@ -189,6 +204,8 @@ def _template_update(args: argparse.Namespace) -> TemplateUpdate:
     if args.replace_env:
         return TemplateUpdate(id=args.id, changes={**changes, "env": pairs})
     unset = args.unset_env or []
+    for name in unset:
+        sendable(name, "", "--unset-env")
     if both := sorted(set(pairs) & set(unset)):
         raise CommandError(f"{', '.join(both)}: both in --env and --unset-env; give each variable once")
     return TemplateUpdate(id=args.id, changes=changes, set_env=pairs, unset_env=unset)

@@ -124,6 +124,16 @@ def check_code(value: str, what: str) -> str:
         ) from None
 
 
+def sendable(name: str, value: str, given: str) -> str:
+    """`value` of variable `name`, refused (not shown: it may be a secret) if it is not
+    UTF-8 text, which no request can carry; `given` says where it was given."""
+    if not settings.is_utf8(name):
+        raise CommandError(f"{given}: a variable name is not valid UTF-8 text; give it as UTF-8")
+    if not settings.is_utf8(value):
+        raise CommandError(f"{given} {name}: the value is not valid UTF-8 text; give it as UTF-8")
+    return value
+
+
 async def call(
     args: argparse.Namespace, conf: settings.Settings, action: Callable[[commands.Session], Awaitable[Any]]
 ) -> int | None:

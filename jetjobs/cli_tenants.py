@@ -20,7 +20,7 @@ from contracts.base import INT4_MAX
 from contracts.records import JobRecord
 
 from . import commands, render, settings
-from .cli_common import add_command, add_group, call, check_code, most
+from .cli_common import add_command, add_group, call, check_code, most, sendable
 from .cli_numbers import count
 from .commands import CommandError
 from .pages import every_page, every_page_after
@@ -35,7 +35,7 @@ def _pairs(values: list[str]) -> dict[str, str]:
             raise CommandError(
                 f"expected KEY=VALUE, got {item!r} (values may also come from --from-env NAME)"
             )
-        pairs[key] = value
+        pairs[key] = sendable(key, value, "credential field")
     return pairs
 
 
@@ -44,7 +44,7 @@ async def cmd_credentials_set(args: argparse.Namespace, conf: settings.Settings)
     for name in args.from_env or []:
         if name not in os.environ:
             raise CommandError(f"--from-env {name}: the variable is not set in this shell")
-        values[name] = os.environ[name]
+        values[name] = sendable(name, os.environ[name], "--from-env")
     if not values:
         raise CommandError(
             f"no values for {args.company}/{args.name}: give at least one KEY=VALUE or --from-env NAME"

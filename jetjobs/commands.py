@@ -6,8 +6,10 @@ import asyncio
 import getpass
 import json
 import os
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+import signal
+import sys
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from contracts.multiflexi import AppFileError, parse_app
 from contracts.records import JobRecord
 from contracts.tenants import TemplateEnv
 
-from . import render
+from . import render, settings
 from .pages import every_page, every_page_after
 from .progress import progress
 
@@ -52,14 +54,22 @@ def show(as_json: bool, value: Any, human: str) -> None:
 
 
 def default_actor() -> str:
-    """Who the command acts as: JETJOBS_ACTOR, else the login name."""
+    """Who the command acts as: JETJOBS_ACTOR, else the login name; either must be
+    UTF-8 text, or no request can carry it."""
     named = os.environ.get("JETJOBS_ACTOR")
     if named:
-        return named
+        return _sendable_actor(named, "JETJOBS_ACTOR")
     try:
-        return f"user:{getpass.getuser()}"
+        login = getpass.getuser()
     except (OSError, KeyError):
         return "user:unknown"
+    return _sendable_actor(f"user:{login}", "the login name (USER)")
+
+
+def _sendable_actor(actor: str, given: str) -> str:
+    if not settings.is_utf8(actor):
+        raise CommandError(f"{given} is not valid UTF-8 text: set JETJOBS_ACTOR to a UTF-8 name")
+    return actor
 
 
 @asynccontextmanager
@@ -278,6 +288,41 @@ def _queued_line(queued: api.JobQueued, key: str | None) -> str:
     return f"queued job {queued.job_id} for company {queued.company}"
 
 
+LEAVING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Besides Ctrl-C (which `asyncio.run` turns into a cancel), what ends a waiting `job run`."""
+
+
+@contextmanager
+def _told_if_left(job_id: str) -> Iterator[None]:
+    """Ctrl-C, SIGTERM or SIGHUP while waiting leave the job queued or running: say
+    so and how to stop it, on stderr (stdout stays clean for --json); exit as the
+    signal asks (Ctrl-C: 130, the others 128 + their number)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    caught: list[int] = []
+
+    def leave(signum: int) -> None:
+        caught.append(signum)
+        if task is not None:
+            task.cancel()
+
+    for signum in LEAVING_SIGNALS:
+        loop.add_signal_handler(signum, leave, signum)
+    try:
+        yield
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        print(
+            f"jetjobs: job {job_id} is still queued or running; stop it with `jetjobs job cancel {job_id}`",
+            file=sys.stderr,
+        )
+        if caught:
+            raise SystemExit(128 + caught[0]) from None
+        raise
+    finally:
+        for signum in LEAVING_SIGNALS:
+            loop.remove_signal_handler(signum)
+
+
 async def job_run(ses: Session, request: api.RunNow, wait: float | None) -> int:
     """Queue a run; with `wait`, follow it to its outcome (exit 1 if it failed),
     riding out a short NATS outage meanwhile (`following`)."""
@@ -287,7 +332,8 @@ async def job_run(ses: Session, request: api.RunNow, wait: float | None) -> int:
         return 0
     with following(ses.bus.nc):
         try:
-            await asyncio.wait_for(_final_event_of(ses, queued), timeout=wait)
+            with _told_if_left(queued.job_id):
+                await asyncio.wait_for(_final_event_of(ses, queued), timeout=wait)
         except TimeoutError:
             raise CommandError(
                 f"job {queued.job_id} has no outcome after {wait:g} s; "

@@ -203,13 +203,16 @@ class Source:
 def _toml(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
+    if isinstance(value, str | list):
+        return json.dumps(value, default=str)  # a TOML string or array as written
     return repr(value)
 
 
 def _check_url(source: Source, value: str, schemes: tuple[str, ...]) -> None:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: nats://[::1
+        parts = urlsplit("")
     if parts.scheme not in schemes or not parts.hostname:
         raise SettingsError(f"{source.show(value)} is not a valid URL: expected {schemes[0]}://host:port")
     try:
@@ -228,6 +231,34 @@ def _check_text(name: str, source: Source, value: str) -> None:
         _check_url(source, value, ("postgresql", "postgres"))
     elif name == "log_level" and value.lower() not in LOG_LEVELS:
         raise SettingsError(f"{source.show(value)}: use debug, info, warning or error")
+
+
+def is_utf8(text: str) -> bool:
+    """Whether `text` can be sent: bytes that are not UTF-8 in an argument or variable
+    reach Python as lone surrogates, which no JSON request or header can carry."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+FILE_SETTINGS = frozenset({"secret_key_file", "container_engine"})
+"""Text settings naming a file, whose name may be any bytes the file system takes."""
+
+TOML_TYPES = {bool: "a boolean", int: "an integer", float: "a float", list: "an array", dict: "a table"}
+
+
+def _text(name: str, raw: Any, source: Source) -> str:
+    """A text setting's value: a config file's key must hold a string, not a value
+    turned into text (`home = ["x"]` would name a folder `['x']`); and text that is
+    not UTF-8 is refused (not shown: it may be a token)."""
+    if not isinstance(raw, str):
+        given = TOML_TYPES.get(type(raw), f"a {type(raw).__name__}")
+        raise SettingsError(f"{source.show(raw)}: give a string in quotes, not {given}")
+    if name not in FILE_SETTINGS and not is_utf8(raw):
+        raise SettingsError(f"{source.name}: the value is not valid UTF-8 text; give it as UTF-8")
+    return raw
 
 
 def _port(said: str, raw: Any) -> int:
@@ -284,10 +315,11 @@ def _coerce(name: str, raw: Any, default: Any, source: Source) -> Any:
     if isinstance(default, int):
         least = 0 if default == 0 else 1  # a setting whose default is 0 takes 0: off
         return _whole(said, raw, least, SMALLEST_LIMIT.get(name))
+    text = _text(name, raw, source)
     if isinstance(default, Path):
-        return Path(str(raw))
-    _check_text(name, source, str(raw))
-    return str(raw)
+        return Path(text)
+    _check_text(name, source, text)
+    return text
 
 
 def _file_values(path: str | None) -> dict[str, Any]:
@@ -300,6 +332,10 @@ def _file_values(path: str | None) -> dict[str, Any]:
         raise SettingsError(f"cannot read config file {path}: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise SettingsError(f"config file {path} is not valid TOML: {error}") from None
+    except UnicodeDecodeError:
+        raise SettingsError(
+            f"config file {path} is not UTF-8 text: give a TOML file saved as UTF-8"
+        ) from None
     unknown = sorted(set(values) - {f.name for f in fields(Settings)})
     if unknown:
         raise SettingsError(f"unknown setting(s) in config file {path}: {', '.join(unknown)}")

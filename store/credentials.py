@@ -196,6 +196,11 @@ def read_key_file(path: Path) -> list[bytes]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as error:
         raise SecretKeyError(f"cannot read secret key file {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise SecretKeyError(
+            f"secret key file {path} is not text: it holds base64 keys, one per line "
+            "(make one with `jetjobs credentials new-key`)"
+        ) from None
     keys = [
         parse_key(line, f"{path} line {n}")
         for n, line in enumerate(lines, start=1)

@@ -31,6 +31,10 @@ def test_flags_win_over_environment_over_file(tmp_path: Path) -> None:
         ({"JETJOBS_SLOTS": "many"}, "must be a whole number"),
         ({"JETJOBS_SLOTS": "0"}, "at least 1"),
         ({"JETJOBS_LOG_LEVEL": "loud"}, "use debug, info, warning or error"),
+        ({"JETJOBS_NATS_URL": "nats://[::1"}, "JETJOBS_NATS_URL='nats://[::1' is not a valid URL"),
+        ({"JETJOBS_DATABASE_URL": "postgresql://[::1"}, "is not a valid URL"),
+        ({"JETJOBS_API_TOKEN": "\udcff"}, "JETJOBS_API_TOKEN: the value is not valid UTF-8"),
+        ({"JETJOBS_EXECUTOR_ACTOR": "\udcff"}, "JETJOBS_EXECUTOR_ACTOR: the value is not valid UTF-8"),
     ],
 )
 def test_bad_values_are_named(env: dict[str, str], expected: str) -> None:
@@ -49,6 +53,29 @@ def test_unknown_and_broken_config_files_are_reported(tmp_path: Path) -> None:
         load({"config": str(config)}, {})
     with pytest.raises(SettingsError, match="cannot read config file"):
         load({"config": str(tmp_path / "missing.toml")}, {})
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('home = ["x"]', 'home = ["x"] in config file'),
+        ("pool = 3", "pool = 3 in config file"),
+        ("log_level = true", "not a boolean"),
+    ],
+)
+def test_text_settings_in_a_config_file_take_only_strings(tmp_path: Path, line: str, expected: str) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(line + "\n")
+    with pytest.raises(SettingsError, match="give a string in quotes") as caught:
+        load({"config": str(config)}, {})
+    assert expected in str(caught.value)
+
+
+def test_a_config_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_bytes(b"\xff\xfe = 1\n")
+    with pytest.raises(SettingsError, match="is not UTF-8 text"):
+        load({"config": str(config)}, {})
 
 
 def test_urls_announced_by_jetjobs_up_are_found(tmp_path: Path) -> None:
