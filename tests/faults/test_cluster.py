@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import nats
 import pytest
 
 from bus import ApiClient, Bus, Layout
+from contracts import api
 from contracts import subjects as s
 from contracts.api import ApiFailure
 from executor import ExecutorConfig, ExecutorService
@@ -58,11 +60,13 @@ async def _jetstream_ready(url: str) -> None:
 
 async def _run_through_failover(stack: Stack, template_id: int) -> str:
     """Run now, retrying while the store reconnects to a surviving node (the
-    API answers 503 "no responders" for a moment, as any client would see)."""
+    API answers 503 "no responders" for a moment, as any client would see).
+    A 504 does not say the run was not queued, so each retry names the same key."""
+    request = api.RunNow(id=template_id, key=f"failover-{uuid.uuid4()}")
 
     async def attempt() -> str | None:
         try:
-            return (await stack.run(template_id)).job_id
+            return (await stack.client.call("template.run", request, api.JobQueued)).job_id
         except ApiFailure as failure:
             if failure.code not in (503, 504):
                 raise
