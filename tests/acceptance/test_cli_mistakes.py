@@ -101,9 +101,7 @@ async def _followers(stack: Stack) -> int:
     return (await stack.bus.js.stream_info(s.EVENTS_STREAM)).state.consumer_count
 
 
-@pytest.mark.parametrize(
-    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)]
-)
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 async def test_interrupted_wait_names_the_job_left_running(stack: Stack, signum: int, code: int) -> None:
     env = clean_env(JETJOBS_NATS_URL=stack.nats_url)
     template_id = await _template(stack, "sleep 60")
