@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,20 @@ def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get(NATS_URL_ENV) and getattr(config.option, "dist", "no") != "no":
         config.option.dist = "no"
         config.option.numprocesses = 0
+
+
+def _stop_signals_as_from_a_terminal() -> None:
+    """Tests send Ctrl-C and hang-ups to the commands they start, as a user's terminal
+    would. A test run a script started in the background inherits SIGINT ignored (and,
+    under nohup, SIGHUP), and so would every command it starts, which would then never
+    stop: give them back their default dispositions, which those commands inherit."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+_stop_signals_as_from_a_terminal()
 
 
 # Many tests each open a connection pool against the one session server.
