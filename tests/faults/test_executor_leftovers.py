@@ -80,8 +80,11 @@ async def test_a_killed_executors_directories_are_swept_and_a_live_ones_kept(f: 
 
     await eventually(swept, 20, "the dead executor's directories to be removed")
     assert f'"removed": {len(left)}' in survivor.tail(200)
-    assert all(d.exists() for d in kept), "a live executor's directories were removed"
-    assert (await f.all_final([partial], 30))[partial]["status"] == "processed"
+    final = (await f.all_final([partial], 30))[partial]
+    assert final["status"] == "processed"
+    # the keeper drops a directory of its own that the redelivery left files in, if it ran it
+    own = 1 if str(final["runner"]).endswith(f"-{keeper.pid}") else 0
+    assert len([d for d in kept if not d.exists()]) <= own, "a live executor's directories were removed"
 
 
 async def _gone(pid: int) -> bool:
