@@ -40,3 +40,17 @@ async def jetjobs(*args: str, env: dict[str, str], timeout: float = 60.0) -> Res
         raise
     assert process.returncode is not None
     return Result(process.returncode, out.decode(), err.decode())
+
+
+async def started(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`python -m jetjobs ARGS` started with its output piped, for a test to read as it
+    runs (a follower) and to end itself."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "jetjobs",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )

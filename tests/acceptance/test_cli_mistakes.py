@@ -8,14 +8,13 @@ import asyncio
 import json
 import re
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from contracts import subjects as s
-from tests.acceptance.cli import clean_env, jetjobs
+from tests.acceptance.cli import clean_env, jetjobs, started
 from tests.acceptance.test_cli import one_line_error
 from tests.stack import Stack, eventually, running_stack
 
@@ -101,24 +100,14 @@ async def _followers(stack: Stack) -> int:
     return (await stack.bus.js.stream_info(s.EVENTS_STREAM)).state.consumer_count
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)]
+)
 async def test_interrupted_wait_names_the_job_left_running(stack: Stack, signum: int, code: int) -> None:
     env = clean_env(JETJOBS_NATS_URL=stack.nats_url)
     template_id = await _template(stack, "sleep 60")
     before = await _followers(stack)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "jetjobs",
-        "--json",
-        "job",
-        "run",
-        str(template_id),
-        "--wait",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await started("--json", "job", "run", str(template_id), "--wait", env=env)
     try:
         await eventually(lambda: _more_followers(stack, before), 30, "the command to follow the job")
         process.send_signal(signum)

@@ -4,13 +4,12 @@ succeed, waits asked for, and filters that name nothing."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.acceptance.cli import clean_env, jetjobs
+from tests.acceptance.cli import clean_env, jetjobs, started
 from tests.stack import Stack, running_stack
 
 
@@ -33,10 +32,7 @@ async def test_job_logs_follow_says_how_a_cancelled_job_ended_and_exits_1(
     template_id = await _template(stack, f"echo working; while [ ! -e {gate} ]; do sleep 0.1; done", "slow")
     job_id = (await stack.run(template_id)).job_id
     env = clean_env(JETJOBS_NATS_URL=stack.nats_url)
-    follower = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "jetjobs", "job", "logs", job_id, "-f",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    follower = await started("job", "logs", job_id, "-f", env=env)
     try:
         assert follower.stdout is not None
         assert await asyncio.wait_for(follower.stdout.readline(), 20) == b"working\n"

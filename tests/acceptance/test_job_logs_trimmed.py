@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from nats.js.errors import NotFoundError
 
 from contracts import subjects as s
 from contracts.output import LogChunk
-from tests.acceptance.cli import clean_env, jetjobs
+from tests.acceptance.cli import clean_env, jetjobs, started
 from tests.stack import Stack, eventually, running_stack
 
 pytestmark = pytest.mark.timeout(180)
@@ -118,10 +117,7 @@ async def test_following_a_running_job_whose_start_is_gone_says_so(stack: Stack,
     await stack.bus.js.purge_stream(s.LOGS_STREAM, subject=s.logs_subject("acme", job_id))
 
     env = clean_env(JETJOBS_NATS_URL=stack.nats_url)
-    follower = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "jetjobs", "job", "logs", job_id, "-f",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    follower = await started("job", "logs", job_id, "-f", env=env)
     try:
         assert not (await stack.job(job_id)).final
         gate.touch()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.cli import clean_env, jetjobs
+from tests.acceptance.cli import clean_env, jetjobs, started
 from tests.stack import Stack, eventually, running_stack
 
 
@@ -41,10 +41,7 @@ async def test_job_logs_follow_shows_lines_while_the_job_runs(stack: Stack, tmp_
     gate = tmp_path / "gate"
     job_id = await _gated_job(stack, gate)
     env = clean_env(JETJOBS_NATS_URL=stack.nats_url)
-    follower = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "jetjobs", "job", "logs", job_id, "-f",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    follower = await started("job", "logs", job_id, "-f", env=env)
     try:
         assert follower.stdout is not None and follower.stderr is not None
         assert await _read_line(follower.stdout) == "first line\n"
