@@ -59,14 +59,18 @@ class RunnerBoard:
         if await ensure_bucket(self._js, self._config):
             log.warning("runners.bucket_recreated", bucket=self._config.bucket, error=repr(error))
 
-    async def beat(self, info: RunnerInfo) -> None:
-        """Announce (again) that this runner is alive; each put restarts its TTL."""
+    STREAM = f"KV_{s.RUNNERS_BUCKET}"
+    """The stream under the bucket, where a heartbeat's stored time can be read."""
+
+    async def beat(self, info: RunnerInfo) -> int:
+        """Announce (again) that this runner is alive; each put restarts its TTL.
+        Returns the heartbeat's sequence in `STREAM`."""
         key, value = s.runner_key(info.pool, info.id), info.model_dump_json().encode()
         try:
-            await self._kv.put(key, value)
+            return await self._kv.put(key, value)
         except NoStreamResponseError as error:
             await self._restore(error)
-            await self._kv.put(key, value)
+            return await self._kv.put(key, value)
 
     async def leave(self, info: RunnerInfo) -> None:
         """Say goodbye on a clean stop, so nobody waits for the TTL."""

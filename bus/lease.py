@@ -32,6 +32,14 @@ class Lease:
         """Bind to the bucket (provisioned by `bus.infra.provision`)."""
         return cls(await js.key_value(s.LEASES_BUCKET), holder, key)
 
+    STREAM = f"KV_{s.LEASES_BUCKET}"
+    """The stream under the bucket, where a take's or renewal's stored time can be read."""
+
+    @property
+    def revision(self) -> int | None:
+        """The sequence in `STREAM` of the last take or renewal that succeeded."""
+        return self._revision
+
     @property
     def held(self) -> bool:
         """Whether the last take or renewal succeeded (the TTL may have run out since)."""

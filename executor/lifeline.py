@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from bus import Bus, CancelBoard, CancelFeed, Layout, RunnerBoard
+from bus.clock import ClockCheck
 from bus.tasks import stop_tasks
 from contracts.lifecycle import RunnerInfo
 
@@ -26,6 +27,8 @@ log = structlog.get_logger("jetjobs.executor")
 MEMORY_CHECK = 1.0
 """Seconds between two looks at the executor's resident memory."""
 
+CLOCK_WAIT = 2.0
+"""Seconds a clock check may wait for the server before it is given up until the next."""
 RETRY_WATCH = 1.0
 WATCH_READY = 5.0
 """Seconds `start` waits for the cancel watch to be set up: a KV watch cancelled
@@ -59,6 +62,18 @@ def check_memory_room(limit_mb: int | None) -> None:
         )
 
 
+def _clock_effect(offset: float) -> str:
+    """What a clock `offset` seconds off does to an executor: it holds each job's
+    `dispatched_at`, stamped by the store's or scheduler's clock, against its own."""
+    if offset > 0:
+        return (
+            f"a job not taken within its delivery timeout by this clock is refused as late (`undelivered`), "
+            f"so jobs whose timeout is under {offset:.0f} s never run here, and every time this "
+            "executor reports is off by as much"
+        )
+    return "jobs are taken after their delivery timeout has passed, and every time this executor reports is off by as much"
+
+
 class Lifeline:
     """Background duties of one executor, started after it connects and stopped before it closes."""
 
@@ -70,6 +85,7 @@ class Lifeline:
         running: Callable[[], list[str]],
         on_cancel: Callable[[str, str], None],
         on_memory: Callable[[int], None],
+        on_clock: Callable[[float], None] | None = None,
     ) -> None:
         self._bus = bus
         self._config = config
@@ -81,6 +97,9 @@ class Lifeline:
         self._tasks: list[asyncio.Task[None]] = []
         self._runners: RunnerBoard | None = None
         self.cancelled: dict[str, str] = {}
+        self.clock = ClockCheck(bus.js, "executor", _clock_effect, on_clock)
+        self._clock_check = asyncio.Event()
+        self._last_beat: tuple[int, datetime, datetime] | None = None
 
     def info(self) -> RunnerInfo:
         """This executor as `jetjobs runners` shows it."""
@@ -100,8 +119,9 @@ class Lifeline:
         check_memory_room(self._config.memory_limit_mb)
         # a bind-only executor may not make the bucket again after a NATS restart: the store does
         self._runners = await RunnerBoard.open(self._bus.js, None if self._config.bind_only else self._layout)
-        await self._runners.beat(self.info())
+        await self._announce(self._runners)
         cancels = CancelFeed(self._bus.nc) if self._config.bind_only else await CancelBoard.open(self._bus.js)
+        self._spawn(self._check_clock(), "clock")
         self._spawn(self._beat(self._runners), "beat")
         watching = asyncio.Event()
         self._spawn(self._watch(cancels, watching.set), "cancels")
@@ -125,9 +145,29 @@ class Lifeline:
         while True:
             await asyncio.sleep(self._layout.runner_beat)
             try:
-                await board.beat(self.info())
+                await self._announce(board)
             except Exception as error:  # NATS away: the next beat tries again
                 log.warning("executor.heartbeat_failed", runner=self._config.runner_id, error=repr(error))
+
+    async def _announce(self, board: RunnerBoard) -> None:
+        """Put a heartbeat, and keep when it was sent for the clock check."""
+        before = self.clock.clock()
+        seq = await board.beat(self.info())
+        self._last_beat = (seq, before, self.clock.clock())
+        if self.clock.due() and not self._config.bind_only:
+            self._clock_check.set()
+
+    async def _check_clock(self) -> None:
+        """Hold this host's clock against the time the server stored a heartbeat at
+        (`bus.clock`), once a minute, apart from the beats so that a slow answer never
+        delays one. A bind-only executor may not read the bucket's messages."""
+        while True:
+            await self._clock_check.wait()
+            self._clock_check.clear()
+            if self._last_beat is not None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(CLOCK_WAIT):
+                        await self.clock.stored(RunnerBoard.STREAM, *self._last_beat)
 
     async def _watch(self, board: CancelBoard | CancelFeed, ready: Callable[[], None]) -> None:
         """Follow cancels for as long as the executor runs, re-watching after a failure

@@ -88,6 +88,11 @@ class ExecutorMetrics:
                 ("jetjobs_executor_running_jobs", "jobs running on this executor now"),
                 ("jetjobs_executor_slots", "jobs this executor may run at once"),
                 ("jetjobs_executor_free_slots", "slots free for more jobs"),
+                (
+                    "jetjobs_executor_clock_offset_seconds",
+                    "how far this host's clock is ahead of the NATS server's (negative: behind), "
+                    "as last measured from a heartbeat",
+                ),
             )
         }
 
@@ -137,6 +142,10 @@ class ExecutorMetrics:
             self._run_child.observe(max((event.end - event.begin).total_seconds(), 0.0))
         if event.retry_in is not None and not event.final:
             self._child("retries", self._retries, event.company).inc()
+
+    def clock_offset(self, seconds: float) -> None:
+        """This host's clock against the NATS server's, as `bus.clock` measured it."""
+        self._gauges["jetjobs_executor_clock_offset_seconds"].labels(self._pool).set(seconds)
 
     def escaped_killed(self, found: str) -> None:
         """A process a job left running was killed; `found` says how it was told the job's."""

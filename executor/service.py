@@ -81,7 +81,13 @@ class ExecutorService:
         pool = self._config.pool
         bus = await open_bus(self._config, self._layout)
         self._lifeline = Lifeline(
-            bus, self._config, self._layout, self._job_ids, self._cancel, self._out_of_memory
+            bus,
+            self._config,
+            self._layout,
+            self._job_ids,
+            self._cancel,
+            self._out_of_memory,
+            self._metrics.clock_offset,
         )
         try:
             await self._lifeline.start()

@@ -43,11 +43,21 @@ class SchedulerMetrics:
             buckets=LATENESS_BUCKETS,
             registry=self.registry,
         )
+        self._clock_offset = Gauge(
+            "jetjobs_scheduler_clock_offset_seconds",
+            "how far this host's clock is ahead of the NATS server's (negative: behind), "
+            "as last measured from a lease renewal",
+            registry=self.registry,
+        )
         self._slots = Counter(
             "jetjobs_scheduler_slots", "slots settled, by outcome", ["outcome"], registry=self.registry
         )
         for outcome in OUTCOMES:
             self._slots.labels(outcome=outcome)
+
+    def clock_offset(self, seconds: float) -> None:
+        """This host's clock against the NATS server's, as `bus.clock` measured it."""
+        self._clock_offset.set(seconds)
 
     def leading(self, value: bool) -> None:
         """A former leader's last fire is no one's: it reads 0 until it leads and fires again."""

@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from bus import Bus, CancelBoard, Layout, Loaded, Removed, TemplateBoard
+from bus.clock import ClockCheck
 from bus.handoff import Handoff
 from bus.lease import Lease
 from bus.slots import SlotLog, finished_jobs, records_from
@@ -27,7 +28,7 @@ from bus.tasks import stop_tasks
 from bus.templates import BoardChange, Posted
 
 from .firer import Firer
-from .leader import Leadership
+from .leader import Leadership, clock_effect
 from .metrics import SchedulerMetrics
 from .plan import Backoff, Plan
 from .recheck import ended
@@ -153,7 +154,8 @@ class SchedulerService:
         watcher = self._spawn(self._follow(board), "watch")
         await self._until_loaded(watcher)
         lease = await Lease.open(bus.js, self.holder)
-        self._leadership = Leadership(lease, self._layout.lease_ttl, self._wake.set)
+        clock = ClockCheck(bus.js, "scheduler", clock_effect, self.metrics.clock_offset)
+        self._leadership = Leadership(lease, self._layout.lease_ttl, self._wake.set, clock)
         await self._leadership.step()
         self._spawn(self._leadership.run(self._beat), "lease")
         self._spawn(self._follow_runs(bus), "runs")
