@@ -18,7 +18,7 @@ import structlog
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig
+from nats.js.api import ConsumerConfig, StorageType
 from nats.js.errors import NoStreamResponseError, NotFoundError
 
 from .infra import Layout, ensure_consumer, provision
@@ -122,7 +122,7 @@ class Healer:
             if missing:
                 await self._make(missing)
                 self.generation += 1
-                log.warning("bus.remade", missing=missing, noticed=noticed, done="made again as provisioned")
+                self._said_remade(missing, noticed)
         except Exception as error:
             if quiet:
                 log.info("bus.check_failed", noticed=noticed, error=str(error) or type(error).__name__)
@@ -130,6 +130,13 @@ class Healer:
                 self._failed(noticed, error)
             return False
         return True
+
+    def _said_remade(self, missing: list[str], noticed: str) -> None:
+        """A warning, but at info when only buckets kept in memory were missing: every
+        NATS restart loses those, so their loss alone is nothing to act on."""
+        in_memory = {f"KV_{b.bucket}" for b in self._layout.buckets() if b.storage == StorageType.MEMORY}
+        say = log.info if set(missing) <= in_memory else log.warning
+        say("bus.remade", missing=missing, noticed=noticed, done="made again as provisioned")
 
     async def _missing(self) -> list[str]:
         """What is gone: streams and buckets by name, consumers as `stream/name`."""

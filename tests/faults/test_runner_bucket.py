@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from nats.js.api import StorageType
 from nats.js.errors import NotFoundError
+from structlog.testing import capture_logs
 
 from bus import ApiClient, Bus, Layout, RunnerBoard
 from bus.infra import ensure_consumer
@@ -133,3 +134,20 @@ async def lost_attempt(f: Faults, job_id: str) -> dict[str, str] | None:
     if attempts and (attempts[0]["status"], attempts[0]["kind"]) == ("error", "lost"):
         return dict(attempts[0])
     return None
+
+
+async def test_remaking_only_the_in_memory_bucket_is_said_at_info_anything_else_warns(nats_url: str) -> None:
+    """Every NATS restart loses the runners bucket: each service that makes it again
+    says so, but only at info; a stream found gone is still a warning."""
+    bus = await Bus.open(nats_url, "runners-remade", LAYOUT)
+    try:
+        with capture_logs() as logs:
+            await lose_bucket(bus)
+            assert await bus.healer.restore("test: bucket lost")
+            await asyncio.sleep(1.1)  # the healer checks at most once a second
+            await bus.js.delete_stream(s.DEAD_STREAM)
+            assert await bus.healer.restore("test: stream lost")
+        remade = [(e["log_level"], e["missing"]) for e in logs if e["event"] == "bus.remade"]
+        assert remade == [("info", [BUCKET_STREAM]), ("warning", [s.DEAD_STREAM])], remade
+    finally:
+        await bus.close()
