@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -60,12 +61,12 @@ RESERVED_ENV = frozenset({JOB_ID_VAR, ATTEMPT_VAR, COMPANY_VAR, RESULT_FILE_VAR}
 would be listed as the job's while the job got another."""
 
 
+NAME_RULE = "give letters, digits and _ only, not starting with a digit (e.g. API_TOKEN)"
+
+
 def _env_name(name: str) -> str:
     if not re.fullmatch(ENV_NAME, name):
-        raise ValueError(
-            f"{name!r} is not an environment variable name: give letters, digits and _ only, "
-            "not starting with a digit (e.g. API_TOKEN)"
-        )
+        raise ValueError(f"{name!r} is not an environment variable name: {NAME_RULE}")
     return name
 
 
@@ -89,9 +90,12 @@ def _not_reserved(name: str, info: ValidationInfo) -> str:
     return name
 
 
+_NUL_REFUSAL = "holds a NUL byte, which no environment variable can carry: remove it"
+
+
 def _env_value(value: str) -> str:
     if "\x00" in value:
-        raise ValueError("holds a NUL byte, which no environment variable can carry: remove it")
+        raise ValueError(_NUL_REFUSAL)
     return value
 
 
@@ -113,10 +117,55 @@ process cannot be started with would fail every job that carries it, far from wh
 it was given, without naming it."""
 
 
-AwareDatetime = Annotated[PydanticAwareDatetime, Field(ge=EARLIEST, le=LATEST)]
+def env_refusal(env: Mapping[str, str]) -> str | None:
+    """Why no process can be started with `env` (its first name or value that cannot
+    be given), or None. Asked only when a start failed: checking every message's env
+    as it is decoded cost each job more than the few that carry a bad one."""
+    for name, value in env.items():
+        if not re.fullmatch(ENV_NAME, name):
+            return f"env: {name!r} is not an environment variable name: {NAME_RULE}"
+        if "\x00" in value:
+            return f"env: {name} {_NUL_REFUSAL}"
+    return None
+
+
+JobEnv = Annotated[
+    dict[str, str],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": {"pattern": ENV_NAME},
+            "additionalProperties": {"type": "string", "pattern": "^[^\\x00]*$"},
+        }
+    ),
+]
+"""A job message's environment. Its JSON Schema gives the names and values a process
+can be started with (see EnvVars); the models do not check them as a message is
+decoded, and a job whose process cannot be started for one ends `invalid` naming it
+(`env_refusal`)."""
+
+
+INSTANT_PATTERN = r"^(19[7-9][0-9]|[2-8][0-9]{3}|9000)-"
+"""The years of EARLIEST..LATEST, for JSON Schema, which has no bounds for a date-time
+(`formatMinimum` is not standard): an instant within a day of a bound given with an offset
+may still be refused, by its time in UTC."""
+
+AwareDatetime = Annotated[
+    PydanticAwareDatetime,
+    Field(ge=EARLIEST, le=LATEST),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": INSTANT_PATTERN,
+            "description": "with a timezone, from 1970-01-01T00:00:00Z to 9000-12-31T23:59:59.999999Z",
+        }
+    ),
+]
 """An instant a message or request carries: with a timezone, within EARLIEST..LATEST
 (checked by pydantic's own validator: a Python one per instant doubled the cost
-of decoding an event)."""
+of decoding an event). Its JSON Schema says so, so a client's validation refuses Go's
+zero time (0001-01-01T00:00:00Z), which the models refuse."""
 
 RecordedDatetime = PydanticAwareDatetime
 """An instant read back from the record: any the database holds is shown, so a row

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .base import INT4_MAX, AwareDatetime, Code, Frozen, Int8, JobId
+from .base import INT4_MAX, AwareDatetime, Code, Frozen, Int8, JobEnv, JobId
 from .enums import ErrorKind, Status
 from .lifecycle import ExitCodes
 from .models import MAX_RETRIES, MAX_TIMEOUT, AckTimeout, ArtifactSpec, Timeout
@@ -23,7 +23,7 @@ class JobMessage(Frozen):
     template_id: Int8 | None = None
     app_id: Int8 | None = None
     argv: list[str] = Field(min_length=1, description="executable and arguments; never a shell string")
-    env: dict[str, str] = {}
+    env: JobEnv = {}
     scheduled_at: AwareDatetime
     dispatched_at: AwareDatetime
     timeout: Timeout = Field(

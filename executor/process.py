@@ -27,6 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
+from contracts.base import env_refusal
+
 from . import spawning
 from .executables import Executables
 from .output import Capture, Pipe, Sink
@@ -101,7 +103,8 @@ def _why_not(spec: Launch, error: OSError | ValueError) -> str:
         )
     if isinstance(error, PermissionError):
         return f"executable {name!r} is not executable by runner {spec.runner}: check its permissions"
-    detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    refusal = env_refusal(spec.env) if isinstance(error, ValueError) else None
+    detail = refusal or (error.strerror if isinstance(error, OSError) and error.strerror else str(error))
     return f"cannot start {name!r} on runner {spec.runner}: {detail}"
 
 
