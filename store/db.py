@@ -26,7 +26,16 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.TransactionRollbackError,
 )
-"""Postgres is down, restarting, full or busy: wait and write the same batch again."""
+"""Postgres is down, restarting, full or busy: wait and write the same batch again.
+asyncpg raises its InterfaceError for a connection PostgreSQL closed (or that the pool
+gave up as lost); a statement it refuses on an open one raises `StatementMisuse`."""
+
+
+class StatementMisuse(Exception):
+    """A statement asyncpg refused on an open connection as a misuse of its API (a wrong
+    number of query arguments, one connection used by two tasks at once): a bug that no
+    wait mends, so it surfaces as an internal error with its traceback, not as an outage."""
+
 
 BAD_DATA: tuple[type[BaseException], ...] = (
     asyncpg.DataError,
@@ -92,22 +101,44 @@ def _statement_timeout(timeout: float | None) -> float | None:
     return min(COMMAND_TIMEOUT if timeout is None else timeout, left)
 
 
-class _BoundedConnection(asyncpg.Connection):  # type: ignore[misc]
-    """A pooled connection whose statements (a transaction's BEGIN, COMMIT and ROLLBACK
-    too) wait no longer than the request they serve."""
+class _Connection(asyncpg.Connection):  # type: ignore[misc]
+    """A connection whose statements (a transaction's BEGIN, COMMIT and ROLLBACK too) wait
+    no longer than the request they serve, and tell a misuse from a closed connection."""
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
-        result: str = await super().execute(query, *args, timeout=_statement_timeout(timeout))
+        try:
+            result: str = await super().execute(query, *args, timeout=_statement_timeout(timeout))
+        except asyncpg.InterfaceError as error:
+            self._raise_misuse(error)
+            raise
         return result
 
     async def fetch(self, query: str, *args: Any, timeout: float | None = None, **options: Any) -> Any:
-        return await super().fetch(query, *args, timeout=_statement_timeout(timeout), **options)
+        try:
+            return await super().fetch(query, *args, timeout=_statement_timeout(timeout), **options)
+        except asyncpg.InterfaceError as error:
+            self._raise_misuse(error)
+            raise
 
     async def fetchrow(self, query: str, *args: Any, timeout: float | None = None, **options: Any) -> Any:
-        return await super().fetchrow(query, *args, timeout=_statement_timeout(timeout), **options)
+        try:
+            return await super().fetchrow(query, *args, timeout=_statement_timeout(timeout), **options)
+        except asyncpg.InterfaceError as error:
+            self._raise_misuse(error)
+            raise
 
     async def fetchval(self, query: str, *args: Any, timeout: float | None = None, **options: Any) -> Any:
-        return await super().fetchval(query, *args, timeout=_statement_timeout(timeout), **options)
+        try:
+            return await super().fetchval(query, *args, timeout=_statement_timeout(timeout), **options)
+        except asyncpg.InterfaceError as error:
+            self._raise_misuse(error)
+            raise
+
+    def _raise_misuse(self, error: asyncpg.InterfaceError) -> None:
+        """`error` as the StatementMisuse it is when the connection is open; a value the
+        statement cannot carry (DataError) stays what it is, bad data."""
+        if not isinstance(error, asyncpg.DataError) and not self.is_closed():
+            raise StatementMisuse(str(error)) from error
 
 
 class _BoundedPool(asyncpg.Pool):  # type: ignore[misc]
@@ -148,12 +179,17 @@ def _unavailable(url: str, error: BaseException) -> StoreUnavailable:
 
 
 _CONNECT_ERRORS = (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError)
+"""What opening a connection raises when PostgreSQL cannot be used there: an InterfaceError
+while connecting is an authentication the server asks for that this client cannot do (a
+statement of a pool's `init` that asyncpg refuses is a StatementMisuse, a bug)."""
 
 
 async def connect(url: str) -> Any:
     """One connection, for one-shot work such as `migrate`."""
     try:
-        return await asyncpg.connect(url, timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT)
+        return await asyncpg.connect(
+            url, timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT, connection_class=_Connection
+        )
     except _CONNECT_ERRORS as error:
         raise _unavailable(url, error) from None
 
@@ -187,7 +223,7 @@ async def open_pool(url: str, size: int, init: Callable[[Any], Awaitable[None]] 
             init=init,
             reset=_no_session_state,
             loop=None,
-            connection_class=_BoundedConnection,
+            connection_class=_Connection,
             record_class=asyncpg.Record,
             timeout=CONNECT_TIMEOUT,
             command_timeout=COMMAND_TIMEOUT,
