@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -83,6 +84,18 @@ async def _last_sequence(js: JetStreamContext, subject: str) -> int:
         return int((await js.get_last_msg(s.LOGS_STREAM, subject)).seq or 0)
     except NotFoundError:
         return 0
+
+
+async def oldest_output(js: JetStreamContext) -> datetime:
+    """When the oldest chunk the logs stream still holds was stored (now, when it holds
+    none): whatever was printed before is gone, whichever job printed it."""
+    state = (await js.stream_info(s.LOGS_STREAM)).state
+    if state.messages:
+        with contextlib.suppress(NotFoundError):
+            stored = (await js.get_msg(s.LOGS_STREAM, seq=state.first_seq)).time
+            if stored is not None:
+                return stored
+    return datetime.now(UTC)
 
 
 async def job_output(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from bus import job_events, live_events
-from bus.output import job_output
+from bus.output import job_output, oldest_output
 from bus.watch import following
 from contracts import api
 from contracts import subjects as s
@@ -59,6 +59,11 @@ LOST = (
     "job {id}: the live log stream no longer holds {what} of this job's output (it is bounded and "
     "shared by every tenant); `jetjobs job show {id}` has what the store kept"
 )
+GONE = (
+    "job {id}: the live log stream holds nothing stored before {start} (it is bounded and shared by "
+    "every tenant), so whatever attempt{s} {attempts} printed is gone from it; `jetjobs job show {id}` "
+    "has what the store kept of the last attempt"
+)
 RECORDED = (
     "job {id}: the live log stream no longer holds this job's output (it is bounded and shared by "
     "every tenant); printing what the store kept of its last attempt, as `jetjobs job show {id}` does"
@@ -90,10 +95,27 @@ class _Printer:
         self._next[key] = max(expected, chunk.seq + 1)
         self._print(chunk)
 
-    def finish(self, job: JobRecord, end: JobRecord | JobEvent) -> None:
+    def _gone(self, job: JobRecord, start: datetime) -> None:
+        """Say which attempts ran a process before the oldest chunk the stream holds
+        (`start`) and have no chunk left: a chunk numbering cannot tell an attempt whose
+        output is all gone from one that printed nothing."""
+        read = {attempt for attempt, _ in self._next}
+        gone = [
+            a.attempt
+            for a in job.attempts
+            if a.pid is not None and a.attempt not in read and a.begin is not None and a.begin < start
+        ]
+        if gone:
+            attempts = ", ".join(map(str, gone))
+            when = start.isoformat(timespec="seconds")
+            _note(GONE.format(id=self._job_id, start=when, s="s" if len(gone) > 1 else "", attempts=attempts))
+
+    def finish(self, job: JobRecord, end: JobRecord | JobEvent, start: datetime) -> None:
         """When nothing was read of a final job that printed something, print the
-        output its record (or final event) kept instead."""
+        output its record (or final event) kept instead; else say which attempts'
+        output the stream, which holds nothing before `start`, lost whole."""
         if self._next or not end.final or not (end.stdout or end.stderr):
+            self._gone(job, start)
             return
         _note(RECORDED.format(id=self._job_id))
         at = end.end or datetime.now(UTC)
@@ -127,7 +149,7 @@ async def job_logs(ses: Session, job_id: str, follow: bool) -> int:
     printer = _Printer(job.id, ses.as_json)
     if not follow:
         await _print_output(ses, job, None, printer)
-        printer.finish(job, job)
+        printer.finish(job, job, await oldest_output(ses.bus.js))
         return 0
     with following(ses.bus.nc):
         if job.final:
@@ -141,7 +163,7 @@ async def job_logs(ses: Session, job_id: str, follow: bool) -> int:
                 ended.cancel()
                 await asyncio.gather(ended, return_exceptions=True)
             end = ended.result()
-    printer.finish(job, end)
+    printer.finish(job, end, await oldest_output(ses.bus.js))
     print(ending_line(job.id, end), file=sys.stderr, flush=True)
     return exit_status(end.status)
 

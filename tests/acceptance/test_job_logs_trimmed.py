@@ -134,3 +134,36 @@ async def test_following_a_running_job_whose_start_is_gone_says_so(stack: Stack,
     assert json.loads((await jetjobs("--json", "job", "show", job_id, env=env)).out)["stdout"] == (
         "first line\nsecond line\n"
     )
+
+
+async def test_attempts_whose_output_is_all_gone_are_named(stack: Stack, tmp_path: Path) -> None:
+    """No chunk numbering can tell an attempt whose chunks are all gone from one that
+    printed nothing: the attempts that ran before the oldest chunk the stream holds are
+    named, and attempts after it are not."""
+    marker = tmp_path / "ran-once"
+    await stack.company("acme")
+    script = f"if [ -e {marker} ]; then exit 0; fi; touch {marker}; echo first-try; exit 1"
+    app = await stack.app(f"-c '{script}'")
+    template = await stack.template(name="flaky", app=app.app.uuid, company="acme", retries=1)
+    job_id = (await stack.run(template.id)).job_id
+    job = await stack.final_job(job_id)
+    assert [a.attempt for a in job.attempts] == [1, 2] and job.stdout == "", job
+    env = clean_env(JETJOBS_NATS_URL=stack.nats_url)
+    fresh = await jetjobs("job", "logs", job_id, env=env)
+    assert (fresh.code, fresh.out, fresh.err) == (0, "first-try\n", ""), fresh
+
+    await _limit_logs(stack, max_age=1.0, duplicate_window=1.0)
+    await eventually(lambda: _gone(stack, job_id), 20, "the job's chunks to age out")
+    aged = await jetjobs("job", "logs", job_id, env=env)
+    assert aged.code == 0 and aged.out == "", aged
+    [note] = aged.err.splitlines()
+    assert note.startswith(f"job {job_id}: the live log stream holds nothing stored before "), aged
+    assert "whatever attempts 1, 2 printed is gone from it" in note, aged
+
+    await _limit_logs(stack, max_age=3600.0, duplicate_window=120.0)
+    await stack.bus.js.publish(s.logs_subject("other", "noisy"), b"x")  # the oldest chunk from now on
+    marker.unlink()
+    later = (await stack.run(template.id)).job_id  # both its attempts run after it
+    await stack.final_job(later)
+    quiet = await jetjobs("job", "logs", later, env=env)
+    assert (quiet.code, quiet.out, quiet.err) == (0, "first-try\n", ""), quiet
