@@ -65,7 +65,8 @@ async def bury(publisher: Publisher, stream: str, invalid: Invalid, company: str
     """Publish the dead letter of a message taken from `stream`, and say how to settle
     it: terminated once its letter is stored; delivered again later when the publish
     failed (terminated, it would be lost). The letter's msg id is the message's stream
-    and sequence, so a redelivery never files it twice."""
+    and sequence with this publisher's nonce for it, so a redelivery here never files it
+    twice, and the store records one letter of a message whoever files more."""
     letter = dead_letter(invalid, datetime.now(UTC), company)
     try:
         await publisher.dead(letter, f"{stream}.{stream_sequence(invalid.msg.reply)}")

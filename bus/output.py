@@ -73,11 +73,6 @@ class OutputPublisher:
             log.warning("job.output_dropped", subject=self._subject, error=repr(error))
 
 
-def output_publisher(js: JetStreamContext, company: str, job_id: str, attempt: int) -> OutputPublisher:
-    """The publisher of one attempt's chunks (dedup ids per attempt, stream and position)."""
-    return OutputPublisher(js, s.logs_subject(company, job_id), f"{job_id}.{attempt}")
-
-
 async def _last_sequence(js: JetStreamContext, subject: str) -> int:
     """Stream sequence of the newest message on `subject`, 0 when there is none."""
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -22,13 +23,18 @@ from contracts.messages import DeadLetter, JobEvent, JobMessage
 from .heal import Healer
 from .inbox import AckInbox, Framed, Refused
 from .infra import Layout, ensure_consumer
-from .output import OutputPublisher, output_publisher
+from .output import OutputPublisher
 
 log = structlog.get_logger("jetjobs.bus")
 
 TRANSIENT = (NoRespondersError, NoStreamResponseError, ServiceUnavailableError, NatsTimeout, TimeoutError)
 """Errors during a leader change, reconnect or restart: retried with the same msg id."""
 
+
+REMEMBERED = 4096
+"""Dead letters' nonces one publisher keeps, by what they are letters of: burying a
+message again (its redelivery, the reaper's next round) reuses its msg id, so the
+stream keeps one copy."""
 
 HEAL_WAIT = 1.0
 """Seconds before asking again for a pool's consumer whose stream could not be made yet."""
@@ -44,16 +50,32 @@ def encode(model: BaseModel) -> bytes:
     return model.__pydantic_serializer__.to_json(model, exclude_none=True)
 
 
-def event_msg_id(event: JobEvent) -> str:
-    """Dedup key of an event: one per (job, attempt, status)."""
-    return f"{event.job_id}.{event.attempt}.{event.status.value}"
+def new_nonce() -> str:
+    """The secret part of a msg id: 64 random bits, drawn once per attempt (or publish).
+
+    JetStream drops any message whose msg id it saw within the duplicate window,
+    whatever its subject, and a job id is predictable (a slot's, a keyed run's): an id
+    another company could work out would let it publish first, on its own subject, and
+    have the real message answered "duplicate" and never stored. Retries of a publish
+    reuse its id, so it is still stored once; copies from different publishers are
+    the projection's to recognise (by job, attempt and status; a dead letter by its
+    original message)."""
+    return secrets.token_hex(8)
+
+
+def event_msg_id(event: JobEvent, nonce: str | None = None) -> str:
+    """Dedup id of an event: one per (job, attempt, status) of one publisher, which
+    keeps `nonce` for the attempt (a fresh one when none is given)."""
+    return f"{event.job_id}.{event.attempt}.{event.status.value}.{nonce or new_nonce()}"
 
 
 class Publisher:
     """Puts job messages, events and dead letters into their streams.
 
     Every publish carries a `Nats-Msg-Id`, so retrying after an unknown outcome
-    (timeout, reconnect) can never store a second copy."""
+    (timeout, reconnect) can never store a second copy. Only dispatches have ids
+    anyone can tell (trusted publishers alone may dispatch); the others end with a
+    nonce (`new_nonce`)."""
 
     def __init__(
         self, nc: Client, js: JetStreamContext, layout: Layout, healer: Healer, *, budget: float = 60.0
@@ -65,6 +87,7 @@ class Publisher:
         self._pools: set[str] = set()
         self._pools_generation = healer.generation
         self._inbox = AckInbox(nc)
+        self._letter_nonces: dict[str, str] = {}
 
     async def ensure_pools(self, pools: Iterable[str]) -> None:
         """Interest retention keeps a message only for consumers that exist when
@@ -136,13 +159,15 @@ class Publisher:
         round trips)."""
         return await self.confirm(await self.send_all(items))
 
-    async def event(self, event: JobEvent) -> None:
-        """Publish one lifecycle event and wait until it is stored."""
-        await self.publish(*_event_item(event))
+    async def event(self, event: JobEvent, nonce: str | None = None) -> None:
+        """Publish one lifecycle event and wait until it is stored (`nonce`: the
+        attempt's, when its publisher keeps one)."""
+        await self.publish(*_event_item(event, nonce or new_nonce()))
 
-    def trail(self) -> EventTrail:
-        """A pipelined, ordered publisher for the events of one attempt."""
-        return EventTrail(self)
+    def trail(self, nonce: str | None = None) -> EventTrail:
+        """A pipelined, ordered publisher for the events of one attempt, under the
+        attempt's `nonce` (a fresh one when none is given)."""
+        return EventTrail(self, nonce or new_nonce())
 
     async def send(self, subject: str, payload: bytes, msg_id: str) -> Sent:
         """Put one message on the wire without waiting for it to be stored."""
@@ -182,12 +207,26 @@ class Publisher:
         return acks
 
     def output(self, company: str, job_id: str, attempt: int) -> OutputPublisher:
-        """A pipelined publisher for one attempt's live output chunks."""
-        return output_publisher(self._js, company, job_id, attempt)
+        """A pipelined publisher for one attempt's live output chunks (their msg ids
+        per attempt, stream and position, under a nonce of the attempt's own)."""
+        prefix = f"{job_id}.{attempt}.{new_nonce()}"
+        return OutputPublisher(self._js, s.logs_subject(company, job_id), prefix)
 
-    async def dead(self, letter: DeadLetter, msg_id: str) -> None:
-        """Publish a dead letter (dedup by the original message's identity)."""
+    async def dead(self, letter: DeadLetter, origin: str, nonce: str | None = None) -> None:
+        """Publish a dead letter; its msg id is `origin` (what it is the letter of) and
+        a nonce: the attempt's, or the one this publisher drew for `origin`. Two
+        publishers burying one message each store a copy: the store records the letter
+        of an original message once."""
+        msg_id = f"{origin}.{nonce or self._letter_nonce(origin)}"
         await self.publish(s.dead_subject(letter.company), encode(letter), msg_id)
+
+    def _letter_nonce(self, origin: str) -> str:
+        """The nonce of `origin`'s letter, the same while among the `REMEMBERED` latest."""
+        nonce = self._letter_nonces.pop(origin, None) or new_nonce()
+        self._letter_nonces[origin] = nonce
+        if len(self._letter_nonces) > REMEMBERED:
+            del self._letter_nonces[next(iter(self._letter_nonces))]
+        return nonce
 
 
 def _described(error: Exception) -> str:
@@ -217,13 +256,14 @@ class EventTrail:
     So the final event is always last in the stream, and nothing is settled
     before it is safe: on a publish that failed, `close` raises."""
 
-    def __init__(self, publisher: Publisher) -> None:
+    def __init__(self, publisher: Publisher, nonce: str) -> None:
         self._publisher = publisher
+        self._nonce = nonce
         self._sent: list[Sent] = []
 
     async def add(self, event: JobEvent) -> None:
         """Send an event; its ack is checked at `close`."""
-        self._sent.append(await self._publisher.send(*_event_item(event)))
+        self._sent.append(await self._publisher.send(*_event_item(event, self._nonce)))
 
     async def stored(self) -> None:
         """Wait until the events sent so far are stored (raises as `close` does)."""
@@ -234,8 +274,8 @@ class EventTrail:
         """Wait for the events sent so far, then publish `final` and wait for it."""
         sent, self._sent = self._sent, []
         await self._publisher.confirm(sent)
-        await self._publisher.confirm([await self._publisher.send(*_event_item(final))])
+        await self._publisher.confirm([await self._publisher.send(*_event_item(final, self._nonce))])
 
 
-def _event_item(event: JobEvent) -> tuple[str, bytes, str]:
-    return s.events_subject(event.company, event.job_id), encode(event), event_msg_id(event)
+def _event_item(event: JobEvent, nonce: str) -> tuple[str, bytes, str]:
+    return s.events_subject(event.company, event.job_id), encode(event), event_msg_id(event, nonce)

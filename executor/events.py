@@ -12,6 +12,7 @@ from typing import Any
 
 from bus import encode
 from bus.infra import MAX_MESSAGE_BYTES
+from bus.publish import new_nonce
 from contracts.enums import ErrorKind, Status
 from contracts.messages import JobEvent, JobMessage
 
@@ -33,6 +34,9 @@ class Attempt:
     message: JobMessage
     number: int
     runner: str
+    nonce: str = field(default_factory=new_nonce)
+    """The secret in the msg ids of this attempt's events and dead letter, which every
+    retry of their publishes keeps (`bus.publish.new_nonce`)."""
 
     def event(self, status: Status, **fields: Any) -> JobEvent:
         """An event of this attempt, stamped now."""

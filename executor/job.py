@@ -104,7 +104,7 @@ def attempt_number(message: JobMessage, delivered: int) -> int:
 async def reject_invalid(invalid: Invalid, publisher: Publisher) -> None:
     """Copy a message that is not a valid job to the dead letters, then terminate it."""
     letter = dead_letter(invalid, utcnow())
-    await publisher.dead(letter, msg_id=str(invalid.msg.metadata.sequence.stream))
+    await publisher.dead(letter, f"{s.DISPATCH_STREAM}.{invalid.msg.metadata.sequence.stream}")
     log.warning("job.invalid", subject=letter.subject, company=letter.company, reason=letter.reason)
     await settle(invalid.msg, action_for(Rejected(invalid.reason)))
 
@@ -144,12 +144,12 @@ async def _checked(
         return HandedBack(gate.delay)
     if isinstance(gate, Refuse):
         rejection = events.rejected(attempt, gate.kind, gate.reason)
-        await runtime.publisher.event(rejection)
+        await runtime.publisher.event(rejection, attempt.nonce)
         runtime.metrics.finished(rejection)
         jlog.warning("job.finished", kind=gate.kind.value, reason=gate.reason, final=True)
-        await _bury(delivery, rejection, runtime, jlog)
+        await _bury(delivery, rejection, attempt, runtime, jlog)
         return Rejected(gate.reason)
-    trail = runtime.publisher.trail()
+    trail = runtime.publisher.trail(attempt.nonce)
     acknowledged = events.acknowledged(attempt)
     await trail.add(acknowledged)
     if delivery.delivered > 1:  # a redelivery may follow a crash: its run is on record before it starts
@@ -167,7 +167,7 @@ async def _checked(
         if found:  # read before the directory went; the store gets them while the next job runs
             await runtime.tenancy.artifacts.upload(message, attempt.number, found, control.abort)
         await trail.close(event)
-        await _bury(delivery, event, runtime, jlog)
+        await _bury(delivery, event, attempt, runtime, jlog)
     runtime.metrics.finished(event)
     if jlog.informs:  # one line per job at info: acknowledged and started are at debug
         jlog.info(
@@ -232,12 +232,14 @@ def _retry_due(earlier: JobEvent | None) -> datetime | None:
     return earlier.at + timedelta(seconds=earlier.retry_in)
 
 
-async def _bury(delivery: Delivery[JobMessage], event: JobEvent, runtime: Runtime, jlog: JobLog) -> None:
+async def _bury(
+    delivery: Delivery[JobMessage], event: JobEvent, attempt: Attempt, runtime: Runtime, jlog: JobLog
+) -> None:
     """A job that ran out of retries goes to the dead letters, with its original message."""
     letter = exhausted_letter(delivery.msg, event)
     if letter is None:
         return
-    await runtime.publisher.dead(letter, msg_id=f"{event.job_id}.{event.attempt}.dead")
+    await runtime.publisher.dead(letter, f"{event.job_id}.{event.attempt}.dead", attempt.nonce)
     jlog.warning("job.dead_lettered", reason=letter.reason)
 
 

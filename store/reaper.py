@@ -1,7 +1,7 @@
 """The store's safety net for jobs nobody will finish: a runner that vanished, or a
 message no executor took in time. It runs on a timer, apart from the hot path, and
 records what it finds as ordinary lifecycle events, so the same fenced projection
-applies them (and an executor's event for the same attempt is deduplicated)."""
+applies them (and records an executor's event for the same attempt and status once)."""
 
 from __future__ import annotations
 
@@ -321,10 +321,11 @@ class Reaper:
 
     async def _bury(self, event: JobEvent, letter: DeadLetter, seq: int | None) -> None:
         """End the job for good: its dead letter first, so a round that fails before the
-        final event files it again (once: its msg id is that of the attempt's letter),
-        then the event, then its message leaves the stream, so no executor takes it
-        again (one that reads the events stream would see the final event and ack it)."""
-        await self._bus.publisher.dead(letter, msg_id=f"{event.job_id}.{event.attempt}.dead")
+        final event files it again (with the same msg id, and the store records one
+        letter of an original message in any case), then the event, then its message leaves the stream, so no
+        executor takes it again (one that reads the events stream would see the final
+        event and ack it)."""
+        await self._bus.publisher.dead(letter, f"{event.job_id}.{event.attempt}.dead")
         await self._end(event)
         log.warning("job.dead_lettered", job_id=event.job_id, company=event.company, reason=letter.reason)
         if seq is not None:

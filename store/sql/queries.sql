@@ -304,13 +304,13 @@ WITH state AS (
 SELECT pg_notify($5, count(*)::text) FROM kept HAVING count(*) > 0;
 
 -- name: record_dead_letters --
--- Keep dead letters; a redelivered one (same stream sequence and time) is recorded once. Returns how many were new, per company ('unknown' for one the store does not have: a letter's company is its subject's, which anyone who may publish can make up).
+-- Keep dead letters; a redelivered one (same stream sequence and time), or another copy of the letter of the same original message (`dead_letter_original`), is recorded once. Returns how many were new, per company ('unknown' for one the store does not have: a letter's company is its subject's, which anyone who may publish can make up).
 WITH kept AS (
     INSERT INTO dead_letter (stream_seq, company, job_id, reason, subject, payload, headers, at)
     SELECT u.seq, u.company, u.job_id, u.reason, u.subject, u.payload, u.headers::jsonb, u.at
     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
         $8::timestamptz[]) AS u(seq, company, job_id, reason, subject, payload, headers, at)
-    ON CONFLICT (stream_seq, at) DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING company
 )
 SELECT coalesce(c.code, 'unknown') AS company, count(*) AS letters

@@ -174,4 +174,4 @@ def test_encode_is_the_models_json_without_nones() -> None:
     letter = DeadLetter(company="acme", reason="r", subject="s", payload="p", at=NOW)
     for model in (message, failed, letter):
         assert encode(model) == model.model_dump_json(exclude_none=True).encode()
-    assert event_msg_id(failed) == "j1.2.error"
+    assert event_msg_id(failed, "n") == "j1.2.error.n"
