@@ -33,6 +33,7 @@ from .infra import InfrastructureDrift, Layout
 from .peers import OlderStoreRunning, refuse_beside_older_stores
 from .publish import EventTrail, Publisher, PublishFailed, encode
 from .session import Bus
+from .slots import stored_events
 from .templates import Loaded, Removed, TemplateBoard
 from .watch import job_events, live_events
 
@@ -75,4 +76,5 @@ __all__ = [
     "refuse_beside_older_stores",
     "settle",
     "store_backlog",
+    "stored_events",
 ]

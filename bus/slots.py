@@ -4,6 +4,7 @@ latest one, and what a scheduler needs to know about its runs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
 
@@ -96,6 +97,30 @@ async def last_event(js: JetStreamContext, company: str, job_id: str) -> JobEven
         return JobEvent.model_validate_json(raw.data or b"")
     except ValidationError:
         return None
+
+
+JOB_EVENTS_LIMIT = 500
+"""Most events `stored_events` reads of one job (a job retried a hundred times has 400)."""
+
+
+async def stored_events(
+    js: JetStreamContext, company: str, job_id: str, limit: int = JOB_EVENTS_LIMIT
+) -> list[JobEvent]:
+    """The lifecycle events of a job the events stream still holds, oldest first (up to
+    `limit`; what does not parse is left out). One request per event: for the rare
+    decisions that need a job's whole story, never once per job."""
+    subject = s.events_subject(company, job_id)
+    found: list[JobEvent] = []
+    seq = 1
+    while len(found) < limit:
+        try:
+            raw = await js.get_msg(s.EVENTS_STREAM, seq=seq, subject=subject, next=True)
+        except NotFoundError:
+            break
+        with contextlib.suppress(ValidationError):
+            found.append(JobEvent.model_validate_json(raw.data or b""))
+        seq = (raw.seq or seq) + 1
+    return found
 
 
 async def finished_jobs(nc: Client, wanted: Callable[[str], bool]) -> AsyncIterator[str]:

@@ -7,13 +7,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 
-from bus import Bus, Layout, last_event
+from bus import Bus, Layout, last_event, stored_events
 from bus.connection import redacted
 from bus.infra import ensure_consumer
 from contracts import subjects as s
 from contracts.messages import JobEvent
 from contracts.tenants import tenant_consumer
 
+from .budget import Story, no_story
 from .config import ExecutorConfig, ExecutorStartError
 from .job import no_history
 
@@ -36,6 +37,12 @@ def history_for(config: ExecutorConfig, bus: Bus) -> Callable[[str, str], Awaita
     read the events stream (that would show other companies' events), so it
     does not look: a redelivered job then runs again, as at-least-once allows."""
     return no_history if config.bind_only else functools.partial(last_event, bus.js)
+
+
+def story_for(config: ExecutorConfig, bus: Bus) -> Story:
+    """How a failing job's earlier attempts are looked up; not by a bind-only user, which
+    may not read the events stream (each attempt then counts as a run)."""
+    return no_story if config.bind_only else functools.partial(stored_events, bus.js)
 
 
 async def open_bus(config: ExecutorConfig, layout: Layout) -> Bus:

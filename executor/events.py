@@ -37,6 +37,8 @@ class Attempt:
     nonce: str = field(default_factory=new_nonce)
     """The secret in the msg ids of this attempt's events and dead letter, which every
     retry of their publishes keeps (`bus.publish.new_nonce`)."""
+    spared: int = 0
+    """Earlier attempts of its message that spend none of its retries (`budget`)."""
 
     def event(self, status: Status, **fields: Any) -> JobEvent:
         """An event of this attempt, stamped now."""

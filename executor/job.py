@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -21,6 +21,7 @@ from contracts.messages import JobEvent, JobMessage
 
 from . import events
 from .artifacts import Collected
+from .budget import Story, no_story, spared_attempts
 from .classify import ExitClass, classify
 from .control import Control
 from .dead import exhausted_letter
@@ -77,6 +78,8 @@ class Runtime:
     """Job ids cancelled so far, with the reason (kept current by the service)."""
     history: Callable[[str, str], Awaitable[JobEvent | None]] = no_history
     """The job's latest event on the bus, to recognise a redelivery of a finished job."""
+    story: Story = no_story
+    """The job's events on the bus, to tell its failures from its hand-backs (`budget`)."""
     ruling_wait: float = 0.0
     """Seconds a redelivery waits for the store to rule on an earlier attempt that was
     left running (its executor died): the ruling may end the job (`reaper.LOST_LIMIT`)."""
@@ -149,6 +152,8 @@ async def _checked(
         jlog.warning("job.finished", kind=gate.kind.value, reason=gate.reason, final=True)
         await _bury(delivery, rejection, attempt, runtime, jlog)
         return Rejected(gate.reason)
+    if delivery.delivered > 1:
+        attempt = replace(attempt, spared=await spared_attempts(runtime.story, message, attempt.number))
     trail = runtime.publisher.trail(attempt.nonce)
     acknowledged = events.acknowledged(attempt)
     await trail.add(acknowledged)
@@ -333,7 +338,7 @@ def _exited(attempt: Attempt, code: int, signum: int | None, result: Result) -> 
 
 def _error(attempt: Attempt, kind: ErrorKind, reason: str, result: Result) -> tuple[JobEvent, Outcome]:
     message = attempt.message
-    delay = next_retry(attempt.number, message.attempt, message.retries)
+    delay = next_retry(attempt.number - attempt.spared, message.attempt, message.retries)
     outcome: Outcome = Failed() if delay is None else Retry(delay)
     return events.failed(attempt, kind, reason, result, retry_in=delay), outcome
 

@@ -17,7 +17,7 @@ from bus.telemetry import Telemetry
 from contracts import subjects as s
 from contracts.messages import JobMessage
 
-from .binding import consumer_name, history_for, open_bus
+from .binding import consumer_name, history_for, open_bus, story_for
 from .config import ExecutorConfig
 from .control import Control
 from .heartbeats import Heartbeats
@@ -133,6 +133,7 @@ class ExecutorService:
             workdirs=Workdirs(keep=self._config.slots + POOLED),
             cancelled=self._lifeline.cancelled if self._lifeline is not None else {},
             history=history_for(self._config, bus),
+            story=story_for(self._config, bus),
             ruling_wait=self._layout.runner_ttl,
             base_env=dict(os.environ),
             launch=launcher_for(self._config),
