@@ -20,6 +20,7 @@ from contracts import subjects as s
 from contracts.enums import ErrorKind, Status
 from contracts.messages import DeadLetter, JobEvent, JobMessage
 from executor import ExecutorConfig, ExecutorService
+from executor.budget import may_spare, spared
 from executor.workdirs import SWEEP_EVERY
 from tests.processes import alive
 
@@ -478,3 +479,48 @@ async def test_stop_hands_unfinished_jobs_to_another_executor(
         "runner-2",
     )
     assert os.environ.get("JETJOBS_ATTEMPT") is None
+
+
+async def test_an_attempt_handed_back_by_a_stopping_executor_spends_no_retry(
+    bus: Bus, events: Events, start_executor: StartExecutor
+) -> None:
+    """A job's retries count its own failures: an attempt handed back by an executor
+    that stopped (or lost with one that died, or let go before it started) spends
+    none. Counted as runs, a rolling restart left a failing job fewer retries."""
+    first = await start_executor(drain_timeout=0.5, grace=0.5)
+    message = sh('if [ "$JETJOBS_ATTEMPT" = 1 ]; then exec sleep 60; fi; echo failing; exit 1', retries=2)
+    await bus.publisher.dispatch([message])
+    await events.until(lambda: (1, Status.STARTED) in events.statuses(message.job_id))
+    await first.stop()  # attempt 1 is handed back: not a failure of the job's
+    await start_executor()
+    final = await events.final(message.job_id, timeout=60)
+    ended = [(e.attempt, e.kind, e.final) for e in events.of(message.job_id) if e.status is Status.ERROR]
+    assert ended == [
+        (1, ErrorKind.LOST, False),
+        (2, ErrorKind.EXIT, False),
+        (3, ErrorKind.EXIT, False),  # the second retry it was given, though its third delivery
+        (4, ErrorKind.EXIT, True),
+    ], ended
+    assert final.attempt == 4 and final.retry_in is None
+
+
+def attempt_event(attempt: int, status: Status, kind: ErrorKind | None = None) -> JobEvent:
+    at = datetime.now(UTC)
+    return JobEvent(job_id="j", company="acme", attempt=attempt, status=status, kind=kind, at=at, runner="r")
+
+
+def test_only_failures_of_the_job_spend_its_retries() -> None:
+    message = sh("exit 1", retries=2, attempt=3)  # a replayed dead letter's fresh budget starts at 3
+    story = [
+        attempt_event(1, Status.ERROR, ErrorKind.EXIT),  # before the replay: not this message's
+        attempt_event(3, Status.ACKNOWLEDGED),
+        attempt_event(3, Status.ERROR, ErrorKind.LOST),  # handed back
+        attempt_event(4, Status.STARTED),
+        attempt_event(4, Status.ERROR, ErrorKind.TIMEOUT),
+        # attempt 5 let go before it was acknowledged: no event
+        attempt_event(6, Status.ERROR, ErrorKind.EXIT),
+    ]
+    assert not may_spare(message, 4)  # within the budget by count: no lookup
+    assert may_spare(message, 7)
+    assert spared(story, message, 7) == 2  # attempts 3 and 5
+    assert not may_spare(sh("exit 1", retries=0), 9)  # no retries: nothing to spare
