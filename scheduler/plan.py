@@ -67,6 +67,9 @@ class Plan:
         self._paused_owed: dict[int, list[datetime]] = {}
         """Slots of owed runs not started because their template was paused: its resume counts them."""
         self._backlog: list[Due] = []
+        self._jumped: dict[int, datetime] = {}
+        """Templates being fired when the clock jumped ahead, with the instant their
+        next slot is counted from (`overdue`)."""
         self._waiting = Waiting()
         self._backlog_failures = 0
         self._backlog_after: datetime | None = None
@@ -211,6 +214,7 @@ class Plan:
             log.info("schedule.template_removed", template_id=template_id)
         self._heap.remove(template_id)
         self._taken.pop(template_id, None)
+        self._jumped.pop(template_id, None)
         self._failures.pop(template_id, None)
         self._anchors.pop(template_id, None)
         self._paused_owed.pop(template_id, None)
@@ -231,7 +235,7 @@ class Plan:
         time away, as when `remove` dropped it while leading."""
         templates = list(self._templates.values())
         self._templates, self._heap, self._taken = {}, TimerHeap(), {}
-        self._failures, self._backlog, self._waiting = {}, [], Waiting()
+        self._failures, self._backlog, self._waiting, self._jumped = {}, [], Waiting(), {}
         self._backlog_failures, self._backlog_after = 0, None
         self._anchors = {t.id: anchors[t.id] for t in templates if t.id in anchors}
         self._anchors_read, self._records_from, self._paused_owed = True, records_from, {}
@@ -305,16 +309,60 @@ class Plan:
 
     def advance(self, template_id: int, slot: datetime) -> None:
         """`slot` is settled: schedule the template's next slot after it, unless
-        the template was removed or rescheduled meanwhile."""
+        the template was removed or rescheduled meanwhile (or, when the clock jumped
+        ahead while it was being fired, after the slots the jump skipped)."""
         self._failures.pop(template_id, None)
         self._taken.pop(template_id, None)
+        cutoff = self._jumped.pop(template_id, None)
         template = self._templates.get(template_id)
         if template is None or template_id in self._heap:
             return
         try:
-            self._heap.push(self._timer(template, next_fire(template.cron, template.timezone, slot)))
+            if cutoff is not None and cutoff > slot:
+                self._heap.push(self._skipped(template, slot, cutoff, first=False))
+            else:
+                self._heap.push(self._timer(template, next_fire(template.cron, template.timezone, slot)))
         except UNSCHEDULABLE as error:
             self._invalid(template_id, error)
+
+    def overdue(self, now: datetime) -> int:
+        """The wall clock jumped ahead (an NTP step, a VM or laptop resumed): the slots
+        it skipped, those of timers due more than the grace before `now` and every
+        slot after them until then, go to each template's misfire policy, as slots
+        missed while the scheduler was down do, instead of all firing at once; each
+        template's timer moves to its first slot after. Returns how many templates
+        had slots skipped."""
+        cutoff = now - self._grace
+        behind = 0
+        for timer in self._heap.pop_due(cutoff):
+            template = self._templates.get(timer.template_id)
+            if template is None:
+                continue
+            if timer.retry_of is not None:  # a failed publish waiting out its back-off: tried as before
+                self._heap.push(timer)
+                continue
+            behind += 1
+            try:
+                self._heap.push(self._skipped(template, timer.slot, cutoff, first=True))
+            except UNSCHEDULABLE as error:
+                self._invalid(template.id, error)
+        for template_id in self._taken:
+            self._jumped[template_id] = cutoff
+        return behind
+
+    def _skipped(self, template: Entry, after: datetime, cutoff: datetime, *, first: bool) -> Timer:
+        """Owe the slots from `after` (itself too when `first`) to `cutoff` to the
+        template's misfire policy, and return its timer for the first slot past them."""
+        missed = missed_slots(template, after, cutoff)
+        if first:
+            missed = [after, *missed]
+        if template.paused:
+            self._backlog += [
+                Due(template, slot, skip=SlotReason.PAUSED, from_timer=False) for slot in missed
+            ]
+        else:
+            self._backlog += misfire(template, missed, recorded=False)
+        return self._timer(template, next_fire(template.cron, template.timezone, cutoff))
 
     def settled_backlog(self) -> None:
         """The backlog taken last was published: stop backing off."""

@@ -110,7 +110,9 @@ def misfire(template: Entry, missed: list[datetime], *, recorded: bool) -> list[
 
 def _skip_detail(policy: Misfire) -> str:
     return {
-        Misfire.SKIP: "missed while the scheduler was down; misfire policy skip",
-        Misfire.FIRE_ONCE: "missed while the scheduler was down; a later missed slot ran (fire_once)",
-        Misfire.CATCH_UP: "missed while the scheduler was down; beyond the catch-up limit",
+        Misfire.SKIP: "missed while the scheduler was down (or its clock jumped ahead); misfire policy skip",
+        Misfire.FIRE_ONCE: "missed while the scheduler was down (or its clock jumped ahead); "
+        "a later missed slot ran (fire_once)",
+        Misfire.CATCH_UP: "missed while the scheduler was down (or its clock jumped ahead); "
+        "beyond the catch-up limit",
     }[policy]

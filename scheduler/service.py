@@ -28,6 +28,7 @@ from bus.tasks import stop_tasks
 from bus.templates import BoardChange, Posted
 
 from .firer import Firer
+from .jumps import CLOCK_CHECK, JumpWatch
 from .leader import Leadership, clock_effect
 from .metrics import SchedulerMetrics
 from .plan import Backoff, Plan
@@ -114,6 +115,7 @@ class SchedulerService:
         self._load_started = utcnow()
         self._cost = 1e-4
         """Seconds it takes to prepare one slot, as last measured."""
+        self._jumps = JumpWatch(utcnow)
 
     @property
     def plan(self) -> Plan:
@@ -267,6 +269,7 @@ class SchedulerService:
         self._load_started = utcnow()
         self._cost = 1e-4
         """Seconds it takes to prepare one slot, as last measured."""
+        self._jumps = JumpWatch(utcnow)
         async for changes in board.follow():
             for number, change in enumerate(changes, 1):
                 seen = self._apply(change, seen)
@@ -346,13 +349,14 @@ class SchedulerService:
             if not self._leading and not await self._take_over(slots, bus):
                 await self._sleep(self._config.retry_delay)
                 continue
+            self._skip_jumped()
             due = self._plan.next_due()
             if due is None:
                 await self._sleep(None)
                 continue
             wait = _seconds_until(due) - self._lead(due)
             if wait > 0:
-                await self._sleep(wait)
+                await self._sleep(min(wait, CLOCK_CHECK))
                 continue
             try:
                 await self._fire_at(firer, due)
@@ -414,8 +418,23 @@ class SchedulerService:
             log.warning("scheduler.takeover_failed", error=repr(error))
             return False
         self._set_leading(True)
+        self._jumps.forget()
         log.info("scheduler.took_over", templates=len(self._plan), owed=len(self._plan.backlog()))
         return True
+
+    def _skip_jumped(self) -> None:
+        """When the wall clock jumped ahead, the slots it skipped go to their misfire
+        policies (`Plan.overdue`) rather than all firing at once."""
+        ahead = self._jumps.ahead()
+        if ahead <= self._config.misfire_grace:
+            return
+        behind = self._plan.overdue(utcnow())
+        log.warning(
+            "scheduler.clock_jumped",
+            seconds=round(ahead, 1),
+            templates_behind=behind,
+            done="the slots it skipped went to each template's misfire policy",
+        )
 
     def _step_down(self) -> None:
         if self._leading:

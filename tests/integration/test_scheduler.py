@@ -7,10 +7,11 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+import scheduler.service as scheduler_service
 from bus import Bus, TemplateBoard
 from contracts import subjects as s
 from contracts.dispatch import scheduled_job_id
@@ -259,3 +260,42 @@ async def test_a_template_whose_new_version_is_unreadable_stops_firing(
     await asyncio.sleep(2.0)
     assert service.plan.ids() == set()
     assert len(await of_template(bus, 1)) == before
+
+
+async def test_a_clock_jumping_ahead_hands_the_slots_it_skipped_to_the_misfire_policy(
+    bus: Bus, board: TemplateBoard, start_scheduler: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An NTP step or a resumed VM moves the wall clock ahead while the scheduler
+    leads: the slots it skipped are not all fired back to back (30 runs within a
+    second here, whatever the misfire policy said); under `skip` none runs but a
+    slot already being fired, and the schedule goes on from the new time."""
+    shift = [timedelta(0)]
+    monkeypatch.setattr(scheduler_service, "utcnow", lambda: datetime.now(UTC) + shift[0])
+    await board.put(template(1))  # misfire: skip
+    await start_scheduler()
+    before = await until(bus, 1, 2, timeout=5)
+    shift[0] = timedelta(seconds=30)
+    landed = datetime.now(UTC) + shift[0]
+    await asyncio.sleep(3)
+    slots = [m.message.scheduled_at for m in await of_template(bus, 1)]
+    passed = [slot for slot in slots if before[-1].message.scheduled_at < slot < landed]
+    assert len(passed) <= 2, f"{len(passed)} slots the jump passed were fired"  # at most those in hand
+    assert any(slot > landed for slot in slots), "the schedule did not go on from the new time"
+
+
+async def test_a_clock_jumping_ahead_during_a_sleep_fires_the_next_slot_on_time(
+    bus: Bus, board: TemplateBoard, start_scheduler: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait for the next slot was reckoned by the old time: it ran on for the
+    whole jump (a daily template sleeping through an NTP step fired that much late)."""
+    shift = [timedelta(0)]
+    monkeypatch.setattr(scheduler_service, "utcnow", lambda: datetime.now(UTC) + shift[0])
+    await board.put(template(1, cron="*/10 * * * * *"))
+    await start_scheduler()
+    [first] = await until(bus, 1, 1, timeout=12)
+    shift[0] = timedelta(seconds=7)  # the next slot is now about 3 s away, not 10
+    jumped = datetime.now(UTC)
+    [_, following] = await until(bus, 1, 2, timeout=12)
+    assert following.message.scheduled_at == first.message.scheduled_at + timedelta(seconds=10)
+    waited = (following.time - jumped).total_seconds()
+    assert waited < 5.5, f"the next slot came {waited:.1f} s after the jump"
