@@ -209,7 +209,11 @@ class Queries:
             name_after,
             id_after,
         )
-        return [rows.template(r) for r in found]
+        return rows.templates(found)
+
+    async def templates_with_secret_values(self) -> list[int]:
+        """Templates whose env gives a value to a field their application declares secret."""
+        return [int(r["id"]) for r in await self._db.fetch(self._q("templates_with_secret_values"))]
 
     async def template(self, template_id: int) -> TemplateRow | None:
         """The template, deleted or not."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -84,7 +84,14 @@ def _declared(row: Row) -> dict[str, Any]:
     }
 
 
-def template(row: Row) -> TemplateRow:
+def templates(found: Sequence[Row]) -> list[TemplateRow]:
+    """Template rows, each application among them read once: 10,000 templates of a few
+    applications validated each one's application again."""
+    apps: dict[tuple[Any, Any], Application] = {}
+    return [template(row, apps) for row in found]
+
+
+def template(row: Row, apps: dict[tuple[Any, Any], Application] | None = None) -> TemplateRow:
     run = RunTemplate(
         id=row["id"],
         app_id=row["app_id"],
@@ -111,7 +118,7 @@ def template(row: Row) -> TemplateRow:
     )
     return TemplateRow(
         template=run,
-        app=None if row["app_id"] is None else application(row, id_column="app_id", name_column="app_name"),
+        app=None if row["app_id"] is None else _template_app(row, apps),
         company_enabled=row["company_enabled"],
         updated_at=row["updated_at"],
         app_updated_at=row["app_updated_at"],
@@ -119,6 +126,16 @@ def template(row: Row) -> TemplateRow:
         scheduled_since=row.get("scheduled_since"),
         sealed=frozenset(row.get("sealed_names") or ()),
     )
+
+
+def _template_app(row: Row, apps: dict[tuple[Any, Any], Application] | None) -> Application:
+    key = (row["app_id"], row["app_updated_at"])
+    app = None if apps is None else apps.get(key)
+    if app is None:
+        app = application(row, id_column="app_id", name_column="app_name")
+        if apps is not None:
+            apps[key] = app
+    return app
 
 
 def template_params(spec: TemplateSpec, app_id: int | None, company_id: int) -> tuple[Any, ...]:

@@ -95,7 +95,9 @@ async def seal_held(conn: Db, keyring: Keyring | None, template_ids: Sequence[in
     secret since. With no key they stay as they are, with a warning. Returns how many
     templates held some."""
     queries = Queries(conn)
-    rows = await queries.templates(ids=template_ids, deleted=None)
+    if template_ids is None:  # only those SQL finds hold any: reading every template took seconds
+        template_ids = await queries.templates_with_secret_values()
+    rows = await queries.templates(ids=template_ids, deleted=None) if template_ids else []
     held = [row.template.id for row in rows if secret_values(row.app, row.template.env)]
     if not held:
         return 0

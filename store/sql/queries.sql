@@ -135,6 +135,14 @@ SELECT id FROM runtemplate WHERE id = $1 FOR UPDATE;
 -- The id of a company's live (not deleted) template of a given name (to name it in a conflict).
 SELECT id FROM runtemplate WHERE company_id = $1 AND name = $2 AND deleted_at IS NULL;
 
+-- name: templates_with_secret_values --
+-- Ids of the templates whose env gives a value to a field their application declares secret (those `seal_held` seals), found without reading every template.
+SELECT t.id FROM runtemplate t JOIN application a ON a.id = t.app_id
+WHERE EXISTS (
+    SELECT 1 FROM jsonb_each_text(t.env) e
+    WHERE e.value <> '' AND coalesce((a.environment -> e.key ->> 'secret')::boolean, false))
+ORDER BY t.id;
+
 -- name: templates --
 -- Templates with their company and application (none for a flow template) and the names of their sealed secret fields, by company code, name and id, filtered by ids, company code and application id; with an actor $4, without the companies that list actors and give it none of the roles $5; those after company code $9, name $10 and id $11 when given (a cursor; the first condition on the code alone lets the company index skip what comes before); rows $6 on, at most $7 of them (null: from the first, all); $8 true: only deleted ones, false: only live ones, null: both.
 SELECT t.id, t.name, t.app_id, t.interv, t.cron, t.timezone, t.env, t.pool,
