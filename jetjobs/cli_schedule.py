@@ -215,9 +215,15 @@ def register_template(template: Any) -> None:
     )
     backfill.add_argument("id", type=int)
     backfill.add_argument(
-        "--from", dest="start", type=_instant, required=True, help="range start (exclusive)"
+        "--from",
+        dest="start",
+        type=_instant,
+        required=True,
+        help="range start (exclusive), ISO 8601; without an offset it is UTC, not the template's zone",
     )
-    backfill.add_argument("--to", dest="end", type=_instant, required=True, help="range end (inclusive)")
+    backfill.add_argument(
+        "--to", dest="end", type=_instant, required=True, help="range end (inclusive), read as --from is"
+    )
     backfill.add_argument(
         "--limit",
         type=count(1, most(sc.Backfill, "limit")),
