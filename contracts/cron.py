@@ -151,8 +151,37 @@ GAP_SAMPLE = 64
 
 
 def shortest_gap(cron: str, timezone: str, after: datetime) -> float | None:
-    """Seconds between the closest two of the next `GAP_SAMPLE` slots after `after`;
-    None for a schedule with fewer than two."""
-    slots = next_fires(cron, timezone, after, GAP_SAMPLE)
-    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(slots)]
+    """Seconds between the closest two of the next `GAP_SAMPLE` slots after `after`, and
+    of as many from just before each change of the zone's UTC offset within a year (a
+    DST change can bring two slots closer: an hourly schedule in Australia/Lord_Howe
+    has 30 minutes between two of them); None for a schedule with fewer than two.
+    Looked at from the hour `after` is in, and remembered: templates share schedules,
+    and each look takes a few milliseconds."""
+    return _shortest_gap(cron, timezone, after.replace(minute=0, second=0, microsecond=0))
+
+
+@functools.lru_cache(maxsize=256)
+def _shortest_gap(cron: str, timezone: str, after: datetime) -> float | None:
+    gaps: list[float] = []
+    for start in (after, *(change - timedelta(hours=1) for change in offset_changes(timezone, after))):
+        slots = next_fires(cron, timezone, start, GAP_SAMPLE)
+        gaps += [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(slots)]
     return min(gaps) if gaps else None
+
+
+def offset_changes(timezone: str, after: datetime, days: int = 366) -> list[datetime]:
+    """When the zone's UTC offset changes in the `days` after `after`, each to within the
+    hour before it (a day-by-day look, then hour by hour within the day it changes)."""
+    zone = ZoneInfo(timezone)
+    changes: list[datetime] = []
+    day, offset = after, after.astimezone(zone).utcoffset()
+    for _ in range(days):
+        following = day + timedelta(days=1)
+        if following.astimezone(zone).utcoffset() != offset:
+            hour = day
+            while (hour + timedelta(hours=1)).astimezone(zone).utcoffset() == offset:
+                hour += timedelta(hours=1)
+            changes.append(hour)
+            offset = following.astimezone(zone).utcoffset()
+        day = following
+    return changes

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from contracts.cron import next_fires
+from contracts.cron import next_fires, offset_changes, shortest_gap
 from contracts.enums import Interval
 from contracts.models import RunTemplate, TemplateSpec, cron_for
 from scheduler.cron import fires_between, next_fire
@@ -176,3 +176,17 @@ def test_a_stored_template_that_never_fires_loads_and_has_no_slot() -> None:
     assert fires_between("0 0 30 2 *", "UTC", AFTER, AFTER + timedelta(days=3000)) == []
     with pytest.raises(ValueError, match="never fires"):
         next_fire("0 0 30 2 *", "UTC", AFTER)
+
+
+def test_the_jitter_check_sees_the_gaps_a_dst_change_shortens() -> None:
+    """An hourly schedule in Australia/Lord_Howe (a 30-minute DST shift) has two slots
+    30 minutes apart on the day it changes; a jitter of 40 minutes was accepted, and
+    that day a slot started after the next one was due."""
+    september = datetime(2026, 9, 1, tzinfo=UTC)
+    assert shortest_gap("0 * * * *", "Australia/Lord_Howe", september) == 1800
+    assert shortest_gap("0 * * * *", "Europe/Prague", september) == 3600  # a whole hour shift
+    assert shortest_gap("0 * * * *", "UTC", september) == 3600
+    assert offset_changes("Europe/Prague", september) == [
+        datetime(2026, 10, 25, 0, tzinfo=UTC),  # within the hour before 01:00Z
+        datetime(2027, 3, 28, 0, tzinfo=UTC),
+    ]
