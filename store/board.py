@@ -84,10 +84,8 @@ class BoardKeeper:
             rows = await Queries(self._pool).templates()
             extras = await TenantQueries(self._pool).template_extras([row.template.id for row in rows])
             wanted = [t for row in rows if (t := scheduled(row, extras.get(row.template.id))) is not None]
-            for template in wanted:
-                await self._board.put(template)
-            for template_id in await self._board.ids() - {t.id for t in wanted}:
-                await self._board.remove(template_id)
+            await self._board.put_all(wanted)
+            await self._board.remove_all(sorted(await self._board.ids() - {t.id for t in wanted}))
         log.info("store.board_synced", scheduled=len(wanted))
         return len(wanted)
 
@@ -103,13 +101,17 @@ class BoardKeeper:
     async def _refresh(self, template_ids: Collection[int]) -> None:
         found = {row.template.id: row for row in await Queries(self._pool).templates(ids=list(template_ids))}
         extras = await TenantQueries(self._pool).template_extras(list(found))
+        wanted: list[ActiveTemplate] = []
+        gone: list[int] = []
         for template_id in template_ids:
             row = found.get(template_id)
             template = None if row is None else scheduled(row, extras.get(template_id))
             if template is None:
-                await self._board.remove(template_id)
+                gone.append(template_id)
             else:
-                await self._board.put(template)
+                wanted.append(template)
+        await self._board.put_all(wanted)
+        await self._board.remove_all(gone)
 
     async def refill(self) -> None:
         """Resync whenever the bucket was made again, empty (NATS lost its storage, an

@@ -299,3 +299,12 @@ async def test_a_clock_jumping_ahead_during_a_sleep_fires_the_next_slot_on_time(
     assert following.message.scheduled_at == first.message.scheduled_at + timedelta(seconds=10)
     waited = (following.time - jumped).total_seconds()
     assert waited < 5.5, f"the next slot came {waited:.1f} s after the jump"
+
+
+async def test_the_board_takes_and_drops_templates_in_bulk(board: TemplateBoard) -> None:
+    """The store writes the board many templates at a time (at start, and after a change
+    to an application many share): every one lands, more than one window's worth."""
+    await board.put_all([template(i) for i in range(1, 601)])
+    assert await board.ids() == set(range(1, 601))
+    await board.remove_all(list(range(1, 301)))
+    assert await board.ids() == set(range(301, 601))
