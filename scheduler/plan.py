@@ -183,14 +183,17 @@ class Plan:
         if anchor is not None:
             cutoff = now - self._grace
             start = max(anchor, cutoff)
-            missed = missed_slots(template, anchor, cutoff) if anchor < cutoff else []
-            if template.paused:
-                self._backlog += [
-                    Due(template, slot, skip=SlotReason.PAUSED, from_timer=False) for slot in missed
-                ]
-            else:
-                self._backlog += misfire(template, missed, recorded=False)
+            self._owe(template, missed_slots(template, anchor, cutoff) if anchor < cutoff else [])
         return self._timer(template, next_fire(template.cron, template.timezone, start))
+
+    def _owe(self, template: Entry, missed: list[datetime]) -> None:
+        """Slots the scheduler missed: recorded paused, or as the misfire policy says."""
+        if template.paused:
+            self._backlog += [
+                Due(template, slot, skip=SlotReason.PAUSED, from_timer=False) for slot in missed
+            ]
+        else:
+            self._backlog += misfire(template, missed, recorded=False)
 
     def _resumed(self, template: Entry, upcoming: datetime, now: datetime) -> None:
         """A paused template is back: its paused slots are recorded; its misfire
@@ -354,14 +357,7 @@ class Plan:
         """Owe the slots from `after` (itself too when `first`) to `cutoff` to the
         template's misfire policy, and return its timer for the first slot past them."""
         missed = missed_slots(template, after, cutoff)
-        if first:
-            missed = [after, *missed]
-        if template.paused:
-            self._backlog += [
-                Due(template, slot, skip=SlotReason.PAUSED, from_timer=False) for slot in missed
-            ]
-        else:
-            self._backlog += misfire(template, missed, recorded=False)
+        self._owe(template, [after, *missed] if first else missed)
         return self._timer(template, next_fire(template.cron, template.timezone, cutoff))
 
     def settled_backlog(self) -> None:
