@@ -187,9 +187,8 @@ statement of a pool's `init` that asyncpg refuses is a StatementMisuse, a bug)."
 async def connect(url: str) -> Any:
     """One connection, for one-shot work such as `migrate`."""
     try:
-        return await asyncpg.connect(
-            url, timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT, connection_class=_Connection
-        )
+        # not bounded by a request's deadline: a prune goes on after its caller stopped waiting
+        return await asyncpg.connect(url, timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT)
     except _CONNECT_ERRORS as error:
         raise _unavailable(url, error) from None
 

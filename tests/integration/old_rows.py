@@ -81,7 +81,8 @@ async def slot(conn: Any, template_id: int, days: float, job_id: str | None = No
 async def dead_letters(conn: Any, count: int, days: float) -> None:
     await conn.execute(
         "INSERT INTO dead_letter (stream_seq, company, reason, subject, payload, at) "
-        "SELECT n, 'acme', 'r', 'jetjobs.dead.acme', '{}', now() - make_interval(secs => $2) - n * interval '1 ms' "
+        "SELECT n, 'acme', 'r', 'jetjobs.dead.acme', json_build_object('n', n, 'age', $2::float8)::text, "
+        "now() - make_interval(secs => $2) - n * interval '1 ms' "
         "FROM generate_series(1, $1) AS n",
         count,
         days * 86400,
