@@ -90,12 +90,9 @@ def _not_reserved(name: str, info: ValidationInfo) -> str:
     return name
 
 
-_NUL_REFUSAL = "holds a NUL byte, which no environment variable can carry: remove it"
-
-
 def _env_value(value: str) -> str:
     if "\x00" in value:
-        raise ValueError(_NUL_REFUSAL)
+        raise ValueError("holds a NUL byte, which no environment variable can carry: remove it")
     return value
 
 
@@ -122,10 +119,14 @@ def env_refusal(env: Mapping[str, str]) -> str | None:
     be given), or None. Asked only when a start failed: checking every message's env
     as it is decoded cost each job more than the few that carry a bad one."""
     for name, value in env.items():
-        if not re.fullmatch(ENV_NAME, name):
-            return f"env: {name!r} is not an environment variable name: {NAME_RULE}"
-        if "\x00" in value:
-            return f"env: {name} {_NUL_REFUSAL}"
+        try:
+            _env_name(name)
+        except ValueError as error:
+            return f"env: {error}"
+        try:
+            _env_value(value)
+        except ValueError as error:
+            return f"env: {name} {error}"
     return None
 
 

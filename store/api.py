@@ -213,6 +213,8 @@ class StoreApi:
         return api.CompanyList(companies=page.items, more=page.more, next=page.next)
 
     async def app_import(self, request: api.AppImport) -> api.AppImported:
+        """Store the application; its templates go on the board again once its artifacts
+        and exit codes are stored too (`TenantApi`, which serves `app.import`)."""
         try:
             app, warnings = parse_app(request.document)
         except AppFileError as error:
@@ -228,8 +230,6 @@ class StoreApi:
             held = [row.template.id for row in using if secret_values(row.app, row.template.env)]
             if held:  # it declares a field secret now: its templates' values are sealed
                 await seal_held(conn, self._keyring, held)
-        if using:
-            await self._board.refresh([row.template.id for row in using])
         log.info("app.imported", app=stored.uuid, created=created, warnings=len(warnings))
         return api.AppImported(app=stored, created=created, warnings=warnings)
 

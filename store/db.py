@@ -101,40 +101,33 @@ def _statement_timeout(timeout: float | None) -> float | None:
     return min(COMMAND_TIMEOUT if timeout is None else timeout, left)
 
 
+def _bounded(method: Any) -> Any:
+    """`method` of asyncpg's Connection, waiting no longer than the request it serves and
+    telling a misuse from a closed connection."""
+
+    async def call(
+        self: _Connection, query: str, *args: Any, timeout: float | None = None, **options: Any
+    ) -> Any:
+        try:
+            return await method(self, query, *args, timeout=_statement_timeout(timeout), **options)
+        except asyncpg.InterfaceError as error:
+            self.raise_misuse(error)
+            raise
+
+    return call
+
+
 class _Connection(asyncpg.Connection):  # type: ignore[misc]
-    """A connection whose statements (a transaction's BEGIN, COMMIT and ROLLBACK too) wait
-    no longer than the request they serve, and tell a misuse from a closed connection."""
+    """A pooled connection whose statements (a transaction's BEGIN, COMMIT and ROLLBACK
+    too) wait no longer than the request they serve, and tell a misuse from a closed
+    connection."""
 
-    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
-        try:
-            result: str = await super().execute(query, *args, timeout=_statement_timeout(timeout))
-        except asyncpg.InterfaceError as error:
-            self._raise_misuse(error)
-            raise
-        return result
+    execute = _bounded(asyncpg.Connection.execute)
+    fetch = _bounded(asyncpg.Connection.fetch)
+    fetchrow = _bounded(asyncpg.Connection.fetchrow)
+    fetchval = _bounded(asyncpg.Connection.fetchval)
 
-    async def fetch(self, query: str, *args: Any, timeout: float | None = None, **options: Any) -> Any:
-        try:
-            return await super().fetch(query, *args, timeout=_statement_timeout(timeout), **options)
-        except asyncpg.InterfaceError as error:
-            self._raise_misuse(error)
-            raise
-
-    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None, **options: Any) -> Any:
-        try:
-            return await super().fetchrow(query, *args, timeout=_statement_timeout(timeout), **options)
-        except asyncpg.InterfaceError as error:
-            self._raise_misuse(error)
-            raise
-
-    async def fetchval(self, query: str, *args: Any, timeout: float | None = None, **options: Any) -> Any:
-        try:
-            return await super().fetchval(query, *args, timeout=_statement_timeout(timeout), **options)
-        except asyncpg.InterfaceError as error:
-            self._raise_misuse(error)
-            raise
-
-    def _raise_misuse(self, error: asyncpg.InterfaceError) -> None:
+    def raise_misuse(self, error: asyncpg.InterfaceError) -> None:
         """`error` as the StatementMisuse it is when the connection is open; a value the
         statement cannot carry (DataError) stays what it is, bad data."""
         if not isinstance(error, asyncpg.DataError) and not self.is_closed():

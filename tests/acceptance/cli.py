@@ -23,15 +23,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 async def jetjobs(*args: str, env: dict[str, str], timeout: float = 60.0) -> Result:
     """Run `python -m jetjobs ARGS` to completion."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "jetjobs",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await started(*args, env=env)
     try:
         out, err = await asyncio.wait_for(process.communicate(), timeout)
     except TimeoutError:

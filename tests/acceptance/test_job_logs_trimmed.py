@@ -30,11 +30,20 @@ async def stack(nats_url: str, database_url: str):  # type: ignore[no-untyped-de
         yield running
 
 
-async def _job(stack: Stack, script: str) -> str:
+async def _template(stack: Stack, script: str, **fields: Any) -> int:
     await stack.company("acme")
     app = await stack.app(f"-c '{script}'")
-    template = await stack.template(name="printer", app=app.app.uuid, company="acme")
-    return (await stack.run(template.id)).job_id
+    return (await stack.template(name="printer", app=app.app.uuid, company="acme", **fields)).id
+
+
+async def _job(stack: Stack, script: str) -> str:
+    return (await stack.run(await _template(stack, script))).job_id
+
+
+async def _aged_out(stack: Stack, job_id: str) -> None:
+    """Make the logs stream keep a second, and wait until the job's chunks are gone."""
+    await _limit_logs(stack, max_age=1.0, duplicate_window=1.0)
+    await eventually(lambda: _gone(stack, job_id), 20, "the job's chunks to age out")
 
 
 async def _limit_logs(stack: Stack, **limits: Any) -> None:
@@ -60,8 +69,7 @@ async def test_a_final_job_whose_output_aged_out_prints_what_the_store_kept(stac
     fresh = await jetjobs("job", "logs", job_id, env=env)
     assert (fresh.code, fresh.out, fresh.err) == (0, "hello-from-job\n", "err-line\n"), fresh
 
-    await _limit_logs(stack, max_age=1.0, duplicate_window=1.0)
-    await eventually(lambda: _gone(stack, job_id), 20, "the job's chunks to age out")
+    await _aged_out(stack, job_id)
 
     aged = await jetjobs("job", "logs", job_id, env=env)
     assert aged.code == 0 and aged.out == "hello-from-job\n", aged
@@ -141,19 +149,16 @@ async def test_attempts_whose_output_is_all_gone_are_named(stack: Stack, tmp_pat
     printed nothing: the attempts that ran before the oldest chunk the stream holds are
     named, and attempts after it are not."""
     marker = tmp_path / "ran-once"
-    await stack.company("acme")
     script = f"if [ -e {marker} ]; then exit 0; fi; touch {marker}; echo first-try; exit 1"
-    app = await stack.app(f"-c '{script}'")
-    template = await stack.template(name="flaky", app=app.app.uuid, company="acme", retries=1)
-    job_id = (await stack.run(template.id)).job_id
+    template_id = await _template(stack, script, retries=1)
+    job_id = (await stack.run(template_id)).job_id
     job = await stack.final_job(job_id)
     assert [a.attempt for a in job.attempts] == [1, 2] and job.stdout == "", job
     env = clean_env(JETJOBS_NATS_URL=stack.nats_url)
     fresh = await jetjobs("job", "logs", job_id, env=env)
     assert (fresh.code, fresh.out, fresh.err) == (0, "first-try\n", ""), fresh
 
-    await _limit_logs(stack, max_age=1.0, duplicate_window=1.0)
-    await eventually(lambda: _gone(stack, job_id), 20, "the job's chunks to age out")
+    await _aged_out(stack, job_id)
     aged = await jetjobs("job", "logs", job_id, env=env)
     assert aged.code == 0 and aged.out == "", aged
     [note] = aged.err.splitlines()
@@ -163,7 +168,7 @@ async def test_attempts_whose_output_is_all_gone_are_named(stack: Stack, tmp_pat
     await _limit_logs(stack, max_age=3600.0, duplicate_window=120.0)
     await stack.bus.js.publish(s.logs_subject("other", "noisy"), b"x")  # the oldest chunk from now on
     marker.unlink()
-    later = (await stack.run(template.id)).job_id  # both its attempts run after it
+    later = (await stack.run(template_id)).job_id  # both its attempts run after it
     await stack.final_job(later)
     quiet = await jetjobs("job", "logs", later, env=env)
     assert (quiet.code, quiet.out, quiet.err) == (0, "first-try\n", ""), quiet
