@@ -32,6 +32,11 @@ MEMORY_HEADROOM_MB = 32
 """MiB an executor's memory limit must leave above what it uses when it starts, for the
 jobs it runs: with less it would stop at its first jobs, and again after each restart."""
 
+MEMORY_GROWTH_MB = 16
+"""MiB the limit an executor advises leaves on top of that headroom: its size before
+its first job differs by a MiB or two from one start to the next, and advice followed
+to the MiB would be refused at the next start."""
+
 
 def default_runner_id() -> str:
     """Host and pid: unique per live executor and readable in job history."""

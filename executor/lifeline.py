@@ -20,7 +20,7 @@ from bus.clock import ClockCheck
 from bus.tasks import stop_tasks
 from contracts.lifecycle import RunnerInfo
 
-from .config import MEMORY_HEADROOM_MB, ExecutorConfig, ExecutorStartError
+from .config import MEMORY_GROWTH_MB, MEMORY_HEADROOM_MB, ExecutorConfig, ExecutorStartError
 
 log = structlog.get_logger("jetjobs.executor")
 
@@ -54,11 +54,12 @@ def check_memory_room(limit_mb: int | None) -> None:
     gc.collect()
     used_mb = -(-resident_bytes() // 2**20)
     if limit_mb < used_mb + MEMORY_HEADROOM_MB:
-        least = -(-(used_mb + MEMORY_HEADROOM_MB) // 16) * 16
+        least = -(-(used_mb + MEMORY_HEADROOM_MB + MEMORY_GROWTH_MB) // 16) * 16
         raise ExecutorStartError(
             f"memory_limit_mb (JETJOBS_MEMORY_LIMIT_MB) is {limit_mb} MiB, but this executor process "
             f"already uses {used_mb} MiB before running a job: set it to at least {least} "
-            f"(its size now plus {MEMORY_HEADROOM_MB} MiB for jobs), or to 0 for no limit"
+            f"(its size now plus {MEMORY_HEADROOM_MB} MiB for jobs and {MEMORY_GROWTH_MB} MiB for its own growth), "
+            "or to 0 for no limit"
         )
 
 

@@ -142,7 +142,7 @@ async def test_up_refuses_a_memory_limit_it_already_fills(tmp_path: Path) -> Non
     assert re.fullmatch(
         r"jetjobs: error: memory_limit_mb \(JETJOBS_MEMORY_LIMIT_MB\) is 32 MiB, but this executor "
         r"process already uses \d+ MiB before running a job: set it to at least \d+ \(its size now "
-        r"plus 32 MiB for jobs\), or to 0 for no limit\n",
+        r"plus 32 MiB for jobs and 16 MiB for its own growth\), or to 0 for no limit\n",
         said,
     ), said
     assert not [line for line in lines if "jetjobs is up" in line or "Traceback" in line], lines

@@ -142,7 +142,7 @@ async def test_a_memory_limit_the_executor_already_fills_is_refused_at_start(f: 
     told = re.search(
         r"^jetjobs: error: memory_limit_mb \(JETJOBS_MEMORY_LIMIT_MB\) is 32 MiB, but this executor process "
         r"already uses \d+ MiB before running a job: set it to at least (\d+) \(its size now plus 32 MiB "
-        r"for jobs\), or to 0 for no limit$",
+        r"for jobs and 16 MiB for its own growth\), or to 0 for no limit$",
         said,
         re.MULTILINE,
     )
