@@ -174,12 +174,20 @@ def never_fires(expression: str) -> str:
     )
 
 
+class UnknownZone(ValueError):
+    """A time zone name this host's time zone database does not hold."""
+
+    def __init__(self, zone: str) -> None:
+        super().__init__(f"unknown timezone {zone!r}: use an IANA name such as Europe/Prague")
+        self.zone = zone
+
+
 def check_timezone(name: str) -> str:
     """Validate an IANA timezone name."""
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown timezone {name!r}: use an IANA name such as Europe/Prague") from None
+        raise UnknownZone(name) from None
     return name
 
 

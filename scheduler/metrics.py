@@ -30,6 +30,11 @@ class SchedulerMetrics:
         self._templates = Gauge(
             "jetjobs_scheduler_templates", "templates the scheduler follows", registry=self.registry
         )
+        self._refused = Gauge(
+            "jetjobs_scheduler_templates_refused",
+            "templates on the board this scheduler cannot schedule (each logged as schedule.invalid_template)",
+            registry=self.registry,
+        )
         self._last_fired = Gauge(
             "jetjobs_scheduler_last_fired_timestamp_seconds",
             "the latest slot this scheduler fired while it leads; 0 when it does not lead",
@@ -70,8 +75,9 @@ class SchedulerMetrics:
     def alive(self, now: datetime) -> None:
         self._alive.set(now.timestamp())
 
-    def templates(self, count: int) -> None:
+    def templates(self, count: int, refused: int) -> None:
         self._templates.set(count)
+        self._refused.set(refused)
 
     def fired(self, slot: datetime, lateness: float) -> None:
         """A slot fired; one owed from earlier (a misfire caught up) does not move the last

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from contracts.models import ActiveTemplate
+from contracts.models import ActiveTemplate, UnknownZone
 from contracts.schedule import SlotReason
 
 from .cron import next_fire
@@ -31,6 +31,14 @@ __all__ = ["Backoff", "Due", "Plan"]
 UNSCHEDULABLE = (ValueError, OverflowError)
 """What a template that cannot be scheduled raises (a pydantic ValidationError is a
 ValueError): caught per template, so one bad template never stops the others."""
+
+
+def missing_zone(zone: str) -> str:
+    """Why a template the store accepted has a zone this scheduler does not know."""
+    return (
+        f"this host's time zone database lacks the template's zone {zone!r}, which the store's "
+        "knows: update the host's tzdata package, or the `tzdata` Python package jetjobs installs"
+    )
 
 
 @dataclass(frozen=True)
@@ -71,11 +79,19 @@ class Plan:
         """Templates being fired when the clock jumped ahead, with the instant their
         next slot is counted from (`overdue`)."""
         self._waiting = Waiting()
+        self._refused: set[int] = set()
+        """Templates on the board this scheduler cannot schedule (`refused`)."""
         self._backlog_failures = 0
         self._backlog_after: datetime | None = None
 
     def __len__(self) -> int:
         return len(self._templates)
+
+    def refused(self) -> int:
+        """How many templates on the board this scheduler cannot schedule: the store
+        accepted them, so something of this host's differs (most often its time zone
+        database lacks their zone). They never fire until it is mended."""
+        return len(self._refused)
 
     def entry(self, template_id: int) -> Entry | None:
         """The template as last seen on the board, as the scheduler holds it."""
@@ -128,6 +144,8 @@ class Plan:
             self._put(template if isinstance(template, Entry) else Entry.of(template, raw), now)
         except UNSCHEDULABLE as error:
             self._invalid(template.id, error)
+        else:
+            self._refused.discard(template.id)
 
     def _put(self, template: Entry, now: datetime) -> None:
         old = self._templates.get(template.id)
@@ -149,8 +167,10 @@ class Plan:
         self._heap.push(timer)
 
     def _invalid(self, template_id: int, error: Exception) -> None:
-        log.error("schedule.invalid_template", template_id=template_id, reason=str(error))
+        reason = missing_zone(error.zone) if isinstance(error, UnknownZone) else str(error)
+        log.error("schedule.invalid_template", template_id=template_id, reason=reason)
         self.remove(template_id)
+        self._refused.add(template_id)
 
     def _kept(self, pending: Timer, old: Entry, new: Entry) -> Timer:
         """The pending timer of a template whose schedule stays: the new revision,
@@ -222,10 +242,11 @@ class Plan:
         self._anchors.pop(template_id, None)
         self._paused_owed.pop(template_id, None)
         self._waiting.drop(template_id)
+        self._refused.discard(template_id)
 
     def retain(self, template_ids: set[int]) -> None:
         """Forget every template not in `template_ids` (after re-reading the board)."""
-        for template_id in self.ids() - template_ids:
+        for template_id in (self.ids() | self._refused) - template_ids:
             self.remove(template_id)
 
     def rebase(

@@ -213,7 +213,7 @@ class SchedulerService:
 
     def _beat(self) -> None:
         self.metrics.alive(utcnow())
-        self.metrics.templates(len(self._plan))
+        self.metrics.templates(len(self._plan), self._plan.refused())
 
     def _set_leading(self, value: bool) -> None:
         self._leading = value

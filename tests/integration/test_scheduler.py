@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from structlog.testing import capture_logs
 
 import scheduler.service as scheduler_service
 from bus import Bus, TemplateBoard
@@ -18,6 +19,7 @@ from contracts.dispatch import scheduled_job_id
 from contracts.messages import JobMessage
 from contracts.models import ActiveTemplate
 from scheduler import SchedulerConfig, SchedulerService
+from tests.stack import eventually
 
 EVERY_SECOND = "* * * * * *"
 NEVER_IN_A_TEST = "0 0 1 1 *"
@@ -245,6 +247,39 @@ async def test_invalid_template_is_skipped_and_others_fire(
     assert service.plan.ids() == {2}
     await board.put(template(1, revision="r2"))
     await until(bus, 1, 1, timeout=2.5)
+
+
+async def refused_reads(service: SchedulerService, count: int) -> None:
+    """Wait for the refused-templates gauge (set with each lease renewal) to read `count`."""
+
+    async def reads() -> bool:
+        return service.metrics.registry.get_sample_value("jetjobs_scheduler_templates_refused") == count
+
+    await eventually(reads, 10, f"jetjobs_scheduler_templates_refused to read {count}")
+
+
+async def test_templates_the_scheduler_cannot_schedule_are_counted_and_a_missing_zone_is_named(
+    bus: Bus, board: TemplateBoard, start_scheduler: Start
+) -> None:
+    """A template the store accepted but this host cannot schedule (its time zone
+    database lacks the zone) never fires: a gauge counts such templates, for an alert,
+    and the log says that the host lacks the zone rather than that the name is wrong."""
+    await board.put(template(1, timezone="Mars/Olympus"))
+    await board.put(template(2, cron="every now and then"))
+    await board.put(template(3))
+    with capture_logs() as logs:
+        service = await start_scheduler()
+        await until(bus, 3, 1, timeout=2.5)
+    assert service.plan.ids() == {3} and service.plan.refused() == 2
+    await refused_reads(service, 2)
+    reasons = {e["template_id"]: e["reason"] for e in logs if e["event"] == "schedule.invalid_template"}
+    assert "this host's time zone database lacks the template's zone 'Mars/Olympus'" in reasons[1]
+    assert "tzdata" in reasons[1] and "use an IANA name" not in reasons[1]
+    await board.put(template(1, revision="r2"))  # mended: it fires and is no longer counted
+    await board.remove(2)
+    await until(bus, 1, 1, timeout=2.5)
+    assert service.plan.refused() == 0
+    await refused_reads(service, 0)
 
 
 async def test_a_template_whose_new_version_is_unreadable_stops_firing(

@@ -194,6 +194,18 @@ def test_retain_forgets_templates_no_longer_on_the_board() -> None:
     assert [d.template.id for d in plan.take_due(minute(1))] == [2]
 
 
+def test_refused_templates_are_counted_until_mended_removed_or_gone_from_the_board() -> None:
+    plan = Plan()
+    for template_id in (1, 2, 3):
+        plan.put(template(template_id, timezone="Mars/Olympus"), NOW)
+    assert plan.refused() == 3 and plan.ids() == set()
+    plan.put(template(1), NOW)
+    plan.remove(2)
+    assert plan.refused() == 1
+    plan.retain({1})
+    assert plan.refused() == 0 and plan.ids() == {1}
+
+
 def test_build_derives_the_job_id_from_template_and_slot() -> None:
     firing = build(Due(Entry.of(template()), minute(1)), NOW, HANDOFF.prepare)
     assert isinstance(firing, Firing)
