@@ -10,6 +10,7 @@ stamped on a message the service has just stored: one extra request a minute."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -54,10 +55,31 @@ class ClockCheck:
         self._next_check = 0.0
         self._next_warning = 0.0
         self._off = False
+        self._offered: tuple[str, int, datetime, datetime] | None = None
+        self._ready = asyncio.Event()
 
     def due(self) -> bool:
         """Whether a stored message should be measured now (once every `CHECK_EVERY`)."""
         return asyncio.get_running_loop().time() >= self._next_check
+
+    def offer(self, stream: str, seq: int, before: datetime, after: datetime) -> None:
+        """Hand `follow` message `seq` of `stream`, which this service just stored
+        between `before` and `after` by its clock (the newest offered is measured)."""
+        self._offered = (stream, seq, before, after)
+        self._ready.set()
+
+    async def follow(self, wait: float) -> None:
+        """Measure what is offered, for as long as the service runs: apart from the
+        publish that offered it, so that a slow answer never delays one, and waiting
+        `wait` seconds at most for each."""
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            offered, self._offered = self._offered, None
+            if offered is not None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self.stored(*offered)
 
     async def stored(self, stream: str, seq: int, before: datetime, after: datetime) -> float | None:
         """Measure from message `seq` of `stream`, stored between `before` and `after` by

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from contracts import subjects as s
 from contracts.messages import DeadLetter, JobEvent, JobMessage
 
+from .clock import ClockCheck
 from .heal import Healer
 from .inbox import AckInbox, Framed, Refused
 from .infra import Layout, ensure_consumer
@@ -88,6 +89,9 @@ class Publisher:
         self._pools_generation = healer.generation
         self._inbox = AckInbox(nc)
         self._letter_nonces: dict[str, str] = {}
+        self.clock: ClockCheck | None = None
+        """Set by a service that stamps the job messages it dispatches with its own
+        clock (the store): it measures that clock from them (`bus.clock`)."""
 
     async def ensure_pools(self, pools: Iterable[str]) -> None:
         """Interest retention keeps a message only for consumers that exist when
@@ -143,15 +147,20 @@ class Publisher:
                 delay = min(delay * 2, 2.0)
 
     async def dispatch(self, messages: Sequence[JobMessage]) -> list[bool]:
-        """Publish job messages; returns, per message, whether it was a duplicate."""
+        """Publish job messages; returns, per message, whether it was a duplicate. Now
+        and then the last one stored is offered to `clock` (its `dispatched_at` is this
+        host's time, which executors judge lateness by)."""
         await self.ensure_pools(m.pool for m in messages)
         items = [
             (s.dispatch_subject(m.company, m.pool), encode(m), s.dispatch_msg_id(m.job_id, m.attempt))
             for m in messages
         ]
-        if len(items) == 1:
-            return [(await self.publish(*items[0])).duplicate is True]
-        return [ack.duplicate is True for ack in await self.publish_all(items)]
+        clock = self.clock if self.clock is not None and self.clock.due() else None
+        before = clock.clock() if clock is not None else None
+        acks = [await self.publish(*items[0])] if len(items) == 1 else await self.publish_all(items)
+        if clock is not None and before is not None and acks and not acks[-1].duplicate:
+            clock.offer(acks[-1].stream, acks[-1].seq, before, clock.clock())
+        return [ack.duplicate is True for ack in acks]
 
     async def publish_all(self, items: Sequence[tuple[str, bytes, str]]) -> list[PubAck]:
         """Publish (subject, payload, msg id) messages pipelined: all are put on the

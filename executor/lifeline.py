@@ -99,8 +99,6 @@ class Lifeline:
         self._runners: RunnerBoard | None = None
         self.cancelled: dict[str, str] = {}
         self.clock = ClockCheck(bus.js, "executor", _clock_effect, on_clock)
-        self._clock_check = asyncio.Event()
-        self._last_beat: tuple[int, datetime, datetime] | None = None
 
     def info(self) -> RunnerInfo:
         """This executor as `jetjobs runners` shows it."""
@@ -122,7 +120,7 @@ class Lifeline:
         self._runners = await RunnerBoard.open(self._bus.js, None if self._config.bind_only else self._layout)
         await self._announce(self._runners)
         cancels = CancelFeed(self._bus.nc) if self._config.bind_only else await CancelBoard.open(self._bus.js)
-        self._spawn(self._check_clock(), "clock")
+        self._spawn(self.clock.follow(CLOCK_WAIT), "clock")
         self._spawn(self._beat(self._runners), "beat")
         watching = asyncio.Event()
         self._spawn(self._watch(cancels, watching.set), "cancels")
@@ -151,24 +149,12 @@ class Lifeline:
                 log.warning("executor.heartbeat_failed", runner=self._config.runner_id, error=repr(error))
 
     async def _announce(self, board: RunnerBoard) -> None:
-        """Put a heartbeat, and keep when it was sent for the clock check."""
+        """Put a heartbeat; now and then, have the clock check measure it (`bus.clock`).
+        A bind-only executor may not read the bucket's messages."""
         before = self.clock.clock()
         seq = await board.beat(self.info())
-        self._last_beat = (seq, before, self.clock.clock())
         if self.clock.due() and not self._config.bind_only:
-            self._clock_check.set()
-
-    async def _check_clock(self) -> None:
-        """Hold this host's clock against the time the server stored a heartbeat at
-        (`bus.clock`), once a minute, apart from the beats so that a slow answer never
-        delays one. A bind-only executor may not read the bucket's messages."""
-        while True:
-            await self._clock_check.wait()
-            self._clock_check.clear()
-            if self._last_beat is not None:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(CLOCK_WAIT):
-                        await self.clock.stored(RunnerBoard.STREAM, *self._last_beat)
+            self.clock.offer(RunnerBoard.STREAM, seq, before, self.clock.clock())
 
     async def _watch(self, board: CancelBoard | CancelFeed, ready: Callable[[], None]) -> None:
         """Follow cancels for as long as the executor runs, re-watching after a failure

@@ -41,6 +41,12 @@ class StoreMetrics:
             ["feed"],
             registry=registry,
         )
+        self._clock_offset = Gauge(
+            "jetjobs_store_clock_offset_seconds",
+            "how far this host's clock is ahead of the NATS server's (negative: behind), "
+            "as last measured from a job message it dispatched",
+            registry=registry,
+        )
         self._batch = Histogram(
             "jetjobs_store_batch_seconds",
             "time to write and commit one batch",
@@ -159,6 +165,10 @@ class StoreMetrics:
         if not self._t.company_labels or code in self._companies:
             return code
         return "unknown"
+
+    def clock_offset(self, seconds: float) -> None:
+        """This host's clock against the NATS server's, as `bus.clock` measured it."""
+        self._clock_offset.set(seconds)
 
     def company_created(self, code: str) -> None:
         """A company this store just created: its outcomes count under its code at once."""

@@ -13,6 +13,7 @@ import structlog
 
 from bus import ApiServer, Bus, Layout, TemplateBoard, refuse_beside_older_stores
 from bus.batches import BatchPuller
+from bus.clock import ClockCheck
 from bus.connection import redacted
 from bus.tasks import stop_tasks
 from bus.telemetry import Telemetry
@@ -63,6 +64,26 @@ class StoreConfig:
     """How long final history and the audit log are kept (by default, for ever)."""
 
 
+CLOCK_WAIT = 2.0
+"""Seconds a clock check may wait for the server before it is given up until the next."""
+
+
+def clock_effect(offset: float) -> str:
+    """What a clock `offset` seconds off does to a store: the jobs it dispatches (run
+    now, retried, backfilled, flow nodes) carry its time as `dispatched_at`, which
+    executors judge lateness by."""
+    if offset < 0:
+        return (
+            "the jobs it dispatches (run now, retried, backfilled, flow nodes) look that much older to "
+            f"executors, which refuse as late (`undelivered`) those whose delivery timeout is under "
+            f"{-offset:.0f} s"
+        )
+    return (
+        "the jobs it dispatches (run now, retried, backfilled, flow nodes) look that much younger to "
+        "executors, which take them after their delivery timeout has passed"
+    )
+
+
 def _version() -> str:
     try:
         return metadata.version("jetjobs")
@@ -108,6 +129,8 @@ class StoreService:
 
     async def _start(self) -> None:
         self._bus = bus = await Bus.open(self._config.nats_url, self._config.name, self._layout, store=True)
+        bus.publisher.clock = clock = ClockCheck(bus.js, "store", clock_effect, self._metrics.clock_offset)
+        self._helpers.append(self._spawn(clock.follow(CLOCK_WAIT), "clock"))
         board = BoardKeeper(self._pool, await TemplateBoard.open(bus.js))
         await self._metrics.companies(self._pool)
         await seal_at_start(self._pool, self._config.keyring)
