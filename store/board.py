@@ -65,11 +65,16 @@ def scheduled(row: TemplateRow, extras: TemplateExtras | None = None) -> ActiveT
     return active_template(row, cron, extras)
 
 
+BOARD_LOCK = 0x6A6A2D626F617264
+"""The advisory lock key ("jj-board" in ASCII) a store holds while it writes the board."""
+
+
 class BoardKeeper:
     """Writes templates to the board after every change, and converges after a failure.
 
-    Writes are serialized and read the template afresh, so two quick changes can
-    never leave the older one on the board."""
+    Every write, by any store, reads the templates afresh and writes them under one
+    Postgres lock (`BOARD_LOCK`), so two changes close together, made through two
+    stores or while another store resyncs, never leave the older one on the board."""
 
     def __init__(self, pool: Any, board: TemplateBoard, retry_every: float = 5.0) -> None:
         self._pool = pool
@@ -80,9 +85,11 @@ class BoardKeeper:
 
     async def resync(self) -> int:
         """Make the whole board match Postgres; returns how many templates are scheduled."""
-        async with self._lock:
-            rows = await Queries(self._pool).templates()
-            extras = await TenantQueries(self._pool).template_extras([row.template.id for row in rows])
+        async with self._lock, self._pool.acquire() as conn, conn.transaction():
+            queries = Queries(conn)
+            await queries.lock_board(BOARD_LOCK)
+            rows = await queries.templates()
+            extras = await TenantQueries(conn).template_extras([row.template.id for row in rows])
             wanted = [t for row in rows if (t := scheduled(row, extras.get(row.template.id))) is not None]
             await self._board.put_all(wanted)
             await self._board.remove_all(sorted(await self._board.ids() - {t.id for t in wanted}))
@@ -92,15 +99,17 @@ class BoardKeeper:
     async def refresh(self, template_ids: Collection[int]) -> None:
         """Put or remove these templates; on failure, a full resync follows in the background."""
         try:
-            async with self._lock:
-                await self._refresh(template_ids)
+            async with self._lock, self._pool.acquire() as conn, conn.transaction():
+                await self._refresh(conn, template_ids)
         except Exception as error:
             log.warning("store.board_failed", templates=sorted(template_ids), error=repr(error))
             self._dirty.set()
 
-    async def _refresh(self, template_ids: Collection[int]) -> None:
-        found = {row.template.id: row for row in await Queries(self._pool).templates(ids=list(template_ids))}
-        extras = await TenantQueries(self._pool).template_extras(list(found))
+    async def _refresh(self, conn: Any, template_ids: Collection[int]) -> None:
+        queries = Queries(conn)
+        await queries.lock_board(BOARD_LOCK)
+        found = {row.template.id: row for row in await queries.templates(ids=list(template_ids))}
+        extras = await TenantQueries(conn).template_extras(list(found))
         wanted: list[ActiveTemplate] = []
         gone: list[int] = []
         for template_id in template_ids:

@@ -72,6 +72,9 @@ class Queries:
     async def unlock_migrations(self, key: int) -> None:
         await self._db.execute(self._q("unlock_migrations"), key)
 
+    async def lock_board(self, key: int) -> None:
+        await self._db.execute(self._q("lock_board"), key)
+
     async def create_migrations_table(self) -> None:
         await self._db.execute(self._q("create_migrations_table"))
 

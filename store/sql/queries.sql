@@ -9,6 +9,11 @@ SELECT pg_advisory_lock($1);
 -- Let the next store migrate.
 SELECT pg_advisory_unlock($1);
 
+-- name: lock_board --
+-- Let one store at a time write the templates board, until its transaction ends: each
+-- writes what it read under the lock, so the last write is of the latest state.
+SELECT pg_advisory_xact_lock($1);
+
 -- name: create_migrations_table --
 -- The ledger of applied migrations (created by the first store that starts).
 CREATE TABLE IF NOT EXISTS jetjobs_migrations (
