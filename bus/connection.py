@@ -13,6 +13,8 @@ from nats.aio.client import Client
 from nats.errors import Error as ClientError
 from nats.errors import NoServersError
 
+from .client import GuardedClient
+
 log = structlog.get_logger("jetjobs.bus")
 
 NATS_ERRORS: tuple[type[Exception], ...] = (ClientError, TimeoutError)
@@ -159,7 +161,7 @@ async def connect(
 ) -> Client:
     """A connection that, for services (`persistent`), never gives up once it is
     up; at start a service tries for a while, a command gives up at once."""
-    client = Client()
+    client = GuardedClient()
     stats = stats if stats is not None else ConnectionStats()
     stats.client = client
     reporter = _Reporter(client, redacted(url), quiet=not persistent, stats=stats)
