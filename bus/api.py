@@ -102,6 +102,9 @@ async def _answer(request: Request, op: str, spec: Operation, handler: Handler, 
     except ValidationError as error:
         await _reply_error(request, 400, f"{op}: {describe(error)}")
         return
+    except RecursionError:  # a validator walking what the JSON parser let through
+        await _reply_error(request, 400, f"{op}: the request nests too deeply: flatten it")
+        return
     try:
         reply = await handler(parsed)
     except ApiFailure as failure:

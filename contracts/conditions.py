@@ -36,6 +36,14 @@ _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no", "")
 
 
+MAX_NESTING = 32
+"""Parentheses and `not`s a condition may nest: the parser, and every walk of its
+tree, recurse once per level."""
+MAX_TERMS = 256
+"""Comparisons one condition may hold: a chain of `and`s or `or`s is a tree as deep
+as it is long."""
+
+
 class ConditionError(ValueError):
     """A condition that does not parse; the message points at the problem."""
 
@@ -91,6 +99,8 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.tokens = _tokens(text)
         self.pos = 0
+        self.depth = 0
+        self.terms = 0
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -123,17 +133,30 @@ class _Parser:
 
     def unary(self) -> Condition:
         if self.word("not"):
-            return Not(self.unary())
+            return Not(self.nested(self.unary))
         kind, text = self.take()
         if (kind, text) == ("paren", "("):
-            inner = self.expr()
+            inner = self.nested(self.expr)
             if self.take() != ("paren", ")"):
                 raise ConditionError("a '(' is not closed")
             return inner
         if kind != "ref":
             raise ConditionError(f"expected <node>.<key>, got {text!r}")
+        self.terms += 1
+        if self.terms > MAX_TERMS:
+            raise ConditionError(f"more than {MAX_TERMS} comparisons: split the condition across nodes")
         node, _, key = text.partition(".")
         return self.comparison(Ref(node, key))
+
+    def nested(self, inner: Callable[[], Condition]) -> Condition:
+        """`inner` one level deeper, refused past `MAX_NESTING`."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise ConditionError(f"parentheses and 'not' nested more than {MAX_NESTING} deep: simplify it")
+        try:
+            return inner()
+        finally:
+            self.depth -= 1
 
     def comparison(self, ref: Ref) -> Compare:
         token = self.peek()

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from .flows import FlowNode
 
 _UNSAFE = re.compile(r"[^A-Z0-9_]")
+SHOWN_CONDITION = 80
+"""Characters of a bad condition its refusal quotes (the reason after it must stay readable)."""
 
 
 class Problem(NamedTuple):
@@ -178,7 +180,8 @@ def _conditions(by_name: dict[str, FlowNode], outside: set[str]) -> list[Problem
             try:
                 tree = conditions.parse(text)
             except conditions.ConditionError as error:
-                problems.append(Problem(node.name, f"node '{node.name}': bad condition {text!r}: {error}"))
+                shown = text if len(text) <= SHOWN_CONDITION else f"{text[:SHOWN_CONDITION]}…"
+                problems.append(Problem(node.name, f"node '{node.name}': bad condition {shown!r}: {error}"))
                 continue
             for ref in sorted(conditions.refs(tree) - upstream) if sure else ():
                 problems.append(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
 from . import multiflexi_extras as extras
-from .base import reserved_refusal
+from .base import ENV_NAME, NAME_RULE, reserved_refusal
 from .cmdline import CommandLineError, placeholders, words
 from .models import Application, EnvField
 
@@ -56,18 +57,44 @@ def localized(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _text_value(value: Any) -> str | None:
+_FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False, "": False}
+"""How exports that write `required` as text or a number mean it."""
+
+
+def _text_value(field: str, value: Any) -> str | None:
+    """A value that must be text (numbers and booleans are written as JSON gives them):
+    a list or an object would otherwise be stored as its Python form, and a NUL byte
+    can be neither stored nor given to a program."""
     if value is None:
         return None
+    if isinstance(value, (list, dict)):
+        raise AppFileError(
+            f"{field}: expected text, not a JSON {'array' if isinstance(value, list) else 'object'}"
+        )
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    if "\x00" in text:
+        raise AppFileError(
+            f"{field}: holds a NUL byte (\\u0000), which no program or variable can take: remove it"
+        )
+    return text
+
+
+def _flag(field: str, value: Any) -> bool:
+    """A yes/no field: a JSON boolean, or the text or number some exports write."""
     if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+        return value
+    flag = _FLAGS.get(str(value).strip().lower()) if isinstance(value, (str, int)) else None
+    if flag is None:
+        raise AppFileError(f"{field}: expected true or false, not {value!r}")
+    return flag
 
 
 def _env_field(name: str, spec: Any, warnings: list[str]) -> EnvField:
     refusal = reserved_refusal(name)
     if refusal:
         raise AppFileError(f"environment.{name}: {refusal}")
+    if not re.fullmatch(ENV_NAME, name):
+        raise AppFileError(f"environment.{name}: not an environment variable name: {NAME_RULE}")
     if not isinstance(spec, dict):
         raise AppFileError(f"environment.{name}: expected an object with type/defval/required")
     unknown = sorted(set(spec) - ENV_KEYS)
@@ -77,8 +104,8 @@ def _env_field(name: str, spec: Any, warnings: list[str]) -> EnvField:
     return EnvField(
         type=kind,
         description=localized(spec.get("description")),
-        default=_text_value(spec.get("defval")),
-        required=bool(spec.get("required", False)),
+        default=_text_value(f"environment.{name}.defval", spec.get("defval")),
+        required=_flag(f"environment.{name}.required", spec.get("required", False)),
         secret=kind == "password",
     )
 
@@ -117,7 +144,7 @@ def parse_app(raw: Any) -> tuple[Application, list[str]]:
     Refuses only what cannot run: a document without an executable."""
     if not isinstance(raw, dict):
         raise AppFileError("expected a JSON object at the top level")
-    executable = str(raw.get("executable") or "").strip()
+    executable = (_text_value("executable", raw.get("executable") or "") or "").strip()
     if not executable:
         raise AppFileError("executable: missing; an application needs the program to run")
     warnings: list[str] = []
@@ -128,7 +155,8 @@ def parse_app(raw: Any) -> tuple[Application, list[str]]:
     if unused:
         warnings.append(f"not used by jetjobs: {', '.join(unused)}")
     name = localized(raw.get("name")) or executable
-    cmdparams = str(raw.get("cmdparamsTemplate") or raw.get("cmdparams") or "")
+    which = "cmdparamsTemplate" if raw.get("cmdparamsTemplate") else "cmdparams"
+    cmdparams = _text_value(which, raw.get(which) or "") or ""
     try:
         words(cmdparams)
     except CommandLineError as error:
@@ -140,8 +168,8 @@ def parse_app(raw: Any) -> tuple[Application, list[str]]:
         executable=executable,
         cmdparams=cmdparams,
         environment=_environment(raw.get("environment"), warnings),
-        ociimage=str(raw.get("ociimage") or ""),
-        homepage=str(raw.get("homepage") or ""),
+        ociimage=_text_value("ociimage", raw.get("ociimage") or "") or "",
+        homepage=_text_value("homepage", raw.get("homepage") or "") or "",
         tags=_tags(raw),
         **_extras(raw, warnings),
     )

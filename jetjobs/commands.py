@@ -119,8 +119,12 @@ def read_app_file(path: Path) -> dict[str, Any]:
         document = json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise CommandError(f"{path}: cannot read: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{path}: not UTF-8 text: an app file is UTF-8 JSON") from None
     except ValueError as error:
         raise CommandError(f"{path}: not valid JSON: {error}") from None
+    except RecursionError:
+        raise CommandError(f"{path}: its JSON nests too deeply to read: flatten it") from None
     try:
         parse_app(document)
     except (AppFileError, ValidationError) as error:

@@ -41,11 +41,15 @@ def load_flow(path: Path) -> FlowSpec:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise CommandError(f"cannot read flow file {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{path}: not UTF-8 text: save the flow as UTF-8 YAML or JSON") from None
+    kind = "JSON" if path.suffix == ".json" else "YAML"
     try:
         data: Any = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as error:
-        kind = "JSON" if path.suffix == ".json" else "YAML"
         raise CommandError(f"{path}: not valid {kind}: {_one_line(error)}") from None
+    except RecursionError:
+        raise CommandError(f"{path}: its {kind} nests too deeply to read: flatten it") from None
     try:
         return FlowSpec.model_validate(data)
     except ValidationError as error:

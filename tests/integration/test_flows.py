@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from contracts import subjects as s
 from contracts.api import ApiFailure
 from contracts.flows import (
     FlowCancelled,
@@ -225,6 +227,23 @@ async def test_nodes_whose_results_would_collide_are_refused_before_anything_run
                 await stack.client.call(op, request, reply)
             assert refused.value.code == 400 and clash in refused.value.message, op
         assert await stack.jobs(company="acme") == []
+
+
+async def test_a_condition_nested_past_the_limit_is_answered_400_not_left_unanswered(
+    nats_url: str, database_url: str
+) -> None:
+    """Parsing it exhausted Python's recursion: the store never answered, and the
+    caller waited out its timeout."""
+    async with flows(nats_url, database_url) as (stack, _engine, app):
+        deep = "(" * 5000 + "a.x" + ")" * 5000
+        spec = {"name": "deep", "company": "acme", "nodes": [node(app, "a", "true"), node(app, "b", "true")]}
+        spec["nodes"][1]["depends"] = [{"node": "a", "when": deep}]
+        msg = await stack.bus.nc.request(
+            s.api_subject("flow.validate"), json.dumps(spec).encode(), timeout=10
+        )
+        headers = msg.headers or {}
+        assert headers.get("Nats-Service-Error-Code") == "400", headers
+        assert "nested more than 32 deep" in headers["Nats-Service-Error"]
 
 
 async def test_cancel_publishes_every_node_s_end_before_the_run_s(nats_url: str, database_url: str) -> None:

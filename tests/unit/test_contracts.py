@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -91,6 +92,40 @@ def test_what_jetjobs_keeps_but_does_not_use_is_said() -> None:
 def test_a_command_line_with_unbalanced_quotes_is_refused_at_import() -> None:
     with pytest.raises(AppFileError, match="cannot be split into words \\(no closing quotation\\): balance"):
         parse_app({"executable": "sh", "cmdparams": "-c 'echo {A}"})
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"executable": ["prog"]}, "executable: expected text, not a JSON array"),
+        ({"cmdparams": ["-a", "-b"]}, "cmdparams: expected text, not a JSON array"),
+        ({"executable": "pr\x00og"}, "executable: holds a NUL byte"),
+        ({"environment": {"A": {"defval": "a\x00b"}}}, "environment.A.defval: holds a NUL byte"),
+        (
+            {"environment": {"A": {"defval": {"en": "x"}}}},
+            "environment.A.defval: expected text, not a JSON object",
+        ),
+        ({"environment": {"1BAD": {}}}, "environment.1BAD: not an environment variable name"),
+        ({"environment": {"A B": {}}}, "environment.A B: not an environment variable name"),
+        ({"environment": {"A": {"required": "maybe"}}}, "environment.A.required: expected true or false"),
+    ],
+)
+def test_an_app_file_with_values_jetjobs_would_store_wrongly_is_refused_naming_the_field(
+    change: dict[str, object], said: str
+) -> None:
+    """Before, a list became its Python text, a NUL failed in PostgreSQL without naming
+    the field, and a name no template can set was kept."""
+    with pytest.raises(AppFileError, match=re.escape(said)):
+        parse_app({"executable": "prog", "name": "x"} | change)
+
+
+@pytest.mark.parametrize(
+    ("given", "required"), [("false", False), ("True", True), (0, False), (1, True), ("", False)]
+)
+def test_required_written_as_text_or_a_number_means_what_it_says(given: object, required: bool) -> None:
+    """`bool("false")` is True: an optional variable became required, and every run failed."""
+    app, _ = parse_app({"executable": "prog", "environment": {"A": {"required": given}}})
+    assert app.environment["A"].required is required
 
 
 def test_a_placeholder_the_app_does_not_declare_is_said() -> None:

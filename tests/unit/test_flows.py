@@ -155,6 +155,21 @@ def test_bad_conditions_are_refused(text: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("(" * 5000 + "a.x" + ")" * 5000, "nested more than 32 deep"),
+        ("not " * 5000 + "a.x", "nested more than 32 deep"),
+        (" and ".join(["a.x"] * 5000), "more than 256 comparisons"),
+    ],
+)
+def test_a_condition_too_deep_or_too_long_to_walk_is_refused_not_crashed_on(text: str, said: str) -> None:
+    """Parsing it, or walking its tree, would exhaust Python's recursion limit."""
+    with pytest.raises(conditions.ConditionError, match=said):
+        conditions.parse(text)
+    assert conditions.parse("(" * 32 + "a.x" + ")" * 32) == conditions.parse("a.x")
+
+
+@pytest.mark.parametrize(
     ("nodes", "message"),
     [
         ([n("a", "b"), n("b", "a")], "node 'a' depends on itself: cycle a -> b -> a"),
