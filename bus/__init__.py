@@ -31,7 +31,7 @@ from .consume import (
 )
 from .infra import InfrastructureDrift, Layout
 from .peers import OlderStoreRunning, refuse_beside_older_stores
-from .publish import EventTrail, Publisher, PublishFailed, encode
+from .publish import EventTrail, Publisher, PublishFailed, TooLarge, encode
 from .session import Bus
 from .slots import stored_events
 from .templates import Loaded, Removed, TemplateBoard
@@ -64,6 +64,7 @@ __all__ = [
     "StoredMessage",
     "TemplateBoard",
     "Term",
+    "TooLarge",
     "UnsupportedNats",
     "decode",
     "delete_dispatch",

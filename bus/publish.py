@@ -23,7 +23,7 @@ from contracts.messages import DeadLetter, JobEvent, JobMessage
 from .clock import ClockCheck
 from .heal import Healer
 from .inbox import AckInbox, Framed, Refused
-from .infra import Layout, ensure_consumer
+from .infra import MAX_MESSAGE_BYTES, Layout, ensure_consumer
 from .output import OutputPublisher
 
 log = structlog.get_logger("jetjobs.bus")
@@ -39,6 +39,14 @@ stream keeps one copy."""
 
 HEAL_WAIT = 1.0
 """Seconds before asking again for a pool's consumer whose stream could not be made yet."""
+
+
+HEADER_ROOM = 1024
+"""Bytes kept for a job message's headers (its msg id) within one NATS message."""
+
+
+class TooLarge(ValueError):
+    """A job message bigger than one NATS message may be: no retry would send it."""
 
 
 class PublishFailed(Exception):
@@ -87,6 +95,7 @@ class Publisher:
         self._budget = budget
         self._pools: set[str] = set()
         self._pools_generation = healer.generation
+        self._nc = nc
         self._inbox = AckInbox(nc)
         self._letter_nonces: dict[str, str] = {}
         self.clock: ClockCheck | None = None
@@ -155,12 +164,26 @@ class Publisher:
             (s.dispatch_subject(m.company, m.pool), encode(m), s.dispatch_msg_id(m.job_id, m.attempt))
             for m in messages
         ]
+        for message, (_, payload, _) in zip(messages, items, strict=True):
+            if (refusal := self.oversize(message.job_id, len(payload))) is not None:
+                raise TooLarge(refusal)
         clock = self.clock if self.clock is not None and self.clock.due() else None
         before = clock.clock() if clock is not None else None
         acks = [await self.publish(*items[0])] if len(items) == 1 else await self.publish_all(items)
         if clock is not None and before is not None and acks and not acks[-1].duplicate:
             clock.offer(acks[-1].stream, acks[-1].seq, before, clock.clock())
         return [ack.duplicate is True for ack in acks]
+
+    def oversize(self, job_id: str, size: int) -> str | None:
+        """Why a job message of `size` bytes cannot be sent (None when it can): more than
+        the server's `max_payload` or the dispatch stream's largest message, less the
+        room its headers take."""
+        room = min(self._nc.max_payload, MAX_MESSAGE_BYTES) - HEADER_ROOM
+        if size <= room:
+            return None
+        return (
+            f"job {job_id}'s message would be {size:,} bytes, more than one NATS message may carry ({room:,})"
+        )
 
     async def publish_all(self, items: Sequence[tuple[str, bytes, str]]) -> list[PubAck]:
         """Publish (subject, payload, msg id) messages pipelined: all are put on the

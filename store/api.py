@@ -10,7 +10,7 @@ import asyncpg
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from bus import Publisher, PublishFailed
+from bus import Publisher, PublishFailed, TooLarge
 from bus.api import answer_by, current_actor
 from contracts import api
 from contracts.api import ApiFailure
@@ -355,6 +355,12 @@ class StoreApi:
         )
         try:
             [duplicate] = await self._publisher.dispatch([message])
+        except TooLarge as error:
+            raise ApiFailure(
+                413,
+                f"could not queue template {request.id}: {error}: give the run shorter env values "
+                "(a value the command line uses counts twice, in the arguments and in the env)",
+            ) from None
         except (PublishFailed, TimeoutError) as error:
             reason = str(error) or "NATS did not answer in time"
             raise ApiFailure(503, f"could not queue template {request.id}: {reason}; try again") from None

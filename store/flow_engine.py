@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from bus import Bus
+from bus import Bus, encode
 from contracts.api import ApiFailure
 from contracts.flowplan import advance, node_env, outcome
 from contracts.flows import (
@@ -105,6 +105,7 @@ class FlowEngine:
         self._pool = pool
         self._keyring = keyring
         """Seals a template node's values of secret fields for its job (`flow_jobs`)."""
+        self._publisher = bus.publisher
         self._outbox = Outbox(pool, bus.publisher, Killer(pool, bus).kill)
         self._runs = RunCache()
         self.unsent = True
@@ -289,6 +290,9 @@ class FlowEngine:
                 )
             except ApiFailure as error:
                 refused[name] = f"cannot run: {error.message}"
+                continue
+            if (oversize := self._publisher.oversize(job_id, len(encode(message)))) is not None:
+                refused[name] = f"cannot run: {oversize}: give it shorter env values or results"
                 continue
             work.messages.append(message)
             work.events.append(

@@ -229,6 +229,43 @@ async def test_nodes_whose_results_would_collide_are_refused_before_anything_run
         assert await stack.jobs(company="acme") == []
 
 
+async def test_a_node_whose_job_message_would_not_fit_is_skipped_and_the_flow_goes_on(
+    nats_url: str, database_url: str
+) -> None:
+    """Its message was committed to the outbox and refused by NATS at every send: the
+    outbox, which sends in order, stalled every flow of the store behind it."""
+    async with flows(nats_url, database_url) as (_stack, engine, app):
+        big = "true #" + "x" * 600_000  # in the arguments and in the env: 1.2 MB
+        spec = FlowSpec.model_validate(
+            {
+                "name": "oversized",
+                "company": "acme",
+                "nodes": [
+                    node(app, "big", big),
+                    node(app, "after", "true", "big"),
+                    node(app, "small", "true"),
+                ],
+            }
+        )
+        run = await ended(engine, (await engine.start_run(spec, "test")).id)
+        other = await ended(
+            engine,
+            (
+                await engine.start_run(
+                    FlowSpec.model_validate(
+                        {"name": "next", "company": "acme", "nodes": [node(app, "one", "true")]}
+                    ),
+                    "test",
+                )
+            ).id,
+        )
+    nodes = {n.name: n for n in run.nodes}
+    assert nodes["big"].status is NodeStatus.SKIPPED
+    assert "more than one NATS message may carry" in (nodes["big"].reason or ""), nodes["big"]
+    assert (nodes["after"].status, nodes["small"].status) == (NodeStatus.SKIPPED, NodeStatus.SUCCEEDED)
+    assert other.status is FlowStatus.FINISHED
+
+
 async def test_a_condition_nested_past_the_limit_is_answered_400_not_left_unanswered(
     nats_url: str, database_url: str
 ) -> None:

@@ -70,3 +70,17 @@ async def test_templates_and_applications_larger_than_the_limit_are_refused(stac
     assert f"template {near.id} takes " in await refused(stack, "template.update", update, RunTemplate)
     page = await stack.client.call("template.list", api.TemplateQuery(company="acme"), api.TemplateList)
     assert [t.name for t in page.templates] == ["near"]
+
+
+async def test_a_run_whose_job_message_would_not_fit_in_a_nats_message_is_refused_413(stack: Stack) -> None:
+    """A value the command line uses travels twice (in the arguments and in the env):
+    a run given 600 kB of it made a message NATS refuses, answered as an internal error."""
+    await stack.client.call("company.create", Company(code="acme", name="ACME"), Company)
+    app = await stack.app("-c 'echo {BLOB}'", env={"BLOB": {"type": "string"}})
+    template = await stack.template(name="echo", app=str(app.app.id), company="acme")
+    with pytest.raises(ApiFailure) as caught:
+        await stack.run(template.id, BLOB="x" * 600_000)
+    assert caught.value.code == 413, caught.value
+    assert "more than one NATS message may carry" in caught.value.message
+    assert "give the run shorter env values" in caught.value.message
+    assert (await stack.run(template.id, BLOB="fits")).job_id, "a run that fits is queued"
