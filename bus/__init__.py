@@ -34,7 +34,7 @@ from .peers import OlderStoreRunning, refuse_beside_older_stores
 from .publish import EventTrail, Publisher, PublishFailed, TooLarge, encode
 from .session import Bus
 from .slots import stored_events
-from .templates import Loaded, Removed, TemplateBoard
+from .templates import Loaded, Removed, TemplateBoard, Unreadable
 from .watch import job_events, live_events
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "TemplateBoard",
     "Term",
     "TooLarge",
+    "Unreadable",
     "UnsupportedNats",
     "decode",
     "delete_dispatch",

@@ -43,7 +43,15 @@ class Posted:
     raw: bytes
 
 
-BoardChange = Posted | Removed | Loaded
+@dataclass(frozen=True)
+class Unreadable:
+    """A board entry that is not a template (written by hand, or by a newer store): the
+    template it names is not scheduled until the store writes it again."""
+
+    template_id: int
+
+
+BoardChange = Posted | Removed | Unreadable | Loaded
 
 
 def _template_id(key: str) -> int | None:
@@ -145,7 +153,7 @@ class TemplateBoard:
             await sub.unsubscribe()
 
 
-def _posted(msg: Msg) -> Posted | Removed | None:
+def _posted(msg: Msg) -> Posted | Removed | Unreadable | None:
     template_id = _template_id(msg.subject.removeprefix(f"$KV.{s.TEMPLATES_BUCKET}."))
     if template_id is None:
         log.warning("templates.unknown_key", subject=msg.subject)
@@ -157,4 +165,4 @@ def _posted(msg: Msg) -> Posted | Removed | None:
         return Posted(ActiveTemplate.model_validate_json(msg.data), msg.data)
     except ValidationError as error:  # its last good version is no longer what was asked: stop it
         log.error("templates.invalid", subject=msg.subject, template_id=template_id, reason=describe(error))
-        return Removed(template_id)
+        return Unreadable(template_id)

@@ -169,6 +169,10 @@ class Plan:
     def _invalid(self, template_id: int, error: Exception) -> None:
         reason = missing_zone(error.zone) if isinstance(error, UnknownZone) else str(error)
         log.error("schedule.invalid_template", template_id=template_id, reason=reason)
+        self.refuse(template_id)
+
+    def refuse(self, template_id: int) -> None:
+        """Stop scheduling a template on the board that cannot be scheduled, and count it."""
         self.remove(template_id)
         self._refused.add(template_id)
 

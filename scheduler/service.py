@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from bus import Bus, CancelBoard, Layout, Loaded, Removed, TemplateBoard
+from bus import Bus, CancelBoard, Layout, Loaded, Removed, TemplateBoard, Unreadable
 from bus.clock import ClockCheck
 from bus.handoff import Handoff
 from bus.lease import Lease
@@ -292,6 +292,10 @@ class SchedulerService:
                 return None
             case Removed(template_id):
                 self._plan.remove(template_id)
+            case Unreadable(template_id):
+                self._plan.refuse(template_id)
+                if seen is not None:
+                    seen.add(template_id)
             case Posted(template=template, raw=raw):
                 self._plan.put(template, self._load_started if seen is not None else utcnow(), raw)
                 if seen is not None:

@@ -295,6 +295,8 @@ async def test_a_template_whose_new_version_is_unreadable_stops_firing(
     await asyncio.sleep(2.0)
     assert service.plan.ids() == set()
     assert len(await of_template(bus, 1)) == before
+    assert service.plan.refused() == 1, "counted, for the refused-templates alert"
+    await refused_reads(service, 1)
 
 
 async def test_a_clock_jumping_ahead_hands_the_slots_it_skipped_to_the_misfire_policy(
