@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from contracts import subjects as s
 from contracts.api import OPERATIONS, ApiError, ApiFailure, Operation
 from contracts.errors import describe
+from contracts.tenants import ACTOR_LONGEST
 
 log = structlog.get_logger("jetjobs.bus")
 
@@ -95,7 +96,15 @@ async def _answer(request: Request, op: str, spec: Operation, handler: Handler, 
     wait = _caller_wait(request.headers or {})
     answer_by.set(asyncio.get_running_loop().time() + wait - min(ANSWER_MARGIN, wait / 5))
     reply_room.set(room)
-    current_actor.set((request.headers or {}).get(ACTOR_HEADER) or ANONYMOUS)
+    actor = (request.headers or {}).get(ACTOR_HEADER) or ANONYMOUS
+    if len(actor) > ACTOR_LONGEST:  # it is written to the audit log of every change
+        await _reply_error(
+            request,
+            400,
+            f"{op}: the {ACTOR_HEADER} header is {len(actor):,} characters long: give at most {ACTOR_LONGEST}",
+        )
+        return
+    current_actor.set(actor)
     current_token.set((request.headers or {}).get(TOKEN_HEADER) or None)
     try:
         parsed = spec.request.model_validate_json(request.data or b"{}")

@@ -10,12 +10,14 @@ from datetime import datetime, timedelta
 
 import structlog
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy, PubAck
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from contracts import subjects as s
+from contracts.errors import describe
 from contracts.messages import JobEvent
 from contracts.schedule import SlotRecord
 
@@ -69,18 +71,24 @@ class SlotLog:
                 return found
             while True:
                 msg = await sub.next_msg(timeout=idle)
-                _keep_latest(found, msg.data)
+                _keep_latest(found, msg)
                 if msg.metadata.num_pending == 0:
                     return found
         finally:
             await sub.unsubscribe()
 
 
-def _keep_latest(found: dict[int, SlotRecord], data: bytes) -> None:
+def _keep_latest(found: dict[int, SlotRecord], msg: Msg) -> None:
     try:
-        record = SlotRecord.model_validate_json(data)
-    except ValidationError:
-        log.warning("slots.invalid_record")
+        record = SlotRecord.model_validate_json(msg.data)
+    except ValidationError as error:
+        log.warning(
+            "slots.invalid_record",
+            subject=msg.subject,
+            sequence=msg.metadata.sequence.stream,
+            reason=describe(error),
+            handled="skipped",
+        )
         return
     known = found.get(record.template_id)
     if known is None or record.slot >= known.slot:

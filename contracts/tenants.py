@@ -206,9 +206,13 @@ class AppDocument(Frozen):
     document: dict[str, Any]
 
 
+ACTOR_LONGEST = 200
+"""Characters an actor's name may have, wherever it is given (a grant, a token, a header)."""
+
+
 class ActorGrant(Frozen):
     company: Code
-    actor: str = Field(min_length=1, max_length=200)
+    actor: str = Field(min_length=1, max_length=ACTOR_LONGEST)
     role: Role
     close: bool = Field(
         default=False,
@@ -219,7 +223,7 @@ class ActorGrant(Frozen):
 
 class ActorRevoke(Frozen):
     company: Code
-    actor: str = Field(min_length=1, max_length=200)
+    actor: str = Field(min_length=1, max_length=ACTOR_LONGEST)
     role: Role
 
 
@@ -274,7 +278,7 @@ class Done(Frozen):
 class TokenCreate(Frozen):
     """Issue an API token to an actor; its value is shown once, then only its hash is kept."""
 
-    actor: str = Field(min_length=1, max_length=200)
+    actor: str = Field(min_length=1, max_length=ACTOR_LONGEST)
     admin: bool = Field(default=False, description="may issue, list and revoke tokens")
     note: str = Field(default="", max_length=200)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from contracts import api
+from contracts import subjects as s
 from contracts.api import ApiFailure
 from contracts.models import Company, RunTemplate, TemplateSpec
 from store.limits import LARGEST, LONGEST
@@ -84,3 +85,17 @@ async def test_a_run_whose_job_message_would_not_fit_in_a_nats_message_is_refuse
     assert "more than one NATS message may carry" in caught.value.message
     assert "give the run shorter env values" in caught.value.message
     assert (await stack.run(template.id, BLOB="fits")).job_id, "a run that fits is queued"
+
+
+async def test_an_actor_header_longer_than_an_actor_name_may_be_is_refused(stack: Stack) -> None:
+    """It was written as given to the audit log of every change it made."""
+    subject = s.api_subject("company.create")
+    payload = Company(code="acme", name="ACME").model_dump_json().encode()
+    msg = await stack.bus.nc.request(subject, payload, timeout=10, headers={"Jetjobs-Actor": "a" * 50_000})
+    headers = msg.headers or {}
+    assert headers.get("Nats-Service-Error-Code") == "400", headers
+    assert headers["Nats-Service-Error"] == (
+        "company.create: the Jetjobs-Actor header is 50,000 characters long: give at most 200"
+    )
+    msg = await stack.bus.nc.request(subject, payload, timeout=10, headers={"Jetjobs-Actor": "a" * 200})
+    assert "Nats-Service-Error-Code" not in (msg.headers or {}), msg.headers
