@@ -44,6 +44,11 @@ ON_A_TERMINAL = {
 retitle, recolour or write the clipboard of (OSC 52) the terminal of whoever reads
 its output."""
 
+IN_A_CELL = {code: _caret(code) for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+"""Every control character, line breaks and tabs too, in a table's cell: a name holding
+one (a company's, given through the API) would break the table's lines and columns,
+or act on the terminal of whoever lists it."""
+
 TO_A_FILE = {0: "\ufffd"}
 """Piped or redirected output is left as the job wrote it but for NUL, replaced as
 the store replaces it in what it keeps (Postgres text cannot hold it)."""
@@ -63,7 +68,7 @@ def _cell(value: Any) -> str:
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return str(value).translate(IN_A_CELL)
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:

@@ -10,7 +10,7 @@ from contracts.enums import ErrorKind, Status
 from contracts.messages import JobEvent
 from contracts.records import AttemptRecord, JobRecord
 from jetjobs.demo import describe_outcome
-from jetjobs.render import job_detail, job_text
+from jetjobs.render import job_detail, job_text, table
 
 HOSTILE = "\x1b]0;owned\x07\x1b[31mred\x1b[0m\x1b]52;c;cm0gLXJmIH4=\x07nul\x00del\x7fcsi\u009b2J\b"
 JOB_ID = "0a300879-4c1e-4b59-9d0e-6f2a1c3b5d7e"
@@ -82,3 +82,10 @@ def test_a_demo_line_gives_the_whole_job_id_and_escapes_its_output() -> None:
     line = describe_outcome(event, terminal=True)
     assert f" job {JOB_ID} processed (exit 0) in 0.000s: Hello ^[]0;owned^Gfrom jetjobs" in line, line
     assert line.endswith("from jetjobs")
+
+
+def test_a_table_cell_shows_control_characters_instead_of_breaking_lines_or_obeying_them() -> None:
+    """A company named through the API with a newline, a tab or an escape sequence broke
+    `company list` into extra lines and coloured the terminal of whoever listed it."""
+    drawn = table([("acme", "A\nB\tC\x1b[31m")], ["code", "name"])
+    assert drawn.splitlines() == ["CODE  NAME", "acme  A^JB^IC^[[31m"]
