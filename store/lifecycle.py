@@ -177,6 +177,12 @@ def plan(current: Mapping[str, AttemptState], events: Sequence[JobEvent]) -> Pla
         before = states.get(job_id)
         state, changed, stale, superseded = apply(before, event)
         out.stale.append(stale)
+        if stale and event.status is Status.ERROR:
+            # An older attempt's own error, come after a later attempt began (another store
+            # committed it later, or its executor, presumed lost, came back): it moves no
+            # job, but its attempt's row takes it in place of the `lost` the store supposed,
+            # keeping the runner, pid and start it had; a real outcome there stays (guards).
+            out.attempts[job_id, event.attempt] = begin_attempt(event)
         if superseded is not None:
             out.attempts[job_id, superseded.attempt] = superseded
             out.outcomes.append(_outcome(event.company, superseded, False))

@@ -256,7 +256,8 @@ FROM jetjobs_lock_jobs($1::jsonb);
 -- name: record_events --
 -- Project a batch of lifecycle events: move jobs and attempts as the fold decided, keep every event (a redelivered one once), give each next attempt an error announced (most batches announce none) its take-by time for the reaper (its message's `timeout` from when it is due), and put the outcomes of jobs that run a dispatched flow node, or one a cancel failed while its job ran (most run none), into the flow inbox, telling the orchestrators once per batch.
 -- $1: [[job_id, attempt, status, kind, runner, pid, exit_code, reason, begin µs, end µs, stdout, stderr, results,
---     company (when this is the job's current attempt, else null), final], …]
+--     company (when this is the job's current attempt, else null), final], …]; an attempt keeps the runner,
+--     pid and start it had when a late error of it says none
 -- $2: the `from>to` moves the guards allow: an older attempt or a backward status changes nothing, results once written stay
 -- $3: [[job_id, attempt, status, at µs, stale, flow outcome], …]; $4: the events' JSON, in the same order
 -- $6: [[job_id, attempt, due µs], …]: jobs whose current attempt ended in an error with a next attempt due then
@@ -286,8 +287,9 @@ WITH state AS (
     SELECT job_id, attempt, status, kind, runner, pid, exit_code, reason, begin_at, end_at, stdout, stderr, results
     FROM state
     ON CONFLICT (job_id, attempt) DO UPDATE SET
-        status = EXCLUDED.status, kind = EXCLUDED.kind, runner = EXCLUDED.runner, pid = EXCLUDED.pid,
-        exit_code = EXCLUDED.exit_code, reason = EXCLUDED.reason, begin_at = EXCLUDED.begin_at,
+        status = EXCLUDED.status, kind = EXCLUDED.kind, runner = coalesce(EXCLUDED.runner, a.runner),
+        pid = coalesce(EXCLUDED.pid, a.pid), exit_code = EXCLUDED.exit_code, reason = EXCLUDED.reason,
+        begin_at = coalesce(EXCLUDED.begin_at, a.begin_at),
         end_at = EXCLUDED.end_at, stdout = EXCLUDED.stdout, stderr = EXCLUDED.stderr,
         results = CASE WHEN EXCLUDED.results = '{}' THEN a.results ELSE EXCLUDED.results END, updated_at = now()
     WHERE $2::jsonb ? (a.status::text || '>' || EXCLUDED.status::text)
@@ -387,14 +389,29 @@ ORDER BY d.retry_deadline
 LIMIT $1;
 
 -- name: orphaned_attempts --
--- Jobs taken by a runner that is no longer alive and silent for at least $1 seconds.
+-- Jobs taken by a runner that is no longer alive and silent for at least $1 seconds (of a job no job message of is recorded, `unrecorded_jobs`: none redelivers it).
 SELECT id, company, attempt, runner, status
 FROM job
-WHERE NOT final AND status IN ('acknowledged', 'started')
+WHERE NOT final AND status IN ('acknowledged', 'started') AND dispatched_at IS NOT NULL
     AND updated_at < now() - make_interval(secs => $1)
     AND (runner IS NULL OR NOT runner = ANY($2::text[]))
 ORDER BY updated_at
 LIMIT $3;
+
+-- name: unrecorded_jobs --
+-- Jobs known only from their events (no job message of them recorded: few, found through `job_undispatched`), not final, unchanged for at least $1 seconds, and not held by a live runner (one of $2): no message of them is on its way, so nothing can run them (again). Oldest first.
+SELECT id, company, attempt, runner, status
+FROM job
+WHERE dispatched_at IS NULL AND NOT final AND updated_at < now() - make_interval(secs => $1)
+    AND (status NOT IN ('acknowledged', 'started') OR runner IS NULL OR NOT runner = ANY($2::text[]))
+ORDER BY updated_at
+LIMIT $3;
+
+-- name: unrecorded_quiet --
+-- Whether job $1 is known only from its events, not final, and unchanged for at least $2 seconds.
+SELECT EXISTS (
+    SELECT 1 FROM job
+    WHERE id = $1 AND dispatched_at IS NULL AND NOT final AND updated_at < now() - make_interval(secs => $2));
 
 -- name: dispatch_of --
 -- A job's current message position in the dispatch stream, if known: the message its current attempt started at, or, once that attempt has run, the one its next attempts are redeliveries of (a job a replay queued again waits for its new message to be recorded).

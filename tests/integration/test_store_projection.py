@@ -196,6 +196,47 @@ async def test_stale_attempt_is_flagged_and_ignored(h: Harness) -> None:
     ]
 
 
+async def test_an_older_attempt_s_error_that_comes_late_is_its_attempt_s_outcome(h: Harness) -> None:
+    """Two stores share the events: one held attempt 1's error in a batch it committed
+    after the other had recorded attempt 2. Attempt 1 was kept as `lost`, without its
+    exit code or output, and counted as a loss of the job's."""
+    job_id = new_id()
+    await h.bus.publisher.dispatch([message(job_id, retries=1)])
+    await publish(h, event(job_id, Status.STARTED, runner="r1", pid=111, begin=T0))
+    await job_when(h, job_id, lambda j: j.status is Status.STARTED)
+    await publish(
+        h,
+        event(job_id, Status.ACKNOWLEDGED, attempt=2, runner="r2"),
+        event(
+            job_id,
+            Status.ERROR,
+            attempt=1,
+            runner="r1",
+            kind=ErrorKind.EXIT,
+            exit_code=3,
+            stdout="boom",
+            reason="exited with code 3",
+            end=T0 + timedelta(seconds=1),
+            retry_in=1.0,
+        ),
+        event(job_id, Status.PROCESSED, attempt=2, exit_code=0, final=True),
+    )
+    await drained(h)
+    job = await get(h, job_id)
+    assert (job.attempt, job.status, job.final) == (2, Status.PROCESSED, True)
+    first, second = job.attempts
+    assert (first.status, first.kind, first.exit_code, first.reason) == (
+        Status.ERROR,
+        ErrorKind.EXIT,
+        3,
+        "exited with code 3",
+    )
+    assert (first.runner, first.pid, first.begin) == ("r1", 111, T0), "what it had is kept"
+    assert second.status is Status.PROCESSED
+    events = [(e.attempt, e.status, e.stale) for e in await h.db.job_events(job_id)]
+    assert (1, Status.ERROR, True) in events, "the job's outcome stays attempt 2's"
+
+
 async def test_event_before_dispatch(h: Harness) -> None:
     job_id = new_id()
     await publish(h, event(job_id, Status.ACKNOWLEDGED), event(job_id, Status.PROCESSED, exit_code=0))
