@@ -432,7 +432,9 @@ class StoreApi:
         """A page of jobs, cut to fit one message; its cursor holds the last job's place
         (`created_at`, id), so the next page follows it whatever was recorded meanwhile."""
         queries = Queries(self._pool)
-        await resolve.template_filter(queries, request.template_id)
+        owner = await resolve.template_filter(queries, request.template_id)
+        if owner is not None:  # another company's template is refused as `template.get` refuses it
+            await require(self._pool, owner, "read")
         found = await queries.list_jobs(
             request.company,
             request.template_id,

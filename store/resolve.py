@@ -82,11 +82,16 @@ async def template(queries: Queries, template_id: int, *, deleted: bool = False)
     return found
 
 
-async def template_filter(queries: Queries, template_id: int | None) -> None:
-    """Refuse an optional template filter that names no template (a deleted one is
-    fine: its jobs stay), as an unknown company filter is refused."""
-    if template_id is not None and await queries.template(template_id) is None:
+async def template_filter(queries: Queries, template_id: int | None) -> str | None:
+    """The company of an optional template filter, whose jobs the caller must be
+    allowed to read; one that names no template is refused (a deleted one is fine:
+    its jobs stay), as an unknown company filter is refused."""
+    if template_id is None:
+        return None
+    found = await queries.template(template_id)
+    if found is None:
         raise unknown_template(template_id)
+    return found.template.company
 
 
 def merged_spec(current: RunTemplate, update: TemplateUpdate) -> TemplateSpec:
