@@ -9,7 +9,16 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from bus import NATS_ERRORS, Bus, CancelBoard, PublishFailed, RunnerBoard, delete_dispatch, last_event
+from bus import (
+    NATS_ERRORS,
+    Bus,
+    CancelBoard,
+    PublishFailed,
+    RunnerBoard,
+    delete_dispatch,
+    last_event,
+    store_backlog,
+)
 from bus.letters import company_of
 from bus.taken import handed_out
 from contracts import api
@@ -36,6 +45,7 @@ from .flow_queries import FlowQueries
 from .masking import shown_letter
 from .pages import fit
 from .queries import Queries
+from .reaper import UNRECORDED
 
 log = structlog.get_logger("jetjobs.store")
 
@@ -75,14 +85,31 @@ def cancelled_event(job: JobRecord, reason: str) -> JobEvent:
     )
 
 
-def not_dispatched(job: JobRecord) -> ApiFailure:
-    """The 409 of a cancel of a job the store knows only from its events: a job id is
-    predictable, so such a row may be another company's claim on a job not run yet,
-    and a cancel mark on it would end that job before it started."""
+def unrecorded_cancelled_event(job: JobRecord) -> JobEvent:
+    """The end of a job known only from its events: the attempt it shows, or the next one
+    if that one ended already (an error announced it, but with no message it cannot come)."""
+    attempt = job.attempt + 1 if job.status is Status.ERROR else job.attempt
+    return JobEvent(
+        job_id=job.id,
+        company=job.company,
+        attempt=attempt,
+        status=Status.ERROR,
+        at=_now(),
+        kind=ErrorKind.CANCELLED,
+        reason=f"cancelled by request: {UNRECORDED}, so nothing runs it (a runner that reported it is not told)",
+        final=True,
+    )
+
+
+def not_dispatched(job: JobRecord, quiet_for: float) -> ApiFailure:
+    """The 409 of a cancel of a job the store knows only from recent events: its dispatch
+    may be on its way. A job id is predictable, so such a row may be another company's
+    claim on a job not run yet, and a cancel mark on it would end that job before it started."""
     return ApiFailure(
         409,
         f"job {job.id} is not recorded as dispatched yet (the store has only seen events of it): "
-        "try again in a moment; a job can be cancelled once its dispatch is recorded",
+        f"try again in a moment; a job can be cancelled once its dispatch is recorded, or once it has "
+        f"been {quiet_for:g} s without news with the store caught up (then no message of it is coming)",
     )
 
 
@@ -196,7 +223,7 @@ class LifecycleApi:
         if job.final:
             raise ApiFailure(409, f"job {job.id} already ended ({job.status.value}): nothing to cancel")
         if job.dispatched_at is None:
-            raise not_dispatched(job)
+            return await self._cancel_unrecorded(job)
         await self._mark(job)
         if job.status in (Status.ACKNOWLEDGED, Status.STARTED):
             return self._left_to_executor(job, "running")
@@ -213,6 +240,27 @@ class LifecycleApi:
             return self._left_to_executor(job, "taken")
         await self._publish(cancelled_event(job, "cancelled by request"))
         log.info("job.cancelled", job_id=job.id, company=job.company, attempt=job.attempt)
+        return CancelReply(job_id=job.id, company=job.company, state="queued")
+
+    async def _cancel_unrecorded(self, job: JobRecord) -> CancelReply:
+        """End a job known only from its events once no message of it can be on its way
+        (unchanged for a runner's TTL while the store is caught up, as the reaper waits):
+        nothing can run it, and the reaper leaves one a live runner reports to that runner.
+        No cancel mark: it names a job id, which another company's job may have (see
+        `not_dispatched`)."""
+        quiet_for = self._bus.layout.runner_ttl
+        quiet = await Queries(self._pool).unrecorded_quiet(job.id, quiet_for)
+        try:
+            settled = quiet and await store_backlog(self._bus.js) == 0
+        except NATS_ERRORS as error:
+            raise ApiFailure(
+                503,
+                f"could not tell whether job {job.id}'s message is still to be recorded ({error!r}); try again",
+            ) from None
+        if not settled:
+            raise not_dispatched(job, quiet_for)
+        await self._publish(unrecorded_cancelled_event(job))
+        log.info("job.cancelled", job_id=job.id, company=job.company, attempt=job.attempt, state="unrecorded")
         return CancelReply(job_id=job.id, company=job.company, state="queued")
 
     def _left_to_executor(self, job: JobRecord, state: str) -> CancelReply:

@@ -354,6 +354,15 @@ class Queries:
         """Rows (id, company, attempt, runner, status) of jobs whose runner is gone."""
         return await self._db.fetch(self._q("orphaned_attempts"), silent_for, list(live_runners), limit)
 
+    async def unrecorded_jobs(self, quiet_for: float, live_runners: Sequence[str], limit: int) -> list[Any]:
+        """Rows (id, company, attempt, runner, status) of unfinished jobs known only from
+        their events, unchanged for `quiet_for` seconds and held by no live runner."""
+        return await self._db.fetch(self._q("unrecorded_jobs"), quiet_for, list(live_runners), limit)
+
+    async def unrecorded_quiet(self, job_id: str, quiet_for: float) -> bool:
+        """Whether the unfinished job is known only from its events, unchanged for `quiet_for` seconds."""
+        return bool(await self._db.fetchval(self._q("unrecorded_quiet"), job_id, quiet_for))
+
     async def earlier_losses(self, attempts: Sequence[tuple[str, int]]) -> dict[str, Any]:
         """Rows (id, stream_seq, lost) by job id: of each (job id, attempt) being ended
         `lost`, how many earlier attempts of its message an executor lost, and where

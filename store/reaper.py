@@ -1,7 +1,8 @@
-"""The store's safety net for jobs nobody will finish: a runner that vanished, or a
-message no executor took in time. It runs on a timer, apart from the hot path, and
-records what it finds as ordinary lifecycle events, so the same fenced projection
-applies them (and records an executor's event for the same attempt and status once)."""
+"""The store's safety net for jobs nobody will finish: a runner that vanished, a
+message no executor took in time, or a job known only from events, with no message.
+It runs on a timer, apart from the hot path, and records what it finds as ordinary
+lifecycle events, so the same fenced projection applies them (and records an
+executor's event for the same attempt and status once)."""
 
 from __future__ import annotations
 
@@ -219,6 +220,30 @@ def cancelled_lost_event(row: Any, cancel: str) -> JobEvent:
     )
 
 
+UNRECORDED = "no job message of it was ever recorded (the store has only seen events of it)"
+
+
+def unrecorded_event(row: Any) -> JobEvent:
+    """The end of an unfinished job known only from its events, left unchanged for a
+    runner's TTL while the store was caught up: a message of it would have been recorded
+    before the events of an executor that took it, so there is none, and no redelivery or
+    retry can come. It ends for good: `lost` if a runner (gone) held it, else the attempt
+    never taken, or the next one an error announced, `undelivered`."""
+    status = Status(row["status"])
+    if status in (Status.ACKNOWLEDGED, Status.STARTED):
+        runner = row["runner"] or "unknown"
+        reason = (
+            f"runner {runner} stopped heartbeating while the job was {status.value}, and {UNRECORDED}: "
+            "nothing can run it again"
+        )
+        return _ended(row, ErrorKind.LOST, reason, final=True, runner=row["runner"])
+    if status is Status.ERROR:
+        attempt = row["attempt"] + 1
+        reason = f"attempt {attempt} cannot come: {UNRECORDED}, so nothing can run it again"
+        return _ended(dict(row, attempt=attempt), ErrorKind.UNDELIVERED, reason, final=True)
+    return _ended(row, ErrorKind.UNDELIVERED, f"{UNRECORDED}: nothing can run it", final=True)
+
+
 class Reaper:
     """Finds orphaned and overdue jobs and ends their attempt."""
 
@@ -255,9 +280,9 @@ class Reaper:
             return 0
         live = await self._live(runners)
         queries = Queries(self._pool)
-        orphans = (
-            [] if live is None else await queries.orphaned_attempts(self._timing.silent_for, live, BATCH)
-        )
+        silent_for = self._timing.silent_for
+        orphans = [] if live is None else await queries.orphaned_attempts(silent_for, live, BATCH)
+        unrecorded = [] if live is None else await queries.unrecorded_jobs(silent_for, live, BATCH)
         overdue = await queries.overdue_dispatches(BATCH)
         retries = await queries.overdue_retries(BATCH)
         losses = await queries.earlier_losses([(row["id"], row["attempt"]) for row in orphans])
@@ -282,7 +307,9 @@ class Reaper:
             await self._undelivered(queries, cancels, row, undelivered_event)
         for row in retries:
             await self._undelivered(queries, cancels, row, retry_undelivered_event)
-        return len(orphans) + len(overdue) + len(retries)
+        for row in unrecorded:
+            await self._end(unrecorded_event(row))
+        return len(orphans) + len(overdue) + len(retries) + len(unrecorded)
 
     async def _undelivered(
         self, queries: Queries, cancels: CancelBoard, row: Any, ended: Callable[[Any, bool], JobEvent]
