@@ -362,7 +362,7 @@ class LifecycleApi:
             if letter.replayed_as is not None:
                 raise already_replayed(letter)
             job = await queries.job_by_id(letter.job_id) if letter.job_id else None
-            message = replay_message(letter, job)
+            message = await self._after_the_bus(replay_message(letter, job))
             nodes = await FlowQueries(conn).nodes_of_jobs([message.job_id])
             refusal = in_flow(letter, message, nodes[0][1:] if nodes else None)
             if refusal is not None:
@@ -376,6 +376,29 @@ class LifecycleApi:
                 await queries.reopen_job(job.id, message.attempt, message.dispatched_at)
         log.info("job.replayed", job_id=message.job_id, company=message.company, attempt=message.attempt)
         return Replayed(job_id=message.job_id, company=message.company, attempt=message.attempt)
+
+    async def _after_the_bus(self, message: JobMessage) -> JobMessage:
+        """The replay after every attempt the bus has seen, not only those recorded (the
+        record may lag: an attempt number used again would fence the replay's outcome
+        off), refused while the job's cancel is kept: executors would refuse it unrun."""
+        try:
+            latest = await last_event(self._bus.js, message.company, message.job_id)
+            cancel = await (await CancelBoard.open(self._bus.js)).reason(message.job_id)
+        except NATS_ERRORS as error:
+            raise ApiFailure(
+                503, f"could not read job {message.job_id}'s latest news ({error!r}); try again"
+            ) from None
+        if cancel is not None:
+            days = self._bus.layout.cancel_ttl / 86_400
+            raise ApiFailure(
+                409,
+                f"job {message.job_id} was cancelled ({cancel}) and executors refuse every message of it for "
+                f"{days:g} days after its cancel: a replay would not run; run it again as a new job instead "
+                "(`jetjobs job run TEMPLATE_ID` for a template's job)",
+            )
+        if latest is not None and latest.attempt >= message.attempt:
+            return message.model_copy(update={"attempt": latest.attempt + 1})
+        return message
 
     async def runner_list(self, request: RunnerQuery) -> RunnerList:
         live = await (await RunnerBoard.open(self._bus.js, self._bus.layout)).live()
