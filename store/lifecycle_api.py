@@ -73,22 +73,18 @@ def cancelled_event(job: JobRecord, reason: str) -> JobEvent:
     """A queued job's end: the current attempt if it still waits, the next one if it
     waits for a retry or a redelivery."""
     attempt = job.attempt if job.status is Status.DISPATCHED else job.attempt + 1
-    return JobEvent(
-        job_id=job.id,
-        company=job.company,
-        attempt=attempt,
-        status=Status.ERROR,
-        at=_now(),
-        kind=ErrorKind.CANCELLED,
-        reason=f"cancelled before it started: {reason}",
-        final=True,
-    )
+    return _cancelled(job, attempt, f"cancelled before it started: {reason}")
 
 
 def unrecorded_cancelled_event(job: JobRecord) -> JobEvent:
     """The end of a job known only from its events: the attempt it shows, or the next one
     if that one ended already (an error announced it, but with no message it cannot come)."""
     attempt = job.attempt + 1 if job.status is Status.ERROR else job.attempt
+    reason = f"cancelled by request: {UNRECORDED}, so nothing runs it (a runner that reported it is not told)"
+    return _cancelled(job, attempt, reason)
+
+
+def _cancelled(job: JobRecord, attempt: int, reason: str) -> JobEvent:
     return JobEvent(
         job_id=job.id,
         company=job.company,
@@ -96,7 +92,7 @@ def unrecorded_cancelled_event(job: JobRecord) -> JobEvent:
         status=Status.ERROR,
         at=_now(),
         kind=ErrorKind.CANCELLED,
-        reason=f"cancelled by request: {UNRECORDED}, so nothing runs it (a runner that reported it is not told)",
+        reason=reason,
         final=True,
     )
 

@@ -306,3 +306,43 @@ async def test_concurrent_replays_of_one_dead_letter_queue_one_copy(w: World) ->
     assert (await w.h.bus.js.stream_info(s.DISPATCH_STREAM)).state.last_seq == published + 1
     job = await w.root.call("job.get", api.JobRef(id=job_id), JobRecord)
     assert job.attempt == replayed[0].attempt == 2
+
+
+async def test_jobs_of_an_unreadable_template_are_refused_as_the_template_is(w: World) -> None:
+    """`job.list --template` of a closed company's template listed nothing, with success."""
+    read = await w.refused(w.eve, "template.get", api.TemplateRef(id=w.gamma_template))
+    assert read.code == 403 and "actor 'eve' may not read in company 'gamma'" in read.message
+    for query in (
+        api.JobQuery(template_id=w.gamma_template),
+        api.JobQuery(company="alpha", template_id=w.gamma_template),
+    ):
+        listed = await w.refused(w.eve, "job.list", query)
+        assert (listed.code, listed.message) == (read.code, read.message), query
+    mine = await w.eve.call("job.list", api.JobQuery(template_id=w.alpha_template), api.JobList)
+    assert [j.id for j in mine.jobs] == [w.alpha_job]
+    readers = await w.rita.call("job.list", api.JobQuery(template_id=w.gamma_template), api.JobList)
+    assert w.gamma_job in [j.id for j in readers.jobs]
+    missing = await w.refused(w.eve, "job.list", api.JobQuery(template_id=999_999))
+    assert (missing.code, missing.message) == (404, "unknown template 999999: see `jetjobs template list`")
+    await w.root.call("template.delete", api.TemplateRef(id=w.gamma_template), RunTemplate)
+    deleted = await w.refused(w.eve, "job.list", api.JobQuery(template_id=w.gamma_template))
+    assert (deleted.code, deleted.message) == (read.code, read.message), "a deleted template's too"
+    kept = await w.rita.call("job.list", api.JobQuery(template_id=w.gamma_template), api.JobList)
+    assert w.gamma_job in [j.id for j in kept.jobs]
+
+
+async def test_every_list_filtered_by_an_unreadable_company_is_refused_alike(w: World) -> None:
+    read = await w.refused(w.eve, "template.get", api.TemplateRef(id=w.gamma_template))
+    for op, request in [
+        ("job.list", api.JobQuery(company="gamma")),
+        ("template.list", api.TemplateQuery(company="gamma")),
+        ("template.list", api.TemplateQuery(company="gamma", deleted=True)),
+        ("flow.list", FlowQuery(company="gamma")),
+        ("dlq.list", DeadLetterQuery(company="gamma")),
+        ("audit.list", t.AuditQuery(company="gamma")),
+        ("app.list", api.AppQuery(company="gamma")),
+        ("credential.list", t.CredentialFilter(company="gamma")),
+        ("actor.list", t.CredentialFilter(company="gamma")),
+    ]:
+        listed = await w.refused(w.eve, op, request)
+        assert (listed.code, listed.message) == (read.code, read.message), op
