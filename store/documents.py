@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from contracts.flows import node_outcome
 from contracts.messages import JobEvent, JobMessage
 
-from .lifecycle import Plan, guard_pairs
+from .lifecycle import AttemptState, Plan, guard_pairs
 
 Deadline = tuple[str, int, int | None, datetime, float]
 """(job id, attempt, stream sequence, take-by time, `timeout` in seconds) of a job message."""
@@ -84,28 +84,39 @@ def states(changes: Plan) -> str:
     rows = []
     for (job_id, attempt), s in sorted(changes.attempts.items()):
         current = jobs.get(job_id)
-        company = current[0] if current is not None and current[1] is s else None
-        results = {} if s.results is None else dict(s.results)
         rows.append(
-            (
-                job_id,
-                attempt,
-                s.status,
-                s.kind,
-                s.runner,
-                s.pid,
-                s.exit_code,
-                s.reason,
-                micros(s.begin),
-                micros(s.end),
-                s.stdout,
-                s.stderr,
-                results,
-                company,
-                s.final,
-            )
+            _attempt_row(job_id, attempt, s, current[0] if current is not None and current[1] is s else None)
         )
     return document(rows)
+
+
+def late_ends(changes: Plan) -> str:
+    """The older attempts' errors that came late, as `states` gives attempts (no company:
+    they move no job)."""
+    return document(
+        [_attempt_row(job_id, attempt, s, None) for (job_id, attempt), s in sorted(changes.late.items())]
+    )
+
+
+def _attempt_row(job_id: str, attempt: int, s: AttemptState, company: str | None) -> tuple[object, ...]:
+    results = {} if s.results is None else dict(s.results)
+    return (
+        job_id,
+        attempt,
+        s.status,
+        s.kind,
+        s.runner,
+        s.pid,
+        s.exit_code,
+        s.reason,
+        micros(s.begin),
+        micros(s.end),
+        s.stdout,
+        s.stderr,
+        results,
+        company,
+        s.final,
+    )
 
 
 def retries(changes: Plan) -> str:

@@ -147,6 +147,11 @@ class Plan:
     outcomes: list[Outcome] = field(default_factory=list)
     """Every attempt this batch ended (its own event, or a later attempt superseding
     it): each once, however often its event came."""
+    late: dict[tuple[str, int], AttemptState] = field(default_factory=dict)
+    """Older attempts' own errors, come after a later attempt began (another store
+    committed them later, or an executor presumed lost came back): they move no job,
+    but each attempt's row takes its error in place of the `lost` the store supposed
+    (most batches have none)."""
     retries: dict[str, tuple[int, datetime]] = field(default_factory=dict)
     """(attempt, when the next one is due) of the jobs an error of this batch left waiting
     for a next attempt, so the reaper can end one no executor takes in time."""
@@ -178,11 +183,7 @@ def plan(current: Mapping[str, AttemptState], events: Sequence[JobEvent]) -> Pla
         state, changed, stale, superseded = apply(before, event)
         out.stale.append(stale)
         if stale and event.status is Status.ERROR:
-            # An older attempt's own error, come after a later attempt began (another store
-            # committed it later, or its executor, presumed lost, came back): it moves no
-            # job, but its attempt's row takes it in place of the `lost` the store supposed,
-            # keeping the runner, pid and start it had; a real outcome there stays (guards).
-            out.attempts[job_id, event.attempt] = begin_attempt(event)
+            out.late[job_id, event.attempt] = begin_attempt(event)
         if superseded is not None:
             out.attempts[job_id, superseded.attempt] = superseded
             out.outcomes.append(_outcome(event.company, superseded, False))

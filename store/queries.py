@@ -259,7 +259,8 @@ class Queries:
     async def record_events(self, events: Sequence[JobEvent], payloads: Sequence[str], changes: Plan) -> None:
         """Apply the fold's `changes` to jobs and attempts, keep each event with its stale
         flag and its JSON `payloads`, give each retry announced its take-by time, and put
-        the outcomes of the jobs that run flow nodes into the flow inbox, in one statement."""
+        the outcomes of the jobs that run flow nodes into the flow inbox, in one statement
+        (and older attempts' errors that came late, in another, when there are any)."""
         await self._db.execute(
             self._q("record_events"),
             documents.states(changes),
@@ -269,6 +270,8 @@ class Queries:
             FLOW_INBOX_CHANNEL,
             documents.retries(changes),
         )
+        if changes.late:
+            await self._db.execute(self._q("record_late_ends"), documents.late_ends(changes))
 
     async def record_dead_letters(self, letters: Sequence[tuple[int, DeadLetter]]) -> list[tuple[str, int]]:
         """Insert dead letters, each with its stream sequence; returns (company, count) of the new ones."""

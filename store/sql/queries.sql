@@ -256,8 +256,7 @@ FROM jetjobs_lock_jobs($1::jsonb);
 -- name: record_events --
 -- Project a batch of lifecycle events: move jobs and attempts as the fold decided, keep every event (a redelivered one once), give each next attempt an error announced (most batches announce none) its take-by time for the reaper (its message's `timeout` from when it is due), and put the outcomes of jobs that run a dispatched flow node, or one a cancel failed while its job ran (most run none), into the flow inbox, telling the orchestrators once per batch.
 -- $1: [[job_id, attempt, status, kind, runner, pid, exit_code, reason, begin µs, end µs, stdout, stderr, results,
---     company (when this is the job's current attempt, else null), final], …]; an attempt keeps the runner,
---     pid and start it had when a late error of it says none
+--     company (when this is the job's current attempt, else null), final], …]
 -- $2: the `from>to` moves the guards allow: an older attempt or a backward status changes nothing, results once written stay
 -- $3: [[job_id, attempt, status, at µs, stale, flow outcome], …]; $4: the events' JSON, in the same order
 -- $6: [[job_id, attempt, due µs], …]: jobs whose current attempt ended in an error with a next attempt due then
@@ -287,9 +286,8 @@ WITH state AS (
     SELECT job_id, attempt, status, kind, runner, pid, exit_code, reason, begin_at, end_at, stdout, stderr, results
     FROM state
     ON CONFLICT (job_id, attempt) DO UPDATE SET
-        status = EXCLUDED.status, kind = EXCLUDED.kind, runner = coalesce(EXCLUDED.runner, a.runner),
-        pid = coalesce(EXCLUDED.pid, a.pid), exit_code = EXCLUDED.exit_code, reason = EXCLUDED.reason,
-        begin_at = coalesce(EXCLUDED.begin_at, a.begin_at),
+        status = EXCLUDED.status, kind = EXCLUDED.kind, runner = EXCLUDED.runner, pid = EXCLUDED.pid,
+        exit_code = EXCLUDED.exit_code, reason = EXCLUDED.reason, begin_at = EXCLUDED.begin_at,
         end_at = EXCLUDED.end_at, stdout = EXCLUDED.stdout, stderr = EXCLUDED.stderr,
         results = CASE WHEN EXCLUDED.results = '{}' THEN a.results ELSE EXCLUDED.results END, updated_at = now()
     WHERE $2::jsonb ? (a.status::text || '>' || EXCLUDED.status::text)
@@ -317,6 +315,27 @@ WITH state AS (
     RETURNING 1
 )
 SELECT pg_notify($5, count(*)::text) FROM kept HAVING count(*) > 0;
+
+-- name: record_late_ends --
+-- Older attempts' own errors that came after a later attempt began: each attempt's row takes its error in place of the `lost` the store supposed (`superseded by …`, or the reaper's), keeping the runner, pid and start it had; any other outcome stays. A row not there yet is made.
+-- $1: rows as record_events' $1 (company null)
+WITH late AS (
+    SELECT r ->> 0 AS job_id, (r ->> 1)::integer AS attempt, (r ->> 3)::error_kind AS kind, r ->> 4 AS runner,
+        (r ->> 5)::bigint AS pid, (r ->> 6)::bigint AS exit_code, r ->> 7 AS reason,
+        jetjobs_instant((r ->> 8)::bigint) AS begin_at, jetjobs_instant((r ->> 9)::bigint) AS end_at,
+        r ->> 10 AS stdout, r ->> 11 AS stderr, r -> 12 AS results
+    FROM jsonb_array_elements($1::jsonb) AS u(r)
+)
+INSERT INTO job_attempt AS a
+    (job_id, attempt, status, kind, runner, pid, exit_code, reason, begin_at, end_at, stdout, stderr, results)
+SELECT job_id, attempt, 'error', kind, runner, pid, exit_code, reason, begin_at, end_at, stdout, stderr, results
+FROM late
+ON CONFLICT (job_id, attempt) DO UPDATE SET
+    kind = EXCLUDED.kind, runner = coalesce(EXCLUDED.runner, a.runner), pid = coalesce(EXCLUDED.pid, a.pid),
+    exit_code = EXCLUDED.exit_code, reason = EXCLUDED.reason, begin_at = coalesce(EXCLUDED.begin_at, a.begin_at),
+    end_at = EXCLUDED.end_at, stdout = EXCLUDED.stdout, stderr = EXCLUDED.stderr,
+    results = CASE WHEN EXCLUDED.results = '{}' THEN a.results ELSE EXCLUDED.results END, updated_at = now()
+WHERE a.status = 'error' AND a.kind = 'lost';
 
 -- name: record_dead_letters --
 -- Keep dead letters; a redelivered one (same stream sequence and time), or another copy of the letter of the same original message (`dead_letter_original`), is recorded once. Returns how many were new, per company ('unknown' for one the store does not have: a letter's company is its subject's, which anyone who may publish can make up).

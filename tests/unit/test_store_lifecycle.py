@@ -116,9 +116,9 @@ def test_an_older_attempt_s_late_error_goes_to_its_attempt_and_moves_no_job() ->
     late = event(Status.ERROR, kind=ErrorKind.EXIT, exit_code=3, retry_in=1.0)
     out = plan(current, [late, event(Status.STARTED, attempt=1)])
     assert out.stale == [True, True]
-    assert out.jobs == {} and out.outcomes == []
-    assert set(out.attempts) == {("j1", 1)}, "a late early event is not taken"
-    assert (out.attempts["j1", 1].kind, out.attempts["j1", 1].exit_code) == (ErrorKind.EXIT, 3)
+    assert out.jobs == {} and out.outcomes == [] and out.attempts == {}
+    assert set(out.late) == {("j1", 1)}, "a late early event is not taken"
+    assert (out.late["j1", 1].kind, out.late["j1", 1].exit_code) == (ErrorKind.EXIT, 3)
 
 
 def test_plan_leaves_unchanged_jobs_out() -> None:
