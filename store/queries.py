@@ -271,7 +271,11 @@ class Queries:
             documents.retries(changes),
         )
         if changes.late:
-            await self._db.execute(self._q("record_late_ends"), documents.late_ends(changes))
+            await self.record_late_ends(changes)
+
+    async def record_late_ends(self, changes: Plan) -> None:
+        """Give older attempts their errors that came late, in place of a supposed loss."""
+        await self._db.execute(self._q("record_late_ends"), documents.late_ends(changes))
 
     async def record_dead_letters(self, letters: Sequence[tuple[int, DeadLetter]]) -> list[tuple[str, int]]:
         """Insert dead letters, each with its stream sequence; returns (company, count) of the new ones."""
