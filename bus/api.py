@@ -111,8 +111,8 @@ async def _answer(request: Request, op: str, spec: Operation, handler: Handler, 
     except ValidationError as error:
         await _reply_error(request, 400, f"{op}: {describe(error)}")
         return
-    except RecursionError:  # a validator walking what the JSON parser let through
-        await _reply_error(request, 400, f"{op}: the request nests too deeply: flatten it")
+    except Exception:  # a validator's own failure: the caller is answered, not left to time out
+        await _internal_error(request, op)
         return
     try:
         reply = await handler(parsed)
@@ -120,8 +120,7 @@ async def _answer(request: Request, op: str, spec: Operation, handler: Handler, 
         await _reply_error(request, failure.code, failure.message)
         return
     except Exception:
-        log.exception("api.failed", operation=op)
-        await _reply_error(request, 500, f"{op}: internal error in the store; its log has the details")
+        await _internal_error(request, op)
         return
     body = reply.model_dump_json().encode()
     try:
@@ -135,6 +134,11 @@ async def _answer(request: Request, op: str, spec: Operation, handler: Handler, 
             f"(max_payload, {room} bytes): for a list, ask for fewer items with `limit`; "
             "otherwise raise max_payload in the server's configuration to read it",
         )
+
+
+async def _internal_error(request: Request, op: str) -> None:
+    log.exception("api.failed", operation=op)
+    await _reply_error(request, 500, f"{op}: internal error in the store; its log has the details")
 
 
 class ApiServer:

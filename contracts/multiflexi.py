@@ -79,6 +79,11 @@ def _text_value(field: str, value: Any) -> str | None:
     return text
 
 
+def _text_field(raw: dict[str, Any], key: str) -> str:
+    """A top-level text field of the document, empty when missing or empty."""
+    return _text_value(key, raw.get(key) or "") or ""
+
+
 def _flag(field: str, value: Any) -> bool:
     """A yes/no field: a JSON boolean, or the text or number some exports write."""
     if isinstance(value, bool):
@@ -144,7 +149,7 @@ def parse_app(raw: Any) -> tuple[Application, list[str]]:
     Refuses only what cannot run: a document without an executable."""
     if not isinstance(raw, dict):
         raise AppFileError("expected a JSON object at the top level")
-    executable = (_text_value("executable", raw.get("executable") or "") or "").strip()
+    executable = _text_field(raw, "executable").strip()
     if not executable:
         raise AppFileError("executable: missing; an application needs the program to run")
     warnings: list[str] = []
@@ -156,7 +161,7 @@ def parse_app(raw: Any) -> tuple[Application, list[str]]:
         warnings.append(f"not used by jetjobs: {', '.join(unused)}")
     name = localized(raw.get("name")) or executable
     which = "cmdparamsTemplate" if raw.get("cmdparamsTemplate") else "cmdparams"
-    cmdparams = _text_value(which, raw.get(which) or "") or ""
+    cmdparams = _text_field(raw, which)
     try:
         words(cmdparams)
     except CommandLineError as error:
@@ -168,8 +173,8 @@ def parse_app(raw: Any) -> tuple[Application, list[str]]:
         executable=executable,
         cmdparams=cmdparams,
         environment=_environment(raw.get("environment"), warnings),
-        ociimage=_text_value("ociimage", raw.get("ociimage") or "") or "",
-        homepage=_text_value("homepage", raw.get("homepage") or "") or "",
+        ociimage=_text_field(raw, "ociimage"),
+        homepage=_text_field(raw, "homepage"),
         tags=_tags(raw),
         **_extras(raw, warnings),
     )

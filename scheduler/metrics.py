@@ -32,7 +32,8 @@ class SchedulerMetrics:
         )
         self._refused = Gauge(
             "jetjobs_scheduler_templates_refused",
-            "templates on the board this scheduler cannot schedule (each logged as schedule.invalid_template)",
+            "templates on the board this scheduler cannot schedule "
+            "(each logged as schedule.invalid_template or templates.invalid)",
             registry=self.registry,
         )
         self._last_fired = Gauge(
