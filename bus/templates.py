@@ -10,7 +10,6 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
-from nats.js.errors import NoKeysError
 from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 from pydantic import ValidationError
 
@@ -61,6 +60,8 @@ def _template_id(key: str) -> int | None:
 
 WINDOW = 256
 """Board writes in flight at once (each a JetStream publish waiting for its ack)."""
+IDS_WAIT = 5.0
+"""Seconds `ids` waits for the next key before it gives up (raising a timeout)."""
 
 
 class TemplateBoard:
@@ -102,12 +103,31 @@ class TemplateBoard:
         await until_remade(self._js, f"KV_{s.TEMPLATES_BUCKET}")
 
     async def ids(self) -> set[int]:
-        """Ids of every template currently on the board."""
+        """Ids of every template currently on the board, read to the last key. (nats-py's
+        `keys` reports none when the server has handed it every key before it read the
+        first: a store resyncing then left deleted templates on the board.)"""
+        stream = f"KV_{s.TEMPLATES_BUCKET}"
+        found: set[int] = set()
+        if not (await self._js.stream_info(stream)).state.messages:
+            return found
+        sub = await self._js.subscribe(
+            f"$KV.{s.TEMPLATES_BUCKET}.>",
+            stream=stream,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+            headers_only=True,
+            inactive_threshold=300,
+        )
         try:
-            keys = await self._kv.keys()
-        except NoKeysError:
-            return set()
-        return {i for i in map(_template_id, keys) if i is not None}
+            while True:
+                msg = await sub.next_msg(timeout=IDS_WAIT)
+                template_id = _template_id(msg.subject.removeprefix(f"$KV.{s.TEMPLATES_BUCKET}."))
+                if template_id is not None and (msg.headers or {}).get(KV_OP) not in (KV_DEL, KV_PURGE):
+                    found.add(template_id)
+                if msg.metadata.num_pending == 0:
+                    return found
+        finally:
+            await sub.unsubscribe()
 
     async def follow(self) -> AsyncIterator[list[BoardChange]]:
         """Current templates, then `Loaded`, then every change as it happens, in bulk
